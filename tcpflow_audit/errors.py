@@ -1,0 +1,36 @@
+"""Error and warning records for bad input: what went wrong, in which file, at which byte offset.
+
+Reading never raises on bad input; readers record an `InputProblem` and stop (or carry on),
+and the pipeline reports every problem once, after keeping everything read before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True, frozen=True)
+class InputProblem:
+    """One problem with one input file.
+
+    kind: a stable machine-readable name, one of
+        "truncated"          the file ends in the middle of a record (normal for a killed tcpdump): a warning
+        "corrupt_record"     a record header is absurd (length over the snap length or 256 KiB, bad timestamp)
+        "corrupt_block"      a pcapng block with a bad length or layout
+        "not_a_capture"      the file does not start with a pcap/pcapng magic number (after decompression)
+        "empty"              the file holds no bytes at all
+        "unknown_linktype"   a link type this tool cannot decode
+        "unreadable"         the OS refused (missing file, permission, I/O error)
+        "decompress"         the compressed stream is damaged
+    fatal: False only for problems after which reading carried on (none today except warnings such as "truncated").
+    """
+
+    path: str
+    offset: int | None
+    kind: str
+    message: str
+    fatal: bool = True
+
+    def __str__(self) -> str:
+        where = f" at byte {self.offset}" if self.offset is not None else ""
+        return f"{self.path}{where}: {self.message}"
