@@ -1,0 +1,651 @@
+"""One TCP connection: two endpoint objects and the session that feeds them each segment.
+
+Modelled on Zeek's split (TCP_Endpoint x2 + the session adapter). For every segment the
+session does two things:
+
+1. Zeek bookkeeping (`_zeek_segment`): the analyzer endpoint states, relative sequence
+   numbers, retransmission and zero-window counters and the history string, following
+   Zeek's TCPSessionAdapter rule for rule, so `conn_state` and `history` match conn.log.
+2. RFC 9293 inference (`_rfc_segment`): checks the segment's SEQ/ACK against what each side
+   has sent and raises events (`tcp_states`) only when the numbers prove the peer saw
+   something: a SYN-ACK counts only if it acks ISN+1, the third ACK only if it acks the
+   server's ISN+1, a FIN moves its sender on only once an ACK covers FIN seq+1.
+
+Connections are created, timed out and released by `tracker.py`; a finished connection is
+turned into a `FlowRecord` by `to_record()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import tcp_states as rfc
+from . import zeek_states as z
+
+SEQ_MASK = 0xFFFFFFFF
+TOO_LARGE_SEQ_DELTA = 1048576  # Zeek's bound for trusting SYN/RST sequence numbers
+RST_ACCEPT_WINDOW = 1048576    # a received RST is taken as acceptable within this distance of the sender's next seq
+
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+
+
+def seq_delta(a: int, b: int) -> int:
+    """a - b in 32-bit sequence space, as a signed number."""
+    return ((a - b + 0x80000000) & SEQ_MASK) - 0x80000000
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """One side of a connection: what it sent, and what the observer can infer about its state."""
+
+    ip: bytes
+    port: int
+    is_orig: bool
+    # RFC 9293 state and the numbers it is inferred from
+    state: str = rfc.CLOSED
+    isn: int | None = None
+    snd_nxt: int | None = None          # one past the highest sequence number it has sent
+    fin_seq: int | None = None          # sequence number its FIN occupies
+    fin_acked: bool = False
+    time_wait_since: float | None = None
+    # Zeek analyzer bookkeeping
+    zstate: int = z.INACTIVE
+    zprev: int = z.INACTIVE
+    start_seq: int = 0
+    last_seq: int = 0
+    seq_wraps: int = 0
+    ack_seq: int = 0
+    ack_wraps: int = 0
+    hist_last_syn: int = 0
+    hist_last_fin: int = 0
+    hist_last_rst: int = 0
+    fin_cnt: int = 0
+    rst_cnt: int = 0
+    did_close: bool = False
+    rxmit_cnt: int = 0
+    rxmit_thresh: int = 1
+    win0_cnt: int = 0
+    win0_thresh: int = 1
+    chk_cnt: int = 0
+    chk_thresh: int = 1
+    # counters and evidence for reports and detectors
+    packets: int = 0
+    payload_packets: int = 0
+    first_ts: float | None = None
+    last_ts: float = 0.0
+    syn_retransmits: int = 0
+    synack_retransmits: int = 0
+    fin_retransmits: int = 0
+    fin_ts: float | None = None
+    rst_ts: float | None = None
+    zero_window_since: float | None = None
+    zero_window_max_s: float = 0.0
+    zero_window_packets: int = 0
+    data_after_fin: int = 0
+    data_after_rst: int = 0
+    last_fin_retransmit_ts: float | None = None
+
+    def set_zstate(self, new_state: int) -> None:
+        if new_state != self.zstate:
+            self.zprev = self.zstate
+            self.zstate = new_state
+
+    def size(self, peer: Endpoint) -> int:
+        """Payload bytes as Zeek counts them (TCP_Endpoint::Size): the sequence space covered."""
+        if self.zprev == z.SYN_SENT and self.zstate == z.RESET and peer.zstate == z.INACTIVE and not self._no_data_acked():
+            return 0
+        last64 = (self.seq_wraps << 32) | self.last_seq
+        ack64 = (self.ack_wraps << 32) | self.ack_seq
+        size = (last64 if last64 > ack64 else ack64) - self.start_seq
+        if size <= 0:
+            return 0
+        size -= 1
+        if self.fin_cnt > 0 and size != 0:
+            size -= 1
+        return size
+
+    def _no_data_acked(self) -> bool:
+        return self.ack_wraps == 0 and (self.ack_seq == self.start_seq or self.ack_seq == ((self.start_seq + 1) & SEQ_MASK))
+
+
+@dataclass(slots=True)
+class FlowRecord:
+    """The finished account of one connection: one row of the flows report."""
+
+    start: float
+    end: float
+    client_ip: bytes
+    client_port: int
+    server_ip: bytes
+    server_port: int
+    conn_state: str
+    history: str
+    client_state: str
+    server_state: str
+    client_packets: int
+    server_packets: int
+    client_bytes: int
+    server_bytes: int
+    retransmits: int
+    close_initiator: str
+    end_reason: str
+    syn_synack_ms: float | None
+    synack_ack_ms: float | None
+    direction_guessed: bool
+    client_time_wait_until: float | None
+    server_time_wait_until: float | None
+    facts: ConnectionFacts
+
+
+@dataclass(slots=True)
+class ConnectionFacts:
+    """Evidence the detectors read: what happened on the connection beyond its final states."""
+
+    syn_ts: float | None
+    synack_ts: float | None
+    handshake_done_ts: float | None
+    syn_retransmits: int
+    synack_retransmits: int
+    client_fin_ts: float | None
+    server_fin_ts: float | None
+    client_fin_acked: bool
+    server_fin_acked: bool
+    client_fin_retransmits: int
+    server_fin_retransmits: int
+    client_rst_ts: float | None
+    server_rst_ts: float | None
+    bad_synack: int
+    bad_third_ack: int
+    bad_ack_ts: float | None
+    client_data_after_close: int
+    server_data_after_close: int
+    client_zero_window_s: float
+    server_zero_window_s: float
+    client_last_ts: float
+    server_last_ts: float
+    client_payload_packets: int
+    server_payload_packets: int
+    syn_in_time_wait: bool
+    client_window_probe_ts: float | None = None
+    anomalies: list[str] = field(default_factory=list)
+
+
+class Connection:
+    """A TCP connection incarnation on one 4-tuple, fed one segment at a time."""
+
+    __slots__ = (
+        "orig", "resp", "start", "last_time", "history", "hist_seen", "zeek_active",
+        "direction_guessed", "syn_ts", "synack_ts", "handshake_done_ts", "close_initiator",
+        "bad_synack", "bad_third_ack", "bad_ack_ts", "timer_generation", "finished", "end_cause",
+        "syn_in_time_wait", "key", "pending_timers",
+    )
+
+    def __init__(self, ts: float, orig_ip: bytes, orig_port: int, resp_ip: bytes, resp_port: int,
+                 flipped: bool, midstream: bool) -> None:
+        self.orig = Endpoint(orig_ip, orig_port, True)
+        self.resp = Endpoint(resp_ip, resp_port, False)
+        if midstream:
+            self.orig.state = rfc.UNKNOWN
+            self.resp.state = rfc.UNKNOWN
+        self.start = ts
+        self.last_time = ts
+        self.history: list[str] = ["^"] if flipped else []
+        self.hist_seen = 0
+        self.zeek_active = True
+        self.direction_guessed = midstream
+        self.syn_ts: float | None = None
+        self.synack_ts: float | None = None
+        self.handshake_done_ts: float | None = None
+        self.close_initiator = ""
+        self.bad_synack = 0
+        self.bad_third_ack = 0
+        self.bad_ack_ts: float | None = None
+        self.timer_generation = 0
+        self.finished = False
+        self.end_cause = ""
+        self.syn_in_time_wait = False
+        self.key: tuple | None = None
+        self.pending_timers: list[tuple[str, float]] = []   # (kind, base time): drained by the tracker
+
+    # ------------------------------------------------------------------ history
+    def _check_history(self, endpoint: Endpoint, mask: int, code: str) -> bool:
+        """Zeek's CheckHistory: add the letter the first time; True if it had been seen before."""
+        if not endpoint.is_orig:
+            mask <<= 16
+            code = code.lower()
+        if self.hist_seen & mask:
+            return True
+        self.hist_seen |= mask
+        self.history.append(code)
+        return False
+
+    def _add_history(self, endpoint: Endpoint, code: str) -> None:
+        self.history.append(code if endpoint.is_orig else code.lower())
+
+    # ------------------------------------------------------------------ per segment
+    def process(self, ts: float, is_orig: bool, seq: int, ack: int, flags: int, window: int,
+                length: int, checksum_ok: bool = True) -> None:
+        """Feed one segment sent by the originator (is_orig) or the responder."""
+        endpoint = self.orig if is_orig else self.resp
+        peer = self.resp if is_orig else self.orig
+        if not checksum_ok:
+            # Zeek: a bad TCP checksum marks the history (c/C, logarithmically) and the packet is otherwise ignored.
+            endpoint.chk_cnt += 1
+            if endpoint.chk_cnt == endpoint.chk_thresh:
+                self._add_history(endpoint, "C")
+                endpoint.chk_thresh *= 10
+            return
+        endpoint.packets += 1
+        endpoint.last_ts = ts
+        if endpoint.first_ts is None:
+            endpoint.first_ts = ts
+        self._zeek_segment(ts, endpoint, peer, seq, ack, flags, window, length)
+        self._rfc_segment(ts, endpoint, peer, seq, ack, flags, window, length)
+
+    # ------------------------------------------------------------------ Zeek's analyzer, rule for rule
+    def _zeek_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, base_seq: int, ack_seq: int,
+                      flags: int, window: int, length: int) -> None:
+        syn = flags & SYN
+        fin = flags & FIN
+        rst = flags & RST
+        ack_flag = flags & ACK
+        seg_len = length + (1 if syn else 0) + (1 if fin else 0)
+        if rst:
+            seg_len -= length
+        seq_one_past = (base_seq + seg_len) & SEQ_MASK
+
+        # init_endpoint
+        state = endpoint.zstate
+        if state == z.INACTIVE:
+            if syn:
+                endpoint.ack_seq = base_seq
+                endpoint.start_seq = base_seq
+                endpoint.last_seq = seq_one_past
+            else:
+                endpoint.ack_seq = (base_seq - 1) & SEQ_MASK
+                endpoint.start_seq = (base_seq - 1) & SEQ_MASK
+                endpoint.last_seq = base_seq
+            endpoint.seq_wraps = endpoint.ack_wraps = 0
+        elif syn and (state in (z.SYN_SENT, z.SYN_ACK_SENT) and base_seq != endpoint.start_seq
+                      or state in (z.ESTABLISHED, z.PARTIAL)
+                      or state == z.RESET and endpoint.zprev == z.INACTIVE):
+            endpoint.start_seq = base_seq
+            endpoint.ack_seq = base_seq
+            endpoint.last_seq = seq_one_past
+            endpoint.seq_wraps = endpoint.ack_wraps = 0
+
+        rel_seq, seq_underflow = self._relative_seq(endpoint, base_seq, endpoint.last_seq, endpoint.seq_wraps)
+
+        # update_history
+        bits_set = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
+        if bits_set > 1:
+            if fin and rst:
+                self._check_history(endpoint, z.HIST_FIN_RST_PKT, "I")
+            else:
+                self._check_history(endpoint, z.HIST_MULTI_FLAG_PKT, "Q")
+        elif bits_set == 1:
+            if syn:
+                code = "H" if ack_flag else "S"
+                if self._check_history(endpoint, z.HIST_SYN_PKT, code) and rel_seq != endpoint.hist_last_syn:
+                    self._add_history(endpoint, code)
+                endpoint.hist_last_syn = rel_seq
+            if fin:
+                if self._check_history(endpoint, z.HIST_FIN_PKT, "F") and rel_seq + length != endpoint.hist_last_fin:
+                    self._add_history(endpoint, "F")
+                endpoint.hist_last_fin = rel_seq + length
+            if rst:
+                if self._check_history(endpoint, z.HIST_RST_PKT, "R") and rel_seq != endpoint.hist_last_rst:
+                    self._add_history(endpoint, "R")
+                endpoint.hist_last_rst = rel_seq
+        elif length:
+            self._check_history(endpoint, z.HIST_DATA_PKT, "D")
+        elif ack_flag:
+            self._check_history(endpoint, z.HIST_ACK_PKT, "A")
+
+        # update_window: zero windows (scaling cannot turn a zero into anything else)
+        if window == 0 and not rst and peer.zstate != z.CLOSED and endpoint.zstate != z.RESET:
+            endpoint.win0_cnt += 1
+            if endpoint.win0_cnt == endpoint.win0_thresh:
+                self._add_history(endpoint, "W")
+                endpoint.win0_thresh *= 10
+
+        if not self.orig.did_close or not self.resp.did_close:
+            self.last_time = ts
+
+        if fin:
+            endpoint.fin_cnt += 1
+        if rst:
+            endpoint.rst_cnt += 1
+
+        if ack_flag:
+            if peer.zstate == z.INACTIVE:
+                start = (ack_seq - 1) & SEQ_MASK
+                peer.start_seq = peer.ack_seq = peer.last_seq = start
+                peer.seq_wraps = peer.ack_wraps = 0
+            else:
+                _, ack_underflow = self._relative_seq(peer, ack_seq, peer.ack_seq, peer.ack_wraps)
+                if not ack_underflow and not rst:
+                    delta_ack = seq_delta(ack_seq, peer.ack_seq)
+                    if not (ack_seq == 0 and delta_ack > TOO_LARGE_SEQ_DELTA) and delta_ack > 0:
+                        if ack_seq < peer.ack_seq:
+                            peer.ack_wraps += 1
+                        peer.ack_seq = ack_seq
+
+        # update_last_seq
+        delta_last = seq_delta(seq_one_past, endpoint.last_seq)
+        if (syn or rst) and (delta_last > TOO_LARGE_SEQ_DELTA or delta_last < -TOO_LARGE_SEQ_DELTA):
+            pass
+        elif fin and endpoint.last_seq == ((endpoint.start_seq + 1) & SEQ_MASK):
+            self._update_last_seq(endpoint, seq_one_past)
+        elif endpoint.zstate == z.RESET:
+            pass
+        elif delta_last > 0:
+            self._update_last_seq(endpoint, seq_one_past)
+        elif length > 0:
+            endpoint.rxmit_cnt += 1
+            if endpoint.rxmit_cnt == endpoint.rxmit_thresh:
+                self._add_history(endpoint, "T")
+                endpoint.rxmit_thresh *= 10
+
+        do_close, gen_event = self._zeek_state_machine(endpoint, peer, base_seq, ack_seq, length, flags)
+        if do_close:
+            self._zeek_connection_closed(endpoint, peer, gen_event)
+        del seq_underflow  # (Zeek only skips reassembly on underflow; nothing here depends on it)
+
+    @staticmethod
+    def _update_last_seq(endpoint: Endpoint, seq: int) -> None:
+        if seq < endpoint.last_seq:
+            endpoint.seq_wraps += 1
+        endpoint.last_seq = seq
+
+    @staticmethod
+    def _relative_seq(endpoint: Endpoint, cur: int, last: int, wraps: int) -> tuple[int, bool]:
+        delta = seq_delta(cur, last)
+        if delta < 0:
+            if wraps and cur > last:
+                wraps -= 1
+        elif delta > 0 and cur < last:
+            wraps += 1
+        if wraps == 0:
+            delta = seq_delta(cur, endpoint.start_seq)
+            return delta, delta < 0
+        return ((wraps << 32) | cur) - endpoint.start_seq, False
+
+    def _zeek_state_machine(self, endpoint: Endpoint, peer: Endpoint, base_seq: int, ack_seq: int,
+                            length: int, flags: int) -> tuple[bool, bool]:
+        syn = flags & SYN
+        fin = flags & FIN
+        rst = flags & RST
+        ack_flag = flags & ACK
+        do_close = gen_event = False
+        state = endpoint.zstate
+        is_orig = endpoint.is_orig
+
+        if state == z.INACTIVE:
+            if syn:
+                if is_orig:
+                    endpoint.set_zstate(z.SYN_ACK_SENT if ack_flag else z.SYN_SENT)
+                    self.pending_timers.append(("attempt", self.last_time))
+                else:
+                    if not ack_flag and peer.zstate == z.SYN_ACK_SENT and base_seq == endpoint.start_seq:
+                        # SYN/SYN-ACK reversal: flip the endpoints and establish
+                        self._flip_roles()
+                        peer.set_zstate(z.ESTABLISHED)
+                    if peer.zstate == z.SYN_SENT:
+                        peer.set_zstate(z.ESTABLISHED)
+                    endpoint.set_zstate(z.ESTABLISHED)
+            if fin:
+                endpoint.set_zstate(z.CLOSED)
+                do_close = gen_event = True
+            if rst:
+                endpoint.set_zstate(z.RESET)
+                if endpoint.is_orig:
+                    is_reject = peer.zstate == z.ESTABLISHED
+                else:
+                    is_reject = peer.zstate in (z.SYN_SENT, z.SYN_ACK_SENT)
+                do_close = True
+                gen_event = not is_reject
+            if endpoint.zstate == z.INACTIVE:
+                if not endpoint.is_orig and length == 0 and self.orig.zstate == z.SYN_SENT:
+                    pass  # an ACK of the SYN before the SYN-ACK: not a partial connection
+                elif ack_flag and peer.zstate == z.ESTABLISHED:
+                    endpoint.set_zstate(z.ESTABLISHED)
+                else:
+                    endpoint.set_zstate(z.PARTIAL)
+        elif state in (z.SYN_SENT, z.SYN_ACK_SENT):
+            if fin:
+                endpoint.set_zstate(z.CLOSED)
+                do_close = gen_event = True
+            if rst:
+                endpoint.set_zstate(z.RESET)
+                self.zeek_active = False  # ConnectionReset()
+                do_close = True
+        elif state in (z.ESTABLISHED, z.PARTIAL):
+            if syn and state == z.PARTIAL and peer.zstate == z.INACTIVE and not ack_flag:
+                endpoint.set_zstate(z.SYN_SENT)
+            if fin and not rst:
+                endpoint.set_zstate(z.CLOSED)
+                if peer.zstate == z.RESET and peer.zprev == z.CLOSED:
+                    peer.set_zstate(z.CLOSED)
+                do_close = gen_event = True
+            if rst:
+                endpoint.set_zstate(z.RESET)
+                do_close = True
+                if peer.zstate != z.RESET or peer.zprev != z.ESTABLISHED:
+                    self.zeek_active = False  # ConnectionReset()
+        elif state == z.CLOSED:
+            if rst and peer.zstate != z.CLOSED:
+                endpoint.set_zstate(z.RESET)
+                if not endpoint.did_close:
+                    do_close = True
+        # RESET: nothing moves
+        return do_close, gen_event
+
+    def _flip_roles(self) -> None:
+        self.orig, self.resp = self.resp, self.orig
+        self.orig.is_orig = True
+        self.resp.is_orig = False
+        self.history.append("^")
+
+    def _zeek_connection_closed(self, endpoint: Endpoint, peer: Endpoint, gen_event: bool) -> None:
+        if endpoint.did_close:
+            return
+        endpoint.did_close = True
+        close_complete = endpoint.zstate == z.RESET or peer.did_close or peer.zstate == z.INACTIVE
+        if close_complete:
+            if gen_event and (endpoint.zprev != z.INACTIVE or peer.zstate != z.INACTIVE):
+                self.zeek_active = False  # ConnectionFinished()
+            self.timer_generation += 1     # CancelTimers()
+            self.pending_timers.append(("delete", self.last_time))
+        elif endpoint.zprev != z.INACTIVE:
+            self.pending_timers.append(("expire", self.last_time))
+
+    # ------------------------------------------------------------------ RFC 9293 inference
+    def _event(self, endpoint: Endpoint, event: str, ts: float) -> None:
+        new_state = rfc.TRANSITIONS.get((endpoint.state, event))
+        if new_state is not None and new_state != endpoint.state:
+            endpoint.state = new_state
+            if new_state == rfc.TIME_WAIT:
+                endpoint.time_wait_since = ts
+
+    def _rfc_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: int, ack: int,
+                     flags: int, window: int, length: int) -> None:
+        syn = flags & SYN
+        fin = flags & FIN
+        rst = flags & RST
+        ack_flag = flags & ACK
+
+        if syn:
+            if not ack_flag:
+                if endpoint.isn == seq:
+                    endpoint.syn_retransmits += 1
+                else:
+                    endpoint.isn = seq
+                    endpoint.snd_nxt = (seq + 1) & SEQ_MASK
+                    self._event(endpoint, rfc.SEND_SYN, ts)
+                    if self.syn_ts is None:
+                        self.syn_ts = ts
+            elif peer.isn is not None and ack != ((peer.isn + 1) & SEQ_MASK):
+                self.bad_synack += 1
+                if self.bad_ack_ts is None:
+                    self.bad_ack_ts = ts
+            elif endpoint.isn == seq:
+                endpoint.synack_retransmits += 1
+            else:
+                endpoint.isn = seq
+                endpoint.snd_nxt = (seq + 1) & SEQ_MASK
+                self._event(endpoint, rfc.SEND_SYN_ACK, ts)
+                if self.synack_ts is None:
+                    self.synack_ts = ts
+
+        elif ack_flag and not rst:
+            # The third ACK (or data carrying it) completes the handshake only if it acks the server's ISN+1.
+            if peer.state == rfc.SYN_RCVD and peer.isn is not None:
+                if peer.snd_nxt is not None and 0 < seq_delta(ack, peer.isn) <= max(1, seq_delta(peer.snd_nxt, peer.isn)):
+                    self._event(peer, rfc.RECV_ACK_OF_SYN, ts)
+                    self._event(endpoint, rfc.RECV_SYN_ACK, ts)
+                    if self.handshake_done_ts is None:
+                        self.handshake_done_ts = ts
+                elif endpoint.state == rfc.SYN_SENT:
+                    self.bad_third_ack += 1
+                    if self.bad_ack_ts is None:
+                        self.bad_ack_ts = ts
+            # An ACK covering the peer's FIN+1: this endpoint has seen the FIN, the peer sees its FIN acked.
+            if peer.fin_seq is not None and not peer.fin_acked and seq_delta(ack, peer.fin_seq) >= 1:
+                peer.fin_acked = True
+                self._event(endpoint, rfc.RECV_FIN, ts)
+                if endpoint.fin_seq is not None and not endpoint.fin_acked and peer.state == rfc.FIN_WAIT_1:
+                    # Simultaneous close: this ACK follows our own FIN, so the peer received that FIN first.
+                    self._event(peer, rfc.RECV_FIN, ts)
+                self._event(peer, rfc.RECV_ACK_OF_FIN, ts)
+
+        if length and not rst:
+            if endpoint.fin_seq is not None and seq_delta(seq, endpoint.fin_seq) >= 1:
+                endpoint.data_after_fin += 1
+            elif (endpoint.rst_ts is not None or peer.rst_ts is not None):
+                endpoint.data_after_rst += 1
+            endpoint.payload_packets += 1
+
+        if fin and not rst:
+            fin_pos = (seq + length + (1 if syn else 0)) & SEQ_MASK
+            if endpoint.fin_seq is None:
+                endpoint.fin_seq = fin_pos
+                endpoint.fin_ts = ts
+                if not self.close_initiator:
+                    self.close_initiator = "client" if endpoint.is_orig else "server"
+                elif peer.fin_seq is not None and not peer.fin_acked and self.close_initiator != "both":
+                    self.close_initiator = "both"  # the FINs crossed
+                self._event(endpoint, rfc.SEND_FIN, ts)
+            elif fin_pos == endpoint.fin_seq:
+                endpoint.fin_retransmits += 1
+                endpoint.last_fin_retransmit_ts = ts
+
+        if rst:
+            if endpoint.rst_ts is None:
+                endpoint.rst_ts = ts
+            if peer.state == rfc.SYN_SENT:
+                acceptable = bool(ack_flag) and peer.isn is not None and ack == ((peer.isn + 1) & SEQ_MASK)
+            else:
+                acceptable = endpoint.snd_nxt is None or abs(seq_delta(seq, endpoint.snd_nxt)) <= RST_ACCEPT_WINDOW
+            self._event(endpoint, rfc.SEND_RST, ts)
+            if acceptable:
+                self._event(peer, rfc.RECV_RST, ts)
+        else:
+            seq_end = (seq + length + (1 if syn else 0) + (1 if fin else 0)) & SEQ_MASK
+            if endpoint.snd_nxt is None or seq_delta(seq_end, endpoint.snd_nxt) > 0:
+                endpoint.snd_nxt = seq_end
+
+        # zero-window stalls: how long this endpoint advertised no room at all
+        if window == 0 and not (syn or fin or rst):
+            endpoint.zero_window_packets += 1
+            if endpoint.zero_window_since is None:
+                endpoint.zero_window_since = ts
+        elif endpoint.zero_window_since is not None:
+            stall = ts - endpoint.zero_window_since
+            if stall > endpoint.zero_window_max_s:
+                endpoint.zero_window_max_s = stall
+            endpoint.zero_window_since = None
+
+    # ------------------------------------------------------------------ timers (Zeek's, evaluated by the tracker)
+    def timer_fires(self, kind: str, now: float, linger: float) -> bool:
+        """Whether Zeek's timer of this kind, firing at `now`, removes the connection."""
+        orig, resp = self.orig, self.resp
+        if kind == "delete":
+            return True
+        if not self.zeek_active:
+            return False
+        if kind == "attempt":
+            return orig.zstate in (z.SYN_SENT, z.SYN_ACK_SENT) and resp.zstate == z.INACTIVE
+        # "expire"
+        if self.last_time + linger < now:
+            if orig.did_close or resp.did_close:
+                if ((orig.did_close and resp.did_close) or orig.zstate == z.RESET or resp.zstate == z.RESET
+                        or orig.zstate == z.INACTIVE or resp.zstate == z.INACTIVE):
+                    return True
+            if resp.zstate == z.INACTIVE and orig.zstate == z.INACTIVE:
+                return True
+        return False
+
+    # ------------------------------------------------------------------ the finished record
+    def conn_state(self) -> str:
+        return z.conn_state(self.orig.zstate, self.resp.zstate, self.orig.size(self.resp),
+                            self.resp.size(self.orig), "".join(self.history))
+
+    def end_reason(self) -> str:
+        if self.orig.rst_ts is not None or self.resp.rst_ts is not None:
+            return "rst"
+        if self.orig.fin_seq is not None and self.resp.fin_seq is not None:
+            return "fin"
+        return self.end_cause or "capture_end"
+
+    def to_record(self, now: float, time_wait_s: float) -> FlowRecord:
+        """The connection's final account; `now` is when it was finalised, for TIME_WAIT expiry."""
+        orig, resp = self.orig, self.resp
+        for endpoint in (orig, resp):
+            if endpoint.state == rfc.TIME_WAIT and endpoint.time_wait_since is not None \
+                    and now >= endpoint.time_wait_since + time_wait_s:
+                self._event(endpoint, rfc.TIME_WAIT_EXPIRED, endpoint.time_wait_since + time_wait_s)
+            if endpoint.zero_window_since is not None:
+                stall = endpoint.last_ts - endpoint.zero_window_since
+                if stall > endpoint.zero_window_max_s:
+                    endpoint.zero_window_max_s = stall
+        history = "".join(self.history)
+        facts = ConnectionFacts(
+            syn_ts=self.syn_ts, synack_ts=self.synack_ts, handshake_done_ts=self.handshake_done_ts,
+            syn_retransmits=orig.syn_retransmits, synack_retransmits=resp.synack_retransmits,
+            client_fin_ts=orig.fin_ts, server_fin_ts=resp.fin_ts,
+            client_fin_acked=orig.fin_acked, server_fin_acked=resp.fin_acked,
+            client_fin_retransmits=orig.fin_retransmits, server_fin_retransmits=resp.fin_retransmits,
+            client_rst_ts=orig.rst_ts, server_rst_ts=resp.rst_ts,
+            bad_synack=self.bad_synack, bad_third_ack=self.bad_third_ack, bad_ack_ts=self.bad_ack_ts,
+            client_data_after_close=orig.data_after_fin + orig.data_after_rst,
+            server_data_after_close=resp.data_after_fin + resp.data_after_rst,
+            client_zero_window_s=orig.zero_window_max_s, server_zero_window_s=resp.zero_window_max_s,
+            client_last_ts=orig.last_ts, server_last_ts=resp.last_ts,
+            client_payload_packets=orig.payload_packets, server_payload_packets=resp.payload_packets,
+            syn_in_time_wait=self.syn_in_time_wait,
+        )
+
+        def ms(later: float | None, earlier: float | None) -> float | None:
+            return None if later is None or earlier is None else round((later - earlier) * 1000.0, 3)
+
+        def tw_until(endpoint: Endpoint) -> float | None:
+            if endpoint.time_wait_since is None:
+                return None
+            return endpoint.time_wait_since + time_wait_s
+
+        return FlowRecord(
+            start=self.start, end=self.last_time,
+            client_ip=orig.ip, client_port=orig.port, server_ip=resp.ip, server_port=resp.port,
+            conn_state=z.conn_state(orig.zstate, resp.zstate, orig.size(resp), resp.size(orig), history),
+            history=history, client_state=orig.state, server_state=resp.state,
+            client_packets=orig.packets, server_packets=resp.packets,
+            client_bytes=orig.size(resp), server_bytes=resp.size(orig),
+            retransmits=(orig.rxmit_cnt + resp.rxmit_cnt + orig.syn_retransmits + resp.synack_retransmits
+                         + orig.fin_retransmits + resp.fin_retransmits),
+            close_initiator=self.close_initiator, end_reason=self.end_reason(),
+            syn_synack_ms=ms(self.synack_ts, self.syn_ts), synack_ack_ms=ms(self.handshake_done_ts, self.synack_ts),
+            direction_guessed=self.direction_guessed,
+            client_time_wait_until=tw_until(orig), server_time_wait_until=tw_until(resp),
+            facts=facts,
+        )

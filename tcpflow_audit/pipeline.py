@@ -1,0 +1,167 @@
+"""The library core: captures in, flows and findings out, one packet at a time.
+
+Data flows one way: `capture` (records) -> `decode` (TCP fields) -> `tracker`/`connection`
+(state) -> flow sinks (`detectors`, reports). `Auditor` is the streaming engine the CLI drives;
+`audit()` is the convenience call for Python users, returning pandas DataFrames.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .capture import CaptureReader
+from .config import EngineConfig
+from .connection import FlowRecord
+from .decode import SUPPORTED_LINKTYPES, Decoder
+from .errors import InputProblem
+from .tracker import ConnectionTracker
+
+
+@dataclass(slots=True)
+class PacketFilter:
+    """Simple filters applied before the engine (nightly jobs narrow a big capture with these)."""
+
+    since: float | None = None
+    until: float | None = None
+    hosts: frozenset[bytes] = frozenset()
+    ports: frozenset[int] = frozenset()
+    nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.since is not None or self.until is not None or self.hosts or self.ports or self.nets)
+
+    def time_ok(self, ts: float) -> bool:
+        return not ((self.since is not None and ts < self.since) or (self.until is not None and ts >= self.until))
+
+    def segment_ok(self, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
+        if self.hosts and src not in self.hosts and dst not in self.hosts:
+            return False
+        if self.ports and sport not in self.ports and dport not in self.ports:
+            return False
+        if self.nets:
+            addresses = (ipaddress.ip_address(src), ipaddress.ip_address(dst))
+            if not any(a.version == n.version and a in n for a in addresses for n in self.nets):
+                return False
+        return True
+
+
+@dataclass(slots=True)
+class RunStats:
+    """What was read: the numbers behind the summary report."""
+
+    files: list[str] = field(default_factory=list)
+    packets_read: int = 0
+    tcp_packets: int = 0
+    filtered_out: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    connections: int = 0
+    evicted: int = 0
+    peak_live_connections: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    problems: list[InputProblem] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def input_errors(self) -> list[InputProblem]:
+        return [p for p in self.problems if p.fatal]
+
+
+class Auditor:
+    """Streams packets from captures through the engine; finished flows go to `on_flow` callbacks."""
+
+    def __init__(self, config: EngineConfig | None = None, packet_filter: PacketFilter | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.packet_filter = packet_filter or PacketFilter()
+        self.flow_sinks: list[Callable[[FlowRecord], None]] = []
+        self.decoder = Decoder(verify_checksums=self.config.verify_checksums)
+        self.tracker = ConnectionTracker(self.config, on_flow=self._emit)
+        self.stats = RunStats()
+        self.progress: Callable[[list[CaptureReader], int], None] | None = None   # (readers, packets so far)
+
+    def add_flow_sink(self, sink: Callable[[FlowRecord], None]) -> None:
+        self.flow_sinks.append(sink)
+
+    def _emit(self, record: FlowRecord) -> None:
+        for sink in self.flow_sinks:
+            sink(record)
+
+    # ------------------------------------------------------------------ reading
+    def open_readers(self, sources: Iterable[str]) -> list[CaptureReader]:
+        readers = []
+        for source in sources:
+            reader = CaptureReader(source, supported_linktypes=SUPPORTED_LINKTYPES)
+            self.stats.files.append(str(source))
+            readers.append(reader)
+        return readers
+
+    def run(self, sources: Iterable[str]) -> RunStats:
+        """Read every source as one timeline (files ordered by first packet, overlaps merged by time)."""
+        readers = self.open_readers(sources)
+        try:
+            self._consume(self._timeline(readers), readers)
+        except KeyboardInterrupt:
+            self.stats.interrupted = True
+        finally:
+            for reader in readers:
+                self.stats.problems.extend(reader.problems)
+                reader.close()
+            self.finish()
+        return self.stats
+
+    @staticmethod
+    def _timeline(readers: list[CaptureReader]) -> Iterator[tuple[float, int, bytes]]:
+        if len(readers) == 1:
+            return iter(readers[0])
+        ordered = sorted(readers, key=lambda r: (r.first_timestamp() is None, r.first_timestamp() or 0.0))
+        return heapq.merge(*ordered, key=lambda record: record[0])
+
+    def _consume(self, records: Iterator[tuple[float, int, bytes]], readers: list[CaptureReader]) -> None:
+        stats = self.stats
+        decode = self.decoder.decode
+        packet = self.tracker.packet
+        packet_filter = self.packet_filter
+        filtering = packet_filter.active
+        progress = self.progress
+        packets_read = tcp_packets = filtered = 0
+        first_ts = last_ts = None
+        try:
+            for ts, linktype, frame in records:
+                packets_read += 1
+                if first_ts is None:
+                    first_ts = ts
+                last_ts = ts
+                if progress is not None and not packets_read & 0xFFFF:
+                    progress(readers, packets_read)
+                if filtering and not packet_filter.time_ok(ts):
+                    filtered += 1
+                    continue
+                segment = decode(linktype, frame)
+                if segment is None:
+                    continue
+                src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok = segment
+                if filtering and not packet_filter.segment_ok(src, sport, dst, dport):
+                    filtered += 1
+                    continue
+                tcp_packets += 1
+                packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok)
+        finally:
+            stats.packets_read += packets_read
+            stats.tcp_packets += tcp_packets
+            stats.filtered_out += filtered
+            if first_ts is not None and (stats.first_ts is None or first_ts < stats.first_ts):
+                stats.first_ts = first_ts
+            if last_ts is not None and (stats.last_ts is None or last_ts > stats.last_ts):
+                stats.last_ts = last_ts
+
+    def finish(self) -> None:
+        self.tracker.flush()
+        self.stats.skipped.update(self.decoder.skipped)
+        self.stats.connections = self.tracker.connections_seen
+        self.stats.evicted = self.tracker.evicted
+        self.stats.peak_live_connections = self.tracker.peak_live

@@ -1,0 +1,167 @@
+"""The connection table: which connection each segment belongs to, and when connections end.
+
+Segments are matched to a connection by their 4-tuple (both directions map to the same
+object). A SYN with a new ISN on a 4-tuple whose connection has closed starts a new
+connection (port reuse), by Zeek's IsReuse rule. Connections are finalised by Zeek's timers
+(attempt, close delay, dead-connection check, inactivity), evaluated in capture time before
+each packet, so memory is bounded by live connections; a hard cap evicts the oldest if
+hostile traffic would grow the table past it. Every finished connection is handed, as a
+`FlowRecord`, to the `on_flow` callback in the order it was finalised.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from itertools import count
+
+from . import zeek_states as z
+from .config import EngineConfig
+from .connection import ACK, SYN, Connection, FlowRecord
+
+FlowSink = Callable[[FlowRecord], None]
+
+
+class ConnectionTracker:
+    def __init__(self, config: EngineConfig | None = None, on_flow: FlowSink | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.on_flow = on_flow or (lambda record: None)
+        self.table: dict[tuple, Connection] = {}
+        self.live: dict[int, Connection] = {}           # creation order, for eviction and the final flush
+        self.timers: list[tuple] = []
+        self._timer_order = count()
+        self.recent_time_wait: dict[tuple, float] = {}  # 4-tuple -> end of its TIME_WAIT, after finalisation
+        self._next_time_wait_purge = 0.0
+        self.connections_seen = 0
+        self.evicted = 0
+        self.peak_live = 0
+        self.now = 0.0
+
+    # ------------------------------------------------------------------ per packet
+    def packet(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, seq: int, ack: int,
+               flags: int, window: int, length: int, checksum_ok: bool = True) -> Connection:
+        if ts > self.now:
+            self.now = ts
+        if self.timers and self.timers[0][0] <= ts:
+            self._run_timers(ts)
+        conn = self.table.get((src, sport, dst, dport))
+        if conn is not None and flags & SYN and self._is_reuse(conn, flags, seq):
+            self._finish(conn, "reused", ts)
+            conn = None
+        if conn is None:
+            conn = self._new_connection(ts, src, sport, dst, dport, flags)
+        is_orig = conn.orig.port == sport and conn.orig.ip == src
+        conn.process(ts, is_orig, seq, ack, flags, window, length, checksum_ok)
+        if conn.pending_timers:
+            self._schedule_pending(conn)
+        return conn
+
+    def flush(self) -> None:
+        """End of input: finalise every live connection (in creation order)."""
+        for conn in list(self.live.values()):
+            self._finish(conn, "capture_end", self.now)
+        self.timers.clear()
+
+    # ------------------------------------------------------------------ connections
+    def _new_connection(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, flags: int) -> Connection:
+        config = self.config
+        if len(self.live) >= config.max_connections:
+            oldest = next(iter(self.live.values()))
+            self.evicted += 1
+            self._finish(oldest, "evicted", ts)
+        flipped = z.should_flip(sport, dport, flags)
+        midstream = not (flags & SYN and not flags & ACK)
+        if flipped:
+            conn = Connection(ts, dst, dport, src, sport, True, midstream)
+        else:
+            conn = Connection(ts, src, sport, dst, dport, False, midstream)
+        key = (src, sport, dst, dport)
+        reverse = (dst, dport, src, sport)
+        conn.key = key
+        self.table[key] = conn
+        self.table[reverse] = conn
+        self.live[id(conn)] = conn
+        self.connections_seen += 1
+        if len(self.live) > self.peak_live:
+            self.peak_live = len(self.live)
+        if self.recent_time_wait:
+            until = self.recent_time_wait.get(key)
+            if until is not None and ts < until:
+                conn.syn_in_time_wait = bool(flags & SYN)
+        self._push(ts + config.syn_timeout, conn, "expire")
+        self._push(ts + config.inactivity_timeout, conn, "inactivity")
+        return conn
+
+    @staticmethod
+    def _is_reuse(conn: Connection, flags: int, seq: int) -> bool:
+        """Zeek's TCPSessionAdapter::IsReuse for a SYN or SYN-ACK on an existing 4-tuple."""
+        conn_orig = conn.orig
+        if flags & ACK:
+            if conn.orig.zstate != z.INACTIVE:
+                return False
+            conn_orig = conn.resp
+        if not (conn.orig.did_close or conn.resp.did_close):
+            if seq == conn_orig.start_seq:
+                return False
+            if (not flags & ACK and conn_orig.zstate == z.SYN_ACK_SENT and conn.resp.zstate == z.INACTIVE
+                    and seq == conn.resp.start_seq):
+                return False
+        return True
+
+    def _finish(self, conn: Connection, cause: str, now: float) -> None:
+        if conn.finished:
+            return
+        conn.finished = True
+        conn.end_cause = cause
+        key = conn.key
+        reverse = (key[2], key[3], key[0], key[1])
+        if self.table.get(key) is conn:
+            del self.table[key]
+        if self.table.get(reverse) is conn:
+            del self.table[reverse]
+        self.live.pop(id(conn), None)
+        record = conn.to_record(now, self.config.time_wait)
+        if record.client_time_wait_until or record.server_time_wait_until:
+            until = max(record.client_time_wait_until or 0.0, record.server_time_wait_until or 0.0)
+            if until > now:
+                self.recent_time_wait[key] = until
+                self.recent_time_wait[reverse] = until
+                self._purge_time_wait(now)
+        self.on_flow(record)
+
+    def _purge_time_wait(self, now: float) -> None:
+        if now < self._next_time_wait_purge:
+            return
+        self._next_time_wait_purge = now + 10.0
+        self.recent_time_wait = {k: until for k, until in self.recent_time_wait.items() if until > now}
+
+    # ------------------------------------------------------------------ timers
+    def _push(self, due: float, conn: Connection, kind: str) -> None:
+        heapq.heappush(self.timers, (due, next(self._timer_order), conn, kind, conn.timer_generation))
+
+    def _schedule_pending(self, conn: Connection) -> None:
+        config = self.config
+        delays = {"attempt": config.attempt_timeout, "delete": config.close_delay, "expire": config.session_timer}
+        for kind, base in conn.pending_timers:
+            self._push(base + delays[kind], conn, kind)
+        conn.pending_timers.clear()
+
+    def _run_timers(self, now: float) -> None:
+        timers = self.timers
+        config = self.config
+        while timers and timers[0][0] <= now:
+            due, _, conn, kind, generation = heapq.heappop(timers)
+            if conn.finished:
+                continue
+            if kind == "inactivity":
+                if conn.last_time + config.inactivity_timeout <= due:
+                    self._finish(conn, "timeout", due)
+                else:
+                    self._push(conn.last_time + config.inactivity_timeout, conn, "inactivity")
+                continue
+            if generation != conn.timer_generation:
+                continue
+            if conn.timer_fires(kind, due, config.linger):
+                self._finish(conn, "timeout", due)
+            elif kind == "expire" and conn.zeek_active:
+                self._push(due + config.session_timer, conn, "expire")
