@@ -1,14 +1,776 @@
 """Reading captures as a stream: classic pcap and pcapng, plain or compressed, from a file or stdin.
 
-CONTRACT (implemented by the capture reader work; the rest of the package relies on it):
+This module owns everything between a capture file on disk (or a pipe) and the
+``(timestamp, linktype, frame)`` records the rest of the package consumes:
+opening the input, detecting and undoing gzip/bzip2/xz compression by content,
+recognising the capture format by its magic number, framing records with bounded
+memory, converting per-interface timestamps, and turning every kind of bad input
+into an :class:`~tcpflow_audit.errors.InputProblem` instead of an exception.
 
-    reader = CaptureReader(path_or_dash, supported_linktypes=frozenset({...}))
+Public API::
+
+    reader = CaptureReader(source, supported_linktypes=None, *, name=None)
+        # source: a path (str or os.PathLike), "-" for stdin, or a binary file object
+        # name:   display name used in problems (default: the path, "<stdin>", or the object's .name)
     for ts, linktype, frame in reader:      # ts: float epoch seconds, linktype: int DLT, frame: bytes
         ...
-    reader.problems  -> list[InputProblem]   # filled as reading goes; iteration ends quietly on a fatal one
-    reader.offset    -> int                  # byte offset (in the decompressed stream) of the next record
-    reader.packets   -> int                  # records yielded so far
-    reader.size      -> int | None           # total bytes of the (compressed) file, for progress; None for stdin
-    reader.bytes_read-> int                  # bytes consumed from the underlying (compressed) file so far
-    reader.first_timestamp() -> float | None # peeks the first record's time without consuming (for ordering files)
+    reader.problems   -> list[InputProblem] # filled as reading goes; iteration ends quietly on a fatal one
+    reader.offset     -> int                # byte offset (in the decompressed stream) of the next record
+    reader.packets    -> int                # records yielded so far
+    reader.size       -> int | None         # bytes of the (compressed) file, for progress; None for stdin/pipes
+    reader.bytes_read -> int                # bytes consumed from the underlying (compressed) file so far
+    reader.skipped_unsupported -> int       # pcapng packets skipped because their interface's link type is unsupported
+    reader.first_timestamp() -> float | None  # the first record's time, without disturbing a later iteration
+    reader.close(); ``with CaptureReader(...) as reader:``
+
+Informational attributes, set once the header has been read: ``reader.format`` ("pcap",
+"pcap-nsec", "pcap-modified", "pcapng" or None), ``reader.compression`` ("gzip", "bzip2",
+"xz" or None), ``reader.linktype`` / ``reader.snaplen`` / ``reader.fcs_len`` (classic pcap),
+``reader.interfaces`` (every pcapng interface seen, in order).
+
+A reader is single-pass: iterating it twice continues (or finishes) the same stream.
+
+Formats: classic pcap with microsecond (a1b2c3d4) or nanosecond (a1b23c4d) timestamps and the
+"modified" Kuznetzov variant (a1b2cd34, 24-byte record headers), in either byte order; pcapng
+with several sections (each with its own byte order), several interfaces per section with their
+own link type, ``if_tsresol`` and ``if_tsoffset``, and Enhanced, Simple and obsolete Packet Blocks.
+
+Timestamps are ``seconds + fraction / units`` with the fraction divided exactly once, so the same
+instant gives the same float whether it came from classic pcap or pcapng. A Simple Packet Block
+has no timestamp and gets the previous record's (0.0 if it is the first record).
+
+Checks: a classic pcap record is "corrupt_record" (fatal) when its captured length exceeds
+262144, the file's snap length (when that is positive), or its original length, or when its
+sub-second field is out of range. A pcapng block is "corrupt_block" (fatal) when its length is
+under 12, not a multiple of 4, over 16 MiB, or disagrees with its trailing copy, when its
+contents overrun it, or when a packet names an undeclared interface. In pcapng the block length
+frames each packet, so a captured length over the original length is accepted there.
 """
+
+from __future__ import annotations
+
+import bz2
+import itertools
+import lzma
+import os
+import stat
+import sys
+import zlib
+from dataclasses import dataclass
+from struct import Struct
+from typing import BinaryIO, Callable, Iterable, Iterator
+
+from .errors import InputProblem
+
+__all__ = ["CaptureReader", "Interface", "Record", "CHUNK_SIZE", "MAX_CAPLEN", "MAX_BLOCK_LEN"]
+
+Record = tuple[float, int, bytes]
+"""What iteration yields: (timestamp in epoch seconds, link type, captured frame bytes)."""
+
+CHUNK_SIZE = 1 << 20
+"""Bytes read from the file (and produced by a decompressor) per step."""
+MAX_CAPLEN = 262144
+"""Largest plausible captured length of a classic pcap record (tcpdump's MAXIMUM_SNAPLEN)."""
+MAX_BLOCK_LEN = 16 << 20
+"""Largest pcapng block accepted; anything larger is taken as corruption."""
+
+_PEEK_CHUNK_SIZE = 64 << 10
+
+# Classic pcap magic numbers as they appear on disk: (format, byte order, record header size).
+_PCAP_MAGICS: dict[bytes, tuple[str, str, int]] = {
+    b"\xd4\xc3\xb2\xa1": ("pcap", "<", 16),
+    b"\xa1\xb2\xc3\xd4": ("pcap", ">", 16),
+    b"\x4d\x3c\xb2\xa1": ("pcap-nsec", "<", 16),
+    b"\xa1\xb2\x3c\x4d": ("pcap-nsec", ">", 16),
+    b"\x34\xcd\xb2\xa1": ("pcap-modified", "<", 24),
+    b"\xa1\xb2\xcd\x34": ("pcap-modified", ">", 24),
+}
+_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+_PCAPNG_BOM = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
+
+_COMPRESSION_MAGICS: dict[str, bytes] = {
+    "gzip": b"\x1f\x8b",
+    "bzip2": b"BZh",
+    "xz": b"\xfd7zXZ\x00",
+}
+_UNSUPPORTED_MAGICS: dict[bytes, str] = {
+    b"\x28\xb5\x2f\xfd": "zstd-compressed data (decompress it first)",
+    b"PK\x03\x04": "a zip archive (extract it first)",
+    b"\x04\x22\x4d\x18": "lz4-compressed data (decompress it first)",
+}
+
+# pcapng block types
+_SHB = 0x0A0D0D0A
+_IDB = 1
+_PB = 2
+_SPB = 3
+_EPB = 6
+
+_LINKTYPE_MASK = 0xFFFF
+_FCS_PRESENT = 0x04000000
+
+_DECOMPRESS_ERRORS = (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError)
+
+
+@dataclass(slots=True)
+class Interface:
+    """One pcapng interface (from an Interface Description Block)."""
+
+    section: int  # 0-based index of the section (SHB) that declared it
+    index: int  # interface id within its section
+    linktype: int
+    snaplen: int
+    units_per_second: int  # from if_tsresol; 10**6 by default
+    tsoffset: int  # seconds added to every timestamp (if_tsoffset)
+    supported: bool
+    offset: int  # byte offset of the IDB in the (decompressed) stream
+
+
+class _Stop(Exception):
+    """Ends parsing: carries the problem to record."""
+
+    def __init__(self, kind: str, offset: int | None, message: str, fatal: bool = True) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.offset = offset
+        self.message = message
+        self.fatal = fatal
+
+
+class _GzipDecompressor:
+    """zlib's gzip decoder behind the bz2/lzma decompressor interface (max_length, needs_input)."""
+
+    __slots__ = ("_zlib", "_tail")
+
+    def __init__(self) -> None:
+        self._zlib = zlib.decompressobj(wbits=31)
+        self._tail = b""
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        out = self._zlib.decompress(self._tail + data if self._tail else data, max_length)
+        self._tail = self._zlib.unconsumed_tail
+        return out
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._tail
+
+    @property
+    def eof(self) -> bool:
+        return self._zlib.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._zlib.unused_data
+
+
+_DECOMPRESSORS: dict[str, Callable[[], object]] = {
+    "gzip": _GzipDecompressor,
+    "bzip2": bz2.BZ2Decompressor,
+    "xz": lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ),
+}
+
+
+def _compression_of(head: bytes) -> str | None:
+    for kind, magic in _COMPRESSION_MAGICS.items():
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+class CaptureReader:
+    """Streams (timestamp, linktype, frame) records from one pcap or pcapng capture.
+
+    Never raises for bad input: problems land in ``problems`` and iteration ends after a
+    fatal one, having yielded every complete good record before it.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        supported_linktypes: Iterable[int] | None = None,
+        *,
+        name: str | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self.supported_linktypes: frozenset[int] | None = (
+            None if supported_linktypes is None else frozenset(supported_linktypes)
+        )
+        self.problems: list[InputProblem] = []
+        self.offset = 0
+        self.packets = 0
+        self.size: int | None = None
+        self.bytes_read = 0
+        self.skipped_unsupported = 0
+        self.format: str | None = None
+        self.compression: str | None = None
+        self.linktype: int | None = None
+        self.snaplen: int | None = None
+        self.fcs_len: int | None = None
+        self.interfaces: list[Interface] = []
+
+        self._chunk_size = max(int(chunk_size), 4096)
+        self._path: str | None = None
+        self._file: BinaryIO | None = None
+        self._owns_file = False
+        self._read: Callable[[int], bytes] | None = None
+        self._records: Iterator[Record] | None = None
+        self._generator: Iterator[Record] | None = None  # the parsing generator behind _records
+        self._chunks: Iterator[bytes] = iter(())
+        self._started = False
+        self._closed = False
+        self._first_ts: float | None = None
+        self._first_ts_known = False
+        self._input_failed = False  # a problem was recorded by the input layer (I/O or decompression)
+        self._cut_short = False  # the compressed stream ended before its end marker
+        self._produced = 0  # decompressed bytes handed to the parser so far
+
+        if isinstance(source, (str, os.PathLike)):
+            path = os.fspath(source)
+            if path == "-":
+                self.name = name or "<stdin>"
+                self._attach(sys.stdin.buffer, owns=False)
+            else:
+                self.name = name or path
+                self._path = path
+                try:
+                    st = os.stat(path)
+                except OSError as exc:
+                    self._fail_unreadable(exc, None)
+                else:
+                    self.size = st.st_size if stat.S_ISREG(st.st_mode) else None
+        else:
+            self.name = name or str(getattr(source, "name", None) or "<stream>")
+            self._attach(source, owns=False)
+
+    # ----------------------------------------------------------------- public API
+
+    def __iter__(self) -> Iterator[Record]:
+        if self._records is None:
+            self._records = self._generator = self._generate()
+        return self._records
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading and close the file if this reader opened it (never stdin or a caller's object)."""
+        self._closed = True
+        self._records = iter(())
+        generator, self._generator = self._generator, None
+        if generator is not None:
+            generator.close()  # type: ignore[attr-defined]
+        self._close_file()
+
+    def _close_file(self) -> None:
+        if self._file is not None and self._owns_file:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+        self._file = None
+        self._read = None
+
+    def first_timestamp(self) -> float | None:
+        """The first record's timestamp, or None when there is no record.
+
+        For a path this reads the start of the file through a separate, short-lived reader and
+        records no problems here (iteration will). For stdin or a file object it reads the first
+        record now and hands it back at the start of the iteration. For a stream whose iteration
+        already started without a peek it returns None.
+        """
+        if self._first_ts_known:
+            return self._first_ts
+        if self._path is not None:
+            if self._input_failed:
+                return None
+            with CaptureReader(
+                self._path, self.supported_linktypes, name=self.name, chunk_size=_PEEK_CHUNK_SIZE
+            ) as peek:
+                first = next(iter(peek), None)
+            self._first_ts = None if first is None else first[0]
+        elif self._started or self._closed:
+            return None
+        else:
+            records = self._generator = self._generate()
+            before = (self.offset, self.packets)
+            first = next(records, None)
+            if first is None:
+                self._records = records
+                self._first_ts = None
+            else:
+                after = (self.offset, self.packets)
+                self.offset, self.packets = before
+                self._records = itertools.chain(self._replay(first, after), records)
+                self._first_ts = first[0]
+        self._first_ts_known = True
+        return self._first_ts
+
+    def __repr__(self) -> str:
+        return f"CaptureReader({self.name!r}, format={self.format!r}, packets={self.packets})"
+
+    # ----------------------------------------------------------------- input layer
+
+    def _attach(self, file: BinaryIO, owns: bool) -> None:
+        self._file = file
+        self._owns_file = owns
+        read1 = getattr(file, "read1", None)
+        self._read = read1 if read1 is not None else file.read
+        if self.size is None:
+            self.size = self._size_of(file)
+
+    @staticmethod
+    def _size_of(file: BinaryIO) -> int | None:
+        try:
+            st = os.fstat(file.fileno())
+        except (OSError, AttributeError, ValueError):
+            return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def _fail_unreadable(self, exc: OSError, offset: int | None) -> None:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        where = "cannot open" if offset is None else "read error"
+        self._problem("unreadable", offset, f"{where}: {reason}")
+        self._input_failed = True
+
+    def _problem(self, kind: str, offset: int | None, message: str, fatal: bool = True) -> None:
+        self.problems.append(InputProblem(self.name, offset, kind, message, fatal))
+
+    def _read_raw(self) -> bytes:
+        """Next chunk of the underlying file; b"" at its end or after an I/O error (recorded)."""
+        read = self._read
+        if read is None:
+            return b""
+        try:
+            data = read(self._chunk_size)
+        except OSError as exc:
+            self._fail_unreadable(exc, self._produced)
+            return b""
+        except ValueError:  # read on a closed file
+            return b""
+        if not data:
+            return b""
+        self.bytes_read += len(data)
+        return data
+
+    def _open_path(self) -> bool:
+        if self._path is None:
+            return self._file is not None
+        if self._input_failed:
+            return False
+        try:
+            file = open(self._path, "rb", buffering=0)
+        except OSError as exc:
+            self._fail_unreadable(exc, None)
+            return False
+        self._attach(file, owns=True)  # type: ignore[arg-type]
+        return True
+
+    def _decompressed_chunks(self) -> Iterator[bytes]:
+        """The decompressed byte stream in chunks (never empty ones), compression detected by content."""
+        head = self._read_raw()
+        while head and len(head) < 6:
+            more = self._read_raw()
+            if not more:
+                break
+            head += more
+        if not head:
+            return
+        kind = _compression_of(head)
+        if kind is None:
+            self._produced += len(head)
+            yield head
+            read = self._read_raw
+            while chunk := read():
+                self._produced += len(chunk)
+                yield chunk
+            return
+        self.compression = kind
+        yield from self._decompress(kind, head)
+
+    def _decompress(self, kind: str, data: bytes) -> Iterator[bytes]:
+        new = _DECOMPRESSORS[kind]
+        magic = _COMPRESSION_MAGICS[kind]
+        chunk_size = self._chunk_size
+        decompressor = new()
+        while True:
+            try:
+                out = decompressor.decompress(data, chunk_size)  # type: ignore[attr-defined]
+            except _DECOMPRESS_ERRORS as exc:
+                detail = str(exc) or type(exc).__name__
+                self._problem(
+                    "decompress",
+                    self._produced,
+                    f"damaged {kind} data after {self._produced} decompressed bytes: {detail}",
+                )
+                self._input_failed = True
+                return
+            if out:
+                self._produced += len(out)
+                yield out
+            if decompressor.eof:  # type: ignore[attr-defined]
+                # End of one stream: another may follow (concatenated files); zero padding is ignored.
+                rest = decompressor.unused_data  # type: ignore[attr-defined]
+                while True:
+                    rest = rest.lstrip(b"\0")
+                    if rest:
+                        break
+                    rest = self._read_raw()
+                    if not rest:
+                        return
+                if len(rest) < len(magic):
+                    rest += self._read_raw()
+                if not rest.startswith(magic):
+                    self._problem(
+                        "decompress",
+                        self._produced,
+                        f"unexpected data after the end of the {kind} stream "
+                        f"({self._produced} decompressed bytes)",
+                    )
+                    self._input_failed = True
+                    return
+                decompressor = new()
+                data = rest
+            elif decompressor.needs_input:  # type: ignore[attr-defined]
+                data = self._read_raw()
+                if not data:
+                    if not self._input_failed:
+                        self._cut_short = True
+                    return
+            else:
+                data = b""
+
+    # ----------------------------------------------------------------- parsing
+
+    def _replay(self, first: Record, state_after: tuple[int, int]) -> Iterator[Record]:
+        self.offset, self.packets = state_after
+        yield first
+
+    def _more(self, buf: bytes, pos: int, need: int) -> bytes:
+        """buf[pos:] extended by further chunks until it holds ``need`` bytes or the input ends."""
+        parts = [buf[pos:]]
+        have = len(parts[0])
+        chunks = self._chunks
+        while have < need:
+            chunk = next(chunks, b"")
+            if not chunk:
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        return b"".join(parts) if len(parts) > 1 else parts[0]
+
+    def _in_stream(self) -> str:
+        return f" (offset in the decompressed {self.compression} data)" if self.compression else ""
+
+    def _truncated(self, offset: int, what: str) -> _Stop:
+        """The input ended inside ``what``; said differently when a compressed stream was cut short."""
+        if self._cut_short:
+            message = f"{self.compression} stream ends early, inside {what}{self._in_stream()}"
+        else:
+            message = f"file ends inside {what}{self._in_stream()}"
+        return _Stop("truncated", offset, message, fatal=False)
+
+    def _end_of_input(self, offset: int, leftover: int, what: str) -> None:
+        """Called when the input is exhausted at ``offset`` with ``leftover`` unparsed bytes."""
+        if self._input_failed:
+            return  # the I/O or decompression problem is already recorded
+        if leftover:
+            raise self._truncated(offset, what)
+        if self._cut_short:
+            raise _Stop(
+                "truncated",
+                offset,
+                f"{self.compression} stream ends early (after {offset} decompressed bytes)"
+                f"{self._in_stream()}",
+                fatal=False,
+            )
+
+    def _generate(self) -> Iterator[Record]:
+        self._started = True
+        if self._closed or not self._open_path():
+            return
+        self._chunks = self._decompressed_chunks()
+        try:
+            buf = self._more(b"", 0, 24)
+            if len(buf) < 4:
+                self._check_start(buf)
+                return
+            magic = buf[:4]
+            if magic in _PCAP_MAGICS:
+                yield from self._read_pcap(buf, *_PCAP_MAGICS[magic])
+            elif magic == _PCAPNG_MAGIC:
+                yield from self._read_pcapng(buf)
+            else:
+                hint = _UNSUPPORTED_MAGICS.get(magic, f"unknown magic number {magic.hex()}")
+                raise _Stop(
+                    "not_a_capture",
+                    0,
+                    f"not a pcap or pcapng capture: {hint}"
+                    + (f" (after {self.compression} decompression)" if self.compression else ""),
+                )
+        except _Stop as stop:
+            self._problem(stop.kind, stop.offset, stop.message, stop.fatal)
+        except Exception as exc:  # safety net: bad input must never surface as a traceback
+            self._problem(
+                "corrupt_block" if self.format == "pcapng" else "corrupt_record",
+                self.offset,
+                f"unreadable record ({type(exc).__name__}: {exc}){self._in_stream()}",
+            )
+        finally:
+            self._chunks = iter(())
+            if self._owns_file:
+                self._close_file()
+
+    def _check_start(self, buf: bytes) -> None:
+        """The input holds fewer than 4 bytes: empty, cut short, or not a capture."""
+        if self._input_failed:
+            return
+        if not buf:
+            if self._cut_short:
+                raise self._truncated(0, "the capture header")
+            if self.compression:
+                raise _Stop("empty", 0, f"the {self.compression} data decompresses to nothing")
+            raise _Stop("empty", 0, "file is empty")
+        magics = [*_PCAP_MAGICS, _PCAPNG_MAGIC]
+        if any(m.startswith(buf) for m in magics):
+            raise self._truncated(0, "the capture header")
+        raise _Stop("not_a_capture", 0, f"not a pcap or pcapng capture: only {len(buf)} bytes")
+
+    def _read_pcap(self, buf: bytes, fmt: str, order: str, hdrlen: int) -> Iterator[Record]:
+        """Classic pcap: a 24-byte global header, then fixed-size record headers and frames."""
+        self.format = fmt
+        if len(buf) < 24:
+            if self._input_failed:
+                return
+            raise self._truncated(0, "the 24-byte pcap file header")
+        snaplen, network = Struct(order + "II").unpack_from(buf, 16)
+        linktype = network & _LINKTYPE_MASK
+        self.linktype = linktype
+        self.snaplen = snaplen
+        self.fcs_len = ((network >> 28) & 0xF) * 2 if network & _FCS_PRESENT else None
+        supported = self.supported_linktypes
+        if supported is not None and linktype not in supported:
+            raise _Stop("unknown_linktype", 20, f"link type {linktype} is not supported")
+        maxcap = min(snaplen, MAX_CAPLEN) if snaplen > 0 else MAX_CAPLEN
+        fracmax = 1_000_000_000 if fmt == "pcap-nsec" else 1_000_000
+        unpack = Struct(order + "IIII").unpack_from  # sec, usec/nsec, caplen, wirelen (+8 bytes if modified)
+        more = self._more
+        pos = 24
+        base = 0  # offset of buf[0] in the decompressed stream
+        buflen = len(buf)
+        self.offset = 24
+        while True:
+            hdr_end = pos + hdrlen
+            if hdr_end > buflen:
+                buf = more(buf, pos, hdrlen)
+                base += pos
+                pos = 0
+                buflen = len(buf)
+                if buflen < hdrlen:
+                    self._end_of_input(base, buflen, f"a {hdrlen}-byte record header")
+                    return
+                continue
+            sec, frac, caplen, wirelen = unpack(buf, pos)
+            if caplen > maxcap or frac >= fracmax or caplen > wirelen:
+                raise self._corrupt_record(base + pos, sec, frac, caplen, wirelen, maxcap, fracmax)
+            end = hdr_end + caplen
+            if end > buflen:
+                buf = more(buf, pos, hdrlen + caplen)
+                base += pos
+                pos = 0
+                buflen = len(buf)
+                if buflen < hdrlen + caplen:
+                    self._end_of_input(
+                        base, buflen, f"a record ({caplen} captured bytes, {max(buflen - hdrlen, 0)} present)"
+                    )
+                    return
+                continue
+            self.offset = base + end
+            self.packets += 1
+            yield ((sec * fracmax + frac) / fracmax, linktype, buf[hdr_end:end])
+            pos = end
+
+    def _corrupt_record(
+        self, offset: int, sec: int, frac: int, caplen: int, wirelen: int, maxcap: int, fracmax: int
+    ) -> _Stop:
+        if caplen > MAX_CAPLEN:
+            reason = f"captured length {caplen} is over {MAX_CAPLEN}"
+        elif caplen > maxcap:
+            reason = f"captured length {caplen} is over the snap length {maxcap}"
+        elif caplen > wirelen:
+            reason = f"captured length {caplen} is over the original length {wirelen}"
+        else:
+            unit = "nanoseconds" if fracmax > 1_000_000 else "microseconds"
+            reason = f"sub-second field {frac} is out of range for {unit}"
+        return _Stop("corrupt_record", offset, f"corrupt record header: {reason}{self._in_stream()}")
+
+    def _corrupt_block(self, offset: int, reason: str) -> _Stop:
+        return _Stop("corrupt_block", offset, f"corrupt pcapng block: {reason}{self._in_stream()}")
+
+    def _read_pcapng(self, buf: bytes) -> Iterator[Record]:
+        """pcapng: a sequence of blocks, each sections' byte order set by its Section Header Block."""
+        self.format = "pcapng"
+        more = self._more
+        pos = 0
+        base = 0
+        buflen = len(buf)
+        section = -1
+        # Per-section fast lookup: interface id -> (linktype, units_per_second, tsoffset in units),
+        # or None when the link type is unsupported.
+        fast: list[tuple[int, int, int] | None] = []
+        current: list[Interface] = []
+        last_ts = 0.0
+        order = "<"
+        head = Struct("<II").unpack_from
+        word = Struct("<I").unpack_from
+        epb = Struct("<IIIII").unpack_from
+        while True:
+            if pos + 12 > buflen:
+                buf = more(buf, pos, 12)
+                base += pos
+                pos = 0
+                buflen = len(buf)
+                if buflen < 12:
+                    self._end_of_input(base, buflen, "a block header")
+                    return
+                continue
+            btype, blen = head(buf, pos)
+            if btype == _SHB:
+                bom = buf[pos + 8 : pos + 12]
+                if bom not in _PCAPNG_BOM:
+                    raise self._corrupt_block(base + pos, f"bad byte-order magic {bom.hex()} in section header")
+                order = _PCAPNG_BOM[bom]
+                head = Struct(order + "II").unpack_from
+                word = Struct(order + "I").unpack_from
+                epb = Struct(order + "IIIII").unpack_from
+                blen = head(buf, pos)[1]
+            if blen < 12 or blen & 3 or blen > MAX_BLOCK_LEN:
+                raise self._corrupt_block(base + pos, f"block length {blen} is invalid")
+            end = pos + blen
+            if end > buflen:
+                buf = more(buf, pos, blen)
+                base += pos
+                pos = 0
+                buflen = len(buf)
+                if buflen < blen:
+                    self._end_of_input(base, buflen, f"a block of {blen} bytes ({buflen} present)")
+                    return
+                continue
+            if word(buf, end - 4)[0] != blen:
+                raise self._corrupt_block(
+                    base + pos, f"trailing length {word(buf, end - 4)[0]} differs from leading length {blen}"
+                )
+            if btype == _EPB:
+                if blen < 32:
+                    raise self._corrupt_block(base + pos, f"enhanced packet block of {blen} bytes is too short")
+                ifid, hi, lo, caplen, _wirelen = epb(buf, pos + 8)
+                if caplen > blen - 32:
+                    raise self._corrupt_block(
+                        base + pos, f"captured length {caplen} overruns its {blen}-byte block"
+                    )
+                if ifid >= len(fast):
+                    raise self._corrupt_block(base + pos, f"packet refers to undeclared interface {ifid}")
+                iface = fast[ifid]
+                if iface is None:
+                    self.skipped_unsupported += 1
+                else:
+                    linktype, units, offset_units = iface
+                    last_ts = ((hi << 32 | lo) + offset_units) / units
+                    self.offset = base + end
+                    self.packets += 1
+                    yield (last_ts, linktype, buf[pos + 28 : pos + 28 + caplen])
+            elif btype == _SPB:
+                if blen < 16:
+                    raise self._corrupt_block(base + pos, f"simple packet block of {blen} bytes is too short")
+                if not fast:
+                    raise self._corrupt_block(base + pos, "simple packet block before any interface")
+                wirelen = word(buf, pos + 8)[0]
+                caplen = min(wirelen, blen - 16)
+                if current[0].snaplen > 0:
+                    caplen = min(caplen, current[0].snaplen)
+                iface = fast[0]
+                if iface is None:
+                    self.skipped_unsupported += 1
+                else:
+                    self.offset = base + end
+                    self.packets += 1
+                    yield (last_ts, iface[0], buf[pos + 12 : pos + 12 + caplen])
+            elif btype == _PB:
+                if blen < 32:
+                    raise self._corrupt_block(base + pos, f"packet block of {blen} bytes is too short")
+                ifid, _drops, hi, lo, caplen, _wirelen = Struct(order + "HHIIII").unpack_from(buf, pos + 8)
+                if caplen > blen - 32:
+                    raise self._corrupt_block(
+                        base + pos, f"captured length {caplen} overruns its {blen}-byte block"
+                    )
+                if ifid >= len(fast):
+                    raise self._corrupt_block(base + pos, f"packet refers to undeclared interface {ifid}")
+                iface = fast[ifid]
+                if iface is None:
+                    self.skipped_unsupported += 1
+                else:
+                    linktype, units, offset_units = iface
+                    last_ts = ((hi << 32 | lo) + offset_units) / units
+                    self.offset = base + end
+                    self.packets += 1
+                    yield (last_ts, linktype, buf[pos + 28 : pos + 28 + caplen])
+            elif btype == _IDB:
+                interface = self._parse_idb(buf, pos, end, order, base, section, len(current))
+                current.append(interface)
+                self.interfaces.append(interface)
+                fast.append(
+                    (interface.linktype, interface.units_per_second, interface.tsoffset * interface.units_per_second)
+                    if interface.supported
+                    else None
+                )
+            elif btype == _SHB:
+                if blen < 28:
+                    raise self._corrupt_block(base + pos, f"section header block of {blen} bytes is too short")
+                major, minor = Struct(order + "HH").unpack_from(buf, pos + 12)
+                if major != 1:
+                    raise self._corrupt_block(base + pos, f"unsupported pcapng version {major}.{minor}")
+                section += 1
+                fast = []
+                current = []
+            # every other block type (name resolution, statistics, secrets, custom...) is skipped
+            pos = end
+            self.offset = base + pos
+
+    def _parse_idb(
+        self, buf: bytes, pos: int, end: int, order: str, base: int, section: int, index: int
+    ) -> Interface:
+        offset = base + pos
+        if end - pos < 20:
+            raise self._corrupt_block(offset, f"interface description block of {end - pos} bytes is too short")
+        linktype, _reserved, snaplen = Struct(order + "HHI").unpack_from(buf, pos + 8)
+        units = 1_000_000
+        tsoffset = 0
+        option = Struct(order + "HH").unpack_from
+        p = pos + 16
+        limit = end - 4
+        while p + 4 <= limit:
+            code, length = option(buf, p)
+            if code == 0:  # opt_endofopt
+                break
+            value = p + 4
+            if value + length > limit:
+                raise self._corrupt_block(offset, f"interface option {code} runs past the end of its block")
+            if code == 9 and length >= 1:  # if_tsresol
+                resol = buf[value]
+                units = 2 ** (resol & 0x7F) if resol & 0x80 else 10**resol
+            elif code == 14 and length >= 8:  # if_tsoffset
+                tsoffset = Struct(order + "q").unpack_from(buf, value)[0]
+            p = value + ((length + 3) & ~3)
+        supported = self.supported_linktypes is None or linktype in self.supported_linktypes
+        if not supported:
+            self._problem(
+                "unknown_linktype",
+                offset,
+                f"interface {index} has link type {linktype}, which is not supported; "
+                f"its packets are skipped{self._in_stream()}",
+                fatal=False,
+            )
+        return Interface(section, index, linktype, snaplen, units, tsoffset, supported, offset)
