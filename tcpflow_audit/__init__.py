@@ -1,3 +1,58 @@
-"""tcpflow-audit: audit TCP connection behaviour in packet captures."""
+"""tcpflow-audit: audit TCP connection behaviour in packet captures.
+
+Python use:
+
+    from tcpflow_audit import audit
+    result = audit(["capture.pcap"])
+    result.flows        # pandas DataFrame, one row per connection (columns as the flows report)
+    result.anomalies    # pandas DataFrame, one row per finding
+    result.summary      # dict, as the JSON summary
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 __version__ = "0.1.0"
+
+
+@dataclass(slots=True)
+class AuditResult:
+    flows: Any       # pandas.DataFrame
+    anomalies: Any   # pandas.DataFrame
+    summary: dict[str, Any]
+
+
+def audit(captures: str | Iterable[str], *, verify_checksums: bool = False, thresholds: Any = None,
+          **engine_settings: Any) -> AuditResult:
+    """Read captures (paths, directories or globs) and return flows, findings and the summary."""
+    import pandas as pd
+
+    from .config import EngineConfig
+    from .detectors import ANOMALY_COLUMNS, DetectorSet, finding_row
+    from .detectors.thresholds import Thresholds
+    from .inputs import expand_sources
+    from .pipeline import Auditor
+    from .report import FLOW_COLUMNS, SummaryCollector, flow_row, summary_dict
+
+    if isinstance(captures, str):
+        captures = [captures]
+    sources, _ = expand_sources(list(captures))
+    engine = EngineConfig(verify_checksums=verify_checksums, **engine_settings)
+    auditor = Auditor(engine)
+    detectors = DetectorSet(thresholds or Thresholds())
+    summary = SummaryCollector()
+    rows: list[dict[str, Any]] = []
+    auditor.add_flow_sink(detectors.on_flow)
+    auditor.add_flow_sink(summary)
+    auditor.add_flow_sink(lambda record: rows.append(flow_row(record)))
+    stats = auditor.run(sources)
+    findings = detectors.finish()
+    flows = pd.DataFrame(rows, columns=list(FLOW_COLUMNS))
+    anomalies = pd.DataFrame([finding_row(f) for f in findings], columns=list(ANOMALY_COLUMNS))
+    return AuditResult(flows=flows, anomalies=anomalies, summary=summary_dict(stats, summary, {"findings": len(findings)}))
+
+
+__all__ = ["AuditResult", "audit", "__version__"]

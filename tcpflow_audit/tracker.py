@@ -42,7 +42,7 @@ class ConnectionTracker:
                flags: int, window: int, length: int, checksum_ok: bool = True) -> Connection:
         if ts > self.now:
             self.now = ts
-        if self.timers and self.timers[0][0] <= ts:
+        if self.timers and self.timers[0][0] < ts:
             self._run_timers(ts)
         conn = self.table.get((src, sport, dst, dport))
         if conn is not None and flags & SYN and self._is_reuse(conn, flags, seq):
@@ -149,7 +149,7 @@ class ConnectionTracker:
     def _run_timers(self, now: float) -> None:
         timers = self.timers
         config = self.config
-        while timers and timers[0][0] <= now:
+        while timers and timers[0][0] < now:
             due, _, conn, kind, generation = heapq.heappop(timers)
             if conn.finished:
                 continue

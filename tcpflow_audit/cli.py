@@ -1,0 +1,303 @@
+"""The command line: a thin click shell over the library (`pipeline`, `detectors`, `report`).
+
+Exit status (documented in the README): 0 clean; 1 a finding at or above --fail-on; 2 usage
+error; 3 input errors (a file that could not be read to its end; a cut-short file only with
+--strict). Input problems are reported on stderr as one line each, naming the file and byte
+offset; everything read before a problem is kept and reported.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import EngineConfig
+from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
+from .detectors.thresholds import Thresholds
+from .inputs import expand_sources
+from .pipeline import Auditor, PacketFilter
+from .report import (FLOW_COLUMNS, FLOW_TABLE_COLUMNS, RowWriter, SummaryCollector, atomic_output, flow_row,
+                     render_summary, render_table, summary_dict)
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
+REPORTS = ("summary", "flows", "anomalies", "all")
+FORMATS = ("table", "csv", "json", "jsonl")
+
+
+def parse_time(value: str | None, option: str) -> float | None:
+    """ISO 8601 (naive means UTC) or epoch seconds."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither ISO 8601 nor epoch seconds", param_hint=option)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def build_filter(since: str | None, until: str | None, hosts: tuple[str, ...], ports: tuple[int, ...],
+                 nets: tuple[str, ...]) -> PacketFilter:
+    try:
+        host_bytes = frozenset(ipaddress.ip_address(h).packed for h in hosts)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--host")
+    try:
+        networks = tuple(ipaddress.ip_network(n, strict=False) for n in nets)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--net")
+    return PacketFilter(since=parse_time(since, "--since"), until=parse_time(until, "--until"),
+                        hosts=host_bytes, ports=frozenset(ports), nets=networks)
+
+
+class Progress:
+    """A one-line progress display on stderr (only when stderr is a terminal)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, readers: list, packets: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.5:
+            return
+        self.last = now
+        read = sum(r.bytes_read for r in readers)
+        total = sum(r.size or 0 for r in readers)
+        rate = packets / max(now - self.started, 1e-9)
+        share = f"{100.0 * read / total:5.1f}% of {total / 1e6:.0f} MB, " if total else ""
+        sys.stderr.write(f"\r{share}{packets:,} packets, {rate:,.0f} pkt/s ")
+        sys.stderr.flush()
+
+    @staticmethod
+    def done() -> None:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+
+
+def threshold_options(function):
+    """One --option per detector threshold, generated from the Thresholds dataclass."""
+    for name, default in reversed(list(Thresholds().as_dict().items())):
+        option = "--" + name.replace("_", "-")
+        function = click.option(option, name, type=type(default), default=None, show_default=False,
+                                help=f"detector threshold (default {default}; see README)")(function)
+    return function
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("pcaps", nargs=-1)
+@click.option("--report", "report", type=click.Choice(REPORTS), default="summary", show_default=True,
+              help="summary: counts and connections that did not end normally (plus findings); flows: one row "
+                   "per connection; anomalies: one row per finding; all: everything")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="output format (default table)")
+@click.option("--csv", "fmt", flag_value="csv", help="same as --format csv")
+@click.option("--json", "fmt", flag_value="json", help="same as --format json")
+@click.option("--jsonl", "fmt", flag_value="jsonl", help="same as --format jsonl")
+@click.option("--table", "fmt", flag_value="table", help="same as --format table")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="write the report to FILE (atomically: complete or not at all)")
+@click.option("--output-dir", type=click.Path(file_okay=False), default=None,
+              help="write flows.csv, anomalies.csv and summary.json into DIR (atomically)")
+@click.option("--excel", is_flag=True, help="CSV with a UTF-8 byte-order mark, for spreadsheet programs")
+@click.option("--verify-checksums", is_flag=True,
+              help="validate IP/TCP checksums like Zeek without -C (off: captures from a sending host carry "
+                   "offloaded, 'bad' checksums)")
+@click.option("--since", default=None, help="ignore packets before this time (ISO 8601 or epoch)")
+@click.option("--until", default=None, help="ignore packets at or after this time (ISO 8601 or epoch)")
+@click.option("--host", "hosts", multiple=True, help="only packets to or from this IP (repeatable)")
+@click.option("--port", "ports", multiple=True, type=click.IntRange(0, 65535), help="only this TCP port (repeatable)")
+@click.option("--net", "nets", multiple=True, help="only packets to or from this CIDR (repeatable)")
+@click.option("--inactivity-timeout", type=float, default=None, help="seconds (default 300, Zeek's)")
+@click.option("--attempt-timeout", type=float, default=None, help="seconds a SYN waits for a reply (default 5)")
+@click.option("--close-delay", type=float, default=None, help="seconds a closed connection is kept (default 5)")
+@click.option("--msl", type=float, default=None, help="maximum segment lifetime, TIME_WAIT = 2*MSL (default 30)")
+@click.option("--max-connections", type=click.IntRange(1), default=None,
+              help="cap on tracked connections; the oldest is evicted beyond it (default 1000000)")
+@threshold_options
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TOML file of detector thresholds and engine settings")
+@click.option("--show-config", is_flag=True, help="print the effective settings and exit")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="exit 1 when a finding of this severity or worse exists")
+@click.option("--strict", is_flag=True, help="a capture cut short mid-record is an input error (exit 3)")
+@click.option("-q", "--quiet", is_flag=True, help="no progress display and no warnings on stderr")
+@click.version_option(__version__, prog_name="tcpflow-audit")
+def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | None, output_dir: str | None,
+         excel: bool, verify_checksums: bool, since: str | None, until: str | None, hosts: tuple[str, ...],
+         ports: tuple[int, ...], nets: tuple[str, ...], inactivity_timeout: float | None,
+         attempt_timeout: float | None, close_delay: float | None, msl: float | None,
+         max_connections: int | None, config_file: str | None, show_config: bool, fail_on: str | None,
+         strict: bool, quiet: bool, **threshold_values: Any) -> None:
+    """Audit the TCP connections in PCAP files (pcap or pcapng, plain or gzip/bzip2/xz; '-' for stdin;
+    directories and glob patterns are expanded, and rotated files form one timeline)."""
+    engine = EngineConfig(verify_checksums=verify_checksums)
+    thresholds = Thresholds()
+    if config_file:
+        try:
+            thresholds, engine_settings = Thresholds.from_toml(config_file, engine_fields=engine_field_names())
+        except (ValueError, OSError) as error:
+            raise click.UsageError(f"{config_file}: {error}")
+        for name, value in engine_settings.items():
+            setattr(engine, name, value)
+    for name, value in (("inactivity_timeout", inactivity_timeout), ("attempt_timeout", attempt_timeout),
+                        ("close_delay", close_delay), ("msl", msl), ("max_connections", max_connections)):
+        if value is not None:
+            setattr(engine, name, value)
+    for name, value in threshold_values.items():
+        if value is not None:
+            setattr(thresholds, name, value)
+
+    if show_config:
+        click.echo(json.dumps({"engine": engine_settings_dict(engine), "thresholds": thresholds.as_dict()}, indent=2))
+        return
+    if not pcaps:
+        raise click.UsageError("give at least one capture file, directory, glob pattern or '-'")
+    fmt = fmt or "table"
+    if output_dir is None and report == "all" and fmt in ("csv", "jsonl"):
+        raise click.UsageError("--report all holds several tables: use --format table or json, or --output-dir DIR")
+    packet_filter = build_filter(since, until, hosts, ports, nets)
+
+    sources, notes = expand_sources(list(pcaps))
+    if not quiet:
+        for note in notes:
+            click.echo(f"tcpflow-audit: {note}", err=True)
+    if not sources:
+        raise click.UsageError("no capture files found in the arguments given")
+
+    auditor = Auditor(engine, packet_filter)
+    detectors = DetectorSet(thresholds)
+    summary = SummaryCollector()
+    auditor.add_flow_sink(detectors.on_flow)   # tags record.facts.anomalies before the row is written
+    auditor.add_flow_sink(summary)
+    if not quiet and sys.stderr.isatty():
+        progress = Progress()
+        auditor.progress = progress
+    else:
+        progress = None
+
+    try:
+        if output_dir is not None:
+            findings, stats = run_to_directory(auditor, detectors, summary, sources, output_dir, excel, engine,
+                                               thresholds)
+        else:
+            findings, stats = run_to_stream(auditor, detectors, summary, sources, report, fmt, output, excel,
+                                            engine, thresholds)
+    except OSError as error:
+        raise click.ClickException(f"cannot write output: {error}")
+    finally:
+        if progress is not None:
+            progress.done()
+
+    status = EXIT_OK
+    if fail_on is not None:
+        floor = SEVERITIES.index(fail_on)
+        if any(SEVERITIES.index(f.severity) >= floor for f in findings):
+            status = EXIT_FINDINGS
+    problems = stats.problems
+    if not quiet:
+        for problem in problems:
+            label = "error" if problem.fatal else "warning"
+            click.echo(f"tcpflow-audit: {label}: {problem}", err=True)
+        if stats.interrupted:
+            click.echo("tcpflow-audit: interrupted: the report covers the packets read so far", err=True)
+    if any(p.fatal or strict for p in problems) or stats.interrupted:
+        status = EXIT_INPUT
+    sys.exit(status)
+
+
+def engine_field_names() -> set[str]:
+    return set(engine_settings_dict(EngineConfig()))
+
+
+def engine_settings_dict(engine: EngineConfig) -> dict[str, Any]:
+    return {name: getattr(engine, name) for name in EngineConfig.__slots__}  # type: ignore[attr-defined]
+
+
+def effective_settings(engine: EngineConfig, thresholds: Thresholds) -> dict[str, Any]:
+    return {"engine": engine_settings_dict(engine), "thresholds": thresholds.as_dict()}
+
+
+def run_to_stream(auditor: Auditor, detectors: DetectorSet, summary: SummaryCollector, sources: list[str],
+                  report: str, fmt: str, output: str | None, excel: bool, engine: EngineConfig,
+                  thresholds: Thresholds):
+    with atomic_output(output, bom=excel and fmt == "csv") as stream:
+        streaming = fmt in ("csv", "jsonl")
+        flows = None
+        if report in ("flows", "all"):
+            flows = RowWriter(stream if streaming else None, fmt, FLOW_COLUMNS)
+            auditor.add_flow_sink(lambda record: flows.write(flow_row(record)))
+        stats = auditor.run(sources)
+        findings = detectors.finish()
+        finding_rows = [finding_row(f) for f in findings]
+        summary_data = summary_dict(stats, summary, {"findings": len(findings),
+                                                     "settings": effective_settings(engine, thresholds)})
+        if report == "anomalies" and streaming:
+            writer = RowWriter(stream, fmt, ANOMALY_COLUMNS)
+            for row in finding_rows:
+                writer.write(row)
+        elif report == "summary" and streaming:
+            writer = RowWriter(stream, fmt, FLOW_COLUMNS)
+            for row in summary.abnormal:
+                writer.write(row)
+        elif fmt == "json":
+            document: dict[str, Any] = {}
+            if report in ("summary", "all"):
+                document["summary"] = summary_data
+            if report in ("flows", "all"):
+                document["flows"] = flows.rows
+            if report in ("anomalies", "summary", "all"):
+                document["anomalies"] = finding_rows
+            json.dump(document, stream, indent=2)
+            stream.write("\n")
+        elif fmt == "table":
+            parts = []
+            if report in ("summary", "all"):
+                parts.append(render_summary(summary_data))
+            if report == "summary":
+                title = f"Connections that did not end normally (conn_state other than SF): {summary.abnormal_total}"
+                if summary.abnormal_total > len(summary.abnormal):
+                    title += f", first {len(summary.abnormal)} shown; --report flows lists all"
+                parts.append(title + "\n" + render_table(summary.abnormal, FLOW_TABLE_COLUMNS))
+            if report in ("flows", "all"):
+                parts.append(f"Connections: {flows.count}\n" + render_table(flows.rows, FLOW_TABLE_COLUMNS))
+            if report in ("anomalies", "summary", "all"):
+                parts.append(f"Findings: {len(finding_rows)}\n" + render_table(finding_rows, ANOMALY_COLUMNS))
+            stream.write("\n\n".join(parts) + "\n")
+    return findings, stats
+
+
+def run_to_directory(auditor: Auditor, detectors: DetectorSet, summary: SummaryCollector, sources: list[str],
+                     directory: str, excel: bool, engine: EngineConfig, thresholds: Thresholds):
+    """flows.csv, anomalies.csv and summary.json, each complete or absent."""
+    os.makedirs(directory, exist_ok=True)
+    with atomic_output(os.path.join(directory, "flows.csv"), bom=excel) as flows_stream:
+        flows = RowWriter(flows_stream, "csv", FLOW_COLUMNS)
+        auditor.add_flow_sink(lambda record: flows.write(flow_row(record)))
+        stats = auditor.run(sources)
+    findings = detectors.finish()
+    with atomic_output(os.path.join(directory, "anomalies.csv"), bom=excel) as stream:
+        writer = RowWriter(stream, "csv", ANOMALY_COLUMNS)
+        for finding in findings:
+            writer.write(finding_row(finding))
+    with atomic_output(os.path.join(directory, "summary.json")) as stream:
+        json.dump(summary_dict(stats, summary, {"findings": len(findings),
+                                                "settings": effective_settings(engine, thresholds)}), stream, indent=2)
+        stream.write("\n")
+    return findings, stats
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""Reporting: turning flow records, findings and run statistics into tables, CSV and JSON.
+
+Column names and order are part of the interface (documented in the README). CSV and JSON
+Lines are written row by row as connections finish, so they never hold a capture's flows in
+memory; every output file is written to a temporary file beside it and renamed into place
+only when complete (`atomic_output`), so a crash or Ctrl-C never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from tabulate import tabulate
+
+from .connection import FlowRecord
+from .decode import format_ip
+
+FLOW_COLUMNS: tuple[str, ...] = (
+    "start", "start_epoch", "end", "end_epoch", "duration_s",
+    "client_ip", "client_port", "server_ip", "server_port",
+    "conn_state", "history", "client_state", "server_state",
+    "client_packets", "server_packets", "client_bytes", "server_bytes",
+    "retransmits", "close_initiator", "end_reason",
+    "handshake_rtt_ms", "syn_synack_ms", "synack_ack_ms",
+    "direction_guessed", "anomalies",
+)
+
+FLOW_TABLE_COLUMNS: tuple[str, ...] = (
+    "start", "client_ip", "client_port", "server_ip", "server_port", "conn_state", "history",
+    "client_state", "server_state", "end_reason", "anomalies",
+)
+
+
+def iso_utc(ts: float | None) -> str:
+    """ISO 8601 UTC with microseconds, e.g. 2026-11-21T09:15:00.123456Z."""
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _epoch(ts: float | None) -> str:
+    return "" if ts is None else f"{ts:.6f}"
+
+
+def flow_row(record: FlowRecord) -> dict[str, Any]:
+    """One flows-report row: plain values (str/int/float/bool/None), in FLOW_COLUMNS order."""
+    handshake = None
+    if record.syn_synack_ms is not None and record.synack_ack_ms is not None:
+        handshake = round(record.syn_synack_ms + record.synack_ack_ms, 3)
+    return {
+        "start": iso_utc(record.start),
+        "start_epoch": _epoch(record.start),
+        "end": iso_utc(record.end),
+        "end_epoch": _epoch(record.end),
+        "duration_s": round(record.end - record.start, 6),
+        "client_ip": format_ip(record.client_ip),
+        "client_port": record.client_port,
+        "server_ip": format_ip(record.server_ip),
+        "server_port": record.server_port,
+        "conn_state": record.conn_state,
+        "history": record.history,
+        "client_state": record.client_state,
+        "server_state": record.server_state,
+        "client_packets": record.client_packets,
+        "server_packets": record.server_packets,
+        "client_bytes": record.client_bytes,
+        "server_bytes": record.server_bytes,
+        "retransmits": record.retransmits,
+        "close_initiator": record.close_initiator,
+        "end_reason": record.end_reason,
+        "handshake_rtt_ms": handshake,
+        "syn_synack_ms": record.syn_synack_ms,
+        "synack_ack_ms": record.synack_ack_ms,
+        "direction_guessed": record.direction_guessed,
+        "anomalies": ";".join(record.facts.anomalies),
+    }
+
+
+# ---------------------------------------------------------------------- safe files
+@contextmanager
+def atomic_output(path: str | None, *, bom: bool = False) -> Iterator[IO[str]]:
+    """Yield a text stream for `path` ('-' or None: stdout); the file appears only when complete."""
+    if path is None or path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".partial")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as stream:
+            yield stream
+        os.replace(tmp_path, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_path)
+        except OSError:
+            pass
+        raise
+
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Guard a CSV cell against formula injection: text starting with = + - @ gets a leading quote.
+
+    Numbers stay numbers (a negative number is not text and is left alone).
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    return spreadsheet_safe(value)
+
+
+class RowWriter:
+    """Writes rows of one table to a stream as CSV or JSON Lines, or collects them for table/JSON."""
+
+    def __init__(self, stream: IO[str] | None, fmt: str, columns: tuple[str, ...]) -> None:
+        self.stream = stream
+        self.fmt = fmt
+        self.columns = columns
+        self.rows: list[dict[str, Any]] = []
+        self.count = 0
+        self._csv = None
+        if fmt == "csv" and stream is not None:
+            self._csv = csv.writer(stream, lineterminator="\n")
+            self._csv.writerow(columns)
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.count += 1
+        if self._csv is not None:
+            self._csv.writerow([_csv_value(row[c]) for c in self.columns])
+        elif self.fmt == "jsonl" and self.stream is not None:
+            self.stream.write(json.dumps(row, separators=(",", ":")) + "\n")
+        else:
+            self.rows.append(row)
+
+
+def render_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    if not rows:
+        return "(none)"
+    return tabulate([[("" if r.get(c) is None else r.get(c)) for c in columns] for r in rows],
+                    headers=list(columns), tablefmt="simple", disable_numparse=True)
+
+
+# ---------------------------------------------------------------------- the summary
+class SummaryCollector:
+    """A flow sink that counts what the summary needs and keeps the first abnormal connections."""
+
+    def __init__(self, keep_abnormal: int = 50) -> None:
+        self.conn_states: Counter = Counter()
+        self.client_states: Counter = Counter()
+        self.server_states: Counter = Counter()
+        self.end_reasons: Counter = Counter()
+        self.abnormal_total = 0
+        self.keep_abnormal = keep_abnormal
+        self.abnormal: list[dict[str, Any]] = []
+
+    def __call__(self, record: FlowRecord) -> None:
+        self.conn_states[record.conn_state] += 1
+        self.client_states[record.client_state] += 1
+        self.server_states[record.server_state] += 1
+        self.end_reasons[record.end_reason] += 1
+        if record.conn_state != "SF":
+            self.abnormal_total += 1
+            if len(self.abnormal) < self.keep_abnormal:
+                self.abnormal.append(flow_row(record))
+
+
+def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "files": stats.files,
+        "first_packet": iso_utc(stats.first_ts),
+        "last_packet": iso_utc(stats.last_ts),
+        "packets_read": stats.packets_read,
+        "tcp_packets": stats.tcp_packets,
+        "filtered_out": stats.filtered_out,
+        "skipped_packets": dict(sorted(stats.skipped.items())),
+        "connections": stats.connections,
+        "peak_live_connections": stats.peak_live_connections,
+        "evicted_connections": stats.evicted,
+        "conn_state": dict(collector.conn_states.most_common()),
+        "client_state": dict(collector.client_states.most_common()),
+        "server_state": dict(collector.server_states.most_common()),
+        "end_reason": dict(collector.end_reasons.most_common()),
+        "not_ended_normally": collector.abnormal_total,
+        "input_problems": [str(p) for p in stats.problems],
+        "interrupted": stats.interrupted,
+    }
+    if extra:
+        summary.update(extra)
+    return summary
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    lines = [
+        ("files", ", ".join(summary["files"])),
+        ("capture span", f"{summary['first_packet']} .. {summary['last_packet']}"),
+        ("packets read", summary["packets_read"]),
+        ("TCP packets", summary["tcp_packets"]),
+    ]
+    if summary["filtered_out"]:
+        lines.append(("filtered out", summary["filtered_out"]))
+    for reason, n in summary["skipped_packets"].items():
+        lines.append((f"skipped: {reason}", n))
+    lines.append(("connections", summary["connections"]))
+    if summary["evicted_connections"]:
+        lines.append(("evicted (table full)", summary["evicted_connections"]))
+    out = [tabulate(lines, tablefmt="plain", disable_numparse=True)]
+    for title, key in (("conn_state", "conn_state"), ("final client state", "client_state"),
+                       ("final server state", "server_state"), ("end reason", "end_reason")):
+        if summary[key]:
+            out.append("")
+            out.append(tabulate(sorted(summary[key].items(), key=lambda kv: -kv[1]), headers=[title, "connections"],
+                                tablefmt="simple", disable_numparse=True))
+    return "\n".join(out)
