@@ -229,7 +229,13 @@ class CaptureReader:
             path = os.fspath(source)
             if path == "-":
                 self.name = name or "<stdin>"
-                self._attach(sys.stdin.buffer, owns=False)
+                stdin = getattr(sys.stdin, "buffer", None)
+                if stdin is None:
+                    self._problem("unreadable", None, "there is no binary standard input to read")
+                    self._input_failed = True
+                else:
+                    self._attach(stdin, owns=False)
+                    self.size = None  # the contract: no size for stdin, even when redirected from a file
             else:
                 self.name = name or path
                 self._path = path
@@ -353,6 +359,12 @@ class CaptureReader:
             return b""
         if not data:
             return b""
+        if type(data) is not bytes:
+            if isinstance(data, str):
+                self._problem("unreadable", self._produced, "the source is a text stream, not a binary one")
+                self._input_failed = True
+                return b""
+            data = bytes(data)
         self.bytes_read += len(data)
         return data
 
@@ -610,6 +622,11 @@ class CaptureReader:
     def _corrupt_block(self, offset: int, reason: str) -> _Stop:
         return _Stop("corrupt_block", offset, f"corrupt pcapng block: {reason}{self._in_stream()}")
 
+    def _bad_packet_block(self, offset: int, blen: int, caplen: int, ifid: int) -> _Stop:
+        if caplen > blen - 32:
+            return self._corrupt_block(offset, f"captured length {caplen} overruns its {blen}-byte block")
+        return self._corrupt_block(offset, f"packet refers to undeclared interface {ifid}")
+
     def _read_pcapng(self, buf: bytes) -> Iterator[Record]:
         """pcapng: a sequence of blocks, each sections' byte order set by its Section Header Block."""
         self.format = "pcapng"
@@ -627,6 +644,7 @@ class CaptureReader:
         head = Struct("<II").unpack_from
         word = Struct("<I").unpack_from
         epb = Struct("<IIIII").unpack_from
+        shb_type, epb_type, max_block_len = _SHB, _EPB, MAX_BLOCK_LEN
         while True:
             if pos + 12 > buflen:
                 buf = more(buf, pos, 12)
@@ -638,7 +656,7 @@ class CaptureReader:
                     return
                 continue
             btype, blen = head(buf, pos)
-            if btype == _SHB:
+            if btype == shb_type:  # a new section may switch the byte order
                 bom = buf[pos + 8 : pos + 12]
                 if bom not in _PCAPNG_BOM:
                     raise self._corrupt_block(base + pos, f"bad byte-order magic {bom.hex()} in section header")
@@ -647,7 +665,7 @@ class CaptureReader:
                 word = Struct(order + "I").unpack_from
                 epb = Struct(order + "IIIII").unpack_from
                 blen = head(buf, pos)[1]
-            if blen < 12 or blen & 3 or blen > MAX_BLOCK_LEN:
+            if blen < 12 or blen & 3 or blen > max_block_len:
                 raise self._corrupt_block(base + pos, f"block length {blen} is invalid")
             end = pos + blen
             if end > buflen:
@@ -663,25 +681,22 @@ class CaptureReader:
                 raise self._corrupt_block(
                     base + pos, f"trailing length {word(buf, end - 4)[0]} differs from leading length {blen}"
                 )
-            if btype == _EPB:
+            if btype == epb_type:  # the hot path: Enhanced Packet Block
                 if blen < 32:
                     raise self._corrupt_block(base + pos, f"enhanced packet block of {blen} bytes is too short")
                 ifid, hi, lo, caplen, _wirelen = epb(buf, pos + 8)
-                if caplen > blen - 32:
-                    raise self._corrupt_block(
-                        base + pos, f"captured length {caplen} overruns its {blen}-byte block"
-                    )
-                if ifid >= len(fast):
-                    raise self._corrupt_block(base + pos, f"packet refers to undeclared interface {ifid}")
+                if caplen > blen - 32 or ifid >= len(fast):
+                    raise self._bad_packet_block(base + pos, blen, caplen, ifid)
                 iface = fast[ifid]
-                if iface is None:
-                    self.skipped_unsupported += 1
-                else:
+                if iface is not None:
                     linktype, units, offset_units = iface
                     last_ts = ((hi << 32 | lo) + offset_units) / units
                     self.offset = base + end
                     self.packets += 1
                     yield (last_ts, linktype, buf[pos + 28 : pos + 28 + caplen])
+                    pos = end
+                    continue
+                self.skipped_unsupported += 1
             elif btype == _SPB:
                 if blen < 16:
                     raise self._corrupt_block(base + pos, f"simple packet block of {blen} bytes is too short")
@@ -702,12 +717,8 @@ class CaptureReader:
                 if blen < 32:
                     raise self._corrupt_block(base + pos, f"packet block of {blen} bytes is too short")
                 ifid, _drops, hi, lo, caplen, _wirelen = Struct(order + "HHIIII").unpack_from(buf, pos + 8)
-                if caplen > blen - 32:
-                    raise self._corrupt_block(
-                        base + pos, f"captured length {caplen} overruns its {blen}-byte block"
-                    )
-                if ifid >= len(fast):
-                    raise self._corrupt_block(base + pos, f"packet refers to undeclared interface {ifid}")
+                if caplen > blen - 32 or ifid >= len(fast):
+                    raise self._bad_packet_block(base + pos, blen, caplen, ifid)
                 iface = fast[ifid]
                 if iface is None:
                     self.skipped_unsupported += 1

@@ -627,3 +627,10 @@ def test_damaged_input_never_raises(data):
     assert {p.kind for p in reader.problems} <= KINDS
     assert sum(p.fatal for p in reader.problems) <= 1
     assert reader.packets == len(records)
+
+
+def test_text_stream_is_unreadable_not_a_crash(tmp_path):
+    path = write(tmp_path, "a.pcap", b"not really a capture")
+    with open(path, encoding="latin-1") as text:
+        records, reader = read_all(text)
+    assert records == [] and only_problem(reader).kind == "unreadable"
