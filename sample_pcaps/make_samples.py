@@ -522,6 +522,10 @@ def sc_refused_storm(lab: Lab) -> None:
 
 
 def sc_syn_timeout(lab: Lab) -> None:
+    # Linux >= 6.7 retransmits the first SYNs at linear 1 s intervals
+    # (net.ipv4.tcp_syn_linear_timeouts=4); set it to 0 (where it exists) for
+    # the classic exponential backoff: SYN at 0 s, 1 s, 3 s.
+    nsx(NS_CLI, "sysctl", "-qw", "net.ipv4.tcp_syn_linear_timeouts=0", check=False)
     lab.fw(NS_SRV, "input", "tcp dport %d tcp flags & (syn|ack) == syn drop" % PORT)
     lab.server()
     td = lab.tcpdump(out("syn_timeout.pcap"))
@@ -571,8 +575,11 @@ def sc_keepalive_dead_peer(lab: Lab) -> None:
     lab.stop(td)
 
 
+RCVBUF_ZW = int(os.environ.get("TFA_RCVBUF_ZW", "16384"))
+
+
 def sc_zero_window(lab: Lab) -> None:
-    lab.server(rcvbuf=4096)
+    lab.server(rcvbuf=RCVBUF_ZW)
     td = lab.tcpdump(out("zero_window.pcap"), snaplen=128, count=3000)
     lab.client([dict(mode="ZW", sport=44005, duration=3.0, sndbuf=65536)], wait=False)
     time.sleep(3.3)
