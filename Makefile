@@ -22,7 +22,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 samples: $(STAMP)
-	sudo -E $(BIN)/python sample_pcaps/make_samples.py
+	$(BIN)/python sample_pcaps/make_samples.py
+	$(BIN)/python sample_pcaps/make_crafted.py
 
 bench: $(STAMP)
 	bash bench/run_bench.sh

@@ -225,9 +225,17 @@ class Connection:
     # ------------------------------------------------------------------ per segment
     def process(self, ts: float, is_orig: bool, seq: int, ack: int, flags: int, window: int,
                 length: int, checksum_ok: bool = True) -> None:
-        """Feed one segment sent by the originator (is_orig) or the responder."""
-        endpoint = self.orig if is_orig else self.resp
-        peer = self.resp if is_orig else self.orig
+        """Feed one segment sent by the originator (is_orig) or the responder.
+
+        This is the reference path: every rule, for every segment. The tracker sends ordinary
+        segments to `_ordinary_segment` instead, which must give identical results.
+        """
+        if is_orig:
+            endpoint = self.orig
+            peer = self.resp
+        else:
+            endpoint = self.resp
+            peer = self.orig
         if not checksum_ok:
             # Zeek: a bad TCP checksum marks the history (c/C, logarithmically) and the packet is otherwise ignored.
             endpoint.chk_cnt += 1
@@ -241,6 +249,80 @@ class Connection:
             endpoint.first_ts = ts
         self._zeek_segment(ts, endpoint, peer, seq, ack, flags, window, length)
         self._rfc_segment(ts, endpoint, peer, seq, ack, flags, window, length)
+
+    def _ordinary_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: int, ack: int,
+                          flags: int, window: int, length: int) -> None:
+        """The hot path: a segment without SYN, FIN or RST from an endpoint Zeek has already seen.
+
+        Such a segment cannot move a Zeek analyzer state, and moves an RFC state only by
+        acknowledging a SYN-ACK or a FIN (handled by `_rfc_ack`). This does exactly the
+        bookkeeping of `_zeek_segment` + `_rfc_segment` for it, with the work they would skip
+        skipped; `tests/test_fast_path.py` checks that both paths give identical results
+        (the tracker's `reference=True` mode uses `process` for everything).
+        """
+        endpoint.packets += 1
+        endpoint.last_ts = ts
+        # history: d/a once per direction
+        if length:
+            bit = z.HIST_DATA_PKT if endpoint.is_orig else z.HIST_DATA_PKT << 16
+            if not self.hist_seen & bit:
+                self.hist_seen |= bit
+                self.history.append("D" if endpoint.is_orig else "d")
+        elif flags & ACK:
+            bit = z.HIST_ACK_PKT if endpoint.is_orig else z.HIST_ACK_PKT << 16
+            if not self.hist_seen & bit:
+                self.hist_seen |= bit
+                self.history.append("A" if endpoint.is_orig else "a")
+        if window == 0:
+            if peer.zstate != z.CLOSED and endpoint.zstate != z.RESET:
+                endpoint.win0_cnt += 1
+                if endpoint.win0_cnt == endpoint.win0_thresh:
+                    self._add_history(endpoint, "W")
+                    endpoint.win0_thresh *= 10
+            endpoint.zero_window_packets += 1
+            if endpoint.zero_window_since is None:
+                endpoint.zero_window_since = ts
+        elif endpoint.zero_window_since is not None:
+            stall = ts - endpoint.zero_window_since
+            if stall > endpoint.zero_window_max_s:
+                endpoint.zero_window_max_s = stall
+            endpoint.zero_window_since = None
+        if not (self.orig.did_close and self.resp.did_close):
+            self.last_time = ts
+        if flags & ACK:
+            if peer.zstate == z.INACTIVE:
+                start = (ack - 1) & SEQ_MASK
+                peer.start_seq = peer.ack_seq = peer.last_seq = start
+                peer.seq_wraps = peer.ack_wraps = 0
+            else:
+                delta_ack = ((ack - peer.ack_seq + 0x80000000) & SEQ_MASK) - 0x80000000
+                if delta_ack > 0 and not (ack == 0 and delta_ack > TOO_LARGE_SEQ_DELTA):
+                    wraps = peer.ack_wraps + 1 if ack < peer.ack_seq else peer.ack_wraps
+                    if wraps or ((ack - peer.start_seq + 0x80000000) & SEQ_MASK) >= 0x80000000:
+                        peer.ack_wraps = wraps
+                        peer.ack_seq = ack
+            if peer.state == rfc.SYN_RCVD or (peer.fin_seq is not None and not peer.fin_acked):
+                self._rfc_ack(ts, endpoint, peer, ack)
+        # update_last_seq
+        seq_end = (seq + length) & SEQ_MASK
+        delta_last = ((seq_end - endpoint.last_seq + 0x80000000) & SEQ_MASK) - 0x80000000
+        if endpoint.zstate == z.RESET:
+            pass
+        elif delta_last > 0:
+            if seq_end < endpoint.last_seq:
+                endpoint.seq_wraps += 1
+            endpoint.last_seq = seq_end
+        elif length:
+            endpoint.rxmit_cnt += 1
+            if endpoint.rxmit_cnt == endpoint.rxmit_thresh:
+                self._add_history(endpoint, "T")
+                endpoint.rxmit_thresh *= 10
+        if length:
+            endpoint.payload_packets += 1
+            if endpoint.fin_seq is not None or endpoint.rst_ts is not None or peer.rst_ts is not None:
+                self._note_data_after_close(endpoint, peer, seq)
+        if endpoint.snd_nxt is None or ((seq_end - endpoint.snd_nxt + 0x80000000) & SEQ_MASK) - 0x80000000 > 0:
+            endpoint.snd_nxt = seq_end
 
     # ------------------------------------------------------------------ Zeek's analyzer, rule for rule
     def _zeek_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, base_seq: int, ack_seq: int,
@@ -468,6 +550,35 @@ class Connection:
             if new_state == rfc.TIME_WAIT:
                 endpoint.time_wait_since = ts
 
+    def _rfc_ack(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: int) -> None:
+        """What an acknowledgement number proves (segments without SYN or RST)."""
+        # The third ACK (or data carrying it) completes the handshake only if it acks the server's ISN+1.
+        if peer.state == rfc.SYN_RCVD and peer.isn is not None:
+            if peer.snd_nxt is not None and 0 < seq_delta(ack, peer.isn) <= max(1, seq_delta(peer.snd_nxt, peer.isn)):
+                self._event(peer, rfc.RECV_ACK_OF_SYN, ts)
+                self._event(endpoint, rfc.RECV_SYN_ACK, ts)
+                if self.handshake_done_ts is None:
+                    self.handshake_done_ts = ts
+            elif endpoint.state == rfc.SYN_SENT:
+                self.bad_third_ack += 1
+                if self.bad_ack_ts is None:
+                    self.bad_ack_ts = ts
+        # An ACK covering the peer's FIN+1: this endpoint has seen the FIN, the peer sees its FIN acked.
+        if peer.fin_seq is not None and not peer.fin_acked and seq_delta(ack, peer.fin_seq) >= 1:
+            peer.fin_acked = True
+            self._event(endpoint, rfc.RECV_FIN, ts)
+            if endpoint.fin_seq is not None and not endpoint.fin_acked and peer.state == rfc.FIN_WAIT_1:
+                # Simultaneous close: this ACK follows our own FIN, so the peer received that FIN first.
+                self._event(peer, rfc.RECV_FIN, ts)
+            self._event(peer, rfc.RECV_ACK_OF_FIN, ts)
+
+    @staticmethod
+    def _note_data_after_close(endpoint: Endpoint, peer: Endpoint, seq: int) -> None:
+        if endpoint.fin_seq is not None and seq_delta(seq, endpoint.fin_seq) >= 1:
+            endpoint.data_after_fin += 1
+        elif endpoint.rst_ts is not None or peer.rst_ts is not None:
+            endpoint.data_after_rst += 1
+
     def _rfc_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: int, ack: int,
                      flags: int, window: int, length: int) -> None:
         syn = flags & SYN
@@ -499,31 +610,10 @@ class Connection:
                     self.synack_ts = ts
 
         elif ack_flag and not rst:
-            # The third ACK (or data carrying it) completes the handshake only if it acks the server's ISN+1.
-            if peer.state == rfc.SYN_RCVD and peer.isn is not None:
-                if peer.snd_nxt is not None and 0 < seq_delta(ack, peer.isn) <= max(1, seq_delta(peer.snd_nxt, peer.isn)):
-                    self._event(peer, rfc.RECV_ACK_OF_SYN, ts)
-                    self._event(endpoint, rfc.RECV_SYN_ACK, ts)
-                    if self.handshake_done_ts is None:
-                        self.handshake_done_ts = ts
-                elif endpoint.state == rfc.SYN_SENT:
-                    self.bad_third_ack += 1
-                    if self.bad_ack_ts is None:
-                        self.bad_ack_ts = ts
-            # An ACK covering the peer's FIN+1: this endpoint has seen the FIN, the peer sees its FIN acked.
-            if peer.fin_seq is not None and not peer.fin_acked and seq_delta(ack, peer.fin_seq) >= 1:
-                peer.fin_acked = True
-                self._event(endpoint, rfc.RECV_FIN, ts)
-                if endpoint.fin_seq is not None and not endpoint.fin_acked and peer.state == rfc.FIN_WAIT_1:
-                    # Simultaneous close: this ACK follows our own FIN, so the peer received that FIN first.
-                    self._event(peer, rfc.RECV_FIN, ts)
-                self._event(peer, rfc.RECV_ACK_OF_FIN, ts)
+            self._rfc_ack(ts, endpoint, peer, ack)
 
         if length and not rst:
-            if endpoint.fin_seq is not None and seq_delta(seq, endpoint.fin_seq) >= 1:
-                endpoint.data_after_fin += 1
-            elif (endpoint.rst_ts is not None or peer.rst_ts is not None):
-                endpoint.data_after_rst += 1
+            self._note_data_after_close(endpoint, peer, seq)
             endpoint.payload_packets += 1
 
         if fin and not rst:

@@ -23,8 +23,10 @@ FlowSink = Callable[[FlowRecord], None]
 
 
 class ConnectionTracker:
-    def __init__(self, config: EngineConfig | None = None, on_flow: FlowSink | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None, on_flow: FlowSink | None = None,
+                 reference: bool = False) -> None:
         self.config = config or EngineConfig()
+        self.reference = reference   # True: every segment through Connection.process (no hot path)
         self.on_flow = on_flow or (lambda record: None)
         self.table: dict[tuple, Connection] = {}
         self.live: dict[int, Connection] = {}           # creation order, for eviction and the final flush
@@ -45,6 +47,16 @@ class ConnectionTracker:
         if self.timers and self.timers[0][0] < ts:
             self._run_timers(ts)
         conn = self.table.get((src, sport, dst, dport))
+        if conn is not None and not flags & 0x07 and checksum_ok and not self.reference:
+            # Hot path: no SYN/FIN/RST on a known connection (most packets of a busy capture).
+            orig = conn.orig
+            if orig.port == sport and orig.ip == src:
+                endpoint, peer = orig, conn.resp
+            else:
+                endpoint, peer = conn.resp, orig
+            if endpoint.zstate != z.INACTIVE:
+                conn._ordinary_segment(ts, endpoint, peer, seq, ack, flags, window, length)
+                return conn
         if conn is not None and flags & SYN and self._is_reuse(conn, flags, seq):
             self._finish(conn, "reused", ts)
             conn = None
