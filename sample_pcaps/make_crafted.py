@@ -9,6 +9,20 @@ IPv4 (DF, TTL 64) / TCP with Linux-like options (MSS 1460, SACK_PERM,
 timestamps, window scale 7 on SYNs; timestamps on every other segment),
 realistic windows and random ISNs from a seeded RNG, and correct IP and TCP
 checksums (computed by dpkt).  Output is reproducible byte for byte.
+
+Added for the detector tests (tests/test_detectors.py):
+
+* syn_burst_legit.pcap -- 300 complete connections 10.99.0.1:53000..53299 ->
+  10.99.0.2:80 started within 1 s (handshake, HTTP GET / 64-byte response,
+  client FIN first, 10 packets each; all SF, clients end in TIME_WAIT).  A
+  legitimate burst: the SYN-flood detector must stay silent.
+* close_wait_leak.pcap -- 30 connections 10.99.0.1:53400..53429 ->
+  10.99.0.2:8080, one every 2 s from t=0 to t=58 s: handshake, request /
+  100-byte response, client FIN, the server ACKs it 40 ms later and never
+  sends its FIN (server CLOSE_WAIT, client FIN_WAIT_2, Zeek S2); plus 14
+  healthy connections 10.99.0.1:53500..53513 (client closes first, SF) at
+  t=1, 11, ..., 131 s, so the capture runs past the 60 s CLOSE_WAIT
+  threshold for every leaked socket.
 """
 from __future__ import annotations
 
@@ -255,11 +269,50 @@ def handshake_reset() -> None:
     w.close()
 
 
+def syn_burst_legit() -> None:
+    """300 complete connections within 1 s from one client: a burst the SYN-flood detector must ignore."""
+    rng = random.Random(0xB0257)
+    w = Writer("syn_burst_legit.pcap")
+    for k in range(300):
+        t = T0 + k / 300.0 + rng.uniform(0, 0.0005)
+        c = Endpoint(rng, CLI, 53000 + k, MAC_CLI)
+        s = Endpoint(rng, SRV, 80, MAC_SRV)
+        conn = Conn(w, rng, c, s, t)
+        conn.handshake()
+        conn.exchange(http_req("/burst/%d" % k), http_resp(64))
+        conn.client_close()
+    w.close()
+
+
+def close_wait_leak() -> None:
+    """A server application that never closes: 30 sockets left in CLOSE_WAIT, healthy traffic until t=130 s."""
+    rng = random.Random(0xC105E)
+    w = Writer("close_wait_leak.pcap")
+    for k in range(30):                       # t = 0, 2, ..., 58 s
+        c = Endpoint(rng, CLI, 53400 + k, MAC_CLI)
+        s = Endpoint(rng, SRV, 8080, MAC_SRV)
+        conn = Conn(w, rng, c, s, T0 + 2.0 * k)
+        conn.handshake()
+        conn.exchange(http_req("/leak/%d" % k), http_resp(100))
+        conn.send(c, s, FIN | ACK, dt=0.0001)  # client closes
+        conn.send(s, c, ACK, dt=0.04)          # delayed ACK of the FIN; the server never sends its FIN
+    for k in range(14):                       # healthy connections at t = 1, 11, ..., 131 s
+        c = Endpoint(rng, CLI, 53500 + k, MAC_CLI)
+        s = Endpoint(rng, SRV, 8080, MAC_SRV)
+        conn = Conn(w, rng, c, s, T0 + 1.0 + 10.0 * k)
+        conn.handshake()
+        conn.exchange(http_req("/health"), http_resp(2))
+        conn.client_close()
+    w.close()
+
+
 CRAFTED = {
     "syn_flood": syn_flood,
     "bad_handshake_ack": bad_handshake_ack,
     "data_after_close": data_after_close,
     "handshake_reset": handshake_reset,
+    "syn_burst_legit": syn_burst_legit,
+    "close_wait_leak": close_wait_leak,
 }
 
 
