@@ -301,7 +301,8 @@ class Connection:
                     if wraps or ((ack - peer.start_seq + 0x80000000) & SEQ_MASK) >= 0x80000000:
                         peer.ack_wraps = wraps
                         peer.ack_seq = ack
-            if peer.state == rfc.SYN_RCVD or (peer.fin_seq is not None and not peer.fin_acked):
+            if (peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT
+                    or (peer.fin_seq is not None and not peer.fin_acked)):
                 self._rfc_ack(ts, endpoint, peer, ack)
         # update_last_seq
         seq_end = (seq + length) & SEQ_MASK
@@ -553,7 +554,9 @@ class Connection:
     def _rfc_ack(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: int) -> None:
         """What an acknowledgement number proves (segments without SYN or RST)."""
         # The third ACK (or data carrying it) completes the handshake only if it acks the server's ISN+1.
-        if peer.state == rfc.SYN_RCVD and peer.isn is not None:
+        # (The server may already have moved on, e.g. sent a FIN from SYN_RCVD: the client's ACK still
+        # proves it saw the SYN-ACK.)
+        if peer.isn is not None and (peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT):
             if peer.snd_nxt is not None and 0 < seq_delta(ack, peer.isn) <= max(1, seq_delta(peer.snd_nxt, peer.isn)):
                 self._event(peer, rfc.RECV_ACK_OF_SYN, ts)
                 self._event(endpoint, rfc.RECV_SYN_ACK, ts)

@@ -53,6 +53,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (UNKNOWN, SEND_SYN_ACK): SYN_RCVD,
     (SYN_SENT, SEND_SYN_ACK): SYN_RCVD,      # simultaneous open
     (SYN_SENT, RECV_SYN_ACK): ESTABLISHED,
+    (UNKNOWN, RECV_SYN_ACK): ESTABLISHED,    # its SYN was not captured, its ACK of the SYN-ACK was
     (SYN_RCVD, RECV_ACK_OF_SYN): ESTABLISHED,
     # closing, active side
     (SYN_RCVD, SEND_FIN): FIN_WAIT_1,

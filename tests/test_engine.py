@@ -387,8 +387,7 @@ def test_syn_rcvd_fin_to_fin_wait_1():
     assert (r.conn_state, r.history) == ("S3", "Shf")
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: an ACK of the server's SYN that arrives after the server "
-                   "left SYN_RCVD (it sent a FIN) never moves the client out of SYN_SENT")
+# (was a strict xfail: fixed in the engine)
 def test_client_acking_synack_and_fin_of_a_server_that_closed_in_syn_rcvd():
     v = Conv()
     v.c(SYN)
