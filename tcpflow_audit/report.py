@@ -96,6 +96,9 @@ def atomic_output(path: str | None, *, bom: bool = False) -> Iterator[IO[str]]:
         return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp_path = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".partial")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)   # mkstemp makes 0600; the report gets the usual permissions
     try:
         with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as stream:
             yield stream
