@@ -42,7 +42,7 @@ def audit(captures: str | Iterable[str], *, verify_checksums: bool = False, thre
     sources, _ = expand_sources(list(captures))
     engine = EngineConfig(verify_checksums=verify_checksums, **engine_settings)
     auditor = Auditor(engine)
-    detectors = DetectorSet(thresholds or Thresholds())
+    detectors = DetectorSet(thresholds or Thresholds(), clock=lambda: auditor.tracker.now)
     summary = SummaryCollector()
     rows: list[dict[str, Any]] = []
     auditor.add_flow_sink(detectors.on_flow)

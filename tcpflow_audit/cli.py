@@ -178,7 +178,7 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         raise click.UsageError("no capture files found in the arguments given")
 
     auditor = Auditor(engine, packet_filter)
-    detectors = DetectorSet(thresholds)
+    detectors = DetectorSet(thresholds, clock=lambda: auditor.tracker.now)   # capture time, for open connections
     summary = SummaryCollector()
     auditor.add_flow_sink(detectors.on_flow)   # tags record.facts.anomalies before the row is written
     auditor.add_flow_sink(summary)

@@ -135,6 +135,7 @@ class FlowRecord:
     client_time_wait_until: float | None
     server_time_wait_until: float | None
     facts: ConnectionFacts
+    finalised_at: float = 0.0     # capture time when the tracker finalised it (timer, reuse or capture end)
 
 
 @dataclass(slots=True)
@@ -167,6 +168,7 @@ class ConnectionFacts:
     server_payload_packets: int
     syn_in_time_wait: bool
     client_window_probe_ts: float | None = None
+    last_fin_retransmit_ts: float | None = None
     anomalies: list[str] = field(default_factory=list)
 
 
@@ -717,6 +719,7 @@ class Connection:
             client_last_ts=orig.last_ts, server_last_ts=resp.last_ts,
             client_payload_packets=orig.payload_packets, server_payload_packets=resp.payload_packets,
             syn_in_time_wait=self.syn_in_time_wait,
+            last_fin_retransmit_ts=orig.last_fin_retransmit_ts or resp.last_fin_retransmit_ts,
         )
 
         def ms(later: float | None, earlier: float | None) -> float | None:
@@ -741,4 +744,5 @@ class Connection:
             direction_guessed=self.direction_guessed,
             client_time_wait_until=tw_until(orig), server_time_wait_until=tw_until(resp),
             facts=facts,
+            finalised_at=now,
         )
