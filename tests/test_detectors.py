@@ -22,7 +22,7 @@ from tcpflow_audit.pipeline import Auditor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = os.path.join(HERE, "..", "sample_pcaps")
-README_SECTION = os.path.join(HERE, "..", "tcpflow_audit", "detectors", "README_SECTION.md")
+README_SECTION = os.path.join(os.path.dirname(__file__), "..", "README.md")
 CLIENT, SERVER = "10.99.0.1", "10.99.0.2"
 
 
