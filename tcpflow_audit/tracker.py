@@ -32,6 +32,7 @@ class ConnectionTracker:
         self.live: dict[int, Connection] = {}           # creation order, for eviction and the final flush
         self.timers: list[tuple] = []
         self._timer_order = count()
+        self._dead_timer_owners = 0
         self.recent_time_wait: dict[tuple, float] = {}  # 4-tuple -> end of its TIME_WAIT, after finalisation
         self._next_time_wait_purge = 0.0
         self.connections_seen = 0
@@ -132,6 +133,9 @@ class ConnectionTracker:
         if self.table.get(reverse) is conn:
             del self.table[reverse]
         self.live.pop(id(conn), None)
+        self._dead_timer_owners += 1
+        if self._dead_timer_owners > 2 * len(self.live) + 4096:
+            self._compact_timers()
         record = conn.to_record(now, self.config.time_wait)
         if record.client_time_wait_until or record.server_time_wait_until:
             until = max(record.client_time_wait_until or 0.0, record.server_time_wait_until or 0.0)
@@ -148,6 +152,13 @@ class ConnectionTracker:
         self.recent_time_wait = {k: until for k, until in self.recent_time_wait.items() if until > now}
 
     # ------------------------------------------------------------------ timers
+    def _compact_timers(self) -> None:
+        """Drop timer entries of finished connections, so they do not keep those connections in memory
+        (an inactivity timer lives 300 s of capture time): memory stays bounded by live connections."""
+        self.timers = [entry for entry in self.timers if not entry[2].finished]
+        heapq.heapify(self.timers)
+        self._dead_timer_owners = 0
+
     def _push(self, due: float, conn: Connection, kind: str) -> None:
         heapq.heappush(self.timers, (due, next(self._timer_order), conn, kind, conn.timer_generation))
 
