@@ -187,4 +187,9 @@ class ConnectionTracker:
             if conn.timer_fires(kind, due, config.linger):
                 self._finish(conn, "timeout", due)
             elif kind == "expire" and conn.zeek_active:
-                self._push(due + config.session_timer, conn, "expire")
+                next_due = due + config.session_timer
+                if next_due < now:
+                    # Nothing changes a connection's state between its packets: after a long gap (or an
+                    # absurd timestamp jump) skip ahead on the timer's grid instead of stepping through it.
+                    next_due += ((now - next_due) // config.session_timer) * config.session_timer
+                self._push(next_due, conn, "expire")
