@@ -275,20 +275,8 @@ class Connection:
             if not self.hist_seen & bit:
                 self.hist_seen |= bit
                 self.history.append("A" if endpoint.is_orig else "a")
-        if window == 0:
-            if peer.zstate != z.CLOSED and endpoint.zstate != z.RESET:
-                endpoint.win0_cnt += 1
-                if endpoint.win0_cnt == endpoint.win0_thresh:
-                    self._add_history(endpoint, "W")
-                    endpoint.win0_thresh *= 10
-            endpoint.zero_window_packets += 1
-            if endpoint.zero_window_since is None:
-                endpoint.zero_window_since = ts
-        elif endpoint.zero_window_since is not None:
-            stall = ts - endpoint.zero_window_since
-            if stall > endpoint.zero_window_max_s:
-                endpoint.zero_window_max_s = stall
-            endpoint.zero_window_since = None
+        if window == 0 or endpoint.zero_window_since is not None:
+            self._note_window(ts, endpoint, peer, window, flags)
         if not (self.orig.did_close and self.resp.did_close):
             self.last_time = ts
         if flags & ACK:
@@ -387,12 +375,7 @@ class Connection:
         elif ack_flag:
             self._check_history(endpoint, z.HIST_ACK_PKT, "A")
 
-        # update_window: zero windows (scaling cannot turn a zero into anything else)
-        if window == 0 and not rst and peer.zstate != z.CLOSED and endpoint.zstate != z.RESET:
-            endpoint.win0_cnt += 1
-            if endpoint.win0_cnt == endpoint.win0_thresh:
-                self._add_history(endpoint, "W")
-                endpoint.win0_thresh *= 10
+        self._note_window(ts, endpoint, peer, window, flags)
 
         if not self.orig.did_close or not self.resp.did_close:
             self.last_time = ts
@@ -436,6 +419,26 @@ class Connection:
         if do_close:
             self._zeek_connection_closed(endpoint, peer, gen_event)
         del seq_underflow  # (Zeek only skips reassembly on underflow; nothing here depends on it)
+
+    def _note_window(self, ts: float, endpoint: Endpoint, peer: Endpoint, window: int, flags: int) -> None:
+        """Zero windows: Zeek's W/w history letter (update_window; scaling cannot turn a zero into
+        anything else) and the stall time the zero_window_stall detector reads."""
+        if window == 0:
+            if not flags & RST and peer.zstate != z.CLOSED and endpoint.zstate != z.RESET:
+                endpoint.win0_cnt += 1
+                if endpoint.win0_cnt == endpoint.win0_thresh:
+                    self._add_history(endpoint, "W")
+                    endpoint.win0_thresh *= 10
+            if not flags & 0x07:
+                endpoint.zero_window_packets += 1
+                if endpoint.zero_window_since is None:
+                    endpoint.zero_window_since = ts
+                return
+        if endpoint.zero_window_since is not None:
+            stall = ts - endpoint.zero_window_since
+            if stall > endpoint.zero_window_max_s:
+                endpoint.zero_window_max_s = stall
+            endpoint.zero_window_since = None
 
     @staticmethod
     def _update_last_seq(endpoint: Endpoint, seq: int) -> None:
@@ -650,16 +653,6 @@ class Connection:
             if endpoint.snd_nxt is None or seq_delta(seq_end, endpoint.snd_nxt) > 0:
                 endpoint.snd_nxt = seq_end
 
-        # zero-window stalls: how long this endpoint advertised no room at all
-        if window == 0 and not (syn or fin or rst):
-            endpoint.zero_window_packets += 1
-            if endpoint.zero_window_since is None:
-                endpoint.zero_window_since = ts
-        elif endpoint.zero_window_since is not None:
-            stall = ts - endpoint.zero_window_since
-            if stall > endpoint.zero_window_max_s:
-                endpoint.zero_window_max_s = stall
-            endpoint.zero_window_since = None
 
     # ------------------------------------------------------------------ timers (Zeek's, evaluated by the tracker)
     def timer_fires(self, kind: str, now: float, linger: float) -> bool:
