@@ -5,12 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv samples bench clean
+.PHONY: demo test venv pure samples bench clean
 
-$(STAMP): pyproject.toml
+# The per-packet modules are compiled with mypyc (see setup.py): rebuild when any of them changes.
+COMPILED_SOURCES := $(addprefix tcpflow_audit/,capture.py decode.py errors.py tcp_states.py zeek_states.py connection.py tracker.py)
+
+$(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -c "import tcpflow_audit; print('tcpflow-audit build:', tcpflow_audit.BUILD)"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -28,5 +32,10 @@ samples: $(STAMP)
 bench: $(STAMP)
 	bash bench/run_bench.sh
 
+# Switch the venv to the pure Python build (no mypyc); `make venv` after `make clean` goes back.
+pure:
+	rm -f tcpflow_audit/*.so *__mypyc*.so
+	TCPFLOW_AUDIT_PURE=1 $(BIN)/pip install -q -e '.[test]'
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info tcpflow_audit/*.so *__mypyc*.so

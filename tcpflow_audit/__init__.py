@@ -18,6 +18,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str) -> Any:
+    if name == "BUILD":   # "compiled with mypyc" or "pure Python" (see tcpflow_audit.build)
+        from .build import describe
+        return describe()
+    raise AttributeError(name)
+
+
 @dataclass(slots=True)
 class AuditResult:
     flows: Any       # pandas.DataFrame

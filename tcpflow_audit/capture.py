@@ -213,7 +213,7 @@ class CaptureReader:
         self._path: str | None = None
         self._file: BinaryIO | None = None
         self._owns_file = False
-        self._read: Callable[[int], bytes] | None = None
+        self._read: Callable[[int], object] | None = None   # (a text stream returns str: checked below)
         self._records: Iterator[Record] | None = None
         self._generator: Iterator[Record] | None = None  # the parsing generator behind _records
         self._chunks: Iterator[bytes] = iter(())
@@ -359,12 +359,12 @@ class CaptureReader:
             return b""
         if not data:
             return b""
-        if type(data) is not bytes:
+        if not isinstance(data, bytes):
             if isinstance(data, str):
                 self._problem("unreadable", self._produced, "the source is a text stream, not a binary one")
                 self._input_failed = True
                 return b""
-            data = bytes(data)
+            data = bytes(data)  # type: ignore[call-overload]
         self.bytes_read += len(data)
         return data
 

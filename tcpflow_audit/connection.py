@@ -17,16 +17,25 @@ turned into a `FlowRecord` by `to_record()`.
 
 from __future__ import annotations
 
+from typing import Final
+
 from dataclasses import dataclass, field
 
 from . import tcp_states as rfc
 from . import zeek_states as z
 
-SEQ_MASK = 0xFFFFFFFF
-TOO_LARGE_SEQ_DELTA = 1048576  # Zeek's bound for trusting SYN/RST sequence numbers
-RST_ACCEPT_WINDOW = 1048576    # a received RST is taken as acceptable within this distance of the sender's next seq
+SEQ_MASK: Final = 0xFFFFFFFF
+TOO_LARGE_SEQ_DELTA: Final = 1048576  # Zeek's bound for trusting SYN/RST sequence numbers
+RST_ACCEPT_WINDOW: Final = 1048576    # a received RST is taken as acceptable within this distance of the sender's next seq
 
-FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+ACK: Final = 0x10
+
+
+def _ms_between(later: float | None, earlier: float | None) -> float | None:
+    return None if later is None or earlier is None else round((later - earlier) * 1000.0, 3)
 
 
 def seq_delta(a: int, b: int) -> int:
@@ -206,7 +215,7 @@ class Connection:
         self.finished = False
         self.end_cause = ""
         self.syn_in_time_wait = False
-        self.key: tuple | None = None
+        self.key: tuple = ()
         self.pending_timers: list[tuple[str, float]] = []   # (kind, base time): drained by the tracker
 
     # ------------------------------------------------------------------ history
@@ -715,14 +724,6 @@ class Connection:
             last_fin_retransmit_ts=orig.last_fin_retransmit_ts or resp.last_fin_retransmit_ts,
         )
 
-        def ms(later: float | None, earlier: float | None) -> float | None:
-            return None if later is None or earlier is None else round((later - earlier) * 1000.0, 3)
-
-        def tw_until(endpoint: Endpoint) -> float | None:
-            if endpoint.time_wait_since is None:
-                return None
-            return endpoint.time_wait_since + time_wait_s
-
         return FlowRecord(
             start=self.start, end=self.last_time,
             client_ip=orig.ip, client_port=orig.port, server_ip=resp.ip, server_port=resp.port,
@@ -733,9 +734,11 @@ class Connection:
             retransmits=(orig.rxmit_cnt + resp.rxmit_cnt + orig.syn_retransmits + resp.synack_retransmits
                          + orig.fin_retransmits + resp.fin_retransmits),
             close_initiator=self.close_initiator, end_reason=self.end_reason(),
-            syn_synack_ms=ms(self.synack_ts, self.syn_ts), synack_ack_ms=ms(self.handshake_done_ts, self.synack_ts),
+            syn_synack_ms=_ms_between(self.synack_ts, self.syn_ts),
+            synack_ack_ms=_ms_between(self.handshake_done_ts, self.synack_ts),
             direction_guessed=self.direction_guessed,
-            client_time_wait_until=tw_until(orig), server_time_wait_until=tw_until(resp),
+            client_time_wait_until=None if orig.time_wait_since is None else orig.time_wait_since + time_wait_s,
+            server_time_wait_until=None if resp.time_wait_since is None else resp.time_wait_since + time_wait_s,
             facts=facts,
             finalised_at=now,
         )

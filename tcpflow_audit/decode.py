@@ -27,8 +27,7 @@ Skip reasons counted in ``Decoder.skipped`` (stable names):
     bad_tcp_offset        TCP data offset < 5
     malformed             safety net: a decoding error nobody foresaw (should stay 0; decode() never raises)
 
-Design: ``Decoder.decode`` is a closure stored on the instance (no bound-method creation, locals
-instead of globals).  Its fast path handles Ethernet (+ one 802.1Q tag) / LINUX_SLL / LINUX_SLL2 / RAW
+Design: ``Decoder.decode``'s fast path handles Ethernet (+ one 802.1Q tag) / LINUX_SLL / LINUX_SLL2 / RAW
 carrying IPv4 with a 20-byte header and TCP, using ONE precompiled ``struct`` call that returns every
 field at once (plus two int.from_bytes sums when verifying checksums); everything else goes through
 the general path (link walk, IPv4/IPv6 with options and extension headers), which gives the same
@@ -500,31 +499,35 @@ def _general_safe(linktype: int, frame, verify: bool):
 # Decoder
 # ---------------------------------------------------------------------------------------------
 
-def _make_decode(skipped: Counter, verify: bool):
-    """The decode function: a fast path for the common cases, then the general path.
+class Decoder:
+    """Decodes one frame at a time to a Segment tuple; counts skipped frames by reason.
 
-    Fast path: Ethernet (optionally one 802.1Q tag), LINUX_SLL, LINUX_SLL2 and raw IPv4 carrying
-    IPv4 without options (IHL 5), not a non-first fragment, and TCP with consistent lengths.  One
-    struct call yields every field; with ``verify`` the two checksums cost one int.from_bytes each
-    (the TCP sum covers src, dst and the segment in one contiguous slice of the frame).
-    Everything else - and every frame the fast path declines - goes through ``_decode_general``.
+    ``decode`` has a fast path for the common cases, then the general path. Fast path: Ethernet
+    (optionally one 802.1Q tag), LINUX_SLL, LINUX_SLL2 and raw IPv4 carrying IPv4 without options
+    (IHL 5), not a non-first fragment, and TCP with consistent lengths. One struct call yields every
+    field; with ``verify_checksums`` the two checksums cost one int.from_bytes each (the TCP sum
+    covers src, dst and the segment in one contiguous slice of the frame). Everything else - and
+    every frame the fast path declines - goes through ``decode_general``, which gives the same
+    answer for every frame (tests/test_decode.py checks both on each case).
     """
-    unpack_eth = _ETH_IP4_TCP.unpack_from
-    unpack_ip = _IP4_TCP.unpack_from
-    general = _general_safe
-    from_bytes = _from_bytes
-    word_sum = _word_sum
 
-    def decode(linktype, frame):
+    def __init__(self, verify_checksums: bool = False) -> None:
+        self.verify_checksums = bool(verify_checksums)
+        self.skipped: Counter[str] = Counter()   # skip reason -> frames (see the module docstring)
+
+    def decode(self, linktype: int, frame: bytes | bytearray | memoryview) -> tuple | None:
+        """Decode one frame of the given pcap link type: a Segment tuple, or None (reason counted)."""
         n = len(frame)
+        o = -1
+        vhl = tot = frag = proto = sport = dport = seq = ack = off = flags = win = 0
+        src = dst = b""
         if linktype == 1:
-            o = -1
             if n >= 54:
-                et, vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = unpack_eth(frame)
+                et, vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = _ETH_IP4_TCP.unpack_from(frame)
                 if et == 0x0800:
                     o = 14
                 elif et == 0x8100 and n >= 58:
-                    et, vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = unpack_eth(frame, 4)
+                    et, vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = _ETH_IP4_TCP.unpack_from(frame, 4)
                     if et == 0x0800:
                         o = 18
         else:
@@ -534,64 +537,33 @@ def _make_decode(skipped: Counter, verify: bool):
                 o = 0 if n >= 40 else -1
             elif linktype == 276:  # LINUX_SLL2, protocol IPv4
                 o = 20 if n >= 60 and frame[0] == 8 and not frame[1] else -1
-            else:
-                o = -1
             if o >= 0:
-                vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = unpack_ip(frame, o)
+                vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = _IP4_TCP.unpack_from(frame, o)
         if o >= 0 and vhl == 0x45 and proto == 6 and not frag & 0x1FFF:
             thl = off >> 2 & 0x3C
             seglen = tot - 20
             plen = seglen - thl
             if plen >= 0 and thl >= 20:  # (also means tot != 0: TSO frames take the general path)
-                if not verify:
+                if not self.verify_checksums:
                     return (src, sport, dst, dport, seq, ack, flags, win, plen, True)
-                if from_bytes(frame[o:o + 20], "big") % 0xFFFF:
-                    skipped["bad_ip_checksum"] += 1
+                if _from_bytes(frame[o:o + 20], "big") % 0xFFFF:
+                    self.skipped["bad_ip_checksum"] += 1
                     return None
                 end = o + tot
                 if end <= n and not frag & 0x2000:
                     # src, dst and the whole segment are contiguous: frame[o+12:end] (8 + seglen bytes)
                     return (src, sport, dst, dport, seq, ack, flags, win, plen,
-                            not (word_sum(frame, o + 12, end) + 6 + seglen) % 0xFFFF)
+                            not (_word_sum(frame, o + 12, end) + 6 + seglen) % 0xFFFF)
                 return (src, sport, dst, dport, seq, ack, flags, win, plen, True)
-        r = general(linktype, frame, verify)
-        if r.__class__ is tuple:
-            return r
-        skipped[r] += 1
-        return None
+        return self.decode_general(linktype, frame)
 
-    return decode
-
-
-class Decoder:
-    """Decodes one frame at a time to a Segment tuple; counts skipped frames by reason.
-
-    For speed, ``decode`` is a closure stored on the instance (it shadows the method below, which
-    only documents it and gives the same answers when called through the class).
-    """
-
-    def __init__(self, verify_checksums: bool = False):
-        self.verify_checksums = bool(verify_checksums)
-        self.skipped = Counter()  # the setter binds ``decode`` to this counter
-
-    @property
-    def skipped(self) -> Counter[str]:
-        """Skip reason -> number of frames (see the module docstring for the reasons)."""
-        return self._skipped
-
-    @skipped.setter
-    def skipped(self, counter: Counter[str]) -> None:
-        # the decode closure counts into this very object, so rebuild it when the counter is replaced
-        self._skipped = counter
-        self.decode = _make_decode(counter, self.verify_checksums)
-
-    def decode(self, linktype: int, frame: bytes) -> tuple | None:  # noqa: F811 - shadowed per instance
-        """Decode one frame of the given pcap link type: a Segment tuple, or None (reason counted)."""
+    def decode_general(self, linktype: int, frame: bytes | bytearray | memoryview) -> tuple | None:
+        """The general path alone (link walk, IP options, IPv6 extension headers): same answers."""
         r = _general_safe(linktype, frame, self.verify_checksums)
-        if r.__class__ is tuple:
+        if isinstance(r, tuple):
             return r
-        self._skipped[r] += 1
+        self.skipped[r] += 1
         return None
 
     def __repr__(self) -> str:
-        return f"Decoder(verify_checksums={self.verify_checksums}, skipped={dict(self._skipped)})"
+        return f"Decoder(verify_checksums={self.verify_checksums}, skipped={dict(self.skipped)})"

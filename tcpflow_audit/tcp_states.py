@@ -15,33 +15,35 @@ meaningful whatever came before.
 
 from __future__ import annotations
 
-CLOSED = "CLOSED"
-LISTEN = "LISTEN"
-SYN_SENT = "SYN_SENT"
-SYN_RCVD = "SYN_RCVD"
-ESTABLISHED = "ESTABLISHED"
-FIN_WAIT_1 = "FIN_WAIT_1"
-FIN_WAIT_2 = "FIN_WAIT_2"
-CLOSING = "CLOSING"
-TIME_WAIT = "TIME_WAIT"
-CLOSE_WAIT = "CLOSE_WAIT"
-LAST_ACK = "LAST_ACK"
-UNKNOWN = "UNKNOWN"
+from typing import Final
+
+CLOSED: Final = "CLOSED"
+LISTEN: Final = "LISTEN"
+SYN_SENT: Final = "SYN_SENT"
+SYN_RCVD: Final = "SYN_RCVD"
+ESTABLISHED: Final = "ESTABLISHED"
+FIN_WAIT_1: Final = "FIN_WAIT_1"
+FIN_WAIT_2: Final = "FIN_WAIT_2"
+CLOSING: Final = "CLOSING"
+TIME_WAIT: Final = "TIME_WAIT"
+CLOSE_WAIT: Final = "CLOSE_WAIT"
+LAST_ACK: Final = "LAST_ACK"
+UNKNOWN: Final = "UNKNOWN"
 
 ALL_STATES = (CLOSED, LISTEN, SYN_SENT, SYN_RCVD, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2,
               CLOSING, TIME_WAIT, CLOSE_WAIT, LAST_ACK, UNKNOWN)
 
 # Events, named after what happened to the endpoint whose state moves.
-SEND_SYN = "send_syn"                  # it sent a SYN (active open)
-SEND_SYN_ACK = "send_syn_ack"          # it answered the peer's SYN with a SYN-ACK acking ISN+1 (passive open)
-RECV_SYN_ACK = "recv_syn_ack"          # it acknowledged the peer's SYN-ACK (ack = peer ISN+1): it saw it
-RECV_ACK_OF_SYN = "recv_ack_of_syn"    # the peer acknowledged its SYN-ACK (ack = its ISN+1)
-SEND_FIN = "send_fin"                  # it sent a FIN
-RECV_FIN = "recv_fin"                  # it acknowledged the peer's FIN (ack >= FIN seq+1): it saw it
-RECV_ACK_OF_FIN = "recv_ack_of_fin"    # the peer acknowledged its FIN
-SEND_RST = "send_rst"                  # it sent a RST: it has dropped the connection
-RECV_RST = "recv_rst"                  # the peer's RST was acceptable (seq in window, or acks our SYN)
-TIME_WAIT_EXPIRED = "time_wait_expired"  # 2*MSL passed since it entered TIME_WAIT
+SEND_SYN: Final = "send_syn"                  # it sent a SYN (active open)
+SEND_SYN_ACK: Final = "send_syn_ack"          # it answered the peer's SYN with a SYN-ACK acking ISN+1 (passive open)
+RECV_SYN_ACK: Final = "recv_syn_ack"          # it acknowledged the peer's SYN-ACK (ack = peer ISN+1): it saw it
+RECV_ACK_OF_SYN: Final = "recv_ack_of_syn"    # the peer acknowledged its SYN-ACK (ack = its ISN+1)
+SEND_FIN: Final = "send_fin"                  # it sent a FIN
+RECV_FIN: Final = "recv_fin"                  # it acknowledged the peer's FIN (ack >= FIN seq+1): it saw it
+RECV_ACK_OF_FIN: Final = "recv_ack_of_fin"    # the peer acknowledged its FIN
+SEND_RST: Final = "send_rst"                  # it sent a RST: it has dropped the connection
+RECV_RST: Final = "recv_rst"                  # the peer's RST was acceptable (seq in window, or acks our SYN)
+TIME_WAIT_EXPIRED: Final = "time_wait_expired"  # 2*MSL passed since it entered TIME_WAIT
 
 TRANSITIONS: dict[tuple[str, str], str] = {
     # opening

@@ -10,28 +10,30 @@ The per-packet rules that move these states are in `connection.py`, next to the 
 
 from __future__ import annotations
 
+from typing import Final
+
 import re
 
 # Zeek analyzer endpoint states (TCP_ENDPOINT_*).
-INACTIVE = 0
-SYN_SENT = 1
-SYN_ACK_SENT = 2
-PARTIAL = 3
-ESTABLISHED = 4
-CLOSED = 5
-RESET = 6
+INACTIVE: Final = 0
+SYN_SENT: Final = 1
+SYN_ACK_SENT: Final = 2
+PARTIAL: Final = 3
+ESTABLISHED: Final = 4
+CLOSED: Final = 5
+RESET: Final = 6
 
 STATE_NAMES = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET")
 
 # History bits (TCP_Endpoint::HIST_*); the responder's are shifted left by 16.
-HIST_SYN_PKT = 0x1
-HIST_FIN_PKT = 0x2
-HIST_RST_PKT = 0x4
-HIST_FIN_RST_PKT = 0x8
-HIST_DATA_PKT = 0x10
-HIST_ACK_PKT = 0x20
-HIST_MULTI_FLAG_PKT = 0x40
-HIST_CORRUPT_PKT = 0x80
+HIST_SYN_PKT: Final = 0x1
+HIST_FIN_PKT: Final = 0x2
+HIST_RST_PKT: Final = 0x4
+HIST_FIN_RST_PKT: Final = 0x8
+HIST_DATA_PKT: Final = 0x10
+HIST_ACK_PKT: Final = 0x20
+HIST_MULTI_FLAG_PKT: Final = 0x40
+HIST_CORRUPT_PKT: Final = 0x80
 
 CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
 

@@ -106,7 +106,7 @@ class _Window:
             bucket[0] += 1
             if ts < bucket[1]:
                 bucket[1] = ts
-        total = 0
+        total = 0.0
         for i in range(idx - 9, idx + 1):
             b = buckets.get(i)
             if b is not None:

@@ -1,0 +1,51 @@
+"""Which build of the per-packet modules is running: mypyc-compiled or pure Python.
+
+setup.py compiles the modules every packet goes through (reading, decoding, the state machine)
+with mypyc when a C compiler is available. Both builds run the same source and give identical
+results; the compiled one is about twice as fast. In a development checkout the compiled
+extension sits next to its source, and Python prefers it: after editing a source file without
+rebuilding (`make venv`), the old compiled code would still run. `stale_modules()` finds that
+case so the CLI can warn about it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+COMPILED_MODULES = ("capture", "decode", "errors", "tcp_states", "zeek_states", "connection", "tracker")
+
+
+def _module_file(name: str) -> str:
+    return importlib.import_module(f"{__package__}.{name}").__file__ or ""
+
+
+def is_compiled() -> bool:
+    """True when the state machine runs as a compiled extension module."""
+    return not _module_file("connection").endswith(".py")
+
+
+def stale_modules() -> list[str]:
+    """Compiled modules whose Python source is newer than the compiled file (edited, not rebuilt)."""
+    stale = []
+    for name in COMPILED_MODULES:
+        compiled = _module_file(name)
+        if compiled.endswith(".py"):
+            continue
+        source = os.path.join(os.path.dirname(compiled), f"{name}.py")
+        try:
+            if os.path.getmtime(source) > os.path.getmtime(compiled):
+                stale.append(name)
+        except OSError:
+            continue   # an installed wheel ships no source next to the extension
+    return stale
+
+
+def describe() -> str:
+    """One line for `--version` and the benchmark: which build this is."""
+    if not is_compiled():
+        return "pure Python"
+    stale = stale_modules()
+    if stale:
+        return f"compiled with mypyc (STALE: {', '.join(stale)} edited since; rebuild with `make venv`)"
+    return "compiled with mypyc"
