@@ -24,8 +24,8 @@ from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
 from .inputs import expand_sources
 from .pipeline import Auditor, PacketFilter
-from .report import (FLOW_COLUMNS, FLOW_TABLE_COLUMNS, RowWriter, SummaryCollector, atomic_output, flow_row,
-                     render_summary, render_table, summary_dict)
+from .report import (FLOW_COLUMNS, FLOW_TABLE_COLUMNS, JsonObject, RowWriter, SummaryCollector, atomic_output,
+                     flow_row, render_summary, render_table, summary_dict)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
 REPORTS = ("summary", "flows", "anomalies", "all")
@@ -233,17 +233,23 @@ def effective_settings(engine: EngineConfig, thresholds: Thresholds) -> dict[str
 def run_to_stream(auditor: Auditor, detectors: DetectorSet, summary: SummaryCollector, sources: list[str],
                   report: str, fmt: str, output: str | None, excel: bool, engine: EngineConfig,
                   thresholds: Thresholds):
+    """One report to stdout or to the file `output` (atomically). Every format but the table is written
+    as connections finish; JSON documents end with the members only known at the end (findings, summary)."""
     with atomic_output(output, bom=excel and fmt == "csv") as stream:
-        streaming = fmt in ("csv", "jsonl")
+        document = JsonObject(stream) if fmt == "json" and report in ("flows", "all") else None
         flows = None
         if report in ("flows", "all"):
-            flows = RowWriter(stream if streaming else None, fmt, FLOW_COLUMNS)
+            if fmt == "table":
+                flows = RowWriter(None, fmt, FLOW_TABLE_COLUMNS)   # tabulate needs every row for column widths
+            else:
+                flows = RowWriter(document.array("flows") if document else stream, fmt, FLOW_COLUMNS)
             auditor.add_flow_sink(lambda record: flows.write(flow_row(record)))
         stats = auditor.run(sources)
         findings = detectors.finish()
         finding_rows = [finding_row(f) for f in findings]
         summary_data = summary_dict(stats, summary, {"findings": len(findings),
                                                      "settings": effective_settings(engine, thresholds)})
+        streaming = fmt in ("csv", "jsonl")
         if report == "anomalies" and streaming:
             writer = RowWriter(stream, fmt, ANOMALY_COLUMNS)
             for row in finding_rows:
@@ -253,15 +259,17 @@ def run_to_stream(auditor: Auditor, detectors: DetectorSet, summary: SummaryColl
             for row in summary.abnormal:
                 writer.write(row)
         elif fmt == "json":
-            document: dict[str, Any] = {}
-            if report in ("summary", "all"):
-                document["summary"] = summary_data
-            if report in ("flows", "all"):
-                document["flows"] = flows.rows
-            if report in ("anomalies", "summary", "all"):
-                document["anomalies"] = finding_rows
-            json.dump(document, stream, indent=2)
-            stream.write("\n")
+            if document is None:
+                document = JsonObject(stream)
+                if report == "summary":
+                    document.member("summary", summary_data)
+            if report != "flows":
+                anomalies = document.array("anomalies")
+                for row in finding_rows:
+                    anomalies.write(row)
+            if report == "all":
+                document.member("summary", summary_data)
+            document.close()
         elif fmt == "table":
             parts = []
             if report in ("summary", "all"):

@@ -1,9 +1,10 @@
 """Reporting: turning flow records, findings and run statistics into tables, CSV and JSON.
 
-Column names and order are part of the interface (documented in the README). CSV and JSON
-Lines are written row by row as connections finish, so they never hold a capture's flows in
-memory; every output file is written to a temporary file beside it and renamed into place
-only when complete (`atomic_output`), so a crash or Ctrl-C never leaves half a file.
+Column names and order are part of the interface (documented in the README). CSV, JSON Lines
+and JSON are written row by row as connections finish, so they never hold a capture's flows in
+memory (only the human-readable table does: column widths need every row); every output file is
+written to a temporary file beside it and renamed into place only when complete
+(`atomic_output`), so a crash or Ctrl-C never leaves half a file.
 """
 
 from __future__ import annotations
@@ -138,13 +139,14 @@ def _csv_value(value: Any) -> Any:
 
 
 class RowWriter:
-    """Writes rows of one table to a stream as CSV or JSON Lines, or collects them for table/JSON."""
+    """Writes rows of one table as they come: CSV or JSON Lines to a stream, JSON into a `JsonArray`;
+    for the table format (stream None) it keeps each row's `columns` values (a tuple) for `render_table`."""
 
-    def __init__(self, stream: IO[str] | None, fmt: str, columns: tuple[str, ...]) -> None:
+    def __init__(self, stream: IO[str] | JsonArray | None, fmt: str, columns: tuple[str, ...]) -> None:
         self.stream = stream
         self.fmt = fmt
         self.columns = columns
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[tuple[Any, ...]] = []
         self.count = 0
         self._csv = None
         if fmt == "csv" and stream is not None:
@@ -155,16 +157,89 @@ class RowWriter:
         self.count += 1
         if self._csv is not None:
             self._csv.writerow([_csv_value(row[c]) for c in self.columns])
-        elif self.fmt == "jsonl" and self.stream is not None:
+        elif self.stream is None:
+            self.rows.append(tuple(row.get(c) for c in self.columns))
+        elif self.fmt == "jsonl":
             self.stream.write(json.dumps(row, separators=(",", ":")) + "\n")
         else:
-            self.rows.append(row)
+            self.stream.write(row)
 
 
-def render_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+# ---------------------------------------------------------------------- streamed JSON
+# The JSON documents are exactly what json.dump(document, stream, indent=2) writes, produced one
+# member and one array element at a time, so a flows report of any size needs no memory.
+_INDENT = "  "
+
+
+def _nested_json(value: Any, level: int) -> str:
+    """json.dumps(value, indent=2) as it appears `level` levels deep inside an indent=2 document."""
+    if isinstance(value, dict) and value and not any(isinstance(v, (dict, list, tuple)) for v in value.values()):
+        # a flat row (the common case, once per connection): the C encoder with the indent=2 separators
+        pad = "\n" + _INDENT * (level + 1)
+        body = json.dumps(value, separators=("," + pad, ": "))
+        return "{" + pad + body[1:-1] + "\n" + _INDENT * level + "}"
+    return json.dumps(value, indent=2).replace("\n", "\n" + _INDENT * level)
+
+
+class JsonObject:
+    """A top-level JSON object written member by member: `member(key, value)` or `array(key)`; `close()`."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.members = 0
+        self._open: JsonArray | None = None
+        stream.write("{")
+
+    def _key(self, key: str) -> None:
+        if self._open is not None:
+            self._open.close()
+            self._open = None
+        self.stream.write(("," if self.members else "") + "\n" + _INDENT + json.dumps(key) + ": ")
+        self.members += 1
+
+    def member(self, key: str, value: Any) -> None:
+        self._key(key)
+        self.stream.write(_nested_json(value, 1))
+
+    def array(self, key: str) -> JsonArray:
+        """An array member whose elements are written one by one (closed by the next member or close())."""
+        self._key(key)
+        self._open = JsonArray(self.stream, 1)
+        return self._open
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open.close()
+            self._open = None
+        self.stream.write("\n}\n" if self.members else "}\n")
+
+
+class JsonArray:
+    """A JSON array at nesting `level`, written element by element."""
+
+    def __init__(self, stream: IO[str], level: int) -> None:
+        self.stream = stream
+        self.level = level
+        self.count = 0
+        self.closed = False
+
+    def write(self, value: Any) -> None:
+        pad = "\n" + _INDENT * (self.level + 1)
+        self.stream.write(("," if self.count else "[") + pad + _nested_json(value, self.level + 1))
+        self.count += 1
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.stream.write("\n" + _INDENT * self.level + "]" if self.count else "[]")
+
+
+def render_table(rows: list[dict[str, Any]] | list[tuple[Any, ...]], columns: tuple[str, ...]) -> str:
+    """A plain-text table; rows are dicts, or tuples of the `columns` values (RowWriter's table rows)."""
     if not rows:
         return "(none)"
-    return tabulate([[("" if r.get(c) is None else r.get(c)) for c in columns] for r in rows],
+    cells = [r if isinstance(r, tuple) else tuple(r.get(c) for c in columns) for r in rows]
+    return tabulate([["" if v is None else v for v in row] for row in cells],
                     headers=list(columns), tablefmt="simple", disable_numparse=True)
 
 

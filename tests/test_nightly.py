@@ -444,25 +444,27 @@ def _write_syn_flood(path: Path, count: int = 200_000, seconds: float = 20.0) ->
     path.write_bytes(b"".join(chunks))
 
 
-def test_syn_flood_memory_is_bounded(tmp_path):
-    # `--report summary --json` (summary + findings), not `--report all --json`: the JSON flows report
-    # holds every flow row in memory by design (200,000 rows: ~620 MB RSS and ~55 s), which the
-    # connection cap cannot bound; see the report that came with this test.
-    path = tmp_path / "flood.pcap"
-    _write_syn_flood(path)
+def _peak_rss_run(*args) -> dict:
+    """Run the CLI in a wrapper process that reports the CLI's exit status, output and peak RSS."""
     wrapper = textwrap.dedent("""
         import json, resource, subprocess, sys
-        r = subprocess.run([sys.executable, "-m", "tcpflow_audit", sys.argv[1], "--max-connections", "20000",
-                            "--report", "summary", "--json", "-q"], capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-m", "tcpflow_audit", *sys.argv[1:]], capture_output=True, text=True)
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         print(json.dumps({"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr, "rss_kib": peak_kib}))
     """)
-    result = subprocess.run([sys.executable, "-c", wrapper, str(path)], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-c", wrapper, *map(str, args)], capture_output=True, text=True,
+                            timeout=180, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     child = json.loads(result.stdout)
     assert child["rc"] == 0, child["stderr"]
     assert "Traceback" not in child["stderr"]
+    return child
+
+
+def test_syn_flood_memory_is_bounded(tmp_path):
+    path = tmp_path / "flood.pcap"
+    _write_syn_flood(path)
+    child = _peak_rss_run(path, "--max-connections", "20000", "--report", "summary", "--json", "-q")
     report = json.loads(child["stdout"])
     summary = report["summary"]
     assert summary["packets_read"] == 200_000
@@ -471,3 +473,25 @@ def test_syn_flood_memory_is_bounded(tmp_path):
     floods = [a for a in report["anomalies"] if a["kind"] == "syn_flood"]
     assert any(a["server_ip"] == "10.99.0.2" and a["server_port"] == 80 for a in floods), report["anomalies"][:3]
     assert child["rss_kib"] < 400 * 1024, f"peak RSS {child['rss_kib'] / 1024:.0f} MB"
+
+    # the JSON report of every flow is written as connections finish: it holds none of the 200,000
+    # rows (holding them cost ~240 MB more than the summary run), so it needs no more memory than the summary
+    summary_rss = child["rss_kib"]
+    out = tmp_path / "all.json"
+    child = _peak_rss_run(path, "--max-connections", "20000", "--report", "all", "--json", "-q", "-o", out)
+    assert child["rss_kib"] < summary_rss + 64 * 1024, \
+        f"peak RSS {child['rss_kib'] / 1024:.0f} MB, summary only {summary_rss / 1024:.0f} MB"
+    # the file is complete: 200,000 flow objects, then the anomalies, then the summary (parsed from the
+    # tail, so this test does not load the 150 MB document itself)
+    with open(out, encoding="utf-8") as handle:
+        assert handle.readline() == "{\n" and handle.readline() == '  "flows": [\n'
+        flows = 0
+        for line in handle:
+            if line == "  ],\n":   # the end of the flows array
+                break
+            flows += line == "    {\n"
+    assert flows == 200_000
+    text = out.read_bytes()
+    tail = text[text.rindex(b'\n  "summary": ') + len(b'\n  "summary": '):]
+    assert text.endswith(b"\n}\n")
+    assert json.loads(tail[:-3]) == summary   # the same run, so the same summary
