@@ -106,12 +106,12 @@ class _Window:
             bucket[0] += 1
             if ts < bucket[1]:
                 bucket[1] = ts
-        total = 0.0
+        counted = 0.0
         for i in range(idx - 9, idx + 1):
             b = buckets.get(i)
             if b is not None:
-                total += b[0]
-        total = int(total)
+                counted += b[0]
+        total = int(counted)
         if total > self.peak:
             self.peak = total
             self.peak_ts = ts

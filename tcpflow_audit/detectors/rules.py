@@ -7,6 +7,8 @@ have been observed: its last packet, or the engine's clock when it was finalised
 
 from __future__ import annotations
 
+import math
+
 from typing import NamedTuple
 
 from ..connection import FlowRecord
@@ -114,15 +116,15 @@ def fin_retransmit(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | None:
     if not (f.client_fin_retransmits or f.server_fin_retransmits):
         return None
     parts = []
-    first = last = None
+    first, last = math.inf, -math.inf   # (at least one side retransmitted its FIN: both get set)
     for side, n, fin_ts, acked, last_ts in (
             ("client", f.client_fin_retransmits, f.client_fin_ts, f.client_fin_acked, f.client_last_ts),
             ("server", f.server_fin_retransmits, f.server_fin_ts, f.server_fin_acked, f.server_last_ts)):
         if not n:
             continue
         start = fin_ts if fin_ts is not None else r.start
-        first = start if first is None else min(first, start)
-        last = last_ts if last is None else max(last, last_ts)
+        first = min(first, start)
+        last = max(last, last_ts)
         parts.append("%s FIN sent %s over %.2f s (%s): the %s's ACK of it was lost%s" % (
             side, _s(n + 1, "time"), max(0.0, last_ts - start), _s(n, "retransmission"), _other(side),
             "" if acked else ", and it was never acknowledged"))
