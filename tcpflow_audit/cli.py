@@ -2,8 +2,12 @@
 
 Exit status (documented in the README): 0 clean; 1 a finding at or above --fail-on; 2 usage
 error; 3 input errors (a file that could not be read to its end; a cut-short file only with
---strict). Input problems are reported on stderr as one line each, naming the file and byte
-offset; everything read before a problem is kept and reported.
+--strict); 130 interrupted (Ctrl-C). Input problems are reported on stderr as one line each,
+naming the file and byte offset; everything read before a problem is kept and reported.
+
+Ctrl-C: the run stops, the connections read so far are finalised (end_reason capture_end) and a
+report to standard output covers them; files named by -o/--output-dir are not replaced (the
+previous ones, if any, stay as they were), since a file of a partial run would look complete.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ from .config import EngineConfig
 from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
 from .inputs import expand_sources
-from .pipeline import Auditor, PacketFilter
+from .pipeline import Auditor, PacketFilter, RunStats
 from .report import (FLOW_COLUMNS, FLOW_TABLE_COLUMNS, JsonObject, RowWriter, SummaryCollector, atomic_output,
-                     flow_row, render_summary, render_table, summary_dict)
+                     flow_row, iso_utc, render_summary, render_table, summary_dict)
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130   # 130 = 128 + SIGINT
 REPORTS = ("summary", "flows", "anomalies", "all")
 FORMATS = ("table", "csv", "json", "jsonl")
 
@@ -187,14 +191,21 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         auditor.progress = progress
     else:
         progress = None
+    to_stdout = output_dir is None and output in (None, "-")
 
+    stats = auditor.stats
+    interrupted = completed = False
     try:
         if output_dir is not None:
-            findings, stats = run_to_directory(auditor, detectors, summary, sources, output_dir, excel, engine,
-                                               thresholds)
+            findings = run_to_directory(auditor, detectors, summary, sources, output_dir, excel, engine, thresholds)
         else:
-            findings, stats = run_to_stream(auditor, detectors, summary, sources, report, fmt, output, excel,
-                                            engine, thresholds)
+            findings = run_to_stream(auditor, detectors, summary, sources, report, fmt, output, excel, engine,
+                                     thresholds)
+        completed = True
+        interrupted = stats.interrupted
+    except KeyboardInterrupt:   # Ctrl-C: before or after reading (during it, Auditor.run catches it), or
+        interrupted = True      # re-raised by run_to_* so that an interrupted run replaces no file
+        findings = []
     except OSError as error:
         raise click.ClickException(f"cannot write output: {error}")
     finally:
@@ -211,11 +222,30 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         for problem in problems:
             label = "error" if problem.fatal else "warning"
             click.echo(f"tcpflow-audit: {label}: {problem}", err=True)
-        if stats.interrupted:
-            click.echo("tcpflow-audit: interrupted: the report covers the packets read so far", err=True)
-    if any(p.fatal or strict for p in problems) or stats.interrupted:
+    if any(p.fatal or strict for p in problems):
         status = EXIT_INPUT
+    if interrupted:
+        if output_dir is not None:
+            outcome = (f"nothing was written to {output_dir} (files of an earlier run, if any, are left as "
+                       f"they were)")
+        elif not to_stdout:
+            outcome = f"{output} was not written (an earlier {output}, if any, is left as it was)"
+        elif completed:
+            outcome = "the report covers the packets read until then"
+        else:
+            outcome = "the report was not finished"
+        click.echo(f"tcpflow-audit: interrupted: {how_far(stats, auditor)}; {outcome}", err=True)
+        status = EXIT_INTERRUPTED
     sys.exit(status)
+
+
+def how_far(stats: RunStats, auditor: Auditor) -> str:
+    """How far an interrupted run got, for its stderr message."""
+    text = (f"read {stats.packets_read:,} packets ({stats.bytes_read:,} bytes), "
+            f"{auditor.tracker.connections_seen:,} connections")
+    if stats.last_ts is not None:
+        text += f", up to capture time {iso_utc(stats.last_ts)}"
+    return text
 
 
 def engine_field_names() -> set[str]:
@@ -235,6 +265,7 @@ def run_to_stream(auditor: Auditor, detectors: DetectorSet, summary: SummaryColl
                   thresholds: Thresholds):
     """One report to stdout or to the file `output` (atomically). Every format but the table is written
     as connections finish; JSON documents end with the members only known at the end (findings, summary)."""
+    to_file = output not in (None, "-")
     with atomic_output(output, bom=excel and fmt == "csv") as stream:
         document = JsonObject(stream) if fmt == "json" and report in ("flows", "all") else None
         flows = None
@@ -245,6 +276,8 @@ def run_to_stream(auditor: Auditor, detectors: DetectorSet, summary: SummaryColl
                 flows = RowWriter(document.array("flows") if document else stream, fmt, FLOW_COLUMNS)
             auditor.add_flow_sink(lambda record: flows.write(flow_row(record)))
         stats = auditor.run(sources)
+        if stats.interrupted and to_file:
+            raise KeyboardInterrupt   # leave the previous file: a partial report would look complete
         findings = detectors.finish()
         finding_rows = [finding_row(f) for f in findings]
         summary_data = summary_dict(stats, summary, {"findings": len(findings),
@@ -284,27 +317,31 @@ def run_to_stream(auditor: Auditor, detectors: DetectorSet, summary: SummaryColl
             if report in ("anomalies", "summary", "all"):
                 parts.append(f"Findings: {len(finding_rows)}\n" + render_table(finding_rows, ANOMALY_COLUMNS))
             stream.write("\n\n".join(parts) + "\n")
-    return findings, stats
+    return findings
 
 
 def run_to_directory(auditor: Auditor, detectors: DetectorSet, summary: SummaryCollector, sources: list[str],
                      directory: str, excel: bool, engine: EngineConfig, thresholds: Thresholds):
-    """flows.csv, anomalies.csv and summary.json, each complete or absent."""
+    """flows.csv, anomalies.csv and summary.json: all three are renamed into place once all are complete
+    (summary.json last), so an interrupted or failed run leaves the previous set, whole."""
     os.makedirs(directory, exist_ok=True)
-    with atomic_output(os.path.join(directory, "flows.csv"), bom=excel) as flows_stream:
+    with atomic_output(os.path.join(directory, "summary.json")) as summary_stream, \
+            atomic_output(os.path.join(directory, "anomalies.csv"), bom=excel) as anomalies_stream, \
+            atomic_output(os.path.join(directory, "flows.csv"), bom=excel) as flows_stream:
         flows = RowWriter(flows_stream, "csv", FLOW_COLUMNS)
         auditor.add_flow_sink(lambda record: flows.write(flow_row(record)))
         stats = auditor.run(sources)
-    findings = detectors.finish()
-    with atomic_output(os.path.join(directory, "anomalies.csv"), bom=excel) as stream:
-        writer = RowWriter(stream, "csv", ANOMALY_COLUMNS)
+        if stats.interrupted:
+            raise KeyboardInterrupt   # a partial set would look complete: leave the previous one
+        findings = detectors.finish()
+        writer = RowWriter(anomalies_stream, "csv", ANOMALY_COLUMNS)
         for finding in findings:
             writer.write(finding_row(finding))
-    with atomic_output(os.path.join(directory, "summary.json")) as stream:
         json.dump(summary_dict(stats, summary, {"findings": len(findings),
-                                                "settings": effective_settings(engine, thresholds)}), stream, indent=2)
-        stream.write("\n")
-    return findings, stats
+                                                "settings": effective_settings(engine, thresholds)}),
+                  summary_stream, indent=2)
+        summary_stream.write("\n")
+    return findings
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ class RunStats:
     first_ts: float | None = None
     last_ts: float | None = None
     problems: list[InputProblem] = field(default_factory=list)
-    interrupted: bool = False
+    interrupted: bool = False      # Ctrl-C (KeyboardInterrupt): everything read before it is reported
+    bytes_read: int = 0            # bytes consumed from the input files (compressed size), how far a run got
 
     @property
     def input_errors(self) -> list[InputProblem]:
@@ -110,6 +111,7 @@ class Auditor:
         finally:
             for reader in readers:
                 self.stats.problems.extend(reader.problems)
+                self.stats.bytes_read += reader.bytes_read
                 reader.close()
             self.finish()
         return self.stats

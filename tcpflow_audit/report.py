@@ -304,6 +304,8 @@ def render_summary(summary: dict[str, Any]) -> str:
     for reason, n in summary["skipped_packets"].items():
         lines.append((f"skipped: {reason}", n))
     lines.append(("connections", summary["connections"]))
+    if summary.get("interrupted"):
+        lines.append(("interrupted", "yes (Ctrl-C): this report covers the packets read until then"))
     if summary["evicted_connections"]:
         lines.append(("evicted (table full)", summary["evicted_connections"]))
     out = [tabulate(lines, tablefmt="plain", disable_numparse=True)]

@@ -1,6 +1,10 @@
-"""The streamed JSON report: the same document, written as connections finish.
+"""What a person at a terminal (or a job being stopped) sees: Ctrl-C, and the streamed JSON report.
 
-The CLI runs as a child process (`python -m tcpflow_audit`) on the kernel-made sample captures.
+The CLI runs as a child process (`python -m tcpflow_audit`). For Ctrl-C the test feeds a real
+capture's packets into the child's standard input through a pipe, waits until the child has read
+them all and sits blocked reading more (its pipe is empty and the kernel shows it waiting in a
+pipe read), and sends SIGINT. The oracle for "the report covers what was read" is a normal run
+over a file holding exactly the packets that were fed. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -40,6 +44,186 @@ FED = 1500    # packets of normal_mix.pcap fed before Ctrl-C: some connections f
 
 def run_cli(*args, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+# ------------------------------------------------------------------ watching the child
+_READ_SYSCALL = {"x86_64": 0, "aarch64": 63, "riscv64": 63, "ppc64le": 3, "s390x": 3}.get(platform.machine())
+
+
+def _pending_in_pipe(fd: int) -> int:
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def _blocked_reading_stdin(pid: int) -> bool:
+    """The child sleeps in a read of a pipe (its stdin: it reads no other pipe)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+    if stat[stat.rindex(")") + 2] != "S":
+        return False
+    if "pipe" in wchan:          # pipe_read, pipe_wait, anon_pipe_read depending on the kernel
+        return True
+    try:                         # kernels that hide wchan: the syscall and its first argument (fd 0)
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return _READ_SYSCALL is not None and fields[:2] == [str(_READ_SYSCALL), "0x0"]
+
+
+def wait_until_input_consumed(proc: subprocess.Popen) -> None:
+    """Until the child has taken every byte out of its stdin pipe and waits for more."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the CLI exited early with status {proc.returncode}"
+        if _pending_in_pipe(proc.stdin.fileno()) == 0 and _blocked_reading_stdin(proc.pid):
+            return
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail(f"the CLI did not consume its input within {WAIT} s")
+
+
+def start_on_stdin(tmp_path: Path, *args, stderr=None) -> tuple[subprocess.Popen, Path, Path]:
+    """The CLI reading '-' from a pipe; stdout (and stderr unless given) go to files (no pipe to fill up)."""
+    out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen([*CLI, "-", *map(str, args)], stdin=subprocess.PIPE, stdout=out,
+                                stderr=err if stderr is None else stderr, cwd=ROOT)
+    return proc, out_path, err_path
+
+
+def interrupt(proc: subprocess.Popen, data: bytes) -> int:
+    """Feed `data`, wait until it is consumed, Ctrl-C; the exit status."""
+    try:
+        if data:
+            proc.stdin.write(data)
+            proc.stdin.flush()
+        wait_until_input_consumed(proc)
+        proc.send_signal(signal.SIGINT)
+        return proc.wait(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=WAIT)
+        proc.stdin.close()
+
+
+def fed_capture(tmp_path: Path) -> tuple[bytes, Path]:
+    """The first FED packets of normal_mix.pcap, as bytes to feed and as a file for the oracle run."""
+    cap = Pcap.load(NORMAL_MIX)
+    data = cap.build(cap.records[:FED])
+    path = tmp_path / "fed.pcap"
+    path.write_bytes(data)
+    return data, path
+
+
+def interrupted_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("tcpflow-audit: interrupted: ")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def no_leftovers(directory: Path) -> None:
+    assert not [p.name for p in directory.iterdir() if p.name.endswith(".partial")]
+
+
+# ------------------------------------------------------------------ 1. Ctrl-C
+@pytest.mark.parametrize("fmt,report", [("csv", "flows"), ("json", "all")])
+def test_ctrl_c_reports_the_packets_read_so_far_on_stdout(tmp_path, fmt, report):
+    data, fed_file = fed_capture(tmp_path)
+    oracle = run_cli(fed_file, "--report", report, "--format", fmt)
+    assert oracle.returncode == 0, oracle.stderr
+
+    proc, out_path, err_path = start_on_stdin(tmp_path, "--report", report, "--format", fmt)
+    status = interrupt(proc, data)
+    stderr = err_path.read_text()
+    assert "Traceback" not in stderr, stderr
+    assert status == 130, stderr
+    line = interrupted_line(stderr)
+    assert line.startswith(f"tcpflow-audit: interrupted: read {FED:,} packets ({len(data):,} bytes), "), line
+    assert line.endswith("; the report covers the packets read until then"), line
+    out = out_path.read_text()
+    if fmt == "csv":
+        # a complete CSV: exactly the run over the packets fed (connections still open when Ctrl-C
+        # came are finalised as capture_end, as at the end of a file)
+        assert out == oracle.stdout
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert 0 < len(rows) < 50
+        assert {r["end_reason"] for r in rows} >= {"fin", "capture_end"}
+        assert f"{len(rows):,} connections" in line
+    else:
+        got, want = json.loads(out), json.loads(oracle.stdout)
+        assert got["summary"]["interrupted"] is True and want["summary"]["interrupted"] is False
+        assert got["summary"]["packets_read"] == FED
+        assert got["summary"]["files"] == ["-"]
+        for key in ("files", "interrupted"):
+            del got["summary"][key], want["summary"][key]
+        assert got == want
+        assert 0 < len(got["flows"]) < 50
+
+
+def test_ctrl_c_table_summary_says_interrupted(tmp_path):
+    data, _ = fed_capture(tmp_path)
+    proc, out_path, err_path = start_on_stdin(tmp_path)
+    assert interrupt(proc, data) == 130, err_path.read_text()
+    table = out_path.read_text()
+    assert "interrupted   yes (Ctrl-C): this report covers the packets read until then" in table
+    assert f"packets read  {FED}" in table
+
+
+def test_ctrl_c_leaves_the_previous_output_file(tmp_path):
+    data, _ = fed_capture(tmp_path)
+    out = tmp_path / "flows.csv"
+    previous = "start,start_epoch\nyesterday,1\n"
+    out.write_text(previous)
+    proc, _, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv", "-o", out)
+    assert interrupt(proc, data) == 130
+    stderr = err_path.read_text()
+    assert "Traceback" not in stderr, stderr
+    assert interrupted_line(stderr).endswith(f"; {out} was not written (an earlier {out}, if any, is left as it was)")
+    assert out.read_text() == previous
+    no_leftovers(tmp_path)
+
+    # no previous file: none afterwards (a JSON report too, which is written as the run goes)
+    fresh = tmp_path / "fresh.json"
+    proc, _, err_path = start_on_stdin(tmp_path, "--report", "all", "--json", "-o", fresh)
+    assert interrupt(proc, data) == 130, err_path.read_text()
+    assert not fresh.exists()
+    no_leftovers(tmp_path)
+
+
+def test_ctrl_c_leaves_the_previous_output_directory(tmp_path):
+    data, fed_file = fed_capture(tmp_path)
+    outdir = tmp_path / "report"
+    done = run_cli(DEMO, "--output-dir", outdir)   # last night's complete set
+    assert done.returncode == 0, done.stderr
+    before = {p.name: p.read_bytes() for p in outdir.iterdir()}
+    assert sorted(before) == ["anomalies.csv", "flows.csv", "summary.json"]
+
+    proc, _, err_path = start_on_stdin(tmp_path, "--output-dir", outdir)
+    assert interrupt(proc, data) == 130
+    stderr = err_path.read_text()
+    assert "Traceback" not in stderr, stderr
+    assert f"; nothing was written to {outdir} " in interrupted_line(stderr)
+    assert {p.name: p.read_bytes() for p in outdir.iterdir()} == before   # no temporary files either
+
+    # the same capture without Ctrl-C replaces the whole set
+    finished = run_cli(fed_file, "--output-dir", outdir)
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads((outdir / "summary.json").read_text())["packets_read"] == FED
+    assert (outdir / "flows.csv").read_bytes() != before["flows.csv"]
+
+
+def test_ctrl_c_before_the_first_byte(tmp_path):
+    proc, out_path, err_path = start_on_stdin(tmp_path, "--report", "all", "--json")
+    assert interrupt(proc, b"") == 130
+    stderr = err_path.read_text()
+    assert "Traceback" not in stderr, stderr
+    assert interrupted_line(stderr).startswith("tcpflow-audit: interrupted: read 0 packets (0 bytes), 0 connections;")
+    report = json.loads(out_path.read_text())
+    assert report["flows"] == [] and report["anomalies"] == []
+    assert report["summary"]["interrupted"] is True and report["summary"]["packets_read"] == 0
 
 
 # ------------------------------------------------------------------ 3. streamed JSON
