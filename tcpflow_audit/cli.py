@@ -68,28 +68,56 @@ def build_filter(since: str | None, until: str | None, hosts: tuple[str, ...], p
 
 
 class Progress:
-    """A one-line progress display on stderr (only when stderr is a terminal)."""
+    """A one-line progress display on stderr, rewritten in place (only used when stderr is a terminal).
 
-    def __init__(self) -> None:
+    The pipeline calls it when reading starts and every 16384 packets; it redraws at most twice a
+    second. `done()` draws the final numbers and ends the line, so even a small capture shows them.
+    """
+
+    def __init__(self, auditor: Auditor, stream=None) -> None:
+        self.auditor = auditor
+        self.stream = stream if stream is not None else sys.stderr
         self.started = time.monotonic()
-        self.last = 0.0
+        self.last = float("-inf")
+        self.readers: list = []
+        self.packets = 0
+        self.finished = False
 
     def __call__(self, readers: list, packets: int) -> None:
+        self.readers = readers
+        self.packets = packets
         now = time.monotonic()
-        if now - self.last < 0.5:
-            return
-        self.last = now
-        read = sum(r.bytes_read for r in readers)
-        total = sum(r.size or 0 for r in readers)
-        rate = packets / max(now - self.started, 1e-9)
-        share = f"{100.0 * read / total:5.1f}% of {total / 1e6:.0f} MB, " if total else ""
-        sys.stderr.write(f"\r{share}{packets:,} packets, {rate:,.0f} pkt/s ")
-        sys.stderr.flush()
+        if now - self.last >= 0.5:
+            self.last = now
+            self._draw(now)
 
-    @staticmethod
-    def done() -> None:
-        sys.stderr.write("\r\033[K")
-        sys.stderr.flush()
+    def line(self, now: float) -> str:
+        read = sum(r.bytes_read for r in self.readers)
+        sizes = [r.size for r in self.readers]
+        if sizes and None not in sizes:
+            total = sum(sizes)
+            share = 100.0 * read / total if total else 100.0
+            where = f"{read / 1e6:,.1f} of {total / 1e6:,.1f} MB ({share:.0f}%)"
+        else:
+            where = f"{read / 1e6:,.1f} MB read"
+        elapsed = max(now - self.started, 1e-6)
+        connections = self.auditor.tracker.connections_seen
+        return (f"{where}, {self.packets:,} packets, {connections:,} connections in {elapsed:,.1f} s "
+                f"({self.packets / elapsed:,.0f} packets/s)")
+
+    def _draw(self, now: float) -> None:
+        self.stream.write("\r" + self.line(now) + "\033[K")
+        self.stream.flush()
+
+    def done(self) -> None:
+        """Draw the final numbers (the whole run, or how far it got) and end the line; once."""
+        if self.finished:
+            return
+        self.finished = True
+        self.packets = max(self.packets, self.auditor.stats.packets_read)
+        self._draw(time.monotonic())
+        self.stream.write("\n")
+        self.stream.flush()
 
 
 def threshold_options(function):
@@ -186,21 +214,22 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     summary = SummaryCollector()
     auditor.add_flow_sink(detectors.on_flow)   # tags record.facts.anomalies before the row is written
     auditor.add_flow_sink(summary)
-    if not quiet and sys.stderr.isatty():
-        progress = Progress()
-        auditor.progress = progress
-    else:
-        progress = None
     to_stdout = output_dir is None and output in (None, "-")
+    # rows streamed to the terminal while the run goes would be drawn over by the progress line
+    streams_to_terminal = to_stdout and fmt != "table" and report in ("flows", "all") and sys.stdout.isatty()
+    progress = None
+    if not quiet and not streams_to_terminal and sys.stderr.isatty():
+        progress = auditor.progress = Progress(auditor)
 
     stats = auditor.stats
     interrupted = completed = False
     try:
         if output_dir is not None:
-            findings = run_to_directory(auditor, detectors, summary, sources, output_dir, excel, engine, thresholds)
+            findings = run_to_directory(auditor, sources, progress, detectors, summary, output_dir, excel, engine,
+                                        thresholds)
         else:
-            findings = run_to_stream(auditor, detectors, summary, sources, report, fmt, output, excel, engine,
-                                     thresholds)
+            findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, output, excel,
+                                     engine, thresholds)
         completed = True
         interrupted = stats.interrupted
     except KeyboardInterrupt:   # Ctrl-C: before or after reading (during it, Auditor.run catches it), or
@@ -260,9 +289,18 @@ def effective_settings(engine: EngineConfig, thresholds: Thresholds) -> dict[str
     return {"engine": engine_settings_dict(engine), "thresholds": thresholds.as_dict()}
 
 
-def run_to_stream(auditor: Auditor, detectors: DetectorSet, summary: SummaryCollector, sources: list[str],
-                  report: str, fmt: str, output: str | None, excel: bool, engine: EngineConfig,
-                  thresholds: Thresholds):
+def run_audit(auditor: Auditor, sources: list[str], progress: Progress | None) -> RunStats:
+    """Read the inputs; the progress line ends before any report is written."""
+    try:
+        return auditor.run(sources)
+    finally:
+        if progress is not None:
+            progress.done()
+
+
+def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
+                  summary: SummaryCollector, report: str, fmt: str, output: str | None, excel: bool,
+                  engine: EngineConfig, thresholds: Thresholds):
     """One report to stdout or to the file `output` (atomically). Every format but the table is written
     as connections finish; JSON documents end with the members only known at the end (findings, summary)."""
     to_file = output not in (None, "-")
@@ -275,7 +313,7 @@ def run_to_stream(auditor: Auditor, detectors: DetectorSet, summary: SummaryColl
             else:
                 flows = RowWriter(document.array("flows") if document else stream, fmt, FLOW_COLUMNS)
             auditor.add_flow_sink(lambda record: flows.write(flow_row(record)))
-        stats = auditor.run(sources)
+        stats = run_audit(auditor, sources, progress)
         if stats.interrupted and to_file:
             raise KeyboardInterrupt   # leave the previous file: a partial report would look complete
         findings = detectors.finish()
@@ -320,8 +358,9 @@ def run_to_stream(auditor: Auditor, detectors: DetectorSet, summary: SummaryColl
     return findings
 
 
-def run_to_directory(auditor: Auditor, detectors: DetectorSet, summary: SummaryCollector, sources: list[str],
-                     directory: str, excel: bool, engine: EngineConfig, thresholds: Thresholds):
+def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
+                     summary: SummaryCollector, directory: str, excel: bool, engine: EngineConfig,
+                     thresholds: Thresholds):
     """flows.csv, anomalies.csv and summary.json: all three are renamed into place once all are complete
     (summary.json last), so an interrupted or failed run leaves the previous set, whole."""
     os.makedirs(directory, exist_ok=True)
@@ -330,7 +369,7 @@ def run_to_directory(auditor: Auditor, detectors: DetectorSet, summary: SummaryC
             atomic_output(os.path.join(directory, "flows.csv"), bom=excel) as flows_stream:
         flows = RowWriter(flows_stream, "csv", FLOW_COLUMNS)
         auditor.add_flow_sink(lambda record: flows.write(flow_row(record)))
-        stats = auditor.run(sources)
+        stats = run_audit(auditor, sources, progress)
         if stats.interrupted:
             raise KeyboardInterrupt   # a partial set would look complete: leave the previous one
         findings = detectors.finish()

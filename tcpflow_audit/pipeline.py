@@ -132,13 +132,15 @@ class Auditor:
         progress = self.progress
         packets_read = tcp_packets = filtered = 0
         first_ts = last_ts = None
+        if progress is not None:
+            progress(readers, 0)
         try:
             for ts, linktype, frame in records:
                 packets_read += 1
                 if first_ts is None:
                     first_ts = ts
                 last_ts = ts
-                if progress is not None and not packets_read & 0xFFFF:
+                if progress is not None and not packets_read & 0x3FFF:
                     progress(readers, packets_read)
                 if filtering and not packet_filter.time_ok(ts):
                     filtered += 1

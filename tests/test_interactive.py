@@ -1,10 +1,12 @@
-"""What a person at a terminal (or a job being stopped) sees: Ctrl-C, and the streamed JSON report.
+"""What a person at a terminal (or a job being stopped) sees: Ctrl-C, the progress line, and the
+streamed JSON report.
 
 The CLI runs as a child process (`python -m tcpflow_audit`). For Ctrl-C the test feeds a real
 capture's packets into the child's standard input through a pipe, waits until the child has read
 them all and sits blocked reading more (its pipe is empty and the kernel shows it waiting in a
 pipe read), and sends SIGINT. The oracle for "the report covers what was read" is a normal run
-over a file holding exactly the packets that were fed. Every wait is bounded.
+over a file holding exactly the packets that were fed. For the progress line the child's stderr
+is the slave end of a pseudo-terminal. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -224,6 +226,107 @@ def test_ctrl_c_before_the_first_byte(tmp_path):
     report = json.loads(out_path.read_text())
     assert report["flows"] == [] and report["anomalies"] == []
     assert report["summary"]["interrupted"] is True and report["summary"]["packets_read"] == 0
+
+
+# ------------------------------------------------------------------ 2. progress line
+def run_with_terminal(args, *, stdout_to_terminal=False, stdin=subprocess.DEVNULL, feed=None):
+    """Run the CLI with stderr (and optionally stdout) on a pseudo-terminal.
+
+    Returns (status, bytes the terminal received, stdout bytes when stdout is a pipe). With `feed`
+    (bytes), stdin is a pipe: the bytes are fed, and Ctrl-C follows once they are consumed.
+    """
+    master, slave = os.openpty()
+    received: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:      # EIO: every slave descriptor is closed (the child exited)
+                return
+            if not chunk:
+                return
+            received.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    try:
+        proc = subprocess.Popen([*CLI, *map(str, args)], stdin=subprocess.PIPE if feed is not None else stdin,
+                                stdout=slave if stdout_to_terminal else subprocess.DEVNULL if feed is not None
+                                else subprocess.PIPE, stderr=slave, cwd=ROOT)
+    finally:
+        os.close(slave)
+    reader.start()
+    try:
+        if feed is not None:
+            status = interrupt(proc, feed)
+            stdout = b""
+        else:
+            stdout, _ = proc.communicate(timeout=120)
+            stdout = stdout or b""
+            status = proc.returncode
+        reader.join(WAIT)
+        assert not reader.is_alive(), "the terminal was not closed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=WAIT)
+        os.close(master)
+    return status, b"".join(received).decode(), stdout
+
+
+def test_progress_on_a_terminal_and_not_elsewhere():
+    args = [NORMAL_MIX, "--report", "flows", "--csv"]
+    size = NORMAL_MIX.stat().st_size
+    status, terminal, stdout = run_with_terminal(args)
+    assert status == 0, terminal
+    # the final numbers: all the bytes of the file, every packet and connection, a rate; the line ends
+    final = terminal.rstrip("\r\n").split("\r")[-1]
+    assert final.startswith(f"{size / 1e6:,.1f} of {size / 1e6:,.1f} MB (100%), 3,301 packets, 50 connections in "), \
+        repr(terminal)
+    assert final.endswith(" packets/s)\x1b[K"), repr(terminal)
+    assert terminal.endswith("\r\n")   # the terminal's rendering of "\n": the display ends its line
+
+    # stderr to a pipe: no progress at all, and the same report on stdout byte for byte
+    plain = subprocess.run([*CLI, *map(str, args)], capture_output=True, timeout=120, cwd=ROOT)
+    assert plain.returncode == 0
+    assert plain.stderr == b""
+    assert stdout == plain.stdout
+    assert len(list(csv.DictReader(io.StringIO(stdout.decode())))) == 50
+
+    # --quiet on a terminal: nothing
+    status, terminal, stdout = run_with_terminal([*args, "--quiet"])
+    assert status == 0 and terminal == ""
+    assert stdout == plain.stdout
+
+
+def test_progress_shows_bytes_read_from_a_pipe_and_how_far_an_interrupted_run_got(tmp_path):
+    data, _ = fed_capture(tmp_path)
+    status, terminal, _ = run_with_terminal(["-", "--report", "flows", "--csv", "-o", tmp_path / "flows.csv"],
+                                            feed=data)
+    assert status == 130, terminal
+    lines = terminal.split("\r\n")
+    # the last progress state (no total for a pipe), then the interrupted message on its own line
+    progress = lines[-3].split("\r")[-1]
+    assert progress.startswith(f"{len(data) / 1e6:,.1f} MB read, {FED:,} packets, "), repr(terminal)
+    assert lines[-2].startswith(f"tcpflow-audit: interrupted: read {FED:,} packets"), repr(terminal)
+    assert not (tmp_path / "flows.csv").exists()
+
+
+def test_progress_stays_off_a_terminal_that_shows_the_rows():
+    # CSV rows streamed to the terminal as connections finish: no progress line to draw over them
+    status, terminal, _ = run_with_terminal([DEMO, "--report", "flows", "--csv"], stdout_to_terminal=True)
+    assert status == 0
+    lines = terminal.split("\r\n")
+    assert lines[0].startswith("start,start_epoch,")
+    assert len([line for line in lines if line]) == 1 + 9
+    assert "packets/s" not in terminal
+    # the table is written after the run: the progress line first, finished, then the report
+    status, terminal, _ = run_with_terminal([DEMO], stdout_to_terminal=True)
+    assert status == 0
+    progress, report = terminal.split("packets/s)\x1b[K\r\n", 1)   # the first line end is the progress line's
+    assert "9 connections in " in progress.split("\r")[-1]
+    assert "packets/s" not in report
+    assert report.startswith("files ") and "Connections that did not end normally" in report
 
 
 # ------------------------------------------------------------------ 3. streamed JSON
