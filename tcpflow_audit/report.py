@@ -43,10 +43,29 @@ FLOW_TABLE_COLUMNS: tuple[str, ...] = (
 
 
 def iso_utc(ts: float | None) -> str:
-    """ISO 8601 UTC with microseconds, e.g. 2026-11-21T09:15:00.123456Z."""
+    """ISO 8601 UTC with microseconds, e.g. 2026-11-21T09:15:00.123456Z.
+
+    Two per connection, so the date and time of day are formatted once per second of capture
+    time; the microseconds are rounded exactly as datetime.fromtimestamp rounds them (half to
+    even, carrying into the next second), so the text is the same as strftime's.
+    """
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if not ts >= 0.0:   # (also NaN) before 1970: the general formatter
+        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    fraction, whole = math.modf(ts)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        whole += 1.0
+        micros -= 1_000_000
+    second = int(whole)
+    if second != _iso_second[0]:
+        _iso_second[0] = second
+        _iso_second[1] = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{_iso_second[1]}{micros:06d}Z"
+
+
+_iso_second: list[Any] = [None, ""]   # the last second formatted by iso_utc, and its text
 
 
 def _epoch(ts: float | None) -> str:
@@ -129,6 +148,11 @@ def spreadsheet_safe(value: Any) -> Any:
 
 
 def _csv_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is int:
+        return value
+    if kind is str:
+        return spreadsheet_safe(value) if value.startswith(_FORMULA_PREFIXES) else value
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -1,0 +1,51 @@
+"""Report formatting helpers: the fast paths must write exactly what the plain library calls write."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tcpflow_audit.report import _csv_value, iso_utc
+
+
+def strftime_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+EDGES = [0.0, 0.5, 0.9999994, 0.9999995, 0.9999996, 1.0000005, 1700000000.0, 1700000000.0000005,
+         1700000000.9999995, 1700000000.999999, 1700000000.9999999, 1763716500.123456, 4294967295.999999,
+         1e-7, 86399.9999996, 951782399.9999995]
+
+
+def test_iso_utc_matches_strftime_on_edges() -> None:
+    for ts in EDGES:
+        assert iso_utc(ts) == strftime_iso(ts), ts
+    assert iso_utc(None) == ""
+    assert iso_utc(-1.25) == strftime_iso(-1.25)   # before 1970: the general formatter
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(min_value=0.0, max_value=2 ** 33, allow_nan=False))
+def test_iso_utc_matches_strftime(ts: float) -> None:
+    assert iso_utc(ts) == strftime_iso(ts)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(0, 2 ** 32), st.integers(0, 10 ** 6))
+def test_iso_utc_same_second_cache(second: int, micros: int) -> None:
+    # consecutive calls inside one second reuse the cached date: the result must not drift
+    a, b = second + micros / 1e6, second + 0.5
+    assert (iso_utc(a), iso_utc(b), iso_utc(a)) == (strftime_iso(a), strftime_iso(b), strftime_iso(a))
+
+
+def test_csv_cells() -> None:
+    assert _csv_value(5) == 5
+    assert _csv_value(True) == "true" and _csv_value(False) == "false"
+    assert _csv_value(None) == "" and _csv_value(float("nan")) == "" and _csv_value(float("inf")) == ""
+    assert _csv_value(1.5) == 1.5
+    assert _csv_value("ShADadFf") == "ShADadFf"
+    for text in ("=1+2", "+cmd", "-x", "@SUM(A1)", "\tx", "\rx"):
+        assert _csv_value(text) == "'" + text
+    assert _csv_value("-1.5") == "-1.5"   # a negative number stays a number
