@@ -17,9 +17,8 @@ turned into a `FlowRecord` by `to_record()`.
 
 from __future__ import annotations
 
-from typing import Final
-
 from dataclasses import dataclass, field
+from typing import Final
 
 from . import tcp_states as rfc
 from . import zeek_states as z

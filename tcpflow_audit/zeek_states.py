@@ -10,9 +10,8 @@ The per-packet rules that move these states are in `connection.py`, next to the 
 
 from __future__ import annotations
 
-from typing import Final
-
 import re
+from typing import Final
 
 # Zeek analyzer endpoint states (TCP_ENDPOINT_*).
 INACTIVE: Final = 0
