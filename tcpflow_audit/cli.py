@@ -2,12 +2,15 @@
 
 Exit status (documented in the README): 0 clean; 1 a finding at or above --fail-on; 2 usage
 error; 3 input errors (a file that could not be read to its end; a cut-short file only with
---strict); 130 interrupted (Ctrl-C). Input problems are reported on stderr as one line each,
-naming the file and byte offset; everything read before a problem is kept and reported.
+--strict); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Input problems are reported on
+stderr as one line each, naming the file and byte offset; everything read before a problem is
+kept and reported.
 
 Ctrl-C: the run stops, the connections read so far are finalised (end_reason capture_end) and a
 report to standard output covers them; files named by -o/--output-dir are not replaced (the
 previous ones, if any, stay as they were), since a file of a partial run would look complete.
+SIGTERM (timeout, systemd, kill) does the same: for the CLI's run a handler turns it into
+`Terminated`, a KeyboardInterrupt, so the same code paths handle it (temporary files included).
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,8 +39,48 @@ from .report import (FLOW_COLUMNS, FLOW_TABLE_COLUMNS, JsonObject, RowWriter, Su
                      flow_row, iso_utc, render_summary, render_table, summary_dict)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130   # 130 = 128 + SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM   # 143
 REPORTS = ("summary", "flows", "anomalies", "all")
 FORMATS = ("table", "csv", "json", "jsonl")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during the CLI's run, raised as a KeyboardInterrupt so that it stops the run as Ctrl-C does."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class TerminationHandler:
+    """The SIGTERM handler; `signum` says whether the run received SIGTERM (Auditor.run swallows the exception)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+        raise Terminated(signum)   # also a second time: it stops the writing of a report, like Ctrl-C
+
+
+@contextmanager
+def sigterm_as_interrupt(handler: TerminationHandler) -> Iterator[None]:
+    """For the duration of the block, SIGTERM calls `handler`, which raises `Terminated` (a KeyboardInterrupt).
+
+    Only in the main thread (the only one Python delivers signals to) and only when SIGTERM has its
+    default disposition, as Python does for SIGINT: an ignored SIGTERM stays ignored and a handler
+    of the program calling `main()` stays in place. The previous handler is restored afterwards.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL):
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def parse_time(value: str | None, option: str) -> float | None:
@@ -223,23 +270,26 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
 
     stats = auditor.stats
     interrupted = completed = False
+    termination = TerminationHandler()
     try:
-        if output_dir is not None:
-            findings = run_to_directory(auditor, sources, progress, detectors, summary, output_dir, excel, engine,
-                                        thresholds)
-        else:
-            findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, output, excel,
-                                     engine, thresholds)
-        completed = True
-        interrupted = stats.interrupted
-    except KeyboardInterrupt:   # Ctrl-C: before or after reading (during it, Auditor.run catches it), or
-        interrupted = True      # re-raised by run_to_* so that an interrupted run replaces no file
+        with sigterm_as_interrupt(termination):
+            try:
+                if output_dir is not None:
+                    findings = run_to_directory(auditor, sources, progress, detectors, summary, output_dir, excel,
+                                                engine, thresholds)
+                else:
+                    findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, output,
+                                             excel, engine, thresholds)
+                completed = True
+                interrupted = stats.interrupted
+            finally:
+                if progress is not None:
+                    progress.done()
+    except KeyboardInterrupt:   # Ctrl-C or SIGTERM: before or after reading (during it, Auditor.run catches
+        interrupted = True      # it), or re-raised by run_to_* so that an interrupted run replaces no file
         findings = []
     except OSError as error:
         raise click.ClickException(f"cannot write output: {error}")
-    finally:
-        if progress is not None:
-            progress.done()
 
     status = EXIT_OK
     if fail_on is not None:
@@ -263,8 +313,13 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             outcome = "the report covers the packets read until then"
         else:
             outcome = "the report was not finished"
-        click.echo(f"tcpflow-audit: interrupted: {how_far(stats, auditor)}; {outcome}", err=True)
-        status = EXIT_INTERRUPTED
+        if termination.signum is None:
+            click.echo(f"tcpflow-audit: interrupted: {how_far(stats, auditor)}; {outcome}", err=True)
+            status = EXIT_INTERRUPTED
+        else:
+            name = signal.Signals(termination.signum).name
+            click.echo(f"tcpflow-audit: interrupted by {name}: {how_far(stats, auditor)}; {outcome}", err=True)
+            status = EXIT_TERMINATED
     sys.exit(status)
 
 

@@ -1,10 +1,10 @@
-"""What a person at a terminal (or a job being stopped) sees: Ctrl-C, the progress line, and the
-streamed JSON report.
+"""What a person at a terminal (or a job being stopped) sees: Ctrl-C, the progress line, the
+streamed JSON report, and SIGTERM.
 
-The CLI runs as a child process (`python -m tcpflow_audit`). For Ctrl-C the test feeds a real
-capture's packets into the child's standard input through a pipe, waits until the child has read
-them all and sits blocked reading more (its pipe is empty and the kernel shows it waiting in a
-pipe read), and sends SIGINT. The oracle for "the report covers what was read" is a normal run
+The CLI runs as a child process (`python -m tcpflow_audit`). For Ctrl-C (and SIGTERM) the test
+feeds a real capture's packets into the child's standard input through a pipe, waits until the
+child has read them all and sits blocked reading more (its pipe is empty and the kernel shows it
+waiting in a pipe read), and sends SIGINT (SIGTERM). The oracle for "the report covers what was read" is a normal run
 over a file holding exactly the packets that were fed. For the progress line the child's stderr
 is the slave end of a pseudo-terminal. Every wait is bounded.
 """
@@ -95,14 +95,14 @@ def start_on_stdin(tmp_path: Path, *args, stderr=None) -> tuple[subprocess.Popen
     return proc, out_path, err_path
 
 
-def interrupt(proc: subprocess.Popen, data: bytes) -> int:
-    """Feed `data`, wait until it is consumed, Ctrl-C; the exit status."""
+def interrupt(proc: subprocess.Popen, data: bytes, signum: int = signal.SIGINT) -> int:
+    """Feed `data`, wait until it is consumed, Ctrl-C (or send `signum`); the exit status."""
     try:
         if data:
             proc.stdin.write(data)
             proc.stdin.flush()
         wait_until_input_consumed(proc)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         return proc.wait(timeout=WAIT)
     finally:
         if proc.poll() is None:
@@ -120,8 +120,8 @@ def fed_capture(tmp_path: Path) -> tuple[bytes, Path]:
     return data, path
 
 
-def interrupted_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.startswith("tcpflow-audit: interrupted: ")]
+def interrupted_line(stderr: str, prefix: str = "tcpflow-audit: interrupted: ") -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith(prefix)]
     assert len(lines) == 1, stderr
     return lines[0]
 
@@ -375,3 +375,134 @@ def test_json_report_is_the_same_document_written_as_it_goes(tmp_path):
     empty = json.loads(result.stdout)
     assert empty["flows"] == [] and empty["summary"]["connections"] == 0
     assert result.stdout == json.dumps(empty, indent=2) + "\n"
+
+
+# ------------------------------------------------------------------ 4. SIGTERM (timeout, systemd, kill)
+SIGTERM_PREFIX = "tcpflow-audit: interrupted by SIGTERM: "
+
+
+def test_sigterm_leaves_the_previous_output_file_and_no_temporary_file(tmp_path):
+    data, _ = fed_capture(tmp_path)
+    out = tmp_path / "flows.csv"
+    previous = "start,start_epoch\nyesterday,1\n"
+    out.write_text(previous)
+    proc, stdout_path, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv", "-o", out, "--quiet")
+    status = interrupt(proc, data, signal.SIGTERM)
+    stderr = err_path.read_text()
+    assert "Traceback" not in stderr, stderr
+    assert status == 143, stderr   # 128 + SIGTERM
+    assert stderr.count("\n") == 1, stderr   # the one line, even with --quiet
+    line = interrupted_line(stderr, SIGTERM_PREFIX)
+    assert line.startswith(f"{SIGTERM_PREFIX}read {FED:,} packets ({len(data):,} bytes), "), line
+    assert line.endswith(f"; {out} was not written (an earlier {out}, if any, is left as it was)"), line
+    assert out.read_text() == previous
+    assert stdout_path.read_text() == ""
+    no_leftovers(tmp_path)
+
+    # no previous file: none afterwards, and no temporary file (a JSON report is written as the run goes)
+    fresh = tmp_path / "fresh.json"
+    proc, _, err_path = start_on_stdin(tmp_path, "--report", "all", "--json", "-o", fresh)
+    assert interrupt(proc, data, signal.SIGTERM) == 143, err_path.read_text()
+    interrupted_line(err_path.read_text(), SIGTERM_PREFIX)
+    assert not fresh.exists()
+    no_leftovers(tmp_path)
+
+
+def test_sigterm_leaves_the_previous_output_directory(tmp_path):
+    data, _ = fed_capture(tmp_path)
+    outdir = tmp_path / "report"
+    done = run_cli(DEMO, "--output-dir", outdir)   # last night's complete set
+    assert done.returncode == 0, done.stderr
+    before = {p.name: p.read_bytes() for p in outdir.iterdir()}
+    assert sorted(before) == ["anomalies.csv", "flows.csv", "summary.json"]
+
+    proc, _, err_path = start_on_stdin(tmp_path, "--output-dir", outdir)
+    assert interrupt(proc, data, signal.SIGTERM) == 143, err_path.read_text()
+    stderr = err_path.read_text()
+    assert "Traceback" not in stderr, stderr
+    assert f"; nothing was written to {outdir} " in interrupted_line(stderr, SIGTERM_PREFIX)
+    assert {p.name: p.read_bytes() for p in outdir.iterdir()} == before   # no temporary files either
+
+
+def test_sigterm_reports_the_packets_read_so_far_on_stdout(tmp_path):
+    data, fed_file = fed_capture(tmp_path)
+    oracle = run_cli(fed_file, "--report", "flows", "--csv")
+    assert oracle.returncode == 0, oracle.stderr
+    proc, out_path, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv")
+    assert interrupt(proc, data, signal.SIGTERM) == 143, err_path.read_text()
+    line = interrupted_line(err_path.read_text(), SIGTERM_PREFIX)
+    assert line.endswith("; the report covers the packets read until then"), line
+    assert out_path.read_text() == oracle.stdout
+
+
+def test_an_ignored_sigterm_stays_ignored(tmp_path):
+    # a parent that ignores SIGTERM for its children (as Python does for SIGINT) is respected
+    data, fed_file = fed_capture(tmp_path)
+    oracle = run_cli(fed_file, "--report", "flows", "--csv")
+    out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen([*CLI, "-", "--report", "flows", "--csv"], stdin=subprocess.PIPE, stdout=out,
+                                stderr=err, cwd=ROOT,
+                                preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    try:
+        proc.stdin.write(data)
+        proc.stdin.flush()
+        wait_until_input_consumed(proc)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        assert proc.poll() is None, err_path.read_text()
+        proc.stdin.close()   # the end of the input ends the run normally
+        assert proc.wait(timeout=WAIT) == 0, err_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=WAIT)
+    assert err_path.read_text() == ""
+    assert out_path.read_text() == oracle.stdout
+
+
+def test_the_sigterm_handler_is_the_cli_s_alone(monkeypatch):
+    """Installed for the CLI's run only (and only in the main thread); the library leaves SIGTERM alone."""
+    from click.testing import CliRunner
+
+    import tcpflow_audit
+    from tcpflow_audit.cli import main
+    from tcpflow_audit.pipeline import Auditor
+
+    seen = []
+    real_run = Auditor.run
+
+    def run(self, sources):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return real_run(self, sources)
+
+    monkeypatch.setattr(Auditor, "run", run)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    result = CliRunner().invoke(main, [str(DEMO), "--csv", "--report", "flows"])
+    assert result.exit_code == 0, result.output
+    assert callable(seen[-1]), seen            # the CLI's handler while reading
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL   # restored afterwards
+
+    tcpflow_audit.audit([str(DEMO)])
+    assert seen[-1] == signal.SIG_DFL          # the library call installs nothing
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+    # a handler of the program that calls main() is left in place
+    def own(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, own)
+    try:
+        result = CliRunner().invoke(main, [str(DEMO)])
+        assert result.exit_code == 0, result.output
+        assert seen[-1] is own and signal.getsignal(signal.SIGTERM) is own
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    # outside the main thread no handler can be installed: the CLI runs without one
+    results = []
+    worker = threading.Thread(target=lambda: results.append(CliRunner().invoke(main, [str(DEMO)])))
+    worker.start()
+    worker.join(WAIT)
+    assert not worker.is_alive() and results[0].exit_code == 0, results and results[0].output
+    assert seen[-1] == signal.SIG_DFL and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
