@@ -3,8 +3,8 @@
 Exit status (documented in the README): 0 clean; 1 a finding at or above --fail-on; 2 usage
 error; 3 input errors (a file that could not be read to its end; a cut-short file only with
 --strict); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Input problems are reported on
-stderr as one line each, naming the file and byte offset; everything read before a problem is
-kept and reported.
+stderr as one line each, naming the file and byte offset (input errors also with --quiet, which
+hides only warnings and the progress line); everything read before a problem is kept and reported.
 
 Ctrl-C: the run stops, the connections read so far are finalised (end_reason capture_end) and a
 report to standard output covers them; files named by -o/--output-dir are not replaced (the
@@ -212,7 +212,8 @@ def threshold_options(function):
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="exit 1 when a finding of this severity or worse exists")
 @click.option("--strict", is_flag=True, help="a capture cut short mid-record is an input error (exit 3)")
-@click.option("-q", "--quiet", is_flag=True, help="no progress display and no warnings on stderr")
+@click.option("-q", "--quiet", is_flag=True,
+              help="no progress display and no warnings on stderr (input errors are still reported)")
 @click.version_option(__version__, prog_name="tcpflow-audit")
 def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | None, output_dir: str | None,
          excel: bool, verify_checksums: bool, since: str | None, until: str | None, hosts: tuple[str, ...],
@@ -296,13 +297,12 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         floor = SEVERITIES.index(fail_on)
         if any(SEVERITIES.index(f.severity) >= floor for f in findings):
             status = EXIT_FINDINGS
-    problems = stats.problems
-    if not quiet:
-        for problem in problems:
-            label = "error" if problem.fatal else "warning"
-            click.echo(f"tcpflow-audit: {label}: {problem}", err=True)
-    if any(p.fatal or strict for p in problems):
-        status = EXIT_INPUT
+    for problem in stats.problems:
+        is_error = problem.fatal or strict   # --strict: a cut-short capture is an input error too
+        if is_error:
+            status = EXIT_INPUT
+        if is_error or not quiet:   # --quiet hides warnings, never the reason for exit status 3
+            click.echo(f"tcpflow-audit: {'error' if is_error else 'warning'}: {problem}", err=True)
     if interrupted:
         if output_dir is not None:
             outcome = (f"nothing was written to {output_dir} (files of an earlier run, if any, are left as "

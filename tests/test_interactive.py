@@ -506,3 +506,41 @@ def test_the_sigterm_handler_is_the_cli_s_alone(monkeypatch):
     worker.join(WAIT)
     assert not worker.is_alive() and results[0].exit_code == 0, results and results[0].output
     assert seen[-1] == signal.SIG_DFL and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+# ------------------------------------------------------------------ 5. --quiet in a job's log
+def test_quiet_hides_warnings_but_not_the_reason_for_exit_3(tmp_path):
+    cap = Pcap.load(NORMAL_MIX)
+    raw = NORMAL_MIX.read_bytes()
+    offset = cap.records[1200][0]
+    corrupt = bytearray(raw)
+    corrupt[offset + 8:offset + 12] = b"\xff\xff\xff\xff"   # captured length 4294967295
+    corrupt_path = tmp_path / "corrupt.pcap"
+    corrupt_path.write_bytes(bytes(corrupt))
+    truncated = tmp_path / "truncated.pcap"
+    truncated.write_bytes(raw[:offset + 16 + 10])           # cut inside the last record's data
+    out = tmp_path / "flows.csv"
+
+    # an input error: the one line (file and byte offset) even with -q, and exit 3
+    for quiet in ("-q", "--quiet"):
+        result = run_cli(corrupt_path, DEMO, "--report", "flows", "--csv", "-o", out, quiet)
+        assert result.returncode == 3, result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"tcpflow-audit: error: {corrupt_path} at byte {offset}: "), lines
+        assert "4294967295" in lines[0], lines
+        assert result.stdout == ""
+
+    # a capture cut short mid-record is a warning: -q prints nothing, and the run is clean (exit 0)
+    loud = run_cli(truncated, "--report", "flows", "--csv", "-o", out)
+    assert loud.returncode == 0, loud.stderr
+    assert [line.split(" at byte ")[0] for line in loud.stderr.splitlines()] == [
+        f"tcpflow-audit: warning: {truncated}"], loud.stderr
+    quiet = run_cli(truncated, "--report", "flows", "--csv", "-o", out, "-q")
+    assert (quiet.returncode, quiet.stderr, quiet.stdout) == (0, "", "")
+    assert len(list(csv.DictReader(io.StringIO(out.read_text())))) > 0
+
+    # with --strict it is an input error (exit 3), so -q shows it, as an error
+    strict = run_cli(truncated, "--report", "flows", "--csv", "-o", out, "-q", "--strict")
+    assert strict.returncode == 3, strict.stderr
+    assert strict.stderr.splitlines() == [loud.stderr.splitlines()[0].replace(": warning: ", ": error: ", 1)]
