@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 
-COMPILED_MODULES = ("capture", "decode", "errors", "tcp_states", "zeek_states", "connection", "tracker")
+COMPILED_MODULES = ("capture", "decode", "errors", "tcp_states", "zeek_states", "connection", "timers", "tracker")
 
 
 def _module_file(name: str) -> str:

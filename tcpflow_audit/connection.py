@@ -42,9 +42,12 @@ def seq_delta(a: int, b: int) -> int:
     return ((a - b + 0x80000000) & SEQ_MASK) - 0x80000000
 
 
-@dataclass(slots=True)
 class Endpoint:
-    """One side of a connection: what it sent, and what the observer can infer about its state."""
+    """One side of a connection: what it sent, and what the observer can infer about its state.
+
+    (A plain class with class-level defaults rather than a dataclass: the compiled build then sets
+    the defaults natively, where a dataclass's generated __init__ would run as interpreted code.)
+    """
 
     ip: bytes
     port: int
@@ -92,6 +95,14 @@ class Endpoint:
     data_after_fin: int = 0
     data_after_rst: int = 0
     last_fin_retransmit_ts: float | None = None
+
+    def __init__(self, ip: bytes, port: int, is_orig: bool) -> None:
+        self.ip = ip
+        self.port = port
+        self.is_orig = is_orig
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.ip!r}, {self.port}, {'client' if self.is_orig else 'server'}, {self.state})"
 
     def set_zstate(self, new_state: int) -> None:
         if new_state != self.zstate:

@@ -30,7 +30,7 @@ CLOSE_WAIT: Final = "CLOSE_WAIT"
 LAST_ACK: Final = "LAST_ACK"
 UNKNOWN: Final = "UNKNOWN"
 
-ALL_STATES = (CLOSED, LISTEN, SYN_SENT, SYN_RCVD, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2,
+ALL_STATES: Final = (CLOSED, LISTEN, SYN_SENT, SYN_RCVD, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2,
               CLOSING, TIME_WAIT, CLOSE_WAIT, LAST_ACK, UNKNOWN)
 
 # Events, named after what happened to the endpoint whose state moves.
@@ -45,7 +45,7 @@ SEND_RST: Final = "send_rst"                  # it sent a RST: it has dropped th
 RECV_RST: Final = "recv_rst"                  # the peer's RST was acceptable (seq in window, or acks our SYN)
 TIME_WAIT_EXPIRED: Final = "time_wait_expired"  # 2*MSL passed since it entered TIME_WAIT
 
-TRANSITIONS: dict[tuple[str, str], str] = {
+TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     # opening
     (CLOSED, SEND_SYN): SYN_SENT,
     (LISTEN, SEND_SYN): SYN_SENT,

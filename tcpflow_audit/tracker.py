@@ -11,13 +11,12 @@ hostile traffic would grow the table past it. Every finished connection is hande
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
-from itertools import count
 
 from . import zeek_states as z
 from .config import EngineConfig
 from .connection import ACK, SYN, Connection, FlowRecord
+from .timers import TimerQueue
 
 FlowSink = Callable[[FlowRecord], None]
 
@@ -30,8 +29,7 @@ class ConnectionTracker:
         self.on_flow = on_flow or (lambda record: None)
         self.table: dict[tuple, Connection] = {}
         self.live: dict[int, Connection] = {}           # creation order, for eviction and the final flush
-        self.timers: list[tuple] = []
-        self._timer_order = count()
+        self.timers = TimerQueue()
         self._dead_timer_owners = 0
         self.recent_time_wait: dict[tuple, float] = {}  # 4-tuple -> end of its TIME_WAIT, after finalisation
         self._next_time_wait_purge = 0.0
@@ -45,7 +43,7 @@ class ConnectionTracker:
                flags: int, window: int, length: int, checksum_ok: bool = True) -> Connection:
         if ts > self.now:
             self.now = ts
-        if self.timers and self.timers[0][0] < ts:
+        if self.timers.next_due < ts:
             self._run_timers(ts)
         conn = self.table.get((src, sport, dst, dport))
         if conn is not None and not flags & 0x07 and checksum_ok and not self.reference:
@@ -155,25 +153,32 @@ class ConnectionTracker:
     def _compact_timers(self) -> None:
         """Drop timer entries of finished connections, so they do not keep those connections in memory
         (an inactivity timer lives 300 s of capture time): memory stays bounded by live connections."""
-        self.timers = [entry for entry in self.timers if not entry[2].finished]
-        heapq.heapify(self.timers)
+        self.timers.drop_finished()
         self._dead_timer_owners = 0
 
     def _push(self, due: float, conn: Connection, kind: str) -> None:
-        heapq.heappush(self.timers, (due, next(self._timer_order), conn, kind, conn.timer_generation))
+        self.timers.push(due, conn, kind)
 
     def _schedule_pending(self, conn: Connection) -> None:
         config = self.config
-        delays = {"attempt": config.attempt_timeout, "delete": config.close_delay, "expire": config.session_timer}
         for kind, base in conn.pending_timers:
-            self._push(base + delays[kind], conn, kind)
+            if kind == "attempt":
+                delay = config.attempt_timeout
+            elif kind == "delete":
+                delay = config.close_delay
+            else:   # "expire"
+                delay = config.session_timer
+            self._push(base + delay, conn, kind)
         conn.pending_timers.clear()
 
     def _run_timers(self, now: float) -> None:
         timers = self.timers
         config = self.config
-        while timers and timers[0][0] < now:
-            due, _, conn, kind, generation = heapq.heappop(timers)
+        while True:
+            entry = timers.pop_due_before(now)
+            if entry is None:
+                break
+            due, _, conn, kind, generation = entry
             if conn.finished:
                 continue
             if kind == "inactivity":

@@ -22,7 +22,7 @@ ESTABLISHED: Final = 4
 CLOSED: Final = 5
 RESET: Final = 6
 
-STATE_NAMES = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET")
+STATE_NAMES: Final = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET")
 
 # History bits (TCP_Endpoint::HIST_*); the responder's are shifted left by 16.
 HIST_SYN_PKT: Final = 0x1
@@ -34,9 +34,9 @@ HIST_ACK_PKT: Final = 0x20
 HIST_MULTI_FLAG_PKT: Final = 0x40
 HIST_CORRUPT_PKT: Final = 0x80
 
-CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
+CONN_STATES: Final = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
 
-CONN_STATE_MEANINGS = {
+CONN_STATE_MEANINGS: Final = {
     "S0": "connection attempt seen, no reply",
     "S1": "established, not terminated",
     "SF": "normal establishment and termination",
@@ -56,7 +56,7 @@ _RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
 # Ports Zeek's default scripts register as likely server ports (likely_server_ports): used to
 # decide who is the originator of a connection whose first packet is not a bare SYN.
-LIKELY_SERVER_PORTS = frozenset({
+LIKELY_SERVER_PORTS: Final = frozenset({
     20, 21, 22, 23, 25, 53, 79, 80, 81, 88, 110, 111, 113, 135, 137, 139, 143, 161, 179, 389,
     443, 445, 465, 502, 512, 513, 514, 563, 585, 587, 614, 631, 636, 853, 989, 990, 992, 993,
     995, 1080, 1194, 1433, 1723, 1883, 2049, 2811, 3128, 3268, 3306, 3389, 5060, 5222, 5223,

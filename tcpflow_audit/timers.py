@@ -1,0 +1,84 @@
+"""The tracker's timer queue: Zeek's connection timers, fired in order of due time, then of setting.
+
+The tracker sets a handful of timers per connection (attempt, expire, delete, inactivity) and
+fires the due ones before each packet. One heap of (due, order) entries would do, but it costs a
+dozen tuple comparisons per timer, and a busy capture sets several timers per connection. Most
+timers of one kind, though, are set with the same delay after the packet being processed, so
+they arrive in due-time order: each kind gets a first-in first-out lane that takes a timer as
+long as its due time is not earlier than the lane's last one; the rest (out-of-order timestamps,
+re-armed timers) go into a heap. The next timer is the earliest of the lanes' heads and the
+heap's top, ties going to the one set first: exactly the order the single heap would give.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+
+from .connection import Connection
+
+# (due, order of setting, connection, kind, the connection's timer generation when set)
+TimerEntry = tuple[float, int, Connection, str, int]
+
+
+def _earlier(a: TimerEntry, b: TimerEntry) -> bool:
+    return a[0] < b[0] or (a[0] == b[0] and a[1] < b[1])
+
+
+class TimerQueue:
+    def __init__(self) -> None:
+        self.lanes: dict[str, deque[TimerEntry]] = {}
+        self.heap: list[TimerEntry] = []
+        self.order = 0
+        # no timer is due before this (a lower bound: exact after pop_due_before returns None)
+        self.next_due = math.inf
+
+    def __len__(self) -> int:
+        return len(self.heap) + sum(len(lane) for lane in self.lanes.values())
+
+    def push(self, due: float, conn: Connection, kind: str) -> None:
+        self.order += 1
+        entry = (due, self.order, conn, kind, conn.timer_generation)
+        lane = self.lanes.get(kind)
+        if lane is None:
+            lane = self.lanes[kind] = deque()
+        if not lane or lane[-1][0] <= due:
+            lane.append(entry)
+        else:
+            heapq.heappush(self.heap, entry)
+        if due < self.next_due:
+            self.next_due = due
+
+    def pop_due_before(self, now: float) -> TimerEntry | None:
+        """Remove and return the next timer if it is due strictly before `now`; else None."""
+        best: TimerEntry | None = None
+        best_lane: deque[TimerEntry] | None = None
+        for lane in self.lanes.values():
+            if lane:
+                head = lane[0]
+                if best is None or _earlier(head, best):
+                    best, best_lane = head, lane
+        heap = self.heap
+        if heap and (best is None or _earlier(heap[0], best)):
+            best, best_lane = heap[0], None
+        if best is None or best[0] >= now:
+            self.next_due = math.inf if best is None else best[0]
+            return None
+        if best_lane is None:
+            heapq.heappop(heap)
+        else:
+            best_lane.popleft()
+        return best
+
+    def drop_finished(self) -> None:
+        """Forget the timers of finished connections (they would keep those connections in memory)."""
+        for kind, lane in self.lanes.items():
+            self.lanes[kind] = deque(entry for entry in lane if not entry[2].finished)
+        self.heap = [entry for entry in self.heap if not entry[2].finished]
+        heapq.heapify(self.heap)
+
+    def clear(self) -> None:
+        self.lanes.clear()
+        self.heap.clear()
+        self.next_due = math.inf
