@@ -3,7 +3,10 @@
 
 Builds (or reuses) the generated captures in bench/work/, runs tcpflow-audit,
 `tshark -q -z conv,tcp` and `tcptrace -n` on each BENCH_RUNS times under
-`/usr/bin/time -f '%e %M'`, and prints / writes one table per capture.
+`/usr/bin/time -f '%e %M'`, and prints / writes one table per capture. The header and the results
+name the build of the per-packet modules (mypyc-compiled or pure Python). After the timing runs,
+bench/differential.py checks on the largest traffic capture that the engine's hot path gives exactly
+the flows and findings of its reference path (BENCH_DIFF=0 skips it).
 
 Environment:
   BENCH_SIZES   packet counts of the generated captures   (default "500000 2000000 4000000")
@@ -13,6 +16,7 @@ Environment:
   BENCH_TOOLS   tools to run                               (default "tcpflow-audit tshark tcptrace")
   BENCH_WORK    work directory                             (default bench/work)
   TCPFLOW_AUDIT command to run as tcpflow-audit            (default .venv/bin/tcpflow-audit)
+  BENCH_DIFF    0 = no differential check (hot path vs reference path) after the timing runs (default 1)
 """
 from __future__ import annotations
 
@@ -32,12 +36,21 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 GEN = BENCH / "gen_capture.py"
+DIFF = BENCH / "differential.py"
 TIME = "/usr/bin/time"
 
 
 def env(name: str, default: str) -> str:
     v = os.environ.get(name, "").strip()
     return v if v else default
+
+
+def shown(path: Path) -> str:
+    """A path as printed: relative to the checkout when inside it (BENCH_WORK may be elsewhere)."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def gen_hash() -> str:
@@ -61,11 +74,11 @@ def ensure_capture(work: Path, name: str, gen_args: list[str], expect: int, meta
         try:
             meta = json.loads(meta_path.read_text())
             if meta.get("key") == meta_key and meta.get("bytes") == pcap.stat().st_size:
-                print(f"reusing {pcap.relative_to(ROOT)} ({meta['packets']} packets)", flush=True)
+                print(f"reusing {shown(pcap)} ({meta['packets']} packets)", flush=True)
                 return meta
         except (ValueError, KeyError):
             pass
-    print(f"generating {pcap.relative_to(ROOT)} ...", flush=True)
+    print(f"generating {shown(pcap)} ...", flush=True)
     t0 = time.perf_counter()
     cmd = [sys.executable, str(GEN), "--out", str(pcap)] + gen_args
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -134,6 +147,52 @@ def fmt_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str
     return "\n".join([line(headers), sep] + [line(r) for r in rows])
 
 
+def venv_python() -> str:
+    py = ROOT / ".venv" / "bin" / "python"
+    return str(py) if py.exists() else sys.executable
+
+
+def build_info(python: str) -> str:
+    """tcpflow_audit.build.describe() as the venv's python sees it: mypyc-compiled or pure Python."""
+    try:
+        p = subprocess.run([python, "-c", "import tcpflow_audit.build as b; print(b.describe())"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({type(exc).__name__})"
+    if p.returncode != 0:
+        return "unknown (" + ((p.stderr.strip().splitlines() or ["import failed"])[-1])[:200] + ")"
+    return p.stdout.strip()
+
+
+def differential(python: str, label: str, pcap: Path, tmp: Path) -> dict:
+    """Run bench/differential.py on one capture (its lines are shown as it goes); its outcome."""
+    out_json = tmp / "differential.json"
+    cmd = [python, str(DIFF), str(pcap), "--json", str(out_json)]
+    print(f"differential check on {label} ({pcap.name}): hot path vs reference path ...", flush=True)
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, cwd=ROOT)
+    res = {"capture": label, "file": pcap.name, "command": shlex.join(cmd), "rc": p.returncode,
+           "seconds": round(time.perf_counter() - t0, 1)}
+    try:
+        data = json.loads(out_json.read_text())
+        one = data["results"][0]
+        res.update(identical=data["identical"], build=data["build"], packets=one["packets"],
+                   flows=one["flows"], findings=one["findings"], difference=one["difference"],
+                   hot_s=round(one["hot_s"], 1), reference_s=round(one["reference_s"], 1))
+    except (OSError, ValueError, KeyError, IndexError):
+        res["identical"] = False
+        res["difference"] = f"differential.py failed (rc {p.returncode}, no results)"
+    print(flush=True)
+    return res
+
+
+def differential_md(d: dict) -> str:
+    if d.get("identical"):
+        return (f"Differential check ({d['capture']}, `bench/differential.py`): hot path and reference path "
+                f"identical: {d['flows']:,} flows, {d['findings']:,} findings.")
+    return f"Differential check ({d['capture']}, `bench/differential.py`): **DIFFERENT**: {d.get('difference')}"
+
+
 def machine_info() -> dict:
     cpu = "unknown"
     try:
@@ -170,6 +229,8 @@ def main() -> int:
     tools = env("BENCH_TOOLS", "tcpflow-audit tshark tcptrace").split()
     work = Path(env("BENCH_WORK", str(BENCH / "work"))).resolve()
     tool_cmd = env("TCPFLOW_AUDIT", str(ROOT / ".venv" / "bin" / "tcpflow-audit"))
+    run_diff = env("BENCH_DIFF", "1") != "0"
+    python = venv_python()
     work.mkdir(parents=True, exist_ok=True)
 
     mi = machine_info()
@@ -177,6 +238,8 @@ def main() -> int:
           f"python {mi['python']}")
     print(f"tools: tcpflow-audit = {tool_cmd}; {mi['tools'].get('tshark')}; "
           f"{mi['tools'].get('tcptrace')}")
+    build = build_info(python)
+    print(f"tcpflow-audit build: {build} ({python})")
     print(f"runs per measurement: {runs} (median wall time, max peak RSS)\n", flush=True)
 
     gh = gen_hash()
@@ -202,7 +265,7 @@ def main() -> int:
         elif variant == 1:
             print("note: --output-dir not supported; tcpflow-audit runs with --report flows\n")
 
-    results = {"machine": mi, "runs": runs, "seed": seed, "tcpflow_audit": tool_cmd,
+    results = {"machine": mi, "build": build, "runs": runs, "seed": seed, "tcpflow_audit": tool_cmd,
                "tcpflow_audit_args": (["--output-dir", "DIR", "-q"] if variant == 0 else
                                       ["--report", "flows", "--format", "csv"]) if variant is not None else None,
                "captures": []}
@@ -268,12 +331,25 @@ def main() -> int:
         print(flush=True)
         results["captures"].append({"label": label, "file": pcap.name, "packets": packets,
                                     "bytes": meta["bytes"], "tools": rows})
+    diff = None
+    if not run_diff:
+        print("differential check skipped (BENCH_DIFF=0)\n")
+    elif "tcpflow-audit" not in tools:
+        print("differential check skipped (tcpflow-audit not in BENCH_TOOLS)\n")
+    elif sizes:
+        label, pcap, _ = caps[sizes.index(max(sizes))]   # caps begin with the traffic captures, in BENCH_SIZES order
+        diff = differential(python, label, pcap, tmp)
+        results["differential"] = diff
     shutil.rmtree(tmp, ignore_errors=True)
     (work / "results.json").write_text(json.dumps(results, indent=1))
-    head = (f"Machine: {mi['nproc']} CPUs, {mi['cpu']}, Python {mi['python']}; "
+    head = (f"Machine: {mi['nproc']} CPUs, {mi['cpu']}, Python {mi['python']}; tcpflow-audit build: {build}; "
             f"{runs} runs each, median wall time.\n\n")
-    (work / "results.md").write_text(head + "\n".join(md) + "\n")
+    tail = f"\n{differential_md(diff)}\n" if diff is not None else ""
+    (work / "results.md").write_text(head + "\n".join(md) + "\n" + tail)
     print(f"wrote {(work / 'results.json')} and {(work / 'results.md')}")
+    if diff is not None and not diff.get("identical"):
+        print(f"DIFFERENTIAL CHECK FAILED on {diff['file']}: {diff.get('difference')}", file=sys.stderr)
+        return 1
     return 0
 
 
