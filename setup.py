@@ -12,7 +12,7 @@ import sys
 
 from setuptools import setup
 
-# The modules every packet goes through: reading, decoding, the state machine and its tables.
+# The modules every packet goes through: reading, decoding, the state machine and its tables...
 COMPILED_MODULES = [
     "tcpflow_audit/capture.py",
     "tcpflow_audit/decode.py",
@@ -22,6 +22,9 @@ COMPILED_MODULES = [
     "tcpflow_audit/connection.py",
     "tcpflow_audit/timers.py",
     "tcpflow_audit/tracker.py",
+    # and the per-connection work: the detectors run once for every connection
+    "tcpflow_audit/detectors/__init__.py",
+    "tcpflow_audit/detectors/rules.py",
 ]
 
 

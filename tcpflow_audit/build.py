@@ -13,7 +13,8 @@ from __future__ import annotations
 import importlib
 import os
 
-COMPILED_MODULES = ("capture", "decode", "errors", "tcp_states", "zeek_states", "connection", "timers", "tracker")
+COMPILED_MODULES = ("capture", "decode", "errors", "tcp_states", "zeek_states", "connection", "timers", "tracker",
+                    "detectors", "detectors.rules")
 
 
 def _module_file(name: str) -> str:
@@ -32,7 +33,8 @@ def stale_modules() -> list[str]:
         compiled = _module_file(name)
         if compiled.endswith(".py"):
             continue
-        source = os.path.join(os.path.dirname(compiled), f"{name}.py")
+        # .../connection.cpython-311-x86_64-linux-gnu.so -> .../connection.py
+        source = os.path.join(os.path.dirname(compiled), os.path.basename(compiled).split(".", 1)[0] + ".py")
         try:
             if os.path.getmtime(source) > os.path.getmtime(compiled):
                 stale.append(name)

@@ -30,6 +30,8 @@ from typing import Any
 import click
 
 from . import __version__
+from .build import describe as describe_build
+from .build import stale_modules
 from .config import EngineConfig
 from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
@@ -214,7 +216,7 @@ def threshold_options(function):
 @click.option("--strict", is_flag=True, help="a capture cut short mid-record is an input error (exit 3)")
 @click.option("-q", "--quiet", is_flag=True,
               help="no progress display and no warnings on stderr (input errors are still reported)")
-@click.version_option(__version__, prog_name="tcpflow-audit")
+@click.version_option(__version__, prog_name="tcpflow-audit", message=f"%(prog)s %(version)s ({describe_build()})")
 def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | None, output_dir: str | None,
          excel: bool, verify_checksums: bool, since: str | None, until: str | None, hosts: tuple[str, ...],
          ports: tuple[int, ...], nets: tuple[str, ...], inactivity_timeout: float | None,
@@ -251,6 +253,10 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     packet_filter = build_filter(since, until, hosts, ports, nets)
 
     sources, notes = expand_sources(list(pcaps))
+    stale = stale_modules()
+    if stale:   # a development checkout whose compiled modules are older than their source
+        click.echo(f"tcpflow-audit: warning: compiled modules older than their source ({', '.join(stale)}): "
+                   "the old code runs; rebuild with `make venv`", err=True)
     if not quiet:
         for note in notes:
             click.echo(f"tcpflow-audit: {note}", err=True)

@@ -96,3 +96,26 @@ def test_pure_python_source_gives_the_compiled_results(tmp_path: Path, generated
         pure_csv = _cli_csv(str(pure), capture, tmp_path, "pure.csv")
         assert compiled_csv.count("\n") > 1
         assert pure_csv == compiled_csv, capture.name
+
+
+@pytest.mark.skipif(not is_compiled(), reason="this build is pure Python: nothing compiled to go stale")
+def test_stale_compiled_module_is_reported(tmp_path: Path) -> None:
+    """Editing a compiled module's source without rebuilding leaves the old code running: say so."""
+    copy = tmp_path / "checkout"
+    shutil.copytree(ROOT / "tcpflow_audit", copy / "tcpflow_audit", ignore=shutil.ignore_patterns("__pycache__"))
+    for runtime in ROOT.glob("*__mypyc*.so"):   # mypyc's shared runtime module sits beside the package
+        shutil.copy2(runtime, copy / runtime.name)
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+
+    def version() -> str:
+        return subprocess.run([sys.executable, "-m", "tcpflow_audit", "--version"], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, check=True, timeout=60).stdout
+
+    assert "compiled with mypyc" in version() and "STALE" not in version()
+    source = copy / "tcpflow_audit" / "tracker.py"
+    later = max(path.stat().st_mtime for path in (copy / "tcpflow_audit").glob("tracker*")) + 60
+    os.utime(source, (later, later))
+    assert "STALE: tracker" in version()
+    run = subprocess.run([sys.executable, "-m", "tcpflow_audit", str(SAMPLES[0]), "-q"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert "compiled modules older than their source (tracker)" in run.stderr
