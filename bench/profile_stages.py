@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Where the time goes: the full job's stages timed one on top of the other on one capture.
+
+    .venv/bin/python bench/profile_stages.py bench/work/traffic-2000000-s1.pcap [--runs 3]
+
+Each line runs the pipeline up to and including one more stage (reading records; decoding them;
+the connection engine; the detectors; the summary; building flow rows; writing flows.csv to
+/dev/null), takes the best CPU time of --runs runs, and prints what that stage added, per
+packet and as a share of the whole. CPU time (not wall time) and the best of several runs keep
+the noise of a shared machine out. The build (compiled or pure Python) is printed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+from tcpflow_audit.build import describe
+from tcpflow_audit.capture import CaptureReader
+from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder
+from tcpflow_audit.detectors import DetectorSet
+from tcpflow_audit.pipeline import Auditor
+from tcpflow_audit.report import FLOW_COLUMNS, RowWriter, SummaryCollector, flow_row
+
+
+def read_only(path: str) -> int:
+    packets = 0
+    for _ in CaptureReader(path, supported_linktypes=SUPPORTED_LINKTYPES):
+        packets += 1
+    return packets
+
+
+def read_and_decode(path: str) -> int:
+    decode = Decoder().decode
+    packets = 0
+    for _, linktype, frame in CaptureReader(path, supported_linktypes=SUPPORTED_LINKTYPES):
+        decode(linktype, frame)
+        packets += 1
+    return packets
+
+
+def auditor_with(level: int) -> Callable[[str], int]:
+    """The real Auditor with the first `level` flow sinks of the CLI's --output-dir job."""
+    def run(path: str) -> int:
+        auditor = Auditor()
+        if level >= 1:
+            DetectorSet.attach(auditor)
+        if level >= 2:
+            auditor.add_flow_sink(SummaryCollector())
+        if level == 3:
+            auditor.add_flow_sink(flow_row)
+        if level >= 4:
+            with open("/dev/null", "w", encoding="utf-8", newline="") as sink:
+                writer = RowWriter(sink, "csv", FLOW_COLUMNS)
+                auditor.add_flow_sink(lambda record: writer.write(flow_row(record)))
+                return auditor.run([path]).packets_read
+        return auditor.run([path]).packets_read
+    return run
+
+
+STAGES: list[tuple[str, Callable[[str], int]]] = [
+    ("read records (capture.py)", read_only),
+    ("decode link/IP/TCP (decode.py)", read_and_decode),
+    ("connection engine (tracker, timers, connection)", auditor_with(0)),
+    ("detectors", auditor_with(1)),
+    ("summary counts", auditor_with(2)),
+    ("flow rows (report.flow_row)", auditor_with(3)),
+    ("CSV writing (flows.csv)", auditor_with(4)),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("capture")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"build: {describe()}")
+    previous = 0.0
+    rows = []
+    packets = 0
+    for name, stage in STAGES:
+        best = float("inf")
+        for _ in range(args.runs):
+            started = time.process_time()
+            packets = stage(args.capture)
+            best = min(best, time.process_time() - started)
+        rows.append((name, best, max(best - previous, 0.0)))
+        previous = best
+    total = rows[-1][1]
+    print(f"{packets:,} packets; whole job {total:.2f} s CPU = {packets / total:,.0f} packets/s (no start-up)")
+    print(f"{'stage':50} {'cumulative s':>12} {'added s':>8} {'us/packet':>9} {'share':>6}")
+    for name, cumulative, added in rows:
+        print(f"{name:50} {cumulative:12.3f} {added:8.3f} {added / packets * 1e6:9.3f} {added / total:6.1%}")
+
+
+if __name__ == "__main__":
+    main()
