@@ -26,8 +26,20 @@ def is_compiled() -> bool:
     return not _module_file("connection").endswith(".py")
 
 
+def _in_source_checkout() -> bool:
+    """True when the package runs from a source checkout (an editable install), not site-packages."""
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    return os.path.exists(os.path.join(os.path.dirname(package_dir), "pyproject.toml"))
+
+
 def stale_modules() -> list[str]:
-    """Compiled modules whose Python source is newer than the compiled file (edited, not rebuilt)."""
+    """Compiled modules whose Python source is newer than the compiled file (edited, not rebuilt).
+
+    Only in a source checkout: an installed wheel also ships the sources, with whatever file times
+    the installer gave them, and nobody edits those.
+    """
+    if not _in_source_checkout():
+        return []
     stale = []
     for name in COMPILED_MODULES:
         compiled = _module_file(name)

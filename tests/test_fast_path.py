@@ -103,6 +103,7 @@ def test_stale_compiled_module_is_reported(tmp_path: Path) -> None:
     """Editing a compiled module's source without rebuilding leaves the old code running: say so."""
     copy = tmp_path / "checkout"
     shutil.copytree(ROOT / "tcpflow_audit", copy / "tcpflow_audit", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", copy / "pyproject.toml")   # what makes it a source checkout
     for runtime in ROOT.glob("*__mypyc*.so"):   # mypyc's shared runtime module sits beside the package
         shutil.copy2(runtime, copy / runtime.name)
     env = {**os.environ, "PYTHONPATH": str(copy)}
@@ -119,3 +120,7 @@ def test_stale_compiled_module_is_reported(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "tcpflow_audit", str(SAMPLES[0]), "-q"], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=60)
     assert "compiled modules older than their source (tracker)" in run.stderr
+    # an installed package (no pyproject.toml beside it, as in site-packages) has sources whose file
+    # times the installer chose: never reported as stale
+    (copy / "pyproject.toml").unlink()
+    assert "STALE" not in version()
