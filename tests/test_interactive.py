@@ -195,7 +195,11 @@ def test_ctrl_c_leaves_the_previous_output_file(tmp_path):
     no_leftovers(tmp_path)
 
 
-def test_ctrl_c_leaves_the_previous_output_directory(tmp_path):
+@pytest.mark.parametrize("signum, status, prefix", [
+    (signal.SIGINT, 130, "tcpflow-audit: interrupted: "),
+    (signal.SIGTERM, 143, "tcpflow-audit: interrupted by SIGTERM: "),
+], ids=["ctrl-c", "sigterm"])
+def test_interrupt_leaves_the_previous_output_directory(tmp_path, signum, status, prefix):
     data, fed_file = fed_capture(tmp_path)
     outdir = tmp_path / "report"
     done = run_cli(DEMO, "--output-dir", outdir)   # last night's complete set
@@ -204,10 +208,10 @@ def test_ctrl_c_leaves_the_previous_output_directory(tmp_path):
     assert sorted(before) == ["anomalies.csv", "flows.csv", "summary.json"]
 
     proc, _, err_path = start_on_stdin(tmp_path, "--output-dir", outdir)
-    assert interrupt(proc, data) == 130
+    assert interrupt(proc, data, signum) == status, err_path.read_text()
     stderr = err_path.read_text()
     assert "Traceback" not in stderr, stderr
-    assert f"; nothing was written to {outdir} " in interrupted_line(stderr)
+    assert f"; nothing was written to {outdir} " in interrupted_line(stderr, prefix)
     assert {p.name: p.read_bytes() for p in outdir.iterdir()} == before   # no temporary files either
 
     # the same capture without Ctrl-C replaces the whole set
@@ -406,22 +410,6 @@ def test_sigterm_leaves_the_previous_output_file_and_no_temporary_file(tmp_path)
     interrupted_line(err_path.read_text(), SIGTERM_PREFIX)
     assert not fresh.exists()
     no_leftovers(tmp_path)
-
-
-def test_sigterm_leaves_the_previous_output_directory(tmp_path):
-    data, _ = fed_capture(tmp_path)
-    outdir = tmp_path / "report"
-    done = run_cli(DEMO, "--output-dir", outdir)   # last night's complete set
-    assert done.returncode == 0, done.stderr
-    before = {p.name: p.read_bytes() for p in outdir.iterdir()}
-    assert sorted(before) == ["anomalies.csv", "flows.csv", "summary.json"]
-
-    proc, _, err_path = start_on_stdin(tmp_path, "--output-dir", outdir)
-    assert interrupt(proc, data, signal.SIGTERM) == 143, err_path.read_text()
-    stderr = err_path.read_text()
-    assert "Traceback" not in stderr, stderr
-    assert f"; nothing was written to {outdir} " in interrupted_line(stderr, SIGTERM_PREFIX)
-    assert {p.name: p.read_bytes() for p in outdir.iterdir()} == before   # no temporary files either
 
 
 def test_sigterm_reports_the_packets_read_so_far_on_stdout(tmp_path):
