@@ -31,7 +31,7 @@ LAST_ACK: Final = "LAST_ACK"
 UNKNOWN: Final = "UNKNOWN"
 
 ALL_STATES: Final = (CLOSED, LISTEN, SYN_SENT, SYN_RCVD, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2,
-              CLOSING, TIME_WAIT, CLOSE_WAIT, LAST_ACK, UNKNOWN)
+                     CLOSING, TIME_WAIT, CLOSE_WAIT, LAST_ACK, UNKNOWN)
 
 # Events, named after what happened to the endpoint whose state moves.
 SEND_SYN: Final = "send_syn"                  # it sent a SYN (active open)
