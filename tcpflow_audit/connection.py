@@ -82,6 +82,7 @@ class Endpoint:
     # counters and evidence for reports and detectors
     packets: int = 0
     payload_packets: int = 0
+    packets_since_peer: int = 0         # packets sent since the peer's last packet (0 when the peer spoke last)
     first_ts: float | None = None
     last_ts: float = 0.0
     syn_retransmits: int = 0
@@ -91,6 +92,8 @@ class Endpoint:
     rst_ts: float | None = None
     zero_window_since: float | None = None
     zero_window_max_s: float = 0.0
+    zero_window_max_from: float | None = None    # when the longest stall began and ended
+    zero_window_max_until: float | None = None
     zero_window_packets: int = 0
     data_after_fin: int = 0
     data_after_rst: int = 0
@@ -189,6 +192,37 @@ class ConnectionFacts:
     client_window_probe_ts: float | None = None
     last_fin_retransmit_ts: float | None = None
     anomalies: list[str] = field(default_factory=list)
+    # packets each side sent after the other side's last packet (unanswered: the other side sent nothing since)
+    client_packets_since_peer: int = 0
+    server_packets_since_peer: int = 0
+    # the longest zero-window stall of each side (zero_window_s): when it began and ended
+    client_zero_window_from: float | None = None
+    client_zero_window_until: float | None = None
+    server_zero_window_from: float | None = None
+    server_zero_window_until: float | None = None
+    # syn_in_time_wait: who held TIME_WAIT for the previous connection on the 4-tuple (its role in that
+    # connection and its ip:port, since the new connection's roles may differ; see TimeWait) and until when
+    time_wait_holder: str = ""
+    time_wait_holder_ip: bytes = b""
+    time_wait_holder_port: int = 0
+    time_wait_until: float | None = None
+
+
+class TimeWait:
+    """The TIME_WAIT a finalised connection left on its 4-tuple (kept by the tracker until it ends): when it
+    ends and who holds it, by its role in that connection ("client", "server", or "both" when its FINs
+    crossed: then the ip:port is the one whose TIME_WAIT ends last) and its ip:port."""
+
+    until: float
+    holder: str
+    ip: bytes
+    port: int
+
+    def __init__(self, until: float, holder: str, ip: bytes, port: int) -> None:
+        self.until = until
+        self.holder = holder
+        self.ip = ip
+        self.port = port
 
 
 class Connection:
@@ -198,7 +232,7 @@ class Connection:
         "orig", "resp", "start", "last_time", "history", "hist_seen", "zeek_active",
         "direction_guessed", "syn_ts", "synack_ts", "handshake_done_ts", "close_initiator",
         "bad_synack", "bad_third_ack", "bad_ack_ts", "timer_generation", "finished", "end_cause",
-        "syn_in_time_wait", "key", "pending_timers",
+        "syn_in_time_wait", "prev_time_wait", "key", "pending_timers",
     )
 
     def __init__(self, ts: float, orig_ip: bytes, orig_port: int, resp_ip: bytes, resp_port: int,
@@ -225,6 +259,7 @@ class Connection:
         self.finished = False
         self.end_cause = ""
         self.syn_in_time_wait = False
+        self.prev_time_wait: TimeWait | None = None   # the previous connection's TIME_WAIT its SYN met
         self.key: tuple = ()
         self.pending_timers: list[tuple[str, float]] = []   # (kind, base time): drained by the tracker
 
@@ -266,6 +301,8 @@ class Connection:
             return
         endpoint.packets += 1
         endpoint.last_ts = ts
+        endpoint.packets_since_peer += 1
+        peer.packets_since_peer = 0
         if endpoint.first_ts is None:
             endpoint.first_ts = ts
         self._zeek_segment(ts, endpoint, peer, seq, ack, flags, window, length)
@@ -283,6 +320,8 @@ class Connection:
         """
         endpoint.packets += 1
         endpoint.last_ts = ts
+        endpoint.packets_since_peer += 1
+        peer.packets_since_peer = 0
         # history: d/a once per direction
         if length:
             bit = z.HIST_DATA_PKT if endpoint.is_orig else z.HIST_DATA_PKT << 16
@@ -457,6 +496,8 @@ class Connection:
             stall = ts - endpoint.zero_window_since
             if stall > endpoint.zero_window_max_s:
                 endpoint.zero_window_max_s = stall
+                endpoint.zero_window_max_from = endpoint.zero_window_since
+                endpoint.zero_window_max_until = ts
             endpoint.zero_window_since = None
 
     @staticmethod
@@ -712,11 +753,14 @@ class Connection:
             if endpoint.state == rfc.TIME_WAIT and endpoint.time_wait_since is not None \
                     and now >= endpoint.time_wait_since + time_wait_s:
                 self._event(endpoint, rfc.TIME_WAIT_EXPIRED, endpoint.time_wait_since + time_wait_s)
-            if endpoint.zero_window_since is not None:
+            if endpoint.zero_window_since is not None:   # still stalled: up to its last packet
                 stall = endpoint.last_ts - endpoint.zero_window_since
                 if stall > endpoint.zero_window_max_s:
                     endpoint.zero_window_max_s = stall
+                    endpoint.zero_window_max_from = endpoint.zero_window_since
+                    endpoint.zero_window_max_until = endpoint.last_ts
         history = "".join(self.history)
+        tw = self.prev_time_wait
         facts = ConnectionFacts(
             syn_ts=self.syn_ts, synack_ts=self.synack_ts, handshake_done_ts=self.handshake_done_ts,
             syn_retransmits=orig.syn_retransmits, synack_retransmits=resp.synack_retransmits,
@@ -732,7 +776,13 @@ class Connection:
             client_payload_packets=orig.payload_packets, server_payload_packets=resp.payload_packets,
             syn_in_time_wait=self.syn_in_time_wait,
             last_fin_retransmit_ts=orig.last_fin_retransmit_ts or resp.last_fin_retransmit_ts,
+            client_packets_since_peer=orig.packets_since_peer, server_packets_since_peer=resp.packets_since_peer,
+            client_zero_window_from=orig.zero_window_max_from, client_zero_window_until=orig.zero_window_max_until,
+            server_zero_window_from=resp.zero_window_max_from, server_zero_window_until=resp.zero_window_max_until,
         )
+        if tw is not None:
+            facts.time_wait_holder, facts.time_wait_holder_ip, facts.time_wait_holder_port = tw.holder, tw.ip, tw.port
+            facts.time_wait_until = tw.until
 
         return FlowRecord(
             start=self.start, end=self.last_time,

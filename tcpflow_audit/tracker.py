@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from . import zeek_states as z
 from .config import EngineConfig
-from .connection import ACK, SYN, Connection, FlowRecord
+from .connection import ACK, SYN, Connection, FlowRecord, TimeWait
 from .timers import TimerQueue
 
 FlowSink = Callable[[FlowRecord], None]
@@ -31,7 +31,8 @@ class ConnectionTracker:
         self.live: dict[int, Connection] = {}           # creation order, for eviction and the final flush
         self.timers = TimerQueue()
         self._dead_timer_owners = 0
-        self.recent_time_wait: dict[tuple, float] = {}  # 4-tuple -> end of its TIME_WAIT, after finalisation
+        # 4-tuple (both directions) -> the TIME_WAIT its finalised connection left, while it lasts
+        self.recent_time_wait: dict[tuple, TimeWait] = {}
         self._next_time_wait_purge = 0.0
         self.connections_seen = 0
         self.evicted = 0
@@ -96,9 +97,10 @@ class ConnectionTracker:
         if len(self.live) > self.peak_live:
             self.peak_live = len(self.live)
         if self.recent_time_wait:
-            until = self.recent_time_wait.get(key)
-            if until is not None and ts < until:
-                conn.syn_in_time_wait = bool(flags & SYN)
+            time_wait = self.recent_time_wait.get(key)
+            if time_wait is not None and ts < time_wait.until and flags & SYN:
+                conn.syn_in_time_wait = True
+                conn.prev_time_wait = time_wait
         self._push(ts + config.syn_timeout, conn, "expire")
         self._push(ts + config.inactivity_timeout, conn, "inactivity")
         return conn
@@ -135,11 +137,18 @@ class ConnectionTracker:
         if self._dead_timer_owners > 2 * len(self.live) + 4096:
             self._compact_timers()
         record = conn.to_record(now, self.config.time_wait)
-        if record.client_time_wait_until or record.server_time_wait_until:
-            until = max(record.client_time_wait_until or 0.0, record.server_time_wait_until or 0.0)
+        client_until, server_until = record.client_time_wait_until, record.server_time_wait_until
+        if client_until or server_until:
+            if (client_until or 0.0) >= (server_until or 0.0):
+                until, holder, ip, port = client_until or 0.0, "client", record.client_ip, record.client_port
+            else:
+                until, holder, ip, port = server_until or 0.0, "server", record.server_ip, record.server_port
             if until > now:
-                self.recent_time_wait[key] = until
-                self.recent_time_wait[reverse] = until
+                if client_until is not None and server_until is not None and min(client_until, server_until) > now:
+                    holder = "both"
+                time_wait = TimeWait(until, holder, ip, port)
+                self.recent_time_wait[key] = time_wait
+                self.recent_time_wait[reverse] = time_wait
                 self._purge_time_wait(now)
         self.on_flow(record)
 
@@ -147,7 +156,7 @@ class ConnectionTracker:
         if now < self._next_time_wait_purge:
             return
         self._next_time_wait_purge = now + 10.0
-        self.recent_time_wait = {k: until for k, until in self.recent_time_wait.items() if until > now}
+        self.recent_time_wait = {k: entry for k, entry in self.recent_time_wait.items() if entry.until > now}
 
     # ------------------------------------------------------------------ timers
     def _compact_timers(self) -> None:
