@@ -33,6 +33,8 @@ def sample(name: str) -> str:
 class Run:
     def __init__(self, name: str, clock: bool = True, **thresholds):
         auditor = Auditor()
+        self.records: list = []
+        auditor.add_flow_sink(self.records.append)
         t = Thresholds(**thresholds)
         if clock:
             self.detectors = DetectorSet.attach(auditor, t)
@@ -245,6 +247,17 @@ def test_syn_during_time_wait():
     assert (f.severity, f.client_ip, f.client_port, f.server_ip, f.server_port, f.count) == \
         ("info", CLIENT, 44003, SERVER, 8080, 1)
     assert [a for *_, a in run.flows] == [[], ["syn_during_time_wait"]]
+    # the server closed #1 first: it held TIME_WAIT on the 4-tuple, until 2*MSL (60 s) after #1's last ACK
+    first, second = run.records
+    facts = second.facts
+    assert first.server_time_wait_until is not None and first.client_time_wait_until is None
+    assert (facts.time_wait_holder, format_ip(facts.time_wait_holder_ip), facts.time_wait_holder_port) == \
+        ("server", SERVER, 8080)
+    assert facts.time_wait_until == first.server_time_wait_until
+    assert facts.syn_ts is not None and 59.0 < facts.time_wait_until - facts.syn_ts < 60.0   # SYN ~0.5 s later
+    assert (first.facts.time_wait_holder, first.facts.time_wait_until) == ("", None)
+    assert re.search(r"the server 10\.99\.0\.2:8080 still held TIME_WAIT until 59\.\d s after this SYN", f.detail)
+    assert f.first_seen == f.last_seen == facts.syn_ts
 
 
 def test_data_after_close():
@@ -279,9 +292,14 @@ def test_half_open_peer_keepalive():
     check_row(f)
     assert (f.severity, f.client_ip, f.client_port, f.server_ip, f.server_port, f.count) == \
         ("warning", CLIENT, 44004, SERVER, 8080, 1)
-    assert re.search(r"client kept sending for 4\.\d s after the server's last packet", f.detail)
+    # after the server's last packet (its 64 bytes, t=0.0042 s): the client's ACK of them, 3 keepalives, RST
+    assert re.search(r"client kept sending 5 segments over 4\.\d s after the server's last packet", f.detail)
     assert "gave up with a RST" in f.detail
     assert run.anomalies(44004) == ["rst_abort", "half_open_peer"]
+    (record,) = run.records
+    assert (record.facts.client_packets_since_peer, record.facts.server_packets_since_peer) == (5, 0)
+    assert (record.client_packets, record.server_packets) == (8, 3)
+    assert (f.first_seen, f.last_seen) == (record.facts.server_last_ts, record.facts.client_last_ts)
 
 
 def test_zero_window_stall():
@@ -292,6 +310,16 @@ def test_zero_window_stall():
     assert (f.severity, f.client_ip, f.client_port, f.server_ip, f.server_port, f.count) == \
         ("warning", CLIENT, 44005, SERVER, 8080, 1)
     assert re.match(r"server advertised a zero receive window for 3\.\d s", f.detail)
+    # first_seen/last_seen are the stall's: from the server's first window 0 (t~0.006 s, after the client's
+    # ~25 kB burst) to its last packet (the answer to the t~3.13 s probe), not the connection's start
+    (record,) = run.records
+    facts = record.facts
+    assert (f.first_seen, f.last_seen) == (facts.server_zero_window_from, facts.server_zero_window_until)
+    assert 0.003 < f.first_seen - record.start < 0.05
+    assert f.last_seen == facts.server_last_ts == record.end
+    assert f.last_seen - f.first_seen == pytest.approx(facts.server_zero_window_s)
+    assert (facts.client_zero_window_from, facts.client_zero_window_until, facts.client_zero_window_s) == \
+        (None, None, 0.0)
     assert Run("zero_window.pcap", zero_window_s=5.0).findings == []
 
 

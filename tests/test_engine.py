@@ -19,6 +19,8 @@ import pytest
 from tcpflow_audit import tcp_states as rfc
 from tcpflow_audit.config import EngineConfig
 from tcpflow_audit.connection import seq_delta
+from tcpflow_audit.detectors import DetectorSet, rules
+from tcpflow_audit.detectors.thresholds import Thresholds
 from tcpflow_audit.tracker import ConnectionTracker
 
 FIN, SYN, RST, PSH, ACK = 1, 2, 4, 8, 16
@@ -879,3 +881,182 @@ def test_fin_on_the_last_sequence_number_acked_by_zero():
     assert v.states == (TIME_WAIT, CLOSED)
     r = v.finish()
     assert (r.conn_state, r.client_bytes) == ("SF", 0)
+
+
+# ====================================================================== evidence for the detectors
+# (facts the detectors read, kept identically by the hot path and by the reference path)
+
+BOTH_PATHS = pytest.mark.parametrize("reference", [False, True], ids=["hot_path", "reference_path"])
+
+
+@BOTH_PATHS
+def test_packets_sent_since_the_peer_last_spoke(reference):
+    v = Conv()
+    v.tracker.reference = reference
+    v.handshake()                               # S, SA, A: the client spoke last
+    assert (v.conn.orig.packets_since_peer, v.conn.resp.packets_since_peer) == (1, 0)
+    v.c(ACK | PSH, 100)
+    assert (v.conn.orig.packets_since_peer, v.conn.resp.packets_since_peer) == (2, 0)
+    v.s(ACK | PSH, 200)                         # the server answers: the client's count starts again
+    assert (v.conn.orig.packets_since_peer, v.conn.resp.packets_since_peer) == (0, 1)
+    v.c(ACK)
+    for _ in range(3):                          # keepalive probes (seq = snd_nxt - 1), unanswered
+        v.c(ACK, seq=v.nxt["c"] - 1, dt=1.0)
+    v.c(ACK, dt=1.0, checksum_ok=False)         # a bad checksum: the packet is ignored, not counted
+    assert (v.conn.orig.packets_since_peer, v.conn.resp.packets_since_peer) == (4, 0)
+    v.c(RST | ACK, dt=1.0)                      # the client gives up
+    r = v.finish()
+    assert (r.facts.client_packets_since_peer, r.facts.server_packets_since_peer) == (5, 0)
+    assert (r.client_packets, r.server_packets) == (8, 2)
+
+
+@BOTH_PATHS
+def test_fin_retransmissions_to_a_silent_peer_are_counted(reference):
+    v = Conv()
+    v.tracker.reference = reference
+    v.handshake()
+    v.s(ACK | PSH, 50)
+    v.c(ACK)
+    v.s(FIN | ACK, dt=1.0)
+    fin_seq = v.nxt["s"] - 1
+    for _ in range(2):
+        v.s(FIN | ACK, seq=fin_seq, dt=1.0)     # never acknowledged
+    r = v.finish()
+    assert (r.facts.client_packets_since_peer, r.facts.server_packets_since_peer) == (0, 3)
+    assert r.facts.server_fin_retransmits == 2
+
+
+@BOTH_PATHS
+def test_longest_zero_window_stall_keeps_its_start_and_end(reference):
+    v = Conv()
+    v.tracker.reference = reference
+    v.handshake()
+    v.c(ACK | PSH, 1000, at=2.0)
+    v.s(ACK, window=0, at=2.1)                  # stall 1: 2.1 .. 2.6
+    v.c(ACK, seq=v.nxt["c"] - 1, at=2.3)        # zero-window probe
+    v.s(ACK, window=0, at=2.3)
+    v.s(ACK, window=4096, at=2.6)
+    v.c(ACK | PSH, 1000, at=2.7)
+    v.s(ACK, window=0, at=3.0)                  # stall 2: 3.0 .. 4.5, the longest so far
+    v.s(ACK, window=0, at=4.0)
+    v.s(ACK, window=8192, at=4.5)
+    v.s(ACK, window=0, at=5.0)                  # stall 3: 5.0 .. 5.2, shorter: does not replace stall 2
+    v.s(ACK, window=100, at=5.2)
+    server = v.conn.resp
+    assert server.zero_window_max_s == pytest.approx(1.5)
+    assert (server.zero_window_max_from, server.zero_window_max_until) == (3.0, 4.5)
+    v.s(ACK, window=0, at=6.0)                  # stall 4: still open at the end, up to the server's last packet
+    v.c(ACK, seq=v.nxt["c"] - 1, at=7.0)
+    v.s(ACK, window=0, at=8.0)
+    v.c(ACK, seq=v.nxt["c"] - 1, at=9.0)        # (the client's later packet does not lengthen it)
+    r = v.finish()
+    f = r.facts
+    assert f.server_zero_window_s == pytest.approx(2.0)
+    assert (f.server_zero_window_from, f.server_zero_window_until) == (6.0, 8.0)
+    assert (f.client_zero_window_s, f.client_zero_window_from, f.client_zero_window_until) == (0.0, None, None)
+    hit = rules.zero_window_stall(r, r.end, Thresholds())
+    assert hit is not None and (hit.first, hit.last, hit.side) == (6.0, 8.0, "server")
+    assert (r.start, r.end) == (1.0 + 0.01, 9.0)    # the finding is the stall's, not the connection's
+
+
+def test_syn_in_time_wait_names_the_client_holding_it():
+    v = Conv()
+    v.handshake()
+    close_by_client(v)                          # the client holds TIME_WAIT
+    v.nxt = {"c": 90_000, "s": 70_000}
+    new = v.c(SYN, dt=1.0)
+    syn_ts = v.t
+    assert new.prev_time_wait is not None
+    v.s(SYN | ACK)
+    v.c(ACK)
+    v.tracker.flush()
+    first, second = v.records
+    f = second.facts
+    assert (f.time_wait_holder, f.time_wait_holder_ip, f.time_wait_holder_port) == ("client", CLIENT_IP, CLIENT_PORT)
+    assert f.time_wait_until == first.client_time_wait_until == pytest.approx(syn_ts - 1.0 + 60.0)
+    assert (first.facts.time_wait_holder, first.facts.time_wait_until) == ("", None)
+    hit = rules.syn_during_time_wait(second, second.end, Thresholds())
+    assert hit is not None and hit.side == "client" and hit.first == hit.last == syn_ts
+    assert ("the client 10.0.0.1:51000 still held TIME_WAIT until 59.0 s after this SYN (2*MSL after its close); "
+            "the TIME_WAIT side accepted it and the handshake completed") in hit.detail
+
+
+def test_syn_in_time_wait_holder_by_address_when_the_roles_change():
+    v = Conv()
+    v.handshake()
+    v.s(FIN | ACK)                              # the server closes first: it holds TIME_WAIT
+    v.c(FIN | ACK)
+    v.s(ACK)
+    # the old server connects to the old client from the same port: the holder is the new connection's client
+    new = v.tracker.packet(v.t + 2.0, SERVER_IP, SERVER_PORT, CLIENT_IP, CLIENT_PORT, 123_456, 0, SYN, 65535, 0)
+    assert (new.orig.ip, new.orig.port) == (SERVER_IP, SERVER_PORT)
+    v.tracker.flush()
+    first, second = v.records
+    f = second.facts
+    assert f.syn_in_time_wait
+    assert (f.time_wait_holder, f.time_wait_holder_ip, f.time_wait_holder_port) == ("server", SERVER_IP, SERVER_PORT)
+    assert (second.client_ip, second.client_port) == (SERVER_IP, SERVER_PORT)
+    assert f.time_wait_until == first.server_time_wait_until
+    hit = rules.syn_during_time_wait(second, second.end, Thresholds())
+    assert hit is not None and "the server 10.0.0.2:9999 still held TIME_WAIT until 58.0 s after" in hit.detail
+    assert "the handshake did not complete" in hit.detail
+
+
+def test_syn_in_time_wait_after_a_simultaneous_close_both_held_it():
+    v = Conv()
+    v.handshake()
+    v.c(FIN | ACK, ack=SISN + 1)
+    v.s(FIN | ACK, ack=CISN + 1)                # the FINs cross: both ends go to TIME_WAIT
+    v.c(ACK, ack=SISN + 2)
+    v.s(ACK, ack=CISN + 2)
+    v.nxt["c"] = 90_000
+    v.c(SYN, dt=3.0)
+    v.tracker.flush()
+    first, second = v.records
+    f = second.facts
+    # both were in TIME_WAIT; the one whose TIME_WAIT ends last is named (the client: its FIN was acked last)
+    assert first.client_time_wait_until > first.server_time_wait_until
+    assert (f.time_wait_holder, f.time_wait_holder_ip, f.time_wait_holder_port) == ("both", CLIENT_IP, CLIENT_PORT)
+    assert f.time_wait_until == first.client_time_wait_until
+    hit = rules.syn_during_time_wait(second, second.end, Thresholds())
+    assert hit is not None and hit.side == "both"
+    assert ("both ends of the previous connection were in TIME_WAIT (its FINs crossed); 10.0.0.1:51000 held it "
+            "until 57.0 s after this SYN") in hit.detail
+
+
+def test_syn_after_time_wait_has_no_holder():
+    v = Conv()
+    v.handshake()
+    close_by_client(v)
+    v.nxt["c"] = 90_000
+    new = v.c(SYN, dt=70.0)
+    assert new.syn_in_time_wait is False and new.prev_time_wait is None
+    v.tracker.flush()
+    assert (v.records[1].facts.time_wait_holder, v.records[1].facts.time_wait_until) == ("", None)
+
+
+def test_aggregated_findings_use_the_new_facts():
+    records: list = []
+    tracker = ConnectionTracker(on_flow=records.append)
+    for port in (51000, 51001):
+        v = Conv(tracker, cport=port)
+        v.handshake()
+        close_by_client(v)                      # the client holds TIME_WAIT ...
+        v.nxt = {"c": 90_000, "s": 70_000}
+        v.c(SYN, dt=1.0)                        # ... when it reuses the port
+        v.s(SYN | ACK)
+        v.c(ACK)
+        v.s(ACK | PSH, 10)
+        for _ in range(3):                      # then the server goes silent: 3 unanswered keepalives, 90 s
+            v.c(ACK, seq=v.nxt["c"] - 1, dt=30.0)
+    tracker.flush()
+    detectors = DetectorSet()
+    for record in records:
+        detectors.on_flow(record)
+    findings = {f.kind: f for f in detectors.finish()}
+    assert set(findings) == {"syn_during_time_wait", "half_open_peer"}
+    reuse, half_open = findings["syn_during_time_wait"], findings["half_open_peer"]
+    assert reuse.count == 2 and reuse.detail.endswith("(TIME_WAIT held by, in the previous connections: client 2)")
+    assert half_open.count == 2
+    assert "kept sending for up to 90.0 s with the other silent, 6 segments unanswered in all (prober: client 2)" \
+        in half_open.detail

@@ -449,13 +449,15 @@ class DetectorSet:
                     "segments; sent by: %s)" % (n, who, agg.packets, agg.sides_text()))
         if kind == "syn_during_time_wait":
             return ("%d new SYNs %s arrived on 4-tuples still in TIME_WAIT over %.1f s: clients reuse ports "
-                    "faster than 2*MSL" % (n, who, span))
+                    "faster than 2*MSL (TIME_WAIT held by, in the previous connections: %s)" % (
+                        n, who, span, agg.sides_text()))
         if kind == "data_after_close":
             return ("%d connections %s carried %d data segments after a FIN or RST (sent by: %s)" % (
                 n, who, int(agg.value_sum), agg.sides_text()))
         if kind == "half_open_peer":
-            return ("%d connections %s: one side kept sending for up to %.1f s with the other silent "
-                    "(prober: %s)" % (n, who, agg.value_max, agg.sides_text()))
+            return ("%d connections %s: one side kept sending for up to %.1f s with the other silent, %d "
+                    "segments unanswered in all (prober: %s)" % (n, who, agg.value_max, agg.packets,
+                                                                 agg.sides_text()))
         if kind == "zero_window_stall":
             return ("%d connections %s stalled on a zero receive window for up to %.1f s (receiver: %s)" % (
                 n, who, agg.value_max, agg.sides_text()))

@@ -12,6 +12,7 @@ import math
 from typing import NamedTuple
 
 from ..connection import FlowRecord
+from ..decode import format_ip
 from .thresholds import Thresholds
 
 
@@ -32,6 +33,11 @@ def _other(side: str) -> str:
 
 def _s(n: int, word: str) -> str:
     return "%d %s%s" % (n, word, "" if n == 1 else "s")
+
+
+def _ip_port(ip: bytes, port: int) -> str:
+    text = format_ip(ip)
+    return ("[%s]:%d" if ":" in text else "%s:%d") % (text, port)
 
 
 def handshake_reset(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | None:
@@ -158,9 +164,20 @@ def syn_during_time_wait(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | 
     ts = f.syn_ts if f.syn_ts is not None else r.start
     outcome = ("the TIME_WAIT side accepted it and the handshake completed" if f.handshake_done_ts is not None
                else "the handshake did not complete")
+    if f.time_wait_until is None:   # (a record from before the engine kept the holder)
+        return Hit("syn_during_time_wait", ts, ts,
+                   "new SYN on a 4-tuple whose previous connection was still in TIME_WAIT (less than 2*MSL "
+                   "after its close); %s" % outcome, "client", 1 + f.syn_retransmits, 1.0)
+    holder = _ip_port(f.time_wait_holder_ip, f.time_wait_holder_port)
+    if f.time_wait_holder == "both":
+        who = "both ends of the previous connection were in TIME_WAIT (its FINs crossed); %s held it" % holder
+    else:
+        who = "the %s %s still held TIME_WAIT" % (f.time_wait_holder, holder)
+    # side: the TIME_WAIT holder (its role in the previous connection), for the aggregated detail
     return Hit("syn_during_time_wait", ts, ts,
-               "new SYN on a 4-tuple whose previous connection was still in TIME_WAIT (less than 2*MSL "
-               "after its close); %s" % outcome, "client", 1 + f.syn_retransmits, 1.0)
+               "new SYN on a 4-tuple whose previous connection was still in TIME_WAIT: %s until %.1f s after "
+               "this SYN (2*MSL after its close); %s" % (who, f.time_wait_until - ts, outcome),
+               f.time_wait_holder, 1 + f.syn_retransmits, 1.0)
 
 
 def data_after_close(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | None:
@@ -196,10 +213,12 @@ def half_open_peer(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | None:
     end = ("then gave up with a RST" if prober_rst is not None else
            "still unanswered when the connection was %s" % ("finalised" if r.end_reason != "capture_end"
                                                              else "last seen"))
+    unanswered = f.client_packets_since_peer if prober == "client" else f.server_packets_since_peer
+    sent = _s(unanswered, "segment") + " over" if unanswered else "for"   # (0: a record without the count)
     return Hit("half_open_peer", silent_last, prober_last,
-               "%s kept sending for %.1f s after the %s's last packet and got no answer (dead or "
-               "unreachable peer: keepalive/retransmissions unanswered), %s" % (prober, gap, silent, end),
-               prober, 1, gap)
+               "%s kept sending %s %.1f s after the %s's last packet and got no answer (dead or "
+               "unreachable peer: keepalive/retransmissions unanswered), %s" % (prober, sent, gap, silent, end),
+               prober, max(1, unanswered), gap)
 
 
 def zero_window_stall(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | None:
@@ -209,7 +228,11 @@ def zero_window_stall(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | Non
     if not stalls:
         return None
     stall, side = max(stalls)
-    return Hit("zero_window_stall", r.start, r.end,
+    if side == "client":
+        since, until = f.client_zero_window_from, f.client_zero_window_until
+    else:
+        since, until = f.server_zero_window_from, f.server_zero_window_until
+    return Hit("zero_window_stall", r.start if since is None else since, r.end if until is None else until,
                "%s advertised a zero receive window for %.1f s (its application stopped reading); the "
                "%s could not send" % (side, stall, _other(side)), side, 1, stall)
 
