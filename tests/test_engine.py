@@ -600,16 +600,6 @@ def test_new_syn_after_close_delay_but_within_time_wait_is_flagged():
     assert new.syn_in_time_wait is True
 
 
-def test_new_syn_after_time_wait_is_not_flagged():
-    v = Conv()
-    v.handshake()
-    close_by_client(v)
-    v.nxt["c"] = 90_000
-    new = v.c(SYN, dt=70.0)
-    assert len(v.records) == 1
-    assert new.syn_in_time_wait is False
-
-
 def test_new_isn_on_an_unanswered_attempt_starts_a_new_connection():
     v = Conv()
     first = v.c(SYN)
@@ -1024,12 +1014,13 @@ def test_syn_in_time_wait_after_a_simultaneous_close_both_held_it():
             "until 57.0 s after this SYN") in hit.detail
 
 
-def test_syn_after_time_wait_has_no_holder():
+def test_new_syn_after_time_wait_is_not_flagged_and_has_no_holder():
     v = Conv()
     v.handshake()
     close_by_client(v)
     v.nxt["c"] = 90_000
     new = v.c(SYN, dt=70.0)
+    assert len(v.records) == 1
     assert new.syn_in_time_wait is False and new.prev_time_wait is None
     v.tracker.flush()
     assert (v.records[1].facts.time_wait_holder, v.records[1].facts.time_wait_until) == ("", None)
