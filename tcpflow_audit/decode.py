@@ -46,7 +46,7 @@ __all__ = [
     "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES", "Decoder", "format_ip",
     "SRC_IP", "SRC_PORT", "DST_IP", "DST_PORT", "SEQ", "ACK", "FLAGS", "WINDOW", "PAYLOAD_LEN", "CHECKSUM_OK",
     "FIN", "SYN", "RST", "PSH", "ACK_FLAG", "URG", "ECE", "CWR",
-    "ones_complement_sum", "internet_checksum",
+    "ones_complement_sum", "internet_checksum", "decode_in_place",
 ]
 
 # Segment tuple indexes.
@@ -498,6 +498,54 @@ def _general_safe(linktype: int, frame, verify: bool):
 # ---------------------------------------------------------------------------------------------
 # Decoder
 # ---------------------------------------------------------------------------------------------
+
+def decode_in_place(buf: bytes, start: int, end: int,
+                    linktype: int) -> tuple[int, int, int, int, int, int, int, int, int, int]:
+    """The fast path of `Decoder.decode` for the frame ``buf[start:end]``, read where it lies.
+
+    Returns (ip_offset, src, sport, dst, dport, seq, ack, flags, window, payload_len) with the
+    addresses as 32-bit integers and ip_offset the IPv4 header's position in buf; ip_offset is -1
+    when the frame is not one the fast path takes (then `Decoder.decode` must decode it). It takes
+    exactly the frames `Decoder.decode`'s fast path takes and gives the same fields (checksums are
+    not verified: the fast lane does not run with --verify-checksums). Compiled, it reads the bytes
+    in place and makes no objects.
+    """
+    n = end - start
+    o = -1
+    if linktype == 1:
+        if n >= 54:
+            ethertype = buf[start + 12] << 8 | buf[start + 13]
+            if ethertype == 0x0800:
+                o = start + 14
+            elif ethertype == 0x8100 and n >= 58 and buf[start + 16] == 0x08 and buf[start + 17] == 0:
+                o = start + 18
+    elif linktype == 113:   # LINUX_SLL, protocol IPv4
+        if n >= 56 and buf[start + 14] == 8 and buf[start + 15] == 0:
+            o = start + 16
+    elif linktype == 101 or linktype == 228 or linktype == 12 or linktype == 14:
+        if n >= 40:
+            o = start
+    elif linktype == 276:   # LINUX_SLL2, protocol IPv4
+        if n >= 60 and buf[start] == 8 and buf[start + 1] == 0:
+            o = start + 20
+    if o < 0 or buf[o] != 0x45 or buf[o + 9] != 6 or buf[o + 6] & 0x1F or buf[o + 7]:
+        return (-1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    t = o + 20
+    thl = buf[t + 12] >> 2 & 0x3C
+    plen = (buf[o + 2] << 8 | buf[o + 3]) - 20 - thl
+    if plen < 0 or thl < 20:
+        return (-1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    return (o,
+            buf[o + 12] << 24 | buf[o + 13] << 16 | buf[o + 14] << 8 | buf[o + 15],
+            buf[t] << 8 | buf[t + 1],
+            buf[o + 16] << 24 | buf[o + 17] << 16 | buf[o + 18] << 8 | buf[o + 19],
+            buf[t + 2] << 8 | buf[t + 3],
+            buf[t + 4] << 24 | buf[t + 5] << 16 | buf[t + 6] << 8 | buf[t + 7],
+            buf[t + 8] << 24 | buf[t + 9] << 16 | buf[t + 10] << 8 | buf[t + 11],
+            buf[t + 13],
+            buf[t + 14] << 8 | buf[t + 15],
+            plen)
+
 
 class Decoder:
     """Decodes one frame at a time to a Segment tuple; counts skipped frames by reason.
