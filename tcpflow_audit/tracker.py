@@ -31,6 +31,9 @@ class ConnectionTracker:
         self.live: dict[int, Connection] = {}           # creation order, for eviction and the final flush
         self.timers = TimerQueue()
         self._dead_timer_owners = 0
+        # IPv4 only: fast_key(sender, receiver) -> connection, the same entries as `table` keyed by one
+        # integer that the fast lane computes without making objects (`fast_packet`)
+        self.fast_index: dict[int, Connection] = {}
         # 4-tuple (both directions) -> the TIME_WAIT its finalised connection left, while it lasts
         self.recent_time_wait: dict[tuple, TimeWait] = {}
         self._next_time_wait_purge = 0.0
@@ -68,6 +71,38 @@ class ConnectionTracker:
             self._schedule_pending(conn)
         return conn
 
+    def fast_packet(self, ts: float, sender: int, receiver: int, seq: int, ack: int, flags: int, window: int,
+                    length: int) -> bool:
+        """`packet` for the fast lane's IPv4 segments, addresses as ``ip << 16 | port`` integers.
+
+        Takes the hot-path case (no SYN/FIN/RST, a known connection whose sender Zeek has seen)
+        and returns True; returns False, having done nothing that `packet` would not do first
+        anyway (advance the clock, run due timers), for every other segment: the caller then
+        hands it to `packet`.
+        """
+        if flags & 0x07 or self.reference:
+            return False
+        if ts > self.now:
+            self.now = ts
+        if self.timers.next_due < ts:
+            self._run_timers(ts)
+        conn = self.fast_index.get(sender << 13 ^ receiver)
+        if conn is None:
+            return False
+        orig = conn.orig
+        resp = conn.resp
+        if orig.addr_key == sender and resp.addr_key == receiver:
+            if orig.zstate == z.INACTIVE:
+                return False
+            conn._ordinary_segment(ts, orig, resp, seq, ack, flags, window, length)
+        elif resp.addr_key == sender and orig.addr_key == receiver:
+            if resp.zstate == z.INACTIVE:
+                return False
+            conn._ordinary_segment(ts, resp, orig, seq, ack, flags, window, length)
+        else:
+            return False   # another connection with the same fast key: the tuple table decides
+        return True
+
     def flush(self) -> None:
         """End of input: finalise every live connection (in creation order)."""
         for conn in list(self.live.values()):
@@ -93,6 +128,8 @@ class ConnectionTracker:
         self.table[key] = conn
         self.table[reverse] = conn
         self.live[id(conn)] = conn
+        if len(src) == 4 and len(dst) == 4:
+            self._index_fast(conn, src, sport, dst, dport)
         self.connections_seen += 1
         if len(self.live) > self.peak_live:
             self.peak_live = len(self.live)
@@ -104,6 +141,20 @@ class ConnectionTracker:
         self._push(ts + config.syn_timeout, conn, "expire")
         self._push(ts + config.inactivity_timeout, conn, "inactivity")
         return conn
+
+    def _index_fast(self, conn: Connection, src: bytes, sport: int, dst: bytes, dport: int) -> None:
+        """Enter an IPv4 connection in the fast index, both directions (a key already taken by another
+        live connection is left to it: the fast lane then sends this one's segments to `packet`)."""
+        sender = int.from_bytes(src, "big") << 16 | sport
+        receiver = int.from_bytes(dst, "big") << 16 | dport
+        src_endpoint, dst_endpoint = (conn.resp, conn.orig) if conn.orig.port != sport or conn.orig.ip != src \
+            else (conn.orig, conn.resp)
+        src_endpoint.addr_key = sender
+        dst_endpoint.addr_key = receiver
+        fast_index = self.fast_index
+        for fast_key in (sender << 13 ^ receiver, receiver << 13 ^ sender):
+            if fast_key not in fast_index:
+                fast_index[fast_key] = conn
 
     @staticmethod
     def _is_reuse(conn: Connection, flags: int, seq: int) -> bool:
@@ -133,6 +184,12 @@ class ConnectionTracker:
         if self.table.get(reverse) is conn:
             del self.table[reverse]
         self.live.pop(id(conn), None)
+        sender, receiver = conn.orig.addr_key, conn.resp.addr_key
+        if sender >= 0:
+            fast_index = self.fast_index
+            for fast_key in (sender << 13 ^ receiver, receiver << 13 ^ sender):
+                if fast_index.get(fast_key) is conn:
+                    del fast_index[fast_key]
         self._dead_timer_owners += 1
         if self._dead_timer_owners > 2 * len(self.live) + 4096:
             self._compact_timers()
