@@ -22,6 +22,7 @@ COMPILED_MODULES = [
     "tcpflow_audit/connection.py",
     "tcpflow_audit/timers.py",
     "tcpflow_audit/tracker.py",
+    "tcpflow_audit/fastlane.py",
     # and the per-connection work: the detectors run once for every connection
     "tcpflow_audit/detectors/__init__.py",
     "tcpflow_audit/detectors/rules.py",

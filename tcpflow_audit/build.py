@@ -14,6 +14,7 @@ import importlib
 import os
 
 COMPILED_MODULES = ("capture", "decode", "errors", "tcp_states", "zeek_states", "connection", "timers", "tracker",
+                    "fastlane",
                     "detectors", "detectors.rules")
 
 

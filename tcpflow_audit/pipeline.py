@@ -3,6 +3,10 @@
 Data flows one way: `capture` (records) -> `decode` (TCP fields) -> `tracker`/`connection`
 (state) -> flow sinks (`detectors`, reports). `Auditor` is the streaming engine the CLI drives;
 `audit()` is the convenience call for Python users, returning pandas DataFrames.
+
+Two loops carry packets from the reader to the tracker, with identical results: the record loop
+here (any number of files, filters, checksum checks) and, for the common case of one capture read
+whole, the compiled `fastlane`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from .config import EngineConfig
 from .connection import FlowRecord
 from .decode import SUPPORTED_LINKTYPES, Decoder
 from .errors import InputProblem
+from .fastlane import COMPILED, LaneCounts, run_lane
 from .tracker import ConnectionTracker
 
 
@@ -97,9 +102,12 @@ class RunStats:
 class Auditor:
     """Streams packets from captures through the engine; finished flows go to `on_flow` callbacks."""
 
-    def __init__(self, config: EngineConfig | None = None, packet_filter: PacketFilter | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None, packet_filter: PacketFilter | None = None,
+                 fast_lane: bool | None = None) -> None:
         self.config = config or EngineConfig()
         self.packet_filter = packet_filter or PacketFilter()
+        # the compiled fast lane for one capture without filters or checksum checks: None = when compiled
+        self.fast_lane = COMPILED if fast_lane is None else fast_lane
         self.flow_sinks: list[Callable[[FlowRecord], None]] = []
         self.decoder = Decoder(verify_checksums=self.config.verify_checksums)
         self.tracker = ConnectionTracker(self.config, on_flow=self._emit)
@@ -127,7 +135,10 @@ class Auditor:
         readers = self.open_readers(sources)
         with _few_cyclic_collections():
             try:
-                self._consume(self._timeline(readers), readers)
+                if self._fast_lane_applies(readers):
+                    self._consume_fast(readers[0])
+                else:
+                    self._consume(self._timeline(readers), readers)
             except KeyboardInterrupt:
                 self.stats.interrupted = True
             finally:
@@ -138,6 +149,24 @@ class Auditor:
                 self.finish()
         return self.stats
 
+    def _fast_lane_applies(self, readers: list[CaptureReader]) -> bool:
+        return (self.fast_lane and len(readers) == 1 and not self.packet_filter.active
+                and not self.config.verify_checksums)
+
+    def _consume_fast(self, reader: CaptureReader) -> None:
+        """One capture through the compiled fast lane (same results as `_consume`)."""
+        progress = self.progress
+        readers = [reader]
+        report: Callable[[int], None] | None = None
+        if progress is not None:
+            progress(readers, 0)
+            report = lambda packets: progress(readers, packets)   # noqa: E731
+        counts = LaneCounts()
+        try:
+            run_lane(reader.blocks(), self.tracker, self.decoder, counts, report)
+        finally:
+            self._account(counts.packets_read, counts.tcp_packets, 0, counts.first_ts, counts.last_ts)
+
     @staticmethod
     def _timeline(readers: list[CaptureReader]) -> Iterator[tuple[float, int, bytes]]:
         if len(readers) == 1:
@@ -146,7 +175,6 @@ class Auditor:
         return heapq.merge(*ordered, key=lambda record: record[0])
 
     def _consume(self, records: Iterator[tuple[float, int, bytes]], readers: list[CaptureReader]) -> None:
-        stats = self.stats
         decode = self.decoder.decode
         packet = self.tracker.packet
         packet_filter = self.packet_filter
@@ -177,13 +205,18 @@ class Auditor:
                 tcp_packets += 1
                 packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok)
         finally:
-            stats.packets_read += packets_read
-            stats.tcp_packets += tcp_packets
-            stats.filtered_out += filtered
-            if first_ts is not None and (stats.first_ts is None or first_ts < stats.first_ts):
-                stats.first_ts = first_ts
-            if last_ts is not None and (stats.last_ts is None or last_ts > stats.last_ts):
-                stats.last_ts = last_ts
+            self._account(packets_read, tcp_packets, filtered, first_ts, last_ts)
+
+    def _account(self, packets_read: int, tcp_packets: int, filtered: int, first_ts: float | None,
+                 last_ts: float | None) -> None:
+        stats = self.stats
+        stats.packets_read += packets_read
+        stats.tcp_packets += tcp_packets
+        stats.filtered_out += filtered
+        if first_ts is not None and (stats.first_ts is None or first_ts < stats.first_ts):
+            stats.first_ts = first_ts
+        if last_ts is not None and (stats.last_ts is None or last_ts > stats.last_ts):
+            stats.last_ts = last_ts
 
     def finish(self) -> None:
         self.tracker.flush()

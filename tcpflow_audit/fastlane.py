@@ -1,0 +1,125 @@
+"""The fast lane: classic pcap records decoded where they lie and fed to the tracker, no objects per packet.
+
+It owns no rule of its own, only the loop. `capture` delimits and checks the records
+(`CaptureReader.blocks()` yields `RecordBlock` runs), `decode.decode_in_place` reads the header
+fields in place (the frames and fields of `Decoder.decode`'s fast path), and
+`ConnectionTracker.fast_packet` takes the hot-path segments. Every other record, frame or segment
+goes the ordinary way, `Decoder.decode` then `ConnectionTracker.packet`, in the same order, so
+results are the same as the record-by-record loop in `pipeline` (tests/test_fast_path.py checks).
+Data still flows one way: capture -> decode -> tracker.
+
+Compiled with mypyc (setup.py) this loop makes no Python object for an ordinary packet, which is
+where the packet rate comes from; as pure Python it would be slower than the ordinary loop, so
+`pipeline` only takes it when `COMPILED` (or when asked to, for the tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+from .capture import RecordBlock, pcap_record_header
+from .decode import Decoder, decode_in_place
+from .tracker import ConnectionTracker
+
+COMPILED: Final = not __file__.endswith(".py")
+"""True when this module runs compiled (the lane is then the fastest way through a capture)."""
+
+PROGRESS_EVERY: Final = 0x4000
+"""Packets between two calls of the progress callback (the same as the ordinary loop's)."""
+
+
+EXACT_IN_DOUBLE: Final = 1 << 53
+"""Integers below this are exact as doubles: dividing two of them natively rounds like Python does."""
+
+
+def exact_quotient(units: Any, per_second: int) -> float:
+    """units / per_second rounded once, as Python divides integers (the record loop's timestamps).
+
+    Compiled code divides two native integers as doubles, which rounds twice once the dividend
+    passes 2**53 (nanosecond captures do); `units` is typed Any so this division is Python's.
+    """
+    return float(units / per_second)
+
+
+class LaneCounts:
+    """What the lane read: folded into the run's statistics by `pipeline.Auditor`."""
+
+    packets_read: int = 0
+    tcp_packets: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+
+
+def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder, counts: LaneCounts,
+             progress: Callable[[int], None] | None) -> None:
+    """Feed every record of `items` (from `CaptureReader.blocks()`) to the tracker, in order.
+
+    `counts` is kept up to date even when the loop is interrupted (Ctrl-C); `progress`, when
+    given, is called with the number of packets read so far every `PROGRESS_EVERY` packets.
+    """
+    packets_read = tcp_packets = 0
+    have_first = False
+    first_ts = last_ts = 0.0
+    try:
+        for item in items:
+            if isinstance(item, RecordBlock):
+                buf = item.buf
+                pos = item.start
+                end = item.end
+                little_endian = item.little_endian
+                hdrlen = item.hdrlen
+                fracmax = item.fracmax
+                linktype = item.linktype
+                while pos < end:
+                    sec, frac, caplen, _ = pcap_record_header(buf, pos, little_endian)
+                    units = sec * fracmax + frac
+                    ts = units / fracmax if units < EXACT_IN_DOUBLE else exact_quotient(units, fracmax)
+                    frame_start = pos + hdrlen
+                    pos = frame_start + caplen
+                    packets_read += 1
+                    if not have_first:
+                        have_first = True
+                        first_ts = ts
+                    last_ts = ts
+                    if progress is not None and not packets_read % PROGRESS_EVERY:
+                        progress(packets_read)
+                    ip, src, sport, dst, dport, seq, ack, flags, window, length = \
+                        decode_in_place(buf, frame_start, pos, linktype)
+                    if ip >= 0:
+                        tcp_packets += 1
+                        # (methods called on the tracker directly: compiled, that is a native call)
+                        if not tracker.fast_packet(ts, src << 16 | sport, dst << 16 | dport, seq, ack, flags,
+                                                   window, length):
+                            tracker.packet(ts, buf[ip + 12:ip + 16], sport, buf[ip + 16:ip + 20], dport, seq, ack, flags,
+                                   window, length, True)
+                        continue
+                    if feed_record(ts, linktype, buf[frame_start:pos], tracker, decoder):
+                        tcp_packets += 1
+            else:
+                ts, linktype, frame = item
+                packets_read += 1
+                if not have_first:
+                    have_first = True
+                    first_ts = ts
+                last_ts = ts
+                if progress is not None and not packets_read % PROGRESS_EVERY:
+                    progress(packets_read)
+                if feed_record(ts, linktype, frame, tracker, decoder):
+                    tcp_packets += 1
+    finally:
+        counts.packets_read += packets_read
+        counts.tcp_packets += tcp_packets
+        if have_first:
+            counts.first_ts = first_ts
+            counts.last_ts = last_ts
+
+
+def feed_record(ts: float, linktype: int, frame: bytes, tracker: ConnectionTracker, decoder: Decoder) -> bool:
+    """The ordinary way for one record: decode it, hand a TCP segment to the tracker. True if TCP."""
+    segment = decoder.decode(linktype, frame)
+    if segment is None:
+        return False
+    src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok = segment
+    tracker.packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok)
+    return True

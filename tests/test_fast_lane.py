@@ -1,0 +1,270 @@
+"""The compiled fast lane (`fastlane`) gives exactly what the record-by-record loop gives.
+
+`Auditor(fast_lane=True)` reads a classic pcap as `RecordBlock` runs, decodes frames in place and
+feeds hot-path segments to `ConnectionTracker.fast_packet`; `Auditor(fast_lane=False)` is the
+ordinary record loop. On every sample capture, on generated traffic and on the same traffic
+rewritten into every classic-pcap variant and link type the lane reads in place (and into frames
+it must hand to the general decoder: IPv6, VLAN, ARP, short snaplen, IP options), both must give
+the same flows, findings, statistics and problems. Broken files must stop at the same record with
+the same problem. (In the pure Python build the lane runs as plain Python: slower, same results.)
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from capture_helpers import (PCAP_MAGIC_MODIFIED, PCAP_MAGIC_NSEC, PCAP_MAGIC_USEC, epb, idb, pcap_header,
+                             pcap_record, shb)
+from tcpflow_audit.capture import CaptureReader, RecordBlock
+from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder, decode_in_place
+from tcpflow_audit.detectors import DetectorSet, finding_row
+from tcpflow_audit.pipeline import Auditor
+from tcpflow_audit.report import flow_row
+
+ROOT = Path(__file__).parent.parent
+SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
+
+
+def audit(path: Path, fast_lane: bool) -> dict:
+    auditor = Auditor(fast_lane=fast_lane)
+    rows: list[dict] = []
+    auditor.add_flow_sink(lambda record: rows.append(flow_row(record)))
+    detectors = DetectorSet.attach(auditor)
+    stats = auditor.run([str(path)])
+    return {
+        "flows": rows,
+        "findings": [finding_row(f) for f in detectors.finish()],
+        "stats": (stats.packets_read, stats.tcp_packets, stats.first_ts, stats.last_ts, dict(stats.skipped),
+                  stats.connections, stats.peak_live_connections),
+        "problems": [(p.kind, p.offset, p.message, p.fatal) for p in stats.problems],
+    }
+
+
+def assert_same_results(path: Path) -> dict:
+    fast = audit(path, fast_lane=True)
+    ordinary = audit(path, fast_lane=False)
+    for part in ("stats", "problems", "findings", "flows"):
+        assert fast[part] == ordinary[part], f"{path.name}: {part} differ"
+    return fast
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
+def test_fast_lane_matches_record_loop_on_samples(path: Path) -> None:
+    result = assert_same_results(path)
+    assert result["flows"], "every sample capture holds at least one connection"
+
+
+# ---------------------------------------------------------------------------------------------- variants
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[int, int, bytes]]:
+    """(seconds, microseconds, Ethernet frame) of bench/gen_capture.py's traffic mix plus the IPv6 sample."""
+    out = tmp_path_factory.mktemp("lane") / "traffic.pcap"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "gen_capture.py"), "--packets", "20000", "--seed", "11",
+                    "--concurrency", "100", "--loss", "0.02", "--out", str(out), "--quiet"], check=True, timeout=300)
+    records = []
+    for path in (out, ROOT / "sample_pcaps" / "ipv6_client_close.pcap"):
+        for ts, linktype, frame in CaptureReader(str(path)):
+            assert linktype == 1
+            micros = round(ts * 1_000_000)
+            records.append((micros // 1_000_000, micros % 1_000_000, frame))
+    records.sort(key=lambda r: (r[0], r[1]))
+    return records
+
+
+def write(path: Path, records: list[tuple[int, int, bytes]], order: str = "<", magic: int = PCAP_MAGIC_USEC,
+          network: int = 1, snaplen: int = 65535) -> Path:
+    modified = magic == PCAP_MAGIC_MODIFIED
+    with open(path, "wb") as f:
+        f.write(pcap_header(order, magic, snaplen, network))
+        for sec, frac, frame in records:
+            frac = frac * 1000 if magic == PCAP_MAGIC_NSEC else frac
+            f.write(pcap_record(order, sec, frac, frame, modified=modified))
+    return path
+
+
+ARP = bytes.fromhex("ffffffffffff0200000000010806") + bytes(28)
+
+
+def relinked(records: list[tuple[int, int, bytes]], linktype: int) -> list[tuple[int, int, bytes]]:
+    """The same packets behind another link-layer header (frames that are not IP keep their Ethernet
+    type word, so the decoder still has to skip them)."""
+    out = []
+    for sec, frac, frame in records:
+        ethertype, payload = frame[12:14], frame[14:]
+        if linktype == 113:     # LINUX_SLL: packet type, ARPHRD, address length, address (8), protocol
+            frame = struct.pack("!HHH8s", 0, 1, 6, frame[6:12]) + ethertype + payload
+        elif linktype == 276:   # LINUX_SLL2: protocol, reserved, ifindex, ARPHRD, packet type, address length, address
+            frame = ethertype + struct.pack("!HIHBB8s", 0, 1, 1, 0, 6, frame[6:12]) + payload
+        elif linktype == 101:   # raw IP
+            frame = payload
+        out.append((sec, frac, frame))
+    return out
+
+
+def mixed(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+    """Every third IPv4 frame 802.1Q-tagged, ARP frames in between, some frames cut to 40 bytes,
+    one IPv4 header with options: all but the VLAN frames leave the in-place decoder."""
+    rng = random.Random(5)
+    out = []
+    for i, (sec, frac, frame) in enumerate(records):
+        if i % 3 == 0 and frame[12:14] == b"\x08\x00":
+            frame = frame[:12] + b"\x81\x00\x00\x07" + frame[12:]
+        elif i % 97 == 0:
+            out.append((sec, frac, ARP))
+        elif i % 211 == 0:
+            frame = frame[:40]
+        elif i == 500 and frame[12:14] == b"\x08\x00" and frame[14] == 0x45:
+            ip = frame[14:]
+            total = struct.unpack("!H", ip[2:4])[0] + 4
+            frame = frame[:14] + bytes([0x46]) + ip[1:2] + struct.pack("!H", total) + ip[4:20] + b"\x01\x01\x01\x00" + ip[20:]
+        if rng.random() < 0.01:
+            frame = frame[:rng.randrange(0, len(frame) + 1)]   # cut anywhere: the decoder must cope
+        out.append((sec, frac, frame))
+    return out
+
+
+def shuffled_times(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+    """Timestamps that jump back now and then (merged interfaces): timers must fire in the same order."""
+    out = list(records)
+    for i in range(0, len(out) - 40, 37):
+        (s1, f1, a), (s2, f2, b) = out[i], out[i + 30]
+        out[i], out[i + 30] = (s2, f2, a), (s1, f1, b)
+    return out
+
+
+VARIANTS = {
+    "little-endian usec": dict(),
+    "big-endian usec": dict(order=">"),
+    "nanosecond": dict(magic=PCAP_MAGIC_NSEC),
+    "modified (24-byte headers)": dict(magic=PCAP_MAGIC_MODIFIED),
+    "big-endian nanosecond": dict(order=">", magic=PCAP_MAGIC_NSEC),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fast_lane_matches_record_loop_on_every_pcap_variant(tmp_path: Path, traffic: list, variant: str) -> None:
+    path = write(tmp_path / "v.pcap", traffic, **VARIANTS[variant])
+    result = assert_same_results(path)
+    assert len(result["flows"]) > 300
+    assert result["stats"][1] == len(traffic)
+
+
+@pytest.mark.parametrize("linktype", [113, 276, 101])
+def test_fast_lane_matches_record_loop_on_other_link_types(tmp_path: Path, traffic: list, linktype: int) -> None:
+    path = write(tmp_path / "l.pcap", relinked(traffic, linktype), network=linktype)
+    result = assert_same_results(path)
+    assert result["stats"][1] == len(traffic)
+
+
+def test_fast_lane_matches_record_loop_on_frames_it_must_hand_on(tmp_path: Path, traffic: list) -> None:
+    path = write(tmp_path / "m.pcap", mixed(traffic))
+    result = assert_same_results(path)
+    skipped = result["stats"][4]
+    assert skipped.get("not_ip", 0) > 100 and sum(skipped.values()) > skipped["not_ip"]
+
+
+def test_fast_lane_matches_record_loop_when_time_jumps_back(tmp_path: Path, traffic: list) -> None:
+    path = write(tmp_path / "t.pcap", shuffled_times(traffic))
+    assert_same_results(path)
+
+
+def test_fast_lane_stops_where_the_record_loop_stops(tmp_path: Path, traffic: list) -> None:
+    data = write(tmp_path / "whole.pcap", traffic).read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    result = assert_same_results(cut)
+    assert [p[0] for p in result["problems"]] == ["truncated"]
+    # a corrupt record header (captured length over the snap length) two thirds in
+    corrupt = bytearray(data)
+    pos, n = 24, 0
+    while n < len(traffic) * 2 // 3:
+        pos += 16 + struct.unpack_from("<I", corrupt, pos + 8)[0]
+        n += 1
+    struct.pack_into("<I", corrupt, pos + 8, 300_000)
+    bad = tmp_path / "corrupt.pcap"
+    bad.write_bytes(bytes(corrupt))
+    result = assert_same_results(bad)
+    assert [p[0] for p in result["problems"]] == ["corrupt_record"]
+    assert result["stats"][0] == n
+
+
+@pytest.mark.parametrize("chunk_size", [4096, 5000, 1 << 20])
+def test_blocks_hold_exactly_the_records(tmp_path: Path, traffic: list, chunk_size: int) -> None:
+    """`CaptureReader.blocks()` delimits the same records `iter()` yields, whatever the read size."""
+    path = write(tmp_path / "b.pcap", traffic[:5000], order=">", magic=PCAP_MAGIC_MODIFIED)
+    records = list(CaptureReader(str(path), chunk_size=chunk_size))
+    reader = CaptureReader(str(path), chunk_size=chunk_size)
+    from_blocks = []
+    blocks = 0
+    for block in reader.blocks():
+        assert isinstance(block, RecordBlock)
+        blocks += 1
+        pos = block.start
+        for _ in range(block.count):
+            sec, frac, caplen, _ = struct.unpack_from(">IIII", block.buf, pos)
+            start = pos + block.hdrlen
+            pos = start + caplen
+            from_blocks.append(((sec * block.fracmax + frac) / block.fracmax, block.linktype, block.buf[start:pos]))
+        assert pos == block.end
+    assert from_blocks == records
+    assert reader.packets == len(records) and reader.problems == []
+    assert blocks > (1 if chunk_size < 100_000 else 0)
+
+
+def test_pcapng_goes_record_by_record_through_the_lane(tmp_path: Path, traffic: list) -> None:
+    path = tmp_path / "t.pcapng"
+    path.write_bytes(shb() + idb(1) + b"".join(epb(0, sec * 1_000_000 + frac, frame) for sec, frac, frame in traffic))
+    items = list(CaptureReader(str(path)).blocks())
+    assert len(items) == len(traffic) and all(isinstance(item, tuple) for item in items)
+    result = assert_same_results(path)
+    assert result["stats"][1] == len(traffic)
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_in_place_decoding_agrees_with_the_decoder(traffic: list, data: st.DataObject) -> None:
+    """Whatever the bytes, a frame the in-place decoder takes decodes to the same fields with `Decoder`."""
+    _, _, frame = traffic[data.draw(st.integers(0, len(traffic) - 1))]
+    linktype = data.draw(st.sampled_from([1, 113, 276, 101, 228, 12, 14]))
+    frame = relinked([(0, 0, frame)], linktype)[0][2] if linktype in (113, 276, 101) else frame
+    frame = bytearray(frame[:data.draw(st.integers(0, len(frame)))])
+    for _ in range(data.draw(st.integers(0, 4))):   # flip bytes in the headers
+        if frame:
+            frame[data.draw(st.integers(0, min(len(frame), 70) - 1))] = data.draw(st.integers(0, 255))
+    padding = data.draw(st.integers(0, 9))
+    buf = bytes(padding) + bytes(frame) + b"\xee" * 3
+    ip, src, sport, dst, dport, seq, ack, flags, window, length = decode_in_place(buf, padding, padding + len(frame),
+                                                                                  linktype)
+    if ip < 0:
+        return
+    expected = Decoder().decode(linktype, bytes(frame))
+    assert expected == (src.to_bytes(4, "big"), sport, dst.to_bytes(4, "big"), dport, seq, ack, flags, window,
+                        length, True)
+    assert buf[ip + 12:ip + 16] == expected[0] and buf[ip + 16:ip + 20] == expected[2]
+
+
+@pytest.mark.parametrize("linktype", [1, 113, 276, 101])
+def test_in_place_decoding_takes_ordinary_tcp_frames(traffic: list, linktype: int) -> None:
+    frames = [frame for _, _, frame in relinked(traffic[:200], linktype) if len(frame) >= 40]
+    taken = sum(decode_in_place(frame, 0, len(frame), linktype)[0] >= 0 for frame in frames)
+    # everything but the IPv6 sample's frames (not in the first 200 here) is ordinary IPv4 TCP
+    assert taken == len(frames)
+
+
+def test_lane_is_used_by_default_only_when_compiled() -> None:
+    from tcpflow_audit import fastlane
+    from tcpflow_audit.build import is_compiled
+    assert fastlane.COMPILED == is_compiled()
+    assert Auditor().fast_lane == is_compiled()
+    assert SUPPORTED_LINKTYPES >= {1, 113, 276, 101}
