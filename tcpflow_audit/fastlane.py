@@ -15,10 +15,12 @@ where the packet rate comes from; as pure Python it would be slower than the ord
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from .capture import RecordBlock, pcap_record_header
+from .capture import Record, RecordBlock, pcap_record_header
 from .decode import Decoder, decode_in_place
 from .tracker import ConnectionTracker
 
@@ -33,6 +35,12 @@ EXACT_IN_DOUBLE: Final = 1 << 53
 """Integers below this are exact as doubles: dividing two of them natively rounds like Python does."""
 
 
+def record_time(sec: int, frac: int, per_second: int) -> float:
+    """A record's timestamp exactly as `CaptureReader` computes it: (sec * per_second + frac) / per_second."""
+    units = sec * per_second + frac
+    return units / per_second if units < EXACT_IN_DOUBLE else exact_quotient(units, per_second)
+
+
 def exact_quotient(units: Any, per_second: int) -> float:
     """units / per_second rounded once, as Python divides integers (the record loop's timestamps).
 
@@ -43,20 +51,24 @@ def exact_quotient(units: Any, per_second: int) -> float:
 
 
 class LaneCounts:
-    """What the lane read: folded into the run's statistics by `pipeline.Auditor`."""
+    """What was read, in reading order: folded into the run's statistics by `pipeline.Auditor`."""
 
     packets_read: int = 0
     tcp_packets: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
+    filtered: int = 0
+    first_ts: float | None = None      # of the first record read
+    last_ts: float | None = None       # of the last record read
 
 
 def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder, counts: LaneCounts,
-             progress: Callable[[int], None] | None) -> None:
-    """Feed every record of `items` (from `CaptureReader.blocks()`) to the tracker, in order.
+             progress: Callable[[int], None] | None, limit: float = math.inf) -> Iterator[Record] | None:
+    """Feed the records of `items` (from `CaptureReader.blocks()`) to the tracker, in order.
 
-    `counts` is kept up to date even when the loop is interrupted (Ctrl-C); `progress`, when
-    given, is called with the number of packets read so far every `PROGRESS_EVERY` packets.
+    Stops at the first record stamped after `limit` (the next capture's first packet, where the
+    two must be merged by time) and returns the records from that one on, unread; returns None
+    when `items` is exhausted. `counts` is kept up to date even when the loop is interrupted
+    (Ctrl-C); `progress`, when given, is called with the number of packets this call has read
+    every `PROGRESS_EVERY` packets.
     """
     packets_read = tcp_packets = 0
     have_first = False
@@ -73,8 +85,9 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
                 linktype = item.linktype
                 while pos < end:
                     sec, frac, caplen, _ = pcap_record_header(buf, pos, little_endian)
-                    units = sec * fracmax + frac
-                    ts = units / fracmax if units < EXACT_IN_DOUBLE else exact_quotient(units, fracmax)
+                    ts = record_time(sec, frac, fracmax)
+                    if ts > limit:
+                        return _records_from(item, pos, items)
                     frame_start = pos + hdrlen
                     pos = frame_start + caplen
                     packets_read += 1
@@ -98,6 +111,8 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
                         tcp_packets += 1
             else:
                 ts, linktype, frame = item
+                if ts > limit:
+                    return itertools.chain((item,), items)
                 packets_read += 1
                 if not have_first:
                     have_first = True
@@ -111,8 +126,25 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
         counts.packets_read += packets_read
         counts.tcp_packets += tcp_packets
         if have_first:
-            counts.first_ts = first_ts
+            if counts.first_ts is None:
+                counts.first_ts = first_ts
             counts.last_ts = last_ts
+    return None
+
+
+def _records_from(block: RecordBlock, pos: int, items: Iterator[Any]) -> Iterator[Record]:
+    """The records of `block` from the one at `pos` on, then those of every item after it."""
+    buf = block.buf
+    while pos < block.end:
+        sec, frac, caplen, _ = pcap_record_header(buf, pos, block.little_endian)
+        start = pos + block.hdrlen
+        pos = start + caplen
+        yield record_time(sec, frac, block.fracmax), block.linktype, buf[start:pos]
+    for item in items:
+        if isinstance(item, RecordBlock):
+            yield from _records_from(item, item.start, iter(()))
+        else:
+            yield item
 
 
 def feed_record(ts: float, linktype: int, frame: bytes, tracker: ConnectionTracker, decoder: Decoder) -> bool:

@@ -4,9 +4,9 @@ Data flows one way: `capture` (records) -> `decode` (TCP fields) -> `tracker`/`c
 (state) -> flow sinks (`detectors`, reports). `Auditor` is the streaming engine the CLI drives;
 `audit()` is the convenience call for Python users, returning pandas DataFrames.
 
-Two loops carry packets from the reader to the tracker, with identical results: the record loop
-here (any number of files, filters, checksum checks) and, for the common case of one capture read
-whole, the compiled `fastlane`.
+Two loops carry packets from the readers to the tracker, with identical results: the record loop
+here (filters, checksum checks, captures that overlap in time) and, for the common case of captures
+read whole, the compiled `fastlane`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import heapq
 import ipaddress
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -133,15 +134,17 @@ class Auditor:
     def run(self, sources: Iterable[str]) -> RunStats:
         """Read every source as one timeline (files ordered by first packet, overlaps merged by time)."""
         readers = self.open_readers(sources)
+        counts = LaneCounts()
         with _few_cyclic_collections():
             try:
-                if self._fast_lane_applies(readers):
-                    self._consume_fast(readers[0])
+                if self._fast_lane_applies():
+                    self._consume_fast(readers, counts)
                 else:
-                    self._consume(self._timeline(readers), readers)
+                    self._consume(self._timeline(readers), readers, counts)
             except KeyboardInterrupt:
                 self.stats.interrupted = True
             finally:
+                self._account(counts)
                 for reader in readers:
                     self.stats.problems.extend(reader.problems)
                     self.stats.bytes_read += reader.bytes_read
@@ -149,40 +152,55 @@ class Auditor:
                 self.finish()
         return self.stats
 
-    def _fast_lane_applies(self, readers: list[CaptureReader]) -> bool:
-        return (self.fast_lane and len(readers) == 1 and not self.packet_filter.active
-                and not self.config.verify_checksums)
+    def _fast_lane_applies(self) -> bool:
+        return self.fast_lane and not self.packet_filter.active and not self.config.verify_checksums
 
-    def _consume_fast(self, reader: CaptureReader) -> None:
-        """One capture through the compiled fast lane (same results as `_consume`)."""
+    def _consume_fast(self, readers: list[CaptureReader], counts: LaneCounts) -> None:
+        """The captures through the compiled fast lane, one after the other (same results as `_consume`).
+
+        Files that follow each other in time (rotated captures) each go through the lane whole. A
+        file whose packets run past the next file's first packet is merged by time with the rest
+        from that packet on, by the record loop, exactly as `_timeline` would have merged them.
+        """
+        ordered = self._ordered(readers)
+        starts = [reader.first_timestamp() for reader in ordered] if len(ordered) > 1 else [None]
         progress = self.progress
-        readers = [reader]
         report: Callable[[int], None] | None = None
         if progress is not None:
             progress(readers, 0)
-            report = lambda packets: progress(readers, packets)   # noqa: E731
-        counts = LaneCounts()
-        try:
-            run_lane(reader.blocks(), self.tracker, self.decoder, counts, report)
-        finally:
-            self._account(counts.packets_read, counts.tcp_packets, 0, counts.first_ts, counts.last_ts)
+            report = lambda packets: progress(readers, counts.packets_read + packets)   # noqa: E731
+        for index, reader in enumerate(ordered):
+            later = [start for start in starts[index + 1:] if start is not None]
+            limit = later[0] if later else math.inf
+            leftover = run_lane(reader.blocks(), self.tracker, self.decoder, counts, report, limit)
+            if leftover is not None:
+                rest = ordered[index + 1:]
+                self._consume(heapq.merge(leftover, *rest, key=lambda record: record[0]), readers, counts)
+                return
 
     @staticmethod
-    def _timeline(readers: list[CaptureReader]) -> Iterator[tuple[float, int, bytes]]:
+    def _ordered(readers: list[CaptureReader]) -> list[CaptureReader]:
+        if len(readers) == 1:
+            return readers
+        return sorted(readers, key=lambda r: (r.first_timestamp() is None, r.first_timestamp() or 0.0))
+
+    @classmethod
+    def _timeline(cls, readers: list[CaptureReader]) -> Iterator[tuple[float, int, bytes]]:
         if len(readers) == 1:
             return iter(readers[0])
-        ordered = sorted(readers, key=lambda r: (r.first_timestamp() is None, r.first_timestamp() or 0.0))
-        return heapq.merge(*ordered, key=lambda record: record[0])
+        return heapq.merge(*cls._ordered(readers), key=lambda record: record[0])
 
-    def _consume(self, records: Iterator[tuple[float, int, bytes]], readers: list[CaptureReader]) -> None:
+    def _consume(self, records: Iterator[tuple[float, int, bytes]], readers: list[CaptureReader],
+                 counts: LaneCounts) -> None:
         decode = self.decoder.decode
         packet = self.tracker.packet
         packet_filter = self.packet_filter
         filtering = packet_filter.active
         progress = self.progress
+        done = counts.packets_read
         packets_read = tcp_packets = filtered = 0
         first_ts = last_ts = None
-        if progress is not None:
+        if progress is not None and not done:
             progress(readers, 0)
         try:
             for ts, linktype, frame in records:
@@ -191,7 +209,7 @@ class Auditor:
                     first_ts = ts
                 last_ts = ts
                 if progress is not None and not packets_read & 0x3FFF:
-                    progress(readers, packets_read)
+                    progress(readers, done + packets_read)
                 if filtering and not packet_filter.time_ok(ts):
                     filtered += 1
                     continue
@@ -205,18 +223,23 @@ class Auditor:
                 tcp_packets += 1
                 packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok)
         finally:
-            self._account(packets_read, tcp_packets, filtered, first_ts, last_ts)
+            counts.packets_read += packets_read
+            counts.tcp_packets += tcp_packets
+            counts.filtered += filtered
+            if first_ts is not None and counts.first_ts is None:
+                counts.first_ts = first_ts
+            if last_ts is not None:
+                counts.last_ts = last_ts
 
-    def _account(self, packets_read: int, tcp_packets: int, filtered: int, first_ts: float | None,
-                 last_ts: float | None) -> None:
+    def _account(self, counts: LaneCounts) -> None:
         stats = self.stats
-        stats.packets_read += packets_read
-        stats.tcp_packets += tcp_packets
-        stats.filtered_out += filtered
-        if first_ts is not None and (stats.first_ts is None or first_ts < stats.first_ts):
-            stats.first_ts = first_ts
-        if last_ts is not None and (stats.last_ts is None or last_ts > stats.last_ts):
-            stats.last_ts = last_ts
+        stats.packets_read += counts.packets_read
+        stats.tcp_packets += counts.tcp_packets
+        stats.filtered_out += counts.filtered
+        if counts.first_ts is not None and (stats.first_ts is None or counts.first_ts < stats.first_ts):
+            stats.first_ts = counts.first_ts
+        if counts.last_ts is not None and (stats.last_ts is None or counts.last_ts > stats.last_ts):
+            stats.last_ts = counts.last_ts
 
     def finish(self) -> None:
         self.tracker.flush()

@@ -33,12 +33,12 @@ ROOT = Path(__file__).parent.parent
 SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
 
 
-def audit(path: Path, fast_lane: bool) -> dict:
+def audit(path: Path | list[Path], fast_lane: bool) -> dict:
     auditor = Auditor(fast_lane=fast_lane)
     rows: list[dict] = []
     auditor.add_flow_sink(lambda record: rows.append(flow_row(record)))
     detectors = DetectorSet.attach(auditor)
-    stats = auditor.run([str(path)])
+    stats = auditor.run([str(p) for p in (path if isinstance(path, list) else [path])])
     return {
         "flows": rows,
         "findings": [finding_row(f) for f in detectors.finish()],
@@ -48,11 +48,11 @@ def audit(path: Path, fast_lane: bool) -> dict:
     }
 
 
-def assert_same_results(path: Path) -> dict:
+def assert_same_results(path: Path | list[Path]) -> dict:
     fast = audit(path, fast_lane=True)
     ordinary = audit(path, fast_lane=False)
     for part in ("stats", "problems", "findings", "flows"):
-        assert fast[part] == ordinary[part], f"{path.name}: {part} differ"
+        assert fast[part] == ordinary[part], f"{path}: {part} differ"
     return fast
 
 
@@ -195,6 +195,36 @@ def test_fast_lane_stops_where_the_record_loop_stops(tmp_path: Path, traffic: li
     result = assert_same_results(bad)
     assert [p[0] for p in result["problems"]] == ["corrupt_record"]
     assert result["stats"][0] == n
+
+
+def test_rotated_captures_go_through_the_lane_whole(tmp_path: Path, traffic: list,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files that follow each other in time (tcpdump -G/-C rotation) are read one after the other."""
+    files = [write(tmp_path / f"part{i}.pcap", traffic[i * 5000:(i + 1) * 5000]) for i in range(4)]
+    files.reverse()   # the order given does not matter: files are ordered by their first packet
+    merged_by_record_loop = []
+    original = Auditor._consume
+    monkeypatch.setattr(Auditor, "_consume", lambda self, *args: merged_by_record_loop.append(1) or original(self, *args))
+    result = assert_same_results(files)
+    assert result["stats"][0] == 20000
+    assert len(merged_by_record_loop) == 1   # the record loop ran once: for the fast_lane=False run only
+
+
+def test_overlapping_captures_are_merged_by_time_from_the_first_overlap(tmp_path: Path, traffic: list,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two interfaces captured at once: the second file starts inside the first."""
+    even = write(tmp_path / "even.pcap", traffic[0::2][:6000])
+    odd = write(tmp_path / "odd.pcap", traffic[1::2][3000:9000])
+    merged_by_record_loop = []
+    original = Auditor._consume
+    monkeypatch.setattr(Auditor, "_consume", lambda self, *args: merged_by_record_loop.append(1) or original(self, *args))
+    result = assert_same_results([even, odd])
+    assert result["stats"][0] == 12000
+    assert len(merged_by_record_loop) == 2   # the fast run handed the overlap to the record loop
+    # and three rotated files, the last one starting before the second has ended
+    parts = [write(tmp_path / "a.pcap", traffic[:4000]), write(tmp_path / "b.pcap", traffic[4000:8000]),
+             write(tmp_path / "c.pcap", traffic[7000:12000])]
+    assert_same_results(parts)
 
 
 @pytest.mark.parametrize("chunk_size", [4096, 5000, 1 << 20])
