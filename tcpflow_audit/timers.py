@@ -8,6 +8,8 @@ they arrive in due-time order: each kind gets a first-in first-out lane that tak
 long as its due time is not earlier than the lane's last one; the rest (out-of-order timestamps,
 re-armed timers) go into a heap. The next timer is the earliest of the lanes' heads and the
 heap's top, ties going to the one set first: exactly the order the single heap would give.
+Where it is (which lane, or the heap) is kept up to date, so asking whether a timer is due
+costs one comparison and firing one costs one look over the lanes.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ class TimerQueue:
         self.lanes: dict[str, deque[TimerEntry]] = {}
         self.heap: list[TimerEntry] = []
         self.order = 0
-        # no timer is due before this (a lower bound: exact after pop_due_before returns None)
-        self.next_due = math.inf
+        self.next_due = math.inf                          # the next timer's due time (inf: none)
+        self._next_lane: deque[TimerEntry] | None = None  # where that timer is (None: the heap's top)
 
     def __len__(self) -> int:
         return len(self.heap) + sum(len(lane) for lane in self.lanes.values())
@@ -47,11 +49,24 @@ class TimerQueue:
             lane.append(entry)
         else:
             heapq.heappush(self.heap, entry)
-        if due < self.next_due:
+            lane = None
+        if due < self.next_due:   # (a tie goes to the timer set first: never this one)
             self.next_due = due
+            self._next_lane = lane
 
     def pop_due_before(self, now: float) -> TimerEntry | None:
         """Remove and return the next timer if it is due strictly before `now`; else None."""
+        if self.next_due >= now:
+            return None
+        lane = self._next_lane
+        if lane is None:
+            entry = heapq.heappop(self.heap)
+        else:
+            entry = lane.popleft()
+        self._find_next()
+        return entry
+
+    def _find_next(self) -> None:
         best: TimerEntry | None = None
         best_lane: deque[TimerEntry] | None = None
         for lane in self.lanes.values():
@@ -62,14 +77,8 @@ class TimerQueue:
         heap = self.heap
         if heap and (best is None or _earlier(heap[0], best)):
             best, best_lane = heap[0], None
-        if best is None or best[0] >= now:
-            self.next_due = math.inf if best is None else best[0]
-            return None
-        if best_lane is None:
-            heapq.heappop(heap)
-        else:
-            best_lane.popleft()
-        return best
+        self.next_due = math.inf if best is None else best[0]
+        self._next_lane = best_lane
 
     def drop_finished(self) -> None:
         """Forget the timers of finished connections (they would keep those connections in memory)."""
@@ -77,8 +86,10 @@ class TimerQueue:
             self.lanes[kind] = deque(entry for entry in lane if not entry[2].finished)
         self.heap = [entry for entry in self.heap if not entry[2].finished]
         heapq.heapify(self.heap)
+        self._find_next()
 
     def clear(self) -> None:
         self.lanes.clear()
         self.heap.clear()
         self.next_due = math.inf
+        self._next_lane = None
