@@ -4,8 +4,12 @@
 For each capture, the real engine (`pipeline.Auditor`: capture reader, decoder, connection
 tracker, detectors attached as the CLI attaches them) runs twice:
 
-* hot path:       `ConnectionTracker()`, ordinary segments of known connections take the fast path;
-* reference path: `ConnectionTracker(reference=True)`, every segment through `Connection.process`.
+* hot path:       what the CLI runs: the compiled fast lane (`fastlane`, when compiled and the
+                  capture allows it) and `ConnectionTracker()`, whose ordinary segments of known
+                  connections take the hot path;
+* reference path: the record loop (`Auditor(fast_lane=False)`: one record, one decoded tuple at a
+                  time) and `ConnectionTracker(reference=True)`, every segment through
+                  `Connection.process`.
 
 Every flow record (`dataclasses.asdict`, detector tags included, in the order the tracker
 finalised them), every finding and the run's counters must be identical. One line per capture,
@@ -115,7 +119,8 @@ def run_engine(path: Path, reference: bool, verify: bool, sink: Callable[[dict],
     """The CLI's engine set-up (Auditor + DetectorSet), the tracker in hot or reference mode."""
     run = Run()
     t0 = time.perf_counter()
-    auditor = Auditor(EngineConfig(verify_checksums=verify))
+    # the reference run is the straightforward one all the way: the record loop, not the fast lane
+    auditor = Auditor(EngineConfig(verify_checksums=verify), fast_lane=not reference)
     if reference:
         auditor.tracker = ConnectionTracker(auditor.config, on_flow=auditor._emit, reference=True)
     if auditor.tracker.reference is not reference:

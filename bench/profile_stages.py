@@ -5,7 +5,7 @@
 
 Each line runs the pipeline up to and including one more stage (reading records; decoding them;
 the connection engine; the detectors; the summary; building flow rows; writing flows.csv to
-/dev/null), takes the best CPU time of --runs runs, and prints what that stage added, per
+/dev/null; with the compiled fast lane, decoding and the engine are one stage), takes the best CPU time of --runs runs, and prints what that stage added, per
 packet and as a share of the whole. CPU time (not wall time) and the best of several runs keep
 the noise of a shared machine out. The build (compiled or pure Python) is printed first.
 """
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from tcpflow_audit.build import describe
-from tcpflow_audit.capture import CaptureReader
+from tcpflow_audit.capture import CaptureReader, RecordBlock
 from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder
 from tcpflow_audit.detectors import DetectorSet
 from tcpflow_audit.pipeline import Auditor
@@ -31,6 +31,14 @@ def read_only(path: str) -> int:
     return packets
 
 
+def read_blocks(path: str) -> int:
+    """What the fast lane reads: RecordBlock runs (classic pcap), records otherwise."""
+    packets = 0
+    for item in CaptureReader(path, supported_linktypes=SUPPORTED_LINKTYPES).blocks():
+        packets += item.count if isinstance(item, RecordBlock) else 1
+    return packets
+
+
 def read_and_decode(path: str) -> int:
     decode = Decoder().decode
     packets = 0
@@ -40,10 +48,10 @@ def read_and_decode(path: str) -> int:
     return packets
 
 
-def auditor_with(level: int) -> Callable[[str], int]:
+def auditor_with(level: int, fast_lane: bool | None = None) -> Callable[[str], int]:
     """The real Auditor with the first `level` flow sinks of the CLI's --output-dir job."""
     def run(path: str) -> int:
-        auditor = Auditor()
+        auditor = Auditor(fast_lane=fast_lane)
         if level >= 1:
             DetectorSet.attach(auditor)
         if level >= 2:
@@ -59,23 +67,37 @@ def auditor_with(level: int) -> Callable[[str], int]:
     return run
 
 
-STAGES: list[tuple[str, Callable[[str], int]]] = [
+# The record loop's stages (as in the pure Python build, or with filters or --verify-checksums)
+RECORD_LOOP_STAGES: list[tuple[str, Callable[[str], int]]] = [
     ("read records (capture.py)", read_only),
     ("decode link/IP/TCP (decode.py)", read_and_decode),
-    ("connection engine (tracker, timers, connection)", auditor_with(0)),
-    ("detectors", auditor_with(1)),
-    ("summary counts", auditor_with(2)),
-    ("flow rows (report.flow_row)", auditor_with(3)),
-    ("CSV writing (flows.csv)", auditor_with(4)),
+    ("connection engine (tracker, timers, connection)", auditor_with(0, fast_lane=False)),
 ]
+# The compiled fast lane's: it decodes in place inside its loop, so decoding is not a stage of its own
+FAST_LANE_STAGES: list[tuple[str, Callable[[str], int]]] = [
+    ("read record blocks (capture.py)", read_blocks),
+    ("decode in place + engine (fastlane, tracker, ...)", auditor_with(0, fast_lane=True)),
+]
+def sink_stages(fast_lane: bool) -> list[tuple[str, Callable[[str], int]]]:
+    return [
+        ("detectors", auditor_with(1, fast_lane)),
+        ("summary counts", auditor_with(2, fast_lane)),
+        ("flow rows (report.flow_row)", auditor_with(3, fast_lane)),
+        ("CSV writing (flows.csv)", auditor_with(4, fast_lane)),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("capture")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--record-loop", action="store_true",
+                        help="profile the record loop instead of the fast lane (the default when compiled)")
     args = parser.parse_args()
     print(f"build: {describe()}")
+    lane = not args.record_loop and Auditor().fast_lane
+    print(f"loop: {'fast lane' if lane else 'record loop'}")
+    STAGES = (FAST_LANE_STAGES if lane else RECORD_LOOP_STAGES) + sink_stages(lane)
     previous = 0.0
     rows = []
     packets = 0
