@@ -28,7 +28,7 @@ class ConnectionTracker:
         self.reference = reference   # True: every segment through Connection.process (no hot path)
         self.on_flow = on_flow or (lambda record: None)
         self.table: dict[tuple, Connection] = {}
-        self.live: dict[int, Connection] = {}           # creation order, for eviction and the final flush
+        self.live: dict[Connection, None] = {}          # in creation order, for eviction and the final flush
         self.timers = TimerQueue()
         self._dead_timer_owners = 0
         # IPv4 only: fast_key(sender, receiver) -> connection, the same entries as `table` keyed by one
@@ -105,7 +105,7 @@ class ConnectionTracker:
 
     def flush(self) -> None:
         """End of input: finalise every live connection (in creation order)."""
-        for conn in list(self.live.values()):
+        for conn in list(self.live):
             self._finish(conn, "capture_end", self.now)
         self.timers.clear()
 
@@ -113,7 +113,7 @@ class ConnectionTracker:
     def _new_connection(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, flags: int) -> Connection:
         config = self.config
         if len(self.live) >= config.max_connections:
-            oldest = next(iter(self.live.values()))
+            oldest = next(iter(self.live))
             self.evicted += 1
             self._finish(oldest, "evicted", ts)
         flipped = z.should_flip(sport, dport, flags)
@@ -127,7 +127,7 @@ class ConnectionTracker:
         conn.key = key
         self.table[key] = conn
         self.table[reverse] = conn
-        self.live[id(conn)] = conn
+        self.live[conn] = None
         if len(src) == 4 and len(dst) == 4:
             self._index_fast(conn, src, sport, dst, dport)
         self.connections_seen += 1
@@ -183,7 +183,7 @@ class ConnectionTracker:
             del self.table[key]
         if self.table.get(reverse) is conn:
             del self.table[reverse]
-        self.live.pop(id(conn), None)
+        self.live.pop(conn, None)
         sender, receiver = conn.orig.addr_key, conn.resp.addr_key
         if sender >= 0:
             fast_index = self.fast_index
