@@ -36,9 +36,15 @@ EXACT_IN_DOUBLE: Final = 1 << 53
 
 
 def record_time(sec: int, frac: int, per_second: int) -> float:
-    """A record's timestamp exactly as `CaptureReader` computes it: (sec * per_second + frac) / per_second."""
-    units = sec * per_second + frac
-    return units / per_second if units < EXACT_IN_DOUBLE else exact_quotient(units, per_second)
+    """A record's timestamp exactly as `CaptureReader` computes it: (sec * per_second + frac) / per_second.
+
+    In floating point while that stays exact (whole numbers below 2**53: microsecond captures until
+    the year 2255), which then gives Python's correctly rounded integer division.
+    """
+    units = float(sec) * per_second + frac
+    if units < EXACT_IN_DOUBLE:
+        return units / per_second
+    return exact_quotient(sec * per_second + frac, per_second)
 
 
 def exact_quotient(units: Any, per_second: int) -> float:
