@@ -75,12 +75,12 @@ class ConnectionTracker:
                     length: int) -> bool:
         """`packet` for the fast lane's IPv4 segments, addresses as ``ip << 16 | port`` integers.
 
-        Takes the hot-path case (no SYN/FIN/RST, a known connection whose sender Zeek has seen)
-        and returns True; returns False, having done nothing that `packet` would not do first
-        anyway (advance the clock, run due timers), for every other segment: the caller then
-        hands it to `packet`.
+        Takes every segment of a known connection except a SYN (which may start a new connection
+        on the 4-tuple), doing exactly what `packet` does with it, and returns True; returns False,
+        having done nothing that `packet` would not do first anyway (advance the clock, run due
+        timers), for the others: the caller then hands them to `packet`.
         """
-        if flags & 0x07 or self.reference:
+        if flags & SYN or self.reference:
             return False
         if ts > self.now:
             self.now = ts
@@ -89,18 +89,18 @@ class ConnectionTracker:
         conn = self.fast_index.get(sender << 13 ^ receiver)
         if conn is None:
             return False
-        orig = conn.orig
-        resp = conn.resp
-        if orig.addr_key == sender and resp.addr_key == receiver:
-            if orig.zstate == z.INACTIVE:
-                return False
-            conn._ordinary_segment(ts, orig, resp, seq, ack, flags, window, length)
-        elif resp.addr_key == sender and orig.addr_key == receiver:
-            if resp.zstate == z.INACTIVE:
-                return False
-            conn._ordinary_segment(ts, resp, orig, seq, ack, flags, window, length)
+        if conn.orig.addr_key == sender and conn.resp.addr_key == receiver:
+            endpoint, peer, is_orig = conn.orig, conn.resp, True
+        elif conn.resp.addr_key == sender and conn.orig.addr_key == receiver:
+            endpoint, peer, is_orig = conn.resp, conn.orig, False
         else:
             return False   # another connection with the same fast key: the tuple table decides
+        if not flags & 0x07 and endpoint.zstate != z.INACTIVE:
+            conn._ordinary_segment(ts, endpoint, peer, seq, ack, flags, window, length)
+        else:   # FIN or RST, or the first segment Zeek sees from this endpoint: as `packet` does
+            conn.process(ts, is_orig, seq, ack, flags, window, length, True)
+            if conn.pending_timers:
+                self._schedule_pending(conn)
         return True
 
     def flush(self) -> None:
