@@ -130,13 +130,16 @@ class Interface:
 
 
 class RecordBlock:
-    """A run of complete classic-pcap records, already checked, inside one read buffer.
+    """A run of complete records, already checked, lying back to back inside one read buffer.
 
-    What `CaptureReader.blocks()` yields for a classic pcap: `count` records lie back to back in
-    ``buf[start:end]``, each a `hdrlen`-byte record header (`pcap_record_header` reads it) and its
-    frame. Every check a record gets in `CaptureReader.__iter__` has been made; the reader's
-    ``offset`` and ``packets`` already count the block. The fast lane walks these without making
-    a Python object per record.
+    What `CaptureReader.blocks()` yields: `count` records in ``buf[start:end]``, all of one link
+    type. Classic pcap (``pcapng`` False): each is a `hdrlen`-byte record header (read it with
+    `pcap_record_header`) and its frame; the time is (seconds * units_per_second + fraction) /
+    units_per_second. pcapng (``pcapng`` True): each is an Enhanced Packet Block of one interface
+    (read it with `epb_header`); the time is (64-bit stamp + offset_units) / units_per_second.
+    Every check a record gets in `CaptureReader.__iter__` has been made, and the reader's
+    ``offset`` and ``packets`` already count the run. The fast lane walks these without making a
+    Python object per record.
     """
 
     buf: bytes
@@ -144,23 +147,59 @@ class RecordBlock:
     end: int
     count: int
     little_endian: bool
-    hdrlen: int
-    fracmax: int        # sub-second units per second: 10**6 or 10**9
     linktype: int
+    units_per_second: int   # classic pcap: 10**6 or 10**9; pcapng: the interface's if_tsresol
+    pcapng: bool
+    hdrlen: int             # classic pcap: the record header's size (16, or 24 for "modified" pcap)
+    offset_units: int       # pcapng: the interface's if_tsoffset, in units
 
-    def __init__(self, buf: bytes, start: int, end: int, count: int, little_endian: bool, hdrlen: int,
-                 fracmax: int, linktype: int) -> None:
+    def __init__(self, buf: bytes, start: int, end: int, count: int, little_endian: bool, linktype: int,
+                 units_per_second: int, pcapng: bool = False, hdrlen: int = 16, offset_units: int = 0) -> None:
         self.buf = buf
         self.start = start
         self.end = end
         self.count = count
         self.little_endian = little_endian
-        self.hdrlen = hdrlen
-        self.fracmax = fracmax
         self.linktype = linktype
+        self.units_per_second = units_per_second
+        self.pcapng = pcapng
+        self.hdrlen = hdrlen
+        self.offset_units = offset_units
 
     def __repr__(self) -> str:
-        return f"RecordBlock({self.count} records, bytes {self.start}..{self.end} of its buffer)"
+        kind = "enhanced packet blocks" if self.pcapng else "records"
+        return f"RecordBlock({self.count} {kind}, bytes {self.start}..{self.end} of its buffer)"
+
+
+def _u32(buf: bytes, pos: int, little_endian: bool) -> int:
+    if little_endian:
+        return buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16 | buf[pos + 3] << 24
+    return buf[pos] << 24 | buf[pos + 1] << 16 | buf[pos + 2] << 8 | buf[pos + 3]
+
+
+def epb_header(buf: bytes, pos: int, little_endian: bool) -> tuple[int, int, int, int]:
+    """(block length, interface id, 64-bit timestamp, captured length) of the Enhanced Packet Block at pos."""
+    return (_u32(buf, pos + 4, little_endian), _u32(buf, pos + 8, little_endian),
+            _u32(buf, pos + 12, little_endian) << 32 | _u32(buf, pos + 16, little_endian),
+            _u32(buf, pos + 20, little_endian))
+
+
+def _walk_epbs(buf: bytes, pos: int, buflen: int, little_endian: bool, ifid: int) -> tuple[int, int, int]:
+    """From pos, the run of complete, valid Enhanced Packet Blocks of interface `ifid` in buf:
+    (its end, how many, where the last one starts). It stops at any other block, or one that is
+    incomplete or fails a check, which the caller then handles as the block-by-block path does."""
+    count = 0
+    last = pos
+    while pos + 32 <= buflen and _u32(buf, pos, little_endian) == _EPB:
+        blen, block_ifid, _, caplen = epb_header(buf, pos, little_endian)
+        end = pos + blen
+        if (block_ifid != ifid or blen < 32 or blen & 3 or blen > MAX_BLOCK_LEN or end > buflen
+                or caplen > blen - 32 or _u32(buf, end - 4, little_endian) != blen):
+            break
+        count += 1
+        last = pos
+        pos = end
+    return pos, count, last
 
 
 def pcap_record_header(buf: bytes, pos: int, little_endian: bool) -> tuple[int, int, int, int]:
@@ -599,7 +638,7 @@ class CaptureReader:
                 fmt, order, hdrlen = _PCAP_MAGICS[magic]
                 yield from self._read_pcap(buf, fmt, order, hdrlen, blocks)
             elif magic == _PCAPNG_MAGIC:
-                yield from self._read_pcapng(buf)
+                yield from self._read_pcapng(buf, blocks)
             else:
                 hint = _UNSUPPORTED_MAGICS.get(magic, f"unknown magic number {magic.hex()}")
                 raise _Stop(
@@ -670,7 +709,7 @@ class CaptureReader:
                 if count:
                     self.offset = base + run_end
                     self.packets += count
-                    yield RecordBlock(buf, pos, run_end, count, little_endian, hdrlen, fracmax, linktype)
+                    yield RecordBlock(buf, pos, run_end, count, little_endian, linktype, fracmax, False, hdrlen)
                     pos = run_end
             hdr_end = pos + hdrlen
             if hdr_end > buflen:
@@ -724,8 +763,13 @@ class CaptureReader:
             return self._corrupt_block(offset, f"captured length {caplen} overruns its {blen}-byte block")
         return self._corrupt_block(offset, f"packet refers to undeclared interface {ifid}")
 
-    def _read_pcapng(self, buf: bytes) -> Iterator[Record]:
-        """pcapng: a sequence of blocks, each sections' byte order set by its Section Header Block."""
+    def _read_pcapng(self, buf: bytes, blocks: bool) -> Iterator[Any]:
+        """pcapng: a sequence of blocks, each sections' byte order set by its Section Header Block.
+
+        Yields records, or with `blocks` a `RecordBlock` for each run of Enhanced Packet Blocks of
+        one supported interface; every other block (and one that is incomplete or fails a check) is
+        handled below the same way in both.
+        """
         self.format = "pcapng"
         more = self._more
         pos = 0
@@ -743,6 +787,23 @@ class CaptureReader:
         epb = Struct("<IIIII").unpack_from
         shb_type, epb_type, max_block_len = _SHB, _EPB, MAX_BLOCK_LEN
         while True:
+            if blocks and pos + 32 <= buflen:
+                little_endian = order == "<"
+                ifid = _u32(buf, pos + 8, little_endian)
+                if _u32(buf, pos, little_endian) == epb_type and ifid < len(fast):
+                    iface = fast[ifid]
+                    if iface is not None:
+                        run_end, count, last = _walk_epbs(buf, pos, buflen, little_endian, ifid)
+                        if count:
+                            linktype, units, offset_units = iface
+                            self.offset = base + run_end
+                            self.packets += count
+                            yield RecordBlock(buf, pos, run_end, count, little_endian, linktype, units, True,
+                                              0, offset_units)
+                            _, hi, lo, _, _ = epb(buf, last + 8)
+                            last_ts = ((hi << 32 | lo) + offset_units) / units
+                            pos = run_end
+                            continue
             if pos + 12 > buflen:
                 buf = more(buf, pos, 12)
                 base += pos

@@ -1,7 +1,8 @@
-"""The fast lane: classic pcap records decoded where they lie and fed to the tracker, no objects per packet.
+"""The fast lane: captured frames decoded where they lie and fed to the tracker, no objects per packet.
 
 It owns no rule of its own, only the loop. `capture` delimits and checks the records
-(`CaptureReader.blocks()` yields `RecordBlock` runs), `decode.decode_in_place` reads the header
+(`CaptureReader.blocks()` yields `RecordBlock` runs of classic pcap records or pcapng Enhanced
+Packet Blocks), `decode.decode_in_place` reads the header
 fields in place (the frames and fields of `Decoder.decode`'s fast path), and
 `ConnectionTracker.fast_packet` takes the hot-path segments. Every other record, frame or segment
 goes the ordinary way, `Decoder.decode` then `ConnectionTracker.packet`, in the same order, so
@@ -20,7 +21,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from .capture import Record, RecordBlock, pcap_record_header
+from .capture import Record, RecordBlock, epb_header, pcap_record_header
 from .decode import Decoder, decode_in_place
 from .tracker import ConnectionTracker
 
@@ -85,17 +86,12 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
                 buf = item.buf
                 pos = item.start
                 end = item.end
-                little_endian = item.little_endian
-                hdrlen = item.hdrlen
-                fracmax = item.fracmax
                 linktype = item.linktype
                 while pos < end:
-                    sec, frac, caplen, _ = pcap_record_header(buf, pos, little_endian)
-                    ts = record_time(sec, frac, fracmax)
+                    ts, frame_start, frame_end, next_pos = record_at(item, pos)
                     if ts > limit:
                         return _records_from(item, pos, items)
-                    frame_start = pos + hdrlen
-                    pos = frame_start + caplen
+                    pos = next_pos
                     packets_read += 1
                     if not have_first:
                         have_first = True
@@ -104,16 +100,16 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
                     if progress is not None and not packets_read % PROGRESS_EVERY:
                         progress(packets_read)
                     ip, src, sport, dst, dport, seq, ack, flags, window, length = \
-                        decode_in_place(buf, frame_start, pos, linktype)
+                        decode_in_place(buf, frame_start, frame_end, linktype)
                     if ip >= 0:
                         tcp_packets += 1
                         # (methods called on the tracker directly: compiled, that is a native call)
                         if not tracker.fast_packet(ts, src << 16 | sport, dst << 16 | dport, seq, ack, flags,
                                                    window, length):
-                            tracker.packet(ts, buf[ip + 12:ip + 16], sport, buf[ip + 16:ip + 20], dport, seq, ack, flags,
-                                   window, length, True)
+                            tracker.packet(ts, buf[ip + 12:ip + 16], sport, buf[ip + 16:ip + 20], dport, seq, ack,
+                                           flags, window, length, True)
                         continue
-                    if feed_record(ts, linktype, buf[frame_start:pos], tracker, decoder):
+                    if feed_record(ts, linktype, buf[frame_start:frame_end], tracker, decoder):
                         tcp_packets += 1
             else:
                 ts, linktype, frame = item
@@ -138,14 +134,26 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
     return None
 
 
+def record_at(block: RecordBlock, pos: int) -> tuple[float, int, int, int]:
+    """(timestamp, frame start, frame end, next record's position) of the record at pos in block."""
+    buf = block.buf
+    if block.pcapng:
+        blen, _, stamp, caplen = epb_header(buf, pos, block.little_endian)
+        units = stamp + block.offset_units
+        per_second = block.units_per_second
+        exact = 0 <= units < EXACT_IN_DOUBLE and per_second < EXACT_IN_DOUBLE
+        ts = float(units) / per_second if exact else exact_quotient(units, per_second)
+        return ts, pos + 28, pos + 28 + caplen, pos + blen
+    sec, frac, caplen, _ = pcap_record_header(buf, pos, block.little_endian)
+    frame_start = pos + block.hdrlen
+    return record_time(sec, frac, block.units_per_second), frame_start, frame_start + caplen, frame_start + caplen
+
+
 def _records_from(block: RecordBlock, pos: int, items: Iterator[Any]) -> Iterator[Record]:
     """The records of `block` from the one at `pos` on, then those of every item after it."""
-    buf = block.buf
     while pos < block.end:
-        sec, frac, caplen, _ = pcap_record_header(buf, pos, block.little_endian)
-        start = pos + block.hdrlen
-        pos = start + caplen
-        yield record_time(sec, frac, block.fracmax), block.linktype, buf[start:pos]
+        ts, frame_start, frame_end, pos = record_at(block, pos)
+        yield ts, block.linktype, block.buf[frame_start:frame_end]
     for item in items:
         if isinstance(item, RecordBlock):
             yield from _records_from(item, item.start, iter(()))
