@@ -45,14 +45,20 @@ FLOW_TABLE_COLUMNS: tuple[str, ...] = (
 def iso_utc(ts: float | None) -> str:
     """ISO 8601 UTC with microseconds, e.g. 2026-11-21T09:15:00.123456Z.
 
+    A time no date can hold (year 10000 or later, before year 1, not a number: a broken pcapng
+    timestamp) is written as epoch seconds instead, e.g. 1740423638575.000000, rather than failing.
+
     Two per connection, so the date and time of day are formatted once per second of capture
     time; the microseconds are rounded exactly as datetime.fromtimestamp rounds them (half to
     even, carrying into the next second), so the text is the same as strftime's.
     """
     if ts is None:
         return ""
-    if not ts >= 0.0:   # (also NaN) before 1970: the general formatter
-        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if not 0.0 <= ts < _YEAR_10000:   # before 1970, NaN, or past what a date can hold
+        try:
+            return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        except (ValueError, OverflowError, OSError):   # (a pcapng can stamp any 64-bit time)
+            return _epoch(ts)
     fraction, whole = math.modf(ts)
     micros = round(fraction * 1e6)
     if micros >= 1_000_000:
@@ -66,6 +72,7 @@ def iso_utc(ts: float | None) -> str:
 
 
 _iso_second: list[Any] = [None, ""]   # the last second formatted by iso_utc, and its text
+_YEAR_10000 = 253402300800.0           # 10000-01-01T00:00:00Z: later times are written as epoch seconds
 
 
 def _epoch(ts: float | None) -> str:

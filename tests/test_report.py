@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcpflow_audit.report import _csv_value, iso_utc
+
+ROOT = Path(__file__).parent.parent
 
 
 def strftime_iso(ts: float) -> str:
@@ -49,3 +52,26 @@ def test_csv_cells() -> None:
     for text in ("=1+2", "+cmd", "-x", "@SUM(A1)", "\tx", "\rx"):
         assert _csv_value(text) == "'" + text
     assert _csv_value("-1.5") == "-1.5"   # a negative number stays a number
+
+
+def test_times_no_date_can_hold_are_written_as_epoch_seconds(tmp_path: Path) -> None:
+    """A pcapng may stamp any 64-bit time: past year 9999 the reports say epoch seconds, never crash."""
+    import subprocess
+    import sys
+
+    from capture_helpers import epb, idb, shb
+    from tcpflow_audit.capture import CaptureReader
+
+    assert iso_utc(1700000000.25) == "2023-11-14T22:13:20.250000Z"
+    assert iso_utc(1740423638575.0) == "1740423638575.000000"
+    assert iso_utc(float("nan")) == "nan"
+    frames = [frame for _, _, frame in CaptureReader(str(ROOT / "sample_pcaps" / "client_close.pcap"))]
+    capture = tmp_path / "future.pcapng"
+    capture.write_bytes(shb() + idb(1) + b"".join(epb(0, (1740423638575 + i) * 1_000_000, frame)
+                                                  for i, frame in enumerate(frames)))
+    for report, fmt in (("all", "table"), ("all", "json"), ("flows", "csv")):
+        run = subprocess.run([sys.executable, "-m", "tcpflow_audit", str(capture), "--report", report, "--format", fmt],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stderr
+        assert "1740423638575.000000" in run.stdout
