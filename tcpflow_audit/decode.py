@@ -500,51 +500,91 @@ def _general_safe(linktype: int, frame, verify: bool):
 # ---------------------------------------------------------------------------------------------
 
 def decode_in_place(buf: bytes, start: int, end: int,
-                    linktype: int) -> tuple[int, int, int, int, int, int, int, int, int, int]:
-    """The fast path of `Decoder.decode` for the frame ``buf[start:end]``, read where it lies.
+                    linktype: int) -> tuple[int, int, int, int, int, int, int, int, int, int, int]:
+    """`Decoder.decode` for the common frames, reading ``buf[start:end]`` where it lies.
 
-    Returns (ip_offset, src, sport, dst, dport, seq, ack, flags, window, payload_len) with the
-    addresses as 32-bit integers and ip_offset the IPv4 header's position in buf; ip_offset is -1
-    when the frame is not one the fast path takes (then `Decoder.decode` must decode it). It takes
-    exactly the frames `Decoder.decode`'s fast path takes and gives the same fields (checksums are
-    not verified: the fast lane does not run with --verify-checksums). Compiled, it reads the bytes
-    in place and makes no objects.
+    Returns (ip_version, ip_offset, src, sport, dst, dport, seq, ack, flags, window, payload_len).
+    ip_version is 4 or 6 for a frame it takes, 0 for any other (then `Decoder.decode` must
+    decode it); ip_offset is the IP header's position in buf. IPv4 (the frames of the fast path
+    in `Decoder.decode`) comes with its addresses as 32-bit integers; IPv6 with src and dst 0:
+    its addresses are ``buf[ip_offset + 8:ip_offset + 24]`` and ``buf[ip_offset + 24:ip_offset + 40]``.
+    IPv6 is taken when TCP follows the fixed header directly with a non-zero payload length
+    (extension headers, jumbograms and the like go to `Decoder.decode`). For every frame it takes
+    the fields are the ones `Decoder.decode` gives (checksums are not verified: the fast lane
+    does not run with --verify-checksums). Compiled, it reads the bytes in place and makes no objects.
     """
     n = end - start
-    o = -1
+    o = -1      # IPv4 header
+    o6 = -1     # IPv6 header
     if linktype == 1:
         if n >= 54:
             ethertype = buf[start + 12] << 8 | buf[start + 13]
             if ethertype == 0x0800:
                 o = start + 14
-            elif ethertype == 0x8100 and n >= 58 and buf[start + 16] == 0x08 and buf[start + 17] == 0:
-                o = start + 18
-    elif linktype == 113:   # LINUX_SLL, protocol IPv4
-        if n >= 56 and buf[start + 14] == 8 and buf[start + 15] == 0:
-            o = start + 16
-    elif linktype == 101 or linktype == 228 or linktype == 12 or linktype == 14:
+            elif ethertype == 0x86DD:
+                o6 = start + 14
+            elif ethertype == 0x8100 and n >= 58:
+                ethertype = buf[start + 16] << 8 | buf[start + 17]
+                if ethertype == 0x0800:
+                    o = start + 18
+                elif ethertype == 0x86DD:
+                    o6 = start + 18
+    elif linktype == 113:   # LINUX_SLL: the protocol at 14
+        if n >= 56:
+            ethertype = buf[start + 14] << 8 | buf[start + 15]
+            if ethertype == 0x0800:
+                o = start + 16
+            elif ethertype == 0x86DD:
+                o6 = start + 16
+    elif linktype == 101 or linktype == 12 or linktype == 14:   # raw IP: the version says which
+        if n >= 40:
+            if buf[start] >> 4 == 6:
+                o6 = start
+            else:
+                o = start
+    elif linktype == 228:
         if n >= 40:
             o = start
-    elif linktype == 276:   # LINUX_SLL2, protocol IPv4
-        if n >= 60 and buf[start] == 8 and buf[start + 1] == 0:
-            o = start + 20
-    if o < 0 or buf[o] != 0x45 or buf[o + 9] != 6 or buf[o + 6] & 0x1F or buf[o + 7]:
-        return (-1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    t = o + 20
-    thl = buf[t + 12] >> 2 & 0x3C
-    plen = (buf[o + 2] << 8 | buf[o + 3]) - 20 - thl
-    if plen < 0 or thl < 20:
-        return (-1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    return (o,
-            buf[o + 12] << 24 | buf[o + 13] << 16 | buf[o + 14] << 8 | buf[o + 15],
-            buf[t] << 8 | buf[t + 1],
-            buf[o + 16] << 24 | buf[o + 17] << 16 | buf[o + 18] << 8 | buf[o + 19],
-            buf[t + 2] << 8 | buf[t + 3],
-            buf[t + 4] << 24 | buf[t + 5] << 16 | buf[t + 6] << 8 | buf[t + 7],
-            buf[t + 8] << 24 | buf[t + 9] << 16 | buf[t + 10] << 8 | buf[t + 11],
-            buf[t + 13],
-            buf[t + 14] << 8 | buf[t + 15],
-            plen)
+    elif linktype == 229:
+        o6 = start
+    elif linktype == 276:   # LINUX_SLL2: the protocol at 0
+        if n >= 60:
+            ethertype = buf[start] << 8 | buf[start + 1]
+            if ethertype == 0x0800:
+                o = start + 20
+            elif ethertype == 0x86DD:
+                o6 = start + 20
+    if o >= 0:
+        if buf[o] != 0x45 or buf[o + 9] != 6 or buf[o + 6] & 0x1F or buf[o + 7]:
+            return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        t = o + 20
+        thl = buf[t + 12] >> 2 & 0x3C
+        plen = (buf[o + 2] << 8 | buf[o + 3]) - 20 - thl
+        if plen < 0 or thl < 20:
+            return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return (4, o,
+                buf[o + 12] << 24 | buf[o + 13] << 16 | buf[o + 14] << 8 | buf[o + 15],
+                buf[t] << 8 | buf[t + 1],
+                buf[o + 16] << 24 | buf[o + 17] << 16 | buf[o + 18] << 8 | buf[o + 19],
+                buf[t + 2] << 8 | buf[t + 3],
+                buf[t + 4] << 24 | buf[t + 5] << 16 | buf[t + 6] << 8 | buf[t + 7],
+                buf[t + 8] << 24 | buf[t + 9] << 16 | buf[t + 10] << 8 | buf[t + 11],
+                buf[t + 13],
+                buf[t + 14] << 8 | buf[t + 15],
+                plen)
+    if o6 >= 0 and end - o6 >= 60 and buf[o6] >> 4 == 6 and buf[o6 + 6] == 6:
+        t = o6 + 40
+        payload = buf[o6 + 4] << 8 | buf[o6 + 5]
+        thl = buf[t + 12] >> 2 & 0x3C
+        plen = payload - thl
+        if thl >= 20 and payload >= 20 and plen >= 0:
+            return (6, o6, 0, buf[t] << 8 | buf[t + 1], 0, buf[t + 2] << 8 | buf[t + 3],
+                    buf[t + 4] << 24 | buf[t + 5] << 16 | buf[t + 6] << 8 | buf[t + 7],
+                    buf[t + 8] << 24 | buf[t + 9] << 16 | buf[t + 10] << 8 | buf[t + 11],
+                    buf[t + 13],
+                    buf[t + 14] << 8 | buf[t + 15],
+                    plen)
+    return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
 class Decoder:

@@ -99,15 +99,20 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
                     last_ts = ts
                     if progress is not None and not packets_read % PROGRESS_EVERY:
                         progress(packets_read)
-                    ip, src, sport, dst, dport, seq, ack, flags, window, length = \
+                    version, ip, src, sport, dst, dport, seq, ack, flags, window, length = \
                         decode_in_place(buf, frame_start, frame_end, linktype)
-                    if ip >= 0:
+                    if version == 4:
                         tcp_packets += 1
                         # (methods called on the tracker directly: compiled, that is a native call)
                         if not tracker.fast_packet(ts, src << 16 | sport, dst << 16 | dport, seq, ack, flags,
                                                    window, length):
                             tracker.packet(ts, buf[ip + 12:ip + 16], sport, buf[ip + 16:ip + 20], dport, seq, ack,
                                            flags, window, length, True)
+                        continue
+                    if version == 6:
+                        tcp_packets += 1
+                        tracker.packet(ts, buf[ip + 8:ip + 24], sport, buf[ip + 24:ip + 40], dport, seq, ack, flags,
+                                       window, length, True)
                         continue
                     if feed_record(ts, linktype, buf[frame_start:frame_end], tracker, decoder):
                         tcp_packets += 1

@@ -322,35 +322,44 @@ def test_fast_lane_stops_where_the_record_loop_stops_in_pcapng(tmp_path: Path, t
 
 # ---------------------------------------------------------------------------------------------- decoding
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_in_place_decoding_agrees_with_the_decoder(traffic: list, data: st.DataObject) -> None:
     """Whatever the bytes, a frame the in-place decoder takes decodes to the same fields with `Decoder`."""
-    _, _, frame = traffic[data.draw(st.integers(0, len(traffic) - 1))]
-    linktype = data.draw(st.sampled_from([1, 113, 276, 101, 228, 12, 14]))
-    frame = relinked([(0, 0, frame)], linktype)[0][2] if linktype in (113, 276, 101) else frame
+    ipv6 = [frame for _, _, frame in traffic if frame[12:14] == b"\x86\xdd"]
+    if data.draw(st.booleans()):
+        frame = data.draw(st.sampled_from(ipv6))
+    else:
+        _, _, frame = traffic[data.draw(st.integers(0, len(traffic) - 1))]
+    linktype = data.draw(st.sampled_from([1, 113, 276, 101, 228, 229, 12, 14]))
+    if linktype in (113, 276, 101, 12, 14, 228, 229):
+        frame = relinked([(0, 0, frame)], 101 if linktype in (12, 14, 228, 229) else linktype)[0][2]
     frame = bytearray(frame[:data.draw(st.integers(0, len(frame)))])
-    for _ in range(data.draw(st.integers(0, 4))):   # flip bytes in the headers
+    for _ in range(data.draw(st.integers(0, 4))):   # change bytes in the headers
         if frame:
-            frame[data.draw(st.integers(0, min(len(frame), 70) - 1))] = data.draw(st.integers(0, 255))
+            frame[data.draw(st.integers(0, min(len(frame), 80) - 1))] = data.draw(st.integers(0, 255))
     padding = data.draw(st.integers(0, 9))
     buf = bytes(padding) + bytes(frame) + b"\xee" * 3
-    ip, src, sport, dst, dport, seq, ack, flags, window, length = decode_in_place(buf, padding, padding + len(frame),
-                                                                                  linktype)
-    if ip < 0:
+    version, ip, src, sport, dst, dport, seq, ack, flags, window, length = \
+        decode_in_place(buf, padding, padding + len(frame), linktype)
+    if version == 0:
         return
     expected = Decoder().decode(linktype, bytes(frame))
-    assert expected == (src.to_bytes(4, "big"), sport, dst.to_bytes(4, "big"), dport, seq, ack, flags, window,
-                        length, True)
-    assert buf[ip + 12:ip + 16] == expected[0] and buf[ip + 16:ip + 20] == expected[2]
+    assert expected is not None
+    if version == 4:
+        assert (expected[0], expected[2]) == (src.to_bytes(4, "big"), dst.to_bytes(4, "big"))
+        assert buf[ip + 12:ip + 16] == expected[0] and buf[ip + 16:ip + 20] == expected[2]
+    else:
+        assert buf[ip + 8:ip + 24] == expected[0] and buf[ip + 24:ip + 40] == expected[2]
+    assert expected[1] == sport and expected[3:] == (dport, seq, ack, flags, window, length, True)
 
 
 @pytest.mark.parametrize("linktype", [1, 113, 276, 101])
 def test_in_place_decoding_takes_ordinary_tcp_frames(traffic: list, linktype: int) -> None:
-    frames = [frame for _, _, frame in relinked(traffic[:200], linktype) if len(frame) >= 40]
-    taken = sum(decode_in_place(frame, 0, len(frame), linktype)[0] >= 0 for frame in frames)
-    # everything but the IPv6 sample's frames (not in the first 200 here) is ordinary IPv4 TCP
-    assert taken == len(frames)
+    frames = [frame for _, _, frame in relinked(traffic, linktype)]
+    versions = [decode_in_place(frame, 0, len(frame), linktype)[0] for frame in frames]
+    # the generated traffic is plain IPv4 TCP, the sample's is IPv6 TCP: all of it is taken
+    assert versions.count(4) > 19000 and versions.count(6) == 10 and versions.count(0) == 0
 
 
 def test_lane_is_used_by_default_only_when_compiled() -> None:
