@@ -68,8 +68,12 @@ class LaneCounts:
 
 
 def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder, counts: LaneCounts,
-             progress: Callable[[int], None] | None, limit: float = math.inf) -> Iterator[Record] | None:
+             progress: Callable[[int], None] | None, limit: float = math.inf, since: float = -math.inf,
+             until: float = math.inf) -> Iterator[Record] | None:
     """Feed the records of `items` (from `CaptureReader.blocks()`) to the tracker, in order.
+
+    Records stamped before `since` or at or after `until` are counted as filtered out, as the
+    record loop's time filter does.
 
     Stops at the first record stamped after `limit` (the next capture's first packet, where the
     two must be merged by time) and returns the records from that one on, unread; returns None
@@ -77,7 +81,7 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
     (Ctrl-C); `progress`, when given, is called with the number of packets this call has read
     every `PROGRESS_EVERY` packets.
     """
-    packets_read = tcp_packets = 0
+    packets_read = tcp_packets = filtered = 0
     have_first = False
     first_ts = last_ts = 0.0
     try:
@@ -99,6 +103,9 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
                     last_ts = ts
                     if progress is not None and not packets_read % PROGRESS_EVERY:
                         progress(packets_read)
+                    if ts < since or ts >= until:
+                        filtered += 1
+                        continue
                     version, ip, src, sport, dst, dport, seq, ack, flags, window, length = \
                         decode_in_place(buf, frame_start, frame_end, linktype)
                     if version == 4:
@@ -127,11 +134,15 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
                 last_ts = ts
                 if progress is not None and not packets_read % PROGRESS_EVERY:
                     progress(packets_read)
+                if ts < since or ts >= until:
+                    filtered += 1
+                    continue
                 if feed_record(ts, linktype, frame, tracker, decoder):
                     tcp_packets += 1
     finally:
         counts.packets_read += packets_read
         counts.tcp_packets += tcp_packets
+        counts.filtered += filtered
         if have_first:
             if counts.first_ts is None:
                 counts.first_ts = first_ts

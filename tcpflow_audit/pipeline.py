@@ -5,8 +5,8 @@ Data flows one way: `capture` (records) -> `decode` (TCP fields) -> `tracker`/`c
 `audit()` is the convenience call for Python users, returning pandas DataFrames.
 
 Two loops carry packets from the readers to the tracker, with identical results: the record loop
-here (filters, checksum checks, captures that overlap in time) and, for the common case of captures
-read whole, the compiled `fastlane`.
+here (host, port and net filters, checksum checks, captures that overlap in time) and, for the
+common case, the compiled `fastlane`.
 """
 
 from __future__ import annotations
@@ -153,7 +153,10 @@ class Auditor:
         return self.stats
 
     def _fast_lane_applies(self) -> bool:
-        return self.fast_lane and not self.packet_filter.active and not self.config.verify_checksums
+        """The fast lane verifies no checksums and filters by time only (not by host, port or net)."""
+        packet_filter = self.packet_filter
+        return (self.fast_lane and not self.config.verify_checksums
+                and not (packet_filter.hosts or packet_filter.ports or packet_filter.nets))
 
     def _consume_fast(self, readers: list[CaptureReader], counts: LaneCounts) -> None:
         """The captures through the compiled fast lane, one after the other (same results as `_consume`).
@@ -164,6 +167,9 @@ class Auditor:
         """
         ordered = self._ordered(readers)
         starts = [reader.first_timestamp() for reader in ordered] if len(ordered) > 1 else [None]
+        packet_filter = self.packet_filter
+        since = -math.inf if packet_filter.since is None else packet_filter.since
+        until = math.inf if packet_filter.until is None else packet_filter.until
         progress = self.progress
         report: Callable[[int], None] | None = None
         if progress is not None:
@@ -172,7 +178,7 @@ class Auditor:
         for index, reader in enumerate(ordered):
             later = [start for start in starts[index + 1:] if start is not None]
             limit = later[0] if later else math.inf
-            leftover = run_lane(reader.blocks(), self.tracker, self.decoder, counts, report, limit)
+            leftover = run_lane(reader.blocks(), self.tracker, self.decoder, counts, report, limit, since, until)
             if leftover is not None:
                 rest = ordered[index + 1:]
                 self._consume(heapq.merge(leftover, *rest, key=lambda record: record[0]), readers, counts)

@@ -26,15 +26,15 @@ from capture_helpers import (PCAP_MAGIC_MODIFIED, PCAP_MAGIC_NSEC, PCAP_MAGIC_US
 from tcpflow_audit.capture import CaptureReader, RecordBlock
 from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder, decode_in_place
 from tcpflow_audit.detectors import DetectorSet, finding_row
-from tcpflow_audit.pipeline import Auditor
+from tcpflow_audit.pipeline import Auditor, PacketFilter
 from tcpflow_audit.report import flow_row
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
 
 
-def audit(path: Path | list[Path], fast_lane: bool) -> dict:
-    auditor = Auditor(fast_lane=fast_lane)
+def audit(path: Path | list[Path], fast_lane: bool, packet_filter: PacketFilter | None = None) -> dict:
+    auditor = Auditor(fast_lane=fast_lane, packet_filter=packet_filter)
     rows: list[dict] = []
     auditor.add_flow_sink(lambda record: rows.append(flow_row(record)))
     detectors = DetectorSet.attach(auditor)
@@ -43,14 +43,14 @@ def audit(path: Path | list[Path], fast_lane: bool) -> dict:
         "flows": rows,
         "findings": [finding_row(f) for f in detectors.finish()],
         "stats": (stats.packets_read, stats.tcp_packets, stats.first_ts, stats.last_ts, dict(stats.skipped),
-                  stats.connections, stats.peak_live_connections),
+                  stats.connections, stats.peak_live_connections, stats.filtered_out),
         "problems": [(p.kind, p.offset, p.message, p.fatal) for p in stats.problems],
     }
 
 
-def assert_same_results(path: Path | list[Path]) -> dict:
-    fast = audit(path, fast_lane=True)
-    ordinary = audit(path, fast_lane=False)
+def assert_same_results(path: Path | list[Path], packet_filter: PacketFilter | None = None) -> dict:
+    fast = audit(path, fast_lane=True, packet_filter=packet_filter)
+    ordinary = audit(path, fast_lane=False, packet_filter=packet_filter)
     for part in ("stats", "problems", "findings", "flows"):
         assert fast[part] == ordinary[part], f"{path}: {part} differ"
     return fast
@@ -225,6 +225,21 @@ def test_overlapping_captures_are_merged_by_time_from_the_first_overlap(tmp_path
     parts = [write(tmp_path / "a.pcap", traffic[:4000]), write(tmp_path / "b.pcap", traffic[4000:8000]),
              write(tmp_path / "c.pcap", traffic[7000:12000])]
     assert_same_results(parts)
+
+
+def test_fast_lane_filters_by_time_as_the_record_loop_does(tmp_path: Path, traffic: list,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = [write(tmp_path / "a.pcap", traffic[:8000]), write(tmp_path / "b.pcap", traffic[8000:])]
+    since = traffic[3000][0] + traffic[3000][1] / 1e6
+    until = traffic[15000][0] + traffic[15000][1] / 1e6
+    record_loop_runs = []
+    original = Auditor._consume
+    monkeypatch.setattr(Auditor, "_consume", lambda self, *args: record_loop_runs.append(1) or original(self, *args))
+    result = assert_same_results(parts, PacketFilter(since=since, until=until))
+    assert 0 < result["stats"][7] < len(traffic) and result["stats"][1] < 13000
+    assert len(record_loop_runs) == 1   # only the fast_lane=False run
+    # filters on addresses or ports are the record loop's: the results are the same either way
+    assert_same_results(parts, PacketFilter(ports=frozenset({80})))
 
 
 @pytest.mark.parametrize("chunk_size", [4096, 5000, 1 << 20])
