@@ -374,6 +374,7 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
             else:
                 flows = RowWriter(document.array("flows") if document else stream, fmt, FLOW_COLUMNS)
             auditor.add_flow_sink(lambda record: flows.write(flow_row(record)))
+        auditor.finalise_when_interrupted = not to_file   # to a file, an interrupted run writes nothing
         stats = run_audit(auditor, sources, progress)
         if stats.interrupted and to_file:
             raise KeyboardInterrupt   # leave the previous file: a partial report would look complete
@@ -430,6 +431,7 @@ def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | 
             atomic_output(os.path.join(directory, "flows.csv"), bom=excel) as flows_stream:
         flows = RowWriter(flows_stream, "csv", FLOW_COLUMNS)
         auditor.add_flow_sink(lambda record: flows.write(flow_row(record)))
+        auditor.finalise_when_interrupted = False   # an interrupted run writes nothing: stop at once
         stats = run_audit(auditor, sources, progress)
         if stats.interrupted:
             raise KeyboardInterrupt   # a partial set would look complete: leave the previous one

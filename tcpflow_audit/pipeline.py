@@ -48,6 +48,11 @@ def _few_cyclic_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
+def _signals_checkpoint(packets: int) -> None:
+    """Called by the fast lane every few thousand packets: Python runs signal handlers (Ctrl-C,
+    SIGTERM) only between interpreted instructions, and the compiled lane alone has none."""
+
+
 @dataclass(slots=True)
 class PacketFilter:
     """Simple filters applied before the engine (nightly jobs narrow a big capture with these)."""
@@ -109,6 +114,9 @@ class Auditor:
         self.packet_filter = packet_filter or PacketFilter()
         # the compiled fast lane for one capture without filters or checksum checks: None = when compiled
         self.fast_lane = COMPILED if fast_lane is None else fast_lane
+        # after Ctrl-C, still finalise the connections that were live (a report of what was read
+        # needs them); the CLI turns it off when an interrupted run writes nothing, so it stops at once
+        self.finalise_when_interrupted = True
         self.flow_sinks: list[Callable[[FlowRecord], None]] = []
         self.decoder = Decoder(verify_checksums=self.config.verify_checksums)
         self.tracker = ConnectionTracker(self.config, on_flow=self._emit)
@@ -149,7 +157,10 @@ class Auditor:
                     self.stats.problems.extend(reader.problems)
                     self.stats.bytes_read += reader.bytes_read
                     reader.close()
-                self.finish()
+                if self.stats.interrupted and not self.finalise_when_interrupted:
+                    self._count()
+                else:
+                    self.finish()
         return self.stats
 
     def _fast_lane_applies(self) -> bool:
@@ -171,7 +182,7 @@ class Auditor:
         since = -math.inf if packet_filter.since is None else packet_filter.since
         until = math.inf if packet_filter.until is None else packet_filter.until
         progress = self.progress
-        report: Callable[[int], None] | None = None
+        report: Callable[[int], None] = _signals_checkpoint
         if progress is not None:
             progress(readers, 0)
             report = lambda packets: progress(readers, counts.packets_read + packets)   # noqa: E731
@@ -248,7 +259,11 @@ class Auditor:
             stats.last_ts = counts.last_ts
 
     def finish(self) -> None:
+        """End of input: finalise every live connection, then count."""
         self.tracker.flush()
+        self._count()
+
+    def _count(self) -> None:
         self.stats.skipped.update(self.decoder.skipped)
         self.stats.connections = self.tracker.connections_seen
         self.stats.evicted = self.tracker.evicted

@@ -532,3 +532,30 @@ def test_quiet_hides_warnings_but_not_the_reason_for_exit_3(tmp_path):
     strict = run_cli(truncated, "--report", "flows", "--csv", "-o", out, "-q", "--strict")
     assert strict.returncode == 3, strict.stderr
     assert strict.stderr.splitlines() == [loud.stderr.splitlines()[0].replace(": warning: ", ": error: ", 1)]
+
+
+def test_an_interrupted_run_that_writes_nothing_does_not_finalise_the_live_connections():
+    """Ctrl-C on a big capture must stop at once when its report would not be written (to a file):
+    finalising a million live connections of a SYN flood took tens of seconds. A report on
+    standard output still gets them, since it covers everything read."""
+    from tcpflow_audit.pipeline import Auditor
+
+    capture = str(Path(__file__).parent.parent / "sample_pcaps" / "close_wait_leak.pcap")   # 44 connections
+    outcome = {}
+    for finalise in (True, False):
+        auditor = Auditor()
+        auditor.finalise_when_interrupted = finalise
+        records = []
+
+        def ctrl_c_at_the_fifth_connection(record):
+            records.append(record)
+            if len(records) == 5:
+                raise KeyboardInterrupt
+
+        auditor.add_flow_sink(ctrl_c_at_the_fifth_connection)
+        stats = auditor.run([capture])
+        assert stats.interrupted and 0 < stats.packets_read < 410
+        assert stats.connections == auditor.tracker.connections_seen > 5
+        outcome[finalise] = (len(records), len(auditor.tracker.live), stats.packets_read)
+    assert outcome[False][0] == 5 and outcome[False][1] > 5 and outcome[False][2] == outcome[True][2]
+    assert outcome[True][0] == 5 + outcome[False][1] and outcome[True][1] == 0   # the live ones were finalised
