@@ -131,7 +131,11 @@ class Endpoint:
         return self.ack_wraps == 0 and (self.ack_seq == self.start_seq or self.ack_seq == ((self.start_seq + 1) & SEQ_MASK))
 
 
-@dataclass(slots=True)
+# The two records below are dataclasses (fields(), asdict(), replace(), == and repr work on them) whose
+# __init__ is written out: under the compiled build a dataclass's generated __init__ runs as interpreted
+# code, about 3 us a connection for these two; a written-out one is compiled like the rest. Its parameters
+# are the fields, in order, with the same defaults (tests/test_flow_sinks.py checks that they stay in step).
+@dataclass(slots=True, init=False)
 class FlowRecord:
     """The finished account of one connection: one row of the flows report."""
 
@@ -160,8 +164,39 @@ class FlowRecord:
     facts: ConnectionFacts
     finalised_at: float = 0.0     # capture time when the tracker finalised it (timer, reuse or capture end)
 
+    def __init__(self, start: float, end: float, client_ip: bytes, client_port: int, server_ip: bytes,
+                 server_port: int, conn_state: str, history: str, client_state: str, server_state: str,
+                 client_packets: int, server_packets: int, client_bytes: int, server_bytes: int,
+                 retransmits: int, close_initiator: str, end_reason: str, syn_synack_ms: float | None,
+                 synack_ack_ms: float | None, direction_guessed: bool, client_time_wait_until: float | None,
+                 server_time_wait_until: float | None, facts: ConnectionFacts, finalised_at: float = 0.0) -> None:
+        self.start = start
+        self.end = end
+        self.client_ip = client_ip
+        self.client_port = client_port
+        self.server_ip = server_ip
+        self.server_port = server_port
+        self.conn_state = conn_state
+        self.history = history
+        self.client_state = client_state
+        self.server_state = server_state
+        self.client_packets = client_packets
+        self.server_packets = server_packets
+        self.client_bytes = client_bytes
+        self.server_bytes = server_bytes
+        self.retransmits = retransmits
+        self.close_initiator = close_initiator
+        self.end_reason = end_reason
+        self.syn_synack_ms = syn_synack_ms
+        self.synack_ack_ms = synack_ack_ms
+        self.direction_guessed = direction_guessed
+        self.client_time_wait_until = client_time_wait_until
+        self.server_time_wait_until = server_time_wait_until
+        self.facts = facts
+        self.finalised_at = finalised_at
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class ConnectionFacts:
     """Evidence the detectors read: what happened on the connection beyond its final states."""
 
@@ -207,6 +242,60 @@ class ConnectionFacts:
     time_wait_holder_ip: bytes = b""
     time_wait_holder_port: int = 0
     time_wait_until: float | None = None
+
+    def __init__(self, syn_ts: float | None, synack_ts: float | None, handshake_done_ts: float | None,
+                 syn_retransmits: int, synack_retransmits: int, client_fin_ts: float | None,
+                 server_fin_ts: float | None, client_fin_acked: bool, server_fin_acked: bool,
+                 client_fin_retransmits: int, server_fin_retransmits: int, client_rst_ts: float | None,
+                 server_rst_ts: float | None, bad_synack: int, bad_third_ack: int, bad_ack_ts: float | None,
+                 client_data_after_close: int, server_data_after_close: int, client_zero_window_s: float,
+                 server_zero_window_s: float, client_last_ts: float, server_last_ts: float,
+                 client_payload_packets: int, server_payload_packets: int, syn_in_time_wait: bool,
+                 client_window_probe_ts: float | None = None, last_fin_retransmit_ts: float | None = None,
+                 anomalies: list[str] | None = None,   # None: a new empty list (the field's default_factory)
+                 client_packets_since_peer: int = 0, server_packets_since_peer: int = 0,
+                 client_zero_window_from: float | None = None, client_zero_window_until: float | None = None,
+                 server_zero_window_from: float | None = None, server_zero_window_until: float | None = None,
+                 time_wait_holder: str = "", time_wait_holder_ip: bytes = b"", time_wait_holder_port: int = 0,
+                 time_wait_until: float | None = None) -> None:
+        self.syn_ts = syn_ts
+        self.synack_ts = synack_ts
+        self.handshake_done_ts = handshake_done_ts
+        self.syn_retransmits = syn_retransmits
+        self.synack_retransmits = synack_retransmits
+        self.client_fin_ts = client_fin_ts
+        self.server_fin_ts = server_fin_ts
+        self.client_fin_acked = client_fin_acked
+        self.server_fin_acked = server_fin_acked
+        self.client_fin_retransmits = client_fin_retransmits
+        self.server_fin_retransmits = server_fin_retransmits
+        self.client_rst_ts = client_rst_ts
+        self.server_rst_ts = server_rst_ts
+        self.bad_synack = bad_synack
+        self.bad_third_ack = bad_third_ack
+        self.bad_ack_ts = bad_ack_ts
+        self.client_data_after_close = client_data_after_close
+        self.server_data_after_close = server_data_after_close
+        self.client_zero_window_s = client_zero_window_s
+        self.server_zero_window_s = server_zero_window_s
+        self.client_last_ts = client_last_ts
+        self.server_last_ts = server_last_ts
+        self.client_payload_packets = client_payload_packets
+        self.server_payload_packets = server_payload_packets
+        self.syn_in_time_wait = syn_in_time_wait
+        self.client_window_probe_ts = client_window_probe_ts
+        self.last_fin_retransmit_ts = last_fin_retransmit_ts
+        self.anomalies = [] if anomalies is None else anomalies
+        self.client_packets_since_peer = client_packets_since_peer
+        self.server_packets_since_peer = server_packets_since_peer
+        self.client_zero_window_from = client_zero_window_from
+        self.client_zero_window_until = client_zero_window_until
+        self.server_zero_window_from = server_zero_window_from
+        self.server_zero_window_until = server_zero_window_until
+        self.time_wait_holder = time_wait_holder
+        self.time_wait_holder_ip = time_wait_holder_ip
+        self.time_wait_holder_port = time_wait_holder_port
+        self.time_wait_until = time_wait_until
 
 
 class TimeWait:
@@ -761,6 +850,7 @@ class Connection:
                     endpoint.zero_window_max_from = endpoint.zero_window_since
                     endpoint.zero_window_max_until = endpoint.last_ts
         history = "".join(self.history)
+        client_bytes, server_bytes = orig.size(resp), resp.size(orig)
         tw = self.prev_time_wait
         facts = ConnectionFacts(
             syn_ts=self.syn_ts, synack_ts=self.synack_ts, handshake_done_ts=self.handshake_done_ts,
@@ -788,10 +878,10 @@ class Connection:
         return FlowRecord(
             start=self.start, end=self.last_time,
             client_ip=orig.ip, client_port=orig.port, server_ip=resp.ip, server_port=resp.port,
-            conn_state=z.conn_state(orig.zstate, resp.zstate, orig.size(resp), resp.size(orig), history),
+            conn_state=z.conn_state(orig.zstate, resp.zstate, client_bytes, server_bytes, history),
             history=history, client_state=orig.state, server_state=resp.state,
             client_packets=orig.packets, server_packets=resp.packets,
-            client_bytes=orig.size(resp), server_bytes=resp.size(orig),
+            client_bytes=client_bytes, server_bytes=server_bytes,
             retransmits=(orig.rxmit_cnt + resp.rxmit_cnt + orig.syn_retransmits + resp.synack_retransmits
                          + orig.fin_retransmits + resp.fin_retransmits),
             close_initiator=self.close_initiator, end_reason=self.end_reason(),

@@ -49,7 +49,8 @@ def iso_utc(ts: float | None) -> str:
     timestamp) is written as epoch seconds instead, e.g. 1740423638575.000000, rather than failing.
 
     Two per connection, so the date and time of day are formatted once per second of capture
-    time; the microseconds are rounded exactly as datetime.fromtimestamp rounds them (half to
+    time (kept for the seconds seen lately: a connection's start and end are often seconds
+    apart); the microseconds are rounded exactly as datetime.fromtimestamp rounds them (half to
     even, carrying into the next second), so the text is the same as strftime's.
     """
     if ts is None:
@@ -65,13 +66,15 @@ def iso_utc(ts: float | None) -> str:
         whole += 1.0
         micros -= 1_000_000
     second = int(whole)
-    if second != _iso_second[0]:
-        _iso_second[0] = second
-        _iso_second[1] = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
-    return f"{_iso_second[1]}{micros:06d}Z"
+    text = _iso_seconds.get(second)
+    if text is None:
+        if len(_iso_seconds) >= 4096:
+            _iso_seconds.clear()
+        text = _iso_seconds[second] = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{text}{micros:06d}Z"
 
 
-_iso_second: list[Any] = [None, ""]   # the last second formatted by iso_utc, and its text
+_iso_seconds: dict[int, str] = {}       # epoch second -> its date and time of day as iso_utc writes them
 _YEAR_10000 = 253402300800.0           # 10000-01-01T00:00:00Z: later times are written as epoch seconds
 
 
@@ -169,6 +172,30 @@ def _csv_value(value: Any) -> Any:
     return spreadsheet_safe(value)
 
 
+def _csv_text(value: Any) -> str:
+    """A cell's text as csv.writer writes the cell `_csv_value(value)`."""
+    kind = type(value)
+    if kind is str:
+        return spreadsheet_safe(value) if value.startswith(_FORMULA_PREFIXES) else value
+    if kind is int:
+        return str(value)
+    if value is None:
+        return ""
+    if kind is float:
+        return str(value) if math.isfinite(value) else ""
+    value = _csv_value(value)   # (bool, and any other type)
+    return value if isinstance(value, str) else str(value)
+
+
+def _csv_line(texts: list[str]) -> str | None:
+    """The CSV line of cells that need no quoting (no comma, quote or line break in any): what
+    csv.writer writes for them, built by one join; None when some cell needs quoting."""
+    line = ",".join(texts)
+    if line and line.count(",") == len(texts) - 1 and '"' not in line and "\n" not in line and "\r" not in line:
+        return line + "\n"
+    return None
+
+
 class RowWriter:
     """Writes rows of one table as they come: CSV or JSON Lines to a stream, JSON into a `JsonArray`;
     for the table format (stream None) it keeps each row's `columns` values (a tuple) for `render_table`."""
@@ -187,7 +214,12 @@ class RowWriter:
     def write(self, row: dict[str, Any]) -> None:
         self.count += 1
         if self._csv is not None:
-            self._csv.writerow([_csv_value(row[c]) for c in self.columns])
+            texts = [_csv_text(row[c]) for c in self.columns]
+            line = _csv_line(texts)
+            if line is None:
+                self._csv.writerow(texts)
+            else:
+                self.stream.write(line)
         elif self.stream is None:
             self.rows.append(tuple(row.get(c) for c in self.columns))
         elif self.fmt == "jsonl":

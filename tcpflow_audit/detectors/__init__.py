@@ -33,7 +33,7 @@ from typing import Any
 from ..connection import FlowRecord
 from ..decode import format_ip
 from ..report import iso_utc
-from .rules import RULES, Hit
+from .rules import RULES, Hit, ordinary
 from .thresholds import LINUX_EPHEMERAL_PORTS, Thresholds
 
 __all__ = [
@@ -262,11 +262,9 @@ class DetectorSet:
 
     def on_flow(self, r: FlowRecord) -> None:
         t = self.thresholds
-        f = r.facts
         self.flows += 1
         if r.end > self.latest:
             self.latest = r.end
-        obs_end = self._obs_end(r)
         skey = (r.server_ip, r.server_port)
         server = self.servers.get(skey)
         if server is None:
@@ -274,12 +272,25 @@ class DetectorSet:
                 server = self.servers[skey] = _Server(t)
             else:
                 self.dropped_keys += 1
+        if not ordinary(r, t):   # (an ordinary connection, most of them, gets no hit from any rule)
+            self._rules(r, server)
+        if server is None:
+            return
+        self._flood(server, r)
+        self._closes(server, r)
+        if self.flows >= self._next_purge:
+            self._purge()
+
+    def _rules(self, r: FlowRecord, server: _Server | None) -> None:
+        """Run every rule on the connection: tag it with the kinds that hit, aggregate them by server."""
+        t = self.thresholds
+        obs_end = self._obs_end(r)
         hits = []
         for rule in RULES:
             hit = rule(r, obs_end, t)
             if hit is not None:
                 hits.append(hit)
-                f.anomalies.append(hit.kind)
+                r.facts.anomalies.append(hit.kind)
         if server is None:
             return
         for hit in hits:
@@ -292,10 +303,6 @@ class DetectorSet:
                 if server.refused_window is None:
                     server.refused_window = _Window(t.refused_window_s)
                 server.refused_window.add(hit.first)
-        self._flood(server, r)
-        self._closes(server, r)
-        if self.flows >= self._next_purge:
-            self._purge()
 
     def _flood(self, server: _Server, r: FlowRecord) -> None:
         f = r.facts
@@ -331,8 +338,14 @@ class DetectorSet:
             server.closes_server += 1
         elif r.close_initiator == "both":
             server.closes_both += 1
-        fins = [ts for ts in (f.client_fin_ts, f.server_fin_ts) if ts is not None]
-        start = max(fins) if fins else r.end
+        # TIME_WAIT starts at the later FIN (at the connection's end if neither side sent one)
+        start = r.end
+        if f.client_fin_ts is not None:
+            start = f.client_fin_ts
+            if f.server_fin_ts is not None and f.server_fin_ts > start:
+                start = f.server_fin_ts
+        elif f.server_fin_ts is not None:
+            start = f.server_fin_ts
         until = r.server_time_wait_until
         if until is not None and until > start:
             n = _tw_push(server.tw_heap, start, until)

@@ -97,7 +97,7 @@ def connection_refused(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | No
 
 def rst_abort(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | None:
     f = r.facts
-    if f.handshake_done_ts is None:
+    if f.handshake_done_ts is None or (f.client_rst_ts is None and f.server_rst_ts is None):
         return None
     candidates = [(ts, side) for ts, side in ((f.client_rst_ts, "client"), (f.server_rst_ts, "server"))
                   if ts is not None and ts >= f.handshake_done_ts]
@@ -223,6 +223,8 @@ def half_open_peer(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | None:
 
 def zero_window_stall(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | None:
     f = r.facts
+    if not (f.client_zero_window_s > 0 or f.server_zero_window_s > 0):
+        return None
     stalls = [(s, side) for s, side in ((f.client_zero_window_s, "client"), (f.server_zero_window_s, "server"))
               if s >= t.zero_window_s and s > 0]
     if not stalls:
@@ -255,6 +257,24 @@ def stuck_close_wait(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | None
                "(silent for %.1f s: the application never called close())" % (
                    holder, obs_end - peer_fin, _other(holder), holder, idle),
                holder, 1, obs_end - peer_fin)
+
+
+def ordinary(r: FlowRecord, t: Thresholds) -> bool:
+    """True when no rule can fire: the handshake completed, both sides closed with a FIN, and nothing
+    else happened that a rule looks for (most connections). The detectors skip the rules for these.
+
+    Each condition rules out some of the rules by their own first checks; a rule added to RULES must
+    be ruled out here too (tests/test_flow_sinks.py checks that no rule fires on such a connection).
+    """
+    f = r.facts
+    return (f.synack_ts is not None and f.handshake_done_ts is not None      # the handshake completed
+            and f.client_fin_ts is not None and f.server_fin_ts is not None  # both sent a FIN
+            and f.client_rst_ts is None and f.server_rst_ts is None          # no RST
+            and not f.bad_synack and not f.bad_third_ack and not f.syn_in_time_wait
+            and not f.client_data_after_close and not f.server_data_after_close
+            and not f.client_fin_retransmits and not f.server_fin_retransmits
+            and not (f.client_zero_window_s > 0 or f.server_zero_window_s > 0)
+            and abs(f.client_last_ts - f.server_last_ts) < t.half_open_silence_s)
 
 
 # Order = order of the names appended to facts.anomalies.

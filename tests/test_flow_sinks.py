@@ -1,0 +1,200 @@
+"""The shortcuts taken once per finished connection must give what the long way gives.
+
+* FlowRecord and ConnectionFacts are dataclasses with a written-out __init__ (compiled, where the
+  generated one would be interpreted): its parameters must stay the fields, in order, with the same
+  defaults, so that positional and keyword construction, `dataclasses.replace` and `asdict` behave
+  as for a generated one.
+* The detectors skip the rules for `ordinary` connections: no rule may fire on one.
+* RowWriter writes a CSV row that needs no quoting with one join instead of csv.writer: same bytes.
+* iso_utc keeps the text of many seconds: same text after the cache is cleared.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import dataclasses
+import io
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tcpflow_audit.connection import ConnectionFacts, FlowRecord
+from tcpflow_audit.detectors.rules import RULES, ordinary
+from tcpflow_audit.detectors.thresholds import Thresholds
+from tcpflow_audit.pipeline import Auditor
+from tcpflow_audit.report import RowWriter, _csv_value, iso_utc
+
+ROOT = Path(__file__).parent.parent
+SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
+
+
+# ---------------------------------------------------------------------------------- records
+def _init_parameters(cls: type) -> list[tuple[str, object]]:
+    """(name, default or _REQUIRED) of the class's __init__ as written in connection.py (read from the
+    source: the compiled __init__ does not tell its signature)."""
+    tree = ast.parse((ROOT / "tcpflow_audit" / "connection.py").read_text())
+    init = next(node for c in tree.body if isinstance(c, ast.ClassDef) and c.name == cls.__name__
+                for node in c.body if isinstance(node, ast.FunctionDef) and node.name == "__init__")
+    args = init.args
+    assert not (args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs)
+    names = [a.arg for a in args.args[1:]]   # (self)
+    defaults = [_REQUIRED] * (len(names) - len(args.defaults)) + [ast.literal_eval(d) for d in args.defaults]
+    return list(zip(names, defaults))
+
+
+_REQUIRED = object()
+
+
+@pytest.mark.parametrize("cls", [FlowRecord, ConnectionFacts])
+def test_init_parameters_are_the_fields(cls: type) -> None:
+    fields = dataclasses.fields(cls)
+    parameters = _init_parameters(cls)
+    assert [name for name, _ in parameters] == [f.name for f in fields]
+    for (name, default), f in zip(parameters, fields):
+        if f.default is not dataclasses.MISSING:
+            assert default == f.default and type(default) is type(f.default), name
+        elif f.default_factory is not dataclasses.MISSING:
+            assert default is None, name          # None: a new value from the field's factory
+        else:
+            assert default is _REQUIRED, name
+
+
+def _records() -> list[FlowRecord]:
+    auditor = Auditor()
+    records: list[FlowRecord] = []
+    auditor.add_flow_sink(records.append)
+    auditor.run([str(ROOT / "sample_pcaps" / "normal_mix.pcap")])
+    return records
+
+
+def test_records_behave_as_dataclasses() -> None:
+    record = _records()[0]
+    facts = record.facts
+    # defaults, and a new anomalies list for every instance
+    required = [f.name for f in dataclasses.fields(ConnectionFacts)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    a = ConnectionFacts(**{name: getattr(facts, name) for name in required})
+    b = ConnectionFacts(*[getattr(facts, name) for name in required])
+    assert a == b and a.anomalies == [] and a.anomalies is not b.anomalies
+    assert (a.time_wait_holder, a.time_wait_holder_ip, a.time_wait_holder_port, a.time_wait_until) == ("", b"", 0, None)
+    # replace and asdict (the tests and bench/differential.py compare records as dicts)
+    copy = dataclasses.replace(record, facts=dataclasses.replace(facts))
+    assert copy == record and copy.facts is not facts
+    assert dataclasses.asdict(copy) == dataclasses.asdict(record)
+    assert dataclasses.asdict(record)["facts"]["anomalies"] == facts.anomalies
+    assert dataclasses.replace(record, finalised_at=1.5).finalised_at == 1.5
+    assert "FlowRecord(start=" in repr(record) and "ConnectionFacts(syn_ts=" in repr(facts)
+
+
+# ---------------------------------------------------------------------------------- ordinary
+def _sample_records() -> list[FlowRecord]:
+    records: list[FlowRecord] = []
+    for path in SAMPLES:
+        auditor = Auditor()
+        auditor.add_flow_sink(records.append)
+        auditor.run([str(path)])
+    return records
+
+
+SAMPLE_RECORDS = _sample_records()
+ORDINARY = [r for r in SAMPLE_RECORDS if ordinary(r, Thresholds())]
+
+
+def test_ordinary_connections_get_no_hit_on_the_samples() -> None:
+    assert len(ORDINARY) > 100 and len(ORDINARY) < len(SAMPLE_RECORDS)
+    for t in (Thresholds(), Thresholds(close_wait_s=0.0, zero_window_s=0.0, handshake_timeout_s=0.0,
+                                       half_open_silence_s=1e-9)):
+        for r in SAMPLE_RECORDS:
+            if ordinary(r, t):
+                assert [rule(r, r.end + 3600.0, t) for rule in RULES] == [None] * len(RULES)
+
+
+# times are seconds after the connection's start (None: never happened)
+_TIME_FIELDS = {f.name for f in dataclasses.fields(ConnectionFacts) if f.name.endswith(("_ts", "_from", "_until"))}
+_TIMES = st.one_of(st.none(), st.sampled_from([-1.0, 0.0, 0.001, 0.01, 0.1, 0.5, 1.0, 99.5, 100.0, 100.5, 180.0, 1e6]))
+_COUNTS = st.sampled_from([0, 1, 3])
+_FACT_VALUES = {
+    **{name: _TIMES for name in _TIME_FIELDS},
+    **{name: st.sampled_from([0.0, 1.0, 100.0, 180.0, 1e6]) for name in ("client_last_ts", "server_last_ts")},
+    **{name: st.sampled_from([0.0, 1e-9, 0.5, 5.0, float("nan")]) for name in
+       ("client_zero_window_s", "server_zero_window_s")},
+    **{name: st.booleans() for name in ("client_fin_acked", "server_fin_acked", "syn_in_time_wait")},
+    **{name: _COUNTS for name in ("syn_retransmits", "synack_retransmits", "client_fin_retransmits",
+                                  "server_fin_retransmits", "bad_synack", "bad_third_ack", "client_data_after_close",
+                                  "server_data_after_close", "client_payload_packets", "server_payload_packets",
+                                  "client_packets_since_peer", "server_packets_since_peer")},
+}
+
+
+@settings(max_examples=3000, deadline=None)
+@given(base=st.sampled_from(ORDINARY or SAMPLE_RECORDS),
+       changes=st.dictionaries(st.sampled_from(sorted(_FACT_VALUES)), st.just(None), max_size=4).flatmap(
+           lambda keys: st.fixed_dictionaries({k: _FACT_VALUES[k] for k in keys})),
+       server_packets=_COUNTS,
+       silence=st.sampled_from([0.0, 1e-9, 1.0, 75.0, 1e9]),
+       zero_window=st.sampled_from([0.0, 1.0, 2.0]),
+       obs_end=st.sampled_from([0.0, 100.0, 1e6, 1e9, 1e10]))
+def test_no_rule_fires_on_an_ordinary_connection(base: FlowRecord, changes: dict, server_packets: int,
+                                                 silence: float, zero_window: float, obs_end: float) -> None:
+    changes = {name: base.start + value if name in _TIME_FIELDS and value is not None else value
+               for name, value in changes.items()}
+    r = dataclasses.replace(base, server_packets=server_packets,
+                            facts=dataclasses.replace(base.facts, anomalies=[], **changes))
+    t = Thresholds(half_open_silence_s=silence, zero_window_s=zero_window, close_wait_s=0.0,
+                   handshake_timeout_s=0.0, syn_timeout_retries=0, missing_ack_synack_retries=0)
+    if ordinary(r, t):
+        assert [rule(r, obs_end, t) for rule in RULES] == [None] * len(RULES)
+
+
+# ---------------------------------------------------------------------------------- CSV
+def csv_writer_text(rows: list[dict], columns: tuple[str, ...]) -> str:
+    """What RowWriter wrote before it joined plain rows itself: csv.writer, cell by cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_value(row[c]) for c in columns])
+    return out.getvalue()
+
+
+def row_writer_text(rows: list[dict], columns: tuple[str, ...]) -> str:
+    out = io.StringIO()
+    writer = RowWriter(out, "csv", columns)
+    for row in rows:
+        writer.write(row)
+    return out.getvalue()
+
+
+_CELLS = st.one_of(
+    st.none(), st.booleans(), st.integers(-10 ** 20, 10 ** 20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(alphabet=st.sampled_from(list(',"\r\n\t =+-@;:^.0123456789aZé\u2028\x00')), max_size=6),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(1, 5).flatmap(lambda n: st.lists(st.lists(_CELLS, min_size=n, max_size=n), max_size=4)))
+def test_csv_rows_are_what_csv_writer_writes(cells: list[list]) -> None:
+    columns = tuple(f"c{i}" for i in range(len(cells[0]))) if cells else ("c0",)
+    rows = [dict(zip(columns, row)) for row in cells]
+    assert row_writer_text(rows, columns) == csv_writer_text(rows, columns)
+
+
+def test_csv_rows_that_need_quoting() -> None:
+    columns = ("a", "b")
+    rows = [{"a": "x,y", "b": 1}, {"a": 'say "hi"', "b": None}, {"a": "two\nlines", "b": True},
+            {"a": "cr\rhere", "b": 2.5}, {"a": "", "b": ""}, {"a": "=1+2", "b": math.inf}]
+    assert row_writer_text(rows, columns) == csv_writer_text(rows, columns)
+    for value in ("", None, "x", ",", 0):   # one column: csv.writer quotes a lone empty cell
+        assert row_writer_text([{"a": value}], ("a",)) == csv_writer_text([{"a": value}], ("a",))
+
+
+# ---------------------------------------------------------------------------------- iso_utc
+def test_iso_utc_over_more_seconds_than_it_keeps() -> None:
+    for ts in [1700000000 + i * 1.25 + 0.0000005 for i in range(10000)] + [3.5, 1700000000.9999995]:
+        assert iso_utc(ts) == datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), ts
