@@ -14,8 +14,10 @@ from __future__ import annotations
 import ast
 import csv
 import dataclasses
+import heapq
 import io
 import math
+import random
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcpflow_audit.connection import ConnectionFacts, FlowRecord
+from tcpflow_audit.detectors import DetectorSet
 from tcpflow_audit.detectors.rules import RULES, ordinary
 from tcpflow_audit.detectors.thresholds import Thresholds
 from tcpflow_audit.pipeline import Auditor
@@ -149,6 +152,51 @@ def test_no_rule_fires_on_an_ordinary_connection(base: FlowRecord, changes: dict
                    handshake_timeout_s=0.0, syn_timeout_retries=0, missing_ack_synack_retries=0)
     if ordinary(r, t):
         assert [rule(r, obs_end, t) for rule in RULES] == [None] * len(RULES)
+
+
+# ---------------------------------------------------------------------------------- TIME_WAIT purge
+def test_purge_drops_the_client_time_waits_a_full_scan_drops() -> None:
+    """DetectorSet._purge finds expired client TIME_WAIT entries through an index by the second they end;
+    it must leave exactly what scanning every client heap leaves (modelled here), flows out of order."""
+    rnd = random.Random(5)
+    base = ORDINARY[0]
+    servers = [bytes([10, 0, 0, i]) for i in range(3)]
+    detectors = DetectorSet()
+    model: dict[bytes, dict[bytes, list[float]]] = {ip: {} for ip in servers}   # server -> client -> heap
+    peaks = {ip: (0, None, 0.0) for ip in servers}
+    latest, next_purge = -math.inf, 4096
+    for flow in range(1, 30001):
+        end = flow * 0.01 + rnd.choice([0.0, 0.0, -5.0, -20.0, -60.0])   # some flows come late
+        fin = end - rnd.choice([0.0, 0.5])
+        until = None if rnd.random() < 0.1 else fin + rnd.choice([-1.0, 0.0, 0.3, 1.0, 9.5, 10.0, 30.0, 60.0])
+        server, client = rnd.choice(servers), bytes([10, 1, rnd.randrange(4), rnd.randrange(250)])
+        record = dataclasses.replace(base, start=end - 1.0, end=end, client_ip=client, server_ip=server,
+                                     server_port=80, client_time_wait_until=until, server_time_wait_until=None,
+                                     facts=dataclasses.replace(base.facts, client_fin_ts=fin, server_fin_ts=None,
+                                                               client_last_ts=end, server_last_ts=end, anomalies=[]))
+        detectors.on_flow(record)
+        # the model: DetectorSet._closes for the client side, and a purge that scans every client heap
+        latest = max(latest, end)
+        if until is not None and until > fin:
+            heap = model[server].setdefault(client, [])
+            while heap and heap[0] <= fin:
+                heapq.heappop(heap)
+            heapq.heappush(heap, until)
+            if len(heap) > peaks[server][0]:
+                peaks[server] = (len(heap), client, fin)
+        if flow >= next_purge:
+            next_purge = flow + 4096
+            for heaps in model.values():
+                for ip in list(heaps):
+                    while heaps[ip] and heaps[ip][0] <= latest - 10.0:
+                        heapq.heappop(heaps[ip])
+                    if not heaps[ip]:
+                        del heaps[ip]
+    for ip in servers:
+        got = detectors.servers[(ip, 80)]
+        assert {c: sorted(h) for c, h in got.client_tw_heaps.items()} == {c: sorted(h) for c, h in model[ip].items()}
+        assert (got.client_tw_peak, got.client_tw_peak_ip, got.client_tw_peak_ts) == peaks[ip]
+    assert detectors.flows == 30000 and sum(len(h) for h in model.values()) > 100
 
 
 # ---------------------------------------------------------------------------------- CSV

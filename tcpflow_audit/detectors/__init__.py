@@ -238,6 +238,9 @@ class DetectorSet:
         self.flows = 0
         self.latest = -math.inf        # latest packet time seen in any flow
         self._next_purge = 4096
+        # the client TIME_WAIT entries by the second they end in: (server, client ip) of the heap that got
+        # each (so that _purge visits only the client heaps that hold an expired entry)
+        self._client_tw_ends: dict[int, list[tuple[_Server, bytes]]] = {}
 
     @classmethod
     def attach(cls, auditor: Any, thresholds: Thresholds | None = None) -> DetectorSet:
@@ -361,6 +364,11 @@ class DetectorSet:
             n = _tw_push(heap, start, until)
             if n > server.client_tw_peak:
                 server.client_tw_peak, server.client_tw_peak_ip, server.client_tw_peak_ts = n, r.client_ip, start
+            second = math.floor(until)
+            ends = self._client_tw_ends.get(second)
+            if ends is None:
+                ends = self._client_tw_ends[second] = []
+            ends.append((server, r.client_ip))
             server.tw_first = min(server.tw_first, start)
             server.tw_last = max(server.tw_last, start)
 
@@ -372,12 +380,18 @@ class DetectorSet:
             heap = server.tw_heap
             while heap and heap[0] <= horizon:
                 heapq.heappop(heap)
-            if server.client_tw_heaps:
-                for ip in list(server.client_tw_heaps):
-                    heap = server.client_tw_heaps[ip]
-                    while heap and heap[0] <= horizon:
-                        heapq.heappop(heap)
-                    if not heap:
+        # Every client heap holding an entry that ends by the horizon is listed under a second up to it
+        # (a second wholly past is done with: its entries are all popped now, or were popped before).
+        for second in [second for second in self._client_tw_ends if second <= horizon]:
+            ends = self._client_tw_ends[second]
+            if second + 1 <= horizon:
+                del self._client_tw_ends[second]
+            for server, ip in ends:
+                client_heap = server.client_tw_heaps.get(ip)
+                if client_heap is not None:
+                    while client_heap and client_heap[0] <= horizon:
+                        heapq.heappop(client_heap)
+                    if not client_heap:
                         del server.client_tw_heaps[ip]
 
     # ------------------------------------------------------------------ findings
