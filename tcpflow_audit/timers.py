@@ -31,6 +31,7 @@ def _earlier(a: TimerEntry, b: TimerEntry) -> bool:
 class TimerQueue:
     def __init__(self) -> None:
         self.lanes: dict[str, deque[TimerEntry]] = {}
+        self._lane_list: list[deque[TimerEntry]] = []     # the same lanes, to look over quickly
         self.heap: list[TimerEntry] = []
         self.order = 0
         self.next_due = math.inf                          # the next timer's due time (inf: none)
@@ -39,12 +40,15 @@ class TimerQueue:
     def __len__(self) -> int:
         return len(self.heap) + sum(len(lane) for lane in self.lanes.values())
 
-    def push(self, due: float, conn: Connection, kind: str) -> None:
+    def push(self, due: float, conn: Connection, kind: str, lane_name: str = "") -> None:
+        """Set a timer. Timers set with the same delay after the packet being processed should share
+        a lane (`lane_name`, by default the kind): they then arrive in due-time order."""
         self.order += 1
         entry = (due, self.order, conn, kind, conn.timer_generation)
-        lane = self.lanes.get(kind)
+        lane = self.lanes.get(lane_name or kind)
         if lane is None:
-            lane = self.lanes[kind] = deque()
+            lane = self.lanes[lane_name or kind] = deque()
+            self._lane_list.append(lane)
         if not lane or lane[-1][0] <= due:
             lane.append(entry)
         else:
@@ -69,7 +73,7 @@ class TimerQueue:
     def _find_next(self) -> None:
         best: TimerEntry | None = None
         best_lane: deque[TimerEntry] | None = None
-        for lane in self.lanes.values():
+        for lane in self._lane_list:
             if lane:
                 head = lane[0]
                 if best is None or _earlier(head, best):
@@ -82,14 +86,16 @@ class TimerQueue:
 
     def drop_finished(self) -> None:
         """Forget the timers of finished connections (they would keep those connections in memory)."""
-        for kind, lane in self.lanes.items():
-            self.lanes[kind] = deque(entry for entry in lane if not entry[2].finished)
+        for name, lane in self.lanes.items():
+            self.lanes[name] = deque(entry for entry in lane if not entry[2].finished)
+        self._lane_list = list(self.lanes.values())
         self.heap = [entry for entry in self.heap if not entry[2].finished]
         heapq.heapify(self.heap)
         self._find_next()
 
     def clear(self) -> None:
         self.lanes.clear()
+        self._lane_list.clear()
         self.heap.clear()
         self.next_due = math.inf
         self._next_lane = None

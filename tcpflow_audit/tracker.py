@@ -138,7 +138,7 @@ class ConnectionTracker:
             if time_wait is not None and ts < time_wait.until and flags & SYN:
                 conn.syn_in_time_wait = True
                 conn.prev_time_wait = time_wait
-        self._push(ts + config.syn_timeout, conn, "expire")
+        self.timers.push(ts + config.syn_timeout, conn, "expire", "expire after the first packet")
         self._push(ts + config.inactivity_timeout, conn, "inactivity")
         return conn
 

@@ -18,10 +18,10 @@ def connection() -> Connection:
     return Connection(0.0, b"\x0a\x00\x00\x01", 40000, b"\x0a\x00\x00\x02", 80, False, False)
 
 
-# an operation: ("push", due, kind index, connection index) or ("fire", now) or ("drop", connection index)
+# an operation: ("push", due, kind index, connection index, lane) or ("fire", now) or ("drop", connection index)
 OPERATIONS = st.lists(st.one_of(
     st.tuples(st.just("push"), st.floats(0, 100, allow_nan=False).map(lambda x: round(x, 1)),
-              st.integers(0, 3), st.integers(0, 4)),
+              st.integers(0, 3), st.integers(0, 4), st.sampled_from(["", "", "a", "b"])),
     st.tuples(st.just("fire"), st.floats(0, 110, allow_nan=False).map(lambda x: round(x, 1))),
     st.tuples(st.just("drop"), st.integers(0, 4)),
 ), max_size=120)
@@ -36,9 +36,9 @@ def test_same_order_as_one_heap(operations: list[tuple]) -> None:
     order = 0
     for op in operations:
         if op[0] == "push":
-            _, due, kind, which = op
+            _, due, kind, which, lane = op
             order += 1
-            queue.push(due, conns[which], KINDS[kind])
+            queue.push(due, conns[which], KINDS[kind], lane)   # any lanes: the same order
             heapq.heappush(reference, (due, order, which, KINDS[kind]))
         elif op[0] == "fire":
             now = op[1]
