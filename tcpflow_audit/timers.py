@@ -20,12 +20,29 @@ from collections import deque
 
 from .connection import Connection
 
-# (due, order of setting, connection, kind, the connection's timer generation when set)
-TimerEntry = tuple[float, int, Connection, str, int]
+class TimerEntry:
+    """One timer: when it is due, the order it was set in, its connection and kind, and the
+    connection's timer generation when it was set (a timer of an older generation was cancelled)."""
 
+    due: float
+    order: int
+    conn: Connection
+    kind: str
+    generation: int
 
-def _earlier(a: TimerEntry, b: TimerEntry) -> bool:
-    return a[0] < b[0] or (a[0] == b[0] and a[1] < b[1])
+    def __init__(self, due: float, order: int, conn: Connection, kind: str, generation: int) -> None:
+        self.due = due
+        self.order = order
+        self.conn = conn
+        self.kind = kind
+        self.generation = generation
+
+    def __lt__(self, other: TimerEntry) -> bool:
+        """Fires first: due earlier, or at the same time and set first."""
+        return self.due < other.due or (self.due == other.due and self.order < other.order)
+
+    def __repr__(self) -> str:
+        return f"TimerEntry({self.due}, {self.order}, {self.kind}, generation {self.generation})"
 
 
 class TimerQueue:
@@ -44,12 +61,12 @@ class TimerQueue:
         """Set a timer. Timers set with the same delay after the packet being processed should share
         a lane (`lane_name`, by default the kind): they then arrive in due-time order."""
         self.order += 1
-        entry = (due, self.order, conn, kind, conn.timer_generation)
+        entry = TimerEntry(due, self.order, conn, kind, conn.timer_generation)
         lane = self.lanes.get(lane_name or kind)
         if lane is None:
             lane = self.lanes[lane_name or kind] = deque()
             self._lane_list.append(lane)
-        if not lane or lane[-1][0] <= due:
+        if not lane or lane[-1].due <= due:
             lane.append(entry)
         else:
             heapq.heappush(self.heap, entry)
@@ -76,20 +93,20 @@ class TimerQueue:
         for lane in self._lane_list:
             if lane:
                 head = lane[0]
-                if best is None or _earlier(head, best):
+                if best is None or head < best:
                     best, best_lane = head, lane
         heap = self.heap
-        if heap and (best is None or _earlier(heap[0], best)):
+        if heap and (best is None or heap[0] < best):
             best, best_lane = heap[0], None
-        self.next_due = math.inf if best is None else best[0]
+        self.next_due = math.inf if best is None else best.due
         self._next_lane = best_lane
 
     def drop_finished(self) -> None:
         """Forget the timers of finished connections (they would keep those connections in memory)."""
         for name, lane in self.lanes.items():
-            self.lanes[name] = deque(entry for entry in lane if not entry[2].finished)
+            self.lanes[name] = deque(entry for entry in lane if not entry.conn.finished)
         self._lane_list = list(self.lanes.values())
-        self.heap = [entry for entry in self.heap if not entry[2].finished]
+        self.heap = [entry for entry in self.heap if not entry.conn.finished]
         heapq.heapify(self.heap)
         self._find_next()
 

@@ -244,7 +244,7 @@ class ConnectionTracker:
             entry = timers.pop_due_before(now)
             if entry is None:
                 break
-            due, _, conn, kind, generation = entry
+            due, conn, kind, generation = entry.due, entry.conn, entry.kind, entry.generation
             if conn.finished:
                 continue
             if kind == "inactivity":

@@ -44,7 +44,7 @@ def test_same_order_as_one_heap(operations: list[tuple]) -> None:
             now = op[1]
             fired = []
             while (entry := queue.pop_due_before(now)) is not None:
-                fired.append((entry[0], entry[1], conns.index(entry[2]), entry[3]))
+                fired.append((entry.due, entry.order, conns.index(entry.conn), entry.kind))
             expected = []
             while reference and reference[0][0] < now:
                 expected.append(heapq.heappop(reference))
@@ -69,7 +69,7 @@ def test_out_of_order_timers_go_to_the_heap_and_still_fire_in_order() -> None:
     assert len(queue.heap) == 2
     fired = []
     while (entry := queue.pop_due_before(100.0)) is not None:
-        fired.append((entry[0], entry[1]))
+        fired.append((entry.due, entry.order))
     assert fired == [(5.0, 3), (10.0, 1), (15.0, 5), (20.0, 2), (20.0, 4)]
     assert queue.next_due == math.inf and len(queue) == 0
 
