@@ -117,9 +117,11 @@ class Auditor:
         # after Ctrl-C, still finalise the connections that were live (a report of what was read
         # needs them); the CLI turns it off when an interrupted run writes nothing, so it stops at once
         self.finalise_when_interrupted = True
-        self.flow_sinks: list[Callable[[FlowRecord], None]] = []
         self.decoder = Decoder(verify_checksums=self.config.verify_checksums)
-        self.tracker = ConnectionTracker(self.config, on_flow=self._emit)
+        self.tracker = ConnectionTracker(self.config)
+        # the tracker calls these itself (one list, shared); a tracker swapped in later can be
+        # given `on_flow=auditor._emit`
+        self.flow_sinks: list[Callable[[FlowRecord], None]] = self.tracker.flow_sinks
         self.stats = RunStats()
         self.progress: Callable[[list[CaptureReader], int], None] | None = None   # (readers, packets so far)
 

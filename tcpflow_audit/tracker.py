@@ -6,7 +6,7 @@ connection (port reuse), by Zeek's IsReuse rule. Connections are finalised by Ze
 (attempt, close delay, dead-connection check, inactivity), evaluated in capture time before
 each packet, so memory is bounded by live connections; a hard cap evicts the oldest if
 hostile traffic would grow the table past it. Every finished connection is handed, as a
-`FlowRecord`, to the `on_flow` callback in the order it was finalised.
+`FlowRecord`, to the `on_flow` callback (and any other in `flow_sinks`) in the order it was finalised.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class ConnectionTracker:
                  reference: bool = False) -> None:
         self.config = config or EngineConfig()
         self.reference = reference   # True: every segment through Connection.process (no hot path)
-        self.on_flow = on_flow or (lambda record: None)
+        # called with every finished connection's record, in order (`pipeline.Auditor` shares this list)
+        self.flow_sinks: list[FlowSink] = [] if on_flow is None else [on_flow]
         self.table: dict[tuple, Connection] = {}
         self.live: dict[Connection, None] = {}          # in creation order, for eviction and the final flush
         self.timers = TimerQueue()
@@ -207,7 +208,8 @@ class ConnectionTracker:
                 self.recent_time_wait[key] = time_wait
                 self.recent_time_wait[reverse] = time_wait
                 self._purge_time_wait(now)
-        self.on_flow(record)
+        for sink in self.flow_sinks:
+            sink(record)
 
     def _purge_time_wait(self, now: float) -> None:
         if now < self._next_time_wait_purge:
