@@ -13,6 +13,9 @@ COMPILED_SOURCES := $(addprefix tcpflow_audit/,capture.py decode.py errors.py tc
 $(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	@# an earlier build's extensions would shadow the new source if this one falls back to pure Python
+	find tcpflow_audit -name '*.so' -delete
+	rm -f *__mypyc*.so
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/python -c "import tcpflow_audit; print('tcpflow-audit build:', tcpflow_audit.BUILD)"
 	touch $(STAMP)
