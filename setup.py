@@ -23,7 +23,8 @@ COMPILED_MODULES = [
     "tcpflow_audit/timers.py",
     "tcpflow_audit/tracker.py",
     "tcpflow_audit/fastlane.py",
-    # and the per-connection work: the detectors run once for every connection
+    # and the per-connection work: the detectors and the report rows run once for every connection
+    "tcpflow_audit/report.py",
     "tcpflow_audit/detectors/__init__.py",
     "tcpflow_audit/detectors/rules.py",
 ]

@@ -14,7 +14,7 @@ import importlib
 import os
 
 COMPILED_MODULES = ("capture", "decode", "errors", "tcp_states", "zeek_states", "connection", "timers", "tracker",
-                    "fastlane",
+                    "fastlane", "report",
                     "detectors", "detectors.rules")
 
 

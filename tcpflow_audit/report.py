@@ -201,7 +201,7 @@ class RowWriter:
     for the table format (stream None) it keeps each row's `columns` values (a tuple) for `render_table`."""
 
     def __init__(self, stream: IO[str] | JsonArray | None, fmt: str, columns: tuple[str, ...]) -> None:
-        self.stream = stream
+        self.stream: Any = stream          # a text stream, a JsonArray, or None (table)
         self.fmt = fmt
         self.columns = columns
         self.rows: list[tuple[Any, ...]] = []
@@ -248,7 +248,7 @@ class JsonObject:
     """A top-level JSON object written member by member: `member(key, value)` or `array(key)`; `close()`."""
 
     def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
+        self.stream: Any = stream          # a text stream, a JsonArray, or None (table)
         self.members = 0
         self._open: JsonArray | None = None
         stream.write("{")
@@ -281,7 +281,7 @@ class JsonArray:
     """A JSON array at nesting `level`, written element by element."""
 
     def __init__(self, stream: IO[str], level: int) -> None:
-        self.stream = stream
+        self.stream: Any = stream          # a text stream, a JsonArray, or None (table)
         self.level = level
         self.count = 0
         self.closed = False
