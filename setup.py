@@ -20,6 +20,7 @@ COMPILED_MODULES = [
     "tcpflow_audit/tcp_states.py",
     "tcpflow_audit/zeek_states.py",
     "tcpflow_audit/connection.py",
+    "tcpflow_audit/rounding.py",
     "tcpflow_audit/timers.py",
     "tcpflow_audit/tracker.py",
     "tcpflow_audit/fastlane.py",

@@ -17,12 +17,12 @@ turned into a `FlowRecord` by `to_record()`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Final
 
 from . import tcp_states as rfc
 from . import zeek_states as z
+from .rounding import round_places
 
 SEQ_MASK: Final = 0xFFFFFFFF
 TOO_LARGE_SEQ_DELTA: Final = 1048576  # Zeek's bound for trusting SYN/RST sequence numbers
@@ -35,26 +35,7 @@ ACK: Final = 0x10
 
 
 def _ms_between(later: float | None, earlier: float | None) -> float | None:
-    return None if later is None or earlier is None else round_3(1000.0 * (later - earlier))
-
-
-def round_3(x: float) -> float:
-    """round(x, 3), exactly, without the decimal conversion that makes round() slow.
-
-    Away from a tie, rounding x * 1000 to an integer in floating point lands on the integer
-    round() lands on, and integer / 1000.0 is the double nearest to the decimal round() reads
-    back. When x * 1000 is within its rounding error of a half (or huge, or not finite),
-    round() itself decides (tests/test_engine.py compares the two on ties and random values).
-    """
-    scaled = abs(x) * 1000.0
-    if scaled < 4.0e15:
-        whole = float(math.floor(scaled))
-        fraction = scaled - whole          # exact
-        if abs(fraction - 0.5) > scaled * 4.5e-16 + 1e-300:
-            if fraction > 0.5:
-                whole += 1.0
-            return math.copysign(whole / 1000.0, x)
-    return round(x, 3)
+    return None if later is None or earlier is None else round_places(1000.0 * (later - earlier), 3)
 
 
 def seq_delta(a: int, b: int) -> int:

@@ -25,6 +25,7 @@ from tabulate import tabulate
 
 from .connection import FlowRecord
 from .decode import format_ip
+from .rounding import round_places
 
 FLOW_COLUMNS: tuple[str, ...] = (
     "start", "start_epoch", "end", "end_epoch", "duration_s",
@@ -86,13 +87,13 @@ def flow_row(record: FlowRecord) -> dict[str, Any]:
     """One flows-report row: plain values (str/int/float/bool/None), in FLOW_COLUMNS order."""
     handshake = None
     if record.syn_synack_ms is not None and record.synack_ack_ms is not None:
-        handshake = round(record.syn_synack_ms + record.synack_ack_ms, 3)
+        handshake = round_places(record.syn_synack_ms + record.synack_ack_ms, 3)
     return {
         "start": iso_utc(record.start),
         "start_epoch": _epoch(record.start),
         "end": iso_utc(record.end),
         "end_epoch": _epoch(record.end),
-        "duration_s": round(record.end - record.start, 6),
+        "duration_s": round_places(record.end - record.start, 6),
         "client_ip": format_ip(record.client_ip),
         "client_port": record.client_port,
         "server_ip": format_ip(record.server_ip),

@@ -14,15 +14,11 @@ after the steps that matter, both views of it:
 
 from __future__ import annotations
 
-import math
-
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from tcpflow_audit import tcp_states as rfc
 from tcpflow_audit.config import EngineConfig
-from tcpflow_audit.connection import round_3, seq_delta
+from tcpflow_audit.connection import seq_delta
 from tcpflow_audit.detectors import DetectorSet, rules
 from tcpflow_audit.detectors.thresholds import Thresholds
 from tcpflow_audit.tracker import ConnectionTracker
@@ -1055,27 +1051,3 @@ def test_aggregated_findings_use_the_new_facts():
     assert half_open.count == 2
     assert "kept sending for up to 90.0 s with the other silent, 6 segments unanswered in all (prober: client 2)" \
         in half_open.detail
-
-
-@settings(max_examples=3000, deadline=None)
-@given(st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.floats(-1e7, 1e7),
-    st.floats(-1e13, 1e13),
-    # near a tie: (k + 1/2) / 1000 give or take a few units in the last place
-    st.tuples(st.integers(-10**12, 10**12), st.integers(-4, 4)).map(
-        lambda t: _nudge((t[0] + 0.5) / 1000.0, t[1])),
-))
-def test_round_3_is_round_to_3_places(x: float) -> None:
-    expected = round(x, 3)
-    got = round_3(x)
-    if math.isnan(expected):
-        assert math.isnan(got)
-    else:
-        assert got == expected and math.copysign(1.0, got) == math.copysign(1.0, expected), (x, got, expected)
-
-
-def _nudge(x: float, steps: int) -> float:
-    for _ in range(abs(steps)):
-        x = math.nextafter(x, math.inf if steps > 0 else -math.inf)
-    return x
