@@ -11,6 +11,7 @@ hostile traffic would grow the table past it. Every finished connection is hande
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 from . import zeek_states as z
@@ -37,7 +38,9 @@ class ConnectionTracker:
         self.fast_index: dict[int, Connection] = {}
         # 4-tuple (both directions) -> the TIME_WAIT its finalised connection left, while it lasts
         self.recent_time_wait: dict[tuple, TimeWait] = {}
-        self._next_time_wait_purge = 0.0
+        # the same entries in the order they were recorded, with their two keys: expired ones are
+        # dropped from the front (an entry that outlives the ones behind it only delays their purge)
+        self._time_wait_order: deque[tuple[TimeWait, tuple, tuple]] = deque()
         self.connections_seen = 0
         self.evicted = 0
         self.peak_live = 0
@@ -207,15 +210,20 @@ class ConnectionTracker:
                 time_wait = TimeWait(until, holder, ip, port)
                 self.recent_time_wait[key] = time_wait
                 self.recent_time_wait[reverse] = time_wait
+                self._time_wait_order.append((time_wait, key, reverse))
                 self._purge_time_wait(now)
         for sink in self.flow_sinks:
             sink(record)
 
     def _purge_time_wait(self, now: float) -> None:
-        if now < self._next_time_wait_purge:
-            return
-        self._next_time_wait_purge = now + 10.0
-        self.recent_time_wait = {k: entry for k, entry in self.recent_time_wait.items() if entry.until > now}
+        order = self._time_wait_order
+        recent = self.recent_time_wait
+        while order and order[0][0].until <= now:
+            time_wait, key, reverse = order.popleft()
+            if recent.get(key) is time_wait:
+                del recent[key]
+            if recent.get(reverse) is time_wait:
+                del recent[reverse]
 
     # ------------------------------------------------------------------ timers
     def _compact_timers(self) -> None:
