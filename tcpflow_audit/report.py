@@ -72,15 +72,38 @@ def iso_utc(ts: float | None) -> str:
         if len(_iso_seconds) >= 4096:
             _iso_seconds.clear()
         text = _iso_seconds[second] = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
-    return f"{text}{micros:06d}Z"
+    return text + _THREE_DIGITS[micros // 1000] + _THREE_DIGITS[micros % 1000] + "Z"
 
 
 _iso_seconds: dict[int, str] = {}       # epoch second -> its date and time of day as iso_utc writes them
 _YEAR_10000 = 253402300800.0           # 10000-01-01T00:00:00Z: later times are written as epoch seconds
 
 
+_THREE_DIGITS = [f"{n:03d}" for n in range(1000)]   # "000" to "999": six digits are two of these
+
+
 def _epoch(ts: float | None) -> str:
-    return "" if ts is None else f"{ts:.6f}"
+    """f"{ts:.6f}": epoch seconds with microseconds, rounded exactly (the decimal nearest to ts).
+
+    The seconds and the sub-second fraction are exact in floating point; the fraction times 10**6
+    is off by far less than the distance to a half, except within that error of one, where (as
+    for negative or huge times) the formatter itself decides. tests/test_report.py compares.
+    """
+    if ts is None:
+        return ""
+    if 0.0 < ts < 1e10:
+        whole = math.floor(ts)
+        scaled = (ts - whole) * 1e6
+        micros = math.floor(scaled)
+        fraction = scaled - micros
+        if abs(fraction - 0.5) > 1e-6:
+            if fraction > 0.5:
+                micros += 1
+                if micros == 1_000_000:
+                    whole += 1
+                    micros = 0
+            return str(whole) + "." + _THREE_DIGITS[micros // 1000] + _THREE_DIGITS[micros % 1000]
+    return f"{ts:.6f}"
 
 
 def flow_row(record: FlowRecord) -> dict[str, Any]:

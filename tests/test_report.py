@@ -75,3 +75,23 @@ def test_times_no_date_can_hold_are_written_as_epoch_seconds(tmp_path: Path) -> 
         assert run.returncode == 0, run.stderr
         assert "Traceback" not in run.stderr
         assert "1740423638575.000000" in run.stdout
+
+
+@settings(max_examples=5000, deadline=None)
+@given(st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(0, 2e10),
+    st.floats(1.6e9, 1.9e9),
+    # next to a half microsecond
+    st.tuples(st.integers(0, 2 * 10**15), st.integers(-3, 3)).map(lambda t: _nudge((t[0] + 0.5) / 1e6, t[1])),
+))
+def test_epoch_seconds_are_the_formatter_s(ts: float) -> None:
+    from tcpflow_audit.report import _epoch
+    assert _epoch(ts) == f"{ts:.6f}"
+
+
+def _nudge(x: float, steps: int) -> float:
+    import math
+    for _ in range(abs(steps)):
+        x = math.nextafter(x, math.inf if steps > 0 else -math.inf)
+    return x
