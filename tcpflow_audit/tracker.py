@@ -149,8 +149,8 @@ class ConnectionTracker:
     def _index_fast(self, conn: Connection, src: bytes, sport: int, dst: bytes, dport: int) -> None:
         """Enter an IPv4 connection in the fast index, both directions (a key already taken by another
         live connection is left to it: the fast lane then sends this one's segments to `packet`)."""
-        sender = int.from_bytes(src, "big") << 16 | sport
-        receiver = int.from_bytes(dst, "big") << 16 | dport
+        sender = (src[0] << 24 | src[1] << 16 | src[2] << 8 | src[3]) << 16 | sport   # (compiled: no call)
+        receiver = (dst[0] << 24 | dst[1] << 16 | dst[2] << 8 | dst[3]) << 16 | dport
         src_endpoint, dst_endpoint = (conn.resp, conn.orig) if conn.orig.port != sport or conn.orig.ip != src \
             else (conn.orig, conn.resp)
         src_endpoint.addr_key = sender
