@@ -499,6 +499,15 @@ def _general_safe(linktype: int, frame, verify: bool):
 # Decoder
 # ---------------------------------------------------------------------------------------------
 
+def _ip_at(ethertype: int, offset: int) -> tuple[int, int]:
+    """(IPv4 header offset, IPv6 header offset) for an ethertype's payload at offset; -1 for neither."""
+    if ethertype == 0x0800:
+        return offset, -1
+    if ethertype == 0x86DD:
+        return -1, offset
+    return -1, -1
+
+
 def decode_in_place(buf: bytes, start: int, end: int,
                     linktype: int) -> tuple[int, int, int, int, int, int, int, int, int, int, int]:
     """`Decoder.decode` for the common frames, reading ``buf[start:end]`` where it lies.
@@ -514,28 +523,18 @@ def decode_in_place(buf: bytes, start: int, end: int,
     does not run with --verify-checksums). Compiled, it reads the bytes in place and makes no objects.
     """
     n = end - start
-    o = -1      # IPv4 header
-    o6 = -1     # IPv6 header
+    o = o6 = -1     # where the IPv4 / IPv6 header starts
     if linktype == 1:
         if n >= 54:
             ethertype = buf[start + 12] << 8 | buf[start + 13]
-            if ethertype == 0x0800:
-                o = start + 14
-            elif ethertype == 0x86DD:
-                o6 = start + 14
-            elif ethertype == 0x8100 and n >= 58:
-                ethertype = buf[start + 16] << 8 | buf[start + 17]
-                if ethertype == 0x0800:
-                    o = start + 18
-                elif ethertype == 0x86DD:
-                    o6 = start + 18
+            if ethertype == 0x8100:   # one 802.1Q tag
+                if n >= 58:
+                    o, o6 = _ip_at(buf[start + 16] << 8 | buf[start + 17], start + 18)
+            else:
+                o, o6 = _ip_at(ethertype, start + 14)
     elif linktype == 113:   # LINUX_SLL: the protocol at 14
         if n >= 56:
-            ethertype = buf[start + 14] << 8 | buf[start + 15]
-            if ethertype == 0x0800:
-                o = start + 16
-            elif ethertype == 0x86DD:
-                o6 = start + 16
+            o, o6 = _ip_at(buf[start + 14] << 8 | buf[start + 15], start + 16)
     elif linktype == 101 or linktype == 12 or linktype == 14:   # raw IP: the version says which
         if n >= 40:
             if buf[start] >> 4 == 6:
@@ -549,11 +548,7 @@ def decode_in_place(buf: bytes, start: int, end: int,
         o6 = start
     elif linktype == 276:   # LINUX_SLL2: the protocol at 0
         if n >= 60:
-            ethertype = buf[start] << 8 | buf[start + 1]
-            if ethertype == 0x0800:
-                o = start + 20
-            elif ethertype == 0x86DD:
-                o6 = start + 20
+            o, o6 = _ip_at(buf[start] << 8 | buf[start + 1], start + 20)
     if o >= 0:
         if buf[o] != 0x45 or buf[o + 9] != 6 or buf[o + 6] & 0x1F or buf[o + 7]:
             return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)

@@ -86,47 +86,25 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
     first_ts = last_ts = 0.0
     try:
         for item in items:
+            # a run of records in the reader's buffer, or one record on its own (a frame of its own)
+            block: RecordBlock | None = None
             if isinstance(item, RecordBlock):
-                buf = item.buf
-                pos = item.start
-                end = item.end
-                linktype = item.linktype
-                while pos < end:
-                    ts, frame_start, frame_end, next_pos = record_at(item, pos)
-                    if ts > limit:
-                        return _records_from(item, pos, items)
-                    pos = next_pos
-                    packets_read += 1
-                    if not have_first:
-                        have_first = True
-                        first_ts = ts
-                    last_ts = ts
-                    if progress is not None and not packets_read % PROGRESS_EVERY:
-                        progress(packets_read)
-                    if ts < since or ts >= until:
-                        filtered += 1
-                        continue
-                    version, ip, src, sport, dst, dport, seq, ack, flags, window, length = \
-                        decode_in_place(buf, frame_start, frame_end, linktype)
-                    if version == 4:
-                        tcp_packets += 1
-                        # (methods called on the tracker directly: compiled, that is a native call)
-                        if not tracker.fast_packet(ts, src << 16 | sport, dst << 16 | dport, seq, ack, flags,
-                                                   window, length):
-                            tracker.packet(ts, buf[ip + 12:ip + 16], sport, buf[ip + 16:ip + 20], dport, seq, ack,
-                                           flags, window, length, True)
-                        continue
-                    if version == 6:
-                        tcp_packets += 1
-                        tracker.packet(ts, buf[ip + 8:ip + 24], sport, buf[ip + 24:ip + 40], dport, seq, ack, flags,
-                                       window, length, True)
-                        continue
-                    if feed_record(ts, linktype, buf[frame_start:frame_end], tracker, decoder):
-                        tcp_packets += 1
+                block = item
+                buf, pos, end, linktype = item.buf, item.start, item.end, item.linktype
+                record_ts = 0.0
             else:
-                ts, linktype, frame = item
+                record_ts, linktype, buf = item
+                pos, end = 0, 1
+            while pos < end:
+                if block is not None:
+                    ts, frame_start, frame_end, next_pos = record_at(block, pos)
+                else:
+                    ts, frame_start, frame_end, next_pos = record_ts, 0, len(buf), end
                 if ts > limit:
+                    if block is not None:
+                        return _records_from(block, pos, items)
                     return itertools.chain((item,), items)
+                pos = next_pos
                 packets_read += 1
                 if not have_first:
                     have_first = True
@@ -137,7 +115,21 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
                 if ts < since or ts >= until:
                     filtered += 1
                     continue
-                if feed_record(ts, linktype, frame, tracker, decoder):
+                version, ip, src, sport, dst, dport, seq, ack, flags, window, length = \
+                    decode_in_place(buf, frame_start, frame_end, linktype)
+                if version == 4:
+                    tcp_packets += 1
+                    # (methods called on the tracker directly: compiled, that is a native call)
+                    if not tracker.fast_packet(ts, src << 16 | sport, dst << 16 | dport, seq, ack, flags,
+                                               window, length):
+                        tracker.packet(ts, buf[ip + 12:ip + 16], sport, buf[ip + 16:ip + 20], dport, seq, ack,
+                                       flags, window, length, True)
+                elif version == 6:
+                    tcp_packets += 1
+                    tracker.packet(ts, buf[ip + 8:ip + 24], sport, buf[ip + 24:ip + 40], dport, seq, ack, flags,
+                                   window, length, True)
+                elif feed_record(ts, linktype, buf if block is None else buf[frame_start:frame_end], tracker,
+                                 decoder):
                     tcp_packets += 1
     finally:
         counts.packets_read += packets_read
