@@ -3,7 +3,8 @@
 Inputs: random bytes, and mutations of valid captures (classic pcap from sample_pcaps/demo.pcap and
 a pcapng built from the same packets): bit flips, truncations, 32-bit fields set to 0, 0xFFFFFFFF,
 0x7FFFFFFF and other extremes. Properties: no exception escapes `Auditor.run`; every complete record
-before the first damaged byte is still read; memory stays bounded (tracemalloc peak).
+before the first damaged byte is still read; memory stays bounded (tracemalloc peak); the fast lane
+and the record loop give the same records, problems and flows.
 
 CI runs 200 examples per test; a long run:
     TCPFLOW_FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest -q tests/test_fuzz.py
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from tcpflow_audit.config import EngineConfig
 from tcpflow_audit.pipeline import Auditor
+from tcpflow_audit.report import flow_row
 
 from capture_helpers import epb, idb, shb
 
@@ -65,10 +67,13 @@ EXTREMES = (0, 1, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFF, 0x10000, 262144, 2
 
 
 def audit_bytes(data: bytes):
-    """Run the whole engine on `data` as a BytesIO; returns (stats, traced peak bytes)."""
+    """Run the whole engine on `data` as a BytesIO; returns (stats, traced peak bytes).
+
+    Every example is also a differential check: the fast lane (the compiled build's default) and
+    the record loop must read the same records, hit the same problem and give the same flows."""
     tracemalloc.start()
     try:
-        auditor = Auditor(EngineConfig())
+        auditor = Auditor(EngineConfig(), fast_lane=True)
         flows = []
         auditor.add_flow_sink(flows.append)
         stats = auditor.run([io.BytesIO(data)])
@@ -76,7 +81,19 @@ def audit_bytes(data: bytes):
     finally:
         tracemalloc.stop()
     assert stats.connections == len(flows)
+    record_loop = Auditor(EngineConfig(), fast_lane=False)
+    loop_flows = []
+    record_loop.add_flow_sink(loop_flows.append)
+    loop_stats = record_loop.run([io.BytesIO(data)])
+    assert _outcome(loop_stats, loop_flows) == _outcome(stats, flows)
     return stats, peak
+
+
+def _outcome(stats, flows) -> tuple:
+    return ((stats.packets_read, stats.tcp_packets, stats.first_ts, stats.last_ts, dict(stats.skipped),
+             stats.connections, stats.peak_live_connections),
+            [(p.kind, p.offset, p.message, p.fatal) for p in stats.problems],
+            [flow_row(flow) for flow in flows])
 
 
 def complete_before(ends: list[int], damaged_at: int) -> int:
