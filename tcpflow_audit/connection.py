@@ -53,7 +53,7 @@ class Endpoint:
     ip: bytes
     port: int
     is_orig: bool
-    addr_key: int = -1                  # IPv4 address << 16 | port (the tracker's fast index); -1 for IPv6
+    addr_key: int = -1                  # address and port as one integer (tracker.address_key), for the fast index
     # RFC 9293 state and the numbers it is inferred from
     state: str = rfc.CLOSED
     isn: int | None = None

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from .capture import Record, RecordBlock, epb_header, pcap_record_header
 from .decode import Decoder, decode_in_place
-from .tracker import ConnectionTracker
+from .tracker import IPV6_KEY, ConnectionTracker, fold_ipv6
 
 COMPILED: Final = not __file__.endswith(".py")
 """True when this module runs compiled (the lane is then the fastest way through a capture)."""
@@ -126,8 +126,11 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
                                        flags, window, length, True)
                 elif version == 6:
                     tcp_packets += 1
-                    tracker.packet(ts, buf[ip + 8:ip + 24], sport, buf[ip + 24:ip + 40], dport, seq, ack, flags,
-                                   window, length, True)
+                    if not tracker.fast_packet(ts, IPV6_KEY | fold_ipv6(buf, ip + 8) << 16 | sport,
+                                               IPV6_KEY | fold_ipv6(buf, ip + 24) << 16 | dport, seq, ack, flags,
+                                               window, length, buf, ip):
+                        tracker.packet(ts, buf[ip + 8:ip + 24], sport, buf[ip + 24:ip + 40], dport, seq, ack,
+                                       flags, window, length, True)
                 elif feed_record(ts, linktype, buf if block is None else buf[frame_start:frame_end], tracker,
                                  decoder):
                     tcp_packets += 1

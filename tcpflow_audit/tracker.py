@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 from . import zeek_states as z
 from .config import EngineConfig
@@ -20,6 +21,35 @@ from .connection import ACK, SYN, Connection, FlowRecord, TimeWait
 from .timers import TimerQueue
 
 FlowSink = Callable[[FlowRecord], None]
+
+
+IPV6_KEY: Final = 1 << 48
+"""Set in the `address_key` of an IPv6 address (an IPv4 one stays below it)."""
+
+
+def address_key(ip: bytes, port: int) -> int:
+    """One integer for an address and port, as the fast index keys connections by them: the IPv4
+    address and the port exactly (48 bits), or IPV6_KEY, the IPv6 address folded to 32 bits and
+    the port (then the address itself must be compared too)."""
+    if len(ip) == 4:
+        return (ip[0] << 24 | ip[1] << 16 | ip[2] << 8 | ip[3]) << 16 | port
+    return IPV6_KEY | fold_ipv6(ip, 0) << 16 | port
+
+
+def fold_ipv6(buf: bytes, at: int) -> int:
+    """The 16 bytes of an IPv6 address at buf[at:] folded to 32 bits (their four words XORed)."""
+    folded = 0
+    for word in range(at, at + 16, 4):
+        folded ^= buf[word] << 24 | buf[word + 1] << 16 | buf[word + 2] << 8 | buf[word + 3]
+    return folded
+
+
+def _same_address(buf: bytes, at: int, ip: bytes) -> bool:
+    """buf[at:at + len(ip)] == ip, compared in place."""
+    for i in range(len(ip)):
+        if buf[at + i] != ip[i]:
+            return False
+    return True
 
 
 class ConnectionTracker:
@@ -33,8 +63,8 @@ class ConnectionTracker:
         self.live: dict[Connection, None] = {}          # in creation order, for eviction and the final flush
         self.timers = TimerQueue()
         self._dead_timer_owners = 0
-        # IPv4 only: fast_key(sender, receiver) -> connection, the same entries as `table` keyed by one
-        # integer that the fast lane computes without making objects (`fast_packet`)
+        # the same connections as `table`, keyed by one integer the fast lane computes without making
+        # objects: address_key(sender) << 12 ^ address_key(receiver) (`fast_packet`)
         self.fast_index: dict[int, Connection] = {}
         # 4-tuple (both directions) -> the TIME_WAIT its finalised connection left, while it lasts
         self.recent_time_wait: dict[tuple, TimeWait] = {}
@@ -76,8 +106,9 @@ class ConnectionTracker:
         return conn
 
     def fast_packet(self, ts: float, sender: int, receiver: int, seq: int, ack: int, flags: int, window: int,
-                    length: int) -> bool:
-        """`packet` for the fast lane's IPv4 segments, addresses as ``ip << 16 | port`` integers.
+                    length: int, buf: bytes = b"", ip6: int = -1) -> bool:
+        """`packet` for the fast lane's segments, each side's address and port as one integer
+        (`address_key`; for IPv6, ip6 is where the IPv6 header lies in buf, to check the addresses).
 
         Takes every segment of a known connection except a SYN (which may start a new connection
         on the 4-tuple), doing exactly what `packet` does with it, and returns True; returns False,
@@ -90,7 +121,7 @@ class ConnectionTracker:
             self.now = ts
         if self.timers.next_due < ts:
             self._run_timers(ts)
-        conn = self.fast_index.get(sender << 13 ^ receiver)
+        conn = self.fast_index.get(sender << 12 ^ receiver)
         if conn is None:
             return False
         if conn.orig.addr_key == sender and conn.resp.addr_key == receiver:
@@ -99,6 +130,8 @@ class ConnectionTracker:
             endpoint, peer, is_orig = conn.resp, conn.orig, False
         else:
             return False   # another connection with the same fast key: the tuple table decides
+        if ip6 >= 0 and not (_same_address(buf, ip6 + 8, endpoint.ip) and _same_address(buf, ip6 + 24, peer.ip)):
+            return False   # an IPv6 key folds the address: another connection's, the tuple table decides
         if not flags & 0x07 and endpoint.zstate != z.INACTIVE:
             conn._ordinary_segment(ts, endpoint, peer, seq, ack, flags, window, length)
         else:   # FIN or RST, or the first segment Zeek sees from this endpoint: as `packet` does
@@ -132,7 +165,7 @@ class ConnectionTracker:
         self.table[key] = conn
         self.table[reverse] = conn
         self.live[conn] = None
-        if len(src) == 4 and len(dst) == 4:
+        if len(src) == len(dst) and (len(src) == 4 or len(src) == 16):
             self._index_fast(conn, src, sport, dst, dport)
         self.connections_seen += 1
         if len(self.live) > self.peak_live:
@@ -147,16 +180,16 @@ class ConnectionTracker:
         return conn
 
     def _index_fast(self, conn: Connection, src: bytes, sport: int, dst: bytes, dport: int) -> None:
-        """Enter an IPv4 connection in the fast index, both directions (a key already taken by another
-        live connection is left to it: the fast lane then sends this one's segments to `packet`)."""
-        sender = (src[0] << 24 | src[1] << 16 | src[2] << 8 | src[3]) << 16 | sport   # (compiled: no call)
-        receiver = (dst[0] << 24 | dst[1] << 16 | dst[2] << 8 | dst[3]) << 16 | dport
+        """Enter a connection in the fast index, both directions (a key already taken by another live
+        connection is left to it: the fast lane then sends this one's segments to `packet`)."""
+        sender = address_key(src, sport)
+        receiver = address_key(dst, dport)
         src_endpoint, dst_endpoint = (conn.resp, conn.orig) if conn.orig.port != sport or conn.orig.ip != src \
             else (conn.orig, conn.resp)
         src_endpoint.addr_key = sender
         dst_endpoint.addr_key = receiver
         fast_index = self.fast_index
-        for fast_key in (sender << 13 ^ receiver, receiver << 13 ^ sender):
+        for fast_key in (sender << 12 ^ receiver, receiver << 12 ^ sender):
             if fast_key not in fast_index:
                 fast_index[fast_key] = conn
 
@@ -191,7 +224,7 @@ class ConnectionTracker:
         sender, receiver = conn.orig.addr_key, conn.resp.addr_key
         if sender >= 0:
             fast_index = self.fast_index
-            for fast_key in (sender << 13 ^ receiver, receiver << 13 ^ sender):
+            for fast_key in (sender << 12 ^ receiver, receiver << 12 ^ sender):
                 if fast_index.get(fast_key) is conn:
                     del fast_index[fast_key]
         self._dead_timer_owners += 1

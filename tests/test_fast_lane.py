@@ -132,6 +132,26 @@ def mixed(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]
     return out
 
 
+def as_ipv6(records: list[tuple[int, int, bytes]], folding_alike: bool) -> list[tuple[int, int, bytes]]:
+    """The IPv4 TCP frames as IPv6 ones, the IPv4 address in the last word of 2001:db8::/64. With
+    `folding_alike` every address folds to the same 32 bits in the fast index (its third word is
+    the fourth XOR a constant), so connections share keys whenever their ports do: the lane must
+    tell them apart by their addresses."""
+    out = []
+    for sec, frac, frame in records:
+        if frame[12:14] == b"\x08\x00" and len(frame) >= 34 and frame[14] >> 4 == 4:
+            ihl = (frame[14] & 0x0F) * 4
+            total = struct.unpack("!H", frame[16:18])[0]
+            addresses = []
+            for ip4 in (frame[26:30], frame[30:34]):
+                third = bytes(b ^ 0x5A for b in ip4) if folding_alike else bytes(4)
+                addresses.append(bytes.fromhex("20010db800000000") + third + ip4)
+            header = struct.pack("!IHBB", 6 << 28, max(total - ihl, 0), frame[23], 64) + b"".join(addresses)
+            frame = frame[:12] + b"\x86\xdd" + header + frame[14 + ihl:]
+        out.append((sec, frac, frame))
+    return out
+
+
 def shuffled_times(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
     """Timestamps that jump back now and then (merged interfaces): timers must fire in the same order."""
     out = list(records)
@@ -170,6 +190,14 @@ def test_fast_lane_matches_record_loop_on_frames_it_must_hand_on(tmp_path: Path,
     result = assert_same_results(path)
     skipped = result["stats"][4]
     assert skipped.get("not_ip", 0) > 100 and sum(skipped.values()) > skipped["not_ip"]
+
+
+@pytest.mark.parametrize("folding_alike", [False, True])
+def test_fast_lane_matches_record_loop_on_ipv6(tmp_path: Path, traffic: list, folding_alike: bool) -> None:
+    path = write(tmp_path / "v6.pcap", as_ipv6(traffic, folding_alike))
+    result = assert_same_results(path)
+    assert result["stats"][1] == len(traffic) and len(result["flows"]) > 300
+    assert all(":" in flow["client_ip"] for flow in result["flows"])
 
 
 def test_fast_lane_matches_record_loop_when_time_jumps_back(tmp_path: Path, traffic: list) -> None:
