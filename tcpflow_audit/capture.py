@@ -22,8 +22,8 @@ Public API::
     reader.skipped_unsupported -> int       # pcapng packets skipped because their interface's link type is unsupported
     reader.first_timestamp() -> float | None  # the first record's time, without disturbing a later iteration
     reader.close(); ``with CaptureReader(...) as reader:``
-    for item in reader.blocks():            # the fast lane's view of the same stream: a classic pcap
-        ...                                 # comes as RecordBlock runs of validated records, pcapng as records
+    for item in reader.blocks():            # the fast lane's view of the same stream: RecordBlock runs of
+        ...                                 # checked records (pcap; pcapng packet blocks), else records
 
 Informational attributes, set once the header has been read: ``reader.format`` ("pcap",
 "pcap-nsec", "pcap-modified", "pcapng" or None), ``reader.compression`` ("gzip", "bzip2",
@@ -64,7 +64,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from .errors import InputProblem
 
-__all__ = ["CaptureReader", "Interface", "Record", "RecordBlock", "pcap_record_header",
+__all__ = ["CaptureReader", "Interface", "Record", "RecordBlock", "pcap_record_header", "epb_header",
            "CHUNK_SIZE", "MAX_CAPLEN", "MAX_BLOCK_LEN"]
 
 Record = tuple[float, int, bytes]
@@ -172,6 +172,7 @@ class RecordBlock:
 
 
 def _u32(buf: bytes, pos: int, little_endian: bool) -> int:
+    """The 32-bit unsigned integer at buf[pos:pos + 4], read in place."""
     if little_endian:
         return buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16 | buf[pos + 3] << 24
     return buf[pos] << 24 | buf[pos + 1] << 16 | buf[pos + 2] << 8 | buf[pos + 3]
@@ -206,6 +207,8 @@ def pcap_record_header(buf: bytes, pos: int, little_endian: bool) -> tuple[int, 
     """(seconds, sub-second fraction, captured length, original length) of the record header at pos.
 
     Byte by byte rather than with struct: compiled, this costs a few nanoseconds and makes no objects.
+    (Written out rather than as four `_u32` calls: it runs for every record, and those cost 5 % of the
+    fast lane's time.)
     """
     if little_endian:
         return (buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16 | buf[pos + 3] << 24,
@@ -369,11 +372,12 @@ class CaptureReader:
         return self._records
 
     def blocks(self) -> Iterator[Any]:
-        """The same stream for the fast lane: `RecordBlock` runs for classic pcap, records otherwise.
+        """The same stream for the fast lane, as `RecordBlock` runs where it can.
 
-        Items are `RecordBlock`s (classic pcap) or ``(timestamp, linktype, frame)`` records (pcapng,
-        or a stream whose first record was already peeked); problems, offsets and packet counts are
-        kept exactly as by plain iteration.
+        Items are `RecordBlock`s (classic pcap records; pcapng Enhanced Packet Blocks of one
+        interface) or ``(timestamp, linktype, frame)`` records (other pcapng packet blocks, or a
+        stream whose first record was already peeked); problems, offsets and packet counts are kept
+        exactly as by plain iteration.
         """
         if self._records is None:
             self._records = self._generator = self._generate(True)

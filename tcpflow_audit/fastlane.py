@@ -6,7 +6,7 @@ Packet Blocks), `decode.decode_in_place` reads the header
 fields in place (the frames and fields of `Decoder.decode`'s fast path), and
 `ConnectionTracker.fast_packet` takes the hot-path segments. Every other record, frame or segment
 goes the ordinary way, `Decoder.decode` then `ConnectionTracker.packet`, in the same order, so
-results are the same as the record-by-record loop in `pipeline` (tests/test_fast_path.py checks).
+results are the same as the record-by-record loop in `pipeline` (tests/test_fast_lane.py checks).
 Data still flows one way: capture -> decode -> tracker.
 
 Compiled with mypyc (setup.py) this loop makes no Python object for an ordinary packet, which is
@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from .capture import Record, RecordBlock, epb_header, pcap_record_header
 from .decode import Decoder, decode_in_place
-from .tracker import IPV6_KEY, ConnectionTracker, fold_ipv6
+from .tracker import ConnectionTracker, address_key_at
 
 COMPILED: Final = not __file__.endswith(".py")
 """True when this module runs compiled (the lane is then the fastest way through a capture)."""
@@ -36,16 +36,12 @@ EXACT_IN_DOUBLE: Final = 1 << 53
 """Integers below this are exact as doubles: dividing two of them natively rounds like Python does."""
 
 
-def record_time(sec: int, frac: int, per_second: int) -> float:
-    """A record's timestamp exactly as `CaptureReader` computes it: (sec * per_second + frac) / per_second.
-
-    In floating point while that stays exact (whole numbers below 2**53: microsecond captures until
-    the year 2255), which then gives Python's correctly rounded integer division.
-    """
-    units = float(sec) * per_second + frac
-    if units < EXACT_IN_DOUBLE:
-        return units / per_second
-    return exact_quotient(sec * per_second + frac, per_second)
+def seconds(units: int, per_second: int) -> float:
+    """units / per_second exactly as Python divides the two integers (the record loop's timestamps):
+    natively while both are exact as doubles, which then gives the same correctly rounded result."""
+    if 0 <= units < EXACT_IN_DOUBLE and per_second < EXACT_IN_DOUBLE:
+        return float(units) / per_second
+    return exact_quotient(units, per_second)
 
 
 def exact_quotient(units: Any, per_second: int) -> float:
@@ -120,14 +116,15 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
                 if version == 4:
                     tcp_packets += 1
                     # (methods called on the tracker directly: compiled, that is a native call)
+                    # (src << 16 | sport is the address_key of an IPv4 address decoded as an integer)
                     if not tracker.fast_packet(ts, src << 16 | sport, dst << 16 | dport, seq, ack, flags,
                                                window, length):
                         tracker.packet(ts, buf[ip + 12:ip + 16], sport, buf[ip + 16:ip + 20], dport, seq, ack,
                                        flags, window, length, True)
                 elif version == 6:
                     tcp_packets += 1
-                    if not tracker.fast_packet(ts, IPV6_KEY | fold_ipv6(buf, ip + 8) << 16 | sport,
-                                               IPV6_KEY | fold_ipv6(buf, ip + 24) << 16 | dport, seq, ack, flags,
+                    if not tracker.fast_packet(ts, address_key_at(buf, ip + 8, 16, sport),
+                                               address_key_at(buf, ip + 24, 16, dport), seq, ack, flags,
                                                window, length, buf, ip):
                         tracker.packet(ts, buf[ip + 8:ip + 24], sport, buf[ip + 24:ip + 40], dport, seq, ack,
                                        flags, window, length, True)
@@ -148,16 +145,15 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
 def record_at(block: RecordBlock, pos: int) -> tuple[float, int, int, int]:
     """(timestamp, frame start, frame end, next record's position) of the record at pos in block."""
     buf = block.buf
+    per_second = block.units_per_second
     if block.pcapng:
         blen, _, stamp, caplen = epb_header(buf, pos, block.little_endian)
-        units = stamp + block.offset_units
-        per_second = block.units_per_second
-        exact = 0 <= units < EXACT_IN_DOUBLE and per_second < EXACT_IN_DOUBLE
-        ts = float(units) / per_second if exact else exact_quotient(units, per_second)
-        return ts, pos + 28, pos + 28 + caplen, pos + blen
+        return seconds(stamp + block.offset_units, per_second), pos + 28, pos + 28 + caplen, pos + blen
     sec, frac, caplen, _ = pcap_record_header(buf, pos, block.little_endian)
     frame_start = pos + block.hdrlen
-    return record_time(sec, frac, block.units_per_second), frame_start, frame_start + caplen, frame_start + caplen
+    units = float(sec) * per_second + frac   # (in floating point: no integer overflow checks per record)
+    ts = units / per_second if units < EXACT_IN_DOUBLE else exact_quotient(sec * per_second + frac, per_second)
+    return ts, frame_start, frame_start + caplen, frame_start + caplen
 
 
 def _records_from(block: RecordBlock, pos: int, items: Iterator[Any]) -> Iterator[Record]:

@@ -31,9 +31,25 @@ def address_key(ip: bytes, port: int) -> int:
     """One integer for an address and port, as the fast index keys connections by them: the IPv4
     address and the port exactly (48 bits), or IPV6_KEY, the IPv6 address folded to 32 bits and
     the port (then the address itself must be compared too)."""
-    if len(ip) == 4:
-        return (ip[0] << 24 | ip[1] << 16 | ip[2] << 8 | ip[3]) << 16 | port
-    return IPV6_KEY | fold_ipv6(ip, 0) << 16 | port
+    return address_key_at(ip, 0, len(ip), port)
+
+
+def address_key_at(buf: bytes, at: int, size: int, port: int) -> int:
+    """`address_key` of the `size`-byte address at buf[at:], read in place."""
+    if size == 4:
+        return (buf[at] << 24 | buf[at + 1] << 16 | buf[at + 2] << 8 | buf[at + 3]) << 16 | port
+    return IPV6_KEY | fold_ipv6(buf, at) << 16 | port
+
+
+def fast_key(sender: int, receiver: int) -> int:
+    """The fast index's key for a segment from `sender` to `receiver` (two `address_key`s)."""
+    return sender << 12 ^ receiver
+
+
+def _forget(index: dict, key: tuple | int, value: object) -> None:
+    """Remove key from index if it still leads to value (a newer entry may have taken its place)."""
+    if index.get(key) is value:
+        del index[key]
 
 
 def fold_ipv6(buf: bytes, at: int) -> int:
@@ -64,7 +80,7 @@ class ConnectionTracker:
         self.timers = TimerQueue()
         self._dead_timer_owners = 0
         # the same connections as `table`, keyed by one integer the fast lane computes without making
-        # objects: address_key(sender) << 12 ^ address_key(receiver) (`fast_packet`)
+        # objects: fast_key(address_key(sender), address_key(receiver)) (`fast_packet`)
         self.fast_index: dict[int, Connection] = {}
         # 4-tuple (both directions) -> the TIME_WAIT its finalised connection left, while it lasts
         self.recent_time_wait: dict[tuple, TimeWait] = {}
@@ -121,7 +137,7 @@ class ConnectionTracker:
             self.now = ts
         if self.timers.next_due < ts:
             self._run_timers(ts)
-        conn = self.fast_index.get(sender << 12 ^ receiver)
+        conn = self.fast_index.get(fast_key(sender, receiver))
         if conn is None:
             return False
         if conn.orig.addr_key == sender and conn.resp.addr_key == receiver:
@@ -189,9 +205,9 @@ class ConnectionTracker:
         src_endpoint.addr_key = sender
         dst_endpoint.addr_key = receiver
         fast_index = self.fast_index
-        for fast_key in (sender << 12 ^ receiver, receiver << 12 ^ sender):
-            if fast_key not in fast_index:
-                fast_index[fast_key] = conn
+        for key in (fast_key(sender, receiver), fast_key(receiver, sender)):
+            if key not in fast_index:
+                fast_index[key] = conn
 
     @staticmethod
     def _is_reuse(conn: Connection, flags: int, seq: int) -> bool:
@@ -216,17 +232,13 @@ class ConnectionTracker:
         conn.end_cause = cause
         key = conn.key
         reverse = (key[2], key[3], key[0], key[1])
-        if self.table.get(key) is conn:
-            del self.table[key]
-        if self.table.get(reverse) is conn:
-            del self.table[reverse]
+        _forget(self.table, key, conn)
+        _forget(self.table, reverse, conn)
         self.live.pop(conn, None)
         sender, receiver = conn.orig.addr_key, conn.resp.addr_key
         if sender >= 0:
-            fast_index = self.fast_index
-            for fast_key in (sender << 12 ^ receiver, receiver << 12 ^ sender):
-                if fast_index.get(fast_key) is conn:
-                    del fast_index[fast_key]
+            _forget(self.fast_index, fast_key(sender, receiver), conn)
+            _forget(self.fast_index, fast_key(receiver, sender), conn)
         self._dead_timer_owners += 1
         if self._dead_timer_owners > 2 * len(self.live) + 4096:
             self._compact_timers()
@@ -253,10 +265,8 @@ class ConnectionTracker:
         recent = self.recent_time_wait
         while order and order[0][0].until <= now:
             time_wait, key, reverse = order.popleft()
-            if recent.get(key) is time_wait:
-                del recent[key]
-            if recent.get(reverse) is time_wait:
-                del recent[reverse]
+            _forget(recent, key, time_wait)
+            _forget(recent, reverse, time_wait)
 
     # ------------------------------------------------------------------ timers
     def _compact_timers(self) -> None:
