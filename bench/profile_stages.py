@@ -4,9 +4,9 @@
     .venv/bin/python bench/profile_stages.py bench/work/traffic-2000000-s1.pcap [--runs 3]
 
 Each line runs the pipeline up to and including one more stage (reading records; decoding them;
-the connection engine; the detectors; the summary; building flow rows; writing flows.csv to
-/dev/null; with the compiled fast lane, decoding and the engine are one stage), takes the best CPU time of --runs runs, and prints what that stage added, per
-packet and as a share of the whole. CPU time (not wall time) and the best of several runs keep
+the connection engine; the detectors; the summary; writing the flows.csv rows to /dev/null; with
+the compiled fast lane, decoding and the engine are one stage), takes the best CPU time of --runs
+runs, and prints what that stage added, per packet and as a share of the whole. CPU time (not wall time) and the best of several runs keep
 the noise of a shared machine out. The build (compiled or pure Python) is printed first.
 """
 
@@ -21,7 +21,7 @@ from tcpflow_audit.capture import CaptureReader, RecordBlock
 from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder
 from tcpflow_audit.detectors import DetectorSet
 from tcpflow_audit.pipeline import Auditor
-from tcpflow_audit.report import FLOW_COLUMNS, RowWriter, SummaryCollector, flow_row
+from tcpflow_audit.report import FLOW_COLUMNS, RowWriter, SummaryCollector
 
 
 def read_only(path: str) -> int:
@@ -56,12 +56,10 @@ def auditor_with(level: int, fast_lane: bool | None = None) -> Callable[[str], i
             DetectorSet.attach(auditor)
         if level >= 2:
             auditor.add_flow_sink(SummaryCollector())
-        if level == 3:
-            auditor.add_flow_sink(flow_row)
-        if level >= 4:
+        if level >= 3:
             with open("/dev/null", "w", encoding="utf-8", newline="") as sink:
                 writer = RowWriter(sink, "csv", FLOW_COLUMNS)
-                auditor.add_flow_sink(lambda record: writer.write(flow_row(record)))
+                auditor.add_flow_sink(writer.write_flow)
                 return auditor.run([path]).packets_read
         return auditor.run([path]).packets_read
     return run
@@ -82,8 +80,7 @@ def sink_stages(fast_lane: bool) -> list[tuple[str, Callable[[str], int]]]:
     return [
         ("detectors", auditor_with(1, fast_lane)),
         ("summary counts", auditor_with(2, fast_lane)),
-        ("flow rows (report.flow_row)", auditor_with(3, fast_lane)),
-        ("CSV writing (flows.csv)", auditor_with(4, fast_lane)),
+        ("flows.csv rows (RowWriter.write_flow)", auditor_with(3, fast_lane)),
     ]
 
 

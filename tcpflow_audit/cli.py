@@ -38,7 +38,7 @@ from .detectors.thresholds import Thresholds
 from .inputs import expand_sources
 from .pipeline import Auditor, PacketFilter, RunStats
 from .report import (FLOW_COLUMNS, FLOW_TABLE_COLUMNS, JsonObject, RowWriter, SummaryCollector, atomic_output,
-                     flow_row, iso_utc, render_summary, render_table, summary_dict)
+                     iso_utc, render_summary, render_table, summary_dict)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130   # 130 = 128 + SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM   # 143
@@ -373,7 +373,7 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
                 flows = RowWriter(None, fmt, FLOW_TABLE_COLUMNS)   # tabulate needs every row for column widths
             else:
                 flows = RowWriter(document.array("flows") if document else stream, fmt, FLOW_COLUMNS)
-            auditor.add_flow_sink(lambda record: flows.write(flow_row(record)))
+            auditor.add_flow_sink(flows.write_flow)
         auditor.finalise_when_interrupted = not to_file   # to a file, an interrupted run writes nothing
         stats = run_audit(auditor, sources, progress)
         if stats.interrupted and to_file:
@@ -430,7 +430,7 @@ def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | 
             atomic_output(os.path.join(directory, "anomalies.csv"), bom=excel) as anomalies_stream, \
             atomic_output(os.path.join(directory, "flows.csv"), bom=excel) as flows_stream:
         flows = RowWriter(flows_stream, "csv", FLOW_COLUMNS)
-        auditor.add_flow_sink(lambda record: flows.write(flow_row(record)))
+        auditor.add_flow_sink(flows.write_flow)
         auditor.finalise_when_interrupted = False   # an interrupted run writes nothing: stop at once
         stats = run_audit(auditor, sources, progress)
         if stats.interrupted:
