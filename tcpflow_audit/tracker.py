@@ -157,10 +157,13 @@ class ConnectionTracker:
         return True
 
     def flush(self) -> None:
-        """End of input: finalise every live connection (in creation order)."""
+        """End of input: finalise every live connection (in creation order); no SYN can arrive in a
+        TIME_WAIT any more, so their entries go too (freed now, not walked by the cyclic collector)."""
         for conn in list(self.live):
             self._finish(conn, "capture_end", self.now)
         self.timers.clear()
+        self.recent_time_wait.clear()
+        self._time_wait_order.clear()
 
     # ------------------------------------------------------------------ connections
     def _new_connection(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, flags: int) -> Connection:
