@@ -60,7 +60,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from struct import Struct
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Final, Iterable, Iterator
 
 from .errors import InputProblem
 
@@ -70,14 +70,14 @@ __all__ = ["CaptureReader", "Interface", "Record", "RecordBlock", "pcap_record_h
 Record = tuple[float, int, bytes]
 """What iteration yields: (timestamp in epoch seconds, link type, captured frame bytes)."""
 
-CHUNK_SIZE = 1 << 20
+CHUNK_SIZE: Final = 1 << 20
 """Bytes read from the file (and produced by a decompressor) per step."""
-MAX_CAPLEN = 262144
+MAX_CAPLEN: Final = 262144
 """Largest plausible captured length of a classic pcap record (tcpdump's MAXIMUM_SNAPLEN)."""
-MAX_BLOCK_LEN = 16 << 20
+MAX_BLOCK_LEN: Final = 16 << 20
 """Largest pcapng block accepted; anything larger is taken as corruption."""
 
-_PEEK_CHUNK_SIZE = 64 << 10
+_PEEK_CHUNK_SIZE: Final = 64 << 10
 
 # Classic pcap magic numbers as they appear on disk: (format, byte order, record header size).
 _PCAP_MAGICS: dict[bytes, tuple[str, str, int]] = {
@@ -88,7 +88,7 @@ _PCAP_MAGICS: dict[bytes, tuple[str, str, int]] = {
     b"\x34\xcd\xb2\xa1": ("pcap-modified", "<", 24),
     b"\xa1\xb2\xcd\x34": ("pcap-modified", ">", 24),
 }
-_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+_PCAPNG_MAGIC: Final = b"\x0a\x0d\x0d\x0a"
 _PCAPNG_BOM = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 
 _COMPRESSION_MAGICS: dict[str, bytes] = {
@@ -103,14 +103,14 @@ _UNSUPPORTED_MAGICS: dict[bytes, str] = {
 }
 
 # pcapng block types
-_SHB = 0x0A0D0D0A
-_IDB = 1
-_PB = 2
-_SPB = 3
-_EPB = 6
+_SHB: Final = 0x0A0D0D0A
+_IDB: Final = 1
+_PB: Final = 2
+_SPB: Final = 3
+_EPB: Final = 6
 
-_LINKTYPE_MASK = 0xFFFF
-_FCS_PRESENT = 0x04000000
+_LINKTYPE_MASK: Final = 0xFFFF
+_FCS_PRESENT: Final = 0x04000000
 
 _DECOMPRESS_ERRORS = (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError)
 

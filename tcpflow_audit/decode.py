@@ -41,6 +41,7 @@ import socket
 from collections import Counter
 from struct import Struct
 from struct import error as _StructError
+from typing import Final
 
 __all__ = [
     "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES", "Decoder", "format_ip",
@@ -56,19 +57,19 @@ SRC_IP, SRC_PORT, DST_IP, DST_PORT, SEQ, ACK, FLAGS, WINDOW, PAYLOAD_LEN, CHECKS
 FIN, SYN, RST, PSH, ACK_FLAG, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 
 # Link types (pcap LINKTYPE_* values).
-LT_NULL = 0
-LT_EN10MB = 1
-LT_PPP = 9
-LT_FDDI = 10
-LT_RAW_12 = 12
-LT_RAW_14 = 14
-LT_PPP_HDLC = 50
-LT_RAW = 101
-LT_LOOP = 108
-LT_LINUX_SLL = 113
-LT_IPV4 = 228
-LT_IPV6 = 229
-LT_LINUX_SLL2 = 276
+LT_NULL: Final = 0
+LT_EN10MB: Final = 1
+LT_PPP: Final = 9
+LT_FDDI: Final = 10
+LT_RAW_12: Final = 12
+LT_RAW_14: Final = 14
+LT_PPP_HDLC: Final = 50
+LT_RAW: Final = 101
+LT_LOOP: Final = 108
+LT_LINUX_SLL: Final = 113
+LT_IPV4: Final = 228
+LT_IPV6: Final = 229
+LT_LINUX_SLL2: Final = 276
 
 SUPPORTED_LINKTYPES: frozenset[int] = frozenset({
     LT_NULL, LT_EN10MB, LT_PPP, LT_FDDI, LT_RAW_12, LT_RAW_14, LT_PPP_HDLC, LT_RAW, LT_LOOP,
@@ -144,13 +145,13 @@ _SHIMS: dict[int, tuple[int, int]] = {
     0x8903: (16, 14),  # Cisco FabricPath: rest of the 16-byte outer header (ftag/ttl), inner dst/src, ethertype
 }
 
-_ETHERTYPE_IP4 = 0x0800
-_ETHERTYPE_IP6 = 0x86DD
-_AF_INET6_VALUES = frozenset({10, 24, 28, 30})  # Linux, NetBSD/OpenBSD, FreeBSD, Darwin
+_ETHERTYPE_IP4: Final = 0x0800
+_ETHERTYPE_IP6: Final = 0x86DD
+_AF_INET6_VALUES: Final = frozenset({10, 24, 28, 30})  # Linux, NetBSD/OpenBSD, FreeBSD, Darwin
 
 # IPv6 extension headers walked to reach TCP (59 "no next header" is not walked: -> not_tcp).
-_IP6_EXT = frozenset({0, 43, 44, 60, 51, 135, 139, 140})
-_IP6_MAX_EXT = 16
+_IP6_EXT: Final = frozenset({0, 43, 44, 60, 51, 135, 139, 140})
+_IP6_MAX_EXT: Final = 16
 
 _from_bytes = int.from_bytes
 

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from tabulate import tabulate
 
@@ -75,11 +75,11 @@ def iso_utc(ts: float | None) -> str:
     return text + _THREE_DIGITS[micros // 1000] + _THREE_DIGITS[micros % 1000] + "Z"
 
 
-_iso_seconds: dict[int, str] = {}       # epoch second -> its date and time of day as iso_utc writes them
-_YEAR_10000 = 253402300800.0           # 10000-01-01T00:00:00Z: later times are written as epoch seconds
+_iso_seconds: Final[dict[int, str]] = {}       # epoch second -> its date and time of day as iso_utc writes them
+_YEAR_10000: Final = 253402300800.0           # 10000-01-01T00:00:00Z: later times are written as epoch seconds
 
 
-_THREE_DIGITS = [f"{n:03d}" for n in range(1000)]   # "000" to "999": six digits are two of these
+_THREE_DIGITS: Final = [f"{n:03d}" for n in range(1000)]   # "000" to "999": six digits are two of these
 
 
 def _epoch(ts: float | None) -> str:
@@ -184,7 +184,7 @@ def _ip_text(address: bytes) -> str:
     return text
 
 
-_ip_texts: dict[bytes, str] = {}
+_ip_texts: Final[dict[bytes, str]] = {}
 
 
 # ---------------------------------------------------------------------- safe files
@@ -212,7 +212,7 @@ def atomic_output(path: str | None, *, bom: bool = False) -> Iterator[IO[str]]:
         raise
 
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def spreadsheet_safe(value: Any) -> Any:

@@ -9,6 +9,7 @@ where it cannot be sure, and leaves those to round() (tests/test_rounding.py com
 from __future__ import annotations
 
 import math
+from typing import Final
 
 
 def round_places(x: float, places: int) -> float:
@@ -32,4 +33,4 @@ def round_places(x: float, places: int) -> float:
     return round(x, places)
 
 
-_SCALES = [10.0 ** places for places in range(10)]
+_SCALES: Final = [10.0 ** places for places in range(10)]

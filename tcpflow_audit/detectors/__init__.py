@@ -28,7 +28,7 @@ import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from ..connection import FlowRecord
 from ..decode import format_ip
@@ -49,8 +49,8 @@ KINDS = (
     "connection_refused", "syn_timeout", "rst_abort", "fin_retransmit", "bad_handshake_ack",
     "syn_during_time_wait", "data_after_close", "half_open_peer", "zero_window_stall",
 )
-_SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
-_CLIENT_SET_CAP = 1024
+_SEVERITY_RANK: Final = {s: i for i, s in enumerate(SEVERITIES)}
+_CLIENT_SET_CAP: Final = 1024
 
 
 @dataclass(slots=True)
