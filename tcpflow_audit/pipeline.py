@@ -118,7 +118,8 @@ class Auditor:
         # needs them); the CLI turns it off when an interrupted run writes nothing, so it stops at once
         self.finalise_when_interrupted = True
         self.decoder = Decoder(verify_checksums=self.config.verify_checksums)
-        self.tracker = ConnectionTracker(self.config)
+        # (keyed as the fast lane looks connections up, when it will run)
+        self.tracker = ConnectionTracker(self.config, by_fast_key=self._fast_lane_applies())
         # the tracker calls these itself (one list, shared); a tracker swapped in later can be
         # given `on_flow=auditor._emit`
         self.flow_sinks: list[Callable[[FlowRecord], None]] = self.tracker.flow_sinks

@@ -70,17 +70,23 @@ def _same_address(buf: bytes, at: int, ip: bytes) -> bool:
 
 class ConnectionTracker:
     def __init__(self, config: EngineConfig | None = None, on_flow: FlowSink | None = None,
-                 reference: bool = False) -> None:
+                 reference: bool = False, by_fast_key: bool = False) -> None:
         self.config = config or EngineConfig()
         self.reference = reference   # True: every segment through Connection.process (no hot path)
+        # True: keep connections by fast key (`fast_index`), as the fast lane looks them up; False:
+        # by 4-tuple (`table`), as `packet` looks them up fastest in the pure Python build
+        self.by_fast_key = by_fast_key
         # called with every finished connection's record, in order (`pipeline.Auditor` shares this list)
         self.flow_sinks: list[FlowSink] = [] if on_flow is None else [on_flow]
+        # live connections by their 4-tuple (both directions): all of them, or with by_fast_key only
+        # those the fast index could not take
         self.table: dict[tuple, Connection] = {}
         self.live: dict[Connection, None] = {}          # in creation order, for eviction and the final flush
         self.timers = TimerQueue()
         self._dead_timer_owners = 0
-        # the same connections as `table`, keyed by one integer the fast lane computes without making
-        # objects: fast_key(address_key(sender), address_key(receiver)) (`fast_packet`)
+        # with by_fast_key, the other live connections (nearly all), keyed by one integer the fast lane computes without
+        # making objects: fast_key(address_key(sender), address_key(receiver)) (`fast_packet`); a key is
+        # not one to one, so a connection found here is checked against the segment's addresses
         self.fast_index: dict[int, Connection] = {}
         # 4-tuple (both directions) -> the TIME_WAIT its finalised connection left, while it lasts
         self.recent_time_wait: dict[tuple, TimeWait] = {}
@@ -99,7 +105,7 @@ class ConnectionTracker:
             self.now = ts
         if self.timers.next_due < ts:
             self._run_timers(ts)
-        conn = self.table.get((src, sport, dst, dport))
+        conn = self._lookup(src, sport, dst, dport)
         if conn is not None and not flags & 0x07 and checksum_ok and not self.reference:
             # Hot path: no SYN/FIN/RST on a known connection (most packets of a busy capture).
             orig = conn.orig
@@ -179,13 +185,12 @@ class ConnectionTracker:
         else:
             conn = Connection(ts, src, sport, dst, dport, False, midstream)
         key = (src, sport, dst, dport)
-        reverse = (dst, dport, src, sport)
         conn.key = key
-        self.table[key] = conn
-        self.table[reverse] = conn
+        if not (self.by_fast_key and len(src) == len(dst) and (len(src) == 4 or len(src) == 16)
+                and self._index_fast(conn, src, sport, dst, dport)):
+            self.table[key] = conn
+            self.table[(dst, dport, src, sport)] = conn
         self.live[conn] = None
-        if len(src) == len(dst) and (len(src) == 4 or len(src) == 16):
-            self._index_fast(conn, src, sport, dst, dport)
         self.connections_seen += 1
         if len(self.live) > self.peak_live:
             self.peak_live = len(self.live)
@@ -198,19 +203,34 @@ class ConnectionTracker:
         self._push(ts + config.inactivity_timeout, conn, "inactivity")
         return conn
 
-    def _index_fast(self, conn: Connection, src: bytes, sport: int, dst: bytes, dport: int) -> None:
-        """Enter a connection in the fast index, both directions (a key already taken by another live
-        connection is left to it: the fast lane then sends this one's segments to `packet`)."""
+    def _index_fast(self, conn: Connection, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
+        """Enter a connection in the fast index, both directions, and give its endpoints their
+        `addr_key`; False, doing nothing, when another live connection holds either key (this one
+        then goes into `table`, and the fast lane sends its segments to `packet`)."""
         sender = address_key(src, sport)
         receiver = address_key(dst, dport)
+        fast_index = self.fast_index
+        forward, backward = fast_key(sender, receiver), fast_key(receiver, sender)
+        if forward in fast_index or backward in fast_index:
+            return False
+        fast_index[forward] = conn
+        fast_index[backward] = conn
         src_endpoint, dst_endpoint = (conn.resp, conn.orig) if conn.orig.port != sport or conn.orig.ip != src \
             else (conn.orig, conn.resp)
         src_endpoint.addr_key = sender
         dst_endpoint.addr_key = receiver
-        fast_index = self.fast_index
-        for key in (fast_key(sender, receiver), fast_key(receiver, sender)):
-            if key not in fast_index:
-                fast_index[key] = conn
+        return True
+
+    def _lookup(self, src: bytes, sport: int, dst: bytes, dport: int) -> Connection | None:
+        """The live connection on this 4-tuple (either direction), if any."""
+        if self.by_fast_key and len(src) == len(dst) and (len(src) == 4 or len(src) == 16):
+            conn = self.fast_index.get(fast_key(address_key(src, sport), address_key(dst, dport)))
+            if conn is not None:
+                orig, resp = conn.orig, conn.resp
+                if (orig.port == sport and resp.port == dport and orig.ip == src and resp.ip == dst) or \
+                        (resp.port == sport and orig.port == dport and resp.ip == src and orig.ip == dst):
+                    return conn
+        return self.table.get((src, sport, dst, dport)) if self.table else None
 
     @staticmethod
     def _is_reuse(conn: Connection, flags: int, seq: int) -> bool:
@@ -235,13 +255,14 @@ class ConnectionTracker:
         conn.end_cause = cause
         key = conn.key
         reverse = (key[2], key[3], key[0], key[1])
-        _forget(self.table, key, conn)
-        _forget(self.table, reverse, conn)
         self.live.pop(conn, None)
         sender, receiver = conn.orig.addr_key, conn.resp.addr_key
-        if sender >= 0:
-            _forget(self.fast_index, fast_key(sender, receiver), conn)
-            _forget(self.fast_index, fast_key(receiver, sender), conn)
+        if sender >= 0:   # in the fast index, whose two keys are its own while it lives
+            self.fast_index.pop(fast_key(sender, receiver), None)
+            self.fast_index.pop(fast_key(receiver, sender), None)   # (the same key, on a connection to itself)
+        else:
+            _forget(self.table, key, conn)
+            _forget(self.table, reverse, conn)
         self._dead_timer_owners += 1
         if self._dead_timer_owners > 2 * len(self.live) + 4096:
             self._compact_timers()

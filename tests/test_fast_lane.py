@@ -152,6 +152,25 @@ def as_ipv6(records: list[tuple[int, int, bytes]], folding_alike: bool) -> list[
     return out
 
 
+def with_colliding_twins(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+    """Every IPv4 TCP frame followed by a twin whose client address has its last bit flipped and whose
+    server address (the side on a port below 32768) has bit 12 flipped: the twin's client-to-server
+    segments then have the original's fast index key, so the two connections live side by side and
+    the twin's must be found by its 4-tuple."""
+    out = []
+    for sec, frac, frame in records:
+        out.append((sec, frac, frame))
+        if frame[12:14] == b"\x08\x00" and len(frame) >= 38 and frame[14] == 0x45 and frame[23] == 6:
+            sport, dport = struct.unpack("!HH", frame[34:38])
+            src, dst = int.from_bytes(frame[26:30], "big"), int.from_bytes(frame[30:34], "big")
+            if sport < 32768:
+                src, dst = src ^ 0x1000, dst ^ 1
+            else:
+                src, dst = src ^ 1, dst ^ 0x1000
+            out.append((sec, frac, frame[:26] + src.to_bytes(4, "big") + dst.to_bytes(4, "big") + frame[34:]))
+    return out
+
+
 def shuffled_times(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
     """Timestamps that jump back now and then (merged interfaces): timers must fire in the same order."""
     out = list(records)
@@ -198,6 +217,17 @@ def test_fast_lane_matches_record_loop_on_ipv6(tmp_path: Path, traffic: list, fo
     result = assert_same_results(path)
     assert result["stats"][1] == len(traffic) and len(result["flows"]) > 300
     assert all(":" in flow["client_ip"] for flow in result["flows"])
+
+
+def test_fast_lane_matches_record_loop_when_connections_share_a_fast_key(tmp_path: Path, traffic: list) -> None:
+    twins = with_colliding_twins(traffic)
+    result = assert_same_results(write(tmp_path / "twins.pcap", twins))
+    single = audit(write(tmp_path / "single.pcap", traffic), fast_lane=True)
+    assert len(twins) > 1.9 * len(traffic) and len(result["flows"]) > 1.9 * len(single["flows"])
+    # each twin goes exactly as its original (same times, ports, flags and numbers)
+    key = lambda flow: tuple(value for column, value in flow.items() if column not in ("client_ip", "server_ip"))
+    ipv4 = [flow for flow in single["flows"] if ":" not in flow["client_ip"]]
+    assert sorted(map(key, result["flows"])) == sorted(map(key, single["flows"] + ipv4))
 
 
 def test_fast_lane_matches_record_loop_when_time_jumps_back(tmp_path: Path, traffic: list) -> None:
