@@ -61,12 +61,11 @@ def iso_utc(ts: float | None) -> str:
             return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         except (ValueError, OverflowError, OSError):   # (a pcapng can stamp any 64-bit time)
             return _epoch(ts)
-    fraction, whole = math.modf(ts)
-    micros = round(fraction * 1e6)
+    second = math.floor(ts)
+    micros = round((ts - second) * 1e6)   # (the fraction of a double is exact)
     if micros >= 1_000_000:
-        whole += 1.0
+        second += 1
         micros -= 1_000_000
-    second = int(whole)
     text = _iso_seconds.get(second)
     if text is None:
         if len(_iso_seconds) >= 4096:
@@ -140,37 +139,48 @@ def flow_row(record: FlowRecord) -> dict[str, Any]:
     }
 
 
-def flow_csv_texts(record: FlowRecord) -> list[str]:
-    """The flows.csv cells of a record, exactly `[_csv_text(v) for v in flow_row(record).values()]`,
-    built straight from the record: the row dict and the per-cell type dispatch cost more than the
-    engine spends on a connection's ordinary segments (tests/test_flow_sinks.py compares)."""
-    syn_synack, synack_ack = record.syn_synack_ms, record.synack_ack_ms
-    handshake = ""
+def flow_csv_line(record: FlowRecord) -> str | None:
+    """The record's flows.csv line, exactly what `RowWriter.write(flow_row(record))` writes, or None
+    when some cell needs quoting (that way then writes it). One %-format converts every number in
+    C: per-cell str() calls, the row dict and the type dispatch cost more than the engine spends
+    on a connection's ordinary segments (tests/test_flow_sinks.py compares the two ways)."""
+    duration: Any = round_places(record.end - record.start, 6)
+    syn_synack: Any = record.syn_synack_ms
+    synack_ack: Any = record.synack_ack_ms
+    handshake: Any = ""
     if syn_synack is not None and synack_ack is not None:
-        handshake = _float_text(round_places(syn_synack + synack_ack, 3))
+        handshake = _finite_or_empty(round_places(syn_synack + synack_ack, 3))
     anomalies = record.facts.anomalies
-    return [
+    line = _FLOW_LINE % (
         _csv_text(iso_utc(record.start)), _csv_text(_epoch(record.start)),
-        _csv_text(iso_utc(record.end)), _csv_text(_epoch(record.end)),
-        _float_text(round_places(record.end - record.start, 6)),
-        _ip_text(record.client_ip), str(record.client_port),
-        _ip_text(record.server_ip), str(record.server_port),
+        _csv_text(iso_utc(record.end)), _csv_text(_epoch(record.end)), _finite_or_empty(duration),
+        _ip_text(record.client_ip), record.client_port, _ip_text(record.server_ip), record.server_port,
         _csv_text(record.conn_state), _csv_text(record.history),
         _csv_text(record.client_state), _csv_text(record.server_state),
-        str(record.client_packets), str(record.server_packets),
-        str(record.client_bytes), str(record.server_bytes), str(record.retransmits),
+        record.client_packets, record.server_packets, record.client_bytes, record.server_bytes, record.retransmits,
         _csv_text(record.close_initiator), _csv_text(record.end_reason),
-        handshake, _float_text(syn_synack), _float_text(synack_ack),
+        handshake, "" if syn_synack is None else _finite_or_empty(syn_synack),
+        "" if synack_ack is None else _finite_or_empty(synack_ack),
         "true" if record.direction_guessed else "false",
         _csv_text(";".join(anomalies)) if anomalies else "",
-    ]
+    )
+    if line.count(",") == _FLOW_COMMAS and '"' not in line and "\r" not in line and line.find("\n") == len(line) - 1:
+        return line
+    return None
 
 
-def _float_text(value: float | None) -> str:
-    """`_csv_text` of a float or None."""
-    if value is None or not math.isfinite(value):
-        return ""
-    return str(value)
+_FLOW_LINE: Final = ",".join(["%s"] * len(FLOW_COLUMNS)) + "\n"
+_FLOW_COMMAS: Final = len(FLOW_COLUMNS) - 1
+
+
+def _finite(value: float) -> bool:
+    """math.isfinite(value) (which the compiled build would call through the math module)."""
+    return not (math.isinf(value) or math.isnan(value))
+
+
+def _finite_or_empty(value: float) -> Any:
+    """The float itself (%s writes it as str() does), or "" for an infinity or NaN (as _csv_text)."""
+    return value if _finite(value) else ""
 
 
 def _ip_text(address: bytes) -> str:
@@ -213,6 +223,7 @@ def atomic_output(path: str | None, *, bom: bool = False) -> Iterator[IO[str]]:
 
 
 _FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST: Final = "=+-@\t\r"   # the same, as one text (a quicker test of a cell's first character)
 
 
 def spreadsheet_safe(value: Any) -> Any:
@@ -233,12 +244,12 @@ def _csv_value(value: Any) -> Any:
     if kind is int:
         return value
     if kind is str:
-        return spreadsheet_safe(value) if value.startswith(_FORMULA_PREFIXES) else value
+        return spreadsheet_safe(value) if value and value[0] in _FORMULA_FIRST else value
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and not _finite(value):
         return ""
     return spreadsheet_safe(value)
 
@@ -247,13 +258,13 @@ def _csv_text(value: Any) -> str:
     """A cell's text as csv.writer writes the cell `_csv_value(value)`."""
     kind = type(value)
     if kind is str:
-        return spreadsheet_safe(value) if value.startswith(_FORMULA_PREFIXES) else value
+        return spreadsheet_safe(value) if value and value[0] in _FORMULA_FIRST else value
     if kind is int:
         return str(value)
     if value is None:
         return ""
     if kind is float:
-        return str(value) if math.isfinite(value) else ""
+        return str(value) if _finite(value) else ""
     value = _csv_value(value)   # (bool, and any other type)
     return value if isinstance(value, str) else str(value)
 
@@ -287,12 +298,11 @@ class RowWriter:
         if self._csv is None:
             self.write(flow_row(record))
             return
-        self.count += 1
-        texts = flow_csv_texts(record)
-        line = _csv_line(texts)
+        line = flow_csv_line(record)
         if line is None:
-            self._csv.writerow(texts)
+            self.write(flow_row(record))
         else:
+            self.count += 1
             self.stream.write(line)
 
     def write(self, row: dict[str, Any]) -> None:
