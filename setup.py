@@ -17,6 +17,7 @@ COMPILED_MODULES = [
     "tcpflow_audit/capture.py",
     "tcpflow_audit/decode.py",
     "tcpflow_audit/errors.py",
+    "tcpflow_audit/config.py",
     "tcpflow_audit/tcp_states.py",
     "tcpflow_audit/zeek_states.py",
     "tcpflow_audit/connection.py",

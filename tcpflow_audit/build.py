@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 
-COMPILED_MODULES = ("capture", "decode", "errors", "tcp_states", "zeek_states", "rounding", "connection", "timers", "tracker",
+COMPILED_MODULES = ("capture", "decode", "errors", "config", "tcp_states", "zeek_states", "rounding", "connection", "timers", "tracker",
                     "fastlane", "report",
                     "detectors", "detectors.rules")
 

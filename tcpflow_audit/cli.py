@@ -15,6 +15,7 @@ SIGTERM (timeout, systemd, kill) does the same: for the CLI's run a handler turn
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
@@ -343,7 +344,7 @@ def engine_field_names() -> set[str]:
 
 
 def engine_settings_dict(engine: EngineConfig) -> dict[str, Any]:
-    return {name: getattr(engine, name) for name in EngineConfig.__slots__}  # type: ignore[attr-defined]
+    return {field.name: getattr(engine, field.name) for field in dataclasses.fields(EngineConfig)}
 
 
 def effective_settings(engine: EngineConfig, thresholds: Thresholds) -> dict[str, Any]:
