@@ -130,3 +130,16 @@ def test_python_module_and_library_agree():
     result = audit(str(SAMPLES / "close_wait.pcap"))
     assert list(result.flows["server_state"]) == ["CLOSE_WAIT"]
     assert result.summary["connections"] == 1
+
+
+def test_the_command_exits_without_teardown_but_with_everything_written(tmp_path: Path):
+    """`tcpflow-audit` leaves through os._exit once main is done (cli.run): what it wrote to a pipe
+    must still be complete (flushed first), and the exit status must be main's."""
+    captures = [str(p) for p in sorted(SAMPLES.glob("*.pcap"))]
+    piped = run_cli(*captures, "--report", "flows", "--format", "csv")
+    run_cli(*captures, "--report", "flows", "--format", "csv", "-o", str(tmp_path / "flows.csv"))
+    written = (tmp_path / "flows.csv").read_text()
+    assert len(piped.stdout) > 100_000 and piped.stdout == written
+    assert run_cli(captures[0], "--format", "xml", check_status=2).stderr.startswith("Usage")
+    failing = run_cli(str(SAMPLES / "syn_flood.pcap"), "--fail-on", "warning", check_status=1)
+    assert "syn_flood" in failing.stdout
