@@ -46,7 +46,17 @@ def fast_key(sender: int, receiver: int) -> int:
     return sender << 12 ^ receiver
 
 
-def _forget(index: dict, key: tuple | int, value: object) -> None:
+def _time_wait_keys(src: bytes, sport: int, dst: bytes, dport: int) -> tuple[object, object | None]:
+    """How `recent_time_wait` keys a 4-tuple: an IPv4 one by one integer that is the same either
+    way round (both address keys, the lower first: exact), anything else by the tuple and its
+    reverse; a lookup uses the first key."""
+    if len(src) == 4 and len(dst) == 4:
+        sender, receiver = address_key(src, sport), address_key(dst, dport)
+        return (sender << 48 | receiver if sender < receiver else receiver << 48 | sender), None
+    return (src, sport, dst, dport), (dst, dport, src, sport)
+
+
+def _forget(index: dict, key: object, value: object) -> None:
     """Remove key from index if it still leads to value (a newer entry may have taken its place)."""
     if index.get(key) is value:
         del index[key]
@@ -88,11 +98,11 @@ class ConnectionTracker:
         # making objects: fast_key(address_key(sender), address_key(receiver)) (`fast_packet`); a key is
         # not one to one, so a connection found here is checked against the segment's addresses
         self.fast_index: dict[int, Connection] = {}
-        # 4-tuple (both directions) -> the TIME_WAIT its finalised connection left, while it lasts
-        self.recent_time_wait: dict[tuple, TimeWait] = {}
-        # the same entries in the order they were recorded, with their two keys: expired ones are
+        # 4-tuple -> the TIME_WAIT its finalised connection left, while it lasts (`_time_wait_keys`)
+        self.recent_time_wait: dict[object, TimeWait] = {}
+        # the same entries in the order they were recorded, with their keys: expired ones are
         # dropped from the front (an entry that outlives the ones behind it only delays their purge)
-        self._time_wait_order: deque[tuple[TimeWait, tuple, tuple]] = deque()
+        self._time_wait_order: deque[tuple[TimeWait, object, object]] = deque()
         self.connections_seen = 0
         self.evicted = 0
         self.peak_live = 0
@@ -195,7 +205,7 @@ class ConnectionTracker:
         if len(self.live) > self.peak_live:
             self.peak_live = len(self.live)
         if self.recent_time_wait:
-            time_wait = self.recent_time_wait.get(key)
+            time_wait = self.recent_time_wait.get(_time_wait_keys(src, sport, dst, dport)[0])
             if time_wait is not None and ts < time_wait.until and flags & SYN:
                 conn.syn_in_time_wait = True
                 conn.prev_time_wait = time_wait
@@ -254,7 +264,6 @@ class ConnectionTracker:
         conn.finished = True
         conn.end_cause = cause
         key = conn.key
-        reverse = (key[2], key[3], key[0], key[1])
         self.live.pop(conn, None)
         sender, receiver = conn.orig.addr_key, conn.resp.addr_key
         if sender >= 0:   # in the fast index, whose two keys are its own while it lives
@@ -262,7 +271,7 @@ class ConnectionTracker:
             self.fast_index.pop(fast_key(receiver, sender), None)   # (the same key, on a connection to itself)
         else:
             _forget(self.table, key, conn)
-            _forget(self.table, reverse, conn)
+            _forget(self.table, (key[2], key[3], key[0], key[1]), conn)
         self._dead_timer_owners += 1
         if self._dead_timer_owners > 2 * len(self.live) + 4096:
             self._compact_timers()
@@ -277,9 +286,11 @@ class ConnectionTracker:
                 if client_until is not None and server_until is not None and min(client_until, server_until) > now:
                     holder = "both"
                 time_wait = TimeWait(until, holder, ip, port)
-                self.recent_time_wait[key] = time_wait
-                self.recent_time_wait[reverse] = time_wait
-                self._time_wait_order.append((time_wait, key, reverse))
+                either_way, other_way = _time_wait_keys(key[0], key[1], key[2], key[3])
+                self.recent_time_wait[either_way] = time_wait
+                if other_way is not None:
+                    self.recent_time_wait[other_way] = time_wait
+                self._time_wait_order.append((time_wait, either_way, other_way))
                 self._purge_time_wait(now)
         for sink in self.flow_sinks:
             sink(record)
@@ -288,9 +299,10 @@ class ConnectionTracker:
         order = self._time_wait_order
         recent = self.recent_time_wait
         while order and order[0][0].until <= now:
-            time_wait, key, reverse = order.popleft()
-            _forget(recent, key, time_wait)
-            _forget(recent, reverse, time_wait)
+            time_wait, either_way, other_way = order.popleft()
+            _forget(recent, either_way, time_wait)
+            if other_way is not None:
+                _forget(recent, other_way, time_wait)
 
     # ------------------------------------------------------------------ timers
     def _compact_timers(self) -> None:
