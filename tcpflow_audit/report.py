@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import IO, Any, Final
 
-from tabulate import tabulate
-
 from .connection import FlowRecord
 from .decode import format_ip
 from .rounding import round_places
@@ -395,6 +393,7 @@ def render_table(rows: list[dict[str, Any]] | list[tuple[Any, ...]], columns: tu
     """A plain-text table; rows are dicts, or tuples of the `columns` values (RowWriter's table rows)."""
     if not rows:
         return "(none)"
+    from tabulate import tabulate   # (imported when a table is made: a job writing files needs none)
     cells = [r if isinstance(r, tuple) else tuple(r.get(c) for c in columns) for r in rows]
     return tabulate([["" if v is None else v for v in row] for row in cells],
                     headers=list(columns), tablefmt="simple", disable_numparse=True)
@@ -465,6 +464,7 @@ def render_summary(summary: dict[str, Any]) -> str:
         lines.append(("interrupted", "yes (Ctrl-C): this report covers the packets read until then"))
     if summary["evicted_connections"]:
         lines.append(("evicted (table full)", summary["evicted_connections"]))
+    from tabulate import tabulate   # (imported when a table is made: a job writing files needs none)
     out = [tabulate(lines, tablefmt="plain", disable_numparse=True)]
     for title, key in (("conn_state", "conn_state"), ("final client state", "client_state"),
                        ("final server state", "server_state"), ("end reason", "end_reason")):
