@@ -15,6 +15,7 @@ SIGTERM (timeout, systemd, kill) does the same: for the CLI's run a handler turn
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import ipaddress
 import json
@@ -336,12 +337,15 @@ def run() -> None:
     Python's own shutdown frees the whole heap object by object: after a 2M-packet capture that
     was 0.1 s (5% of the run), after a SYN flood seconds, spent on objects about to vanish with the
     process. By the time `main` exits, every report is complete and renamed into place; what is
-    left to do is flushing standard output and error, done here. An exception that is not an exit
-    (a bug) takes Python's normal way, traceback included.
+    left to do is flushing standard output and error, done here. When something else would run
+    at a normal exit (an atexit handler, e.g. coverage's; a thread Python would wait for), or for
+    an exception that is not an exit (a bug: traceback included), Python's normal way is taken.
     """
     try:
         main()   # (click's standalone mode: always ends with SystemExit)
     except SystemExit as done:
+        if not _quick_exit_is_safe():
+            raise
         status = done.code
         if status is None:
             status = 0
@@ -352,8 +356,16 @@ def run() -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         except Exception:   # (a closed pipe, a full disk: Python's normal exit reports it)
-            raise done from None
+            raise SystemExit(status) from None
         os._exit(status)
+
+
+def _quick_exit_is_safe() -> bool:
+    """Nothing else would run at a normal exit: no atexit handler, no thread that is not a daemon."""
+    handlers = getattr(atexit, "_ncallbacks", None)   # (CPython's count of atexit handlers)
+    if handlers is None or handlers():
+        return False
+    return all(thread.daemon or thread is threading.main_thread() for thread in threading.enumerate())
 
 
 def how_far(stats: RunStats, auditor: Auditor) -> str:

@@ -143,3 +143,9 @@ def test_the_command_exits_without_teardown_but_with_everything_written(tmp_path
     assert run_cli(captures[0], "--format", "xml", check_status=2).stderr.startswith("Usage")
     failing = run_cli(str(SAMPLES / "syn_flood.pcap"), "--fail-on", "warning", check_status=1)
     assert "syn_flood" in failing.stdout
+    # an atexit handler (coverage's, say) still runs: then the command exits the normal way
+    script = ("import atexit, sys; atexit.register(lambda: print('atexit ran', file=sys.stderr)); "
+              "sys.argv[0] = 'tcpflow-audit'; from tcpflow_audit.cli import run; run()")
+    done = subprocess.run([sys.executable, "-c", script, captures[0], "--csv"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "atexit ran" in done.stderr and done.stdout.startswith("start,")
