@@ -13,8 +13,8 @@ from __future__ import annotations
 import importlib
 import os
 
-COMPILED_MODULES = ("capture", "decode", "errors", "config", "tcp_states", "zeek_states", "rounding", "connection", "timers", "tracker",
-                    "fastlane", "report",
+COMPILED_MODULES = ("capture", "decode", "errors", "config", "tcp_states", "zeek_states", "rounding",
+                    "connection", "timers", "tracker", "fastlane", "report",
                     "detectors", "detectors.rules")
 
 

@@ -94,9 +94,10 @@ class ConnectionTracker:
         self.live: dict[Connection, None] = {}          # in creation order, for eviction and the final flush
         self.timers = TimerQueue()
         self._dead_timer_owners = 0
-        # with by_fast_key, the other live connections (nearly all), keyed by one integer the fast lane computes without
-        # making objects: fast_key(address_key(sender), address_key(receiver)) (`fast_packet`); a key is
-        # not one to one, so a connection found here is checked against the segment's addresses
+        # with by_fast_key, the other live connections (nearly all), keyed by one integer the fast
+        # lane computes without making objects: fast_key(address_key(sender), address_key(receiver))
+        # (`fast_packet`); a key is not one to one, so a connection found here is checked against
+        # the segment's addresses
         self.fast_index: dict[int, Connection] = {}
         # 4-tuple -> the TIME_WAIT its finalised connection left, while it lasts (`_time_wait_keys`)
         self.recent_time_wait: dict[object, TimeWait] = {}
