@@ -316,6 +316,10 @@ class TimeWait:
         self.port = port
 
 
+_RELEASED: Final = Endpoint(b"", 0, False)
+"""The endpoints of every finished connection, once `Connection.release` let go of its own."""
+
+
 class Connection:
     """A TCP connection incarnation on one 4-tuple, fed one segment at a time."""
 
@@ -836,6 +840,16 @@ class Connection:
         if self.orig.fin_seq is not None and self.resp.fin_seq is not None:
             return "fin"
         return self.end_cause or "capture_end"
+
+    def release(self) -> None:
+        """Let go of what only a live connection needs (its endpoints, history, pending timers),
+        once it is finished and its record made. Its timer entries keep the object itself until
+        they come due or are compacted away: under a SYN flood those would otherwise keep about a
+        million endpoints in memory."""
+        self.orig = self.resp = _RELEASED
+        self.history = []
+        self.pending_timers.clear()
+        self.prev_time_wait = None
 
     def to_record(self, now: float, time_wait_s: float) -> FlowRecord:
         """The connection's final account; `now` is when it was finalised, for TIME_WAIT expiry."""

@@ -295,6 +295,7 @@ class ConnectionTracker:
                 self._purge_time_wait(now)
         for sink in self.flow_sinks:
             sink(record)
+        conn.release()
 
     def _purge_time_wait(self, now: float) -> None:
         order = self._time_wait_order
