@@ -332,6 +332,8 @@ class CaptureReader:
         self._records: Iterator[Record] | None = None
         self._generator: Iterator[Record] | None = None  # the parsing generator behind _records
         self._chunks: Iterator[bytes] = iter(())
+        self._stash = b""        # a chunk `_more` has taken only the beginning of, and where the rest starts
+        self._stash_at = 0
         self._started = False
         self._closed = False
         self._first_ts: float | None = None
@@ -588,18 +590,44 @@ class CaptureReader:
         self.offset, self.packets = state_after
         yield first
 
-    def _more(self, buf: bytes, pos: int, need: int) -> bytes:
-        """buf[pos:] extended by further chunks until it holds ``need`` bytes or the input ends."""
-        parts = [buf[pos:]]
+    def _more(self, buf: bytes, pos: int, need: int) -> tuple[bytes, int]:
+        """buf[pos:] followed by further input, as (buffer, start): from `start` on the buffer holds
+        buf[pos:] and at least ``need`` bytes in all, or everything left when the input ends first.
+
+        The input's bytes are copied once, by the read, not a second time here: when buf[pos:] is
+        empty and the next chunk holds ``need`` bytes, that chunk itself comes back; when a record
+        straddles two chunks, only the bytes it lacks are joined to it, and the rest of that chunk
+        waits (`_stash`) for the next call, which returns it where it starts.
+        """
+        if pos >= len(buf):
+            chunk, start = self._next_chunk()
+            if len(chunk) - start >= need or not chunk:
+                return chunk, start
+            parts = [chunk[start:]]
+        else:
+            parts = [buf[pos:]]
         have = len(parts[0])
-        chunks = self._chunks
         while have < need:
-            chunk = next(chunks, b"")
+            chunk, start = self._next_chunk()
             if not chunk:
                 break
-            parts.append(chunk)
-            have += len(chunk)
-        return b"".join(parts) if len(parts) > 1 else parts[0]
+            lacking = need - have
+            if len(chunk) - start > lacking:
+                parts.append(chunk[start:start + lacking])
+                self._stash, self._stash_at = chunk, start + lacking
+                have = need
+            else:
+                parts.append(chunk[start:] if start else chunk)
+                have += len(chunk) - start
+        return (b"".join(parts) if len(parts) > 1 else parts[0]), 0
+
+    def _next_chunk(self) -> tuple[bytes, int]:
+        """The rest of the stashed chunk, or the next one (b"" at the end of the input), and where it starts."""
+        stash = self._stash
+        if stash:
+            self._stash = b""
+            return stash, self._stash_at
+        return next(self._chunks, b""), 0
 
     def _in_stream(self) -> str:
         return f" (offset in the decompressed {self.compression} data)" if self.compression else ""
@@ -633,7 +661,7 @@ class CaptureReader:
             return
         self._chunks = self._decompressed_chunks()
         try:
-            buf = self._more(b"", 0, 24)
+            buf, _ = self._more(b"", 0, 24)   # (at the start of the input: from buf[0])
             if len(buf) < 4:
                 self._check_start(buf)
                 return
@@ -661,6 +689,7 @@ class CaptureReader:
             )
         finally:
             self._chunks = iter(())
+            self._stash = b""
             if self._owns_file:
                 self._close_file()
 
@@ -717,12 +746,12 @@ class CaptureReader:
                     pos = run_end
             hdr_end = pos + hdrlen
             if hdr_end > buflen:
-                buf = more(buf, pos, hdrlen)
-                base += pos
-                pos = 0
+                buf, start = more(buf, pos, hdrlen)
+                base += pos - start
+                pos = start
                 buflen = len(buf)
-                if buflen < hdrlen:
-                    self._end_of_input(base, buflen, f"a {hdrlen}-byte record header")
+                if buflen - pos < hdrlen:
+                    self._end_of_input(base + pos, buflen - pos, f"a {hdrlen}-byte record header")
                     return
                 continue
             sec, frac, caplen, wirelen = unpack(buf, pos)
@@ -730,14 +759,14 @@ class CaptureReader:
                 raise self._corrupt_record(base + pos, sec, frac, caplen, wirelen, maxcap, fracmax)
             end = hdr_end + caplen
             if end > buflen:
-                buf = more(buf, pos, hdrlen + caplen)
-                base += pos
-                pos = 0
+                buf, start = more(buf, pos, hdrlen + caplen)
+                base += pos - start
+                pos = start
                 buflen = len(buf)
-                if buflen < hdrlen + caplen:
-                    self._end_of_input(
-                        base, buflen, f"a record ({caplen} captured bytes, {max(buflen - hdrlen, 0)} present)"
-                    )
+                if buflen - pos < hdrlen + caplen:
+                    present = max(buflen - pos - hdrlen, 0)
+                    self._end_of_input(base + pos, buflen - pos,
+                                       f"a record ({caplen} captured bytes, {present} present)")
                     return
                 continue
             self.offset = base + end
@@ -809,12 +838,12 @@ class CaptureReader:
                             pos = run_end
                             continue
             if pos + 12 > buflen:
-                buf = more(buf, pos, 12)
-                base += pos
-                pos = 0
+                buf, start = more(buf, pos, 12)
+                base += pos - start
+                pos = start
                 buflen = len(buf)
-                if buflen < 12:
-                    self._end_of_input(base, buflen, "a block header")
+                if buflen - pos < 12:
+                    self._end_of_input(base + pos, buflen - pos, "a block header")
                     return
                 continue
             btype, blen = head(buf, pos)
@@ -831,12 +860,12 @@ class CaptureReader:
                 raise self._corrupt_block(base + pos, f"block length {blen} is invalid")
             end = pos + blen
             if end > buflen:
-                buf = more(buf, pos, blen)
-                base += pos
-                pos = 0
+                buf, start = more(buf, pos, blen)
+                base += pos - start
+                pos = start
                 buflen = len(buf)
-                if buflen < blen:
-                    self._end_of_input(base, buflen, f"a block of {blen} bytes ({buflen} present)")
+                if buflen - pos < blen:
+                    self._end_of_input(base + pos, buflen - pos, f"a block of {blen} bytes ({buflen - pos} present)")
                     return
                 continue
             if word(buf, end - 4)[0] != blen:

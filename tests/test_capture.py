@@ -634,3 +634,60 @@ def test_text_stream_is_unreadable_not_a_crash(tmp_path):
     with open(path, encoding="latin-1") as text:
         records, reader = read_all(text)
     assert records == [] and only_problem(reader).kind == "unreadable"
+
+
+class _ShortReads:
+    """A binary stream whose reads return fewer bytes than asked (as a pipe or a socket may): the
+    sizes cycle through `sizes`."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.sizes, self.pos, self.calls = data, sizes, 0, 0
+
+    def read(self, n: int = -1) -> bytes:
+        size = self.sizes[self.calls % len(self.sizes)]
+        self.calls += 1
+        piece = self.data[self.pos:self.pos + min(n if n >= 0 else len(self.data), size)]
+        self.pos += len(piece)
+        return piece
+
+
+def _reading(source, chunk_size: int, blocks: bool) -> tuple:
+    """Everything a reading gives: records (from blocks rebuilt one by one), problems, offset, packets."""
+    from tcpflow_audit.capture import RecordBlock
+    from tcpflow_audit.fastlane import record_at
+    reader = CaptureReader(source, chunk_size=chunk_size, supported_linktypes={1, 113})
+    records = []
+    with reader:
+        for item in (reader.blocks() if blocks else reader):
+            if isinstance(item, RecordBlock):
+                pos = item.start
+                while pos < item.end:
+                    ts, start, end, pos = record_at(item, pos)
+                    records.append((ts, item.linktype, item.buf[start:end]))
+            else:
+                records.append(item)
+    return records, [(p.kind, p.offset, p.message) for p in reader.problems], reader.offset, reader.packets
+
+
+@settings(max_examples=150, deadline=None)
+@given(records=st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 10**6 - 1),
+                                  st.integers(0, 9000).map(lambda n: bytes((i * 7 + n) & 0xFF for i in range(n)))),
+                        min_size=1, max_size=30),
+       ng=st.booleans(), order=st.sampled_from("<>"), cut=st.floats(0.0, 1.0), damage=st.booleans(),
+       chunk=st.integers(4096, 20000), sizes=st.lists(st.integers(1, 9000), min_size=1, max_size=5),
+       blocks=st.booleans(), data=st.data())
+def test_any_chunking_and_short_reads_read_as_one_chunk(records, ng, order, cut, damage, chunk, sizes, blocks, data):
+    """Records that straddle chunks are put together from the bytes they lack (the rest of the chunk
+    waits for the next call): the records, problems, offsets and counts must be exactly those of
+    reading the whole input as one chunk, for intact, cut and damaged input, records or blocks."""
+    if ng:
+        blob = shb(order) + idb(1, order) + b"".join(epb(0, s * 10**6 + us, f, order) for s, us, f in records)
+    else:
+        blob = pcap_file(records, order=order)
+    blob = bytearray(blob[: max(24, int(len(blob) * cut))] if cut < 0.98 else blob)
+    if damage and len(blob) > 24:
+        blob[data.draw(st.integers(24, len(blob) - 1))] ^= 0xFF
+    blob = bytes(blob)
+    whole = _reading(io.BytesIO(blob), len(blob) + 4096, blocks)
+    assert _reading(io.BytesIO(blob), chunk, blocks) == whole
+    assert _reading(_ShortReads(blob, sizes), chunk, blocks) == whole
