@@ -220,8 +220,7 @@ def atomic_output(path: str | None, *, bom: bool = False) -> Iterator[IO[str]]:
         raise
 
 
-_FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_FIRST: Final = "=+-@\t\r"   # the same, as one text (a quicker test of a cell's first character)
+_FORMULA_FIRST: Final = "=+-@\t\r"   # a cell starting with one of these could be read as a formula
 
 
 def spreadsheet_safe(value: Any) -> Any:
@@ -229,7 +228,7 @@ def spreadsheet_safe(value: Any) -> Any:
 
     Numbers stay numbers (a negative number is not text and is left alone).
     """
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+    if isinstance(value, str) and value and value[0] in _FORMULA_FIRST:
         try:
             float(value)
         except ValueError:
@@ -292,11 +291,8 @@ class RowWriter:
             self._csv.writerow(columns)
 
     def write_flow(self, record: FlowRecord) -> None:
-        """write(flow_row(record)), with the CSV cells built straight from the record."""
-        if self._csv is None:
-            self.write(flow_row(record))
-            return
-        line = flow_csv_line(record)
+        """write(flow_row(record)); for CSV, the line built straight from the record when it can be."""
+        line = flow_csv_line(record) if self._csv is not None else None
         if line is None:
             self.write(flow_row(record))
         else:
