@@ -41,7 +41,10 @@ import socket
 from collections import Counter
 from struct import Struct
 from struct import error as _StructError
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
+    from mypy_extensions import i64
 
 __all__ = [
     "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES", "Decoder", "format_ip",
@@ -500,7 +503,23 @@ def _general_safe(linktype: int, frame, verify: bool):
 # Decoder
 # ---------------------------------------------------------------------------------------------
 
-def _ip_at(ethertype: int, offset: int) -> tuple[int, int]:
+def _be16(buf: bytes, at: i64) -> i64:
+    """The big-endian 16-bit number at buf[at:] (native integers in the compiled build)."""
+    high: i64 = buf[at]
+    low: i64 = buf[at + 1]
+    return high << 8 | low
+
+
+def _be32(buf: bytes, at: i64) -> i64:
+    """The big-endian 32-bit number at buf[at:]."""
+    b0: i64 = buf[at]
+    b1: i64 = buf[at + 1]
+    b2: i64 = buf[at + 2]
+    b3: i64 = buf[at + 3]
+    return b0 << 24 | b1 << 16 | b2 << 8 | b3
+
+
+def _ip_at(ethertype: i64, offset: i64) -> tuple[i64, i64]:
     """(IPv4 header offset, IPv6 header offset) for an ethertype's payload at offset; -1 for neither."""
     if ethertype == 0x0800:
         return offset, -1
@@ -521,65 +540,69 @@ def decode_in_place(buf: bytes, start: int, end: int,
     IPv6 is taken when TCP follows the fixed header directly with a non-zero payload length
     (extension headers, jumbograms and the like go to `Decoder.decode`). For every frame it takes
     the fields are the ones `Decoder.decode` gives (checksums are not verified: the fast lane
-    does not run with --verify-checksums). Compiled, it reads the bytes in place and makes no objects.
+    does not run with --verify-checksums). Compiled, it reads the bytes in place and makes no objects;
+    its offsets and fields are native 64-bit integers (`i64`), so the arithmetic is single instructions.
     """
-    n = end - start
-    o = o6 = -1     # where the IPv4 / IPv6 header starts
-    if linktype == 1:
+    first: i64 = start
+    last: i64 = end
+    link: i64 = linktype
+    n = last - first
+    o: i64 = -1     # where the IPv4 header starts
+    o6: i64 = -1    # where the IPv6 header starts
+    if link == 1:
         if n >= 54:
-            ethertype = buf[start + 12] << 8 | buf[start + 13]
+            ethertype = _be16(buf, first + 12)
             if ethertype == 0x8100:   # one 802.1Q tag
                 if n >= 58:
-                    o, o6 = _ip_at(buf[start + 16] << 8 | buf[start + 17], start + 18)
+                    o, o6 = _ip_at(_be16(buf, first + 16), first + 18)
             else:
-                o, o6 = _ip_at(ethertype, start + 14)
-    elif linktype == 113:   # LINUX_SLL: the protocol at 14
+                o, o6 = _ip_at(ethertype, first + 14)
+    elif link == 113:   # LINUX_SLL: the protocol at 14
         if n >= 56:
-            o, o6 = _ip_at(buf[start + 14] << 8 | buf[start + 15], start + 16)
-    elif linktype == 101 or linktype == 12 or linktype == 14:   # raw IP: the version says which
+            o, o6 = _ip_at(_be16(buf, first + 14), first + 16)
+    elif link == 101 or link == 12 or link == 14:   # raw IP: the version says which
         if n >= 40:
-            if buf[start] >> 4 == 6:
-                o6 = start
+            version: i64 = buf[first]
+            if version >> 4 == 6:
+                o6 = first
             else:
-                o = start
-    elif linktype == 228:
+                o = first
+    elif link == 228:
         if n >= 40:
-            o = start
-    elif linktype == 229:
-        o6 = start
-    elif linktype == 276:   # LINUX_SLL2: the protocol at 0
+            o = first
+    elif link == 229:
+        o6 = first
+    elif link == 276:   # LINUX_SLL2: the protocol at 0
         if n >= 60:
-            o, o6 = _ip_at(buf[start] << 8 | buf[start + 1], start + 20)
+            o, o6 = _ip_at(_be16(buf, first), first + 20)
     if o >= 0:
-        if buf[o] != 0x45 or buf[o + 9] != 6 or buf[o + 6] & 0x1F or buf[o + 7]:
+        version_ihl: i64 = buf[o]
+        protocol: i64 = buf[o + 9]
+        fragment: i64 = _be16(buf, o + 6)
+        if version_ihl != 0x45 or protocol != 6 or fragment & 0x1FFF:
             return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         t = o + 20
-        thl = buf[t + 12] >> 2 & 0x3C
-        plen = (buf[o + 2] << 8 | buf[o + 3]) - 20 - thl
+        offset_byte: i64 = buf[t + 12]
+        thl = offset_byte >> 2 & 0x3C
+        plen = _be16(buf, o + 2) - 20 - thl
         if plen < 0 or thl < 20:
             return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        return (4, o,
-                buf[o + 12] << 24 | buf[o + 13] << 16 | buf[o + 14] << 8 | buf[o + 15],
-                buf[t] << 8 | buf[t + 1],
-                buf[o + 16] << 24 | buf[o + 17] << 16 | buf[o + 18] << 8 | buf[o + 19],
-                buf[t + 2] << 8 | buf[t + 3],
-                buf[t + 4] << 24 | buf[t + 5] << 16 | buf[t + 6] << 8 | buf[t + 7],
-                buf[t + 8] << 24 | buf[t + 9] << 16 | buf[t + 10] << 8 | buf[t + 11],
-                buf[t + 13],
-                buf[t + 14] << 8 | buf[t + 15],
-                plen)
-    if o6 >= 0 and end - o6 >= 60 and buf[o6] >> 4 == 6 and buf[o6 + 6] == 6:
-        t = o6 + 40
-        payload = buf[o6 + 4] << 8 | buf[o6 + 5]
-        thl = buf[t + 12] >> 2 & 0x3C
-        plen = payload - thl
-        if thl >= 20 and payload >= 20 and plen >= 0:
-            return (6, o6, 0, buf[t] << 8 | buf[t + 1], 0, buf[t + 2] << 8 | buf[t + 3],
-                    buf[t + 4] << 24 | buf[t + 5] << 16 | buf[t + 6] << 8 | buf[t + 7],
-                    buf[t + 8] << 24 | buf[t + 9] << 16 | buf[t + 10] << 8 | buf[t + 11],
-                    buf[t + 13],
-                    buf[t + 14] << 8 | buf[t + 15],
-                    plen)
+        flags: i64 = buf[t + 13]
+        return (4, o, _be32(buf, o + 12), _be16(buf, t), _be32(buf, o + 16), _be16(buf, t + 2),
+                _be32(buf, t + 4), _be32(buf, t + 8), flags, _be16(buf, t + 14), plen)
+    if o6 >= 0 and last - o6 >= 60:
+        version6: i64 = buf[o6]
+        next_header: i64 = buf[o6 + 6]
+        if version6 >> 4 == 6 and next_header == 6:
+            t = o6 + 40
+            payload = _be16(buf, o6 + 4)
+            offset_byte6: i64 = buf[t + 12]
+            thl = offset_byte6 >> 2 & 0x3C
+            plen = payload - thl
+            if thl >= 20 and payload >= 20 and plen >= 0:
+                flags6: i64 = buf[t + 13]
+                return (6, o6, 0, _be16(buf, t), 0, _be16(buf, t + 2), _be32(buf, t + 4), _be32(buf, t + 8),
+                        flags6, _be16(buf, t + 14), plen)
     return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
