@@ -206,7 +206,7 @@ def _walk_epbs(buf: bytes, pos: int, buflen: int, little_endian: bool, ifid: int
     return pos, count, last
 
 
-def pcap_record_header(buf: bytes, pos: int, little_endian: bool) -> tuple[int, int, int, int]:
+def pcap_record_header(buf: bytes, pos: i64, little_endian: bool) -> tuple[i64, i64, i64, i64]:
     """(seconds, sub-second fraction, captured length, original length) of the record header at pos.
 
     Byte by byte rather than with struct: compiled, this costs a few nanoseconds and makes no objects.
@@ -214,7 +214,7 @@ def pcap_record_header(buf: bytes, pos: int, little_endian: bool) -> tuple[int, 
     fast lane's time. The position and bytes are native 64-bit integers in the compiled build, `i64`,
     so the shifts and offsets are single instructions rather than calls that check for overflow.)
     """
-    at: i64 = pos
+    at = pos
     if little_endian:
         b0: i64 = buf[at]
         b1: i64 = buf[at + 1]

@@ -528,8 +528,8 @@ def _ip_at(ethertype: i64, offset: i64) -> tuple[i64, i64]:
     return -1, -1
 
 
-def decode_in_place(buf: bytes, start: int, end: int,
-                    linktype: int) -> tuple[int, int, int, int, int, int, int, int, int, int, int]:
+def decode_in_place(buf: bytes, start: i64, end: i64,
+                    linktype: i64) -> tuple[i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64]:
     """`Decoder.decode` for the common frames, reading ``buf[start:end]`` where it lies.
 
     Returns (ip_version, ip_offset, src, sport, dst, dport, seq, ack, flags, window, payload_len).
@@ -543,9 +543,9 @@ def decode_in_place(buf: bytes, start: int, end: int,
     does not run with --verify-checksums). Compiled, it reads the bytes in place and makes no objects;
     its offsets and fields are native 64-bit integers (`i64`), so the arithmetic is single instructions.
     """
-    first: i64 = start
-    last: i64 = end
-    link: i64 = linktype
+    first = start
+    last = end
+    link = linktype
     n = last - first
     o: i64 = -1     # where the IPv4 header starts
     o6: i64 = -1    # where the IPv6 header starts

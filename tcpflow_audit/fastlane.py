@@ -19,11 +19,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .capture import Record, RecordBlock, epb_header, pcap_record_header
 from .decode import Decoder, decode_in_place
 from .tracker import ConnectionTracker, address_key_at
+
+if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
+    from mypy_extensions import i64
 
 COMPILED: Final = not __file__.endswith(".py")
 """True when this module runs compiled (the lane is then the fastest way through a capture)."""
@@ -78,6 +81,8 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
     every `PROGRESS_EVERY` packets.
     """
     packets_read = tcp_packets = filtered = 0
+    pos: i64 = 0
+    end: i64 = 0
     have_first = False
     first_ts = last_ts = 0.0
     try:
@@ -142,7 +147,7 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
     return None
 
 
-def record_at(block: RecordBlock, pos: int) -> tuple[float, int, int, int]:
+def record_at(block: RecordBlock, pos: i64) -> tuple[float, i64, i64, i64]:
     """(timestamp, frame start, frame end, next record's position) of the record at pos in block."""
     buf = block.buf
     per_second = block.units_per_second
@@ -151,7 +156,7 @@ def record_at(block: RecordBlock, pos: int) -> tuple[float, int, int, int]:
         return seconds(stamp + block.offset_units, per_second), pos + 28, pos + 28 + caplen, pos + blen
     sec, frac, caplen, _ = pcap_record_header(buf, pos, block.little_endian)
     frame_start = pos + block.hdrlen
-    units = float(sec) * per_second + frac   # (in floating point: no integer overflow checks per record)
+    units = float(sec) * per_second + float(frac)   # (in floating point: no integer overflow checks per record)
     ts = units / per_second if units < EXACT_IN_DOUBLE else exact_quotient(sec * per_second + frac, per_second)
     return ts, frame_start, frame_start + caplen, frame_start + caplen
 
