@@ -18,11 +18,14 @@ turned into a `FlowRecord` by `to_record()`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from . import tcp_states as rfc
 from . import zeek_states as z
 from .rounding import round_places
+
+if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
+    from mypy_extensions import i64
 
 SEQ_MASK: Final = 0xFFFFFFFF
 TOO_LARGE_SEQ_DELTA: Final = 1048576  # Zeek's bound for trusting SYN/RST sequence numbers
@@ -53,7 +56,7 @@ class Endpoint:
     ip: bytes
     port: int
     is_orig: bool
-    addr_key: int = -1                  # address and port as one integer (tracker.address_key), for the fast index
+    addr_key: i64 = -1                  # address and port as one integer (tracker.address_key), for the fast index
     # RFC 9293 state and the numbers it is inferred from
     state: str = rfc.CLOSED
     isn: int | None = None
@@ -62,43 +65,43 @@ class Endpoint:
     fin_acked: bool = False
     time_wait_since: float | None = None
     # Zeek analyzer bookkeeping
-    zstate: int = z.INACTIVE
-    zprev: int = z.INACTIVE
-    start_seq: int = 0
-    last_seq: int = 0
-    seq_wraps: int = 0
-    ack_seq: int = 0
-    ack_wraps: int = 0
-    hist_last_syn: int = 0
-    hist_last_fin: int = 0
-    hist_last_rst: int = 0
-    fin_cnt: int = 0
-    rst_cnt: int = 0
+    zstate: i64 = z.INACTIVE
+    zprev: i64 = z.INACTIVE
+    start_seq: i64 = 0
+    last_seq: i64 = 0
+    seq_wraps: i64 = 0
+    ack_seq: i64 = 0
+    ack_wraps: i64 = 0
+    hist_last_syn: i64 = 0
+    hist_last_fin: i64 = 0
+    hist_last_rst: i64 = 0
+    fin_cnt: i64 = 0
+    rst_cnt: i64 = 0
     did_close: bool = False
-    rxmit_cnt: int = 0
-    rxmit_thresh: int = 1
-    win0_cnt: int = 0
-    win0_thresh: int = 1
-    chk_cnt: int = 0
-    chk_thresh: int = 1
+    rxmit_cnt: i64 = 0
+    rxmit_thresh: i64 = 1
+    win0_cnt: i64 = 0
+    win0_thresh: i64 = 1
+    chk_cnt: i64 = 0
+    chk_thresh: i64 = 1
     # counters and evidence for reports and detectors
-    packets: int = 0
-    payload_packets: int = 0
-    packets_since_peer: int = 0         # packets sent since the peer's last packet (0 when the peer spoke last)
+    packets: i64 = 0
+    payload_packets: i64 = 0
+    packets_since_peer: i64 = 0         # packets sent since the peer's last packet (0 when the peer spoke last)
     first_ts: float | None = None
     last_ts: float = 0.0
-    syn_retransmits: int = 0
-    synack_retransmits: int = 0
-    fin_retransmits: int = 0
+    syn_retransmits: i64 = 0
+    synack_retransmits: i64 = 0
+    fin_retransmits: i64 = 0
     fin_ts: float | None = None
     rst_ts: float | None = None
     zero_window_since: float | None = None
     zero_window_max_s: float = 0.0
     zero_window_max_from: float | None = None    # when the longest stall began and ended
     zero_window_max_until: float | None = None
-    zero_window_packets: int = 0
-    data_after_fin: int = 0
-    data_after_rst: int = 0
+    zero_window_packets: i64 = 0
+    data_after_fin: i64 = 0
+    data_after_rst: i64 = 0
     last_fin_retransmit_ts: float | None = None
 
     def __init__(self, ip: bytes, port: int, is_orig: bool) -> None:
@@ -403,8 +406,8 @@ class Connection:
         self._zeek_segment(ts, endpoint, peer, seq, ack, flags, window, length)
         self._rfc_segment(ts, endpoint, peer, seq, ack, flags, window, length)
 
-    def _ordinary_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: int, ack: int,
-                          flags: int, window: int, length: int) -> None:
+    def _ordinary_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64,
+                          flags: i64, window: i64, length: i64) -> None:
         """The hot path: a segment without SYN, FIN or RST from an endpoint Zeek has already seen.
 
         Such a segment cannot move a Zeek analyzer state, and moves an RFC state only by

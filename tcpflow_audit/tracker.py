@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from . import zeek_states as z
 from .config import EngineConfig
 from .connection import ACK, SYN, Connection, FlowRecord, TimeWait
 from .timers import TimerQueue
+
+if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
+    from mypy_extensions import i64
 
 FlowSink = Callable[[FlowRecord], None]
 
@@ -41,7 +44,7 @@ def address_key_at(buf: bytes, at: int, size: int, port: int) -> int:
     return IPV6_KEY | fold_ipv6(buf, at) << 16 | port
 
 
-def fast_key(sender: int, receiver: int) -> int:
+def fast_key(sender: i64, receiver: i64) -> i64:
     """The fast index's key for a segment from `sender` to `receiver` (two `address_key`s)."""
     return sender << 12 ^ receiver
 
@@ -138,8 +141,8 @@ class ConnectionTracker:
             self._schedule_pending(conn)
         return conn
 
-    def fast_packet(self, ts: float, sender: int, receiver: int, seq: int, ack: int, flags: int, window: int,
-                    length: int, buf: bytes = b"", ip6: int = -1) -> bool:
+    def fast_packet(self, ts: float, sender: i64, receiver: i64, seq: i64, ack: i64, flags: i64, window: i64,
+                    length: i64, buf: bytes = b"", ip6: i64 = -1) -> bool:
         """`packet` for the fast lane's segments, each side's address and port as one integer
         (`address_key`; for IPv6, ip6 is where the IPv6 header lies in buf, to check the addresses).
 
