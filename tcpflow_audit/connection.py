@@ -36,6 +36,12 @@ SYN: Final = 0x02
 RST: Final = 0x04
 ACK: Final = 0x10
 
+# Zeek timers a segment can set (Connection.pending_timers), in the order it sets them: the attempt
+# timer on the first SYN, then, when a side closes, the close delay or the dead-connection check
+PENDING_ATTEMPT: Final = 1
+PENDING_DELETE: Final = 2
+PENDING_EXPIRE: Final = 4
+
 
 def _ms_between(later: float | None, earlier: float | None) -> float | None:
     return None if later is None or earlier is None else round_places(1000.0 * (later - earlier), 3)
@@ -330,7 +336,7 @@ class Connection:
         "orig", "resp", "start", "last_time", "history", "hist_seen", "zeek_active",
         "direction_guessed", "syn_ts", "synack_ts", "handshake_done_ts", "close_initiator",
         "bad_synack", "bad_third_ack", "bad_ack_ts", "timer_generation", "finished", "end_cause",
-        "syn_in_time_wait", "prev_time_wait", "key", "pending_timers",
+        "syn_in_time_wait", "prev_time_wait", "key", "pending_timers", "pending_base",
     )
 
     def __init__(self, ts: float, orig_ip: bytes, orig_port: int, resp_ip: bytes, resp_port: int,
@@ -359,7 +365,10 @@ class Connection:
         self.syn_in_time_wait = False
         self.prev_time_wait: TimeWait | None = None   # the previous connection's TIME_WAIT its SYN met
         self.key: tuple = ()
-        self.pending_timers: list[tuple[str, float]] = []   # (kind, base time): drained by the tracker
+        # Zeek timers this segment set (PENDING_* bits), each due a delay after pending_base (the
+        # connection's last_time then): the tracker schedules them, in that bit order, and clears them
+        self.pending_timers: i64 = 0
+        self.pending_base = 0.0
 
     # ------------------------------------------------------------------ history
     def _check_history(self, endpoint: Endpoint, mask: int, code: str) -> bool:
@@ -631,7 +640,8 @@ class Connection:
             if syn:
                 if is_orig:
                     endpoint.set_zstate(z.SYN_ACK_SENT if ack_flag else z.SYN_SENT)
-                    self.pending_timers.append(("attempt", self.last_time))
+                    self.pending_timers |= PENDING_ATTEMPT
+                    self.pending_base = self.last_time
                 else:
                     if not ack_flag and peer.zstate == z.SYN_ACK_SENT and base_seq == endpoint.start_seq:
                         # SYN/SYN-ACK reversal: flip the endpoints and establish
@@ -702,13 +712,15 @@ class Connection:
             if gen_event and (endpoint.zprev != z.INACTIVE or peer.zstate != z.INACTIVE):
                 self.zeek_active = False  # ConnectionFinished()
             self.timer_generation += 1     # CancelTimers()
-            self.pending_timers.append(("delete", self.last_time))
+            self.pending_timers |= PENDING_DELETE
+            self.pending_base = self.last_time
         elif endpoint.zprev != z.INACTIVE:
-            self.pending_timers.append(("expire", self.last_time))
+            self.pending_timers |= PENDING_EXPIRE
+            self.pending_base = self.last_time
 
     # ------------------------------------------------------------------ RFC 9293 inference
     def _event(self, endpoint: Endpoint, event: str, ts: float) -> None:
-        new_state = rfc.TRANSITIONS.get((endpoint.state, event))
+        new_state = rfc.EDGES_FROM[endpoint.state].get(event)
         if new_state is not None and new_state != endpoint.state:
             endpoint.state = new_state
             if new_state == rfc.TIME_WAIT:
@@ -851,7 +863,7 @@ class Connection:
         million endpoints in memory."""
         self.orig = self.resp = _RELEASED
         self.history = []
-        self.pending_timers.clear()
+        self.pending_timers = 0
         self.prev_time_wait = None
 
     def to_record(self, now: float, time_wait_s: float) -> FlowRecord:

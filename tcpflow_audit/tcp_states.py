@@ -82,7 +82,13 @@ for _state in ALL_STATES:
         TRANSITIONS[(_state, RECV_RST)] = CLOSED
 del _state
 
+EDGES_FROM: Final[dict[str, dict[str, str]]] = {state: {} for state in ALL_STATES}
+"""TRANSITIONS by state, then event: looked up with no (state, event) key to build and hash."""
+for (_state, _event), _new_state in TRANSITIONS.items():
+    EDGES_FROM[_state][_event] = _new_state
+del _state, _event, _new_state
+
 
 def next_state(state: str, event: str) -> str:
     """The state an endpoint in `state` moves to on `event` (unchanged when the diagram has no such edge)."""
-    return TRANSITIONS.get((state, event), state)
+    return EDGES_FROM[state].get(event, state)

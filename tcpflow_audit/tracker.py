@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 
 from . import zeek_states as z
 from .config import EngineConfig
-from .connection import ACK, SYN, Connection, FlowRecord, TimeWait
+from .connection import ACK, PENDING_ATTEMPT, PENDING_DELETE, PENDING_EXPIRE, SYN, Connection, FlowRecord, TimeWait
 from .timers import TimerQueue
 
 if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
@@ -321,15 +321,14 @@ class ConnectionTracker:
 
     def _schedule_pending(self, conn: Connection) -> None:
         config = self.config
-        for kind, base in conn.pending_timers:
-            if kind == "attempt":
-                delay = config.attempt_timeout
-            elif kind == "delete":
-                delay = config.close_delay
-            else:   # "expire"
-                delay = config.session_timer
-            self._push(base + delay, conn, kind)
-        conn.pending_timers.clear()
+        pending, base = conn.pending_timers, conn.pending_base
+        if pending & PENDING_ATTEMPT:
+            self._push(base + config.attempt_timeout, conn, "attempt")
+        if pending & PENDING_DELETE:
+            self._push(base + config.close_delay, conn, "delete")
+        if pending & PENDING_EXPIRE:
+            self._push(base + config.session_timer, conn, "expire")
+        conn.pending_timers = 0
 
     def _run_timers(self, now: float) -> None:
         timers = self.timers
