@@ -59,6 +59,20 @@ def _time_wait_keys(src: bytes, sport: int, dst: bytes, dport: int) -> tuple[obj
     return (src, sport, dst, dport), (dst, dport, src, sport)
 
 
+RECENT_SLOTS: Final = 4096
+RECENT_MASK: Final = RECENT_SLOTS - 1
+
+
+def _no_connection() -> Connection:
+    """A connection no segment matches (its endpoints are the released stand-in): `recent`'s empty slots."""
+    conn = Connection(0.0, b"", 0, b"", 0, False, False)
+    conn.release()
+    return conn
+
+
+_NO_CONNECTION: Final = _no_connection()
+
+
 def _forget(index: dict, key: object, value: object) -> None:
     """Remove key from index if it still leads to value (a newer entry may have taken its place)."""
     if index.get(key) is value:
@@ -102,6 +116,12 @@ class ConnectionTracker:
         # (`fast_packet`); a key is not one to one, so a connection found here is checked against
         # the segment's addresses
         self.fast_index: dict[int, Connection] = {}
+        # in front of fast_index: by a hash of the two address keys that is the same both ways, the
+        # connection a segment last found there (a dict lookup boxes and hashes the key; this is
+        # one list index). A slot is trusted only when the endpoints' address keys are the
+        # segment's: only a connection in fast_index has them (a finished one has let go of its
+        # endpoints, see Connection.release), and it is the one fast_index would give.
+        self.recent: list[Connection] = [_NO_CONNECTION] * RECENT_SLOTS
         # 4-tuple -> the TIME_WAIT its finalised connection left, while it lasts (`_time_wait_keys`)
         self.recent_time_wait: dict[object, TimeWait] = {}
         # the same entries in the order they were recorded, with their keys: expired ones are
@@ -157,15 +177,25 @@ class ConnectionTracker:
             self.now = ts
         if self.timers.next_due < ts:
             self._run_timers(ts)
-        conn = self.fast_index.get(fast_key(sender, receiver))
-        if conn is None:
-            return False
+        # the connection this slot of `recent` last led to, if the segment is its; else the index's
+        slot = (sender ^ receiver ^ (sender >> 20) ^ (receiver >> 20)) & RECENT_MASK
+        conn = self.recent[slot]
         if conn.orig.addr_key == sender and conn.resp.addr_key == receiver:
             endpoint, peer, is_orig = conn.orig, conn.resp, True
         elif conn.resp.addr_key == sender and conn.orig.addr_key == receiver:
             endpoint, peer, is_orig = conn.resp, conn.orig, False
         else:
-            return False   # another connection with the same fast key: the tuple table decides
+            found = self.fast_index.get(fast_key(sender, receiver))
+            if found is None:
+                return False
+            conn = found
+            if conn.orig.addr_key == sender and conn.resp.addr_key == receiver:
+                endpoint, peer, is_orig = conn.orig, conn.resp, True
+            elif conn.resp.addr_key == sender and conn.orig.addr_key == receiver:
+                endpoint, peer, is_orig = conn.resp, conn.orig, False
+            else:
+                return False   # another connection with the same fast key: the tuple table decides
+            self.recent[slot] = conn
         if ip6 >= 0 and not (_same_address(buf, ip6 + 8, endpoint.ip) and _same_address(buf, ip6 + 24, peer.ip)):
             return False   # an IPv6 key folds the address: another connection's, the tuple table decides
         if not flags & 0x07 and endpoint.zstate != z.INACTIVE:
@@ -182,6 +212,7 @@ class ConnectionTracker:
         for conn in list(self.live):
             self._finish(conn, "capture_end", self.now)
         self.timers.clear()
+        self.recent = [_NO_CONNECTION] * RECENT_SLOTS
         self.recent_time_wait.clear()
         self._time_wait_order.clear()
 
@@ -268,11 +299,16 @@ class ConnectionTracker:
         conn.finished = True
         conn.end_cause = cause
         key = conn.key
-        self.live.pop(conn, None)
+        live = self.live
+        if conn in live:
+            del live[conn]
         sender, receiver = conn.orig.addr_key, conn.resp.addr_key
         if sender >= 0:   # in the fast index, whose two keys are its own while it lives
-            self.fast_index.pop(fast_key(sender, receiver), None)
-            self.fast_index.pop(fast_key(receiver, sender), None)   # (the same key, on a connection to itself)
+            fast_index = self.fast_index
+            forward, backward = fast_key(sender, receiver), fast_key(receiver, sender)
+            del fast_index[forward]
+            if backward != forward:   # (they are one on a connection to itself)
+                del fast_index[backward]
         else:
             _forget(self.table, key, conn)
             _forget(self.table, (key[2], key[3], key[0], key[1]), conn)

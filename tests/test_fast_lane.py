@@ -28,6 +28,7 @@ from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder, decode_in_place
 from tcpflow_audit.detectors import DetectorSet, finding_row
 from tcpflow_audit.pipeline import Auditor, PacketFilter
 from tcpflow_audit.report import flow_row
+from tcpflow_audit.tracker import RECENT_MASK, address_key
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
@@ -171,6 +172,32 @@ def with_colliding_twins(records: list[tuple[int, int, bytes]]) -> list[tuple[in
     return out
 
 
+def with_slot_twins(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+    """Every IPv4 TCP frame followed by two twins, one with bit 12 of the client's port flipped (the
+    port of 32768 and above), one with bit 12 of the server's: other connections, under other fast
+    index keys, whose segments fall in the same slot of the tracker's `recent` list as the original's,
+    so the three keep taking the slot from each other; each twin shares one endpoint with the original."""
+    out = []
+    for sec, frac, frame in records:
+        out.append((sec, frac, frame))
+        if frame[12:14] == b"\x08\x00" and len(frame) >= 38 and frame[14] == 0x45 and frame[23] == 6:
+            sport, dport = struct.unpack("!HH", frame[34:38])
+            for flip_client in (True, False):
+                if (sport >= 32768) == flip_client:
+                    ports = struct.pack("!HH", sport ^ 0x1000, dport)
+                else:
+                    ports = struct.pack("!HH", sport, dport ^ 0x1000)
+                out.append((sec, frac, frame[:34] + ports + frame[38:]))
+    return out
+
+
+def recent_slot(frame: bytes) -> int:
+    sport, dport = struct.unpack("!HH", frame[34:38])
+    sender = address_key(frame[26:30], sport)
+    receiver = address_key(frame[30:34], dport)
+    return (sender ^ receiver ^ (sender >> 20) ^ (receiver >> 20)) & RECENT_MASK
+
+
 def shuffled_times(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
     """Timestamps that jump back now and then (merged interfaces): timers must fire in the same order."""
     out = list(records)
@@ -228,6 +255,21 @@ def test_fast_lane_matches_record_loop_when_connections_share_a_fast_key(tmp_pat
     key = lambda flow: tuple(value for column, value in flow.items() if column not in ("client_ip", "server_ip"))
     ipv4 = [flow for flow in single["flows"] if ":" not in flow["client_ip"]]
     assert sorted(map(key, result["flows"])) == sorted(map(key, single["flows"] + ipv4))
+
+
+def test_fast_lane_matches_record_loop_when_connections_share_a_recent_slot(tmp_path: Path, traffic: list) -> None:
+    twins = with_slot_twins(traffic)
+    pairs = [(twins[i][2], twins[i + 1][2]) for i in range(len(twins) - 1)
+             if twins[i][2][14:34] == twins[i + 1][2][14:34] and twins[i][2][34:38] != twins[i + 1][2][34:38]]
+    assert len(pairs) > 1.8 * len(traffic)
+    assert all(recent_slot(original) == recent_slot(twin) for original, twin in pairs)   # as intended
+    result = assert_same_results(write(tmp_path / "slot-twins.pcap", twins))
+    single = audit(write(tmp_path / "single.pcap", traffic), fast_lane=True)
+    assert len(result["flows"]) > 2.8 * len(single["flows"])
+    # each twin goes exactly as its original (same times, addresses, flags and numbers)
+    key = lambda flow: tuple(value for column, value in flow.items() if column not in ("client_port", "server_port"))
+    ipv4 = [flow for flow in single["flows"] if ":" not in flow["client_ip"]]
+    assert sorted(map(key, result["flows"])) == sorted(map(key, single["flows"] + ipv4 + ipv4))
 
 
 def test_fast_lane_matches_record_loop_when_time_jumps_back(tmp_path: Path, traffic: list) -> None:
