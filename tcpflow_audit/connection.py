@@ -348,7 +348,7 @@ class Connection:
             self.resp.state = rfc.UNKNOWN
         self.start = ts
         self.last_time = ts
-        self.history: list[str] = ["^"] if flipped else []
+        self.history = "^" if flipped else ""   # Zeek's history letters (a flood's lone "S" costs no object)
         self.hist_seen = 0
         self.zeek_active = True
         self.direction_guessed = midstream
@@ -379,11 +379,11 @@ class Connection:
         if self.hist_seen & mask:
             return True
         self.hist_seen |= mask
-        self.history.append(code)
+        self.history += code
         return False
 
     def _add_history(self, endpoint: Endpoint, code: str) -> None:
-        self.history.append(code if endpoint.is_orig else code.lower())
+        self.history += code if endpoint.is_orig else code.lower()
 
     # ------------------------------------------------------------------ per segment
     def process(self, ts: float, is_orig: bool, seq: int, ack: int, flags: int, window: int,
@@ -434,12 +434,12 @@ class Connection:
             bit = z.HIST_DATA_PKT if endpoint.is_orig else z.HIST_DATA_PKT << 16
             if not self.hist_seen & bit:
                 self.hist_seen |= bit
-                self.history.append("D" if endpoint.is_orig else "d")
+                self.history += "D" if endpoint.is_orig else "d"
         elif flags & ACK:
             bit = z.HIST_ACK_PKT if endpoint.is_orig else z.HIST_ACK_PKT << 16
             if not self.hist_seen & bit:
                 self.hist_seen |= bit
-                self.history.append("A" if endpoint.is_orig else "a")
+                self.history += "A" if endpoint.is_orig else "a"
         if window == 0 or endpoint.zero_window_since is not None:
             self._note_window(ts, endpoint, peer, window, flags)
         if not (self.orig.did_close and self.resp.did_close):
@@ -701,7 +701,7 @@ class Connection:
         self.orig, self.resp = self.resp, self.orig
         self.orig.is_orig = True
         self.resp.is_orig = False
-        self.history.append("^")
+        self.history += "^"
 
     def _zeek_connection_closed(self, endpoint: Endpoint, peer: Endpoint, gen_event: bool) -> None:
         if endpoint.did_close:
@@ -847,7 +847,7 @@ class Connection:
     # ------------------------------------------------------------------ the finished record
     def conn_state(self) -> str:
         return z.conn_state(self.orig.zstate, self.resp.zstate, self.orig.size(self.resp),
-                            self.resp.size(self.orig), "".join(self.history))
+                            self.resp.size(self.orig), self.history)
 
     def end_reason(self) -> str:
         if self.orig.rst_ts is not None or self.resp.rst_ts is not None:
@@ -862,7 +862,7 @@ class Connection:
         they come due or are compacted away: under a SYN flood those would otherwise keep about a
         million endpoints in memory."""
         self.orig = self.resp = _RELEASED
-        self.history = []
+        self.history = ""
         self.pending_timers = 0
         self.prev_time_wait = None
 
@@ -879,7 +879,7 @@ class Connection:
                     endpoint.zero_window_max_s = stall
                     endpoint.zero_window_max_from = endpoint.zero_window_since
                     endpoint.zero_window_max_until = endpoint.last_ts
-        history = "".join(self.history)
+        history = self.history
         client_bytes, server_bytes = orig.size(resp), resp.size(orig)
         tw = self.prev_time_wait
         facts = ConnectionFacts(
