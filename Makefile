@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES)
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/python -c "import tcpflow_audit; print('tcpflow-audit build:', tcpflow_audit.BUILD)"
 	@# setup.py falls back to pure Python when mypyc fails (right for a user's pip install), which here
-	@# would hide a type error mypyc cannot compile behind a 5x slower build: with a C compiler, fail
+	@# would hide a type error mypyc cannot compile behind a 7x slower build: with a C compiler, fail
 	@if [ -z "$$TCPFLOW_AUDIT_PURE" ] && command -v "$${CC:-cc}" >/dev/null && \
 	    ! $(BIN)/python -c "import sys, tcpflow_audit; sys.exit(tcpflow_audit.BUILD.startswith('pure'))"; then \
 	  echo "mypyc did not compile the package (see: $(BIN)/pip install -v -e .); TCPFLOW_AUDIT_PURE=1 builds pure Python" >&2; \

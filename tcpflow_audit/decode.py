@@ -43,6 +43,8 @@ from struct import Struct
 from struct import error as _StructError
 from typing import TYPE_CHECKING, Final
 
+from .capture import be16, be32
+
 if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
 
@@ -503,22 +505,6 @@ def _general_safe(linktype: int, frame, verify: bool):
 # Decoder
 # ---------------------------------------------------------------------------------------------
 
-def _be16(buf: bytes, at: i64) -> i64:
-    """The big-endian 16-bit number at buf[at:] (native integers in the compiled build)."""
-    high: i64 = buf[at]
-    low: i64 = buf[at + 1]
-    return high << 8 | low
-
-
-def _be32(buf: bytes, at: i64) -> i64:
-    """The big-endian 32-bit number at buf[at:]."""
-    b0: i64 = buf[at]
-    b1: i64 = buf[at + 1]
-    b2: i64 = buf[at + 2]
-    b3: i64 = buf[at + 3]
-    return b0 << 24 | b1 << 16 | b2 << 8 | b3
-
-
 def _ip_at(ethertype: i64, offset: i64) -> tuple[i64, i64]:
     """(IPv4 header offset, IPv6 header offset) for an ethertype's payload at offset; -1 for neither."""
     if ethertype == 0x0800:
@@ -543,66 +529,63 @@ def decode_in_place(buf: bytes, start: i64, end: i64,
     does not run with --verify-checksums). Compiled, it reads the bytes in place and makes no objects;
     its offsets and fields are native 64-bit integers (`i64`), so the arithmetic is single instructions.
     """
-    first = start
-    last = end
-    link = linktype
-    n = last - first
+    n = end - start
     o: i64 = -1     # where the IPv4 header starts
     o6: i64 = -1    # where the IPv6 header starts
-    if link == 1:
+    if linktype == 1:
         if n >= 54:
-            ethertype = _be16(buf, first + 12)
+            ethertype = be16(buf, start + 12)
             if ethertype == 0x8100:   # one 802.1Q tag
                 if n >= 58:
-                    o, o6 = _ip_at(_be16(buf, first + 16), first + 18)
+                    o, o6 = _ip_at(be16(buf, start + 16), start + 18)
             else:
-                o, o6 = _ip_at(ethertype, first + 14)
-    elif link == 113:   # LINUX_SLL: the protocol at 14
+                o, o6 = _ip_at(ethertype, start + 14)
+    elif linktype == 113:   # LINUX_SLL: the protocol at 14
         if n >= 56:
-            o, o6 = _ip_at(_be16(buf, first + 14), first + 16)
-    elif link == 101 or link == 12 or link == 14:   # raw IP: the version says which
+            o, o6 = _ip_at(be16(buf, start + 14), start + 16)
+    elif linktype == 101 or linktype == 12 or linktype == 14:   # raw IP: the version says which
         if n >= 40:
-            version: i64 = buf[first]
+            version: i64 = buf[start]
             if version >> 4 == 6:
-                o6 = first
+                o6 = start
             else:
-                o = first
-    elif link == 228:
+                o = start
+    elif linktype == 228:
         if n >= 40:
-            o = first
-    elif link == 229:
-        o6 = first
-    elif link == 276:   # LINUX_SLL2: the protocol at 0
+            o = start
+    elif linktype == 229:
+        o6 = start
+    elif linktype == 276:   # LINUX_SLL2: the protocol at 0
         if n >= 60:
-            o, o6 = _ip_at(_be16(buf, first), first + 20)
+            o, o6 = _ip_at(be16(buf, start), start + 20)
     if o >= 0:
         version_ihl: i64 = buf[o]
         protocol: i64 = buf[o + 9]
-        fragment: i64 = _be16(buf, o + 6)
+        fragment: i64 = be16(buf, o + 6)
         if version_ihl != 0x45 or protocol != 6 or fragment & 0x1FFF:
             return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         t = o + 20
         offset_byte: i64 = buf[t + 12]
         thl = offset_byte >> 2 & 0x3C
-        plen = _be16(buf, o + 2) - 20 - thl
+        plen = be16(buf, o + 2) - 20 - thl
         if plen < 0 or thl < 20:
             return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         flags: i64 = buf[t + 13]
-        return (4, o, _be32(buf, o + 12), _be16(buf, t), _be32(buf, o + 16), _be16(buf, t + 2),
-                _be32(buf, t + 4), _be32(buf, t + 8), flags, _be16(buf, t + 14), plen)
-    if o6 >= 0 and last - o6 >= 60:
+        return (4, o, be32(buf, o + 12), be16(buf, t), be32(buf, o + 16), be16(buf, t + 2),
+                be32(buf, t + 4), be32(buf, t + 8), flags, be16(buf, t + 14), plen)
+    if o6 >= 0 and end - o6 >= 60:
         version6: i64 = buf[o6]
         next_header: i64 = buf[o6 + 6]
         if version6 >> 4 == 6 and next_header == 6:
             t = o6 + 40
-            payload = _be16(buf, o6 + 4)
+            payload = be16(buf, o6 + 4)
             offset_byte6: i64 = buf[t + 12]
             thl = offset_byte6 >> 2 & 0x3C
             plen = payload - thl
             if thl >= 20 and payload >= 20 and plen >= 0:
                 flags6: i64 = buf[t + 13]
-                return (6, o6, 0, _be16(buf, t), 0, _be16(buf, t + 2), _be32(buf, t + 4), _be32(buf, t + 8),
-                        flags6, _be16(buf, t + 14), plen)
+                return (6, o6, 0, be16(buf, t), 0, be16(buf, t + 2), be32(buf, t + 4), be32(buf, t + 8),
+                        flags6, be16(buf, t + 14), plen)
     return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
