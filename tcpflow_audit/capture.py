@@ -174,8 +174,9 @@ class RecordBlock:
         return f"RecordBlock({self.count} {kind}, bytes {self.start}..{self.end} of its buffer)"
 
 
-def _u32(buf: bytes, pos: i64, little_endian: bool) -> i64:
-    """The 32-bit unsigned integer at buf[pos:pos + 4], read in place."""
+def _u32(buf: bytes, pos: i64, little_endian: bool) -> int:
+    """The 32-bit unsigned integer at buf[pos:pos + 4], read in place (an int, not an i64: epb_header
+    shifts one by 32 bits, which a 64-bit signed integer cannot hold)."""
     return le32(buf, pos) if little_endian else be32(buf, pos)
 
 

@@ -157,7 +157,7 @@ def record_at(block: RecordBlock, pos: i64) -> tuple[float, i64, i64, i64]:
     sec, frac, caplen, _ = pcap_record_header(buf, pos, block.little_endian)
     frame_start = pos + block.hdrlen
     units = float(sec) * per_second + float(frac)   # (in floating point: no integer overflow checks per record)
-    ts = units / per_second if units < EXACT_IN_DOUBLE else exact_quotient(sec * per_second + frac, per_second)
+    ts = units / per_second if units < EXACT_IN_DOUBLE else exact_quotient(int(sec) * per_second + frac, per_second)
     return ts, frame_start, frame_start + caplen, frame_start + caplen
 
 

@@ -404,6 +404,8 @@ PCAPNG_VARIANTS = {
     "big-endian": dict(order=">"),
     "three interfaces": dict(interfaces=3),
     "nanoseconds with an offset": dict(tsresol=9, tsoffset=-3600),
+    # the same times, stamped as nanoseconds since 10**10 s before the epoch: stamps past 2**63
+    "stamps past 2**63": dict(tsresol=9, tsoffset=-10**10),
     "other blocks between": dict(interfaces=2, extras=True),
 }
 
