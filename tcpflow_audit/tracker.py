@@ -45,8 +45,11 @@ def address_key_at(buf: bytes, at: int, size: int, port: int) -> int:
 
 
 def fast_key(sender: i64, receiver: i64) -> i64:
-    """The fast index's key for a segment from `sender` to `receiver` (two `address_key`s)."""
-    return sender << 12 ^ receiver
+    """The fast index's key for a segment from `sender` to `receiver` (two `address_key`s): the same
+    either way round, so a connection takes one entry."""
+    if sender < receiver:
+        return sender << 12 ^ receiver
+    return receiver << 12 ^ sender
 
 
 def _time_wait_keys(src: bytes, sport: int, dst: bytes, dport: int) -> tuple[object, object | None]:
@@ -249,17 +252,16 @@ class ConnectionTracker:
         return conn
 
     def _index_fast(self, conn: Connection, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
-        """Enter a connection in the fast index, both directions, and give its endpoints their
-        `addr_key`; False, doing nothing, when another live connection holds either key (this one
-        then goes into `table`, and the fast lane sends its segments to `packet`)."""
+        """Enter a connection in the fast index and give its endpoints their `addr_key`; False,
+        doing nothing, when another live connection holds its key (this one then goes into
+        `table`, and the fast lane sends its segments to `packet`)."""
         sender = address_key(src, sport)
         receiver = address_key(dst, dport)
         fast_index = self.fast_index
-        forward, backward = fast_key(sender, receiver), fast_key(receiver, sender)
-        if forward in fast_index or backward in fast_index:
+        key = fast_key(sender, receiver)
+        if key in fast_index:
             return False
-        fast_index[forward] = conn
-        fast_index[backward] = conn
+        fast_index[key] = conn
         src_endpoint, dst_endpoint = (conn.resp, conn.orig) if conn.orig.port != sport or conn.orig.ip != src \
             else (conn.orig, conn.resp)
         src_endpoint.addr_key = sender
@@ -303,12 +305,8 @@ class ConnectionTracker:
         if conn in live:
             del live[conn]
         sender, receiver = conn.orig.addr_key, conn.resp.addr_key
-        if sender >= 0:   # in the fast index, whose two keys are its own while it lives
-            fast_index = self.fast_index
-            forward, backward = fast_key(sender, receiver), fast_key(receiver, sender)
-            del fast_index[forward]
-            if backward != forward:   # (they are one on a connection to itself)
-                del fast_index[backward]
+        if sender >= 0:   # in the fast index, whose key is its own while it lives
+            del self.fast_index[fast_key(sender, receiver)]
         else:
             _forget(self.table, key, conn)
             _forget(self.table, (key[2], key[3], key[0], key[1]), conn)

@@ -28,7 +28,7 @@ from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder, decode_in_place
 from tcpflow_audit.detectors import DetectorSet, finding_row
 from tcpflow_audit.pipeline import Auditor, PacketFilter
 from tcpflow_audit.report import flow_row
-from tcpflow_audit.tracker import RECENT_MASK, address_key
+from tcpflow_audit.tracker import RECENT_MASK, address_key, fast_key
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
@@ -154,22 +154,27 @@ def as_ipv6(records: list[tuple[int, int, bytes]], folding_alike: bool) -> list[
 
 
 def with_colliding_twins(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
-    """Every IPv4 TCP frame followed by a twin whose client address has its last bit flipped and whose
-    server address (the side on a port below 32768) has bit 12 flipped: the twin's client-to-server
-    segments then have the original's fast index key, so the two connections live side by side and
-    the twin's must be found by its 4-tuple."""
+    """Every IPv4 TCP frame followed by a twin whose lower address (by `address_key`) has its last bit
+    flipped and whose higher address has bit 12 flipped: the twin has the original's fast index key
+    (`fast_key` shifts the lower one 12 bits), so the two connections live side by side and the
+    twin's must be found by its 4-tuple."""
     out = []
     for sec, frac, frame in records:
         out.append((sec, frac, frame))
         if frame[12:14] == b"\x08\x00" and len(frame) >= 38 and frame[14] == 0x45 and frame[23] == 6:
             sport, dport = struct.unpack("!HH", frame[34:38])
             src, dst = int.from_bytes(frame[26:30], "big"), int.from_bytes(frame[30:34], "big")
-            if sport < 32768:
-                src, dst = src ^ 0x1000, dst ^ 1
-            else:
+            if address_key(frame[26:30], sport) < address_key(frame[30:34], dport):
                 src, dst = src ^ 1, dst ^ 0x1000
+            else:
+                src, dst = src ^ 0x1000, dst ^ 1
             out.append((sec, frac, frame[:26] + src.to_bytes(4, "big") + dst.to_bytes(4, "big") + frame[34:]))
     return out
+
+
+def fast_key_of(frame: bytes) -> int:
+    sport, dport = struct.unpack("!HH", frame[34:38])
+    return fast_key(address_key(frame[26:30], sport), address_key(frame[30:34], dport))
 
 
 def with_slot_twins(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
@@ -248,6 +253,10 @@ def test_fast_lane_matches_record_loop_on_ipv6(tmp_path: Path, traffic: list, fo
 
 def test_fast_lane_matches_record_loop_when_connections_share_a_fast_key(tmp_path: Path, traffic: list) -> None:
     twins = with_colliding_twins(traffic)
+    pairs = [(twins[i][2], twins[i + 1][2]) for i in range(len(twins) - 1)
+             if twins[i][2][34:] == twins[i + 1][2][34:] and twins[i][2][26:34] != twins[i + 1][2][26:34]]
+    assert len(pairs) > 0.9 * len(traffic)
+    assert all(fast_key_of(original) == fast_key_of(twin) for original, twin in pairs)   # as intended
     result = assert_same_results(write(tmp_path / "twins.pcap", twins))
     single = audit(write(tmp_path / "single.pcap", traffic), fast_lane=True)
     assert len(twins) > 1.9 * len(traffic) and len(result["flows"]) > 1.9 * len(single["flows"])
