@@ -67,8 +67,8 @@ from .errors import InputProblem
 if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
 
-__all__ = ["CaptureReader", "Interface", "Record", "RecordBlock", "pcap_record_header", "epb_header", "be16", "be32", "le32",
-           "CHUNK_SIZE", "MAX_CAPLEN", "MAX_BLOCK_LEN"]
+__all__ = ["CaptureReader", "Interface", "Record", "RecordBlock", "pcap_record_header", "epb_header",
+           "be16", "be32", "le32", "CHUNK_SIZE", "MAX_CAPLEN", "MAX_BLOCK_LEN"]
 
 Record = tuple[float, int, bytes]
 """What iteration yields: (timestamp in epoch seconds, link type, captured frame bytes)."""

@@ -66,6 +66,17 @@ RECENT_SLOTS: Final = 4096
 RECENT_MASK: Final = RECENT_SLOTS - 1
 
 
+def recent_slot(sender: i64, receiver: i64) -> i64:
+    """Where `ConnectionTracker.recent` keeps the connection between two address keys (either way round)."""
+    return (sender ^ receiver ^ (sender >> 20) ^ (receiver >> 20)) & RECENT_MASK
+
+
+def _joins(conn: Connection, sender: i64, receiver: i64) -> bool:
+    """Whether the connection's endpoints have these two address keys, either way round."""
+    orig, resp = conn.orig.addr_key, conn.resp.addr_key
+    return (orig == sender and resp == receiver) or (resp == sender and orig == receiver)
+
+
 def _no_connection() -> Connection:
     """A connection no segment matches (its endpoints are the released stand-in): `recent`'s empty slots."""
     conn = Connection(0.0, b"", 0, b"", 0, False, False)
@@ -181,24 +192,18 @@ class ConnectionTracker:
         if self.timers.next_due < ts:
             self._run_timers(ts)
         # the connection this slot of `recent` last led to, if the segment is its; else the index's
-        slot = (sender ^ receiver ^ (sender >> 20) ^ (receiver >> 20)) & RECENT_MASK
+        slot = recent_slot(sender, receiver)
         conn = self.recent[slot]
-        if conn.orig.addr_key == sender and conn.resp.addr_key == receiver:
-            endpoint, peer, is_orig = conn.orig, conn.resp, True
-        elif conn.resp.addr_key == sender and conn.orig.addr_key == receiver:
-            endpoint, peer, is_orig = conn.resp, conn.orig, False
-        else:
+        orig_key, resp_key = conn.orig.addr_key, conn.resp.addr_key   # (_joins, written out: every packet)
+        if not ((orig_key == sender and resp_key == receiver) or (resp_key == sender and orig_key == receiver)):
             found = self.fast_index.get(fast_key(sender, receiver))
-            if found is None:
-                return False
-            conn = found
-            if conn.orig.addr_key == sender and conn.resp.addr_key == receiver:
-                endpoint, peer, is_orig = conn.orig, conn.resp, True
-            elif conn.resp.addr_key == sender and conn.orig.addr_key == receiver:
-                endpoint, peer, is_orig = conn.resp, conn.orig, False
-            else:
-                return False   # another connection with the same fast key: the tuple table decides
-            self.recent[slot] = conn
+            if found is None or not _joins(found, sender, receiver):
+                return False   # none, or another connection with the same fast key: the tuple table decides
+            conn = self.recent[slot] = found
+        if conn.orig.addr_key == sender:
+            endpoint, peer, is_orig = conn.orig, conn.resp, True
+        else:
+            endpoint, peer, is_orig = conn.resp, conn.orig, False
         if ip6 >= 0 and not (_same_address(buf, ip6 + 8, endpoint.ip) and _same_address(buf, ip6 + 24, peer.ip)):
             return False   # an IPv6 key folds the address: another connection's, the tuple table decides
         if not flags & 0x07 and endpoint.zstate != z.INACTIVE:

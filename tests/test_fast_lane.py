@@ -28,7 +28,7 @@ from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder, decode_in_place
 from tcpflow_audit.detectors import DetectorSet, finding_row
 from tcpflow_audit.pipeline import Auditor, PacketFilter
 from tcpflow_audit.report import flow_row
-from tcpflow_audit.tracker import RECENT_MASK, address_key, fast_key
+from tcpflow_audit.tracker import address_key, fast_key, recent_slot
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
@@ -196,11 +196,9 @@ def with_slot_twins(records: list[tuple[int, int, bytes]]) -> list[tuple[int, in
     return out
 
 
-def recent_slot(frame: bytes) -> int:
+def recent_slot_of(frame: bytes) -> int:
     sport, dport = struct.unpack("!HH", frame[34:38])
-    sender = address_key(frame[26:30], sport)
-    receiver = address_key(frame[30:34], dport)
-    return (sender ^ receiver ^ (sender >> 20) ^ (receiver >> 20)) & RECENT_MASK
+    return recent_slot(address_key(frame[26:30], sport), address_key(frame[30:34], dport))
 
 
 def shuffled_times(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
@@ -271,7 +269,7 @@ def test_fast_lane_matches_record_loop_when_connections_share_a_recent_slot(tmp_
     pairs = [(twins[i][2], twins[i + 1][2]) for i in range(len(twins) - 1)
              if twins[i][2][14:34] == twins[i + 1][2][14:34] and twins[i][2][34:38] != twins[i + 1][2][34:38]]
     assert len(pairs) > 1.8 * len(traffic)
-    assert all(recent_slot(original) == recent_slot(twin) for original, twin in pairs)   # as intended
+    assert all(recent_slot_of(original) == recent_slot_of(twin) for original, twin in pairs)   # as intended
     result = assert_same_results(write(tmp_path / "slot-twins.pcap", twins))
     single = audit(write(tmp_path / "single.pcap", traffic), fast_lane=True)
     assert len(result["flows"]) > 2.8 * len(single["flows"])
