@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test venv pure samples bench clean
 
 # The per-packet modules are compiled with mypyc (see setup.py): rebuild when any of them changes.
-COMPILED_SOURCES := $(addprefix tcpflow_audit/,capture.py decode.py errors.py config.py tcp_states.py zeek_states.py rounding.py connection.py timers.py tracker.py fastlane.py report.py detectors/__init__.py detectors/rules.py)
+# Their list is kept once, in tcpflow_audit/build.py.
+COMPILED_SOURCES := $(shell $(PYTHON) tcpflow_audit/build.py)
 
 $(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES)
 	$(PYTHON) -m venv $(VENV)

@@ -49,10 +49,9 @@ def audit(captures: str | Iterable[str], *, verify_checksums: bool = False, thre
     sources, _ = expand_sources(list(captures))
     engine = EngineConfig(verify_checksums=verify_checksums, **engine_settings)
     auditor = Auditor(engine)
-    detectors = DetectorSet(thresholds or Thresholds(), clock=lambda: auditor.tracker.now)
+    detectors = DetectorSet.attach(auditor, thresholds or Thresholds())
     summary = SummaryCollector()
     rows: list[dict[str, Any]] = []
-    auditor.add_flow_sink(detectors.on_flow)
     auditor.add_flow_sink(summary)
     auditor.add_flow_sink(lambda record: rows.append(flow_row(record)))
     stats = auditor.run(sources)

@@ -2,7 +2,7 @@
 
 setup.py compiles the modules every packet goes through (reading, decoding, the state machine)
 with mypyc when a C compiler is available. Both builds run the same source and give identical
-results; the compiled one is about twice as fast. In a development checkout the compiled
+results; the compiled one is several times faster. In a development checkout the compiled
 extension sits next to its source, and Python prefers it: after editing a source file without
 rebuilding (`make venv`), the old compiled code would still run. `stale_modules()` finds that
 case so the CLI can warn about it.
@@ -13,9 +13,21 @@ from __future__ import annotations
 import importlib
 import os
 
+# The modules mypyc compiles: everything every packet goes through (reading, decoding, the state
+# machine and its tables), and the per-connection work (detectors, report rows). setup.py and the
+# Makefile read this list (`python tcpflow_audit/build.py` prints their source paths).
 COMPILED_MODULES = ("capture", "decode", "errors", "config", "tcp_states", "zeek_states", "rounding",
                     "connection", "timers", "tracker", "fastlane", "report",
                     "detectors", "detectors.rules")
+
+
+def compiled_sources() -> list[str]:
+    """The source file of each compiled module, relative to the project root."""
+    paths = []
+    for name in COMPILED_MODULES:
+        path = "tcpflow_audit/" + name.replace(".", "/")
+        paths.append(path + "/__init__.py" if name == "detectors" else path + ".py")
+    return paths
 
 
 def _module_file(name: str) -> str:
@@ -64,3 +76,7 @@ def describe() -> str:
     if stale:
         return f"compiled with mypyc (STALE: {', '.join(stale)} edited since; rebuild with `make venv`)"
     return "compiled with mypyc"
+
+
+if __name__ == "__main__":
+    print(" ".join(compiled_sources()))

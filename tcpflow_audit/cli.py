@@ -266,9 +266,8 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         raise click.UsageError("no capture files found in the arguments given")
 
     auditor = Auditor(engine, packet_filter)
-    detectors = DetectorSet(thresholds, clock=lambda: auditor.tracker.now)   # capture time, for open connections
+    detectors = DetectorSet.attach(auditor, thresholds)   # first sink: it tags records before rows are written
     summary = SummaryCollector()
-    auditor.add_flow_sink(detectors.on_flow)   # tags record.facts.anomalies before the row is written
     auditor.add_flow_sink(summary)
     to_stdout = output_dir is None and output in (None, "-")
     # rows streamed to the terminal while the run goes would be drawn over by the progress line

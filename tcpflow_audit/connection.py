@@ -845,10 +845,6 @@ class Connection:
         return False
 
     # ------------------------------------------------------------------ the finished record
-    def conn_state(self) -> str:
-        return z.conn_state(self.orig.zstate, self.resp.zstate, self.orig.size(self.resp),
-                            self.resp.size(self.orig), self.history)
-
     def end_reason(self) -> str:
         if self.orig.rst_ts is not None or self.resp.rst_ts is not None:
             return "rst"

@@ -1,6 +1,6 @@
 """Decoding frames to the few TCP fields the engine needs, straight from the bytes.
 
-CONTRACT (implemented by the decoder work):
+Interface:
 
     decoder = Decoder(verify_checksums=False)
     seg = decoder.decode(linktype, frame)   # -> Segment tuple or None (skipped; reason counted)
@@ -49,7 +49,7 @@ if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int t
     from mypy_extensions import i64
 
 __all__ = [
-    "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES", "Decoder", "format_ip",
+    "SUPPORTED_LINKTYPES", "Decoder", "format_ip",
     "SRC_IP", "SRC_PORT", "DST_IP", "DST_PORT", "SEQ", "ACK", "FLAGS", "WINDOW", "PAYLOAD_LEN", "CHECKSUM_OK",
     "FIN", "SYN", "RST", "PSH", "ACK_FLAG", "URG", "ECE", "CWR",
     "ones_complement_sum", "internet_checksum", "decode_in_place",
@@ -81,45 +81,6 @@ SUPPORTED_LINKTYPES: frozenset[int] = frozenset({
     LT_LINUX_SLL, LT_IPV4, LT_IPV6, LT_LINUX_SLL2,
 })
 
-# Names for messages.  Holds every supported link type plus common unsupported ones, so that a
-# message such as "link type 127 (IEEE802_11_RADIOTAP) is not supported" reads well.  Use
-# SUPPORTED_LINKTYPES (not these keys) to decide what can be decoded.
-LINKTYPE_NAMES: dict[int, str] = {
-    LT_NULL: "NULL",
-    LT_EN10MB: "EN10MB",
-    LT_PPP: "PPP",
-    LT_FDDI: "FDDI",
-    LT_RAW_12: "RAW",
-    LT_RAW_14: "RAW",
-    LT_PPP_HDLC: "PPP_HDLC",
-    LT_RAW: "RAW",
-    LT_LOOP: "LOOP",
-    LT_LINUX_SLL: "LINUX_SLL",
-    LT_IPV4: "IPV4",
-    LT_IPV6: "IPV6",
-    LT_LINUX_SLL2: "LINUX_SLL2",
-    # not supported, named for messages only
-    6: "IEEE802_5",
-    8: "SLIP",
-    51: "PPP_ETHER",
-    104: "C_HDLC",
-    105: "IEEE802_11",
-    107: "FRELAY",
-    117: "PFLOG",
-    119: "IEEE802_11_PRISM",
-    127: "IEEE802_11_RADIOTAP",
-    147: "USER0",
-    187: "BLUETOOTH_HCI_H4",
-    192: "PPI",
-    195: "IEEE802_15_4_WITHFCS",
-    197: "ERF",
-    215: "IEEE802_15_4_NOFCS",
-    220: "USB_LINUX_MMAPPED",
-    239: "NFLOG",
-    249: "USBPCAP",
-    263: "BLUETOOTH_LE_LL",
-    274: "WIREGUARD",
-}
 
 # Structs.  "!" = network order, no alignment.
 # Ethernet + IPv4 (IHL 5) + TCP fixed header up to the window, all at once:

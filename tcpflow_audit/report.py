@@ -466,6 +466,7 @@ def render_summary(summary: dict[str, Any]) -> str:
                        ("final server state", "server_state"), ("end reason", "end_reason")):
         if summary[key]:
             out.append("")
-            out.append(tabulate(sorted(summary[key].items(), key=lambda kv: -kv[1]), headers=[title, "connections"],
+            counts: list[tuple[str, int]] = sorted(summary[key].items(), key=lambda kv: -kv[1])
+            out.append(tabulate(counts, headers=[title, "connections"],
                                 tablefmt="simple", disable_numparse=True))
     return "\n".join(out)

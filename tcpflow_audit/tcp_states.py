@@ -87,8 +87,3 @@ EDGES_FROM: Final[dict[str, dict[str, str]]] = {state: {} for state in ALL_STATE
 for (_state, _event), _new_state in TRANSITIONS.items():
     EDGES_FROM[_state][_event] = _new_state
 del _state, _event, _new_state
-
-
-def next_state(state: str, event: str) -> str:
-    """The state an endpoint in `state` moves to on `event` (unchanged when the diagram has no such edge)."""
-    return EDGES_FROM[state].get(event, state)

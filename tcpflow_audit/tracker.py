@@ -253,7 +253,7 @@ class ConnectionTracker:
                 conn.syn_in_time_wait = True
                 conn.prev_time_wait = time_wait
         self.timers.push(ts + config.syn_timeout, conn, "expire", "expire after the first packet")
-        self._push(ts + config.inactivity_timeout, conn, "inactivity")
+        self.timers.push(ts + config.inactivity_timeout, conn, "inactivity")
         return conn
 
     def _index_fast(self, conn: Connection, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
@@ -355,18 +355,15 @@ class ConnectionTracker:
         self.timers.drop_finished()
         self._dead_timer_owners = 0
 
-    def _push(self, due: float, conn: Connection, kind: str) -> None:
-        self.timers.push(due, conn, kind)
-
     def _schedule_pending(self, conn: Connection) -> None:
         config = self.config
         pending, base = conn.pending_timers, conn.pending_base
         if pending & PENDING_ATTEMPT:
-            self._push(base + config.attempt_timeout, conn, "attempt")
+            self.timers.push(base + config.attempt_timeout, conn, "attempt")
         if pending & PENDING_DELETE:
-            self._push(base + config.close_delay, conn, "delete")
+            self.timers.push(base + config.close_delay, conn, "delete")
         if pending & PENDING_EXPIRE:
-            self._push(base + config.session_timer, conn, "expire")
+            self.timers.push(base + config.session_timer, conn, "expire")
         conn.pending_timers = 0
 
     def _run_timers(self, now: float) -> None:
@@ -383,7 +380,7 @@ class ConnectionTracker:
                 if conn.last_time + config.inactivity_timeout <= due:
                     self._finish(conn, "timeout", due)
                 else:
-                    self._push(conn.last_time + config.inactivity_timeout, conn, "inactivity")
+                    self.timers.push(conn.last_time + config.inactivity_timeout, conn, "inactivity")
                 continue
             if generation != conn.timer_generation:
                 continue
@@ -395,4 +392,4 @@ class ConnectionTracker:
                     # Nothing changes a connection's state between its packets: after a long gap (or an
                     # absurd timestamp jump) skip ahead on the timer's grid instead of stepping through it.
                     next_due += ((now - next_due) // config.session_timer) * config.session_timer
-                self._push(next_due, conn, "expire")
+                self.timers.push(next_due, conn, "expire")

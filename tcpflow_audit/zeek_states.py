@@ -22,8 +22,6 @@ ESTABLISHED: Final = 4
 CLOSED: Final = 5
 RESET: Final = 6
 
-STATE_NAMES: Final = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET")
-
 # History bits (TCP_Endpoint::HIST_*); the responder's are shifted left by 16.
 HIST_SYN_PKT: Final = 0x1
 HIST_FIN_PKT: Final = 0x2
@@ -33,24 +31,6 @@ HIST_DATA_PKT: Final = 0x10
 HIST_ACK_PKT: Final = 0x20
 HIST_MULTI_FLAG_PKT: Final = 0x40
 HIST_CORRUPT_PKT: Final = 0x80
-
-CONN_STATES: Final = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
-
-CONN_STATE_MEANINGS: Final = {
-    "S0": "connection attempt seen, no reply",
-    "S1": "established, not terminated",
-    "SF": "normal establishment and termination",
-    "REJ": "connection attempt rejected",
-    "S2": "established, originator closed, no reply from responder",
-    "S3": "established, responder closed, no reply from originator",
-    "RSTO": "established, originator aborted (RST)",
-    "RSTR": "established, responder aborted (RST)",
-    "RSTOS0": "originator sent SYN then RST, no SYN-ACK seen",
-    "RSTRH": "responder sent SYN-ACK then RST, no SYN seen",
-    "SH": "originator sent SYN then FIN, no SYN-ACK seen",
-    "SHR": "responder sent SYN-ACK then FIN, no SYN seen",
-    "OTH": "no SYN seen, midstream traffic",
-}
 
 _RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
@@ -88,10 +68,6 @@ def conn_state(orig_state: int, resp_state: int, orig_size: int, resp_size: int,
     if orig_state == ESTABLISHED and resp_state == ESTABLISHED:
         return "S1"
     return "OTH"
-
-
-def is_likely_server_port(port: int) -> bool:
-    return port in LIKELY_SERVER_PORTS
 
 
 def should_flip(src_port: int, dst_port: int, flags: int) -> bool:

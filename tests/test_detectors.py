@@ -31,16 +31,12 @@ def sample(name: str) -> str:
 
 
 class Run:
-    def __init__(self, name: str, clock: bool = True, **thresholds):
+    def __init__(self, name: str, **thresholds):
         auditor = Auditor()
         self.records: list = []
         auditor.add_flow_sink(self.records.append)
         t = Thresholds(**thresholds)
-        if clock:
-            self.detectors = DetectorSet.attach(auditor, t)
-        else:   # the way the CLI wires it today: no engine clock
-            self.detectors = DetectorSet(t)
-            auditor.add_flow_sink(self.detectors.on_flow)
+        self.detectors = DetectorSet.attach(auditor, t)
         self.flows: list[tuple[str, int, int, list[str]]] = []
         auditor.add_flow_sink(lambda r: self.flows.append(
             (format_ip(r.client_ip), r.client_port, r.server_port, list(r.facts.anomalies))))
@@ -186,8 +182,6 @@ def test_stuck_close_wait_leak():
     assert "holder: server 30" in f.detail
     assert run.tagged() == {"stuck_close_wait": 30}
     assert Run("close_wait_leak.pcap", close_wait_critical_count=31).one("stuck_close_wait").severity == "warning"
-    # the CLI's wiring (no engine clock) still sees it: later flows carry the capture's time forward
-    assert Run("close_wait_leak.pcap", clock=False).one("stuck_close_wait").count == 30
 
 
 def test_stuck_close_wait_kernel_capture():
@@ -332,11 +326,6 @@ def test_normal_traffic_has_no_findings(name):
     run = Run(name)
     assert run.findings == []
     assert all(a == [] for *_, a in run.flows)
-
-
-def test_normal_mix_has_no_findings_without_clock():
-    run = Run("normal_mix.pcap", clock=False)
-    assert len(run.flows) == 50 and run.findings == []
 
 
 def test_busy_but_healthy_captures_stay_at_info():

@@ -31,7 +31,7 @@ SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
 def flows_and_findings(path: Path, reference: bool) -> tuple[list[dict], list[dict]]:
     records = []
     tracker = ConnectionTracker(on_flow=records.append, reference=reference)
-    detectors = DetectorSet(clock=lambda: tracker.now)
+    detectors = DetectorSet()
     decoder = Decoder()
     for ts, linktype, frame in CaptureReader(str(path), supported_linktypes=SUPPORTED_LINKTYPES):
         segment = decoder.decode(linktype, frame)

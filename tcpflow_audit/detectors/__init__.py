@@ -9,11 +9,10 @@
     finding_row(finding) -> dict               # one report row (times ISO 8601 UTC)
     SEVERITIES = ("info", "warning", "critical")
 
-`DetectorSet(thresholds, clock=...)`: `clock` is an optional callable giving the engine's current
-time (`lambda: auditor.tracker.now`). A connection still open at the end of the capture is finalised
-at the capture's last packet, which may be long after the connection's own last packet; without the
-clock the detectors only know the packet times of the flows seen so far (the CLOSE_WAIT and
-missing-third-ACK waits are then measured up to that). `DetectorSet.attach(auditor)` does both.
+`DetectorSet.attach(auditor, thresholds)` creates a set and registers it as the auditor's first flow
+sink. A connection still open at the end of the capture is finalised at the capture's last packet,
+which may be long after the connection's own last packet: the record's `finalised_at` says when, and
+the CLOSE_WAIT and missing-third-ACK waits are measured up to it.
 
 Findings about one server ip:port are aggregated: ONE row per (kind, server ip:port), with the
 number of connections in `count`; `client_ip`/`client_port` are filled only when every connection of
@@ -26,7 +25,6 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -229,9 +227,8 @@ def _severity_max(a: str, b: str) -> str:
 class DetectorSet:
     """All detectors; a flow sink (`on_flow`) that returns its findings at `finish()`."""
 
-    def __init__(self, thresholds: Thresholds | None = None, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, thresholds: Thresholds | None = None) -> None:
         self.thresholds = thresholds or Thresholds()
-        self.clock = clock
         self.aggs: dict[tuple[str, bytes, int], _Agg] = {}
         self.servers: dict[tuple[bytes, int], _Server] = {}
         self.dropped_keys = 0          # flows of servers past max_tracked_servers (not aggregated)
@@ -244,24 +241,15 @@ class DetectorSet:
 
     @classmethod
     def attach(cls, auditor: Any, thresholds: Thresholds | None = None) -> DetectorSet:
-        """Create a set that reads the auditor's clock and register it as the auditor's first flow sink."""
-        tracker = auditor.tracker
-        detectors = cls(thresholds, clock=lambda: tracker.now)
+        """Create a set and register it as the auditor's first flow sink (it tags records before rows are written)."""
+        detectors = cls(thresholds)
         auditor.flow_sinks.insert(0, detectors.on_flow)
         return detectors
 
     # ------------------------------------------------------------------ per flow
     def _obs_end(self, r: FlowRecord) -> float:
         f = r.facts
-        end = max(r.end, f.client_last_ts, f.server_last_ts)
-        finalised = getattr(r, "finalised_at", None)
-        if finalised is not None:
-            end = max(end, finalised)
-        elif self.clock is not None:
-            end = max(end, self.clock())
-        else:
-            end = max(end, self.latest)
-        return end
+        return max(r.end, f.client_last_ts, f.server_last_ts, r.finalised_at)
 
     def on_flow(self, r: FlowRecord) -> None:
         t = self.thresholds

@@ -2,7 +2,7 @@
 
 Each rule reads only the record's facts and `obs_end` (the latest time the connection is known to
 have been observed: its last packet, or the engine's clock when it was finalised) and returns a
-`Hit` or None. The rules and their exact conditions are documented in README_SECTION.md.
+`Hit` or None. The rules and their exact conditions are documented in docs/anomalies.md.
 """
 
 from __future__ import annotations
