@@ -1,11 +1,11 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
-# Each creates .venv (if missing) and installs the project into it.
+# Each creates .venv (if missing) and installs the project, with its test and lint tools, into it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv pure samples bench clean
+.PHONY: demo test lint venv pure samples bench clean
 
 # The per-packet modules are compiled with mypyc (see setup.py): rebuild when any of them changes.
 # Their list is kept once, in tcpflow_audit/build.py.
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES)
 	@# an earlier build's extensions would shadow the new source if this one falls back to pure Python
 	find tcpflow_audit -name '*.so' -delete
 	rm -f *__mypyc*.so
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/python -c "import tcpflow_audit; print('tcpflow-audit build:', tcpflow_audit.BUILD)"
 	@# setup.py falls back to pure Python when mypyc fails (right for a user's pip install), which here
 	@# would hide a type error mypyc cannot compile behind a 7x slower build: with a C compiler, fail
@@ -34,6 +34,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# ruff (lint and format) over the package, tests, bench and scripts; mypy over the package
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 samples: $(STAMP)
 	$(BIN)/python sample_pcaps/make_samples.py
