@@ -97,10 +97,15 @@ class Gen:
                 self.used.add(key)
                 break
         cid = len(self.c_cip)
-        self.c_cip.append(cip); self.c_cport.append(p)
-        self.c_sip.append(sip); self.c_sport.append(sport)
-        self.c_isn_c.append(r.getrandbits(32)); self.c_isn_s.append(r.getrandbits(32))
-        self.c_rtt.append(rtt); self.c_start.append(t0); self.c_end.append(t0)
+        self.c_cip.append(cip)
+        self.c_cport.append(p)
+        self.c_sip.append(sip)
+        self.c_sport.append(sport)
+        self.c_isn_c.append(r.getrandbits(32))
+        self.c_isn_s.append(r.getrandbits(32))
+        self.c_rtt.append(rtt)
+        self.c_start.append(t0)
+        self.c_end.append(t0)
         self.c_win_c.append(r.choice((501, 502, 509, 1024, 2048, 4096)))
         self.c_win_s.append(r.choice((501, 502, 509, 510, 227, 235)))
         self.c_ttl_c.append(r.randint(44, 63))
@@ -307,7 +312,7 @@ class Gen:
                 ld = None  # the FIN / RST follows at once and carries the ACK
             if last and ctype == "rst_mid" and rlen > 3 * MSS:
                 rcv_close = t_resp + h + rtt * r.random() * 2
-            t_cd, t_sd, got = self.transfer(cid, t_resp, rlen, rtt, ser, True, 1, s_off, c_off,
+            t_cd, _, got = self.transfer(cid, t_resp, rlen, rtt, ser, True, 1, s_off, c_off,
                                             K_RESP, K_BODY, 10, 1000, ld, rcv_close)
             if rcv_close < INF:
                 self.counts["rst_abort"] += 1
@@ -360,12 +365,12 @@ class Gen:
         if r.random() < 0.85:  # download: small request, big response
             t_rd, _, _ = self.transfer(cid, t_client, 200, rtt, ser, False, 0, 1, 1, K_REQ, K_REQ,
                                        10, 10, None)
-            t_cd, t_sd, _ = self.transfer(cid, t_rd + 0.001, size, rtt, ser, True, 1, 1, 201,
+            t_cd, _, _ = self.transfer(cid, t_rd + 0.001, size, rtt, ser, True, 1, 1, 201,
                                           K_BULK, K_BULK, 10, cap, None)
             c_off, s_off = 201, 1 + size
             t = t_cd + 0.001
         else:  # upload, then a small reply
-            t_rd, t_sd, _ = self.transfer(cid, t_client, size, rtt, ser, False, 0, 1, 1, K_BULK,
+            t_rd, _, _ = self.transfer(cid, t_client, size, rtt, ser, False, 0, 1, 1, K_BULK,
                                           K_BULK, 10, cap, 0.04)
             t_cd, _, _ = self.transfer(cid, t_rd + 0.002, 120, rtt, ser, True, 1, 1, 1 + size,
                                        K_RESP, K_RESP, 10, 10, None)

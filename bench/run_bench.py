@@ -80,7 +80,7 @@ def ensure_capture(work: Path, name: str, gen_args: list[str], expect: int, meta
             pass
     print(f"generating {shown(pcap)} ...", flush=True)
     t0 = time.perf_counter()
-    cmd = [sys.executable, str(GEN), "--out", str(pcap)] + gen_args
+    cmd = [sys.executable, str(GEN), "--out", str(pcap), *gen_args]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         sys.stderr.write(p.stdout + p.stderr)
@@ -101,7 +101,7 @@ def run_once(cmd: list[str], tmp: Path) -> dict:
     err = tmp / "stderr.txt"
     with open(out, "wb") as fo, open(err, "wb") as fe:
         t0 = time.perf_counter()
-        p = subprocess.run([TIME, "-f", "%e %M", "-o", str(tf)] + cmd, stdout=fo, stderr=fe)
+        p = subprocess.run([TIME, "-f", "%e %M", "-o", str(tf), *cmd], stdout=fo, stderr=fe)
         wall = time.perf_counter() - t0
     e, m = None, None
     try:
@@ -119,8 +119,8 @@ def tcpflow_cmd(tool: str, pcap: Path, outcsv: Path, variant: int) -> list[str]:
     base = shlex.split(tool)
     if variant == 0:
         # the full nightly job: flows.csv, anomalies.csv and summary.json
-        return base + [str(pcap), "--output-dir", str(outcsv.with_suffix(".d")), "-q"]
-    return base + [str(pcap), "--report", "flows", "--format", "csv", "-o", str(outcsv)]
+        return [*base, str(pcap), "--output-dir", str(outcsv.with_suffix(".d")), "-q"]
+    return [*base, str(pcap), "--report", "flows", "--format", "csv", "-o", str(outcsv)]
 
 
 def probe_tcpflow(tool: str, work: Path, tmp: Path) -> tuple[int | None, str]:
@@ -214,7 +214,7 @@ def machine_info() -> dict:
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
             txt = (p.stdout + p.stderr).strip().splitlines()
-            vers[name] = next((l for l in txt if "ersion" in l or l.startswith("TShark")), txt[0])
+            vers[name] = next((line for line in txt if "ersion" in line or line.startswith("TShark")), txt[0])
         except (OSError, IndexError, subprocess.TimeoutExpired):
             vers[name] = "missing"
     return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gib": mem,

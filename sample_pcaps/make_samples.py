@@ -254,7 +254,7 @@ def worker_client(cfg: dict) -> None:
 # ---------------------------------------------------------------------------
 
 def sh(*cmd: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
-    p = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.run(list(cmd), capture_output=True, text=True)
     if check and p.returncode != 0:
         raise RuntimeError("command failed (%d): %s\n%s" % (p.returncode, " ".join(cmd), p.stderr))
     if not quiet and p.returncode != 0:
@@ -313,7 +313,7 @@ class Lab:
 
     # -- processes ----------------------------------------------------------
     def start(self, ns: str, cmd: list[str]) -> subprocess.Popen:
-        p = subprocess.Popen(["ip", "netns", "exec", ns] + cmd, stdout=subprocess.PIPE,
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.procs.append(p)
         return p
@@ -352,7 +352,7 @@ class Lab:
             cmd += ["-c", str(count)]
         cmd.append("tcp")
         errf = open(os.path.join(self.tmp, "tcpdump.err"), "w+")
-        p = subprocess.Popen(["ip", "netns", "exec", ns] + cmd, stdout=subprocess.DEVNULL, stderr=errf,
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=subprocess.DEVNULL, stderr=errf,
                              start_new_session=True)
         self.procs.append(p)
         deadline = time.time() + 5
@@ -380,7 +380,7 @@ class Lab:
         for p in reversed(self.procs):
             try:
                 self.stop(p, signal.SIGTERM)
-            except Exception:  # noqa: BLE001 - best effort cleanup
+            except Exception:
                 pass
         self.procs.clear()
         for ns in (NS_CLI, NS_SRV):

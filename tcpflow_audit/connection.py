@@ -504,9 +504,9 @@ class Connection:
                 endpoint.start_seq = (base_seq - 1) & SEQ_MASK
                 endpoint.last_seq = base_seq
             endpoint.seq_wraps = endpoint.ack_wraps = 0
-        elif syn and (state in (z.SYN_SENT, z.SYN_ACK_SENT) and base_seq != endpoint.start_seq
+        elif syn and ((state in (z.SYN_SENT, z.SYN_ACK_SENT) and base_seq != endpoint.start_seq)
                       or state in (z.ESTABLISHED, z.PARTIAL)
-                      or state == z.RESET and endpoint.zprev == z.INACTIVE):
+                      or (state == z.RESET and endpoint.zprev == z.INACTIVE)):
             endpoint.start_seq = base_seq
             endpoint.ack_seq = base_seq
             endpoint.last_seq = seq_one_past

@@ -20,6 +20,7 @@ from collections import deque
 
 from .connection import Connection
 
+
 class TimerEntry:
     """One timer: when it is due, the order it was set in, its connection and kind, and the
     connection's timer generation when it was set (a timer of an older generation was cancelled)."""

@@ -386,7 +386,7 @@ class DetectorSet:
     def finish(self) -> list[Finding]:
         t = self.thresholds
         findings: list[Finding] = []
-        for (kind, ip, port), agg in self.aggs.items():
+        for (_kind, ip, port), agg in self.aggs.items():
             server = self.servers.get((ip, port))
             findings.append(self._agg_finding(agg, ip, port, server))
         for (ip, port), server in self.servers.items():

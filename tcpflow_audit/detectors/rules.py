@@ -8,7 +8,6 @@ have been observed: its last packet, or the engine's clock when it was finalised
 from __future__ import annotations
 
 import math
-
 from typing import NamedTuple
 
 from ..connection import FlowRecord
