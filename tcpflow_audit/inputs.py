@@ -1,7 +1,7 @@
 """Expanding the command line's inputs into capture sources: files, directories, globs and '-'.
 
 Directories are searched recursively for files whose first bytes are a capture or compression
-magic number (so README files and the like are passed over); glob patterns are expanded.
+magic number (so notes and other files are passed over); glob patterns are expanded.
 The order given here does not matter: the pipeline orders files by their first packet.
 """
 

@@ -1,6 +1,6 @@
 """Reporting: turning flow records, findings and run statistics into tables, CSV and JSON.
 
-Column names and order are part of the interface (documented in the README). CSV, JSON Lines
+Column names and order are part of the interface (documented in docs/flows.md). CSV, JSON Lines
 and JSON are written row by row as connections finish, so they never hold a capture's flows in
 memory (only the human-readable table does: column widths need every row); every output file is
 written to a temporary file beside it and renamed into place only when complete

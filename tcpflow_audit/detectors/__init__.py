@@ -61,7 +61,7 @@ class Finding:
     client_port: int | None  # None when about many connections/clients
     server_ip: str
     server_port: int
-    count: int               # connections (or packets, see README) involved
+    count: int               # connections (or packets, see docs/anomalies.md) involved
     detail: str              # one human sentence with the numbers
 
 
