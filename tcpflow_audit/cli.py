@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -39,13 +39,22 @@ from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
 from .inputs import expand_sources
 from .pipeline import Auditor, PacketFilter, RunStats
-from .report import (FLOW_COLUMNS, FLOW_TABLE_COLUMNS, JsonObject, RowWriter, SummaryCollector, atomic_output,
-                     iso_utc, render_summary, render_table, summary_dict)
+from .report import FLOW_COLUMNS, JsonObject, RowWriter, SummaryCollector, atomic_output, iso_utc, summary_dict
+from .tables import (
+    FLOW_TABLE_COLUMNS,
+    MIN_WIDTH,
+    TableStyle,
+    render_connections,
+    render_findings,
+    render_summary,
+    write_blocks,
+)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130   # 130 = 128 + SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM   # 143
 REPORTS = ("summary", "flows", "anomalies", "all")
 FORMATS = ("table", "csv", "json", "jsonl")
+PLAIN_TABLE = TableStyle()   # no width limit, no colour
 
 
 class Terminated(KeyboardInterrupt):
@@ -116,6 +125,25 @@ def build_filter(since: str | None, until: str | None, hosts: tuple[str, ...], p
         raise click.BadParameter(str(error), param_hint="--net")
     return PacketFilter(since=parse_time(since, "--since"), until=parse_time(until, "--until"),
                         hosts=host_bytes, ports=frozenset(ports), nets=networks)
+
+
+def table_style(width: int | None, color: bool | None, to_stdout: bool) -> TableStyle:
+    """The table's width and colours: --width N (0: no limit), else, for a report on standard output,
+    $COLUMNS or the terminal's width, else no limit (a file or a pipe gets whole rows); colour as
+    --color/--no-color say, else on a terminal unless NO_COLOR is set (https://no-color.org)."""
+    terminal = to_stdout and sys.stdout.isatty()
+    if width is None and to_stdout:
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit() and int(columns) > 0:
+            width = int(columns)
+        elif terminal:
+            try:
+                width = os.get_terminal_size(sys.stdout.fileno()).columns or None   # (0: a size nobody set)
+            except (OSError, ValueError):
+                width = None
+    if color is None:
+        color = terminal and not os.environ.get("NO_COLOR")
+    return TableStyle(width=max(width, MIN_WIDTH) if width else None, color=color)
 
 
 class Progress:
@@ -257,6 +285,10 @@ def threshold_options(function):
     click.option("--output-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
                  help="write flows.csv, anomalies.csv and summary.json into DIR (atomically)"),
     click.option("--excel", is_flag=True, help="CSV with a UTF-8 byte-order mark, for spreadsheet programs"),
+    click.option("--width", type=click.IntRange(0), default=None, metavar="N",
+                 help="fit the table to N characters (default: $COLUMNS or the terminal; 0: no limit)"),
+    click.option("--color/--no-color", "color", default=None,
+                 help="colour severities in the table (default: on a terminal, unless NO_COLOR is set)"),
 )
 @option_group(
     "Filters",
@@ -295,7 +327,7 @@ def threshold_options(function):
               help="no progress display and no warnings on stderr (input errors are still reported)")
 @click.version_option(__version__, prog_name="tcpflow-audit", message=f"%(prog)s %(version)s ({describe_build()})")
 def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | None, output_dir: str | None,
-         excel: bool, verify_checksums: bool, since: str | None,
+         excel: bool, width: int | None, color: bool | None, verify_checksums: bool, since: str | None,
          until: str | None, hosts: tuple[str, ...], ports: tuple[int, ...], nets: tuple[str, ...],
          inactivity_timeout: float | None, attempt_timeout: float | None, close_delay: float | None,
          msl: float | None, max_connections: int | None, threshold_settings: tuple[tuple[str, Any], ...],
@@ -364,7 +396,7 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
                                                 engine, thresholds)
                 else:
                     findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, output,
-                                             excel, engine, thresholds)
+                                             excel, engine, thresholds, table_style(width, color, to_stdout))
                 completed = True
                 interrupted = stats.interrupted
             finally:
@@ -476,16 +508,17 @@ def run_audit(auditor: Auditor, sources: list[str], progress: Progress | None) -
 
 def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
                   summary: SummaryCollector, report: str, fmt: str, output: str | None, excel: bool,
-                  engine: EngineConfig, thresholds: Thresholds):
+                  engine: EngineConfig, thresholds: Thresholds, style: TableStyle = PLAIN_TABLE):
     """One report to stdout or to the file `output` (atomically). Every format but the table is written
-    as connections finish; JSON documents end with the members only known at the end (findings, summary)."""
+    as connections finish; JSON documents end with the members only known at the end (findings, summary).
+    `style`: the table format's width and colours."""
     to_file = output not in (None, "-")
     with atomic_output(output, bom=excel and fmt == "csv") as stream:
         document = JsonObject(stream) if fmt == "json" and report in ("flows", "all") else None
-        flows = None
+        flows: RowWriter | None = None
         if report in ("flows", "all"):
             if fmt == "table":
-                flows = RowWriter(None, fmt, FLOW_TABLE_COLUMNS)   # tabulate needs every row for column widths
+                flows = RowWriter(None, fmt, FLOW_TABLE_COLUMNS)   # column widths need every row
             else:
                 flows = RowWriter(document.array("flows") if document else stream, fmt, FLOW_COLUMNS)
             auditor.add_flow_sink(flows.write_flow)
@@ -519,19 +552,19 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
                 document.member("summary", summary_data)
             document.close()
         elif fmt == "table":
-            parts = []
+            blocks: list[Iterable[str]] = []
             if report in ("summary", "all"):
-                parts.append(render_summary(summary_data))
+                blocks.append(render_summary(summary_data, style))
             if report == "summary":
                 title = f"Connections that did not end normally (conn_state other than SF): {summary.abnormal_total}"
                 if summary.abnormal_total > len(summary.abnormal):
                     title += f", first {len(summary.abnormal)} shown; --report flows lists all"
-                parts.append(title + "\n" + render_table(summary.abnormal, FLOW_TABLE_COLUMNS))
-            if report in ("flows", "all"):
-                parts.append(f"Connections: {flows.count}\n" + render_table(flows.rows, FLOW_TABLE_COLUMNS))
+                blocks.append(render_connections(title, summary.abnormal, style))
+            if flows is not None:   # (--report flows or all)
+                blocks.append(render_connections(f"Connections: {flows.count}", flows.rows, style))
             if report in ("anomalies", "summary", "all"):
-                parts.append(f"Findings: {len(finding_rows)}\n" + render_table(finding_rows, ANOMALY_COLUMNS))
-            stream.write("\n\n".join(parts) + "\n")
+                blocks.append(render_findings(finding_rows, style))
+            write_blocks(stream, blocks)
     return findings
 
 
