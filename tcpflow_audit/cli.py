@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -39,13 +39,22 @@ from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
 from .inputs import expand_sources
 from .pipeline import Auditor, PacketFilter, RunStats
-from .report import (FLOW_COLUMNS, FLOW_TABLE_COLUMNS, JsonObject, RowWriter, SummaryCollector, atomic_output,
-                     iso_utc, render_summary, render_table, summary_dict)
+from .report import FLOW_COLUMNS, JsonObject, RowWriter, SummaryCollector, atomic_output, iso_utc, summary_dict
+from .tables import (
+    FLOW_TABLE_COLUMNS,
+    MIN_WIDTH,
+    TableStyle,
+    render_connections,
+    render_findings,
+    render_summary,
+    write_blocks,
+)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130   # 130 = 128 + SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM   # 143
 REPORTS = ("summary", "flows", "anomalies", "all")
 FORMATS = ("table", "csv", "json", "jsonl")
+PLAIN_TABLE = TableStyle()   # no width limit, no colour
 
 
 class Terminated(KeyboardInterrupt):
@@ -118,6 +127,25 @@ def build_filter(since: str | None, until: str | None, hosts: tuple[str, ...], p
                         hosts=host_bytes, ports=frozenset(ports), nets=networks)
 
 
+def table_style(width: int | None, color: bool | None, to_stdout: bool) -> TableStyle:
+    """The table's width and colours: --width N (0: no limit), else, for a report on standard output,
+    $COLUMNS or the terminal's width, else no limit (a file or a pipe gets whole rows); colour as
+    --color/--no-color say, else on a terminal unless NO_COLOR is set (https://no-color.org)."""
+    terminal = to_stdout and sys.stdout.isatty()
+    if width is None and to_stdout:
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit() and int(columns) > 0:
+            width = int(columns)
+        elif terminal:
+            try:
+                width = os.get_terminal_size(sys.stdout.fileno()).columns or None   # (0: a size nobody set)
+            except (OSError, ValueError):
+                width = None
+    if color is None:
+        color = terminal and not os.environ.get("NO_COLOR")
+    return TableStyle(width=max(width, MIN_WIDTH) if width else None, color=color)
+
+
 class Progress:
     """A one-line progress display on stderr, rewritten in place (only used when stderr is a terminal).
 
@@ -171,60 +199,140 @@ class Progress:
         self.stream.flush()
 
 
+class ThresholdSetting(click.ParamType):
+    """A detector threshold from the command line: `NAME=VALUE` (--threshold), or the VALUE of the
+    one threshold a per-threshold option sets; checked as the --config file's values are."""
+
+    name = "NAME=VALUE"
+
+    def __init__(self, threshold: str | None = None) -> None:
+        self.threshold = threshold
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, Any]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            if self.threshold is None:
+                return Thresholds.parse_setting(value)
+            return Thresholds.parse_setting(f"{self.threshold}={value}")
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+_HELP_HEADINGS: dict[str, str] = {}   # option name -> the heading --help lists it under (`option_group`)
+
+
+def option_group(heading: str, *options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Apply the click.option decorators `options`; --help lists their options under `heading`."""
+    def decorate(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        for param in function.__click_params__[-len(options):]:   # (click appends each option it adds)
+            _HELP_HEADINGS[param.name] = heading
+        return function
+    return decorate
+
+
+class SectionedCommand(click.Command):
+    """A command whose --help lists its options under the headings of `option_group`, in the order they
+    are declared, and the rest under 'Other', last; the help texts of all sections in one column."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if record is not None:
+                sections.setdefault(_HELP_HEADINGS.get(param.name or "", "Other"), []).append(record)
+        sections["Other"] = sections.pop("Other", [])
+        column = max((len(term) for records in sections.values() for term, _ in records if len(term) <= 30),
+                     default=0)
+        for heading, records in sections.items():
+            with formatter.section(heading):   # (a term padded to the column aligns every section alike)
+                formatter.write_dl([(term.ljust(column), text) for term, text in records])
+
+
 def threshold_options(function):
-    """One --option per detector threshold, generated from the Thresholds dataclass."""
-    for name, default in reversed(list(Thresholds().as_dict().items())):
+    """One hidden --<name> VALUE option per detector threshold (--threshold NAME=VALUE is the one --help shows)."""
+    for name in reversed(Thresholds().as_dict()):
         option = "--" + name.replace("_", "-")
-        function = click.option(option, name, type=type(default), default=None, show_default=False,
-                                help=f"detector threshold (default {default}; see README)")(function)
+        function = click.option(option, name, type=ThresholdSetting(name), default=None, hidden=True,
+                                help=f"same as --threshold {name}=VALUE")(function)
     return function
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("pcaps", nargs=-1)
-@click.option("--report", "report", type=click.Choice(REPORTS), default="summary", show_default=True,
-              help="summary: counts and connections that did not end normally (plus findings); flows: one row "
-                   "per connection; anomalies: one row per finding; all: everything")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="output format (default table)")
-@click.option("--csv", "fmt", flag_value="csv", help="same as --format csv")
-@click.option("--json", "fmt", flag_value="json", help="same as --format json")
-@click.option("--jsonl", "fmt", flag_value="jsonl", help="same as --format jsonl")
-@click.option("--table", "fmt", flag_value="table", help="same as --format table")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="write the report to FILE (atomically: complete or not at all)")
-@click.option("--output-dir", type=click.Path(file_okay=False), default=None,
-              help="write flows.csv, anomalies.csv and summary.json into DIR (atomically)")
-@click.option("--excel", is_flag=True, help="CSV with a UTF-8 byte-order mark, for spreadsheet programs")
-@click.option("--verify-checksums", is_flag=True,
-              help="validate IP/TCP checksums like Zeek without -C (off: captures from a sending host carry "
-                   "offloaded, 'bad' checksums)")
-@click.option("--since", default=None, help="ignore packets before this time (ISO 8601 or epoch)")
-@click.option("--until", default=None, help="ignore packets at or after this time (ISO 8601 or epoch)")
-@click.option("--host", "hosts", multiple=True, help="only packets to or from this IP (repeatable)")
-@click.option("--port", "ports", multiple=True, type=click.IntRange(0, 65535), help="only this TCP port (repeatable)")
-@click.option("--net", "nets", multiple=True, help="only packets to or from this CIDR (repeatable)")
-@click.option("--inactivity-timeout", type=float, default=None, help="seconds (default 300, Zeek's)")
-@click.option("--attempt-timeout", type=float, default=None, help="seconds a SYN waits for a reply (default 5)")
-@click.option("--close-delay", type=float, default=None, help="seconds a closed connection is kept (default 5)")
-@click.option("--msl", type=float, default=None, help="maximum segment lifetime, TIME_WAIT = 2*MSL (default 30)")
-@click.option("--max-connections", type=click.IntRange(1), default=None,
-              help="cap on tracked connections; the oldest is evicted beyond it (default 1000000)")
+@click.command(cls=SectionedCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("pcaps", nargs=-1, metavar="PCAP...")
+@option_group(
+    "Input",
+    click.option("--strict", is_flag=True, help="a capture cut short mid-record is an input error (exit 3)"),
+    click.option("--verify-checksums", is_flag=True,
+                 help="validate IP/TCP checksums as Zeek does without -C (off: captures from a sending host "
+                      "carry offloaded, 'bad' checksums)"),
+)
+@option_group(
+    "Output",
+    click.option("--report", "report", type=click.Choice(REPORTS), default="summary", metavar="REPORT",
+                 help="summary (default): counts, connections that did not end normally, findings; "
+                      "flows: one row per connection; anomalies: one row per finding; all: everything"),
+    click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, metavar="FORMAT",
+                 help="table (default), csv, json or jsonl; --csv, --json, --jsonl, --table are short for it"),
+    click.option("--csv", "fmt", flag_value="csv", hidden=True),
+    click.option("--json", "fmt", flag_value="json", hidden=True),
+    click.option("--jsonl", "fmt", flag_value="jsonl", hidden=True),
+    click.option("--table", "fmt", flag_value="table", hidden=True),
+    click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                 help="write the report to FILE (atomically: complete or not at all)"),
+    click.option("--output-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+                 help="write flows.csv, anomalies.csv and summary.json into DIR (atomically)"),
+    click.option("--excel", is_flag=True, help="CSV with a UTF-8 byte-order mark, for spreadsheet programs"),
+    click.option("--width", type=click.IntRange(0), default=None, metavar="N",
+                 help="fit the table to N characters (default: $COLUMNS or the terminal; 0: no limit)"),
+    click.option("--color/--no-color", "color", default=None,
+                 help="colour severities in the table (default: on a terminal, unless NO_COLOR is set)"),
+)
+@option_group(
+    "Filters",
+    click.option("--since", default=None, metavar="TIME", help="ignore packets before TIME (ISO 8601 or epoch)"),
+    click.option("--until", default=None, metavar="TIME", help="ignore packets at or after TIME"),
+    click.option("--host", "hosts", multiple=True, metavar="IP", help="only packets to or from IP (repeatable)"),
+    click.option("--port", "ports", multiple=True, type=click.IntRange(0, 65535), metavar="N",
+                 help="only TCP port N (repeatable)"),
+    click.option("--net", "nets", multiple=True, metavar="CIDR", help="only packets to or from CIDR (repeatable)"),
+)
+@option_group(
+    "Engine",
+    click.option("--inactivity-timeout", type=float, default=None, metavar="SECONDS",
+                 help="idle connections are finalised after this (default 300, Zeek's)"),
+    click.option("--attempt-timeout", type=float, default=None, metavar="SECONDS",
+                 help="a SYN waits this long for a reply (default 5)"),
+    click.option("--close-delay", type=float, default=None, metavar="SECONDS",
+                 help="a closed connection is kept this long (default 5)"),
+    click.option("--msl", type=float, default=None, metavar="SECONDS",
+                 help="maximum segment lifetime, TIME_WAIT = 2*MSL (default 30)"),
+    click.option("--max-connections", type=click.IntRange(1), default=None, metavar="N",
+                 help="tracked connections; the oldest is evicted beyond N (default 1000000)"),
+)
+@option_group(
+    "Findings",
+    click.option("--threshold", "threshold_settings", type=ThresholdSetting(), multiple=True,
+                 help="set a detector threshold (repeatable); --show-config lists them with their values"),
+    click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+                 metavar="FILE", help="TOML file of detector thresholds and engine settings"),
+    click.option("--show-config", is_flag=True, help="print the effective settings (JSON) and exit"),
+    click.option("--fail-on", type=click.Choice(SEVERITIES), default=None, metavar="SEVERITY",
+                 help="exit 1 when a finding this severe or worse exists: info, warning or critical"),
+)
 @threshold_options
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="TOML file of detector thresholds and engine settings")
-@click.option("--show-config", is_flag=True, help="print the effective settings and exit")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
-              help="exit 1 when a finding of this severity or worse exists")
-@click.option("--strict", is_flag=True, help="a capture cut short mid-record is an input error (exit 3)")
 @click.option("-q", "--quiet", is_flag=True,
               help="no progress display and no warnings on stderr (input errors are still reported)")
 @click.version_option(__version__, prog_name="tcpflow-audit", message=f"%(prog)s %(version)s ({describe_build()})")
 def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | None, output_dir: str | None,
-         excel: bool, verify_checksums: bool, since: str | None, until: str | None, hosts: tuple[str, ...],
-         ports: tuple[int, ...], nets: tuple[str, ...], inactivity_timeout: float | None,
-         attempt_timeout: float | None, close_delay: float | None, msl: float | None,
-         max_connections: int | None, config_file: str | None, show_config: bool, fail_on: str | None,
-         strict: bool, quiet: bool, **threshold_values: Any) -> None:
+         excel: bool, width: int | None, color: bool | None, verify_checksums: bool, since: str | None,
+         until: str | None, hosts: tuple[str, ...], ports: tuple[int, ...], nets: tuple[str, ...],
+         inactivity_timeout: float | None, attempt_timeout: float | None, close_delay: float | None,
+         msl: float | None, max_connections: int | None, threshold_settings: tuple[tuple[str, Any], ...],
+         config_file: str | None, show_config: bool, fail_on: str | None, strict: bool, quiet: bool,
+         **threshold_options: tuple[str, Any] | None) -> None:
     """Audit the TCP connections in PCAP files (pcap or pcapng, plain or gzip/bzip2/xz; '-' for stdin;
     directories and glob patterns are expanded, and rotated files form one timeline)."""
     engine = EngineConfig(verify_checksums=verify_checksums)
@@ -240,9 +348,9 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
                         ("close_delay", close_delay), ("msl", msl), ("max_connections", max_connections)):
         if value is not None:
             setattr(engine, name, value)
-    for name, value in threshold_values.items():
-        if value is not None:
-            setattr(thresholds, name, value)
+    # the per-threshold options first, then --threshold in the order given: the last one given wins
+    settings = [setting for setting in threshold_options.values() if setting is not None]
+    thresholds = thresholds.updated(dict([*settings, *threshold_settings]))
 
     if show_config:
         click.echo(json.dumps({"engine": engine_settings_dict(engine), "thresholds": thresholds.as_dict()}, indent=2))
@@ -287,7 +395,7 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
                                                 engine, thresholds)
                 else:
                     findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, output,
-                                             excel, engine, thresholds)
+                                             excel, engine, thresholds, table_style(width, color, to_stdout))
                 completed = True
                 interrupted = stats.interrupted
             finally:
@@ -399,16 +507,17 @@ def run_audit(auditor: Auditor, sources: list[str], progress: Progress | None) -
 
 def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
                   summary: SummaryCollector, report: str, fmt: str, output: str | None, excel: bool,
-                  engine: EngineConfig, thresholds: Thresholds):
+                  engine: EngineConfig, thresholds: Thresholds, style: TableStyle = PLAIN_TABLE):
     """One report to stdout or to the file `output` (atomically). Every format but the table is written
-    as connections finish; JSON documents end with the members only known at the end (findings, summary)."""
+    as connections finish; JSON documents end with the members only known at the end (findings, summary).
+    `style`: the table format's width and colours."""
     to_file = output not in (None, "-")
     with atomic_output(output, bom=excel and fmt == "csv") as stream:
         document = JsonObject(stream) if fmt == "json" and report in ("flows", "all") else None
-        flows = None
+        flows: RowWriter | None = None
         if report in ("flows", "all"):
             if fmt == "table":
-                flows = RowWriter(None, fmt, FLOW_TABLE_COLUMNS)   # tabulate needs every row for column widths
+                flows = RowWriter(None, fmt, FLOW_TABLE_COLUMNS)   # column widths need every row
             else:
                 flows = RowWriter(document.array("flows") if document else stream, fmt, FLOW_COLUMNS)
             auditor.add_flow_sink(flows.write_flow)
@@ -442,19 +551,19 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
                 document.member("summary", summary_data)
             document.close()
         elif fmt == "table":
-            parts = []
+            blocks: list[Iterable[str]] = []
             if report in ("summary", "all"):
-                parts.append(render_summary(summary_data))
+                blocks.append(render_summary(summary_data, style))
             if report == "summary":
                 title = f"Connections that did not end normally (conn_state other than SF): {summary.abnormal_total}"
                 if summary.abnormal_total > len(summary.abnormal):
                     title += f", first {len(summary.abnormal)} shown; --report flows lists all"
-                parts.append(title + "\n" + render_table(summary.abnormal, FLOW_TABLE_COLUMNS))
-            if report in ("flows", "all"):
-                parts.append(f"Connections: {flows.count}\n" + render_table(flows.rows, FLOW_TABLE_COLUMNS))
+                blocks.append(render_connections(title, summary.abnormal, style))
+            if flows is not None:   # (--report flows or all)
+                blocks.append(render_connections(f"Connections: {flows.count}", flows.rows, style))
             if report in ("anomalies", "summary", "all"):
-                parts.append(f"Findings: {len(finding_rows)}\n" + render_table(finding_rows, ANOMALY_COLUMNS))
-            stream.write("\n\n".join(parts) + "\n")
+                blocks.append(render_findings(finding_rows, style))
+            write_blocks(stream, blocks)
     return findings
 
 

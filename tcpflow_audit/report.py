@@ -1,8 +1,9 @@
-"""Reporting: turning flow records, findings and run statistics into tables, CSV and JSON.
+"""Reporting: turning flow records, findings and run statistics into CSV and JSON (the table format,
+for people, is `tables`).
 
 Column names and order are part of the interface (documented in docs/flows.md). CSV, JSON Lines
 and JSON are written row by row as connections finish, so they never hold a capture's flows in
-memory (only the human-readable table does: column widths need every row); every output file is
+memory (only the table format does: column widths need every row); every output file is
 written to a temporary file beside it and renamed into place only when complete
 (`atomic_output`), so a crash or Ctrl-C never leaves half a file.
 """
@@ -34,12 +35,6 @@ FLOW_COLUMNS: tuple[str, ...] = (
     "handshake_rtt_ms", "syn_synack_ms", "synack_ack_ms",
     "direction_guessed", "anomalies",
 )
-
-FLOW_TABLE_COLUMNS: tuple[str, ...] = (
-    "start", "client_ip", "client_port", "server_ip", "server_port", "conn_state", "history",
-    "client_state", "server_state", "end_reason", "anomalies",
-)
-
 
 def iso_utc(ts: float | None) -> str:
     """ISO 8601 UTC with microseconds, e.g. 2026-11-21T09:15:00.123456Z.
@@ -277,7 +272,7 @@ def _csv_line(texts: list[str]) -> str | None:
 
 class RowWriter:
     """Writes rows of one table as they come: CSV or JSON Lines to a stream, JSON into a `JsonArray`;
-    for the table format (stream None) it keeps each row's `columns` values (a tuple) for `render_table`."""
+    for the table format (stream None) it keeps each row's `columns` values (a tuple) for `tables`."""
 
     def __init__(self, stream: IO[str] | JsonArray | None, fmt: str, columns: tuple[str, ...]) -> None:
         self.stream: Any = stream          # a text stream, a JsonArray, or None (table)
@@ -385,16 +380,6 @@ class JsonArray:
             self.stream.write("\n" + _INDENT * self.level + "]" if self.count else "[]")
 
 
-def render_table(rows: list[dict[str, Any]] | list[tuple[Any, ...]], columns: tuple[str, ...]) -> str:
-    """A plain-text table; rows are dicts, or tuples of the `columns` values (RowWriter's table rows)."""
-    if not rows:
-        return "(none)"
-    from tabulate import tabulate   # (imported when a table is made: a job writing files needs none)
-    cells = [r if isinstance(r, tuple) else tuple(r.get(c) for c in columns) for r in rows]
-    return tabulate([["" if v is None else v for v in row] for row in cells],
-                    headers=list(columns), tablefmt="simple", disable_numparse=True)
-
-
 # ---------------------------------------------------------------------- the summary
 class SummaryCollector:
     """A flow sink that counts what the summary needs and keeps the first abnormal connections."""
@@ -442,31 +427,3 @@ def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] 
     if extra:
         summary.update(extra)
     return summary
-
-
-def render_summary(summary: dict[str, Any]) -> str:
-    lines = [
-        ("files", ", ".join(summary["files"])),
-        ("capture span", f"{summary['first_packet']} .. {summary['last_packet']}"),
-        ("packets read", summary["packets_read"]),
-        ("TCP packets", summary["tcp_packets"]),
-    ]
-    if summary["filtered_out"]:
-        lines.append(("filtered out", summary["filtered_out"]))
-    for reason, n in summary["skipped_packets"].items():
-        lines.append((f"skipped: {reason}", n))
-    lines.append(("connections", summary["connections"]))
-    if summary.get("interrupted"):
-        lines.append(("interrupted", "yes (Ctrl-C): this report covers the packets read until then"))
-    if summary["evicted_connections"]:
-        lines.append(("evicted (table full)", summary["evicted_connections"]))
-    from tabulate import tabulate   # (imported when a table is made: a job writing files needs none)
-    out = [tabulate(lines, tablefmt="plain", disable_numparse=True)]
-    for title, key in (("conn_state", "conn_state"), ("final client state", "client_state"),
-                       ("final server state", "server_state"), ("end reason", "end_reason")):
-        if summary[key]:
-            out.append("")
-            counts: list[tuple[str, int]] = sorted(summary[key].items(), key=lambda kv: -kv[1])
-            out.append(tabulate(counts, headers=[title, "connections"],
-                                tablefmt="simple", disable_numparse=True))
-    return "\n".join(out)

@@ -95,3 +95,46 @@ def _nudge(x: float, steps: int) -> float:
     for _ in range(abs(steps)):
         x = math.nextafter(x, math.inf if steps > 0 else -math.inf)
     return x
+
+
+# ---------------------------------------------------------------------- the table format (tables.py)
+def test_wrap_breaks_at_spaces_then_inside_names() -> None:
+    from tcpflow_audit.tables import wrap
+
+    assert wrap("SYN answered by RST after 0.061 ms", 12) == ["SYN answered", "by RST after", "0.061 ms"]
+    assert wrap("connection_refused;rst_abort", 11) == ["connection_", "refused;", "rst_abort"]
+    assert wrap("client_state", 8) == ["client_", "state"]
+    assert wrap("ShADadFfRrTtWw", 5) == ["ShADa", "dFfRr", "TtWw"]   # no break point: cut at the width
+    for text in ("", "a", "x" * 50, "peak 320 client-side TIME_WAIT sockets (client 10.99.0.1, at "
+                 "2023-11-14T22:13:21.921500Z), 1.1% of the 28232 ephemeral ports"):
+        for width in (1, 5, 11, 28, 80):
+            lines = wrap(text, width)
+            assert all(len(line) <= width for line in lines)
+            assert "".join("".join(lines).split()) == "".join(text.split())   # nothing lost
+
+
+def test_cells_are_printable_and_endpoints_join_address_and_port() -> None:
+    from tcpflow_audit.tables import endpoint, printable
+
+    assert printable("capture\n\x1b[31m.pcap") == "capture\\n\\x1b[31m.pcap"   # a file name cannot draw
+    assert printable(None) == "" and printable(8080) == "8080"
+    assert endpoint("10.0.0.1", 80) == "10.0.0.1:80"
+    assert endpoint("2001:db8::1", 443) == "[2001:db8::1]:443"
+    assert endpoint("10.0.0.1", None) == "10.0.0.1" and endpoint(None, None) == ""
+
+
+def test_fit_keeps_the_important_columns_and_narrows_wrapped_ones() -> None:
+    from tcpflow_audit.tables import Column, TableStyle, fit, render
+
+    columns = (Column("name", 0), Column("detail", 1, wrap_to=10), Column("when", 2))
+    rows = [("alpha", "a fairly long sentence about alpha", "2026-11-21T09:19:39Z")]
+    assert fit(columns, [5, 34, 20], None) == [(0, 5), (1, 34), (2, 20)]
+    assert fit(columns, [5, 34, 20], 64) == [(0, 5), (1, 34), (2, 20)]   # everything fits
+    # narrowest: name 5 + detail 10 (wrap_to) + when 20, and two separators: 39
+    assert fit(columns, [5, 34, 20], 39) == [(0, 5), (1, 10), (2, 20)]
+    assert fit(columns, [5, 34, 20], 41) == [(0, 5), (1, 12), (2, 20)]   # spare width goes to the wrapped one
+    assert fit(columns, [5, 34, 20], 38) == [(0, 5), (1, 31)]   # 'when' left out: detail takes the room
+    lines = list(render(columns, rows, list, TableStyle(width=41)))
+    assert lines[0].split() == ["name", "detail", "when"] and all(len(line) <= 41 for line in lines)
+    lines = list(render(columns, rows, list, TableStyle(width=30)))
+    assert " ".join(lines[-2:]) == "(not shown at width 30: when; --width 0 shows all)"

@@ -2,15 +2,15 @@
 
 `Thresholds()` gives the defaults; `Thresholds.from_toml(path)` reads overrides from a TOML file
 (top-level keys and/or a `[thresholds]` table; with `engine_fields`, engine settings too) and rejects
-unknown keys; `as_dict()` lists them all
-(the CLI exposes each field as `--<name-with-dashes>`).
+unknown keys; `parse_setting("NAME=VALUE")` reads one from the command line (--threshold);
+`checked_value` is the one rule both go through; `as_dict()` lists them all.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any
 
 #: Linux net.ipv4.ip_local_port_range default 32768-60999: the ports one client can use to one server ip:port.
@@ -123,26 +123,56 @@ class Thresholds:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Thresholds:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(k for k in data if k not in known)
+        return cls().updated(data)
+
+    def updated(self, data: dict[str, Any]) -> Thresholds:
+        """A copy with the thresholds in `data` set, each checked by `checked_value`."""
+        unknown = sorted(k for k in data if k not in _FIELDS)
         if unknown:
-            raise ValueError("unknown threshold(s): %s (known: %s)" % (", ".join(unknown), ", ".join(known)))
-        values: dict[str, Any] = {}
-        for name, value in data.items():
-            default = known[name].default
-            assert default is not MISSING
-            if isinstance(default, bool) or not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ValueError("threshold %s must be a number, got %r" % (name, value))
-            if isinstance(default, int) and not isinstance(default, bool):
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError("threshold %s must be an integer, got %r" % (name, value))
-                value = int(value)
-            else:
-                value = float(value)
-            if value < 0:
-                raise ValueError("threshold %s must not be negative, got %r" % (name, value))
-            values[name] = value
-        return cls(**values)
+            raise ValueError("unknown threshold(s): %s (known: %s)" % (", ".join(unknown), ", ".join(_FIELDS)))
+        values: dict[str, Any] = {name: self.checked_value(name, value) for name, value in data.items()}
+        return replace(self, **values)
+
+    @staticmethod
+    def checked_value(name: str, value: Any) -> int | float:
+        """`value` as threshold `name` holds it (int or float, as its default), or ValueError saying why not:
+        not a number, not a whole number for a count, negative."""
+        default = _FIELDS[name].default
+        assert default is not MISSING
+        if (isinstance(default, bool) or not isinstance(value, (int, float)) or isinstance(value, bool)
+                or value != value):   # (NaN: every comparison with it is false, the detector would never fire)
+            raise ValueError("threshold %s must be a number, got %r" % (name, value))
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError("threshold %s must be an integer, got %r" % (name, value))
+            value = int(value)
+        else:
+            value = float(value)
+        if value < 0:
+            raise ValueError("threshold %s must not be negative, got %r" % (name, value))
+        return value
+
+    @classmethod
+    def parse_setting(cls, text: str) -> tuple[str, int | float]:
+        """`NAME=VALUE` as the command line's --threshold gives it (dashes in NAME are taken as '_'):
+        the name and its checked value, or ValueError naming what is wrong."""
+        name, equals, value_text = text.partition("=")
+        name = name.strip().replace("-", "_")
+        if not equals or not name:
+            raise ValueError("expected NAME=VALUE, got %r" % text)
+        if name not in _FIELDS:
+            raise ValueError("unknown threshold %r (known: %s)" % (name, ", ".join(_FIELDS)))
+        value: int | float | str = value_text.strip()
+        for kind in (int, float):
+            try:
+                value = kind(value_text)
+                break
+            except ValueError:
+                pass
+        return name, cls.checked_value(name, value)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_FIELDS = {f.name: f for f in fields(Thresholds)}
