@@ -199,6 +199,21 @@ def test_what_cannot_be_replaced_safely_is_refused_before_reading(tmp_path):
     assert os.readlink(link) == str(mine)
 
 
+def test_files_put_into_a_set_stay_with_it_and_a_warning(tmp_path, references):
+    out = tmp_path / "out"
+    assert run_cli("--output-dir", out, OLD).returncode == 0
+    (out / "notes.txt").write_text("mine\n")   # lands in the current set directory
+    old_set = tmp_path / os.readlink(out)
+    done = run_cli("--output-dir", out, NEW)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (f"tcpflow-audit: warning: could not remove {old_set} (it holds files tcpflow-audit did not "
+                           f"write)\n")
+    assert contents(out) == references["new"]
+    assert os.listdir(old_set) == ["notes.txt"]   # the set's own files went, the user's file stayed
+    quiet = run_cli("--output-dir", out, NEW, "-q")   # (each run tries again; --quiet hides the warning)
+    assert (quiet.returncode, quiet.stderr) == (0, "") and os.listdir(old_set) == ["notes.txt"]
+
+
 # ------------------------------------------------------------------ a signal at every step
 def _stop_at_every_step(tmp_path: Path, previous: Path, args, what, kind: str) -> list[tuple[str, int, str]]:
     """With `previous` (a directory holding `out`, the previous output) copied afresh each time, run
