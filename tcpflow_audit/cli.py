@@ -24,7 +24,6 @@ import json
 import signal
 import sys
 import time
-from contextlib import ExitStack
 from datetime import datetime, timezone
 from typing import Any
 
@@ -258,72 +257,71 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     stats = auditor.stats
     interrupted = completed = False
     termination = termination_handler()
-    with ExitStack() as held:   # the output's lock: from before reading until the outcome is printed
-        try:
-            with sigterm_as_interrupt(termination):
-                try:
-                    if target is not None:
-                        held.enter_context(target.locked(lock_timeout, waiting))
-                    if isinstance(target, OutputSet):
-                        findings = run_to_directory(auditor, sources, progress, detectors, summary, target, excel,
-                                                    engine, thresholds)
-                    else:
-                        findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, target,
-                                                 excel, engine, thresholds)
-                    completed = True
-                    interrupted = stats.interrupted
-                finally:
-                    if progress is not None:
-                        progress.done()
-        except KeyboardInterrupt:   # Ctrl-C or SIGTERM: before or after reading (during it, Auditor.run catches
-            interrupted = True      # it), or re-raised by run_to_* so that an interrupted run replaces no file
-            findings = []
-        except OutputBusy as busy:
-            click.echo(f"tcpflow-audit: error: {busy}; gave up after waiting {busy.waited:g} s (--lock-timeout): "
-                       f"nothing was written", err=True)
-            sys.exit(EXIT_BUSY)
-        except OutputRefused as refused:
-            raise click.BadParameter(str(refused), param_hint="--output-dir") from None
-        except OSError as error:
-            raise click.ClickException(f"cannot write output: {error}") from error
-        interrupted = interrupted or termination.signum is not None   # (one that came as the run ended)
+    try:
+        with sigterm_as_interrupt(termination):
+            try:
+                if target is not None:   # the output's lock: from before reading until the outcome is printed
+                    click.get_current_context().with_resource(target.locked(lock_timeout, waiting))
+                if isinstance(target, OutputSet):
+                    findings = run_to_directory(auditor, sources, progress, detectors, summary, target, excel,
+                                                engine, thresholds)
+                else:
+                    findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, target,
+                                             excel, engine, thresholds)
+                completed = True
+                interrupted = stats.interrupted
+            finally:
+                if progress is not None:
+                    progress.done()
+    except KeyboardInterrupt:   # Ctrl-C or SIGTERM: before or after reading (during it, Auditor.run catches
+        interrupted = True      # it), or re-raised by run_to_* so that an interrupted run replaces no file
+        findings = []
+    except OutputBusy as busy:
+        click.echo(f"tcpflow-audit: error: {busy}; gave up after waiting {busy.waited:g} s (--lock-timeout): "
+                   f"nothing was written", err=True)
+        sys.exit(EXIT_BUSY)
+    except OutputRefused as refused:
+        raise click.BadParameter(str(refused), param_hint="--output-dir") from None
+    except OSError as error:
+        raise click.ClickException(f"cannot write output: {error}") from error
+    interrupted = interrupted or termination.signum is not None   # (one that came as the run ended)
 
-        status = EXIT_OK
-        if fail_on is not None:
-            floor = SEVERITIES.index(fail_on)
-            if any(SEVERITIES.index(f.severity) >= floor for f in findings):
-                status = EXIT_FINDINGS
-        for problem in stats.problems:
-            is_error = problem.fatal or strict   # --strict: a cut-short capture is an input error too
-            if is_error:
-                status = EXIT_INPUT
-            if is_error or not quiet:   # --quiet hides warnings, never the reason for exit status 3
-                click.echo(f"tcpflow-audit: {'error' if is_error else 'warning'}: {problem}", err=True)
-        if target is not None and not quiet:
-            for kept in target.kept:
-                click.echo(f"tcpflow-audit: warning: could not remove {kept}", err=True)
-        if interrupted:
-            if isinstance(target, OutputSet):
-                outcome = (f"{target.path} holds this run's complete set (it was switched into place before the "
-                           f"interrupt)" if target.replaced else
-                           f"nothing was written to {target.path} (files of an earlier run, if any, are left as "
-                           f"they were)")
-            elif target is not None:
-                outcome = (f"{target.path} holds this run's complete report (it was renamed into place before the "
-                           f"interrupt)" if target.replaced else
-                           f"{target.path} was not written (an earlier {target.path}, if any, is left as it was)")
-            elif completed:
-                outcome = "the report covers the packets read until then"
-            else:
-                outcome = "the report was not finished"
-            if termination.signum in (None, signal.SIGINT):
-                click.echo(f"tcpflow-audit: interrupted: {how_far(stats, auditor)}; {outcome}", err=True)
-                status = EXIT_INTERRUPTED
-            else:
-                name = signal.Signals(termination.signum).name
-                click.echo(f"tcpflow-audit: interrupted by {name}: {how_far(stats, auditor)}; {outcome}", err=True)
-                status = EXIT_TERMINATED
-        sys.exit(status)
+    status = EXIT_OK
+    if fail_on is not None:
+        floor = SEVERITIES.index(fail_on)
+        if any(SEVERITIES.index(f.severity) >= floor for f in findings):
+            status = EXIT_FINDINGS
+    for problem in stats.problems:
+        is_error = problem.fatal or strict   # --strict: a cut-short capture is an input error too
+        if is_error:
+            status = EXIT_INPUT
+        if is_error or not quiet:   # --quiet hides warnings, never the reason for exit status 3
+            click.echo(f"tcpflow-audit: {'error' if is_error else 'warning'}: {problem}", err=True)
+    if target is not None and not quiet:
+        for kept in target.kept:
+            click.echo(f"tcpflow-audit: warning: could not remove {kept}", err=True)
+    if interrupted:
+        if isinstance(target, OutputSet):
+            outcome = (f"{target.path} holds this run's complete set (it was switched into place before the "
+                       f"interrupt)" if target.replaced else
+                       f"nothing was written to {target.path} (files of an earlier run, if any, are left as "
+                       f"they were)")
+        elif target is not None:
+            outcome = (f"{target.path} holds this run's complete report (it was renamed into place before the "
+                       f"interrupt)" if target.replaced else
+                       f"{target.path} was not written (an earlier {target.path}, if any, is left as it was)")
+        elif completed:
+            outcome = "the report covers the packets read until then"
+        else:
+            outcome = "the report was not finished"
+        if termination.signum in (None, signal.SIGINT):
+            click.echo(f"tcpflow-audit: interrupted: {how_far(stats, auditor)}; {outcome}", err=True)
+            status = EXIT_INTERRUPTED
+        else:
+            name = signal.Signals(termination.signum).name
+            click.echo(f"tcpflow-audit: interrupted by {name}: {how_far(stats, auditor)}; {outcome}", err=True)
+            status = EXIT_TERMINATED
+    sys.exit(status)
 
 
 def how_far(stats: RunStats, auditor: Auditor) -> str:
