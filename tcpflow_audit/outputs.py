@@ -1,20 +1,21 @@
 """Output files and output sets: what `-o FILE` and `--output-dir DIR` put on disk, and when.
 
 A reader of an output sees the previous version or this run's, whole, never a mix, whatever
-happens to the run (an error, Ctrl-C, SIGTERM, SIGKILL, a power cut after the run's last step):
+happens to the run (an error, Ctrl-C, SIGTERM, SIGKILL); what is renamed into place was flushed to
+disk first, and the rename itself after it, so that a crash of the machine keeps to that too:
 
 - `OutputFile` (`-o FILE`): the report is written to `.FILE.XXXXXXXX.partial` beside FILE, flushed
   to disk (fsync) and renamed over FILE; the directory is flushed after the rename.
 - `OutputSet` (`--output-dir DIR`): flows.csv, anomalies.csv and summary.json belong together, so
   they change together, with one rename(2). DIR is a symbolic link to the current set directory,
   `.DIR.sets/<set>` beside DIR (DIR/flows.csv etc. stay the paths to read). A run writes its files
-  into a fresh set directory there, flushes them and that directory, makes a link to it beside the
-  current one and renames that link over DIR; then the directory holding DIR is flushed and the
-  previous set directory removed. A DIR that is a plain directory (made by the user, or by a
-  version before output sets) holding nothing but the three files is swapped for the link with
-  one renameat2(RENAME_EXCHANGE) (Linux 3.15 and later, on file systems that support it), so it
-  too changes in one step; one holding other files is refused (they would go with it), as is a
-  symbolic link DIR that is not one of ours.
+  into a fresh set directory there, flushes them and that directory, makes a link to it (in
+  `.DIR.sets`, with the text DIR will hold) and renames that link over DIR; then the directory
+  holding DIR is flushed and the previous set directory removed. A DIR that is a plain directory
+  (made by the user, or by a version before output sets) holding nothing but the three files is
+  swapped for the link with one renameat2(RENAME_EXCHANGE) (Linux 3.15 and later, on file systems
+  that support it), so it too changes in one step; one holding other files is refused (they would
+  go with it), as is a symbolic link DIR that is not one of ours.
 
 One writer per output: a run holds an exclusive flock(2) on `.NAME.lock` beside the output (the
 file stays; it holds the pid of the last run that locked it) from before it reads its first packet

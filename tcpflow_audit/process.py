@@ -1,9 +1,10 @@
-"""The `tcpflow-audit` process: SIGTERM and SIGINT handled from its first moment, the CLI, a quick exit.
+"""The `tcpflow-audit` process: SIGTERM and SIGINT handled from its start, then the CLI, then a quick exit.
 
 `run` is the command (and `python -m tcpflow_audit`). This module imports nothing heavy, so that
 `run` installs its one `TerminationHandler` for SIGTERM and SIGINT before the CLI's imports (about
 50 ms of them): a signal at any moment after that ends the run with its stderr line and 143 or
-130, where the default action would have killed it without a word. Until the CLI's run arms the
+130, where the default action would have killed it without a word (only a signal during the
+interpreter's own start-up, before `run`, still does). Until the CLI's run arms the
 handler (`sigterm_as_interrupt`), it only notes the signal, which the run then acts on as it starts;
 after the run it notes it again, so that nothing cuts the run's own line short.
 
