@@ -1,32 +1,32 @@
-"""The command line: a thin click shell over the library (`pipeline`, `detectors`, `report`).
+"""The command line: a thin click shell over the library (`pipeline`, `detectors`, `report`, `outputs`).
 
 Exit status (documented in the README): 0 clean; 1 a finding at or above --fail-on; 2 usage
 error; 3 input errors (a file that could not be read to its end; a cut-short file only with
---strict); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Input problems are reported on
+--strict); 75 the output is locked by another run for longer than --lock-timeout (EX_TEMPFAIL:
+try again later); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Input problems are reported on
 stderr as one line each, naming the file and byte offset (input errors also with --quiet, which
 hides only warnings and the progress line); everything read before a problem is kept and reported.
 
 Ctrl-C: the run stops, the connections read so far are finalised (end_reason capture_end) and a
 report to standard output covers them; files named by -o/--output-dir are not replaced (the
 previous ones, if any, stay as they were), since a file of a partial run would look complete.
-SIGTERM (timeout, systemd, kill) does the same: for the CLI's run a handler turns it into
-`Terminated`, a KeyboardInterrupt, so the same code paths handle it (temporary files included).
+SIGTERM (timeout, systemd, kill) does the same: a handler turns it into `Terminated`, a
+KeyboardInterrupt, so the same code paths handle it (temporary files included); see `process`.
+An interrupt that comes after the output was switched into place leaves it there, and the stderr
+line says so: which of the two happened is read from the file system (`outputs`).
 """
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import ipaddress
 import json
 import os
 import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -38,8 +38,11 @@ from .config import EngineConfig
 from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
 from .inputs import expand_sources
+from .outputs import OutputBusy, OutputFile, OutputRefused, OutputSet, standard_output
 from .pipeline import Auditor, PacketFilter, RunStats
-from .report import FLOW_COLUMNS, JsonObject, RowWriter, SummaryCollector, atomic_output, iso_utc, summary_dict
+from .process import run as run  # (the command's entry point, also under its earlier name `tcpflow_audit.cli:run`)
+from .process import sigterm_as_interrupt, termination_handler
+from .report import FLOW_COLUMNS, JsonObject, RowWriter, SummaryCollector, iso_utc, summary_dict
 from .tables import (
     FLOW_TABLE_COLUMNS,
     MIN_WIDTH,
@@ -52,48 +55,11 @@ from .tables import (
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130   # 130 = 128 + SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM   # 143
+EXIT_BUSY = 75   # EX_TEMPFAIL (sysexits.h): the output is another run's for now; cron and systemd users retry
+LOCK_TIMEOUT = 300.0   # seconds a run waits for another run writing the same output
 REPORTS = ("summary", "flows", "anomalies", "all")
 FORMATS = ("table", "csv", "json", "jsonl")
 PLAIN_TABLE = TableStyle()   # no width limit, no colour
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM during the CLI's run, raised as a KeyboardInterrupt so that it stops the run as Ctrl-C does."""
-
-    def __init__(self, signum: int = signal.SIGTERM) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class TerminationHandler:
-    """The SIGTERM handler; `signum` says whether the run received SIGTERM (Auditor.run swallows the exception)."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if self.signum is None:
-            self.signum = signum
-        raise Terminated(signum)   # also a second time: it stops the writing of a report, like Ctrl-C
-
-
-@contextmanager
-def sigterm_as_interrupt(handler: TerminationHandler) -> Iterator[None]:
-    """For the duration of the block, SIGTERM calls `handler`, which raises `Terminated` (a KeyboardInterrupt).
-
-    Only in the main thread (the only one Python delivers signals to) and only when SIGTERM has its
-    default disposition, as Python does for SIGINT: an ignored SIGTERM stays ignored and a handler
-    of the program calling `main()` stays in place. The previous handler is restored afterwards.
-    """
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL):
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def parse_time(value: str | None, option: str) -> float | None:
@@ -107,9 +73,9 @@ def parse_time(value: str | None, option: str) -> float | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is neither ISO 8601 nor epoch seconds", param_hint=option)
+        raise click.BadParameter(f"{value!r} is neither ISO 8601 nor epoch seconds", param_hint=option) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -118,11 +84,11 @@ def build_filter(since: str | None, until: str | None, hosts: tuple[str, ...], p
     try:
         host_bytes = frozenset(ipaddress.ip_address(h).packed for h in hosts)
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--host")
+        raise click.BadParameter(str(error), param_hint="--host") from None
     try:
         networks = tuple(ipaddress.ip_network(n, strict=False) for n in nets)
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--net")
+        raise click.BadParameter(str(error), param_hint="--net") from None
     return PacketFilter(since=parse_time(since, "--since"), until=parse_time(until, "--until"),
                         hosts=host_bytes, ports=frozenset(ports), nets=networks)
 
@@ -283,7 +249,10 @@ def threshold_options(function):
     click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
                  help="write the report to FILE (atomically: complete or not at all)"),
     click.option("--output-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
-                 help="write flows.csv, anomalies.csv and summary.json into DIR (atomically)"),
+                 help="write flows.csv, anomalies.csv and summary.json into DIR (atomically, as one set)"),
+    click.option("--lock-timeout", type=click.FloatRange(min=0), default=LOCK_TIMEOUT, metavar="SECONDS",
+                 help=f"wait this long for another run writing the same -o FILE or --output-dir DIR, then give "
+                      f"up with exit status {EXIT_BUSY} (default {LOCK_TIMEOUT:g}; 0: do not wait)"),
     click.option("--excel", is_flag=True, help="CSV with a UTF-8 byte-order mark, for spreadsheet programs"),
     click.option("--width", type=click.IntRange(0), default=None, metavar="N",
                  help="fit the table to N characters (default: $COLUMNS or the terminal; 0: no limit)"),
@@ -327,12 +296,12 @@ def threshold_options(function):
               help="no progress display and no warnings on stderr (input errors are still reported)")
 @click.version_option(__version__, prog_name="tcpflow-audit", message=f"%(prog)s %(version)s ({describe_build()})")
 def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | None, output_dir: str | None,
-         excel: bool, width: int | None, color: bool | None, verify_checksums: bool, since: str | None,
-         until: str | None, hosts: tuple[str, ...], ports: tuple[int, ...], nets: tuple[str, ...],
-         inactivity_timeout: float | None, attempt_timeout: float | None, close_delay: float | None,
-         msl: float | None, max_connections: int | None, threshold_settings: tuple[tuple[str, Any], ...],
-         config_file: str | None, show_config: bool, fail_on: str | None, strict: bool, quiet: bool,
-         **threshold_options: tuple[str, Any] | None) -> None:
+         lock_timeout: float, excel: bool, width: int | None, color: bool | None, verify_checksums: bool,
+         since: str | None, until: str | None, hosts: tuple[str, ...], ports: tuple[int, ...],
+         nets: tuple[str, ...], inactivity_timeout: float | None, attempt_timeout: float | None,
+         close_delay: float | None, msl: float | None, max_connections: int | None,
+         threshold_settings: tuple[tuple[str, Any], ...], config_file: str | None, show_config: bool,
+         fail_on: str | None, strict: bool, quiet: bool, **threshold_options: tuple[str, Any] | None) -> None:
     """Audit the TCP connections in PCAP files (pcap or pcapng, plain or gzip/bzip2/xz; '-' for stdin;
     directories and glob patterns are expanded, and rotated files form one timeline)."""
     engine = EngineConfig(verify_checksums=verify_checksums)
@@ -341,7 +310,7 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         try:
             thresholds, engine_settings = Thresholds.from_toml(config_file, engine_fields=engine_field_names())
         except (ValueError, OSError) as error:
-            raise click.UsageError(f"{config_file}: {error}")
+            raise click.UsageError(f"{config_file}: {error}") from None
         for name, value in engine_settings.items():
             setattr(engine, name, value)
     for name, value in (("inactivity_timeout", inactivity_timeout), ("attempt_timeout", attempt_timeout),
@@ -377,24 +346,36 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     detectors = DetectorSet.attach(auditor, thresholds)   # first sink: it tags records before rows are written
     summary = SummaryCollector()
     auditor.add_flow_sink(summary)
-    to_stdout = output_dir is None and output in (None, "-")
+    target: OutputSet | OutputFile | None = None
+    if output_dir is not None:
+        target = OutputSet(output_dir)
+    elif output not in (None, "-"):
+        target = OutputFile(output)
+    to_stdout = target is None
     # rows streamed to the terminal while the run goes would be drawn over by the progress line
     streams_to_terminal = to_stdout and fmt != "table" and report in ("flows", "all") and sys.stdout.isatty()
     progress = None
     if not quiet and not streams_to_terminal and sys.stderr.isatty():
         progress = auditor.progress = Progress(auditor)
 
+    def waiting(holder: str) -> None:   # (once, when another run holds the output's lock)
+        if not quiet and target is not None:
+            click.echo(f"tcpflow-audit: {target.path} is being written by another run ({holder}): waiting for it, "
+                       f"up to {lock_timeout:g} s (--lock-timeout)", err=True)
+
     stats = auditor.stats
     interrupted = completed = False
-    termination = TerminationHandler()
+    termination = termination_handler()
     try:
         with sigterm_as_interrupt(termination):
             try:
-                if output_dir is not None:
-                    findings = run_to_directory(auditor, sources, progress, detectors, summary, output_dir, excel,
+                if target is not None:   # the output's lock: from before reading until the outcome is printed
+                    click.get_current_context().with_resource(target.locked(lock_timeout, waiting))
+                if isinstance(target, OutputSet):
+                    findings = run_to_directory(auditor, sources, progress, detectors, summary, target, excel,
                                                 engine, thresholds)
                 else:
-                    findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, output,
+                    findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, target,
                                              excel, engine, thresholds, table_style(width, color, to_stdout))
                 completed = True
                 interrupted = stats.interrupted
@@ -404,8 +385,15 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     except KeyboardInterrupt:   # Ctrl-C or SIGTERM: before or after reading (during it, Auditor.run catches
         interrupted = True      # it), or re-raised by run_to_* so that an interrupted run replaces no file
         findings = []
+    except OutputBusy as busy:
+        click.echo(f"tcpflow-audit: error: {busy}; gave up after waiting {busy.waited:g} s (--lock-timeout): "
+                   f"nothing was written", err=True)
+        sys.exit(EXIT_BUSY)
+    except OutputRefused as refused:
+        raise click.BadParameter(str(refused), param_hint="--output-dir") from None
     except OSError as error:
-        raise click.ClickException(f"cannot write output: {error}")
+        raise click.ClickException(f"cannot write output: {error}") from error
+    interrupted = interrupted or termination.signum is not None   # (one that came as the run ended)
 
     status = EXIT_OK
     if fail_on is not None:
@@ -418,17 +406,24 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             status = EXIT_INPUT
         if is_error or not quiet:   # --quiet hides warnings, never the reason for exit status 3
             click.echo(f"tcpflow-audit: {'error' if is_error else 'warning'}: {problem}", err=True)
+    if target is not None and not quiet:
+        for kept in target.kept:
+            click.echo(f"tcpflow-audit: warning: could not remove {kept}", err=True)
     if interrupted:
-        if output_dir is not None:
-            outcome = (f"nothing was written to {output_dir} (files of an earlier run, if any, are left as "
+        if isinstance(target, OutputSet):
+            outcome = (f"{target.path} holds this run's complete set (it was switched into place before the "
+                       f"interrupt)" if target.replaced else
+                       f"nothing was written to {target.path} (files of an earlier run, if any, are left as "
                        f"they were)")
-        elif not to_stdout:
-            outcome = f"{output} was not written (an earlier {output}, if any, is left as it was)"
+        elif target is not None:
+            outcome = (f"{target.path} holds this run's complete report (it was renamed into place before the "
+                       f"interrupt)" if target.replaced else
+                       f"{target.path} was not written (an earlier {target.path}, if any, is left as it was)")
         elif completed:
             outcome = "the report covers the packets read until then"
         else:
             outcome = "the report was not finished"
-        if termination.signum is None:
+        if termination.signum in (None, signal.SIGINT):
             click.echo(f"tcpflow-audit: interrupted: {how_far(stats, auditor)}; {outcome}", err=True)
             status = EXIT_INTERRUPTED
         else:
@@ -436,43 +431,6 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             click.echo(f"tcpflow-audit: interrupted by {name}: {how_far(stats, auditor)}; {outcome}", err=True)
             status = EXIT_TERMINATED
     sys.exit(status)
-
-
-def run() -> None:
-    """The `tcpflow-audit` command (and `python -m tcpflow_audit`): `main`, then leave at once.
-
-    Python's own shutdown frees the whole heap object by object: after a 2M-packet capture that
-    was 0.1 s (5% of the run), after a SYN flood seconds, spent on objects about to vanish with the
-    process. By the time `main` exits, every report is complete and renamed into place; what is
-    left to do is flushing standard output and error, done here. When something else would run
-    at a normal exit (an atexit handler, e.g. coverage's; a thread Python would wait for), or for
-    an exception that is not an exit (a bug: traceback included), Python's normal way is taken.
-    """
-    try:
-        main()   # (click's standalone mode: always ends with SystemExit)
-    except SystemExit as done:
-        if not _quick_exit_is_safe():
-            raise
-        status = done.code
-        if status is None:
-            status = 0
-        elif not isinstance(status, int):   # (as Python does with a message for an exit status)
-            print(status, file=sys.stderr)
-            status = 1
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:   # (a closed pipe, a full disk: Python's normal exit reports it)
-            raise SystemExit(status) from None
-        os._exit(status)
-
-
-def _quick_exit_is_safe() -> bool:
-    """Nothing else would run at a normal exit: no atexit handler, no thread that is not a daemon."""
-    handlers = getattr(atexit, "_ncallbacks", None)   # (CPython's count of atexit handlers)
-    if handlers is None or handlers():
-        return False
-    return all(thread.daemon or thread is threading.main_thread() for thread in threading.enumerate())
 
 
 def how_far(stats: RunStats, auditor: Auditor) -> str:
@@ -506,13 +464,14 @@ def run_audit(auditor: Auditor, sources: list[str], progress: Progress | None) -
 
 
 def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
-                  summary: SummaryCollector, report: str, fmt: str, output: str | None, excel: bool,
+                  summary: SummaryCollector, report: str, fmt: str, output: OutputFile | None, excel: bool,
                   engine: EngineConfig, thresholds: Thresholds, style: TableStyle = PLAIN_TABLE):
     """One report to stdout or to the file `output` (atomically). Every format but the table is written
     as connections finish; JSON documents end with the members only known at the end (findings, summary).
     `style`: the table format's width and colours."""
-    to_file = output not in (None, "-")
-    with atomic_output(output, bom=excel and fmt == "csv") as stream:
+    to_file = output is not None
+    bom = excel and fmt == "csv"
+    with output.writing(bom=bom) if output is not None else standard_output() as stream:
         document = JsonObject(stream) if fmt == "json" and report in ("flows", "all") else None
         flows: RowWriter | None = None
         if report in ("flows", "all"):
@@ -568,14 +527,14 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
 
 
 def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
-                     summary: SummaryCollector, directory: str, excel: bool, engine: EngineConfig,
+                     summary: SummaryCollector, output_set: OutputSet, excel: bool, engine: EngineConfig,
                      thresholds: Thresholds):
-    """flows.csv, anomalies.csv and summary.json: all three are renamed into place once all are complete
-    (summary.json last), so an interrupted or failed run leaves the previous set, whole."""
-    os.makedirs(directory, exist_ok=True)
-    with atomic_output(os.path.join(directory, "summary.json")) as summary_stream, \
-            atomic_output(os.path.join(directory, "anomalies.csv"), bom=excel) as anomalies_stream, \
-            atomic_output(os.path.join(directory, "flows.csv"), bom=excel) as flows_stream:
+    """flows.csv, anomalies.csv and summary.json, written into a new set that replaces the current one
+    in one step once all three are complete, so an interrupted or failed run leaves the previous set, whole."""
+    with output_set.writing():
+        flows_stream = output_set.open("flows.csv", bom=excel)
+        anomalies_stream = output_set.open("anomalies.csv", bom=excel)
+        summary_stream = output_set.open("summary.json")
         flows = RowWriter(flows_stream, "csv", FLOW_COLUMNS)
         auditor.add_flow_sink(flows.write_flow)
         auditor.finalise_when_interrupted = False   # an interrupted run writes nothing: stop at once

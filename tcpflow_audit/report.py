@@ -3,9 +3,8 @@ for people, is `tables`).
 
 Column names and order are part of the interface (documented in docs/flows.md). CSV, JSON Lines
 and JSON are written row by row as connections finish, so they never hold a capture's flows in
-memory (only the table format does: column widths need every row); every output file is
-written to a temporary file beside it and renamed into place only when complete
-(`atomic_output`), so a crash or Ctrl-C never leaves half a file.
+memory (only the table format does: column widths need every row). Where the text goes,
+and how a file or a set of files replaces the previous one, is `outputs`' business.
 """
 
 from __future__ import annotations
@@ -13,12 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import sys
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import IO, Any, Final
 
@@ -188,31 +182,6 @@ def _ip_text(address: bytes) -> str:
 
 
 _ip_texts: Final[dict[bytes, str]] = {}
-
-
-# ---------------------------------------------------------------------- safe files
-@contextmanager
-def atomic_output(path: str | None, *, bom: bool = False) -> Iterator[IO[str]]:
-    """Yield a text stream for `path` ('-' or None: stdout); the file appears only when complete."""
-    if path is None or path == "-":
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".partial")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)   # mkstemp makes 0600; the report gets the usual permissions
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as stream:
-            yield stream
-        os.replace(tmp_path, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_path)
-        except OSError:
-            pass
-        raise
 
 
 _FORMULA_FIRST: Final = "=+-@\t\r"   # a cell starting with one of these could be read as a formula

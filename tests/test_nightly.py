@@ -339,6 +339,7 @@ def test_malformed_packets_are_counted_by_reason_and_skipped(tmp_path):
 # ------------------------------------------------------------------ 7. outputs
 def test_outputs_atomic_directory_csv_excel_and_formula_guard(tmp_path):
     from tcpflow_audit import report
+    from tcpflow_audit.outputs import OutputFile
 
     out = tmp_path / "out.csv"
     out.write_text("previous,content\n1,2\n")
@@ -349,11 +350,11 @@ def test_outputs_atomic_directory_csv_excel_and_formula_guard(tmp_path):
     assert out.read_text() == "previous,content\n1,2\n"
     # a failure in the middle of writing: the previous file stays, no partial file behind
     with pytest.raises(RuntimeError):
-        with report.atomic_output(str(out)) as stream:
+        with OutputFile(str(out)).writing() as stream:
             stream.write("half,a,row")
             raise RuntimeError("boom")
     with pytest.raises(KeyboardInterrupt):
-        with report.atomic_output(str(out), bom=True) as stream:
+        with OutputFile(str(out)).writing(bom=True) as stream:
             stream.write("half,a,row")
             raise KeyboardInterrupt
     assert out.read_text() == "previous,content\n1,2\n"
