@@ -27,9 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_nightly import Pcap  # noqa: E402  (splits a classic pcap into its records, byte for byte)
+from capture_helpers import Pcap
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="watches the child through /proc and uses a pseudo-terminal")
