@@ -80,28 +80,38 @@ def wait_until_input_consumed(proc: subprocess.Popen) -> None:
     pytest.fail(f"the CLI did not consume its input within {WAIT} s")
 
 
-def start_on_stdin(tmp_path: Path, *args, stderr=None) -> tuple[subprocess.Popen, Path, Path]:
-    """The CLI reading '-' from a pipe; stdout (and stderr unless given) go to files (no pipe to fill up)."""
+def start_on_stdin(tmp_path: Path, *args, **popen_options) -> tuple[subprocess.Popen, Path, Path]:
+    """The CLI reading '-' from a pipe; stdout and stderr go to files (no pipe to fill up)."""
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(cli_command("-", *args), stdin=subprocess.PIPE, stdout=out,
-                                stderr=err if stderr is None else stderr, cwd=ROOT)
+        proc = subprocess.Popen(cli_command("-", *args), stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=ROOT,
+                                **popen_options)
     return proc, out_path, err_path
+
+
+def feed_all(proc: subprocess.Popen, data: bytes) -> None:
+    """Write `data` to the child's standard input and wait until the child has consumed all of it."""
+    if data:
+        proc.stdin.write(data)
+        proc.stdin.flush()
+    wait_until_input_consumed(proc)
+
+
+def reap(proc: subprocess.Popen) -> None:
+    """Kill the child if it still runs (a failed test), so that no test leaves a process behind."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=WAIT)
 
 
 def interrupt(proc: subprocess.Popen, data: bytes, signum: int = signal.SIGINT) -> int:
     """Feed `data`, wait until it is consumed, Ctrl-C (or send `signum`); the exit status."""
     try:
-        if data:
-            proc.stdin.write(data)
-            proc.stdin.flush()
-        wait_until_input_consumed(proc)
+        feed_all(proc, data)
         proc.send_signal(signum)
         return proc.wait(timeout=WAIT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=WAIT)
+        reap(proc)
         proc.stdin.close()
 
 
@@ -114,30 +124,37 @@ def fed_capture(tmp_path: Path) -> tuple[bytes, Path]:
     return data, path
 
 
-def interrupted_line(stderr: str, prefix: str = "tcpflow-audit: interrupted: ") -> str:
+# (signal, exit status, start of the stderr line): how Ctrl-C and SIGTERM end a run
+BY_CTRL_C = (signal.SIGINT, 130, "tcpflow-audit: interrupted: ")
+BY_SIGTERM = (signal.SIGTERM, 143, "tcpflow-audit: interrupted by SIGTERM: ")   # 128 + SIGTERM
+
+
+def interrupted_line(stderr: str, prefix: str = BY_CTRL_C[2]) -> str:
     lines = [line for line in stderr.splitlines() if line.startswith(prefix)]
     assert len(lines) == 1, stderr
     return lines[0]
 
 
-# ------------------------------------------------------------------ 1. Ctrl-C
-@pytest.mark.parametrize("fmt,report", [("csv", "flows"), ("json", "all")])
-def test_ctrl_c_reports_the_packets_read_so_far_on_stdout(tmp_path, cli, fmt, report):
+# ------------------------------------------------------------------ 1. Ctrl-C and SIGTERM (timeout, systemd, kill)
+@pytest.mark.parametrize("fmt, report, signum, status, prefix", [
+    ("csv", "flows", *BY_CTRL_C), ("json", "all", *BY_CTRL_C), ("csv", "flows", *BY_SIGTERM),
+], ids=["csv-flows-ctrl-c", "json-all-ctrl-c", "csv-flows-sigterm"])
+def test_interrupt_reports_the_packets_read_so_far_on_stdout(tmp_path, cli, fmt, report, signum, status, prefix):
     data, fed_file = fed_capture(tmp_path)
     oracle = cli(fed_file, "--report", report, "--format", fmt)
 
     proc, out_path, err_path = start_on_stdin(tmp_path, "--report", report, "--format", fmt)
-    status = interrupt(proc, data)
+    exit_status = interrupt(proc, data, signum)
     stderr = err_path.read_text()
     assert "Traceback" not in stderr, stderr
-    assert status == 130, stderr
-    line = interrupted_line(stderr)
-    assert line.startswith(f"tcpflow-audit: interrupted: read {FED:,} packets ({len(data):,} bytes), "), line
+    assert exit_status == status, stderr
+    line = interrupted_line(stderr, prefix)
+    assert line.startswith(f"{prefix}read {FED:,} packets ({len(data):,} bytes), "), line
     assert line.endswith("; the report covers the packets read until then"), line
     out = out_path.read_text()
     if fmt == "csv":
-        # a complete CSV: exactly the run over the packets fed (connections still open when Ctrl-C
-        # came are finalised as capture_end, as at the end of a file)
+        # a complete CSV: exactly the run over the packets fed (connections still open when the
+        # signal came are finalised as capture_end, as at the end of a file)
         assert out == oracle.stdout
         rows = list(csv.DictReader(io.StringIO(out)))
         assert 0 < len(rows) < 50
@@ -163,31 +180,35 @@ def test_ctrl_c_table_summary_says_interrupted(tmp_path):
     assert f"packets read  {FED}" in table
 
 
-def test_ctrl_c_leaves_the_previous_output_file(tmp_path):
+@pytest.mark.parametrize("signum, status, prefix", [BY_CTRL_C, BY_SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_leaves_the_previous_output_file_and_no_temporary_file(tmp_path, signum, status, prefix):
     data, _ = fed_capture(tmp_path)
     out = tmp_path / "flows.csv"
     previous = "start,start_epoch\nyesterday,1\n"
     out.write_text(previous)
-    proc, _, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv", "-o", out)
-    assert interrupt(proc, data) == 130
+    proc, stdout_path, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv", "-o", out, "--quiet")
+    exit_status = interrupt(proc, data, signum)
     stderr = err_path.read_text()
     assert "Traceback" not in stderr, stderr
-    assert interrupted_line(stderr).endswith(f"; {out} was not written (an earlier {out}, if any, is left as it was)")
+    assert exit_status == status, stderr
+    assert stderr.count("\n") == 1, stderr   # the one line, even with --quiet
+    line = interrupted_line(stderr, prefix)
+    assert line.startswith(f"{prefix}read {FED:,} packets ({len(data):,} bytes), "), line
+    assert line.endswith(f"; {out} was not written (an earlier {out}, if any, is left as it was)"), line
     assert out.read_text() == previous
+    assert stdout_path.read_text() == ""
     no_partial_files(tmp_path)
 
-    # no previous file: none afterwards (a JSON report too, which is written as the run goes)
+    # no previous file: none afterwards, and no temporary file (a JSON report is written as the run goes)
     fresh = tmp_path / "fresh.json"
     proc, _, err_path = start_on_stdin(tmp_path, "--report", "all", "--json", "-o", fresh)
-    assert interrupt(proc, data) == 130, err_path.read_text()
+    assert interrupt(proc, data, signum) == status, err_path.read_text()
+    interrupted_line(err_path.read_text(), prefix)
     assert not fresh.exists()
     no_partial_files(tmp_path)
 
 
-@pytest.mark.parametrize("signum, status, prefix", [
-    (signal.SIGINT, 130, "tcpflow-audit: interrupted: "),
-    (signal.SIGTERM, 143, "tcpflow-audit: interrupted by SIGTERM: "),
-], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("signum, status, prefix", [BY_CTRL_C, BY_SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_leaves_the_previous_output_directory(tmp_path, cli, signum, status, prefix):
     data, fed_file = fed_capture(tmp_path)
     outdir = tmp_path / "report"
@@ -258,9 +279,7 @@ def run_with_terminal(args, *, stdout_to_terminal=False, stdin=subprocess.DEVNUL
         reader.join(WAIT)
         assert not reader.is_alive(), "the terminal was not closed"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=WAIT)
+        reap(proc)
         os.close(master)
     return status, b"".join(received).decode(), stdout
 
@@ -365,69 +384,22 @@ def test_json_report_is_the_same_document_written_as_it_goes(tmp_path, cli):
     assert result.stdout == json.dumps(empty, indent=2) + "\n"
 
 
-# ------------------------------------------------------------------ 4. SIGTERM (timeout, systemd, kill)
-SIGTERM_PREFIX = "tcpflow-audit: interrupted by SIGTERM: "
-
-
-def test_sigterm_leaves_the_previous_output_file_and_no_temporary_file(tmp_path):
-    data, _ = fed_capture(tmp_path)
-    out = tmp_path / "flows.csv"
-    previous = "start,start_epoch\nyesterday,1\n"
-    out.write_text(previous)
-    proc, stdout_path, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv", "-o", out, "--quiet")
-    status = interrupt(proc, data, signal.SIGTERM)
-    stderr = err_path.read_text()
-    assert "Traceback" not in stderr, stderr
-    assert status == 143, stderr   # 128 + SIGTERM
-    assert stderr.count("\n") == 1, stderr   # the one line, even with --quiet
-    line = interrupted_line(stderr, SIGTERM_PREFIX)
-    assert line.startswith(f"{SIGTERM_PREFIX}read {FED:,} packets ({len(data):,} bytes), "), line
-    assert line.endswith(f"; {out} was not written (an earlier {out}, if any, is left as it was)"), line
-    assert out.read_text() == previous
-    assert stdout_path.read_text() == ""
-    no_partial_files(tmp_path)
-
-    # no previous file: none afterwards, and no temporary file (a JSON report is written as the run goes)
-    fresh = tmp_path / "fresh.json"
-    proc, _, err_path = start_on_stdin(tmp_path, "--report", "all", "--json", "-o", fresh)
-    assert interrupt(proc, data, signal.SIGTERM) == 143, err_path.read_text()
-    interrupted_line(err_path.read_text(), SIGTERM_PREFIX)
-    assert not fresh.exists()
-    no_partial_files(tmp_path)
-
-
-def test_sigterm_reports_the_packets_read_so_far_on_stdout(tmp_path, cli):
-    data, fed_file = fed_capture(tmp_path)
-    oracle = cli(fed_file, "--report", "flows", "--csv")
-    proc, out_path, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv")
-    assert interrupt(proc, data, signal.SIGTERM) == 143, err_path.read_text()
-    line = interrupted_line(err_path.read_text(), SIGTERM_PREFIX)
-    assert line.endswith("; the report covers the packets read until then"), line
-    assert out_path.read_text() == oracle.stdout
-
-
+# ------------------------------------------------------------------ 4. SIGTERM: whose handler
 def test_an_ignored_sigterm_stays_ignored(tmp_path, cli):
     # a parent that ignores SIGTERM for its children (as Python does for SIGINT) is respected
     data, fed_file = fed_capture(tmp_path)
     oracle = cli(fed_file, "--report", "flows", "--csv")
-    out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(cli_command("-", "--report", "flows", "--csv"), stdin=subprocess.PIPE, stdout=out,
-                                stderr=err, cwd=ROOT,
-                                preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    proc, out_path, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv",
+                                              preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
     try:
-        proc.stdin.write(data)
-        proc.stdin.flush()
-        wait_until_input_consumed(proc)
+        feed_all(proc, data)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
         assert proc.poll() is None, err_path.read_text()
         proc.stdin.close()   # the end of the input ends the run normally
         assert proc.wait(timeout=WAIT) == 0, err_path.read_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=WAIT)
+        reap(proc)
     assert err_path.read_text() == ""
     assert out_path.read_text() == oracle.stdout
 
