@@ -19,7 +19,7 @@ Running the command line
         paths; `input` is standard input (bytes, text or a binary file object); `status` is the
         exit status the test expects (None: any). Read `.stdout`, `.stderr`, `.exit_code`. A
         traceback fails the test: an exception other than SystemExit propagates out of `cli`, and
-        "Traceback" on stderr is an assertion error.
+        "Traceback" on stderr is an assertion error. (`.stderr` apart from `.stdout` needs click 8.2.)
     cli_process (fixture): cli_process(*args, stdin=None, status=0, env=None, cwd=ROOT, text=True)
             -> subprocess.CompletedProcess
         The CLI as a child process, `python -m tcpflow_audit` (the console script's code path,
@@ -36,9 +36,9 @@ Checks
     nudge(x, steps) -> float
         `x` moved by `steps` adjacent floats (math.nextafter), for tests at rounding boundaries.
 
-capture_helpers.py stays a plain module beside this one, imported where needed: the byte-level
+capture_helpers.py is a plain module beside this one, imported where needed: the byte-level
 builders of pcap and pcapng files (headers, records, blocks, options) and `Pcap`, a classic pcap
-split into its records. It knows nothing of pytest, the CLI or the file system.
+split into its records. It knows nothing of pytest or the CLI.
 
 Import the plain helpers from here: `from conftest import sample, write_capture`. pytest puts
 tests/ on sys.path (the default "prepend" import mode, for a tests folder without __init__.py), so
