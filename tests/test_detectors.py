@@ -12,22 +12,15 @@ import re
 from dataclasses import fields
 
 import pytest
+from conftest import sample
 
 from tcpflow_audit.decode import format_ip
-from tcpflow_audit.detectors import (
-    ANOMALY_COLUMNS, KINDS, SEVERITIES, DetectorSet, Finding, finding_row,
-)
+from tcpflow_audit.detectors import ANOMALY_COLUMNS, KINDS, SEVERITIES, DetectorSet, Finding, finding_row
 from tcpflow_audit.detectors.thresholds import LINUX_EPHEMERAL_PORTS, Thresholds
 from tcpflow_audit.pipeline import Auditor
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLES = os.path.join(HERE, "..", "sample_pcaps")
-ANOMALIES_DOC = os.path.join(HERE, "..", "docs", "anomalies.md")
+ANOMALIES_DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "anomalies.md")
 CLIENT, SERVER = "10.99.0.1", "10.99.0.2"
-
-
-def sample(name: str) -> str:
-    return os.path.join(SAMPLES, name)
 
 
 class Run:
@@ -40,7 +33,7 @@ class Run:
         self.flows: list[tuple[str, int, int, list[str]]] = []
         auditor.add_flow_sink(lambda r: self.flows.append(
             (format_ip(r.client_ip), r.client_port, r.server_port, list(r.facts.anomalies))))
-        self.stats = auditor.run([sample(name)])
+        self.stats = auditor.run([str(sample(name))])
         assert not self.stats.input_errors
         self.findings = self.detectors.finish()
 
@@ -360,7 +353,7 @@ def test_thresholds_toml(tmp_path):
     assert (t.close_wait_s, t.syn_flood_rate) == (30.0, 500)
     assert isinstance(t.close_wait_s, float) and isinstance(t.syn_flood_rate, int)
     path.write_text("close_wait_s = 30\nbogus_knob = 1\n[thresholds]\nsyn_flod_rate = 5\n")
-    with pytest.raises(ValueError, match="bogus_knob.*syn_flod_rate|syn_flod_rate.*bogus_knob"):
+    with pytest.raises(ValueError, match=r"bogus_knob.*syn_flod_rate|syn_flod_rate.*bogus_knob"):
         Thresholds.from_toml(str(path))
     path.write_text("syn_flood_rate = 2.5\n")
     with pytest.raises(ValueError, match="syn_flood_rate"):
@@ -370,7 +363,7 @@ def test_thresholds_toml(tmp_path):
     t, engine = Thresholds.from_toml(str(path), engine_fields={"msl", "inactivity_timeout"})
     assert t.close_wait_s == 5.0 and engine == {"msl": 10, "inactivity_timeout": 60}
     path.write_text("[engine]\nnope = 1\n")
-    with pytest.raises(ValueError, match="engine.nope"):
+    with pytest.raises(ValueError, match=r"engine\.nope"):
         Thresholds.from_toml(str(path), engine_fields={"msl"})
 
 

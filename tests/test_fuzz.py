@@ -16,8 +16,9 @@ import io
 import os
 import struct
 import tracemalloc
-from pathlib import Path
 
+from capture_helpers import Pcap, epb, idb, shb
+from conftest import sample
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,43 +26,28 @@ from tcpflow_audit.config import EngineConfig
 from tcpflow_audit.pipeline import Auditor
 from tcpflow_audit.report import flow_row
 
-from capture_helpers import epb, idb, shb
-
 EXAMPLES = int(os.environ.get("TCPFLOW_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 MEMORY_LIMIT = 64 << 20   # bytes traced at peak for one run over a < 20 kB input
 
-DEMO = Path(__file__).resolve().parent.parent / "sample_pcaps" / "demo.pcap"
-PCAP = DEMO.read_bytes()
+PCAP = sample("demo.pcap").read_bytes()
+PCAP_RECORDS = Pcap(PCAP).records   # (offset, record header, frame)
 
 
-def _pcap_record_ends(data: bytes) -> list[int]:
-    ends, offset = [], 24
-    while offset + 16 <= len(data):
-        caplen = struct.unpack_from("<I", data, offset + 8)[0]
-        offset += 16 + caplen
-        if offset > len(data):
-            break
-        ends.append(offset)
-    return ends
-
-
-def _pcapng_from_pcap(data: bytes) -> tuple[bytes, list[int]]:
+def _pcapng_of(records: list[tuple[int, bytes, bytes]]) -> tuple[bytes, list[int]]:
+    """The records as a pcapng (microsecond stamps) and where each of its blocks ends."""
     out = bytearray(shb() + idb(1, snaplen=65535))
     ends = []
-    offset = 24
-    while offset < len(data):
-        sec, usec, caplen, _ = struct.unpack_from("<IIII", data, offset)
-        frame = data[offset + 16:offset + 16 + caplen]
+    for _, header, frame in records:
+        sec, usec = struct.unpack_from("<II", header)
         out += epb(0, sec * 1_000_000 + usec, frame)
         ends.append(len(out))
-        offset += 16 + caplen
     return bytes(out), ends
 
 
-PCAPNG, PCAPNG_ENDS = _pcapng_from_pcap(PCAP)
-PCAP_ENDS = _pcap_record_ends(PCAP)
+PCAPNG, PCAPNG_ENDS = _pcapng_of(PCAP_RECORDS)
+PCAP_ENDS = [offset + len(header) + len(frame) for offset, header, frame in PCAP_RECORDS]
 VALID = {"pcap": (PCAP, PCAP_ENDS), "pcapng": (PCAPNG, PCAPNG_ENDS)}
 EXTREMES = (0, 1, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFF, 0x10000, 262144, 262145, 16 << 20, 12, 3)
 
@@ -165,7 +151,7 @@ def test_length_and_header_fields_set_to_extremes(kind, draw):
                                            st.sampled_from("<>")), min_size=1, max_size=4))
     if draw.draw(st.booleans()):
         # aim at a record/block header: the word right after a record ends (a length field or block type)
-        target = draw.draw(st.sampled_from([24] + ends[:-1] if kind == "pcap" else [0] + ends[:-1]))
+        target = draw.draw(st.sampled_from([24, *ends[:-1]] if kind == "pcap" else [0, *ends[:-1]]))
         word = draw.draw(st.integers(0, 5))
         changes.append(((target + 4 * word) // 4, draw.draw(st.sampled_from(EXTREMES)), "<"))
     first = len(data)
@@ -184,15 +170,11 @@ def test_length_and_header_fields_set_to_extremes(kind, draw):
 @given(st.data())
 def test_decoder_on_mangled_frames(draw):
     """Damage inside the packets only (record framing intact): every record is read, none raises."""
-    data = PCAP
-    mutated = bytearray(data)
-    offset = 24
-    while offset < len(data):
-        caplen = struct.unpack_from("<I", data, offset + 8)[0]
-        if caplen and draw.draw(st.booleans()):
-            position = offset + 16 + draw.draw(st.integers(0, caplen - 1))
+    mutated = bytearray(PCAP)
+    for offset, header, frame in PCAP_RECORDS:
+        if frame and draw.draw(st.booleans()):
+            position = offset + len(header) + draw.draw(st.integers(0, len(frame) - 1))
             mutated[position] = draw.draw(st.sampled_from([0, 0xFF, 0x40, 0x4F, 0x46, 0x60, 0x0F, 0xF0]))
-        offset += 16 + caplen
     stats, peak = audit_bytes(bytes(mutated))
     assert peak < MEMORY_LIMIT
     assert stats.packets_read == len(PCAP_ENDS)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from capture_helpers import epb, idb, shb
+from conftest import nudge, sample, write_capture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tcpflow_audit.capture import CaptureReader
 from tcpflow_audit.report import _csv_value, iso_utc
-
-ROOT = Path(__file__).parent.parent
 
 
 def strftime_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 EDGES = [0.0, 0.5, 0.9999994, 0.9999995, 0.9999996, 1.0000005, 1700000000.0, 1700000000.0000005,
@@ -54,26 +55,16 @@ def test_csv_cells() -> None:
     assert _csv_value("-1.5") == "-1.5"   # a negative number stays a number
 
 
-def test_times_no_date_can_hold_are_written_as_epoch_seconds(tmp_path: Path) -> None:
+def test_times_no_date_can_hold_are_written_as_epoch_seconds(tmp_path: Path, cli) -> None:
     """A pcapng may stamp any 64-bit time: past year 9999 the reports say epoch seconds, never crash."""
-    import subprocess
-    import sys
-
-    from capture_helpers import epb, idb, shb
-    from tcpflow_audit.capture import CaptureReader
-
     assert iso_utc(1700000000.25) == "2023-11-14T22:13:20.250000Z"
     assert iso_utc(1740423638575.0) == "1740423638575.000000"
     assert iso_utc(float("nan")) == "nan"
-    frames = [frame for _, _, frame in CaptureReader(str(ROOT / "sample_pcaps" / "client_close.pcap"))]
-    capture = tmp_path / "future.pcapng"
-    capture.write_bytes(shb() + idb(1) + b"".join(epb(0, (1740423638575 + i) * 1_000_000, frame)
-                                                  for i, frame in enumerate(frames)))
+    frames = [frame for _, _, frame in CaptureReader(sample("client_close.pcap"))]
+    capture = write_capture(tmp_path / "future.pcapng", shb() + idb(1) + b"".join(
+        epb(0, (1740423638575 + i) * 1_000_000, frame) for i, frame in enumerate(frames)))
     for report, fmt in (("all", "table"), ("all", "json"), ("flows", "csv")):
-        run = subprocess.run([sys.executable, "-m", "tcpflow_audit", str(capture), "--report", report, "--format", fmt],
-                             capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, run.stderr
-        assert "Traceback" not in run.stderr
+        run = cli(capture, "--report", report, "--format", fmt)   # exit status 0, no traceback
         assert "1740423638575.000000" in run.stdout
 
 
@@ -83,18 +74,11 @@ def test_times_no_date_can_hold_are_written_as_epoch_seconds(tmp_path: Path) -> 
     st.floats(0, 2e10),
     st.floats(1.6e9, 1.9e9),
     # next to a half microsecond
-    st.tuples(st.integers(0, 2 * 10**15), st.integers(-3, 3)).map(lambda t: _nudge((t[0] + 0.5) / 1e6, t[1])),
+    st.tuples(st.integers(0, 2 * 10**15), st.integers(-3, 3)).map(lambda t: nudge((t[0] + 0.5) / 1e6, t[1])),
 ))
 def test_epoch_seconds_are_the_formatter_s(ts: float) -> None:
     from tcpflow_audit.report import _epoch
     assert _epoch(ts) == f"{ts:.6f}"
-
-
-def _nudge(x: float, steps: int) -> float:
-    import math
-    for _ in range(abs(steps)):
-        x = math.nextafter(x, math.inf if steps > 0 else -math.inf)
-    return x
 
 
 # ---------------------------------------------------------------------- the table format (tables.py)
