@@ -41,7 +41,7 @@ from .inputs import expand_sources
 from .outputs import OutputBusy, OutputFile, OutputRefused, OutputSet, standard_output
 from .pipeline import Auditor, PacketFilter, RunStats
 from .process import run as run  # (the command's entry point, also under its earlier name `tcpflow_audit.cli:run`)
-from .process import sigterm_as_interrupt, termination_handler
+from .process import discard_stdout, sigterm_as_interrupt, termination_handler
 from .report import FLOW_COLUMNS, JsonObject, RowWriter, SummaryCollector, iso_utc, summary_dict
 from .tables import (
     FLOW_TABLE_COLUMNS,
@@ -55,6 +55,7 @@ from .tables import (
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130   # 130 = 128 + SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM   # 143
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE   # 141, as the shell reports a program that SIGPIPE ended
 EXIT_BUSY = 75   # EX_TEMPFAIL (sysexits.h): the output is another run's for now; cron and systemd users retry
 LOCK_TIMEOUT = 300.0   # seconds a run waits for another run writing the same output
 REPORTS = ("summary", "flows", "anomalies", "all")
@@ -309,14 +310,17 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     if config_file:
         try:
             thresholds, engine_settings = Thresholds.from_toml(config_file, engine_fields=engine_field_names())
+            for name, value in engine_settings.items():
+                engine.apply(name, value)
         except (ValueError, OSError) as error:
             raise click.UsageError(f"{config_file}: {error}") from None
-        for name, value in engine_settings.items():
-            setattr(engine, name, value)
     for name, value in (("inactivity_timeout", inactivity_timeout), ("attempt_timeout", attempt_timeout),
                         ("close_delay", close_delay), ("msl", msl), ("max_connections", max_connections)):
         if value is not None:
-            setattr(engine, name, value)
+            try:
+                engine.apply(name, value)
+            except ValueError as error:
+                raise click.BadParameter(str(error), param_hint="--" + name.replace("_", "-")) from None
     # the per-threshold options first, then --threshold in the order given: the last one given wins
     settings = [setting for setting in threshold_options.values() if setting is not None]
     thresholds = thresholds.updated(dict([*settings, *threshold_settings]))
@@ -391,6 +395,9 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         sys.exit(EXIT_BUSY)
     except OutputRefused as refused:
         raise click.BadParameter(str(refused), param_hint="--output-dir") from None
+    except BrokenPipeError:   # the reader of standard output left (`| head`): end as a program killed by SIGPIPE
+        discard_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
     except OSError as error:
         raise click.ClickException(f"cannot write output: {error}") from error
     interrupted = interrupted or termination.signum is not None   # (one that came as the run ended)

@@ -143,10 +143,24 @@ def run() -> None:
             status = 1
         try:
             sys.stdout.flush()
+        except BrokenPipeError:   # the reader left before the last rows: as a program SIGPIPE ended
+            discard_stdout()
+            status = 128 + signal.SIGPIPE
+        except Exception:   # (a full disk: Python's normal exit reports it)
+            raise SystemExit(status) from None
+        try:
             sys.stderr.flush()
-        except Exception:   # (a closed pipe, a full disk: Python's normal exit reports it)
+        except Exception:
             raise SystemExit(status) from None
         os._exit(status)
+
+
+def discard_stdout() -> None:
+    """Send what is left in standard output's buffer to /dev/null: its reader is gone (a broken pipe), and
+    Python would otherwise report the failed flush at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _quick_exit_is_safe() -> bool:

@@ -362,6 +362,38 @@ def test_exit_status_with_fail_on(cli):
         cli(*([SYN_FLOOD] if bad else []), *bad, status=2)
 
 
+
+@pytest.mark.parametrize("settings, message", [
+    ('msl = "abc"', "engine setting msl must be a number of seconds"),
+    ("max_connections = 0", "engine setting max_connections must be a whole number of at least 1"),
+    ("[engine]\ninactivity_timeout = -1", "engine setting inactivity_timeout must be a number of seconds"),
+    ("verify_checksums = 1", "engine setting verify_checksums must be true or false"),
+])
+def test_a_bad_engine_setting_in_the_config_file_is_a_usage_error(tmp_path, cli, settings, message):
+    config = tmp_path / "audit.toml"
+    config.write_text(settings + "\n")
+    result = cli(NORMAL_MIX, "--config", config, status=2)
+    assert message in result.stderr and str(config) in result.stderr
+
+
+def test_an_engine_option_out_of_range_is_a_usage_error(cli):
+    result = cli(NORMAL_MIX, "--msl", "-1", status=2)
+    assert "--msl" in result.stderr and "not negative" in result.stderr
+    assert '"msl": 45.0' in cli("--msl", "45", "--show-config").stdout
+
+
+def test_a_reader_that_leaves_early_ends_the_run_as_sigpipe_would():
+    # `tcpflow-audit ... | head -1`: no error message and the status of a program SIGPIPE ended (141),
+    # never 1, which --fail-on gives to findings
+    for args in (["--report", "flows", "--csv"], ["--report", "all", "--json"]):
+        process = subprocess.Popen(cli_command(SYN_FLOOD, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   cwd=ROOT)
+        assert process.stdout is not None and process.stdout.readline()
+        process.stdout.close()
+        _, stderr = process.communicate(timeout=120)
+        assert (process.returncode, stderr) == (141, b""), stderr
+
+
 # ------------------------------------------------------------------ 9. SYN flood memory
 def _write_syn_flood(path: Path, count: int = 200_000, seconds: float = 20.0) -> None:
     rng = random.Random(2026)
