@@ -1,9 +1,10 @@
 """The command line: a thin click shell over the library (`pipeline`, `detectors`, `report`, `outputs`).
 
-Exit status (documented in the README): 0 clean; 1 a finding at or above --fail-on; 2 usage
+Exit status (documented in docs/cli.md): 0 clean; 1 a finding at or above --fail-on; 2 usage
 error; 3 input errors (a file that could not be read to its end; a cut-short file only with
 --strict); 75 the output is locked by another run for longer than --lock-timeout (EX_TEMPFAIL:
-try again later); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Input problems are reported on
+try again later); 130 interrupted (Ctrl-C); 141 the reader of standard output left (as SIGPIPE would
+end a program); 143 terminated (SIGTERM). Input problems are reported on
 stderr as one line each, naming the file and byte offset (input errors also with --quiet, which
 hides only warnings and the progress line); everything read before a problem is kept and reported.
 
