@@ -70,6 +70,8 @@ class Endpoint:
     fin_seq: int | None = None          # sequence number its FIN occupies
     fin_acked: bool = False
     time_wait_since: float | None = None
+    # its RFC state changes, in order: (capture time, new state); None until the first
+    state_changes: list[tuple[float, str]] | None = None
     # Zeek analyzer bookkeeping
     zstate: i64 = z.INACTIVE
     zprev: i64 = z.INACTIVE
@@ -252,6 +254,10 @@ class ConnectionFacts:
     time_wait_holder_ip: bytes = b""
     time_wait_holder_port: int = 0
     time_wait_until: float | None = None
+    # each side's RFC state changes, (capture time, new state) in order, from its first state (CLOSED, or
+    # UNKNOWN when the connection was picked up midstream) at the connection's start: `sockets` reads them
+    client_state_changes: list[tuple[float, str]] | None = None
+    server_state_changes: list[tuple[float, str]] | None = None
 
     def __init__(self, syn_ts: float | None, synack_ts: float | None, handshake_done_ts: float | None,
                  syn_retransmits: int, synack_retransmits: int, client_fin_ts: float | None,
@@ -267,7 +273,9 @@ class ConnectionFacts:
                  client_zero_window_from: float | None = None, client_zero_window_until: float | None = None,
                  server_zero_window_from: float | None = None, server_zero_window_until: float | None = None,
                  time_wait_holder: str = "", time_wait_holder_ip: bytes = b"", time_wait_holder_port: int = 0,
-                 time_wait_until: float | None = None) -> None:
+                 time_wait_until: float | None = None,
+                 client_state_changes: list[tuple[float, str]] | None = None,
+                 server_state_changes: list[tuple[float, str]] | None = None) -> None:
         self.syn_ts = syn_ts
         self.synack_ts = synack_ts
         self.handshake_done_ts = handshake_done_ts
@@ -306,6 +314,8 @@ class ConnectionFacts:
         self.time_wait_holder_ip = time_wait_holder_ip
         self.time_wait_holder_port = time_wait_holder_port
         self.time_wait_until = time_wait_until
+        self.client_state_changes = client_state_changes
+        self.server_state_changes = server_state_changes
 
 
 class TimeWait:
@@ -725,6 +735,10 @@ class Connection:
             endpoint.state = new_state
             if new_state == rfc.TIME_WAIT:
                 endpoint.time_wait_since = ts
+            if endpoint.state_changes is None:
+                endpoint.state_changes = [(ts, new_state)]
+            else:
+                endpoint.state_changes.append((ts, new_state))
 
     def _rfc_ack(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: int) -> None:
         """What an acknowledgement number proves (segments without SYN or RST)."""
@@ -896,6 +910,7 @@ class Connection:
             client_packets_since_peer=orig.packets_since_peer, server_packets_since_peer=resp.packets_since_peer,
             client_zero_window_from=orig.zero_window_max_from, client_zero_window_until=orig.zero_window_max_until,
             server_zero_window_from=resp.zero_window_max_from, server_zero_window_until=resp.zero_window_max_until,
+            client_state_changes=orig.state_changes, server_state_changes=resp.state_changes,
         )
         if tw is not None:
             facts.time_wait_holder, facts.time_wait_holder_ip, facts.time_wait_holder_port = tw.holder, tw.ip, tw.port
