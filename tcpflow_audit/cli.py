@@ -44,6 +44,7 @@ from .pipeline import Auditor, PacketFilter, RunStats
 from .process import run as run  # (the command's entry point, also under its earlier name `tcpflow_audit.cli:run`)
 from .process import discard_stdout, sigterm_as_interrupt, termination_handler
 from .report import FLOW_COLUMNS, JsonObject, RowWriter, SummaryCollector, iso_utc, summary_dict
+from .sockets import SOCKET_COLUMNS, TIMELINE_COLUMNS, SocketTable, Timeline, parse_duration, render_sockets
 from .tables import (
     FLOW_TABLE_COLUMNS,
     MIN_WIDTH,
@@ -59,7 +60,7 @@ EXIT_TERMINATED = 128 + signal.SIGTERM   # 143
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE   # 141, as the shell reports a program that SIGPIPE ended
 EXIT_BUSY = 75   # EX_TEMPFAIL (sysexits.h): the output is another run's for now; cron and systemd users retry
 LOCK_TIMEOUT = 300.0   # seconds a run waits for another run writing the same output
-REPORTS = ("summary", "flows", "anomalies", "all")
+REPORTS = ("summary", "flows", "anomalies", "all", "sockets", "timeline")
 FORMATS = ("table", "csv", "json", "jsonl")
 PLAIN_TABLE = TableStyle()   # no width limit, no colour
 
@@ -240,8 +241,8 @@ def threshold_options(function):
 @option_group(
     "Output",
     click.option("--report", "report", type=click.Choice(REPORTS), default="summary", metavar="REPORT",
-                 help="summary (default): counts, connections that did not end normally, findings; "
-                      "flows: one row per connection; anomalies: one row per finding; all: everything"),
+                 help="summary (default), flows (a row per connection), anomalies (a row per finding), all (those "
+                      "three), sockets (each host's ss -tan) or timeline (socket states over time)"),
     click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, metavar="FORMAT",
                  help="table (default), csv, json or jsonl; --csv, --json, --jsonl, --table are short for it"),
     click.option("--csv", "fmt", flag_value="csv", hidden=True),
@@ -260,6 +261,11 @@ def threshold_options(function):
                  help="fit the table to N characters (default: $COLUMNS or the terminal; 0: no limit)"),
     click.option("--color/--no-color", "color", default=None,
                  help="colour severities in the table (default: on a terminal, unless NO_COLOR is set)"),
+    click.option("--at", default=None, metavar="TIME",
+                 help="sockets: at TIME (ISO 8601 or epoch; default: the end)"),
+    click.option("--bucket", default="1s", metavar="DURATION", help="timeline: bucket width (default 1s; 10s, 1m...)"),
+    click.option("--top", type=click.IntRange(1), default=10, metavar="N",
+                 help="timeline: the N busiest hosts, services (default 10)"),
 )
 @option_group(
     "Filters",
@@ -303,7 +309,8 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
          nets: tuple[str, ...], inactivity_timeout: float | None, attempt_timeout: float | None,
          close_delay: float | None, msl: float | None, max_connections: int | None,
          threshold_settings: tuple[tuple[str, Any], ...], config_file: str | None, show_config: bool,
-         fail_on: str | None, strict: bool, quiet: bool, **threshold_options: tuple[str, Any] | None) -> None:
+         fail_on: str | None, strict: bool, quiet: bool, at: str | None, bucket: str, top: int,
+         **threshold_options: tuple[str, Any] | None) -> None:
     """Audit the TCP connections in PCAP files (pcap or pcapng, plain or gzip/bzip2/xz; '-' for stdin;
     directories and glob patterns are expanded, and rotated files form one timeline)."""
     engine = EngineConfig(verify_checksums=verify_checksums)
@@ -335,6 +342,7 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     if output_dir is None and report == "all" and fmt in ("csv", "jsonl"):
         raise click.UsageError("--report all holds several tables: use --format table or json, or --output-dir DIR")
     packet_filter = build_filter(since, until, hosts, ports, nets)
+    sockets = SocketOptions(at=parse_time(at, "--at"), bucket_s=parse_bucket(bucket), top=top)
 
     sources, notes = expand_sources(list(pcaps))
     stale = stale_modules()
@@ -378,7 +386,10 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
                     click.get_current_context().with_resource(target.locked(lock_timeout, waiting))
                 if isinstance(target, OutputSet):
                     findings = run_to_directory(auditor, sources, progress, detectors, summary, target, excel,
-                                                engine, thresholds)
+                                                engine, thresholds, sockets)
+                elif report in ("sockets", "timeline"):
+                    findings = run_sockets_report(auditor, sources, progress, detectors, report, fmt, target, excel,
+                                                  sockets, table_style(width, color, to_stdout), quiet)
                 else:
                     findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, target,
                                              excel, engine, thresholds, table_style(width, color, to_stdout))
@@ -536,15 +547,21 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
 
 def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
                      summary: SummaryCollector, output_set: OutputSet, excel: bool, engine: EngineConfig,
-                     thresholds: Thresholds):
-    """flows.csv, anomalies.csv and summary.json, written into a new set that replaces the current one
-    in one step once all three are complete, so an interrupted or failed run leaves the previous set, whole."""
+                     thresholds: Thresholds, sockets: SocketOptions | None = None):
+    """flows.csv, anomalies.csv, summary.json, sockets.csv and timeline.csv, written into a new set that
+    replaces the current one in one step once all are complete, so an interrupted or failed run leaves
+    the previous set, whole."""
+    sockets = sockets or SocketOptions()
+    socket_table = SocketTable(engine.time_wait, sockets.at)
+    timeline = Timeline(engine.time_wait, sockets.bucket_s, sockets.top)
     with output_set.writing():
         flows_stream = output_set.open("flows.csv", bom=excel)
         anomalies_stream = output_set.open("anomalies.csv", bom=excel)
         summary_stream = output_set.open("summary.json")
         flows = RowWriter(flows_stream, "csv", FLOW_COLUMNS)
         auditor.add_flow_sink(flows.write_flow)
+        auditor.add_flow_sink(socket_table)
+        auditor.add_flow_sink(timeline)
         auditor.finalise_when_interrupted = False   # an interrupted run writes nothing: stop at once
         stats = run_audit(auditor, sources, progress)
         if stats.interrupted:
@@ -557,6 +574,84 @@ def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | 
                                                 "settings": effective_settings(engine, thresholds)}),
                   summary_stream, indent=2)
         summary_stream.write("\n")
+        end = capture_end(auditor)
+        for name, columns, rows in (("sockets.csv", SOCKET_COLUMNS, socket_table.rows(end)),
+                                    ("timeline.csv", TIMELINE_COLUMNS, timeline.rows(stats.first_ts, end))):
+            writer = RowWriter(output_set.open(name, bom=excel), "csv", columns)
+            for row in rows:
+                writer.write(row)
+    return findings
+
+
+# ---------------------------------------------------------------------- sockets and timeline
+@dataclasses.dataclass(frozen=True)
+class SocketOptions:
+    """--at, --bucket and --top: the instant of the socket table, the timeline's bucket and how many shown."""
+
+    at: float | None = None
+    bucket_s: float = 1.0
+    top: int = 10
+
+
+def parse_bucket(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--bucket") from None
+
+
+def capture_end(auditor: Auditor) -> float | None:
+    """The capture's end, as the socket table and timeline take it: the last packet read (or --until)."""
+    last, until = auditor.stats.last_ts, auditor.packet_filter.until
+    return until if last is not None and until is not None and until < last else last
+
+
+def run_sockets_report(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
+                       report: str, fmt: str, output: OutputFile | None, excel: bool, options: SocketOptions,
+                       style: TableStyle, quiet: bool):
+    """--report sockets or timeline, to stdout or to `output`: the rows are known only at the end."""
+    time_wait = auditor.config.time_wait
+    sink: SocketTable | Timeline
+    sink = SocketTable(time_wait, options.at) if report == "sockets" else Timeline(time_wait, options.bucket_s,
+                                                                                    options.top)
+    auditor.add_flow_sink(sink)
+    to_file = output is not None
+    auditor.finalise_when_interrupted = not to_file
+    columns: tuple[str, ...]
+    with output.writing(bom=excel and fmt == "csv") if output is not None else standard_output() as stream:
+        stats = run_audit(auditor, sources, progress)
+        if stats.interrupted and to_file:
+            raise KeyboardInterrupt
+        findings = detectors.finish()
+        end = capture_end(auditor)
+        if isinstance(sink, SocketTable):
+            instant = options.at if options.at is not None else end
+            rows = sink.rows(end)
+            title = f"Sockets at {iso_utc(instant)}" + (" (the capture's last packet)" if options.at is None else "")
+            columns, name, head = SOCKET_COLUMNS, "sockets", {"at": iso_utc(instant), "at_epoch": instant}
+        else:
+            rows = list(sink.rows(stats.first_ts, end))
+            title = f"Socket states per {options.bucket_s:g} s bucket, the {options.top} most active hosts and services"
+            columns, name, head = TIMELINE_COLUMNS, "timeline", {"bucket_s": options.bucket_s}
+            incomplete = sink.incomplete()
+            if not quiet and incomplete:
+                names = ", ".join(incomplete[:3]) + (f" and {len(incomplete) - 3} more" if len(incomplete) > 3 else "")
+                click.echo(f"tcpflow-audit: warning: the timeline of {names} misses their first connections (too many "
+                           f"hosts to follow them all from the start)", err=True)
+        if fmt == "table":
+            write_blocks(stream, [render_sockets(title, columns, rows, style)])
+        elif fmt == "json":
+            document = JsonObject(stream)
+            for key, value in head.items():
+                document.member(key, value)
+            array = document.array(name)
+            for row in rows:
+                array.write(row)
+            document.close()
+        else:
+            writer = RowWriter(stream, fmt, columns)
+            for row in rows:
+                writer.write(row)
     return findings
 
 

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-SET_FILES = ("flows.csv", "anomalies.csv", "summary.json")
+SET_FILES = ("flows.csv", "anomalies.csv", "summary.json", "sockets.csv", "timeline.csv")
 
 # mkstemp and mkdtemp name a file by 8 characters of this alphabet: the names of our temporaries
 _RANDOM = r"[a-z0-9_]{8}"
