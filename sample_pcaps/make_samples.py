@@ -671,6 +671,8 @@ def sc_sockets_mix(lab: Lab) -> None:
         *[dict(mode="CW", sport=40311 + i) for i in range(2)],     # server CLOSE_WAIT, client FIN_WAIT_2
         dict(mode="RST", sport=40313, size=300),                   # abort: nothing left
         dict(mode="CC", sport=40314, dport=CLOSED_PORT),           # refused: nothing left
+        dict(mode="SC", sport=40315, pause=0.3),                   # server TIME_WAIT, which the next SYN on
+        dict(mode="CC", sport=40315),                              # the 4-tuple ends; client TIME_WAIT
     ])
     time.sleep(1.0)
     _ss_snapshots(lab, td, "sockets_mix", during)

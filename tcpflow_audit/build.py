@@ -17,7 +17,7 @@ import os
 # machine and its tables), and the per-connection work (detectors, report rows). setup.py and the
 # Makefile read this list (`python tcpflow_audit/build.py` prints their source paths).
 COMPILED_MODULES = ("capture", "decode", "errors", "config", "tcp_states", "zeek_states", "rounding",
-                    "connection", "timers", "tracker", "fastlane", "report",
+                    "connection", "timers", "tracker", "fastlane", "report", "sockets",
                     "detectors", "detectors.rules")
 
 

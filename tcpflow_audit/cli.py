@@ -552,16 +552,14 @@ def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | 
     replaces the current one in one step once all are complete, so an interrupted or failed run leaves
     the previous set, whole."""
     sockets = sockets or SocketOptions()
-    socket_table = SocketTable(engine.time_wait, sockets.at)
-    timeline = Timeline(engine.time_wait, sockets.bucket_s, sockets.top)
     with output_set.writing():
         flows_stream = output_set.open("flows.csv", bom=excel)
         anomalies_stream = output_set.open("anomalies.csv", bom=excel)
         summary_stream = output_set.open("summary.json")
         flows = RowWriter(flows_stream, "csv", FLOW_COLUMNS)
         auditor.add_flow_sink(flows.write_flow)
-        auditor.add_flow_sink(socket_table)
-        auditor.add_flow_sink(timeline)
+        socket_table = SocketTable.attach(auditor, sockets.at)
+        timeline = Timeline.attach(auditor, sockets.bucket_s, sockets.top)
         auditor.finalise_when_interrupted = False   # an interrupted run writes nothing: stop at once
         stats = run_audit(auditor, sources, progress)
         if stats.interrupted:
@@ -610,11 +608,11 @@ def run_sockets_report(auditor: Auditor, sources: list[str], progress: Progress 
                        report: str, fmt: str, output: OutputFile | None, excel: bool, options: SocketOptions,
                        style: TableStyle, quiet: bool):
     """--report sockets or timeline, to stdout or to `output`: the rows are known only at the end."""
-    time_wait = auditor.config.time_wait
     sink: SocketTable | Timeline
-    sink = SocketTable(time_wait, options.at) if report == "sockets" else Timeline(time_wait, options.bucket_s,
-                                                                                    options.top)
-    auditor.add_flow_sink(sink)
+    if report == "sockets":
+        sink = SocketTable.attach(auditor, options.at)
+    else:
+        sink = Timeline.attach(auditor, options.bucket_s, options.top)
     to_file = output is not None
     auditor.finalise_when_interrupted = not to_file
     columns: tuple[str, ...]

@@ -70,7 +70,8 @@ class Endpoint:
     fin_seq: int | None = None          # sequence number its FIN occupies
     fin_acked: bool = False
     time_wait_since: float | None = None
-    # its RFC state changes, in order: (capture time, new state); None until the first
+    # its RFC state changes, in order: (capture time, new state), kept when the tracker gives it a list
+    # (ConnectionTracker.record_state_changes); None: not kept
     state_changes: list[tuple[float, str]] | None = None
     # Zeek analyzer bookkeeping
     zstate: i64 = z.INACTIVE
@@ -255,7 +256,8 @@ class ConnectionFacts:
     time_wait_holder_port: int = 0
     time_wait_until: float | None = None
     # each side's RFC state changes, (capture time, new state) in order, from its first state (CLOSED, or
-    # UNKNOWN when the connection was picked up midstream) at the connection's start: `sockets` reads them
+    # UNKNOWN when the connection was picked up midstream) at the connection's start: `sockets` reads them.
+    # None unless the tracker was asked to keep them (ConnectionTracker.record_state_changes)
     client_state_changes: list[tuple[float, str]] | None = None
     server_state_changes: list[tuple[float, str]] | None = None
 
@@ -735,10 +737,9 @@ class Connection:
             endpoint.state = new_state
             if new_state == rfc.TIME_WAIT:
                 endpoint.time_wait_since = ts
-            if endpoint.state_changes is None:
-                endpoint.state_changes = [(ts, new_state)]
-            else:
-                endpoint.state_changes.append((ts, new_state))
+            changes = endpoint.state_changes
+            if changes is not None:
+                changes.append((ts, new_state))
 
     def _rfc_ack(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: int) -> None:
         """What an acknowledgement number proves (segments without SYN or RST)."""

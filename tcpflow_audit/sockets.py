@@ -46,6 +46,7 @@ from typing import Any, Final
 from . import tcp_states as rfc
 from .connection import FlowRecord
 from .decode import format_ip
+from .pipeline import Auditor
 from .report import iso_utc
 from .tables import Column, TableStyle, printable, render, titled
 
@@ -64,6 +65,7 @@ LISTEN: Final = 9
 UNKNOWN: Final = 10
 TIME_WAIT: Final = 5
 _N: Final = len(STATE_COLUMNS)
+_SERVICE_WIDTH: Final = _N + len(EVENT_COLUMNS)   # a service's values per bucket: its states, then its events
 INFINITY: Final = math.inf
 
 Key = tuple[bytes, int | None, str]
@@ -96,19 +98,26 @@ def server_key(ip: bytes, port: int) -> Key:
     return (ip, port, "server")
 
 
-def socket_spans(record: FlowRecord, time_wait_s: float, timers: SocketTimers = LINUX) -> list[Span]:
-    """The spans of both endpoints' sockets of one connection (see the module docstring)."""
+def socket_spans(record: FlowRecord, time_wait_s: float, timers: SocketTimers = LINUX,
+                 after: float = -INFINITY) -> list[Span]:
+    """The spans of both endpoints' sockets of one connection (see the module docstring); with `after`,
+    only those that end later (a table at an instant needs no span that ended before it)."""
     facts = record.facts
+    client_changes, server_changes = facts.client_state_changes, facts.server_state_changes
+    if client_changes is None or server_changes is None:
+        raise ValueError("the record has no state changes: the tracker keeps them when asked "
+                         "(SocketTable.attach, Timeline.attach, or ConnectionTracker.record_state_changes)")
     initial = rfc.UNKNOWN if record.direction_guessed else rfc.CLOSED
     spans: list[Span] = []
-    _endpoint_spans(spans, client_key(record.client_ip), initial, record.start, facts.client_state_changes,
+    _endpoint_spans(spans, client_key(record.client_ip), initial, record.start, client_changes,
                     facts.syn_ts, facts.synack_ts, facts.synack_ts, facts.server_rst_ts,
-                    None if facts.server_fin_acked else facts.server_fin_ts, time_wait_s, timers)
+                    None if facts.server_fin_acked else facts.server_fin_ts, time_wait_s, timers, after)
     _endpoint_spans(spans, server_key(record.server_ip, record.server_port), initial, record.start,
-                    facts.server_state_changes, facts.syn_ts, facts.synack_ts, None, facts.client_rst_ts,
-                    None if facts.client_fin_acked else facts.client_fin_ts, time_wait_s, timers)
-    if facts.syn_in_time_wait and facts.time_wait_until is not None and facts.syn_ts is not None \
-            and facts.syn_ts < facts.time_wait_until:
+                    server_changes, facts.syn_ts, facts.synack_ts, None, facts.client_rst_ts,
+                    None if facts.client_fin_acked else facts.client_fin_ts, time_wait_s, timers, after)
+    tw_until = facts.time_wait_until
+    if facts.syn_in_time_wait and tw_until is not None and facts.syn_ts is not None \
+            and facts.syn_ts < tw_until and tw_until > after:
         # the previous connection's TIME_WAIT on this 4-tuple ended at this SYN (the socket was reused).
         # With both sides in TIME_WAIT ("both") only the one that lasts longer is known by its until: the
         # other is left to run out on its own
@@ -118,21 +127,23 @@ def socket_spans(record: FlowRecord, time_wait_s: float, timers: SocketTimers = 
             holder = (client_key(record.client_ip) if facts.time_wait_holder_ip == record.client_ip
                       and facts.time_wait_holder_port == record.client_port
                       else server_key(facts.time_wait_holder_ip, facts.time_wait_holder_port))
-        spans.append((holder, TIME_WAIT, facts.syn_ts, facts.time_wait_until, -1))
+        spans.append((holder, TIME_WAIT, facts.syn_ts, tw_until, -1))
     return spans
 
 
-def _endpoint_spans(spans: list[Span], key: Key, state: str, since: float, changes: list[tuple[float, str]] | None,
+def _endpoint_spans(spans: list[Span], key: Key, state: str, since: float, changes: list[tuple[float, str]],
                     syn_ts: float | None, synack_ts: float | None, synack_to_it: float | None,
                     peer_rst: float | None, peer_fin_unacked: float | None, time_wait_s: float,
-                    timers: SocketTimers) -> None:
-    """One endpoint's spans. The last state may be in doubt: from a SYN-ACK sent to it (`synack_to_it`)
-    while it is still SYN_SENT, its peer's FIN that it has not acknowledged, or a RST of its peer that it
-    did nothing after (an accepted one would have made it CLOSED): it may or may not have received them."""
-    for ts, new_state in changes or ():
-        column = _COLUMN.get(state)
-        if column is not None and ts > since:
-            spans.append((key, column, since, ts, 1))
+                    timers: SocketTimers, after: float) -> None:
+    """One endpoint's spans that end after `after`. The last state may be in doubt: from a SYN-ACK sent to
+    it (`synack_to_it`) while it is still SYN_SENT, its peer's FIN that it has not acknowledged, or a RST
+    of its peer that it did nothing after (an accepted one would have made it CLOSED): it may or may not
+    have received them."""
+    for ts, new_state in changes:
+        if ts > since and ts > after:
+            column = _COLUMN.get(state)
+            if column is not None:
+                spans.append((key, column, since, ts, 1))
         state, since = new_state, ts
     column = _COLUMN.get(state)
     if column is None:
@@ -144,19 +155,19 @@ def _endpoint_spans(spans: list[Span], key: Key, state: str, since: float, chang
         until = (since if synack_ts is None else synack_ts) + timers.syn_recv_s
     elif state == rfc.SYN_SENT:
         until = (since if syn_ts is None else syn_ts) + timers.syn_sent_s
-    doubts = [max(since, peer_fin_unacked)] if peer_fin_unacked is not None else []
-    if peer_rst is not None and peer_rst >= since:
-        doubts.append(peer_rst)
-    if state == rfc.SYN_SENT and synack_to_it is not None and synack_to_it >= since:
-        doubts.append(synack_to_it)
-    if doubts and column != UNKNOWN:
-        cut = min(doubts)
-        if cut < until:
-            if cut > since:
-                spans.append((key, column, since, cut, 1))
+    cut = INFINITY   # the first segment whose effect is in doubt
+    if peer_fin_unacked is not None:
+        cut = max(since, peer_fin_unacked)
+    if peer_rst is not None and since <= peer_rst < cut:
+        cut = peer_rst
+    if state == rfc.SYN_SENT and synack_to_it is not None and since <= synack_to_it < cut:
+        cut = synack_to_it
+    if column != UNKNOWN and cut < until:
+        if since < cut and cut > after:
+            spans.append((key, column, since, cut, 1))
+        if until > after:
             spans.append((key, UNKNOWN, cut, until, 1))
-            return
-    if until > since:
+    elif until > since and until > after:
         spans.append((key, column, since, until, 1))
 
 
@@ -179,6 +190,14 @@ class SocketTable:
     `at`: the instant (epoch seconds); None for the end of the capture, given to `rows`.
     """
 
+    @classmethod
+    def attach(cls, auditor: Auditor, at: float | None = None) -> SocketTable:
+        """A socket table fed by `auditor` (its TIME_WAIT length), which is told to keep the state changes."""
+        table = cls(auditor.config.time_wait, at)
+        auditor.tracker.record_state_changes = True
+        auditor.add_flow_sink(table)
+        return table
+
     def __init__(self, time_wait_s: float, at: float | None = None, timers: SocketTimers = LINUX) -> None:
         self.time_wait_s = time_wait_s
         self.at = at
@@ -198,19 +217,19 @@ class SocketTable:
                 self.listen_since[where] = synack_ts
         at = self.at
         if at is not None:
-            for key, column, start, until, weight in socket_spans(record, self.time_wait_s, self.timers):
-                if start <= at < until:
+            for key, column, start, _, weight in socket_spans(record, self.time_wait_s, self.timers, at):
+                if start <= at:
                     self._count(key, column, weight)
             return
         if record.finalised_at > self._now:
             self._now = record.finalised_at
             self._expire(self._now)
-        for key, column, _, until, weight in socket_spans(record, self.time_wait_s, self.timers):
-            if until > self._now:   # (every span starts before its record's finalisation, so before the end)
-                self._count(key, column, weight)
-                if until < INFINITY:
-                    self._pushed += 1
-                    heapq.heappush(self._running, (until, self._pushed, key, column, weight))
+        # (every span starts before its record's finalisation, so before the end)
+        for key, column, _, until, weight in socket_spans(record, self.time_wait_s, self.timers, self._now):
+            self._count(key, column, weight)
+            if until < INFINITY:
+                self._pushed += 1
+                heapq.heappush(self._running, (until, self._pushed, key, column, weight))
 
     def _count(self, key: Key, column: int, weight: int) -> None:
         counts = self.counts.get(key)
@@ -264,9 +283,8 @@ class _Tracked:
     come the least active half is dropped (marked `incomplete`: if one of them is shown in the end,
     the changes before its return are missing from it)."""
 
-    def __init__(self, keep: int, width: int) -> None:
+    def __init__(self, keep: int) -> None:
         self.keep = keep
-        self.width = width   # values per bucket
         self.activity: dict[Any, int] = {}
         self.buckets: dict[Any, dict[int, list[int]]] = {}
         self.incomplete: set[Any] = set()
@@ -274,16 +292,14 @@ class _Tracked:
     def active(self, key: Any) -> None:
         self.activity[key] = self.activity.get(key, 0) + 1
 
-    def add(self, key: Any, bucket: int, index: int, amount: int) -> None:
+    def series(self, key: Any) -> dict[int, list[int]]:
+        """The key's changes by bucket (for `_bump`), kept from now on if they were not."""
         per_key = self.buckets.get(key)
         if per_key is None:
             if len(self.buckets) >= 2 * self.keep:
                 self._shrink()
             per_key = self.buckets[key] = {}
-        values = per_key.get(bucket)
-        if values is None:
-            values = per_key[bucket] = [0] * self.width
-        values[index] += amount
+        return per_key
 
     def _shrink(self) -> None:
         ranked = sorted(self.buckets, key=lambda k: self.activity.get(k, 0), reverse=True)
@@ -294,6 +310,20 @@ class _Tracked:
     def top(self, n: int) -> list[Any]:
         """The n most active keys kept (at equal activity, those followed from their start first)."""
         return sorted(self.buckets, key=lambda k: (-self.activity.get(k, 0), k in self.incomplete, _host_order(k)))[:n]
+
+
+def _bump(series: dict[int, list[int]], bucket: int, index: int, amount: int, width: int) -> None:
+    """Add `amount` to value `index` of the bucket's `width` values in a series."""
+    values = series.get(bucket)
+    if values is None:
+        values = series[bucket] = [0] * width
+    values[index] += amount
+
+
+def _event(series: dict[int, list[int]], ts: float | None, width: float, index: int) -> None:
+    """Count an event of a service (a SYN, a FIN...) in its bucket, if it happened."""
+    if ts is not None:
+        _bump(series, math.floor(ts / width), index, 1, _SERVICE_WIDTH)
 
 
 def _host_order(key: Any) -> tuple[int, bytes, int]:
@@ -307,14 +337,22 @@ class Timeline:
     and per most active service (server ip:port) its sockets and the SYNs, SYN-ACKs, completed handshakes,
     RSTs and FINs in the bucket (counted once per connection and side: retransmissions are not counted)."""
 
+    @classmethod
+    def attach(cls, auditor: Auditor, bucket_s: float = 1.0, top: int = 10) -> Timeline:
+        """A timeline fed by `auditor` (its TIME_WAIT length), which is told to keep the state changes."""
+        timeline = cls(auditor.config.time_wait, bucket_s, top)
+        auditor.tracker.record_state_changes = True
+        auditor.add_flow_sink(timeline)
+        return timeline
+
     def __init__(self, time_wait_s: float, bucket_s: float = 1.0, top: int = 10, timers: SocketTimers = LINUX) -> None:
         self.time_wait_s = time_wait_s
         self.bucket_s = bucket_s
         self.top = top
         self.timers = timers
         keep = max(4 * top, 16)
-        self.hosts = _Tracked(keep, _N)
-        self.services = _Tracked(keep, _N + len(EVENT_COLUMNS))
+        self.hosts = _Tracked(keep)      # values per bucket: the states (_N)
+        self.services = _Tracked(keep)   # the states, then the events (_SERVICE_WIDTH)
         self.listen_since: dict[tuple[bytes, int], float] = {}
 
     def bucket(self, ts: float) -> int:
@@ -329,32 +367,38 @@ class Timeline:
         facts = record.facts
         if facts.synack_ts is not None and facts.synack_ts < self.listen_since.get(service, INFINITY):
             self.listen_since[service] = facts.synack_ts
+        width = self.bucket_s
+        service_series = services.series(service)
+        host_key: Key | None = None
+        host_series: dict[int, list[int]] = {}
         for key, column, start, until, weight in socket_spans(record, self.time_wait_s, self.timers):
-            first = self.bucket(start)
-            last = self.bucket(until) if until < INFINITY else None
+            first = math.floor(start / width)
+            last = math.floor(until / width) if until < INFINITY else first - 1
             if first == last:
                 continue   # begun and ended within one bucket: never there at a bucket's end
-            ip, port, role = key
-            hosts.add(ip, first, column, weight)
-            if last is not None:
-                hosts.add(ip, last, column, -weight)
-            if role == "server":
-                services.add((ip, port), first, column, weight)
-                if last is not None:
-                    services.add((ip, port), last, column, -weight)
-        for index, ts in enumerate((facts.syn_ts, facts.synack_ts, facts.handshake_done_ts)):
-            if ts is not None:
-                services.add(service, self.bucket(ts), _N + index, 1)
-        for ts in (facts.client_rst_ts, facts.server_rst_ts):
-            if ts is not None:
-                services.add(service, self.bucket(ts), _N + 3, 1)
-        for ts in (facts.client_fin_ts, facts.server_fin_ts):
-            if ts is not None:
-                services.add(service, self.bucket(ts), _N + 4, 1)
+            if key is not host_key:
+                host_key, host_series = key, hosts.series(key[0])
+            _bump(host_series, first, column, weight, _N)
+            if last > first:
+                _bump(host_series, last, column, -weight, _N)
+            if key[2] == "server":
+                series = service_series if key[0] == service[0] and key[1] == service[1] \
+                    else services.series((key[0], key[1]))
+                _bump(series, first, column, weight, _SERVICE_WIDTH)
+                if last > first:
+                    _bump(series, last, column, -weight, _SERVICE_WIDTH)
+        _event(service_series, facts.syn_ts, width, _N)
+        _event(service_series, facts.synack_ts, width, _N + 1)
+        _event(service_series, facts.handshake_done_ts, width, _N + 2)
+        _event(service_series, facts.client_rst_ts, width, _N + 3)
+        _event(service_series, facts.server_rst_ts, width, _N + 3)
+        _event(service_series, facts.client_fin_ts, width, _N + 4)
+        _event(service_series, facts.server_fin_ts, width, _N + 4)
 
     def incomplete(self) -> list[str]:
         """The hosts and services shown whose early changes were dropped (see `_Tracked`)."""
-        shown = [(h, None) for h in self.hosts.top(self.top) if h in self.hosts.incomplete]
+        shown: list[tuple[bytes, int | None]] = [(h, None) for h in self.hosts.top(self.top)
+                                                 if h in self.hosts.incomplete]
         shown += [s for s in self.services.top(self.top) if s in self.services.incomplete]
         return [format_ip(ip) if port is None else f"{format_ip(ip)}:{port}" for ip, port in shown]
 
