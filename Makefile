@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv pure samples bench clean
+.PHONY: demo test lint venv pure samples bench clean screenshots
 
 # The per-packet modules are compiled with mypyc (see setup.py): rebuild when any of them changes.
 # Their list is kept once, in tcpflow_audit/build.py.
@@ -32,12 +32,20 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tcpflow-audit sample_pcaps/demo.pcap
 
-# tests/test_output_sets.py stops runs at each step with strace (Debian's strace package); as root
-# on Debian or Ubuntu it is installed here when missing, elsewhere those tests skip and say why
+# tests/test_output_sets.py stops runs at each step with strace (Debian's strace package), and
+# tests/test_html_report.py draws the HTML report in headless Chromium; as root on Debian or Ubuntu they
+# are installed here when missing, elsewhere those tests skip and say why
 test: $(STAMP)
 	@command -v strace >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get install -y -q strace || { apt-get update -q && apt-get install -y -q strace; }; } >/dev/null; } || true
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  command -v apt-get >/dev/null && { apt-get install -y -q chromium || \
+	  { apt-get update -q && apt-get install -y -q chromium; }; } >/dev/null; } || true
 	$(BIN)/python -m pytest -q
+
+# the HTML report of sample captures, drawn in headless Chromium, as the documentation shows them
+screenshots: $(STAMP)
+	$(BIN)/python tests/browser.py docs/images
 
 # ruff (lint and format) over the package, tests, bench and scripts; mypy over the package
 lint: $(STAMP)

@@ -28,16 +28,17 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import click
 
-from . import __version__, columnar
+from . import __version__, columnar, html_report
 from .build import describe as describe_build
 from .build import stale_modules
 from .config import EngineConfig
 from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
+from .html_report import HtmlReport
 from .inputs import expand_sources
 from .outputs import OutputBusy, OutputFile, OutputRefused, OutputSet, standard_output
 from .pipeline import Auditor, PacketFilter, RunStats
@@ -255,6 +256,8 @@ def threshold_options(function):
     click.option("--output-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
                  help="write every report's file into DIR (atomically, as one set)"),
     click.option("--parquet", is_flag=True, help="--output-dir: Parquet files too, beside the CSV files"),
+    click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                 help="also write the HTML report (findings, plots) to FILE"),
     click.option("--lock-timeout", type=click.FloatRange(min=0), default=LOCK_TIMEOUT, metavar="SECONDS",
                  help=f"wait this long for another run writing the same -o FILE or --output-dir DIR, then give "
                       f"up with exit status {EXIT_BUSY} (default {LOCK_TIMEOUT:g}; 0: do not wait)"),
@@ -312,6 +315,7 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
          close_delay: float | None, msl: float | None, max_connections: int | None,
          threshold_settings: tuple[tuple[str, Any], ...], config_file: str | None, show_config: bool,
          fail_on: str | None, strict: bool, quiet: bool, at: str | None, bucket: str, top: int, parquet: bool,
+         html_file: str | None,
          **threshold_options: tuple[str, Any] | None) -> None:
     """Audit the TCP connections in PCAP files (pcap or pcapng, plain or gzip/bzip2/xz; '-' for stdin;
     directories and glob patterns are expanded, and rotated files form one timeline)."""
@@ -355,6 +359,16 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             columnar.require()
         except columnar.ParquetMissing as missing:
             raise click.UsageError(str(missing)) from None
+    html_wanted = html_file is not None or output_dir is not None   # (report.html is part of a set)
+    if html_wanted:
+        try:
+            html_report.require()
+        except html_report.HtmlMissing as missing:
+            if html_file is not None:
+                raise click.UsageError(str(missing)) from None
+            html_wanted = False
+            if not quiet:
+                click.echo(f"tcpflow-audit: warning: {missing}; {output_dir} gets no report.html", err=True)
     packet_filter = build_filter(since, until, hosts, ports, nets)
     sockets = SocketOptions(at=parse_time(at, "--at"), bucket_s=parse_bucket(bucket), top=top)
 
@@ -373,6 +387,8 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     detectors = DetectorSet.attach(auditor, thresholds)   # first sink: it tags records before rows are written
     summary = SummaryCollector()
     auditor.add_flow_sink(summary)
+    html_sink = HtmlReport.attach(auditor) if html_wanted else None
+    html_target = OutputFile(html_file) if html_file is not None else None
     target: OutputSet | OutputFile | None = None
     if output_dir is not None:
         target = OutputSet(output_dir)
@@ -398,9 +414,11 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             try:
                 if target is not None:   # the output's lock: from before reading until the outcome is printed
                     click.get_current_context().with_resource(target.locked(lock_timeout, waiting))
+                if html_target is not None:
+                    click.get_current_context().with_resource(html_target.locked(lock_timeout, waiting))
                 if isinstance(target, OutputSet):
                     findings = run_to_directory(auditor, sources, progress, detectors, summary, target, excel,
-                                                engine, thresholds, sockets, parquet)
+                                                engine, thresholds, sockets, parquet, html_sink)
                 elif fmt == "parquet":
                     assert isinstance(target, OutputFile)
                     findings = run_to_parquet(auditor, sources, progress, detectors, report, target, sockets)
@@ -410,6 +428,9 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
                 else:
                     findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, target,
                                              excel, engine, thresholds, table_style(width, color, to_stdout))
+                if html_target is not None and html_sink is not None and not stats.interrupted:
+                    with html_target.writing() as stream:
+                        write_html(stream, html_sink, auditor, summary, findings, engine, thresholds)
                 completed = True
                 interrupted = stats.interrupted
             finally:
@@ -564,7 +585,8 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
 
 def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
                      summary: SummaryCollector, output_set: OutputSet, excel: bool, engine: EngineConfig,
-                     thresholds: Thresholds, sockets: SocketOptions | None = None, parquet: bool = False):
+                     thresholds: Thresholds, sockets: SocketOptions | None = None, parquet: bool = False,
+                     html_sink: HtmlReport | None = None):
     """flows.csv, anomalies.csv, summary.json, sockets.csv and timeline.csv (and with `parquet` the four
     tables as Parquet files too), written into a new set that replaces the current one in one step once
     all are complete, so an interrupted or failed run leaves the previous set, whole."""
@@ -600,6 +622,8 @@ def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | 
             writer = RowWriter(output_set.open(f"{name}.csv", bom=excel), "csv", columnar.SCHEMAS[name][0])
             for row in tables[name]:
                 writer.write(row)
+        if html_sink is not None:
+            write_html(output_set.open("report.html"), html_sink, auditor, summary, findings, engine, thresholds)
         if flows_parquet is not None:
             flows_parquet.close()
             for name, rows in tables.items():
@@ -608,6 +632,15 @@ def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | 
                     table_writer.write(row)
                 table_writer.close()
     return findings
+
+
+# ---------------------------------------------------------------------- HTML
+def write_html(stream: IO[str], report: HtmlReport, auditor: Auditor, summary: SummaryCollector, findings: list,
+               engine: EngineConfig, thresholds: Thresholds) -> None:
+    """The HTML report of a finished run."""
+    stats = auditor.stats
+    data = summary_dict(stats, summary, {"findings": len(findings), "settings": effective_settings(engine, thresholds)})
+    report.write(stream, data, [finding_row(f) for f in findings], stats.first_ts, capture_end(auditor))
 
 
 # ---------------------------------------------------------------------- Parquet

@@ -39,7 +39,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -98,10 +98,39 @@ def server_key(ip: bytes, port: int) -> Key:
     return (ip, port, "server")
 
 
+class _LastSpans:
+    """The spans `socket_spans` made last, and for what: several sinks (a timeline, the HTML report's)
+    ask for the same record's one after the other. The list is shared: callers only read it. The
+    sinks' `rows()` let go of the record (`forget`), so that nothing of a run outlives it."""
+
+    def __init__(self) -> None:
+        self.record: FlowRecord | None = None
+        self.time_wait_s = 0.0
+        self.timers = LINUX
+        self.after = 0.0
+        self.spans: list[Span] = []
+
+    def forget(self) -> None:
+        self.record = None
+        self.spans = []
+
+
+_last: Final = _LastSpans()
+
+
 def socket_spans(record: FlowRecord, time_wait_s: float, timers: SocketTimers = LINUX,
                  after: float = -INFINITY) -> list[Span]:
     """The spans of both endpoints' sockets of one connection (see the module docstring); with `after`,
     only those that end later (a table at an instant needs no span that ended before it)."""
+    last = _last
+    if last.record is record and last.after == after and last.time_wait_s == time_wait_s and last.timers is timers:
+        return last.spans
+    spans = _socket_spans(record, time_wait_s, timers, after)
+    last.record, last.time_wait_s, last.timers, last.after, last.spans = record, time_wait_s, timers, after, spans
+    return spans
+
+
+def _socket_spans(record: FlowRecord, time_wait_s: float, timers: SocketTimers, after: float) -> list[Span]:
     facts = record.facts
     client_changes, server_changes = facts.client_state_changes, facts.server_state_changes
     if client_changes is None or server_changes is None:
@@ -224,12 +253,15 @@ class SocketTable:
         if record.finalised_at > self._now:
             self._now = record.finalised_at
             self._expire(self._now)
-        # (every span starts before its record's finalisation, so before the end)
-        for key, column, _, until, weight in socket_spans(record, self.time_wait_s, self.timers, self._now):
-            self._count(key, column, weight)
-            if until < INFINITY:
-                self._pushed += 1
-                heapq.heappush(self._running, (until, self._pushed, key, column, weight))
+        # every span starts before its record's finalisation, so before the end: those that end later count
+        # (all of the record's spans are asked for: the timelines of the same run ask for the same)
+        now = self._now
+        for key, column, _, until, weight in socket_spans(record, self.time_wait_s, self.timers):
+            if until > now:
+                self._count(key, column, weight)
+                if until < INFINITY:
+                    self._pushed += 1
+                    heapq.heappush(self._running, (until, self._pushed, key, column, weight))
 
     def _count(self, key: Key, column: int, weight: int) -> None:
         counts = self.counts.get(key)
@@ -247,6 +279,7 @@ class SocketTable:
     def rows(self, end: float | None = None) -> list[dict[str, Any]]:
         """The table at `at`, or at `end` (the capture's last packet) when `at` was None: one row per host
         and port class that has a socket then, in SOCKET_COLUMNS order."""
+        _last.forget()
         instant = self.at
         if instant is None:
             instant = INFINITY if end is None else end
@@ -279,24 +312,31 @@ def parse_duration(text: str) -> float:
 class _Tracked:
     """The per-bucket changes of at most about `keep` keys (hosts or services), the most active ones.
 
-    Every key's activity is counted; the changes of at most 2 * `keep` keys are kept, and when more
-    come the least active half is dropped (marked `incomplete`: if one of them is shown in the end,
-    the changes before its return are missing from it)."""
+    Every key's activity is counted; the changes of at most 2 * `keep` keys are kept. Once that many
+    are, a key is taken in only when it is more active than the least active of them (`floor`), and
+    then the least active half is dropped. A key whose changes were not kept, or dropped, is
+    `incomplete`: if it is shown in the end, the changes before it was taken in are missing from it.
+    (So the thousands of clients of one connection each do not churn the series of the servers.)"""
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
         self.activity: dict[Any, int] = {}
         self.buckets: dict[Any, dict[int, list[int]]] = {}
         self.incomplete: set[Any] = set()
+        self.floor = 0   # no more than the least activity of a kept key, once 2 * keep are kept
 
     def active(self, key: Any) -> None:
         self.activity[key] = self.activity.get(key, 0) + 1
 
-    def series(self, key: Any) -> dict[int, list[int]]:
-        """The key's changes by bucket (for `_bump`), kept from now on if they were not."""
+    def series(self, key: Any) -> dict[int, list[int]] | None:
+        """The key's changes by bucket (for `_bump`), kept from now on if they were not and the key is
+        active enough; None when they are not kept."""
         per_key = self.buckets.get(key)
         if per_key is None:
             if len(self.buckets) >= 2 * self.keep:
+                if self.activity.get(key, 0) <= self.floor:
+                    self.incomplete.add(key)
+                    return None
                 self._shrink()
             per_key = self.buckets[key] = {}
         return per_key
@@ -306,10 +346,31 @@ class _Tracked:
         for key in ranked[self.keep:]:
             del self.buckets[key]
             self.incomplete.add(key)
+        self.floor = min((self.activity.get(k, 0) for k in ranked[:self.keep]), default=0)
 
     def top(self, n: int) -> list[Any]:
         """The n most active keys kept (at equal activity, those followed from their start first)."""
         return sorted(self.buckets, key=lambda k: (-self.activity.get(k, 0), k in self.incomplete, _host_order(k)))[:n]
+
+
+WIDTHS: tuple[float, ...] = (0.001, 0.002, 0.01, 0.02, 0.1, 0.2, 1.0, 2.0, 10.0, 20.0, 60.0, 120.0, 600.0, 1200.0,
+                             3600.0, 7200.0, 21600.0, 43200.0, 86400.0)
+"""The widths a timeline with max_buckets goes through: each a whole multiple of the one before. (Not
+Final: compiled by mypyc 2.4, a Final tuple of floats read in a method raises NameError.)"""
+
+
+def coarsen(series: dict[int, list[int]], factor: int) -> dict[int, list[int]]:
+    """The series with `factor` buckets merged into one (their values added): a change at bucket b is
+    one at b // factor, exactly where a bucket `factor` times as wide puts it."""
+    merged: dict[int, list[int]] = {}
+    for bucket, values in series.items():
+        into = merged.get(bucket // factor)
+        if into is None:
+            merged[bucket // factor] = list(values)
+        else:
+            for i, value in enumerate(values):
+                into[i] += value
+    return merged
 
 
 def _bump(series: dict[int, list[int]], bucket: int, index: int, amount: int, width: int) -> None:
@@ -338,14 +399,15 @@ class Timeline:
     RSTs and FINs in the bucket (counted once per connection and side: retransmissions are not counted)."""
 
     @classmethod
-    def attach(cls, auditor: Auditor, bucket_s: float = 1.0, top: int = 10) -> Timeline:
+    def attach(cls, auditor: Auditor, bucket_s: float = 1.0, top: int = 10, max_buckets: int = 0) -> Timeline:
         """A timeline fed by `auditor` (its TIME_WAIT length), which is told to keep the state changes."""
-        timeline = cls(auditor.config.time_wait, bucket_s, top)
+        timeline = cls(auditor.config.time_wait, bucket_s, top, max_buckets=max_buckets)
         auditor.tracker.record_state_changes = True
         auditor.add_flow_sink(timeline)
         return timeline
 
-    def __init__(self, time_wait_s: float, bucket_s: float = 1.0, top: int = 10, timers: SocketTimers = LINUX) -> None:
+    def __init__(self, time_wait_s: float, bucket_s: float = 1.0, top: int = 10, timers: SocketTimers = LINUX,
+                 max_buckets: int = 0) -> None:
         self.time_wait_s = time_wait_s
         self.bucket_s = bucket_s
         self.top = top
@@ -354,6 +416,35 @@ class Timeline:
         self.hosts = _Tracked(keep)      # values per bucket: the states (_N)
         self.services = _Tracked(keep)   # the states, then the events (_SERVICE_WIDTH)
         self.listen_since: dict[tuple[bytes, int], float] = {}
+        # max_buckets > 0: the bucket widens (along WIDTHS) whenever the capture would span more buckets (for
+        # plots of a capture of unknown length); `coarsened` is told the factor, for series kept beside these
+        self.max_buckets = max_buckets
+        self.first_bucket: int | None = None
+        self.last_bucket = 0
+        self.coarsened: list[Callable[[int], None]] = []
+
+    def _cover(self, start: float, end: float) -> None:
+        """Make the buckets wide enough for the capture to span at most max_buckets of them."""
+        first, last = self.bucket(start), self.bucket(end)
+        if self.first_bucket is None or first < self.first_bucket:
+            self.first_bucket = first
+        if last > self.last_bucket:
+            self.last_bucket = last
+        while self.last_bucket - self.first_bucket >= self.max_buckets:
+            wider = self.bucket_s * 2   # (past the last of WIDTHS)
+            for width in WIDTHS:
+                if width > self.bucket_s * 1.0001:
+                    wider = width
+                    break
+            factor = round(wider / self.bucket_s)
+            self.bucket_s = wider
+            self.first_bucket //= factor
+            self.last_bucket //= factor
+            for tracked in (self.hosts, self.services):
+                for key, series in tracked.buckets.items():
+                    tracked.buckets[key] = coarsen(series, factor)
+            for follow in self.coarsened:
+                follow(factor)
 
     def bucket(self, ts: float) -> int:
         return math.floor(ts / self.bucket_s)
@@ -367,10 +458,12 @@ class Timeline:
         facts = record.facts
         if facts.synack_ts is not None and facts.synack_ts < self.listen_since.get(service, INFINITY):
             self.listen_since[service] = facts.synack_ts
+        if self.max_buckets:
+            self._cover(record.start, record.finalised_at)
         width = self.bucket_s
         service_series = services.series(service)
         host_key: Key | None = None
-        host_series: dict[int, list[int]] = {}
+        host_series: dict[int, list[int]] | None = None
         for key, column, start, until, weight in socket_spans(record, self.time_wait_s, self.timers):
             first = math.floor(start / width)
             last = math.floor(until / width) if until < INFINITY else first - 1
@@ -378,15 +471,19 @@ class Timeline:
                 continue   # begun and ended within one bucket: never there at a bucket's end
             if key is not host_key:
                 host_key, host_series = key, hosts.series(key[0])
-            _bump(host_series, first, column, weight, _N)
-            if last > first:
-                _bump(host_series, last, column, -weight, _N)
+            if host_series is not None:
+                _bump(host_series, first, column, weight, _N)
+                if last > first:
+                    _bump(host_series, last, column, -weight, _N)
             if key[2] == "server":
                 series = service_series if key[0] == service[0] and key[1] == service[1] \
                     else services.series((key[0], key[1]))
-                _bump(series, first, column, weight, _SERVICE_WIDTH)
-                if last > first:
-                    _bump(series, last, column, -weight, _SERVICE_WIDTH)
+                if series is not None:
+                    _bump(series, first, column, weight, _SERVICE_WIDTH)
+                    if last > first:
+                        _bump(series, last, column, -weight, _SERVICE_WIDTH)
+        if service_series is None:
+            return
         _event(service_series, facts.syn_ts, width, _N)
         _event(service_series, facts.synack_ts, width, _N + 1)
         _event(service_series, facts.handshake_done_ts, width, _N + 2)
@@ -408,6 +505,7 @@ class Timeline:
         sockets and events. A bucket in which nothing changed or happened for any of them is left out
         (its counts are the previous row's: captures days apart make no rows for the days between).
         Nothing when the capture had no packet."""
+        _last.forget()
         if first is None or end is None:
             return
         first_bucket, last_bucket = self.bucket(first), self.bucket(end)

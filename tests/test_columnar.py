@@ -61,8 +61,8 @@ def test_output_dir_parquet_beside_the_csv(cli, tmp_path: Path):
     out = tmp_path / "nightly"
     cli(sample("syn_flood.pcap"), sample("demo.pcap"), "--output-dir", out, "--parquet")
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["anomalies.csv", "anomalies.parquet", "flows.csv", "flows.parquet", "sockets.csv",
-                     "sockets.parquet", "summary.json", "timeline.csv", "timeline.parquet"]
+    assert names == ["anomalies.csv", "anomalies.parquet", "flows.csv", "flows.parquet", "report.html",
+                     "sockets.csv", "sockets.parquet", "summary.json", "timeline.csv", "timeline.parquet"]
     for report in ("flows", "anomalies", "sockets", "timeline"):
         assert_same_values(pd.read_parquet(out / f"{report}.parquet"),
                            csv_frame((out / f"{report}.csv").read_text()), report)
@@ -105,3 +105,4 @@ def test_without_pyarrow_parquet_says_what_to_install(cli, monkeypatch, tmp_path
     assert "pip install 'tcpflow-audit[parquet]'" in result.stderr and not (tmp_path / "f.parquet").exists()
     assert "parquet" in cli(sample("demo.pcap"), "--output-dir", tmp_path / "out", "--parquet", status=2).stderr
     cli(sample("demo.pcap"), "--output-dir", tmp_path / "out")   # the rest works
+    assert not [p for p in (tmp_path / "out").iterdir() if p.suffix == ".parquet"]

@@ -35,7 +35,7 @@ SAMPLES = ROOT / "sample_pcaps"
 OLD = SAMPLES / "normal_mix.pcap"   # last night's capture: 50 connections
 NEW = SAMPLES / "demo.pcap"         # tonight's: 9 connections of several kinds
 CLI = [sys.executable, "-m", "tcpflow_audit"]
-SET_FILES = ("anomalies.csv", "flows.csv", "sockets.csv", "summary.json", "timeline.csv")   # what a run writes
+SET_FILES = ("anomalies.csv", "flows.csv", "report.html", "sockets.csv", "summary.json", "timeline.csv")   # a run's
 WAIT = 30.0   # seconds: the bound on every wait
 # the calls with which a run makes, writes to disk and switches its output (names this machine lacks are skipped)
 STEPS = ("fsync", "fdatasync", "mkdir", "mkdirat", "symlink", "symlinkat", "rename", "renameat", "renameat2",

@@ -295,8 +295,15 @@ def test_timeline_memory_is_bounded_by_the_hosts_shown():
     tracked = _Tracked(keep=3)
     for n in range(100):
         tracked.active(n % 7)
-        tracked.series(n % 7)[n] = [1]
+        series = tracked.series(n % 7)
+        if series is not None:
+            series[n] = [1]
         assert len(tracked.buckets) <= 6
+    for _ in range(5):   # one more active than the rest is taken in (the others were dropped or refused)
+        tracked.active("busy")
+    assert tracked.series("busy") == {} and "busy" in tracked.buckets and "busy" not in tracked.incomplete
+    tracked.active("idle")
+    assert tracked.series("idle") is None and "idle" in tracked.incomplete
 
 
 def test_running_spans_are_let_go_as_time_passes():
