@@ -17,9 +17,10 @@ capture implies but does not show:
 - Every other state lasts until the next change, whether the connection's record was finalised
   since or not: a CLOSE_WAIT socket stays until its FIN, an idle ESTABLISHED one stays ESTABLISHED.
 - UNKNOWN: a socket the capture shows exists but whose state it cannot tell. Both endpoints of a
-  connection picked up midstream are UNKNOWN until something moves them (a FIN, a RST); an
-  endpoint whose peer sent a RST that the numbers do not show it accepted (the engine moves it to
-  CLOSED only for an acceptable RST) is UNKNOWN from that RST on, until its state would have ended.
+  connection picked up midstream are UNKNOWN until something moves them (a FIN, a RST). An endpoint
+  is UNKNOWN from a segment sent to it whose effect the numbers do not show, until its state would
+  have ended: its peer's FIN it has not acknowledged, its peer's RST that was not shown acceptable
+  (the engine moves it to CLOSED only for an acceptable one), a SYN-ACK sent to it in SYN_SENT.
 - LISTEN: a port that answered a SYN with a SYN-ACK is listening from its first SYN-ACK on.
 - CLOSED is no socket.
 
@@ -31,7 +32,8 @@ Memory: the socket table keeps a row of counts per host and port class; for the 
 (the default instant, unknown until the last packet), also the spans still running when their
 record came, until they end (a heap ordered by end time: the sockets the capture holds in a timed
 state, as the tracker's TIME_WAIT memory). The timeline keeps, per time bucket, the changes of the
-hosts and services it may show (the most active ones, `--top`), never anything per connection.
+hosts and services it may show (the most active ones, `--top`: `_Tracked`), and a count per host;
+never anything per connection.
 """
 
 from __future__ import annotations
