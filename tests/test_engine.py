@@ -19,7 +19,9 @@ import pytest
 from tcpflow_audit import tcp_states as rfc
 from tcpflow_audit.config import EngineConfig
 from tcpflow_audit.connection import seq_delta
-from tcpflow_audit.detectors import DetectorSet, rules
+from tcpflow_audit.detectors import DetectorSet
+from tcpflow_audit.detectors.base import Context
+from tcpflow_audit.detectors.kinds import syn_during_time_wait, zero_window_stall
 from tcpflow_audit.detectors.thresholds import Thresholds
 from tcpflow_audit.tracker import ConnectionTracker
 
@@ -944,7 +946,7 @@ def test_longest_zero_window_stall_keeps_its_start_and_end(reference):
     assert f.server_zero_window_s == pytest.approx(2.0)
     assert (f.server_zero_window_from, f.server_zero_window_until) == (6.0, 8.0)
     assert (f.client_zero_window_s, f.client_zero_window_from, f.client_zero_window_until) == (0.0, None, None)
-    hit = rules.zero_window_stall(r, r.end, Thresholds())
+    hit = zero_window_stall.DETECTOR(Thresholds(), Context()).rule(r, r.end)
     assert hit is not None and (hit.first, hit.last, hit.side) == (6.0, 8.0, "server")
     assert (r.start, r.end) == (1.0 + 0.01, 9.0)    # the finding is the stall's, not the connection's
 
@@ -965,7 +967,7 @@ def test_syn_in_time_wait_names_the_client_holding_it():
     assert (f.time_wait_holder, f.time_wait_holder_ip, f.time_wait_holder_port) == ("client", CLIENT_IP, CLIENT_PORT)
     assert f.time_wait_until == first.client_time_wait_until == pytest.approx(syn_ts - 1.0 + 60.0)
     assert (first.facts.time_wait_holder, first.facts.time_wait_until) == ("", None)
-    hit = rules.syn_during_time_wait(second, second.end, Thresholds())
+    hit = syn_during_time_wait.DETECTOR(Thresholds(), Context()).rule(second, second.end)
     assert hit is not None and hit.side == "client" and hit.first == hit.last == syn_ts
     assert ("the client 10.0.0.1:51000 still held TIME_WAIT until 59.0 s after this SYN (2*MSL after its close); "
             "the TIME_WAIT side accepted it and the handshake completed") in hit.detail
@@ -987,7 +989,7 @@ def test_syn_in_time_wait_holder_by_address_when_the_roles_change():
     assert (f.time_wait_holder, f.time_wait_holder_ip, f.time_wait_holder_port) == ("server", SERVER_IP, SERVER_PORT)
     assert (second.client_ip, second.client_port) == (SERVER_IP, SERVER_PORT)
     assert f.time_wait_until == first.server_time_wait_until
-    hit = rules.syn_during_time_wait(second, second.end, Thresholds())
+    hit = syn_during_time_wait.DETECTOR(Thresholds(), Context()).rule(second, second.end)
     assert hit is not None and "the server 10.0.0.2:9999 still held TIME_WAIT until 58.0 s after" in hit.detail
     assert "the handshake did not complete" in hit.detail
 
@@ -1008,7 +1010,7 @@ def test_syn_in_time_wait_after_a_simultaneous_close_both_held_it():
     assert first.client_time_wait_until > first.server_time_wait_until
     assert (f.time_wait_holder, f.time_wait_holder_ip, f.time_wait_holder_port) == ("both", CLIENT_IP, CLIENT_PORT)
     assert f.time_wait_until == first.client_time_wait_until
-    hit = rules.syn_during_time_wait(second, second.end, Thresholds())
+    hit = syn_during_time_wait.DETECTOR(Thresholds(), Context()).rule(second, second.end)
     assert hit is not None and hit.side == "both"
     assert ("both ends of the previous connection were in TIME_WAIT (its FINs crossed); 10.0.0.1:51000 held it "
             "until 57.0 s after this SYN") in hit.detail

@@ -4,7 +4,8 @@
   generated one would be interpreted): its parameters must stay the fields, in order, with the same
   defaults, so that positional and keyword construction, `dataclasses.replace` and `asdict` behave
   as for a generated one.
-* The detectors skip the rules for `ordinary` connections: no rule may fire on one.
+* The detectors see a connection only when it has a fact family they watch: no rule fires on one without.
+* The detectors drop time-bound state as they go: same findings as a run that keeps it all.
 * RowWriter writes a CSV row that needs no quoting with one join instead of csv.writer: same bytes.
 * RowWriter.write_flow builds the flows.csv cells straight from the record: same bytes as
   write(flow_row(record)) and as csv.writer.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import ast
 import csv
 import dataclasses
-import heapq
 import io
 import math
 import random
@@ -28,8 +28,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcpflow_audit.connection import ConnectionFacts, FlowRecord
-from tcpflow_audit.detectors import DetectorSet
-from tcpflow_audit.detectors.rules import RULES, ordinary
+from tcpflow_audit.detectors import DetectorSet, finding_row
+from tcpflow_audit.detectors.base import ALWAYS, RuleDetector, facts_seen
 from tcpflow_audit.detectors.thresholds import Thresholds
 from tcpflow_audit.pipeline import Auditor
 from tcpflow_audit.report import FLOW_COLUMNS, RowWriter, _csv_value, flow_row, iso_utc
@@ -96,7 +96,6 @@ def test_records_behave_as_dataclasses() -> None:
     assert "FlowRecord(start=" in repr(record) and "ConnectionFacts(syn_ts=" in repr(facts)
 
 
-# ---------------------------------------------------------------------------------- ordinary
 def _sample_records() -> list[FlowRecord]:
     records: list[FlowRecord] = []
     for path in SAMPLES:
@@ -107,18 +106,9 @@ def _sample_records() -> list[FlowRecord]:
 
 
 SAMPLE_RECORDS = _sample_records()
-ORDINARY = [r for r in SAMPLE_RECORDS if ordinary(r, Thresholds())]
 
 
-def test_ordinary_connections_get_no_hit_on_the_samples() -> None:
-    assert len(ORDINARY) > 100 and len(ORDINARY) < len(SAMPLE_RECORDS)
-    for t in (Thresholds(), Thresholds(close_wait_s=0.0, zero_window_s=0.0, handshake_timeout_s=0.0,
-                                       half_open_silence_s=1e-9)):
-        for r in SAMPLE_RECORDS:
-            if ordinary(r, t):
-                assert [rule(r, r.end + 3600.0, t) for rule in RULES] == [None] * len(RULES)
-
-
+# ---------------------------------------------------------------------------------- screening
 # times are seconds after the connection's start (None: never happened)
 _TIME_FIELDS = {f.name for f in dataclasses.fields(ConnectionFacts) if f.name.endswith(("_ts", "_from", "_until"))}
 _TIMES = st.one_of(st.none(), st.sampled_from([-1.0, 0.0, 0.001, 0.01, 0.1, 0.5, 1.0, 99.5, 100.0, 100.5, 180.0, 1e6]))
@@ -134,71 +124,73 @@ _FACT_VALUES = {
                                   "server_data_after_close", "client_payload_packets", "server_payload_packets",
                                   "client_packets_since_peer", "server_packets_since_peer")},
 }
+_SCREENED = [r for r in SAMPLE_RECORDS if facts_seen(r, 75.0) == ALWAYS]
+
+
+def test_most_sample_connections_are_screened_out() -> None:
+    assert len(_SCREENED) > 100 and len(_SCREENED) < len(SAMPLE_RECORDS)
 
 
 @settings(max_examples=3000, deadline=None)
-@given(base=st.sampled_from(ORDINARY or SAMPLE_RECORDS),
+@given(base=st.sampled_from(_SCREENED or SAMPLE_RECORDS),
        changes=st.dictionaries(st.sampled_from(sorted(_FACT_VALUES)), st.just(None), max_size=4).flatmap(
            lambda keys: st.fixed_dictionaries({k: _FACT_VALUES[k] for k in keys})),
        server_packets=_COUNTS,
        silence=st.sampled_from([0.0, 1e-9, 1.0, 75.0, 1e9]),
        zero_window=st.sampled_from([0.0, 1.0, 2.0]),
        obs_end=st.sampled_from([0.0, 100.0, 1e6, 1e9, 1e10]))
-def test_no_rule_fires_on_an_ordinary_connection(base: FlowRecord, changes: dict, server_packets: int,
-                                                 silence: float, zero_window: float, obs_end: float) -> None:
+def test_no_rule_fires_on_a_connection_without_the_facts_it_watches(
+        base: FlowRecord, changes: dict, server_packets: int, silence: float, zero_window: float,
+        obs_end: float) -> None:
+    """DetectorSet shows a connection to a detector only when it has one of the fact families the detector
+    watches: a rule must never fire on a connection that has none of them."""
     changes = {name: base.start + value if name in _TIME_FIELDS and value is not None else value
                for name, value in changes.items()}
     r = dataclasses.replace(base, server_packets=server_packets,
                             facts=dataclasses.replace(base.facts, anomalies=[], **changes))
     t = Thresholds(half_open_silence_s=silence, zero_window_s=zero_window, close_wait_s=0.0,
                    handshake_timeout_s=0.0, syn_timeout_retries=0, missing_ack_synack_retries=0)
-    if ordinary(r, t):
-        assert [rule(r, obs_end, t) for rule in RULES] == [None] * len(RULES)
+    detectors = DetectorSet(t)
+    seen = facts_seen(r, detectors.quiet_gap)
+    for d in detectors.detectors:
+        if isinstance(d, RuleDetector) and not d.watches & seen:
+            assert d.rule(r, obs_end) is None, d.kind
 
 
-# ---------------------------------------------------------------------------------- TIME_WAIT purge
-def test_purge_drops_the_client_time_waits_a_full_scan_drops() -> None:
-    """DetectorSet._purge finds expired client TIME_WAIT entries through an index by the second they end;
-    it must leave exactly what scanning every client heap leaves (modelled here), flows out of order."""
+# ---------------------------------------------------------------------------------- pruning
+def test_pruning_keeps_the_time_wait_findings_of_a_run_without_pruning(monkeypatch) -> None:
+    """Detectors drop time-bound state every few thousand flows (memory bound): the TIME_WAIT populations,
+    flows out of order included, must come out as in a run that never prunes, and the client windows of
+    a long run must not pile up."""
     rnd = random.Random(5)
-    base = ORDINARY[0]
+    base = _records()[0]
     servers = [bytes([10, 0, 0, i]) for i in range(3)]
-    detectors = DetectorSet()
-    model: dict[bytes, dict[bytes, list[float]]] = {ip: {} for ip in servers}   # server -> client -> heap
-    peaks = {ip: (0, None, 0.0) for ip in servers}
-    latest, next_purge = -math.inf, 4096
+    records = []
     for flow in range(1, 30001):
-        end = flow * 0.01 + rnd.choice([0.0, 0.0, -5.0, -20.0, -60.0])   # some flows come late
+        end = flow * 0.03 + rnd.choice([0.0, 0.0, -5.0, -15.0])   # some flows come late (within 2 windows)
         fin = end - rnd.choice([0.0, 0.5])
         until = None if rnd.random() < 0.1 else fin + rnd.choice([-1.0, 0.0, 0.3, 1.0, 9.5, 10.0, 30.0, 60.0])
-        server, client = rnd.choice(servers), bytes([10, 1, rnd.randrange(4), rnd.randrange(250)])
-        record = dataclasses.replace(base, start=end - 1.0, end=end, client_ip=client, server_ip=server,
-                                     server_port=80, client_time_wait_until=until, server_time_wait_until=None,
-                                     facts=dataclasses.replace(base.facts, client_fin_ts=fin, server_fin_ts=None,
-                                                               client_last_ts=end, server_last_ts=end, anomalies=[]))
-        detectors.on_flow(record)
-        # the model: DetectorSet._closes for the client side, and a purge that scans every client heap
-        latest = max(latest, end)
-        if until is not None and until > fin:
-            heap = model[server].setdefault(client, [])
-            while heap and heap[0] <= fin:
-                heapq.heappop(heap)
-            heapq.heappush(heap, until)
-            if len(heap) > peaks[server][0]:
-                peaks[server] = (len(heap), client, fin)
-        if flow >= next_purge:
-            next_purge = flow + 4096
-            for heaps in model.values():
-                for ip in list(heaps):
-                    while heaps[ip] and heaps[ip][0] <= latest - 10.0:
-                        heapq.heappop(heaps[ip])
-                    if not heaps[ip]:
-                        del heaps[ip]
-    for ip in servers:
-        got = detectors.servers[(ip, 80)]
-        assert {c: sorted(h) for c, h in got.client_tw_heaps.items()} == {c: sorted(h) for c, h in model[ip].items()}
-        assert (got.client_tw_peak, got.client_tw_peak_ip, got.client_tw_peak_ts) == peaks[ip]
-    assert detectors.flows == 30000 and sum(len(h) for h in model.values()) > 100
+        server, client = rnd.choice(servers), bytes([10, 1, rnd.randrange(40), rnd.randrange(250)])
+        records.append(dataclasses.replace(
+            base, start=end - 1.0, end=end, client_ip=client, server_ip=server, server_port=80,
+            client_time_wait_until=until, server_time_wait_until=None, close_initiator="client",
+            facts=dataclasses.replace(base.facts, client_fin_ts=fin, server_fin_ts=None, client_last_ts=end,
+                                      server_last_ts=end, anomalies=[])))
+    t = Thresholds(time_wait_info_peak=1)
+    pruned = DetectorSet(t, time_wait_s=10.0)
+    for record in records:
+        pruned.on_flow(record)
+    time_wait = next(d for d in pruned.detectors if d.kind == "excess_time_wait")
+    kept = sum(len(s.clients) for s in time_wait.states if s is not None)
+    monkeypatch.setattr("tcpflow_audit.detectors._PRUNE_EVERY", 10**9)
+    whole = DetectorSet(t, time_wait_s=10.0)
+    for record in records:
+        whole.on_flow(record)
+    # the clients kept are those with a TIME_WAIT entry in the last few windows (10 s each) of 900 s
+    every = sum(len(s.clients) for s in next(d for d in whole.detectors if d.kind == "excess_time_wait").states if s)
+    assert every > 14000 and kept < every // 4
+    assert [finding_row(f) for f in pruned.finish()] == [finding_row(f) for f in whole.finish()]
+
 
 
 # ---------------------------------------------------------------------------------- CSV

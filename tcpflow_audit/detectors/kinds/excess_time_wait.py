@@ -1,0 +1,245 @@
+"""`excess_time_wait`: a TIME_WAIT population that can hurt, per server ip:port.
+
+The active closer ends in TIME_WAIT for 2*MSL. The population over time is counted from each
+connection's entry into TIME_WAIT (a sliding window of 2*MSL), for the server and per client.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+from ...connection import FlowRecord
+from ...decode import format_ip
+from ...report import iso_utc
+from ..base import EVERY_FLOW, Context, Detector, EventTimes, Finding, Setting, fold_times, grow, severity_max
+
+KIND: Final = "excess_time_wait"
+ORDER: Final = 140
+
+#: Linux net.ipv4.ip_local_port_range default 32768-60999: the ports one client can use to one server ip:port.
+LINUX_EPHEMERAL_PORTS: Final = 60999 - 32768 + 1   # 28232
+
+SETTINGS: Final = (
+    Setting("time_wait_info_peak", 100,
+            "report (info) a server ip:port whose TIME_WAIT population reaches this peak; Linux keeps "
+            "tcp_max_tw_buckets (>= 4096) so a few hundred is harmless but worth showing"),
+    Setting("ephemeral_ports", LINUX_EPHEMERAL_PORTS,
+            "Linux ip_local_port_range 32768-60999: 28232 ports from one client to one server ip:port"),
+    Setting("ephemeral_warn_fraction", 0.5,
+            "warn when one client's TIME_WAIT sockets towards one server ip:port reach this share of the "
+            "ephemeral range (new connect()s start to fail with EADDRNOTAVAIL near 1.0)"),
+    Setting("ephemeral_critical_fraction", 0.9, "... critical at this share: EADDRNOTAVAIL is imminent"),
+    Setting("server_active_close_fraction", 0.8,
+            "server-side TIME_WAIT accumulation: the server closes first on at least this share of its closed "
+            "connections (\"most\") ..."),
+    Setting("server_active_close_min", 50, "... and has closed at least this many (one connection is not a pattern)"),
+)
+
+
+_BUSY_CLIENT: Final = 256   # a client list this long is folded as it grows (a client that never goes quiet)
+
+
+class _Service:
+    __slots__ = ("closes_client", "closes_server", "closes_both", "server_tw", "clients", "client_partial",
+                 "client_peak", "client_peak_ip", "client_peak_ts", "first", "last", "window")
+
+    def __init__(self) -> None:
+        self.closes_client = self.closes_server = self.closes_both = 0
+        self.server_tw = EventTimes()                 # the server's entries into TIME_WAIT
+        # per client ip, its entries (towards this service), least recently entered first
+        self.clients: dict[bytes, list[float]] = {}
+        self.client_partial: dict[bytes, tuple[int, float]] = {}   # a busy client's peak folded so far
+        self.client_peak = 0                          # the largest client population folded away so far
+        self.client_peak_ip = b""
+        self.client_peak_ts = 0.0
+        self.first = math.inf                         # earliest and latest close (last FIN) into TIME_WAIT
+        self.last = -math.inf
+        self.window = -(1 << 62)                      # the latest window it is listed under in `_touched`
+
+    def fold_client(self, ip: bytes, window_s: float, upto: float) -> None:
+        """Fold the client's windows up to `upto`; when no time is left, into the service's peak."""
+        peak, peak_ts = self.client_partial.pop(ip, (0, 0.0))
+        peak, peak_ts, kept = fold_times(self.clients[ip], window_s, upto, peak, peak_ts)
+        if kept:
+            self.clients[ip] = kept
+            if peak:
+                self.client_partial[ip] = (peak, peak_ts)
+            return
+        del self.clients[ip]
+        if (peak, -peak_ts) > (self.client_peak, -self.client_peak_ts):
+            self.client_peak, self.client_peak_ip, self.client_peak_ts = peak, ip, peak_ts
+
+
+class ExcessTimeWait(Detector):
+    def __init__(self, t: Any, context: Context) -> None:
+        super().__init__(KIND, EVERY_FLOW, context)
+        self.time_wait_s = max(context.time_wait_s, 1e-6)
+        self.info_peak: int = t.time_wait_info_peak
+        self.ports: int = t.ephemeral_ports
+        self.warn_fraction: float = t.ephemeral_warn_fraction
+        self.critical_fraction: float = t.ephemeral_critical_fraction
+        self.server_close_fraction: float = t.server_active_close_fraction
+        self.server_close_min: int = t.server_active_close_min
+        self.states: list[_Service | None] = []   # by service id
+        # the services with TIME_WAIT entries, by the window (time_wait_s) of their entries: prune visits
+        # only the services that hold old entries
+        self._touched: dict[int, set[int]] = {}
+
+    def _state(self, sid: int) -> _Service:
+        states = self.states
+        if sid >= len(states):
+            grow(states, sid)
+        s = states[sid]
+        if s is None:
+            s = states[sid] = _Service()
+        return s
+
+    def observe(self, r: FlowRecord, obs_end: float, sid: int) -> bool:
+        if sid < 0:
+            return False
+        s = self._state(sid)
+        closer = r.close_initiator
+        if closer == "client":
+            s.closes_client += 1
+        elif closer == "server":
+            s.closes_server += 1
+        elif closer == "both":
+            s.closes_both += 1
+        server_until, client_until = r.server_time_wait_until, r.client_time_wait_until
+        if server_until is None and client_until is None:
+            return False
+        f = r.facts
+        # TIME_WAIT starts at the later FIN (at the connection's end if neither side sent one)
+        start = r.end
+        if f.client_fin_ts is not None:
+            start = f.client_fin_ts
+            if f.server_fin_ts is not None and f.server_fin_ts > start:
+                start = f.server_fin_ts
+        elif f.server_fin_ts is not None:
+            start = f.server_fin_ts
+        entry = start
+        if server_until is not None and server_until > start:
+            entry = server_until - self.time_wait_s
+            s.server_tw.times.append(entry)
+        if client_until is not None and client_until > start:
+            entry = client_until - self.time_wait_s
+            clients = s.clients
+            times = clients.pop(r.client_ip, None)   # (re-entered last: least recently entered first)
+            if times is None:
+                times = [entry]
+            else:
+                times.append(entry)
+            clients[r.client_ip] = times
+            if len(times) > _BUSY_CLIENT:
+                s.fold_client(r.client_ip, self.time_wait_s, entry - 2.0 * self.time_wait_s)
+        elif entry == start:
+            return False
+        if start < s.first:
+            s.first = start
+        if start > s.last:
+            s.last = start
+        window = math.floor(entry / self.time_wait_s)
+        if window != s.window:
+            s.window = window
+            touched = self._touched.get(window)
+            if touched is None:
+                touched = self._touched[window] = set()
+            touched.add(sid)
+        return False
+
+    def prune(self, latest: float) -> None:
+        """Fold the populations up to two TIME_WAITs before `latest`; drop the clients left with none."""
+        length = self.time_wait_s
+        upto = latest - 2.0 * length
+        cut = upto - length
+        for window in [w for w in self._touched if (w + 1) * length <= cut]:
+            for sid in self._touched.pop(window):
+                s = self.states[sid]
+                assert s is not None
+                if s.server_tw.times:
+                    s.server_tw.fold(length, upto)
+                for ip, times in list(s.clients.items()):
+                    if times[-1] > cut:   # entered lately (the clients after it too, but for late flows)
+                        break
+                    s.fold_client(ip, length, upto)
+
+    def merge(self, other: Any, ids: list[int]) -> None:
+        for theirs, o in enumerate(other.states):
+            if o is None or ids[theirs] < 0:
+                continue
+            s = self._state(ids[theirs])
+            s.closes_client += o.closes_client
+            s.closes_server += o.closes_server
+            s.closes_both += o.closes_both
+            s.server_tw.merge(o.server_tw)
+            for ip, times in o.clients.items():
+                s.clients[ip] = s.clients.get(ip, []) + times
+            for ip, (peak, peak_ts) in o.client_partial.items():
+                mine = s.client_partial.get(ip)
+                if mine is None or (peak, -peak_ts) > (mine[0], -mine[1]):
+                    s.client_partial[ip] = (peak, peak_ts)
+            if (o.client_peak, -o.client_peak_ts) > (s.client_peak, -s.client_peak_ts):
+                s.client_peak, s.client_peak_ip, s.client_peak_ts = o.client_peak, o.client_peak_ip, o.client_peak_ts
+            s.first = min(s.first, o.first)
+            s.last = max(s.last, o.last)
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for sid, s in enumerate(self.states):
+            if s is None:
+                continue
+            s.server_tw.fold(self.time_wait_s, math.inf)
+            for client in list(s.clients):
+                s.fold_client(client, self.time_wait_s, math.inf)
+            ip, port = self.services.keys[sid]
+            finding = self._row(s, ip, port)
+            if finding is not None:
+                out.append(finding)
+        return out
+
+    def _row(self, s: _Service, ip: bytes, port: int) -> Finding | None:
+        closes = s.closes_client + s.closes_server + s.closes_both
+        ports = max(self.ports, 1)
+        client_frac = s.client_peak / ports
+        server_share = (s.closes_server + s.closes_both) / closes if closes else 0.0
+        tw_peak, tw_peak_ts = s.server_tw.peak, s.server_tw.peak_ts
+        severity = None
+        reasons = []
+        if client_frac >= self.critical_fraction:
+            severity = "critical"
+        elif client_frac >= self.warn_fraction:
+            severity = "warning"
+        if severity is not None:
+            reasons.append("client %s held %d TIME_WAIT sockets towards this service (peak at %s), %.1f%% of "
+                           "the %d ephemeral ports: new connect()s will fail with EADDRNOTAVAIL" % (
+                               format_ip(s.client_peak_ip), s.client_peak, iso_utc(s.client_peak_ts),
+                               100.0 * client_frac, ports))
+        server_side = server_share >= self.server_close_fraction and closes >= self.server_close_min
+        if server_side:
+            severity = severity_max(severity or "warning", "warning")
+            reasons.append("the server closed first on %d of %d connections (%.0f%%): server-side TIME_WAIT "
+                           "accumulates (peak %d at %s)" % (
+                               s.closes_server + s.closes_both, closes, 100.0 * server_share, tw_peak,
+                               iso_utc(tw_peak_ts) if tw_peak else "-"))
+        if severity is None:
+            if max(tw_peak, s.client_peak) < self.info_peak:
+                return None
+            severity = "info"
+        if not reasons:
+            if s.client_peak >= tw_peak:
+                reasons.append("peak %d client-side TIME_WAIT sockets (client %s, at %s), %.1f%% of the %d "
+                               "ephemeral ports" % (s.client_peak, format_ip(s.client_peak_ip),
+                                                    iso_utc(s.client_peak_ts), 100.0 * client_frac, ports))
+            else:
+                reasons.append("peak %d server-side TIME_WAIT sockets at %s" % (tw_peak, iso_utc(tw_peak_ts)))
+        closers = "active closer: client %d, server %d, both %d of %d closed connections" % (
+            s.closes_client, s.closes_server, s.closes_both, closes)
+        client_side = s.client_peak >= tw_peak and not server_side
+        count = s.client_peak if client_side else tw_peak
+        client_ip = format_ip(s.client_peak_ip) if client_side and s.client_peak_ip else ""
+        return Finding(KIND, severity, s.first, s.last, client_ip, None, format_ip(ip), port, count,
+                       "; ".join(reasons) + "; " + closers)
+
+
+DETECTOR: Final = ExcessTimeWait
