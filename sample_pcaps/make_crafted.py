@@ -306,6 +306,71 @@ def close_wait_leak() -> None:
     w.close()
 
 
+def fin_repeats() -> None:
+    """FINs sent again that are not a lost ACK: a crossing close's FIN|ACK re-sent to acknowledge the
+    peer's FIN, a FIN captured twice, a scan probe (FIN/PSH/URG, no ACK) repeated."""
+    rng = random.Random(0xF1F1)
+    w = Writer("fin_repeats.pcap")
+    # 1) simultaneous close as some stacks do it (seen on macOS in Zeek's ssh traces): the FINs cross, then
+    #    each side sends its FIN|ACK again, now acknowledging the other's FIN (57 us and 16 ms later)
+    c = Endpoint(rng, CLI, 47001, MAC_CLI)
+    s = Endpoint(rng, SRV, 8080, MAC_SRV)
+    k = Conn(w, rng, c, s, T0)
+    k.handshake()
+    k.exchange(b"HELLO 20 bytes req\r\n", b"R" * 99 + b"\n")
+    c_fin, s_fin = c.nxt, s.nxt
+    k.send(c, s, FIN | ACK, dt=0.1)                            # client FIN, ack = server's data
+    k.send(s, c, FIN | ACK, ack=c_fin, dt=0.00001)             # server FIN, not acking the client's: crossed
+    k.send(c, s, FIN | ACK, seq=c_fin, ack=s_fin + 1, dt=0.000057, advance=False)   # again, acking it
+    k.send(s, c, FIN | ACK, seq=s_fin, ack=c_fin + 1, dt=0.016, advance=False)      # the server too
+    k.send(c, s, ACK, ack=s_fin + 1, dt=0.0002)
+    # 2) a close whose client FIN is in the capture twice, 1 us apart (the same frame: same IP ID)
+    c = Endpoint(rng, CLI, 47002, MAC_CLI)
+    s = Endpoint(rng, SRV, 8080, MAC_SRV)
+    k = Conn(w, rng, c, s, T0 + 0.5)
+    k.handshake()
+    k.exchange(b"HELLO 20 bytes req\r\n", b"R" * 99 + b"\n")
+    k.send(c, s, FIN | ACK, dt=0.0001)
+    t_fin, fin_frame = w.frames[-1]
+    w.add(t_fin + 0.000001, fin_frame)
+    k.send(s, c, FIN | ACK)
+    k.send(c, s, ACK)
+    # 3) a scan probe (FIN/PSH/URG, no ACK: nmap -sX) to the open port, sent again 0.5 s later; unanswered
+    isn = rng.getrandbits(32)
+    for i in range(2):
+        w.add(T0 + 1.0 + 0.5 * i, frame(MAC_GW, MAC_SRV, CLI, SRV, 47003, 8080, isn, 0, FIN | PSH | F.TH_URG, 1024,
+                                        ipid=rng.getrandbits(16), ttl=44, df=False))
+    w.close()
+
+
+def retransmit_lookalikes() -> None:
+    """Segments that look like retransmissions and are not (reordered, a keepalive with one garbage byte),
+    and one that is (the server sends data the client had acknowledged already)."""
+    rng = random.Random(0x0DD5)
+    w = Writer("retransmit_lookalikes.pcap")
+    c = Endpoint(rng, CLI, 47011, MAC_CLI)
+    s = Endpoint(rng, SRV, 8080, MAC_SRV)
+    k = Conn(w, rng, c, s, T0, rtt=0.002)
+    k.handshake()
+    k.send(c, s, PSH | ACK, b"GET /three-segments\r\n", dt=0.0001)
+    base = s.nxt
+    segs = [b"A" * 1448, b"B" * 1448, b"C" * 500]
+    # the server's three segments reach the capture point in the order 2, 3, 1 (within 60 us)
+    k.send(s, c, ACK, segs[1], seq=base + 1448, dt=0.001, advance=False)
+    k.send(s, c, PSH | ACK, segs[2], seq=base + 2896, dt=0.00003, advance=False)
+    k.send(s, c, ACK, segs[0], seq=base, dt=0.00003, advance=False)
+    s.nxt = base + 3396
+    k.send(c, s, ACK)
+    # two seconds of silence, then a keepalive probe carrying one garbage byte (seq = SND.NXT - 1), answered
+    k.send(c, s, ACK, b"\x00", seq=c.nxt - 1, dt=2.0, advance=False)
+    k.send(s, c, ACK)
+    # the server sends its last segment again although the client acknowledged it: a (spurious) retransmission
+    k.send(s, c, PSH | ACK, segs[2], seq=base + 2896, dt=0.3, advance=False)
+    k.send(c, s, ACK)
+    k.client_close()
+    w.close()
+
+
 CRAFTED = {
     "syn_flood": syn_flood,
     "bad_handshake_ack": bad_handshake_ack,
@@ -313,6 +378,8 @@ CRAFTED = {
     "handshake_reset": handshake_reset,
     "syn_burst_legit": syn_burst_legit,
     "close_wait_leak": close_wait_leak,
+    "fin_repeats": fin_repeats,
+    "retransmit_lookalikes": retransmit_lookalikes,
 }
 
 

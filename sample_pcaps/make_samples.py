@@ -41,8 +41,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-NS_CLI = "tfa-cli"
-NS_SRV = "tfa-srv"
+# namespace names: TFA_NS_PREFIX=xyz gives xyz-cli / xyz-srv (two runs at once on one host must differ)
+NS_PREFIX = os.environ.get("TFA_NS_PREFIX", "tfa")
+NS_CLI = NS_PREFIX + "-cli"
+NS_SRV = NS_PREFIX + "-srv"
 DEV_CLI = "tfa-c0"
 DEV_SRV = "tfa-s0"
 CLI4, SRV4 = "10.99.0.1", "10.99.0.2"
@@ -126,6 +128,19 @@ def _serve_conn(conn: socket.socket) -> None:
         elif mode == "CW":      # server never closes -> CLOSE_WAIT
             _drain_to_eof(conn)
             HELD.append(conn)
+        elif mode == "CWR":     # server answers, then never closes -> CLOSE_WAIT once the client closes
+            conn.sendall(body)
+            _drain_to_eof(conn)
+            HELD.append(conn)
+        elif mode == "KAOK":    # answers, stays idle while the client's keepalives probe, closes after it
+            conn.sendall(body)
+            _drain_to_eof(conn)
+            conn.close()
+        elif mode == "UP":      # reads an upload of `size` bytes, answers "ok", closes after the client
+            _recv_exact(conn, size)
+            conn.sendall(b"ok\n")
+            _drain_to_eof(conn)
+            conn.close()
         elif mode == "RST":     # client aborts with RST
             conn.sendall(body)
             _drain_to_eof(conn)
@@ -166,11 +181,11 @@ def _client_one(c: dict) -> str:
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     mode = c["mode"]
-    if mode == "KA":
+    if mode in ("KA", "KAOK"):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, c.get("kacnt", 3))
     if c.get("sndbuf"):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, c["sndbuf"])
     if c.get("sport") is not None:
@@ -188,6 +203,8 @@ def _client_one(c: dict) -> str:
         return "silent"
     if mode == "SIM":
         s.sendall(b"SIM %d %.6f\n" % (size, c["at"]))
+    elif mode == "UP":
+        s.sendall(b"UP %d\n" % size + b"u" * size)
     else:
         s.sendall(b"%s %d\n" % (mode.encode(), size))
     if mode in ("CC", "FR"):
@@ -202,6 +219,16 @@ def _client_one(c: dict) -> str:
         _drain_to_eof(s)
         s.close()
     elif mode == "CW":
+        s.close()
+    elif mode == "CWR":
+        _recv_exact(s, size)
+        s.close()
+    elif mode == "KAOK":
+        _recv_exact(s, size)
+        time.sleep(c.get("hold", 3.5))   # idle: the keepalives probe, the live server answers them
+        s.close()
+    elif mode == "UP":
+        _recv_exact(s, 3)
         s.close()
     elif mode == "RST":
         _recv_exact(s, size)
@@ -310,6 +337,7 @@ class Lab:
 
     def fw_flush(self, ns: str) -> None:
         nsx(ns, "nft", "delete", "table", "inet", "tfa", check=False, quiet=True)
+        nsx(ns, "nft", "delete", "table", "inet", "tfa_once", check=False, quiet=True)
 
     # -- processes ----------------------------------------------------------
     def start(self, ns: str, cmd: list[str]) -> subprocess.Popen:
@@ -599,6 +627,94 @@ def sc_normal_mix(lab: Lab) -> None:
     lab.stop(td)
 
 
+# -- findings that hold on real hosts (issue 12) --------------------------------
+
+def sc_close_wait_short(lab: Lab) -> None:
+    # Five clients send a request, read the answer and close; the server application never calls
+    # close(): 5 sockets in CLOSE_WAIT (clients in FIN_WAIT_2). A last, ordinary connection 10 s
+    # later marks how long the capture ran (a pcap records no end of capture).
+    lab.server()
+    td = lab.tcpdump(out("close_wait_short.pcap"))
+    conns = [dict(mode="CWR", sport=46000 + i, pause=0.2) for i in range(5)]
+    conns[-1]["pause"] = 10.0 - 0.2 * 4
+    conns.append(dict(mode="CC", sport=46005))
+    lab.client(conns, timeout=60)
+    time.sleep(0.3)
+    lab.stop(td)
+
+
+def sc_close_wait_baseline(lab: Lab) -> None:
+    # 120 connections the server closes as soon as the client has (its usual pace), then 3 whose
+    # server never closes, then an ordinary connection 3 s later (the end of the capture).
+    lab.server()
+    td = lab.tcpdump(out("close_wait_baseline.pcap"), snaplen=96)
+    conns = [dict(mode="CC", sport=46100 + i, pause=0.005) for i in range(120)]
+    conns += [dict(mode="CWR", sport=46220 + i, pause=0.1) for i in range(3)]
+    conns[-1]["pause"] = 3.0
+    conns.append(dict(mode="CC", sport=46223))
+    lab.client(conns, timeout=60)
+    time.sleep(0.3)
+    lab.stop(td)
+
+
+def sc_keepalive_answered(lab: Lab) -> None:
+    # Keepalive (idle 1 s, interval 1 s, 3 probes) on a live connection: the server answers every
+    # probe; the client closes after 3.5 s idle. Normal: no finding.
+    lab.server()
+    td = lab.tcpdump(out("keepalive_answered.pcap"))
+    lab.client([dict(mode="KAOK", sport=44010, size=64, hold=3.5)], timeout=30)
+    time.sleep(0.3)
+    lab.stop(td)
+
+
+def sc_keepalive_unanswered(lab: Lab) -> None:
+    # As keepalive_dead_peer, but with 9 probes allowed: the capture (client side) ends after the
+    # third unanswered probe, before the kernel gives up.
+    lab.server()
+    td = lab.tcpdump(out("keepalive_unanswered.pcap"), ns=NS_CLI, dev=DEV_CLI)
+    lab.client([dict(mode="KA", sport=44011, size=64, kacnt=9)], wait=False)
+    time.sleep(0.3)
+    lab.fw(NS_SRV, "input", "ip saddr %s drop" % CLI4)
+    lab.fw(NS_SRV, "output", "ip daddr %s drop" % CLI4)
+    time.sleep(3.6)
+    lab.stop(td)
+
+
+def sc_syn_timeout_split(lab: Lab) -> None:
+    # Three clients whose SYNs the server's host drops, retransmitting (1, 2, 4, 8 s backoff) for 16 s:
+    # Zeek's 5 s attempt timer splits each attempt into three connections. A fourth client's first SYN
+    # only is dropped (a separate rule, removed after 0.5 s): its retransmission gets through.
+    nsx(NS_CLI, "sysctl", "-qw", "net.ipv4.tcp_syn_linear_timeouts=0", check=False)
+    lab.fw(NS_SRV, "input", "tcp sport 44101-44103 tcp dport %d tcp flags & (syn|ack) == syn drop" % PORT)
+    nsx(NS_SRV, "nft", "add", "table", "inet", "tfa_once")
+    nsx(NS_SRV, "nft", "add", "chain", "inet", "tfa_once", "input",
+        "{ type filter hook input priority 0; policy accept; }")
+    nsx(NS_SRV, "nft", "add", "rule", "inet", "tfa_once", "input", *(
+        "tcp sport 44104 tcp dport %d tcp flags & (syn|ack) == syn drop" % PORT).split())
+    lab.server()
+    td = lab.tcpdump(out("syn_timeout_split.pcap"))
+    for port in (44101, 44102, 44103, 44104):
+        lab.client([dict(mode="CC", sport=port, timeout=60)], wait=False)
+        time.sleep(0.05)
+    time.sleep(0.5)
+    nsx(NS_SRV, "nft", "delete", "table", "inet", "tfa_once")
+    time.sleep(16.0)
+    lab.stop(td)
+
+
+def sc_data_retransmit(lab: Lab) -> None:
+    # An upload of 20000 bytes whose 8th packet from the client (conntrack's count) is dropped once by the
+    # server's host, after the capture point (tcpdump sees a packet before nftables' input hook; the client
+    # side's output hook sees unsegmented GSO packets, not one per segment): the kernel retransmits it.
+    nsx(NS_SRV, "sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1")   # (conntrack counts packets)
+    lab.fw(NS_SRV, "input", "tcp dport %d ct original packets 8 drop" % PORT)
+    lab.server()
+    td = lab.tcpdump(out("data_retransmit.pcap"), snaplen=96)
+    lab.client([dict(mode="UP", sport=44020, size=20000)], timeout=30)
+    time.sleep(0.5)
+    lab.stop(td)
+
+
 SCENARIOS = {
     "client_close": sc_client_close,
     "server_close": sc_server_close,
@@ -619,6 +735,12 @@ SCENARIOS = {
     "keepalive_dead_peer": sc_keepalive_dead_peer,
     "zero_window": sc_zero_window,
     "normal_mix": sc_normal_mix,
+    "close_wait_short": sc_close_wait_short,
+    "close_wait_baseline": sc_close_wait_baseline,
+    "keepalive_answered": sc_keepalive_answered,
+    "keepalive_unanswered": sc_keepalive_unanswered,
+    "syn_timeout_split": sc_syn_timeout_split,
+    "data_retransmit": sc_data_retransmit,
 }
 
 

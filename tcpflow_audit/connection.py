@@ -31,6 +31,19 @@ SEQ_MASK: Final = 0xFFFFFFFF
 TOO_LARGE_SEQ_DELTA: Final = 1048576  # Zeek's bound for trusting SYN/RST sequence numbers
 RST_ACCEPT_WINDOW: Final = 1048576    # a received RST is taken as acceptable within this distance of the sender's next seq
 
+# A repeat of a FIN sooner than this after the previous copy is not a retransmission timer's (Linux's
+# RTO floor is 200 ms, as is its tail-loss probe for a lone FIN; Windows 300 ms; RFC 6298 1 s): a packet
+# captured twice, or a stack repeating its FIN at once. Half the lowest floor leaves room for jitter.
+MIN_RESEND_GAP: Final = 0.1
+# Keepalive probes come after at least this much silence from their sender (half of the shortest idle
+# time and interval Linux accepts, 1 s); an ACK that only looks like one (captured out of order) does not.
+KEEPALIVE_MIN_IDLE: Final = 0.5
+# A segment filling a gap in its sender's sequence space is out of order (not a retransmission) when it
+# comes within one round trip (the handshake's, at the capture point) of the segment that opened the gap:
+# the sender cannot have learned of a loss sooner. Without a handshake, 3 ms (as Wireshark assumes).
+REORDER_DEFAULT_WINDOW: Final = 0.003
+MAX_HOLES: Final = 8        # gaps remembered per direction (the oldest is forgotten first)
+
 FIN: Final = 0x01
 SYN: Final = 0x02
 RST: Final = 0x04
@@ -93,6 +106,7 @@ class Endpoint:
     # counters and evidence for reports and detectors
     packets: i64 = 0
     payload_packets: i64 = 0
+    last_data_ts: float | None = None   # its last segment with payload
     packets_since_peer: i64 = 0         # packets sent since the peer's last packet (0 when the peer spoke last)
     first_ts: float | None = None
     last_ts: float = 0.0
@@ -109,6 +123,16 @@ class Endpoint:
     data_after_fin: i64 = 0
     data_after_rst: i64 = 0
     last_fin_retransmit_ts: float | None = None
+    # retransmissions: segments re-sending sequence space already sent (SYN, data, FIN), once each
+    retransmitted: i64 = 0
+    holes: list[list[float]] | None = None   # gaps below snd_nxt: [start seq, end seq, when it opened]
+    fin_copy_ts: float | None = None         # when its FIN was last sent (first copy or a repeat)
+    fin_ack_resent: bool = False             # its FIN re-sent to acknowledge the peer's crossing FIN
+    # keepalive probes (seq = snd_nxt - 1, at most one byte, after silence, nothing unacknowledged)
+    keepalives: i64 = 0
+    keepalive_run: i64 = 0                   # probes since the peer last answered one (or since the first)
+    keepalive_run_from: float | None = None  # the first probe of that run
+    last_keepalive_ts: float | None = None
 
     def __init__(self, ip: bytes, port: int, is_orig: bool) -> None:
         self.ip = ip
@@ -252,6 +276,21 @@ class ConnectionFacts:
     time_wait_holder_ip: bytes = b""
     time_wait_holder_port: int = 0
     time_wait_until: float | None = None
+    # the client's initial sequence number (its SYN's), to tell a retried attempt from a new one
+    client_isn: int | None = None
+    # keepalive probes each side sent; those sent since the other side last spoke (unanswered), from when;
+    # and the last probe's time
+    client_keepalives: int = 0
+    server_keepalives: int = 0
+    client_keepalives_unanswered: int = 0
+    server_keepalives_unanswered: int = 0
+    client_keepalive_unanswered_from: float | None = None
+    server_keepalive_unanswered_from: float | None = None
+    client_last_keepalive_ts: float | None = None
+    server_last_keepalive_ts: float | None = None
+    # each side's last segment with payload
+    client_last_data_ts: float | None = None
+    server_last_data_ts: float | None = None
 
     def __init__(self, syn_ts: float | None, synack_ts: float | None, handshake_done_ts: float | None,
                  syn_retransmits: int, synack_retransmits: int, client_fin_ts: float | None,
@@ -267,7 +306,13 @@ class ConnectionFacts:
                  client_zero_window_from: float | None = None, client_zero_window_until: float | None = None,
                  server_zero_window_from: float | None = None, server_zero_window_until: float | None = None,
                  time_wait_holder: str = "", time_wait_holder_ip: bytes = b"", time_wait_holder_port: int = 0,
-                 time_wait_until: float | None = None) -> None:
+                 time_wait_until: float | None = None, client_isn: int | None = None, client_keepalives: int = 0,
+                 server_keepalives: int = 0, client_keepalives_unanswered: int = 0,
+                 server_keepalives_unanswered: int = 0, client_keepalive_unanswered_from: float | None = None,
+                 server_keepalive_unanswered_from: float | None = None,
+                 client_last_keepalive_ts: float | None = None,
+                 server_last_keepalive_ts: float | None = None, client_last_data_ts: float | None = None,
+                 server_last_data_ts: float | None = None) -> None:
         self.syn_ts = syn_ts
         self.synack_ts = synack_ts
         self.handshake_done_ts = handshake_done_ts
@@ -306,6 +351,17 @@ class ConnectionFacts:
         self.time_wait_holder_ip = time_wait_holder_ip
         self.time_wait_holder_port = time_wait_holder_port
         self.time_wait_until = time_wait_until
+        self.client_isn = client_isn
+        self.client_keepalives = client_keepalives
+        self.server_keepalives = server_keepalives
+        self.client_keepalives_unanswered = client_keepalives_unanswered
+        self.server_keepalives_unanswered = server_keepalives_unanswered
+        self.client_keepalive_unanswered_from = client_keepalive_unanswered_from
+        self.server_keepalive_unanswered_from = server_keepalive_unanswered_from
+        self.client_last_keepalive_ts = client_last_keepalive_ts
+        self.server_last_keepalive_ts = server_last_keepalive_ts
+        self.client_last_data_ts = client_last_data_ts
+        self.server_last_data_ts = server_last_data_ts
 
 
 class TimeWait:
@@ -407,13 +463,15 @@ class Connection:
                 endpoint.chk_thresh *= 10
             return
         endpoint.packets += 1
+        idle_since = endpoint.last_ts
         endpoint.last_ts = ts
         endpoint.packets_since_peer += 1
         peer.packets_since_peer = 0
         if endpoint.first_ts is None:
             endpoint.first_ts = ts
+            idle_since = ts
         self._zeek_segment(ts, endpoint, peer, seq, ack, flags, window, length)
-        self._rfc_segment(ts, endpoint, peer, seq, ack, flags, window, length)
+        self._rfc_segment(ts, endpoint, peer, seq, ack, flags, window, length, idle_since)
 
     def _ordinary_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64,
                           flags: i64, window: i64, length: i64) -> None:
@@ -426,6 +484,7 @@ class Connection:
         (the tracker's `reference=True` mode uses `process` for everything).
         """
         endpoint.packets += 1
+        idle_since = endpoint.last_ts
         endpoint.last_ts = ts
         endpoint.packets_since_peer += 1
         peer.packets_since_peer = 0
@@ -475,9 +534,17 @@ class Connection:
                 endpoint.rxmit_thresh *= 10
         if length:
             endpoint.payload_packets += 1
+            endpoint.last_data_ts = ts
             if endpoint.fin_seq is not None or endpoint.rst_ts is not None or peer.rst_ts is not None:
                 self._note_data_after_close(endpoint, peer, seq)
-        if endpoint.snd_nxt is None or ((seq_end - endpoint.snd_nxt + 0x80000000) & SEQ_MASK) - 0x80000000 > 0:
+        snd_nxt = endpoint.snd_nxt
+        if snd_nxt is None:
+            endpoint.snd_nxt = seq_end
+        elif seq != snd_nxt:   # (rare: a gap, a retransmission, a probe, a segment out of order)
+            self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
+            if ((seq_end - snd_nxt + 0x80000000) & SEQ_MASK) - 0x80000000 > 0:
+                endpoint.snd_nxt = seq_end
+        elif length:
             endpoint.snd_nxt = seq_end
 
     # ------------------------------------------------------------------ Zeek's analyzer, rule for rule
@@ -750,6 +817,88 @@ class Connection:
                 self._event(peer, rfc.RECV_FIN, ts)
             self._event(peer, rfc.RECV_ACK_OF_FIN, ts)
 
+    def _out_of_line(self, ts: float, idle_since: float, endpoint: Endpoint, peer: Endpoint, seq: int,
+                     length: int) -> None:
+        """A segment (no SYN or RST, not a repeated FIN) that does not start at its sender's snd_nxt: a gap
+        opening (segments missing from the capture, or coming out of order), a keepalive or zero-window
+        probe, an out-of-order segment filling a gap, or a retransmission (sequence space already sent)."""
+        snd_nxt = endpoint.snd_nxt
+        assert snd_nxt is not None
+        ahead = seq_delta(seq, snd_nxt)
+        if ahead > 0:   # a gap: [snd_nxt, seq) not seen (yet)
+            if not length:
+                return   # (data a pure ACK shows was sent, seen later: retransmitted, as Wireshark judges)
+            holes = endpoint.holes
+            if holes is None:
+                holes = endpoint.holes = []
+            elif len(holes) >= MAX_HOLES:
+                del holes[0]
+            holes.append([float(snd_nxt), float(seq), ts])
+            return
+        if length <= 1 and ahead == -1:
+            if peer.zero_window_since is not None:
+                return   # a zero-window probe: the peer's window is closed
+            if ts - idle_since >= KEEPALIVE_MIN_IDLE and (not peer.packets or endpoint.ack_seq == snd_nxt):
+                self._note_keepalive(ts, endpoint, peer)
+                return
+        if not length:
+            return       # an ACK sent before the sender's latest segment, captured after it
+        if endpoint.holes is not None and self._fills_hole(ts, endpoint, seq, length):
+            return       # out of order: never seen before, within a round trip of the gap opening
+        endpoint.retransmitted += 1
+
+    def _fills_hole(self, ts: float, endpoint: Endpoint, seq: int, length: int) -> bool:
+        """Take [seq, seq+length) out of the sender's gaps; True if it lay wholly in a gap that opened
+        less than a round trip ago (then it was never sent before: out of order, not retransmitted)."""
+        holes = endpoint.holes
+        assert holes is not None
+        rtt = REORDER_DEFAULT_WINDOW
+        if self.syn_ts is not None and self.handshake_done_ts is not None and self.handshake_done_ts > self.syn_ts:
+            rtt = self.handshake_done_ts - self.syn_ts
+        end = (seq + length) & SEQ_MASK
+        inside = False
+        for hole in list(holes):
+            start, stop, opened = int(hole[0]), int(hole[1]), hole[2]
+            if seq_delta(end, start) <= 0 or seq_delta(seq, stop) >= 0:
+                continue   # no overlap
+            if seq_delta(seq, start) >= 0 and seq_delta(end, stop) <= 0 and ts - opened < rtt:
+                inside = True
+            holes.remove(hole)
+            if seq_delta(seq, start) > 0:
+                holes.append([float(start), float(seq), opened])
+            if seq_delta(stop, end) > 0:
+                holes.append([float(end), float(stop), opened])
+        if not holes:
+            endpoint.holes = None
+        return inside
+
+    @staticmethod
+    def _note_keepalive(ts: float, endpoint: Endpoint, peer: Endpoint) -> None:
+        endpoint.keepalives += 1
+        last = endpoint.last_keepalive_ts
+        if last is None or peer.last_ts > last:   # the first probe, or the peer answered the previous one
+            endpoint.keepalive_run = 1
+            endpoint.keepalive_run_from = ts
+        else:
+            endpoint.keepalive_run += 1
+        endpoint.last_keepalive_ts = ts
+
+    def _fin_resent_for_loss(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: int, flags: int) -> bool:
+        """Whether a repeated FIN is a retransmission of the close (its ACK did not come back in time), not:
+        a FIN without ACK (a scan probe, not a close); a copy within MIN_RESEND_GAP of the previous one
+        (captured twice, or repeated at once); the FIN a stack sends again in CLOSING to acknowledge the
+        peer's crossing FIN (the first copy acknowledging it, when the FINs crossed)."""
+        if not flags & ACK:
+            return False
+        previous = endpoint.fin_copy_ts
+        if previous is not None and ts - previous < MIN_RESEND_GAP:
+            return False
+        if (self.close_initiator == "both" and not endpoint.fin_ack_resent and peer.fin_seq is not None
+                and seq_delta(ack, peer.fin_seq) >= 1):
+            endpoint.fin_ack_resent = True
+            return False
+        return True
+
     @staticmethod
     def _note_data_after_close(endpoint: Endpoint, peer: Endpoint, seq: int) -> None:
         if endpoint.fin_seq is not None and seq_delta(seq, endpoint.fin_seq) >= 1:
@@ -758,7 +907,7 @@ class Connection:
             endpoint.data_after_rst += 1
 
     def _rfc_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: int, ack: int,
-                     flags: int, window: int, length: int) -> None:
+                     flags: int, window: int, length: int, idle_since: float) -> None:
         syn = flags & SYN
         fin = flags & FIN
         rst = flags & RST
@@ -768,6 +917,7 @@ class Connection:
             if not ack_flag:
                 if endpoint.isn == seq:
                     endpoint.syn_retransmits += 1
+                    endpoint.retransmitted += 1
                 else:
                     endpoint.isn = seq
                     endpoint.snd_nxt = (seq + 1) & SEQ_MASK
@@ -780,6 +930,7 @@ class Connection:
                     self.bad_ack_ts = ts
             elif endpoint.isn == seq:
                 endpoint.synack_retransmits += 1
+                endpoint.retransmitted += 1
             else:
                 endpoint.isn = seq
                 endpoint.snd_nxt = (seq + 1) & SEQ_MASK
@@ -793,20 +944,28 @@ class Connection:
         if length and not rst:
             self._note_data_after_close(endpoint, peer, seq)
             endpoint.payload_packets += 1
+            endpoint.last_data_ts = ts
 
+        fin_repeat = False
         if fin and not rst:
             fin_pos = (seq + length + (1 if syn else 0)) & SEQ_MASK
             if endpoint.fin_seq is None:
                 endpoint.fin_seq = fin_pos
-                endpoint.fin_ts = ts
+                endpoint.fin_ts = endpoint.fin_copy_ts = ts
                 if not self.close_initiator:
                     self.close_initiator = "client" if endpoint.is_orig else "server"
                 elif peer.fin_seq is not None and not peer.fin_acked and self.close_initiator != "both":
                     self.close_initiator = "both"  # the FINs crossed
                 self._event(endpoint, rfc.SEND_FIN, ts)
             elif fin_pos == endpoint.fin_seq:
-                endpoint.fin_retransmits += 1
-                endpoint.last_fin_retransmit_ts = ts
+                fin_repeat = True
+                endpoint.retransmitted += 1
+                if self._fin_resent_for_loss(ts, endpoint, peer, ack, flags):
+                    endpoint.fin_retransmits += 1
+                    endpoint.last_fin_retransmit_ts = ts
+                endpoint.fin_copy_ts = ts
+        if not (syn or rst or fin_repeat) and endpoint.snd_nxt is not None and seq != endpoint.snd_nxt:
+            self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
 
         if rst:
             if endpoint.rst_ts is None:
@@ -896,7 +1055,19 @@ class Connection:
             client_packets_since_peer=orig.packets_since_peer, server_packets_since_peer=resp.packets_since_peer,
             client_zero_window_from=orig.zero_window_max_from, client_zero_window_until=orig.zero_window_max_until,
             server_zero_window_from=resp.zero_window_max_from, server_zero_window_until=resp.zero_window_max_until,
+            client_isn=orig.isn, client_keepalives=orig.keepalives, server_keepalives=resp.keepalives,
+            client_last_keepalive_ts=orig.last_keepalive_ts, server_last_keepalive_ts=resp.last_keepalive_ts,
+            client_last_data_ts=orig.last_data_ts, server_last_data_ts=resp.last_data_ts,
         )
+        for endpoint, peer, is_client in ((orig, resp, True), (resp, orig, False)):
+            last = endpoint.last_keepalive_ts
+            if last is not None and peer.last_ts < last:   # no answer after the last probe
+                if is_client:
+                    facts.client_keepalives_unanswered = endpoint.keepalive_run
+                    facts.client_keepalive_unanswered_from = endpoint.keepalive_run_from
+                else:
+                    facts.server_keepalives_unanswered = endpoint.keepalive_run
+                    facts.server_keepalive_unanswered_from = endpoint.keepalive_run_from
         if tw is not None:
             facts.time_wait_holder, facts.time_wait_holder_ip, facts.time_wait_holder_port = tw.holder, tw.ip, tw.port
             facts.time_wait_until = tw.until
@@ -908,8 +1079,7 @@ class Connection:
             history=history, client_state=orig.state, server_state=resp.state,
             client_packets=orig.packets, server_packets=resp.packets,
             client_bytes=client_bytes, server_bytes=server_bytes,
-            retransmits=(orig.rxmit_cnt + resp.rxmit_cnt + orig.syn_retransmits + resp.synack_retransmits
-                         + orig.fin_retransmits + resp.fin_retransmits),
+            retransmits=orig.retransmitted + resp.retransmitted,
             close_initiator=self.close_initiator, end_reason=self.end_reason(),
             syn_synack_ms=_ms_between(self.synack_ts, self.syn_ts),
             synack_ack_ms=_ms_between(self.handshake_done_ts, self.synack_ts),

@@ -374,9 +374,9 @@ def test_fin_retransmission_counted_and_one_history_letter():
     v = Conv()
     v.handshake()
     v.c(FIN | ACK)
-    v.c(FIN | ACK, seq=CISN + 1)
+    v.c(FIN | ACK, seq=CISN + 1, dt=0.3)   # (after a retransmission timeout)
     assert v.history == "ShAF"
-    assert v.conn.orig.fin_retransmits == 1
+    assert v.conn.orig.fin_retransmits == v.conn.orig.retransmitted == 1
     v.c(FIN | ACK, seq=CISN + 6)       # a FIN at another sequence number is a new 'F'
     assert v.history == "ShAFF"
 
@@ -916,6 +916,84 @@ def test_fin_retransmissions_to_a_silent_peer_are_counted(reference):
     r = v.finish()
     assert (r.facts.client_packets_since_peer, r.facts.server_packets_since_peer) == (0, 3)
     assert r.facts.server_fin_retransmits == 2
+
+
+@BOTH_PATHS
+def test_retransmissions_resend_sequence_space_already_seen(reference):
+    v = Conv()
+    v.tracker.reference = reference
+    v.handshake()                               # round trip 0.02 s
+    base = v.nxt["c"]
+    v.c(ACK | PSH, 100)                         # [0, 100)
+    v.c(ACK | PSH, 100, seq=base + 200)         # [200, 300): a gap opens at [100, 200)
+    v.c(ACK | PSH, 100, seq=base + 100, dt=0.001)   # fills it within a round trip: out of order
+    assert v.conn.orig.retransmitted == 0
+    v.c(ACK | PSH, 100, seq=base, dt=0.5)       # [0, 100) again: a retransmission
+    v.c(ACK | PSH, 100, seq=base + 400)         # [400, 500): a gap at [300, 400) ...
+    v.c(ACK | PSH, 100, seq=base + 300, dt=0.5)     # ... filled long after: retransmitted (lost before capture)
+    v.c(ACK | PSH, 50, seq=base + 450, dt=0.5)  # partly new, partly seen: a retransmission
+    v.s(ACK)
+    r = v.finish()
+    assert r.retransmits == 3 and r.history == "ShADTa"   # (Zeek's own count, and letter, are unchanged)
+
+
+@BOTH_PATHS
+def test_keepalive_probes_are_not_retransmissions_and_unanswered_ones_are_counted(reference):
+    v = Conv()
+    v.tracker.reference = reference
+    v.handshake()
+    v.c(ACK | PSH, 10)
+    v.s(ACK | PSH, 20)
+    v.c(ACK)
+    v.c(ACK, 1, seq=v.nxt["c"] - 1, dt=1.0)    # a keepalive with one garbage byte (BSD, Windows) ...
+    v.s(ACK, dt=0.01)                           # ... answered
+    for _ in range(3):
+        v.c(ACK, seq=v.nxt["c"] - 1, dt=1.0)    # Linux keepalives (no payload), unanswered
+    v.c(RST | ACK, dt=1.0)
+    r = v.finish()
+    f = r.facts
+    assert r.retransmits == 0
+    assert (f.client_keepalives, f.client_keepalives_unanswered, f.server_keepalives) == (4, 3, 0)
+    assert f.client_keepalive_unanswered_from == pytest.approx(f.client_last_keepalive_ts - 2.0)
+    assert f.client_last_keepalive_ts == pytest.approx(r.end - 1.0)
+
+
+@BOTH_PATHS
+def test_probes_that_are_not_keepalives(reference):
+    v = Conv()
+    v.tracker.reference = reference
+    v.handshake()
+    v.c(ACK | PSH, 1000)
+    v.s(ACK, window=0)                          # the server's window is closed ...
+    v.c(ACK, seq=v.nxt["c"] - 1, dt=1.0)        # ... so this is a zero-window probe
+    v.s(ACK, window=0)
+    v.s(ACK, window=8192, dt=0.5)
+    v.c(ACK | PSH, 10)
+    v.c(ACK, seq=v.nxt["c"] - 11, dt=0.001)     # an ACK sent before those 10 bytes, captured after them
+    v.c(ACK, seq=v.nxt["c"] - 1, dt=0.001)      # seq = snd_nxt - 1 but no silence before it
+    r = v.finish()
+    assert (r.facts.client_keepalives, r.retransmits) == (0, 0)
+
+
+@BOTH_PATHS
+def test_fin_repeats_that_are_not_a_lost_ack(reference):
+    v = Conv()
+    v.tracker.reference = reference
+    v.handshake()
+    v.c(FIN | ACK, ack=SISN + 1)
+    fin = v.nxt["c"] - 1
+    v.s(FIN | ACK, ack=CISN + 1)                # the FINs cross
+    v.c(FIN | ACK, seq=fin, dt=0.02)            # the client sends its FIN again, acknowledging the server's
+    v.c(FIN | ACK, seq=fin, dt=0.000001)        # and that copy is captured twice
+    v.s(ACK)
+    r = v.finish()
+    assert (r.facts.client_fin_retransmits, r.retransmits) == (0, 2)   # (the repeats re-send the FIN)
+    v = Conv()
+    v.tracker.reference = reference
+    v.c(FIN | PSH | 0x20)                       # a scan probe (FIN/PSH/URG, no ACK), sent twice
+    v.c(FIN | PSH | 0x20, seq=CISN, dt=0.5)
+    r = v.finish()
+    assert (r.facts.client_fin_retransmits, r.retransmits) == (0, 1)
 
 
 @BOTH_PATHS

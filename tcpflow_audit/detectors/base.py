@@ -204,6 +204,7 @@ DATA_AFTER_CLOSE: Final = 1 << 5       # payload after a FIN or RST
 FIN_RETRANSMITTED: Final = 1 << 6      # a FIN sent again
 ZERO_WINDOW: Final = 1 << 7            # a zero-window stall
 QUIET_PEER: Final = 1 << 8             # one side's last packet long after the other's (see facts_seen)
+KEEPALIVE_UNANSWERED: Final = 1 << 9   # keepalive probes with no answer after them
 ALWAYS: Final = 1 << 29                # present on every connection
 EVERY_FLOW: Final = (1 << 30) - 1      # `watches` of a detector that sees every connection
 
@@ -231,6 +232,8 @@ def facts_seen(r: FlowRecord, quiet_gap: float) -> int:
         seen |= ZERO_WINDOW
     if abs(f.client_last_ts - f.server_last_ts) >= quiet_gap:
         seen |= QUIET_PEER
+    if f.client_keepalives_unanswered or f.server_keepalives_unanswered:
+        seen |= KEEPALIVE_UNANSWERED
     return seen
 
 

@@ -1,7 +1,23 @@
-"""`excess_time_wait`: a TIME_WAIT population that can hurt, per server ip:port.
+"""`excess_time_wait`: a TIME_WAIT population, judged by its size against the limit it can hit.
 
-The active closer ends in TIME_WAIT for 2*MSL. The population over time is counted from each
-connection's entry into TIME_WAIT (a sliding window of 2*MSL), for the server and per client.
+**TCP:** the active closer (the first to send a FIN) ends in TIME_WAIT for 2*MSL (Linux: 60 s). A
+client in TIME_WAIT keeps its ephemeral port towards that server ip:port busy; a server keeps one
+TIME_WAIT socket per connection it closed first (a few hundred bytes of kernel memory each, up to
+`net.ipv4.tcp_max_tw_buckets` per network namespace; past it the kernel skips TIME_WAIT, logging
+"time wait bucket table overflow").
+
+**Rule:** each connection's entry into TIME_WAIT lasts 2*MSL; the populations are counted exactly
+from those intervals: per client towards each server ip:port, per server ip:port, and per server
+address over all its ports. Severity:
+* critical / warning when one client's peak towards the server ip:port reaches
+  `ephemeral_critical_fraction` / `ephemeral_warn_fraction` of `ephemeral_ports` (connect() fails
+  with EADDRNOTAVAIL when none is left);
+* critical / warning when the server address's peak over all its ports reaches
+  `time_wait_buckets_critical_fraction` / `time_wait_buckets_warn_fraction` of `time_wait_buckets`;
+* info, with its numbers, when the server closed first on at least `server_active_close_fraction`
+  of at least `server_active_close_min` connections (the pattern alone does no harm), or when a peak
+  reached `time_wait_info_peak`; nothing below that.
+`count` is the peak TIME_WAIT count the row is about.
 """
 
 from __future__ import annotations
@@ -30,10 +46,17 @@ SETTINGS: Final = (
             "warn when one client's TIME_WAIT sockets towards one server ip:port reach this share of the "
             "ephemeral range (new connect()s start to fail with EADDRNOTAVAIL near 1.0)"),
     Setting("ephemeral_critical_fraction", 0.9, "... critical at this share: EADDRNOTAVAIL is imminent"),
+    Setting("time_wait_buckets", 262144,
+            "Linux net.ipv4.tcp_max_tw_buckets default (per network namespace): the most TIME_WAIT sockets a host "
+            "keeps; past it new ones are destroyed at once"),
+    Setting("time_wait_buckets_warn_fraction", 0.5,
+            "warn when a server address's TIME_WAIT sockets (all ports) reach this share of time_wait_buckets"),
+    Setting("time_wait_buckets_critical_fraction", 0.9,
+            "... critical at this share: the kernel is about to stop keeping TIME_WAIT"),
     Setting("server_active_close_fraction", 0.8,
-            "server-side TIME_WAIT accumulation: the server closes first on at least this share of its closed "
-            "connections (\"most\") ..."),
-    Setting("server_active_close_min", 50, "... and has closed at least this many (one connection is not a pattern)"),
+            "show (info) a service that closes first on at least this share of its closed connections (\"most\") "
+            "..."),
+    Setting("server_active_close_min", 50, "... of at least this many (one connection is not a pattern)"),
 )
 
 
@@ -79,12 +102,17 @@ class ExcessTimeWait(Detector):
         self.ports: int = t.ephemeral_ports
         self.warn_fraction: float = t.ephemeral_warn_fraction
         self.critical_fraction: float = t.ephemeral_critical_fraction
+        self.buckets: int = t.time_wait_buckets
+        self.buckets_warn: float = t.time_wait_buckets_warn_fraction
+        self.buckets_critical: float = t.time_wait_buckets_critical_fraction
         self.server_close_fraction: float = t.server_active_close_fraction
         self.server_close_min: int = t.server_active_close_min
         self.states: list[_Service | None] = []   # by service id
-        # the services with TIME_WAIT entries, by the window (time_wait_s) of their entries: prune visits
-        # only the services that hold old entries
+        self.hosts: dict[bytes, EventTimes] = {}   # per server address: its TIME_WAIT entries, all ports
+        # the services and hosts with TIME_WAIT entries, by the window (time_wait_s) of their entries:
+        # prune visits only those that hold old entries
         self._touched: dict[int, set[int]] = {}
+        self._touched_hosts: dict[int, set[bytes]] = {}
 
     def _state(self, sid: int) -> _Service:
         states = self.states
@@ -122,6 +150,15 @@ class ExcessTimeWait(Detector):
         if server_until is not None and server_until > start:
             entry = server_until - self.time_wait_s
             s.server_tw.times.append(entry)
+            host = self.hosts.get(r.server_ip)
+            if host is None:
+                host = self.hosts[r.server_ip] = EventTimes()
+            host.times.append(entry)
+            window = math.floor(entry / self.time_wait_s)
+            touched_hosts = self._touched_hosts.get(window)
+            if touched_hosts is None:
+                touched_hosts = self._touched_hosts[window] = set()
+            touched_hosts.add(r.server_ip)
         if client_until is not None and client_until > start:
             entry = client_until - self.time_wait_s
             clients = s.clients
@@ -163,6 +200,11 @@ class ExcessTimeWait(Detector):
                     if times[-1] > cut:   # entered lately (the clients after it too, but for late flows)
                         break
                     s.fold_client(ip, length, upto)
+        for window in [w for w in self._touched_hosts if (w + 1) * length <= cut]:
+            for ip in self._touched_hosts.pop(window):
+                host = self.hosts[ip]
+                if host.times:
+                    host.fold(length, upto)
 
     def merge(self, other: Any, ids: list[int]) -> None:
         for theirs, o in enumerate(other.states):
@@ -183,61 +225,106 @@ class ExcessTimeWait(Detector):
                 s.client_peak, s.client_peak_ip, s.client_peak_ts = o.client_peak, o.client_peak_ip, o.client_peak_ts
             s.first = min(s.first, o.first)
             s.last = max(s.last, o.last)
+        for ip, host in other.hosts.items():
+            mine = self.hosts.get(ip)
+            if mine is None:
+                mine = self.hosts[ip] = EventTimes()
+            mine.merge(host)
 
     def findings(self) -> list[Finding]:
+        length = self.time_wait_s
+        for host in self.hosts.values():
+            host.fold(length, math.inf)
+        # the host-wide population is reported on the row of the address's port with the largest peak
+        host_row: dict[bytes, int] = {}
+        for sid, s in enumerate(self.states):
+            if s is None:
+                continue
+            s.server_tw.fold(length, math.inf)
+            for client in list(s.clients):
+                s.fold_client(client, length, math.inf)
+            ip = self.services.keys[sid][0]
+            best = host_row.get(ip)
+            if best is None or s.server_tw.peak > self._peak_of(best):
+                host_row[ip] = sid
         out = []
         for sid, s in enumerate(self.states):
             if s is None:
                 continue
-            s.server_tw.fold(self.time_wait_s, math.inf)
-            for client in list(s.clients):
-                s.fold_client(client, self.time_wait_s, math.inf)
             ip, port = self.services.keys[sid]
-            finding = self._row(s, ip, port)
+            host = self.hosts.get(ip) if host_row.get(ip) == sid else None
+            finding = self._row(s, ip, port, host)
             if finding is not None:
                 out.append(finding)
         return out
 
-    def _row(self, s: _Service, ip: bytes, port: int) -> Finding | None:
+    def _peak_of(self, sid: int) -> int:
+        s = self.states[sid]
+        return s.server_tw.peak if s is not None else 0
+
+    def _row(self, s: _Service, ip: bytes, port: int, host: EventTimes | None) -> Finding | None:
         closes = s.closes_client + s.closes_server + s.closes_both
         ports = max(self.ports, 1)
-        client_frac = s.client_peak / ports
-        server_share = (s.closes_server + s.closes_both) / closes if closes else 0.0
+        buckets = max(self.buckets, 1)
+        client_share = s.client_peak / ports
+        host_peak = host.peak if host is not None else 0
+        host_share = host_peak / buckets
+        server_closes = s.closes_server + s.closes_both
+        server_share = server_closes / closes if closes else 0.0
         tw_peak, tw_peak_ts = s.server_tw.peak, s.server_tw.peak_ts
-        severity = None
-        reasons = []
-        if client_frac >= self.critical_fraction:
-            severity = "critical"
-        elif client_frac >= self.warn_fraction:
-            severity = "warning"
-        if severity is not None:
-            reasons.append("client %s held %d TIME_WAIT sockets towards this service (peak at %s), %.1f%% of "
-                           "the %d ephemeral ports: new connect()s will fail with EADDRNOTAVAIL" % (
-                               format_ip(s.client_peak_ip), s.client_peak, iso_utc(s.client_peak_ts),
-                               100.0 * client_frac, ports))
-        server_side = server_share >= self.server_close_fraction and closes >= self.server_close_min
-        if server_side:
-            severity = severity_max(severity or "warning", "warning")
-            reasons.append("the server closed first on %d of %d connections (%.0f%%): server-side TIME_WAIT "
-                           "accumulates (peak %d at %s)" % (
-                               s.closes_server + s.closes_both, closes, 100.0 * server_share, tw_peak,
-                               iso_utc(tw_peak_ts) if tw_peak else "-"))
-        if severity is None:
-            if max(tw_peak, s.client_peak) < self.info_peak:
-                return None
-            severity = "info"
-        if not reasons:
-            if s.client_peak >= tw_peak:
-                reasons.append("peak %d client-side TIME_WAIT sockets (client %s, at %s), %.1f%% of the %d "
-                               "ephemeral ports" % (s.client_peak, format_ip(s.client_peak_ip),
-                                                    iso_utc(s.client_peak_ts), 100.0 * client_frac, ports))
-            else:
-                reasons.append("peak %d server-side TIME_WAIT sockets at %s" % (tw_peak, iso_utc(tw_peak_ts)))
         closers = "active closer: client %d, server %d, both %d of %d closed connections" % (
             s.closes_client, s.closes_server, s.closes_both, closes)
-        client_side = s.client_peak >= tw_peak and not server_side
-        count = s.client_peak if client_side else tw_peak
-        client_ip = format_ip(s.client_peak_ip) if client_side and s.client_peak_ip else ""
+        client_text = ("client %s held %d TIME_WAIT sockets towards this service at the peak (%s), %.1f%% of the "
+                       "%d ephemeral ports" % (format_ip(s.client_peak_ip), s.client_peak, iso_utc(s.client_peak_ts),
+                                               100.0 * client_share, ports)) if s.client_peak else ""
+        if host is not None and host_peak and host_peak != tw_peak:
+            server_text = ("the server held %d TIME_WAIT sockets on this port at the peak (%s), %d on all ports of %s "
+                           "(at %s), %.2f%% of tcp_max_tw_buckets (%d; a few hundred bytes of kernel memory each)" % (
+                               tw_peak, iso_utc(tw_peak_ts), host_peak, format_ip(ip), iso_utc(host.peak_ts),
+                               100.0 * host_share, buckets))
+        elif host is not None and host_peak:
+            server_text = ("the server held %d TIME_WAIT sockets at the peak (%s), %.2f%% of tcp_max_tw_buckets (%d; a "
+                           "few hundred bytes of kernel memory each)" % (tw_peak, iso_utc(tw_peak_ts),
+                                                                         100.0 * host_share, buckets))
+        elif tw_peak:
+            server_text = "the server held %d TIME_WAIT sockets on this port at the peak (%s)" % (
+                tw_peak, iso_utc(tw_peak_ts))
+        else:
+            server_text = ""
+        severity = ""
+        reasons: list[str] = []
+        count, client_ip = 0, ""
+        for share, warn, critical in ((client_share, self.warn_fraction, self.critical_fraction),
+                                      (host_share, self.buckets_warn, self.buckets_critical)):
+            level = "critical" if share >= critical else "warning" if share >= warn else ""
+            if not level:
+                continue
+            if share is client_share:
+                reasons.append(client_text + ": new connect()s fail with EADDRNOTAVAIL when none is left")
+                if not severity:
+                    count, client_ip = s.client_peak, format_ip(s.client_peak_ip)
+            else:
+                reasons.append(server_text + ": past the limit the kernel skips TIME_WAIT (\"time wait bucket table "
+                               "overflow\")")
+                if not severity:
+                    count = host_peak
+            severity = severity_max(severity or level, level)
+        if not severity:
+            pattern = server_share >= self.server_close_fraction and closes >= self.server_close_min
+            if pattern:
+                reasons.append("the server closed first on %d of %d connections (%.0f%%)%s%s: harmless at this size" % (
+                    server_closes, closes, 100.0 * server_share, ": " if server_text else "", server_text))
+                count = tw_peak
+            elif max(tw_peak, s.client_peak) >= self.info_peak:
+                if s.client_peak >= tw_peak:
+                    reasons.append(client_text)
+                    count, client_ip = s.client_peak, format_ip(s.client_peak_ip)
+                else:
+                    reasons.append(server_text)
+                    count = tw_peak
+            else:
+                return None
+            severity = "info"
         return Finding(KIND, severity, s.first, s.last, client_ip, None, format_ip(ip), port, count,
                        "; ".join(reasons) + "; " + closers)
 

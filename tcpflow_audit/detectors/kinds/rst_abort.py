@@ -55,6 +55,9 @@ class RstAbort(RuleDetector):
             return None   # a stray RST after a completed close, not an abort
         fin_ts = f.client_fin_ts if side == "client" else f.server_fin_ts
         how = "after its own FIN" if fin_ts is not None and fin_ts <= rst_ts else "without a FIN"
+        probes = f.client_keepalives_unanswered if side == "client" else f.server_keepalives_unanswered
+        if probes:
+            how += ", after %s (its keepalive gave up: ETIMEDOUT)" % plural(probes, "unanswered keepalive probe")
         return Hit(KIND, rst_ts, rst_ts,
                    "%s reset the established connection %.3f s after the handshake, %s (%s / %s with payload "
                    "from client / server)" % (side, rst_ts - f.handshake_done_ts, how,
