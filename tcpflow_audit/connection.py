@@ -43,6 +43,7 @@ KEEPALIVE_MIN_IDLE: Final = 0.5
 # the sender cannot have learned of a loss sooner. Without a handshake, 3 ms (as Wireshark assumes).
 REORDER_DEFAULT_WINDOW: Final = 0.003
 MAX_HOLES: Final = 8        # gaps remembered per direction (the oldest is forgotten first)
+NEVER: Final = float("-inf")   # a time that has not happened (in a float field the compiled build keeps unboxed)
 
 FIN: Final = 0x01
 SYN: Final = 0x02
@@ -106,7 +107,7 @@ class Endpoint:
     # counters and evidence for reports and detectors
     packets: i64 = 0
     payload_packets: i64 = 0
-    last_data_ts: float | None = None   # its last segment with payload
+    last_data_ts: float = NEVER         # its last segment with payload (a plain float: no object per packet)
     packets_since_peer: i64 = 0         # packets sent since the peer's last packet (0 when the peer spoke last)
     first_ts: float | None = None
     last_ts: float = 0.0
@@ -1057,17 +1058,18 @@ class Connection:
             server_zero_window_from=resp.zero_window_max_from, server_zero_window_until=resp.zero_window_max_until,
             client_isn=orig.isn, client_keepalives=orig.keepalives, server_keepalives=resp.keepalives,
             client_last_keepalive_ts=orig.last_keepalive_ts, server_last_keepalive_ts=resp.last_keepalive_ts,
-            client_last_data_ts=orig.last_data_ts, server_last_data_ts=resp.last_data_ts,
+            client_last_data_ts=None if orig.last_data_ts == NEVER else orig.last_data_ts,
+            server_last_data_ts=None if resp.last_data_ts == NEVER else resp.last_data_ts,
         )
-        for endpoint, peer, is_client in ((orig, resp, True), (resp, orig, False)):
-            last = endpoint.last_keepalive_ts
-            if last is not None and peer.last_ts < last:   # no answer after the last probe
-                if is_client:
-                    facts.client_keepalives_unanswered = endpoint.keepalive_run
-                    facts.client_keepalive_unanswered_from = endpoint.keepalive_run_from
-                else:
-                    facts.server_keepalives_unanswered = endpoint.keepalive_run
-                    facts.server_keepalive_unanswered_from = endpoint.keepalive_run_from
+        # keepalive probes with no answer after the last one (the peer sent nothing since)
+        last = orig.last_keepalive_ts
+        if last is not None and resp.last_ts < last:
+            facts.client_keepalives_unanswered = orig.keepalive_run
+            facts.client_keepalive_unanswered_from = orig.keepalive_run_from
+        last = resp.last_keepalive_ts
+        if last is not None and orig.last_ts < last:
+            facts.server_keepalives_unanswered = resp.keepalive_run
+            facts.server_keepalive_unanswered_from = resp.keepalive_run_from
         if tw is not None:
             facts.time_wait_holder, facts.time_wait_holder_ip, facts.time_wait_holder_port = tw.holder, tw.ip, tw.port
             facts.time_wait_until = tw.until

@@ -312,8 +312,7 @@ def test_fin_repeats_that_are_not_a_lost_ack():
     # FIN (57 us and 16 ms later), a FIN captured twice 1 us apart, a FIN/PSH/URG scan probe sent twice
     run = Run("fin_repeats.pcap", fin_retransmit_warn_count=1)
     assert run.findings == []
-    crossing, duplicated, probe = run.records
-    assert crossing.close_initiator == "both"
+    assert run.records[0].close_initiator == "both"
     assert [(r.facts.client_fin_retransmits, r.facts.server_fin_retransmits, r.retransmits) for r in run.records] \
         == [(0, 0, 2), (0, 0, 1), (0, 0, 1)]   # (the copies still re-send the FIN: retransmits, as tshark counts)
     # the kernel's simultaneous close (pure ACKs of the crossing FINs) has nothing to repeat
@@ -511,7 +510,7 @@ def test_thresholds_defaults_and_reasons():
     described = Thresholds.describe()
     assert [name for name, *_ in described] == list(t.as_dict())
     for name, default, why, kind in described:
-        assert getattr(t, name) == default and len(why) > 20 and kind in KINDS + ("",), name
+        assert getattr(t, name) == default and len(why) > 20 and kind in (*KINDS, ""), name
     # a stale default in the documentation is an error
     text = _documentation()
     for name, default in t.as_dict().items():

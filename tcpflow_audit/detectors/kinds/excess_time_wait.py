@@ -225,16 +225,16 @@ class ExcessTimeWait(Detector):
                 s.client_peak, s.client_peak_ip, s.client_peak_ts = o.client_peak, o.client_peak_ip, o.client_peak_ts
             s.first = min(s.first, o.first)
             s.last = max(s.last, o.last)
-        for ip, host in other.hosts.items():
-            mine = self.hosts.get(ip)
-            if mine is None:
-                mine = self.hosts[ip] = EventTimes()
-            mine.merge(host)
+        for ip, theirs_host in other.hosts.items():
+            host = self.hosts.get(ip)
+            if host is None:
+                host = self.hosts[ip] = EventTimes()
+            host.merge(theirs_host)
 
     def findings(self) -> list[Finding]:
         length = self.time_wait_s
-        for host in self.hosts.values():
-            host.fold(length, math.inf)
+        for times in self.hosts.values():
+            times.fold(length, math.inf)
         # the host-wide population is reported on the row of the address's port with the largest peak
         host_row: dict[bytes, int] = {}
         for sid, s in enumerate(self.states):
@@ -252,8 +252,7 @@ class ExcessTimeWait(Detector):
             if s is None:
                 continue
             ip, port = self.services.keys[sid]
-            host = self.hosts.get(ip) if host_row.get(ip) == sid else None
-            finding = self._row(s, ip, port, host)
+            finding = self._row(s, ip, port, self.hosts.get(ip) if host_row.get(ip) == sid else None)
             if finding is not None:
                 out.append(finding)
         return out
@@ -294,15 +293,14 @@ class ExcessTimeWait(Detector):
         severity = ""
         reasons: list[str] = []
         count, client_ip = 0, ""
-        for share, warn, critical in ((client_share, self.warn_fraction, self.critical_fraction),
-                                      (host_share, self.buckets_warn, self.buckets_critical)):
+        for is_client, share, warn, critical in ((True, client_share, self.warn_fraction, self.critical_fraction),
+                                                 (False, host_share, self.buckets_warn, self.buckets_critical)):
             level = "critical" if share >= critical else "warning" if share >= warn else ""
             if not level:
                 continue
-            if share is client_share:
+            if is_client:
                 reasons.append(client_text + ": new connect()s fail with EADDRNOTAVAIL when none is left")
-                if not severity:
-                    count, client_ip = s.client_peak, format_ip(s.client_peak_ip)
+                count, client_ip = s.client_peak, format_ip(s.client_peak_ip)
             else:
                 reasons.append(server_text + ": past the limit the kernel skips TIME_WAIT (\"time wait bucket table "
                                "overflow\")")
