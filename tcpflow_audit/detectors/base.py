@@ -47,7 +47,7 @@ class Setting(NamedTuple):
 SHARED_SETTINGS: Final = (
     Setting("max_tracked_servers", 100_000,
             "memory bound: server ip:ports whose connections are aggregated; flows of further servers are "
-            "still tagged but not counted (the summary's `dropped_keys`)"),
+            "still tagged but not counted"),
 )
 
 

@@ -38,8 +38,8 @@ LINUX_EPHEMERAL_PORTS: Final = 60999 - 32768 + 1   # 28232
 
 SETTINGS: Final = (
     Setting("time_wait_info_peak", 100,
-            "report (info) a server ip:port whose TIME_WAIT population reaches this peak; Linux keeps "
-            "tcp_max_tw_buckets (>= 4096) so a few hundred is harmless but worth showing"),
+            "report (info) a server ip:port whose TIME_WAIT population reaches this peak: far below the limits "
+            "below, harmless but worth showing"),
     Setting("ephemeral_ports", LINUX_EPHEMERAL_PORTS,
             "Linux ip_local_port_range 32768-60999: 28232 ports from one client to one server ip:port"),
     Setting("ephemeral_warn_fraction", 0.5,
