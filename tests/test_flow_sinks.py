@@ -122,7 +122,9 @@ _FACT_VALUES = {
     **{name: _COUNTS for name in ("syn_retransmits", "synack_retransmits", "client_fin_retransmits",
                                   "server_fin_retransmits", "bad_synack", "bad_third_ack", "client_data_after_close",
                                   "server_data_after_close", "client_payload_packets", "server_payload_packets",
-                                  "client_packets_since_peer", "server_packets_since_peer")},
+                                  "client_packets_since_peer", "server_packets_since_peer", "client_keepalives",
+                                  "server_keepalives", "client_keepalives_unanswered",
+                                  "server_keepalives_unanswered")},
 }
 _SCREENED = [r for r in SAMPLE_RECORDS if facts_seen(r, 75.0) == ALWAYS]
 
@@ -153,8 +155,11 @@ def test_no_rule_fires_on_a_connection_without_the_facts_it_watches(
     detectors = DetectorSet(t)
     seen = facts_seen(r, detectors.quiet_gap)
     for d in detectors.detectors:
-        if isinstance(d, RuleDetector) and not d.watches & seen:
-            assert d.rule(r, obs_end) is None, d.kind
+        if not d.watches & seen:
+            if isinstance(d, RuleDetector):
+                assert d.rule(r, obs_end) is None, d.kind
+            else:
+                assert not d.observe(r, obs_end, -1), d.kind
 
 
 # ---------------------------------------------------------------------------------- pruning
