@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -14,7 +14,7 @@ ROOT = Path(__file__).parent.parent
 
 
 def strftime_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 EDGES = [0.0, 0.5, 0.9999994, 0.9999995, 0.9999996, 1.0000005, 1700000000.0, 1700000000.0000005,
@@ -60,6 +60,7 @@ def test_times_no_date_can_hold_are_written_as_epoch_seconds(tmp_path: Path) -> 
     import sys
 
     from capture_helpers import epb, idb, shb
+
     from tcpflow_audit.capture import CaptureReader
 
     assert iso_utc(1700000000.25) == "2023-11-14T22:13:20.250000Z"
