@@ -245,8 +245,8 @@ def render_summary(summary: dict[str, Any], style: TableStyle) -> Iterator[str]:
         lines.append(("interrupted", "yes (Ctrl-C): this report covers the packets read until then"))
     if summary["evicted_connections"]:
         lines.append(("evicted (table full)", summary["evicted_connections"]))
-    # (the value column wraps to 16: with the longest label, 20, it still fits the narrowest width, 40)
-    yield from render((Column("", 0), Column("", 1, wrap_to=16)), lines,
+    # (labels wrap to 20 and values to 16: both columns fit the narrowest width, 40)
+    yield from render((Column("", 0, wrap_to=20), Column("", 1, wrap_to=16)), lines,
                       lambda line: [printable(line[0]), printable(line[1])], style, headers=False)
     for title, key in (("conn_state", "conn_state"), ("final client state", "client_state"),
                        ("final server state", "server_state"), ("end reason", "end_reason")):
