@@ -108,20 +108,32 @@ def too_wide(text: str, width: int) -> list[str]:
 def column_texts(table: list[str], header: str) -> list[str]:
     """The text of one column of a rendered table, row by row, its wrapped lines joined.
 
-    The rule of dashes gives each column's span; a row starts at a line whose first column is
-    filled; an empty line separates rows."""
-    rule = next(n for n, line in enumerate(table) if line and set(line) <= {"-", " "})
+    The rule of dashes under the headers gives each column's span. A row on several lines stands
+    between separating lines (the rule again) and leaves the first column empty on some of its
+    lines; between separating lines, rows that fill the first column on every line take one line each."""
+    rule = next(n for n, line in enumerate(table) if is_rule(line))
     spans = [m.span() for m in re.finditer(r"-+", table[rule])]
     names = ["".join(table[k][a:b].strip() for k in range(rule)) for a, b in spans]
     a, b = spans[names.index(header)]
-    rows: list[str] = []
+    blocks: list[list[str]] = [[]]
     for line in table[rule + 1:]:
-        if not line or line.startswith("("):
+        if line.startswith("("):   # the note naming the columns left out
             continue
-        if not line[0].isspace():
-            rows.append("")
-        rows[-1] += line[a:b] + "\n"
+        if is_rule(line):
+            blocks.append([])
+        else:
+            blocks[-1].append(line)
+    rows: list[str] = []
+    for block in blocks:
+        if any(line[0].isspace() for line in block):
+            rows.append("".join(line[a:b] + "\n" for line in block))
+        else:
+            rows.extend(line[a:b] + "\n" for line in block)
     return rows
+
+
+def is_rule(line: str) -> bool:
+    return bool(line) and set(line) <= {"-", " "}
 
 
 def same_text(a: str, b: str) -> bool:
