@@ -13,27 +13,22 @@ import struct
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import invoke_cli, sample, sample_captures
 
-from tcpflow_audit.cli import main
 from tcpflow_audit.detectors.thresholds import Thresholds
 
-ROOT = Path(__file__).parent.parent
-SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
-DEMO = ROOT / "sample_pcaps" / "demo.pcap"
-LEAK = ROOT / "sample_pcaps" / "close_wait_leak.pcap"   # a critical finding (stuck_close_wait)
+SAMPLES = sample_captures()
+DEMO = sample("demo.pcap")
+LEAK = sample("close_wait_leak.pcap")   # a critical finding (stuck_close_wait)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# the environment of a plain run: no width and no colour preference from the one running the tests
-PLAIN_ENV = {"COLUMNS": None, "NO_COLOR": None}
 
 
-def invoke(*args: object, env: dict[str, str | None] | None = None, status: int = 0, **extra) -> Result:
-    result = CliRunner().invoke(main, [str(a) for a in args], env={**PLAIN_ENV, **(env or {})}, **extra)
-    assert result.exit_code == status, (result.output, result.exception)
-    return result
+def invoke(*args: object, status: int | None = 0, **extra: Any) -> Result:
+    return invoke_cli(*args, status=status, **extra)
 
 
 def show_config(*args: object) -> dict:

@@ -26,15 +26,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, cli_command, sample
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="output sets switch with Linux's renameat2 and are traced with strace")
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_pcaps"
-OLD = SAMPLES / "normal_mix.pcap"   # last night's capture: 50 connections
-NEW = SAMPLES / "demo.pcap"         # tonight's: 9 connections of several kinds
-CLI = [sys.executable, "-m", "tcpflow_audit"]
+OLD = sample("normal_mix.pcap")   # last night's capture: 50 connections
+NEW = sample("demo.pcap")         # tonight's: 9 connections of several kinds
+CLI = cli_command()
 SET_FILES = ("anomalies.csv", "flows.csv", "summary.json")
 WAIT = 30.0   # seconds: the bound on every wait
 # the calls with which a run makes, writes to disk and switches its output (names this machine lacks are skipped)
