@@ -527,7 +527,7 @@ class CaptureReader:
         except OSError as exc:
             self._fail_unreadable(exc, None)
             return False
-        self._attach(file, owns=True)  # type: ignore[arg-type]
+        self._attach(file, owns=True)
         return True
 
     def _decompressed_chunks(self) -> Iterator[bytes]:
