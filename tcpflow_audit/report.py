@@ -465,7 +465,8 @@ def render_summary(summary: dict[str, Any]) -> str:
     for title, key in (("conn_state", "conn_state"), ("final client state", "client_state"),
                        ("final server state", "server_state"), ("end reason", "end_reason")):
         if summary[key]:
+            counts: dict[str, int] = summary[key]
+            rows = sorted(counts.items(), key=lambda kv: -kv[1])
             out.append("")
-            out.append(tabulate(sorted(summary[key].items(), key=lambda kv: -kv[1]), headers=[title, "connections"],
-                                tablefmt="simple", disable_numparse=True))
+            out.append(tabulate(rows, headers=[title, "connections"], tablefmt="simple", disable_numparse=True))
     return "\n".join(out)
