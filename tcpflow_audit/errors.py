@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .names import shown
+
 
 @dataclass(slots=True, frozen=True)
 class InputProblem:
@@ -33,4 +35,4 @@ class InputProblem:
 
     def __str__(self) -> str:
         where = f" at byte {self.offset}" if self.offset is not None else ""
-        return f"{self.path}{where}: {self.message}"
+        return f"{shown(self.path)}{where}: {self.message}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import glob
 import os
 
+from .names import shown
+
 _MAGICS = (
     b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",  # pcap us/ns
     b"\x34\xcd\xb2\xa1", b"\xa1\xb2\xcd\x34",                                          # modified pcap
@@ -43,14 +45,14 @@ def expand_sources(arguments: list[str]) -> tuple[list[str], list[str]]:
                     if not name.startswith(".") and looks_like_capture(path):
                         found.append(path)
             if not found:
-                notes.append(f"{argument}: no capture files in this directory")
+                notes.append(f"{shown(argument)}: no capture files in this directory")
             sources.extend(found)
         elif os.path.exists(argument):
             sources.append(argument)
         elif glob.has_magic(argument):
             matches = sorted(p for p in glob.glob(argument, recursive=True) if os.path.isfile(p))
             if not matches:
-                notes.append(f"{argument}: no file matches this pattern")
+                notes.append(f"{shown(argument)}: no file matches this pattern")
             sources.extend(matches)
         else:
             sources.append(argument)   # the reader reports it as unreadable, with its name
