@@ -37,7 +37,7 @@ from .build import stale_modules
 from .config import EngineConfig
 from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
-from .inputs import expand_sources
+from .inputs import expand_inputs
 from .pipeline import Auditor, PacketFilter, RunStats
 from .report import (FLOW_COLUMNS, FLOW_TABLE_COLUMNS, JsonObject, RowWriter, SummaryCollector, atomic_output,
                      iso_utc, render_summary, render_table, summary_dict)
@@ -254,7 +254,8 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         raise click.UsageError("--report all holds several tables: use --format table or json, or --output-dir DIR")
     packet_filter = build_filter(since, until, hosts, ports, nets)
 
-    sources, notes = expand_sources(list(pcaps))
+    inputs = expand_inputs(list(pcaps))
+    sources, notes = inputs.sources, inputs.notes
     stale = stale_modules()
     if stale:   # a development checkout whose compiled modules are older than their source
         click.echo(f"tcpflow-audit: warning: compiled modules older than their source ({', '.join(stale)}): "
@@ -266,6 +267,7 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         raise click.UsageError("no capture files found in the arguments given")
 
     auditor = Auditor(engine, packet_filter)
+    auditor.stats.passed_over = inputs.passed_over
     detectors = DetectorSet(thresholds, clock=lambda: auditor.tracker.now)   # capture time, for open connections
     summary = SummaryCollector()
     auditor.add_flow_sink(detectors.on_flow)   # tags record.facts.anomalies before the row is written

@@ -87,6 +87,7 @@ class RunStats:
     """What was read: the numbers behind the summary report."""
 
     files: list[str] = field(default_factory=list)
+    passed_over: list[str] = field(default_factory=list)   # files in directories that are not captures (inputs)
     packets_read: int = 0
     tcp_packets: int = 0
     filtered_out: int = 0

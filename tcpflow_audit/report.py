@@ -423,6 +423,7 @@ class SummaryCollector:
 def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "files": [shown(name) for name in stats.files],
+        "files_passed_over": len(stats.passed_over),
         "first_packet": iso_utc(stats.first_ts),
         "last_packet": iso_utc(stats.last_ts),
         "packets_read": stats.packets_read,
@@ -452,6 +453,10 @@ def render_summary(summary: dict[str, Any]) -> str:
         ("packets read", summary["packets_read"]),
         ("TCP packets", summary["tcp_packets"]),
     ]
+    if summary.get("files_passed_over"):
+        lines.insert(1, ("files passed over", f"{summary['files_passed_over']} (in directories; not captures)"))
+    if summary["input_problems"]:
+        lines.append(("input problems", len(summary["input_problems"])))
     if summary["filtered_out"]:
         lines.append(("filtered out", summary["filtered_out"]))
     for reason, n in summary["skipped_packets"].items():

@@ -88,3 +88,58 @@ def test_hostile_file_names_are_escaped_on_stderr_stdout_and_in_json(tmp_path):
     assert table.returncode == 0
     text = table.stdout.decode("utf-8")
     assert f"files         {shown(good)}\n" in text and "good\nname" not in text
+
+
+# ------------------------------------------------------------------ 5. directories
+@pytest.mark.parametrize(("name", "capture"), [
+    ("a.pcap", True), ("a.PCAPNG", True), ("a.cap", True), ("a.pcap0", True), ("a.pcap12", True),
+    ("a.pcap.1", True), ("a.pcap.gz", True), ("a.pcapng.bz2", True), ("a.pcap.3.xz", True), ("a.cap1.gz", True),
+    ("README", False), ("a.pcap.txt", False), ("a.pcap.md5", False), ("capture", False), ("a.gz", False),
+    ("a.pcapx", False), ("pcap", False),
+])
+def test_capture_names(name, capture):
+    from tcpflow_audit.inputs import CAPTURE_NAME
+    assert (CAPTURE_NAME.search(name) is not None) == capture
+
+
+def test_directory_inputs_report_unreadable_captures_and_count_what_they_pass_over(tmp_path):
+    import gzip
+    demo = DEMO.read_bytes()
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.pcap").write_bytes(demo)
+    (d / "b.pcap").write_bytes(b"")                               # zero-length
+    (d / "c.pcap").write_bytes(bytes(4096))                       # zeroed
+    (d / "sub" / "rot.pcap.1").write_bytes(demo[:24])             # a header and no packet: read, not an error
+    (d / "sub" / "old.pcap.gz").write_bytes(gzip.compress(b"GET / HTTP/1.1\r\n" * 8))   # not a capture inside
+    (d / "sub" / "by_content").write_bytes(demo)                  # a capture by its magic number, not its name
+    (d / "README").write_text("captures of the night\n")
+    (d / ".partial.pcap").write_bytes(demo[:1000])                # hidden: passed over
+    damaged = [d / "b.pcap", d / "c.pcap", d / "sub" / "old.pcap.gz"]
+
+    for quiet in ((), ("-q",)):
+        result = run_cli(d, *quiet, "--output-dir", tmp_path / "out")
+        assert result.returncode == 3
+        lines = stderr_lines(result)
+        errors = [line for line in lines if line.startswith("tcpflow-audit: error: ")]
+        assert len(errors) == len(damaged)
+        for path in damaged:
+            assert sum(f"error: {path} at byte 0: " in line for line in errors) == 1, (path, errors)
+        notes = [line for line in lines if "passed over" in line]
+        assert notes == ([] if quiet else [f"tcpflow-audit: {d}: 2 files passed over (neither named nor made "
+                                           f"like a capture)"])
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+        assert summary["files_passed_over"] == 2
+        assert sorted(summary["input_problems"]) == sorted(line.removeprefix("tcpflow-audit: error: ")
+                                                           for line in errors)
+        assert summary["packets_read"] == 2 * 83
+        assert len(summary["files"]) == 6
+
+    # the same files named one by one are the same errors
+    named = run_cli(*damaged, d / "a.pcap", "-q")
+    assert named.returncode == 3
+    assert sorted(line for line in stderr_lines(named)) == sorted(errors)
+    # the summary table says what was passed over and how many problems there were
+    table = run_cli(d).stdout.decode()
+    assert "files passed over  2 (in directories; not captures)" in table
+    assert "input problems     3" in table
