@@ -6,19 +6,31 @@ child process (`python -m tcpflow_audit`), as a nightly job runs it.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from capture_helpers import pcap_records, pcapng_from_pcap
 
+from tcpflow_audit.capture import CaptureReader
+from tcpflow_audit.decode import SUPPORTED_LINKTYPES
 from tcpflow_audit.names import shown
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_pcaps"
 DEMO = SAMPLES / "demo.pcap"   # Ethernet, 83 packets, 9 connections
+PCAP = DEMO.read_bytes()
+PCAPNG, PCAPNG_ENDS = pcapng_from_pcap(PCAP)
+PCAP_ENDS = [offset + 16 + len(frame) for offset, _, _, frame in pcap_records(PCAP)]
+PCAPNG_HEADERS = PCAPNG_ENDS[0] - (PCAPNG_ENDS[1] - PCAPNG_ENDS[0])   # the section and interface blocks' length
+# each format: the capture, where each packet's record or block ends, and where its file header or other blocks end
+FORMATS = {"pcap": (PCAP, PCAP_ENDS, [24]),
+           "pcapng": (PCAPNG, PCAPNG_ENDS, [struct.unpack_from("<I", PCAPNG, 4)[0], PCAPNG_HEADERS])}
 
 
 def run_cli(*args: str | bytes | Path) -> subprocess.CompletedProcess:
@@ -30,6 +42,83 @@ def run_cli(*args: str | bytes | Path) -> subprocess.CompletedProcess:
 
 def stderr_lines(result: subprocess.CompletedProcess) -> list[str]:
     return result.stderr.decode("utf-8").splitlines()
+
+
+def read(data: bytes) -> tuple[list, list]:
+    reader = CaptureReader(io.BytesIO(data), SUPPORTED_LINKTYPES, name="x")
+    return list(reader), reader.problems
+
+
+# ------------------------------------------------------------------ 4. corrupt files that exited 0
+def test_a_flipped_bit_in_the_section_header_length_is_an_error_also_quiet(tmp_path):
+    """The issue's reproduction: demo.pcap as pcapng, 0x04 written into the section header's length."""
+    damaged = bytearray(PCAPNG)
+    damaged[6] = 0x04   # 28 -> 262172 bytes: within the limits, and past the end of the file
+    path = tmp_path / "y.pcapng"
+    path.write_bytes(bytes(damaged))
+    out = tmp_path / "out"
+    result = run_cli(path, "-q", "--output-dir", out)
+    assert result.returncode == 3
+    [line] = stderr_lines(result)
+    assert line.startswith(f"tcpflow-audit: error: {path} at byte 0: corrupt pcapng block: block length 262172 ")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["input_problems"] == [line.removeprefix("tcpflow-audit: error: ")]
+    assert summary["packets_read"] == 0
+
+
+def test_an_unsupported_link_type_is_an_error_in_pcapng_as_in_pcap(tmp_path):
+    ng = tmp_path / "dlt147.pcapng"
+    ng.write_bytes(pcapng_from_pcap(PCAP, linktype=147)[0])
+    classic = tmp_path / "dlt147.pcap"
+    classic.write_bytes(PCAP[:20] + struct.pack("<I", 147) + PCAP[24:])
+    for path in (ng, classic):
+        out = tmp_path / f"out-{path.suffix}"
+        result = run_cli(path, DEMO, "-q", "--output-dir", out)
+        assert result.returncode == 3
+        [line] = stderr_lines(result)
+        assert line.startswith(f"tcpflow-audit: error: {path} at byte ") and "link type 147" in line
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["input_problems"] == [line.removeprefix("tcpflow-audit: error: ")]
+        assert summary["packets_read"] == 83   # demo.pcap's
+    # the pcapng's skipped packets are counted
+    assert summary_of(ng)["skipped_packets"] == {"unsupported_linktype": 83}
+
+
+def summary_of(path: Path) -> dict:
+    return json.loads(run_cli(path, "-q", "--report", "summary", "--json").stdout)["summary"]
+
+
+@pytest.mark.parametrize("kind", sorted(FORMATS))
+def test_every_framing_bit_flip_that_loses_packets_is_an_error(kind):
+    """Every bit of every record's captured length (pcap) and every block's type and length (pcapng)
+    flipped in turn: a mutant that yields fewer packets than the intact file gives an input error."""
+    data, ends, headers = FORMATS[kind]
+    if kind == "pcap":   # each record's captured length; the file's snap length and link type
+        fields = [start + 8 for start in [24, *ends[:-1]]] + [16, 20]
+    else:                # each block's type and length; the interface's link type
+        fields = [start + i for start in [0, *headers, *ends[:-1]] for i in (0, 4)] + [headers[0] + 8]
+    silent = []
+    for field in fields:
+        for bit in range(32):
+            mutant = bytearray(data)
+            mutant[field + bit // 8] ^= 1 << (bit % 8)
+            records, problems = read(bytes(mutant))
+            if len(records) < len(ends) and not any(p.fatal for p in problems):
+                silent.append((field, bit, [str(p) for p in problems]))
+    assert silent == []
+
+
+@pytest.mark.parametrize("kind", sorted(FORMATS))
+def test_every_cut_gives_the_intact_prefix_and_one_warning(kind):
+    """A capture cut short anywhere (a killed tcpdump) is a warning, never taken for damage."""
+    data, ends, headers = FORMATS[kind]
+    whole, _ = read(data)
+    assert len(whole) == len(ends) == 83
+    for cut in range(1, len(data)):
+        records, problems = read(data[:cut])
+        assert records == whole[:sum(1 for end in ends if end <= cut)], cut
+        assert all(p.kind == "truncated" and not p.fatal for p in problems), (cut, problems)
+        assert len(problems) == (cut not in ends + headers), cut
 
 
 # ------------------------------------------------------------------ 6. hostile names
