@@ -128,6 +128,7 @@ _NRB: Final = 4
 # interface statistics, systemd journal export, decryption secrets, custom (copiable or not).
 # A block of any other type laid out as an Enhanced Packet Block is taken for one whose type is damaged.
 _SKIPPED_BLOCK_TYPES: Final = frozenset((_NRB, 5, 9, 0x0A, 0x0BAD, 0x40000BAD))
+_PLAUSIBLE_FIRST_TIME: Final = (631152000.0, 4102444800.0)   # 1990-01-01 .. 2100-01-01, epoch seconds
 
 _LINKTYPE_MASK: Final = 0xFFFF
 _FCS_PRESENT: Final = 0x04000000
@@ -1063,9 +1064,10 @@ class CaptureReader:
                 section += 1
                 fast = []
                 current = []
-            elif (btype not in _SKIPPED_BLOCK_TYPES or (btype == _NRB and blen >= 32 and not word(buf, pos + 8)[0])) \
+            elif (btype not in _SKIPPED_BLOCK_TYPES or (btype == _NRB and not word(buf, pos + 8)[0])) \
                     and self._packet_block_shape(buf, pos, blen, order, fast, last_ts):
-                # (an empty name resolution block is one too: "end of records" where an EPB has interface 0)
+                # (a name resolution block without records is one too: "end of records" where an EPB
+                # has interface 0)
                 raise self._corrupt_block(
                     base + pos, f"block type {btype:#010x} is unknown, but the block is laid out as an enhanced "
                                 f"packet block of a declared interface (a damaged block type)")
@@ -1077,18 +1079,21 @@ class CaptureReader:
     def _packet_block_shape(buf: bytes, pos: int, blen: int, order: str, fast: list[tuple[int, int, int] | None],
                             last_ts: float) -> bool:
         """Whether the block at pos is laid out as an Enhanced Packet Block: at least 32 bytes, a declared
-        interface, a captured length that fits, and (for a supported interface, after a first packet) a
-        time within a day of the last packet's."""
+        interface, a captured length that fits, and for a supported interface a time within a day of
+        the last packet's (before the first packet: between 1990 and 2100)."""
         if blen < 32:
             return False
         ifid, hi, lo, caplen, _wirelen = Struct(order + "IIIII").unpack_from(buf, pos + 8)
         if ifid >= len(fast) or caplen > blen - 32:
             return False
         iface = fast[ifid]
-        if iface is None or not last_ts:
+        if iface is None:
             return True
         _linktype, units, offset_units = iface
-        return abs(((hi << 32 | lo) + offset_units) / units - last_ts) <= NEARBY_SECONDS
+        ts = ((hi << 32 | lo) + offset_units) / units
+        if not last_ts:
+            return _PLAUSIBLE_FIRST_TIME[0] <= ts < _PLAUSIBLE_FIRST_TIME[1]
+        return abs(ts - last_ts) <= NEARBY_SECONDS
 
     def _parse_idb(
         self, buf: bytes, pos: int, end: int, order: str, base: int, section: int, index: int
