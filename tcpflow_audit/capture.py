@@ -54,8 +54,9 @@ follow inside the bytes the record claims: then its length is damaged and the fi
 than it yields ("corrupt_record" / "corrupt_block", an error). That is looked for once, at the end:
 in classic pcap a run of plausible record headers reaching the end of the file (or two complete
 records), in pcapng a trailing length copy that ends the block early or a run of complete blocks.
-A pcapng block of a type outside the specification's registry that is laid out as an Enhanced
-Packet Block of a declared interface is a packet block whose type is damaged ("corrupt_block").
+A pcapng block of a type outside the specification's registry (or a name resolution block without
+records) laid out as an Enhanced Packet Block of a declared interface, at a time near the last
+packet's, is a packet block whose type is damaged ("corrupt_block").
 Packets of a pcapng interface whose link type is not supported are skipped and counted
 (``skipped_unsupported``, ``Interface.skipped``); the first is an "unknown_linktype" error.
 """
