@@ -38,11 +38,12 @@ from .build import stale_modules
 from .config import EngineConfig
 from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
-from .inputs import expand_sources
+from .inputs import expand_inputs
+from .names import shown
 from .outputs import OutputBusy, OutputFile, OutputRefused, OutputSet, standard_output
 from .pipeline import Auditor, PacketFilter, RunStats
-from .process import run as run  # (the command's entry point, also under its earlier name `tcpflow_audit.cli:run`)
 from .process import discard_stdout, sigterm_as_interrupt, termination_handler
+from .process import run as run  # (the command's entry point, also under its earlier name `tcpflow_audit.cli:run`)
 from .report import FLOW_COLUMNS, JsonObject, RowWriter, SummaryCollector, iso_utc, summary_dict
 from .tables import (
     FLOW_TABLE_COLUMNS,
@@ -314,7 +315,7 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             for name, value in engine_settings.items():
                 engine.apply(name, value)
         except (ValueError, OSError) as error:
-            raise click.UsageError(f"{config_file}: {error}") from None
+            raise click.UsageError(f"{shown(config_file)}: {error}") from None
     for name, value in (("inactivity_timeout", inactivity_timeout), ("attempt_timeout", attempt_timeout),
                         ("close_delay", close_delay), ("msl", msl), ("max_connections", max_connections)):
         if value is not None:
@@ -336,7 +337,8 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         raise click.UsageError("--report all holds several tables: use --format table or json, or --output-dir DIR")
     packet_filter = build_filter(since, until, hosts, ports, nets)
 
-    sources, notes = expand_sources(list(pcaps))
+    inputs = expand_inputs(list(pcaps))
+    sources, notes = inputs.sources, inputs.notes
     stale = stale_modules()
     if stale:   # a development checkout whose compiled modules are older than their source
         click.echo(f"tcpflow-audit: warning: compiled modules older than their source ({', '.join(stale)}): "
@@ -348,6 +350,7 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         raise click.UsageError("no capture files found in the arguments given")
 
     auditor = Auditor(engine, packet_filter)
+    auditor.stats.passed_over = inputs.passed_over
     detectors = DetectorSet.attach(auditor, thresholds)   # first sink: it tags records before rows are written
     summary = SummaryCollector()
     auditor.add_flow_sink(summary)
@@ -365,8 +368,8 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
 
     def waiting(holder: str) -> None:   # (once, when another run holds the output's lock)
         if not quiet and target is not None:
-            click.echo(f"tcpflow-audit: {target.path} is being written by another run ({holder}): waiting for it, "
-                       f"up to {lock_timeout:g} s (--lock-timeout)", err=True)
+            click.echo(f"tcpflow-audit: {shown(target.path)} is being written by another run ({holder}): "
+                       f"waiting for it, up to {lock_timeout:g} s (--lock-timeout)", err=True)
 
     stats = auditor.stats
     interrupted = completed = False
@@ -419,14 +422,15 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             click.echo(f"tcpflow-audit: warning: could not remove {kept}", err=True)
     if interrupted:
         if isinstance(target, OutputSet):
-            outcome = (f"{target.path} holds this run's complete set (it was switched into place before the "
+            outcome = (f"{shown(target.path)} holds this run's complete set (it was switched into place before the "
                        f"interrupt)" if target.replaced else
-                       f"nothing was written to {target.path} (files of an earlier run, if any, are left as "
+                       f"nothing was written to {shown(target.path)} (files of an earlier run, if any, are left as "
                        f"they were)")
         elif target is not None:
-            outcome = (f"{target.path} holds this run's complete report (it was renamed into place before the "
+            outcome = (f"{shown(target.path)} holds this run's complete report (it was renamed into place before the "
                        f"interrupt)" if target.replaced else
-                       f"{target.path} was not written (an earlier {target.path}, if any, is left as it was)")
+                       f"{shown(target.path)} was not written (an earlier {shown(target.path)}, if any, is left as "
+                       f"it was)")
         elif completed:
             outcome = "the report covers the packets read until then"
         else:

@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from .names import shown
+
 SET_FILES = ("flows.csv", "anomalies.csv", "summary.json")
 
 # mkstemp and mkdtemp name a file by 8 characters of this alphabet: the names of our temporaries
@@ -55,7 +57,7 @@ class OutputBusy(Exception):
     """Another run holds the output's lock, and the time allowed to wait for it ran out."""
 
     def __init__(self, path: str, holder: str, waited: float) -> None:
-        super().__init__(f"{path} is being written by another run ({holder})")
+        super().__init__(f"{shown(path)} is being written by another run ({holder})")
         self.path = path
         self.holder = holder
         self.waited = waited
@@ -246,20 +248,20 @@ class OutputSet(_Output):
             target = os.readlink(self.full)
             head, set_name = os.path.split(target)
             if head != f".{self.name}.sets" or not _SET_NAME.fullmatch(set_name):
-                raise OutputRefused(f"{self.path} is a symbolic link (to {target}) that tcpflow-audit did not "
+                raise OutputRefused(f"{shown(self.path)} is a symbolic link (to {shown(target)}) that tcpflow-audit did not "
                                     f"make: give the directory it leads to instead")
             self.current = set_name
         elif stat.S_ISDIR(info.st_mode):
             others = sorted(entry for entry in os.listdir(self.full) if not self._ours(entry))
             if others:
-                shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-                raise OutputRefused(f"{self.path} is a directory holding files tcpflow-audit does not write "
-                                    f"({shown}), which would be removed with it: give a new or empty directory")
+                listed = ", ".join(shown(other) for other in others[:3]) + (", ..." if len(others) > 3 else "")
+                raise OutputRefused(f"{shown(self.path)} is a directory holding files tcpflow-audit does not write "
+                                    f"({listed}), which would be removed with it: give a new or empty directory")
             if os.path.ismount(self.full):
-                raise OutputRefused(f"{self.path} is a mount point: give a directory inside it")
+                raise OutputRefused(f"{shown(self.path)} is a mount point: give a directory inside it")
             self.plain = True
         else:
-            raise OutputRefused(f"{self.path} is not a directory")
+            raise OutputRefused(f"{shown(self.path)} is not a directory")
         if os.path.isdir(self.sets):
             for entry in os.listdir(self.sets):
                 if entry != self.current and _SET_ENTRY.fullmatch(entry):
@@ -291,7 +293,7 @@ class OutputSet(_Output):
             os.symlink(os.path.basename(probe), link)
             _exchange(probe, link)
         except OSError as error:
-            raise OutputRefused(f"{self.path} is a plain directory and this system cannot swap it for the link "
+            raise OutputRefused(f"{shown(self.path)} is a plain directory and this system cannot swap it for the link "
                                 f"to a set in one step (renameat2 RENAME_EXCHANGE: {error.strerror}); its files are "
                                 f"an earlier run's: remove the directory, and the next run makes the link") from None
         finally:
@@ -364,7 +366,7 @@ class OutputSet(_Output):
         except OSError as error:
             why = "it holds files tcpflow-audit did not write" if error.errno in (errno.ENOTEMPTY, errno.EEXIST) \
                 else error.strerror
-            self.kept.append(f"{path} ({why})")
+            self.kept.append(f"{shown(path)} ({why})")
 
     @property
     def replaced(self) -> bool:

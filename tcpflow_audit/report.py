@@ -18,6 +18,7 @@ from typing import IO, Any, Final
 
 from .connection import FlowRecord
 from .decode import format_ip
+from .names import shown
 from .rounding import round_places
 
 FLOW_COLUMNS: tuple[str, ...] = (
@@ -375,7 +376,8 @@ class SummaryCollector:
 
 def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {
-        "files": stats.files,
+        "files": [shown(name) for name in stats.files],
+        "files_passed_over": len(stats.passed_over),
         "first_packet": iso_utc(stats.first_ts),
         "last_packet": iso_utc(stats.last_ts),
         "packets_read": stats.packets_read,

@@ -236,6 +236,10 @@ def render_summary(summary: dict[str, Any], style: TableStyle) -> Iterator[str]:
         ("packets read", summary["packets_read"]),
         ("TCP packets", summary["tcp_packets"]),
     ]
+    if summary.get("files_passed_over"):
+        lines.insert(1, ("files passed over", f"{summary['files_passed_over']} (in directories; not captures)"))
+    if summary["input_problems"]:
+        lines.append(("input problems", len(summary["input_problems"])))
     if summary["filtered_out"]:
         lines.append(("filtered out", summary["filtered_out"]))
     for reason, n in summary["skipped_packets"].items():

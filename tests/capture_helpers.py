@@ -134,3 +134,28 @@ class Pcap:
         data = self.records[i][2]
         o = self.ip_offset() + (data[self.ip_offset()] & 0x0F) * 4
         return struct.unpack_from("!HH", data, o)
+
+
+def pcap_records(data: bytes) -> list[tuple[int, int, int, bytes]]:
+    """The records of a little-endian classic pcap (microseconds): (offset, seconds, microseconds, frame)."""
+    records = []
+    offset = 24
+    while offset + 16 <= len(data):
+        sec, usec, caplen, _ = struct.unpack_from("<IIII", data, offset)
+        if offset + 16 + caplen > len(data):
+            break
+        records.append((offset, sec, usec, data[offset + 16:offset + 16 + caplen]))
+        offset += 16 + caplen
+    return records
+
+
+def pcapng_from_pcap(data: bytes, linktype: int | None = None) -> tuple[bytes, list[int]]:
+    """The same packets as one pcapng section (an interface of the pcap's link type, or `linktype`), and where
+    each Enhanced Packet Block ends."""
+    network = struct.unpack_from("<I", data, 20)[0] if linktype is None else linktype
+    out = bytearray(shb() + idb(network, snaplen=65535))
+    ends = []
+    for _, sec, usec, frame in pcap_records(data):
+        out += epb(0, sec * 1_000_000 + usec, frame)
+        ends.append(len(out))
+    return bytes(out), ends

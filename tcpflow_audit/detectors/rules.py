@@ -59,12 +59,16 @@ def missing_third_ack(r: FlowRecord, obs_end: float, t: Thresholds) -> Hit | Non
     if f.client_payload_packets or f.bad_third_ack or f.server_rst_ts is not None:
         return None
     waited = obs_end - f.synack_ts
-    if waited < t.handshake_timeout_s and f.synack_retransmits < t.missing_ack_synack_retries:
+    # evicted: the connection table filled up (a flood of half-open connections) before the wait was
+    # over; the tracker gave up waiting, so the ACK did not come for as long as it could be seen
+    evicted = r.end_reason == "evicted"
+    if waited < t.handshake_timeout_s and f.synack_retransmits < t.missing_ack_synack_retries and not evicted:
         return None
     span = max(0.0, f.server_last_ts - f.synack_ts)
     return Hit("missing_third_ack", f.syn_ts if f.syn_ts is not None else r.start, max(obs_end, f.server_last_ts),
-               "SYN-ACK retransmitted %s over %.1f s, client never sent the final ACK (waited %.1f s; "
-               "server left in SYN_RCVD)" % (_s(f.synack_retransmits, "time"), span, waited),
+               "SYN-ACK retransmitted %s over %.1f s, client never sent the final ACK (waited %.1f s%s; "
+               "server left in SYN_RCVD)" % (_s(f.synack_retransmits, "time"), span, waited,
+                                             ", then evicted from the full connection table" if evicted else ""),
                "server", 1 + f.synack_retransmits, float(f.synack_retransmits))
 
 
