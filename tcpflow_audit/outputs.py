@@ -248,8 +248,8 @@ class OutputSet(_Output):
             target = os.readlink(self.full)
             head, set_name = os.path.split(target)
             if head != f".{self.name}.sets" or not _SET_NAME.fullmatch(set_name):
-                raise OutputRefused(f"{shown(self.path)} is a symbolic link (to {shown(target)}) that tcpflow-audit did not "
-                                    f"make: give the directory it leads to instead")
+                raise OutputRefused(f"{shown(self.path)} is a symbolic link (to {shown(target)}) that tcpflow-audit "
+                                    f"did not make: give the directory it leads to instead")
             self.current = set_name
         elif stat.S_ISDIR(info.st_mode):
             others = sorted(entry for entry in os.listdir(self.full) if not self._ours(entry))

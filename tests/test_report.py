@@ -179,12 +179,14 @@ def test_summary_fits_the_narrowest_width_with_every_value() -> None:
     summary = {"files": ["sample_pcaps/a_capture_with_a_long_name.pcap", "b.pcap"],
                "first_packet": "2026-11-21T09:19:38.930416Z", "last_packet": "2026-11-21T09:19:41.338841Z",
                "packets_read": 5, "tcp_packets": 3, "filtered_out": 1, "skipped_packets": {"unsupported_linktype": 2},
-               "connections": 1, "interrupted": True, "evicted_connections": 7,
+               "connections": 1, "interrupted": True, "evicted_connections": 7, "files_passed_over": 2,
+               "input_problems": ["b.pcap at byte 24: corrupt record header"],
                "conn_state": {"SF": 1}, "client_state": {"TIME_WAIT": 1}, "server_state": {"CLOSED": 1},
                "end_reason": {"fin": 1}}
     lines = list(render_summary(summary, TableStyle(width=MIN_WIDTH)))
     assert all(len(line) <= MIN_WIDTH for line in lines) and not any("not shown" in line for line in lines)
     text = "".join("".join(lines).split())
     for value in ("sample_pcaps/a_capture_with_a_long_name.pcap,b.pcap", "unsupported_linktype",
-                  "evicted(tablefull)7", "thepacketsreaduntilthen", "2026-11-21T09:19:41.338841Z"):
+                  "evicted(tablefull)7", "thepacketsreaduntilthen", "2026-11-21T09:19:41.338841Z",
+                  "filespassedover2(indirectories;notcaptures)", "inputproblems1"):
         assert value in text, value
