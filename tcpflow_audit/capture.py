@@ -70,9 +70,10 @@ import os
 import stat
 import sys
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from struct import Struct
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Final, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from .errors import InputProblem
 

@@ -13,7 +13,7 @@ import csv
 import json
 import math
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any, Final
 
 from .connection import FlowRecord
@@ -46,7 +46,7 @@ def iso_utc(ts: float | None) -> str:
         return ""
     if not 0.0 <= ts < _YEAR_10000:   # before 1970, NaN, or past what a date can hold
         try:
-            return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         except (ValueError, OverflowError, OSError):   # (a pcapng can stamp any 64-bit time)
             return _epoch(ts)
     second = math.floor(ts)
@@ -58,7 +58,7 @@ def iso_utc(ts: float | None) -> str:
     if text is None:
         if len(_iso_seconds) >= 4096:
             _iso_seconds.clear()
-        text = _iso_seconds[second] = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+        text = _iso_seconds[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
     return text + _THREE_DIGITS[micros // 1000] + _THREE_DIGITS[micros % 1000] + "Z"
 
 

@@ -640,7 +640,8 @@ def test_ones_complement_helpers_against_dpkt():
     rnd = random.Random(1)
     cases = [b"", b"\x00", b"\x00\x00", b"\xff", b"\xff\xff", b"\xff" * 7, b"\x00" * 1000, b"\xff" * 1000,
              b"\xff\xfe\x00\x01", b"\x80\x00\x80\x00", b"\x12\x34\xed\xcb", b"\x01"]
-    cases += [bytes(rnd.randrange(256) for _ in range(n)) for n in [*range(0, 40), 511, 512, 513, 514, 1500, 1501, 9000]]
+    sizes = [*range(0, 40), 511, 512, 513, 514, 1500, 1501, 9000]
+    cases += [bytes(rnd.randrange(256) for _ in range(n)) for n in sizes]
     for data in cases:
         assert internet_checksum(data) == dpkt.in_cksum(data), data[:8]
         s = ones_complement_sum(data)
