@@ -1,7 +1,7 @@
 """Build script: compiles the per-packet modules with mypyc when it can.
 
 The compiled modules are the same plain Python source (mypyc turns type-annotated Python into a C
-extension); they run about twice as fast. Without a C compiler, or with TCPFLOW_AUDIT_PURE=1 in the
+extension); they run several times faster. Without a C compiler, or with TCPFLOW_AUDIT_PURE=1 in the
 environment, the package installs as pure Python and gives identical results, only slower
 (`tcpflow-audit --version` says which build is installed). Everything else is in pyproject.toml.
 """

@@ -6,8 +6,9 @@
 Each line runs the pipeline up to and including one more stage (reading records; decoding them;
 the connection engine; the detectors; the summary; writing the flows.csv rows to /dev/null; with
 the compiled fast lane, decoding and the engine are one stage), takes the best CPU time of --runs
-runs, and prints what that stage added, per packet and as a share of the whole. CPU time (not wall time) and the best of several runs keep
-the noise of a shared machine out. The build (compiled or pure Python) is printed first.
+runs, and prints what that stage added, per packet and as a share of the whole. CPU time (not
+wall time) and the best of several runs keep the noise of a shared machine out. The build
+(compiled or pure Python) is printed first.
 """
 
 from __future__ import annotations

@@ -40,21 +40,22 @@ def audit(captures: str | Iterable[str], *, verify_checksums: bool = False, thre
     from .config import EngineConfig
     from .detectors import ANOMALY_COLUMNS, DetectorSet, finding_row
     from .detectors.thresholds import Thresholds
-    from .inputs import expand_sources
+    from .inputs import expand_inputs
     from .pipeline import Auditor
     from .report import FLOW_COLUMNS, SummaryCollector, flow_row, summary_dict
 
     if isinstance(captures, str):
         captures = [captures]
-    sources, _ = expand_sources(list(captures))
+    inputs = expand_inputs(list(captures))
     engine = EngineConfig(verify_checksums=verify_checksums, **engine_settings)
     auditor = Auditor(engine)
+    auditor.stats.passed_over = inputs.passed_over
     detectors = DetectorSet.attach(auditor, thresholds or Thresholds())
     summary = SummaryCollector()
     rows: list[dict[str, Any]] = []
     auditor.add_flow_sink(summary)
     auditor.add_flow_sink(lambda record: rows.append(flow_row(record)))
-    stats = auditor.run(sources)
+    stats = auditor.run(inputs.sources)
     findings = detectors.finish()
     flows = pd.DataFrame(rows, columns=list(FLOW_COLUMNS))
     anomalies = pd.DataFrame([finding_row(f) for f in findings], columns=list(ANOMALY_COLUMNS))

@@ -1,5 +1,5 @@
 """`python -m tcpflow_audit` runs the command line."""
 
-from .cli import run
+from .process import run
 
 run()

@@ -1,32 +1,33 @@
-"""The command line: a thin click shell over the library (`pipeline`, `detectors`, `report`).
+"""The command line: a thin click shell over the library (`pipeline`, `detectors`, `report`, `outputs`).
 
-Exit status (documented in the README): 0 clean; 1 a finding at or above --fail-on; 2 usage
+Exit status (documented in docs/cli.md): 0 clean; 1 a finding at or above --fail-on; 2 usage
 error; 3 input errors (a file that could not be read to its end; a cut-short file only with
---strict); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Input problems are reported on
+--strict); 75 the output is locked by another run for longer than --lock-timeout (EX_TEMPFAIL:
+try again later); 130 interrupted (Ctrl-C); 141 the reader of standard output left (as SIGPIPE would
+end a program); 143 terminated (SIGTERM). Input problems are reported on
 stderr as one line each, naming the file and byte offset (input errors also with --quiet, which
 hides only warnings and the progress line); everything read before a problem is kept and reported.
 
 Ctrl-C: the run stops, the connections read so far are finalised (end_reason capture_end) and a
 report to standard output covers them; files named by -o/--output-dir are not replaced (the
 previous ones, if any, stay as they were), since a file of a partial run would look complete.
-SIGTERM (timeout, systemd, kill) does the same: for the CLI's run a handler turns it into
-`Terminated`, a KeyboardInterrupt, so the same code paths handle it (temporary files included).
+SIGTERM (timeout, systemd, kill) does the same: a handler turns it into `Terminated`, a
+KeyboardInterrupt, so the same code paths handle it (temporary files included); see `process`.
+An interrupt that comes after the output was switched into place leaves it there, and the stderr
+line says so: which of the two happened is read from the file system (`outputs`).
 """
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import ipaddress
 import json
 import os
 import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -37,54 +38,31 @@ from .build import stale_modules
 from .config import EngineConfig
 from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
-from .inputs import expand_sources
+from .inputs import expand_inputs
+from .names import shown
+from .outputs import OutputBusy, OutputFile, OutputRefused, OutputSet, standard_output
 from .pipeline import Auditor, PacketFilter, RunStats
-from .report import (FLOW_COLUMNS, FLOW_TABLE_COLUMNS, JsonObject, RowWriter, SummaryCollector, atomic_output,
-                     iso_utc, render_summary, render_table, summary_dict)
+from .process import discard_stdout, sigterm_as_interrupt, termination_handler
+from .process import run as run  # (the command's entry point, also under its earlier name `tcpflow_audit.cli:run`)
+from .report import FLOW_COLUMNS, JsonObject, RowWriter, SummaryCollector, iso_utc, summary_dict
+from .tables import (
+    FLOW_TABLE_COLUMNS,
+    MIN_WIDTH,
+    TableStyle,
+    render_connections,
+    render_findings,
+    render_summary,
+    write_blocks,
+)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130   # 130 = 128 + SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM   # 143
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE   # 141, as the shell reports a program that SIGPIPE ended
+EXIT_BUSY = 75   # EX_TEMPFAIL (sysexits.h): the output is another run's for now; cron and systemd users retry
+LOCK_TIMEOUT = 300.0   # seconds a run waits for another run writing the same output
 REPORTS = ("summary", "flows", "anomalies", "all")
 FORMATS = ("table", "csv", "json", "jsonl")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM during the CLI's run, raised as a KeyboardInterrupt so that it stops the run as Ctrl-C does."""
-
-    def __init__(self, signum: int = signal.SIGTERM) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class TerminationHandler:
-    """The SIGTERM handler; `signum` says whether the run received SIGTERM (Auditor.run swallows the exception)."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if self.signum is None:
-            self.signum = signum
-        raise Terminated(signum)   # also a second time: it stops the writing of a report, like Ctrl-C
-
-
-@contextmanager
-def sigterm_as_interrupt(handler: TerminationHandler) -> Iterator[None]:
-    """For the duration of the block, SIGTERM calls `handler`, which raises `Terminated` (a KeyboardInterrupt).
-
-    Only in the main thread (the only one Python delivers signals to) and only when SIGTERM has its
-    default disposition, as Python does for SIGINT: an ignored SIGTERM stays ignored and a handler
-    of the program calling `main()` stays in place. The previous handler is restored afterwards.
-    """
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL):
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+PLAIN_TABLE = TableStyle()   # no width limit, no colour
 
 
 def parse_time(value: str | None, option: str) -> float | None:
@@ -98,9 +76,9 @@ def parse_time(value: str | None, option: str) -> float | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is neither ISO 8601 nor epoch seconds", param_hint=option)
+        raise click.BadParameter(f"{value!r} is neither ISO 8601 nor epoch seconds", param_hint=option) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -109,13 +87,32 @@ def build_filter(since: str | None, until: str | None, hosts: tuple[str, ...], p
     try:
         host_bytes = frozenset(ipaddress.ip_address(h).packed for h in hosts)
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--host")
+        raise click.BadParameter(str(error), param_hint="--host") from None
     try:
         networks = tuple(ipaddress.ip_network(n, strict=False) for n in nets)
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--net")
+        raise click.BadParameter(str(error), param_hint="--net") from None
     return PacketFilter(since=parse_time(since, "--since"), until=parse_time(until, "--until"),
                         hosts=host_bytes, ports=frozenset(ports), nets=networks)
+
+
+def table_style(width: int | None, color: bool | None, to_stdout: bool) -> TableStyle:
+    """The table's width and colours: --width N (0: no limit), else, for a report on standard output,
+    $COLUMNS or the terminal's width, else no limit (a file or a pipe gets whole rows); colour as
+    --color/--no-color say, else on a terminal unless NO_COLOR is set (https://no-color.org)."""
+    terminal = to_stdout and sys.stdout.isatty()
+    if width is None and to_stdout:
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit() and int(columns) > 0:
+            width = int(columns)
+        elif terminal:
+            try:
+                width = os.get_terminal_size(sys.stdout.fileno()).columns or None   # (0: a size nobody set)
+            except (OSError, ValueError):
+                width = None
+    if color is None:
+        color = terminal and not os.environ.get("NO_COLOR")
+    return TableStyle(width=max(width, MIN_WIDTH) if width else None, color=color)
 
 
 class Progress:
@@ -171,60 +168,143 @@ class Progress:
         self.stream.flush()
 
 
+class ThresholdSetting(click.ParamType):
+    """A detector threshold from the command line: `NAME=VALUE` (--threshold), or the VALUE of the
+    one threshold a per-threshold option sets; checked as the --config file's values are."""
+
+    name = "NAME=VALUE"
+
+    def __init__(self, threshold: str | None = None) -> None:
+        self.threshold = threshold
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, Any]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            if self.threshold is None:
+                return Thresholds.parse_setting(value)
+            return Thresholds.parse_setting(f"{self.threshold}={value}")
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+_HELP_HEADINGS: dict[str, str] = {}   # option name -> the heading --help lists it under (`option_group`)
+
+
+def option_group(heading: str, *options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Apply the click.option decorators `options`; --help lists their options under `heading`."""
+    def decorate(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        for param in function.__click_params__[-len(options):]:   # (click appends each option it adds)
+            _HELP_HEADINGS[param.name] = heading
+        return function
+    return decorate
+
+
+class SectionedCommand(click.Command):
+    """A command whose --help lists its options under the headings of `option_group`, in the order they
+    are declared, and the rest under 'Other', last; the help texts of all sections in one column."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if record is not None:
+                sections.setdefault(_HELP_HEADINGS.get(param.name or "", "Other"), []).append(record)
+        sections["Other"] = sections.pop("Other", [])
+        column = max((len(term) for records in sections.values() for term, _ in records if len(term) <= 30),
+                     default=0)
+        for heading, records in sections.items():
+            with formatter.section(heading):   # (a term padded to the column aligns every section alike)
+                formatter.write_dl([(term.ljust(column), text) for term, text in records])
+
+
 def threshold_options(function):
-    """One --option per detector threshold, generated from the Thresholds dataclass."""
-    for name, default in reversed(list(Thresholds().as_dict().items())):
+    """One hidden --<name> VALUE option per detector threshold (--threshold NAME=VALUE is the one --help shows)."""
+    for name in reversed(Thresholds().as_dict()):
         option = "--" + name.replace("_", "-")
-        function = click.option(option, name, type=type(default), default=None, show_default=False,
-                                help=f"detector threshold (default {default}; see README)")(function)
+        function = click.option(option, name, type=ThresholdSetting(name), default=None, hidden=True,
+                                help=f"same as --threshold {name}=VALUE")(function)
     return function
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("pcaps", nargs=-1)
-@click.option("--report", "report", type=click.Choice(REPORTS), default="summary", show_default=True,
-              help="summary: counts and connections that did not end normally (plus findings); flows: one row "
-                   "per connection; anomalies: one row per finding; all: everything")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="output format (default table)")
-@click.option("--csv", "fmt", flag_value="csv", help="same as --format csv")
-@click.option("--json", "fmt", flag_value="json", help="same as --format json")
-@click.option("--jsonl", "fmt", flag_value="jsonl", help="same as --format jsonl")
-@click.option("--table", "fmt", flag_value="table", help="same as --format table")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="write the report to FILE (atomically: complete or not at all)")
-@click.option("--output-dir", type=click.Path(file_okay=False), default=None,
-              help="write flows.csv, anomalies.csv and summary.json into DIR (atomically)")
-@click.option("--excel", is_flag=True, help="CSV with a UTF-8 byte-order mark, for spreadsheet programs")
-@click.option("--verify-checksums", is_flag=True,
-              help="validate IP/TCP checksums like Zeek without -C (off: captures from a sending host carry "
-                   "offloaded, 'bad' checksums)")
-@click.option("--since", default=None, help="ignore packets before this time (ISO 8601 or epoch)")
-@click.option("--until", default=None, help="ignore packets at or after this time (ISO 8601 or epoch)")
-@click.option("--host", "hosts", multiple=True, help="only packets to or from this IP (repeatable)")
-@click.option("--port", "ports", multiple=True, type=click.IntRange(0, 65535), help="only this TCP port (repeatable)")
-@click.option("--net", "nets", multiple=True, help="only packets to or from this CIDR (repeatable)")
-@click.option("--inactivity-timeout", type=float, default=None, help="seconds (default 300, Zeek's)")
-@click.option("--attempt-timeout", type=float, default=None, help="seconds a SYN waits for a reply (default 5)")
-@click.option("--close-delay", type=float, default=None, help="seconds a closed connection is kept (default 5)")
-@click.option("--msl", type=float, default=None, help="maximum segment lifetime, TIME_WAIT = 2*MSL (default 30)")
-@click.option("--max-connections", type=click.IntRange(1), default=None,
-              help="cap on tracked connections; the oldest is evicted beyond it (default 1000000)")
+@click.command(cls=SectionedCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("pcaps", nargs=-1, metavar="PCAP...")
+@option_group(
+    "Input",
+    click.option("--strict", is_flag=True, help="a capture cut short mid-record is an input error (exit 3)"),
+    click.option("--verify-checksums", is_flag=True,
+                 help="validate IP/TCP checksums as Zeek does without -C (off: captures from a sending host "
+                      "carry offloaded, 'bad' checksums)"),
+)
+@option_group(
+    "Output",
+    click.option("--report", "report", type=click.Choice(REPORTS), default="summary", metavar="REPORT",
+                 help="summary (default): counts, connections that did not end normally, findings; "
+                      "flows: one row per connection; anomalies: one row per finding; all: everything"),
+    click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, metavar="FORMAT",
+                 help="table (default), csv, json or jsonl; --csv, --json, --jsonl, --table are short for it"),
+    click.option("--csv", "fmt", flag_value="csv", hidden=True),
+    click.option("--json", "fmt", flag_value="json", hidden=True),
+    click.option("--jsonl", "fmt", flag_value="jsonl", hidden=True),
+    click.option("--table", "fmt", flag_value="table", hidden=True),
+    click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                 help="write the report to FILE (atomically: complete or not at all)"),
+    click.option("--output-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+                 help="write flows.csv, anomalies.csv and summary.json into DIR (atomically, as one set)"),
+    click.option("--lock-timeout", type=click.FloatRange(min=0), default=LOCK_TIMEOUT, metavar="SECONDS",
+                 help=f"wait this long for another run writing the same -o FILE or --output-dir DIR, then give "
+                      f"up with exit status {EXIT_BUSY} (default {LOCK_TIMEOUT:g}; 0: do not wait)"),
+    click.option("--excel", is_flag=True, help="CSV with a UTF-8 byte-order mark, for spreadsheet programs"),
+    click.option("--width", type=click.IntRange(0), default=None, metavar="N",
+                 help="fit the table to N characters (default: $COLUMNS or the terminal; 0: no limit)"),
+    click.option("--color/--no-color", "color", default=None,
+                 help="colour severities in the table (default: on a terminal, unless NO_COLOR is set)"),
+)
+@option_group(
+    "Filters",
+    click.option("--since", default=None, metavar="TIME", help="ignore packets before TIME (ISO 8601 or epoch)"),
+    click.option("--until", default=None, metavar="TIME", help="ignore packets at or after TIME"),
+    click.option("--host", "hosts", multiple=True, metavar="IP", help="only packets to or from IP (repeatable)"),
+    click.option("--port", "ports", multiple=True, type=click.IntRange(0, 65535), metavar="N",
+                 help="only TCP port N (repeatable)"),
+    click.option("--net", "nets", multiple=True, metavar="CIDR", help="only packets to or from CIDR (repeatable)"),
+)
+@option_group(
+    "Engine",
+    click.option("--inactivity-timeout", type=float, default=None, metavar="SECONDS",
+                 help="idle connections are finalised after this (default 300, Zeek's)"),
+    click.option("--attempt-timeout", type=float, default=None, metavar="SECONDS",
+                 help="a SYN waits this long for a reply (default 5)"),
+    click.option("--close-delay", type=float, default=None, metavar="SECONDS",
+                 help="a closed connection is kept this long (default 5)"),
+    click.option("--msl", type=float, default=None, metavar="SECONDS",
+                 help="maximum segment lifetime, TIME_WAIT = 2*MSL (default 30)"),
+    click.option("--max-connections", type=click.IntRange(1), default=None, metavar="N",
+                 help="tracked connections; the oldest is evicted beyond N (default 1000000)"),
+)
+@option_group(
+    "Findings",
+    click.option("--threshold", "threshold_settings", type=ThresholdSetting(), multiple=True,
+                 help="set a detector threshold (repeatable); --show-config lists them with their values"),
+    click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+                 metavar="FILE", help="TOML file of detector thresholds and engine settings"),
+    click.option("--show-config", is_flag=True, help="print the effective settings (JSON) and exit"),
+    click.option("--fail-on", type=click.Choice(SEVERITIES), default=None, metavar="SEVERITY",
+                 help="exit 1 when a finding this severe or worse exists: info, warning or critical"),
+)
 @threshold_options
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="TOML file of detector thresholds and engine settings")
-@click.option("--show-config", is_flag=True, help="print the effective settings and exit")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
-              help="exit 1 when a finding of this severity or worse exists")
-@click.option("--strict", is_flag=True, help="a capture cut short mid-record is an input error (exit 3)")
 @click.option("-q", "--quiet", is_flag=True,
               help="no progress display and no warnings on stderr (input errors are still reported)")
 @click.version_option(__version__, prog_name="tcpflow-audit", message=f"%(prog)s %(version)s ({describe_build()})")
 def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | None, output_dir: str | None,
-         excel: bool, verify_checksums: bool, since: str | None, until: str | None, hosts: tuple[str, ...],
-         ports: tuple[int, ...], nets: tuple[str, ...], inactivity_timeout: float | None,
-         attempt_timeout: float | None, close_delay: float | None, msl: float | None,
-         max_connections: int | None, config_file: str | None, show_config: bool, fail_on: str | None,
-         strict: bool, quiet: bool, **threshold_values: Any) -> None:
+         lock_timeout: float, excel: bool, width: int | None, color: bool | None, verify_checksums: bool,
+         since: str | None, until: str | None, hosts: tuple[str, ...], ports: tuple[int, ...],
+         nets: tuple[str, ...], inactivity_timeout: float | None, attempt_timeout: float | None,
+         close_delay: float | None, msl: float | None, max_connections: int | None,
+         threshold_settings: tuple[tuple[str, Any], ...], config_file: str | None, show_config: bool,
+         fail_on: str | None, strict: bool, quiet: bool, **threshold_options: tuple[str, Any] | None) -> None:
     """Audit the TCP connections in PCAP files (pcap or pcapng, plain or gzip/bzip2/xz; '-' for stdin;
     directories and glob patterns are expanded, and rotated files form one timeline)."""
     engine = EngineConfig(verify_checksums=verify_checksums)
@@ -232,17 +312,20 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     if config_file:
         try:
             thresholds, engine_settings = Thresholds.from_toml(config_file, engine_fields=engine_field_names())
+            for name, value in engine_settings.items():
+                engine.apply(name, value)
         except (ValueError, OSError) as error:
-            raise click.UsageError(f"{config_file}: {error}")
-        for name, value in engine_settings.items():
-            setattr(engine, name, value)
+            raise click.UsageError(f"{shown(config_file)}: {error}") from None
     for name, value in (("inactivity_timeout", inactivity_timeout), ("attempt_timeout", attempt_timeout),
                         ("close_delay", close_delay), ("msl", msl), ("max_connections", max_connections)):
         if value is not None:
-            setattr(engine, name, value)
-    for name, value in threshold_values.items():
-        if value is not None:
-            setattr(thresholds, name, value)
+            try:
+                engine.apply(name, value)
+            except ValueError as error:
+                raise click.BadParameter(str(error), param_hint="--" + name.replace("_", "-")) from None
+    # the per-threshold options first, then --threshold in the order given: the last one given wins
+    settings = [setting for setting in threshold_options.values() if setting is not None]
+    thresholds = thresholds.updated(dict([*settings, *threshold_settings]))
 
     if show_config:
         click.echo(json.dumps({"engine": engine_settings_dict(engine), "thresholds": thresholds.as_dict()}, indent=2))
@@ -254,7 +337,8 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         raise click.UsageError("--report all holds several tables: use --format table or json, or --output-dir DIR")
     packet_filter = build_filter(since, until, hosts, ports, nets)
 
-    sources, notes = expand_sources(list(pcaps))
+    inputs = expand_inputs(list(pcaps))
+    sources, notes = inputs.sources, inputs.notes
     stale = stale_modules()
     if stale:   # a development checkout whose compiled modules are older than their source
         click.echo(f"tcpflow-audit: warning: compiled modules older than their source ({', '.join(stale)}): "
@@ -266,28 +350,41 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         raise click.UsageError("no capture files found in the arguments given")
 
     auditor = Auditor(engine, packet_filter)
+    auditor.stats.passed_over = inputs.passed_over
     detectors = DetectorSet.attach(auditor, thresholds)   # first sink: it tags records before rows are written
     summary = SummaryCollector()
     auditor.add_flow_sink(summary)
-    to_stdout = output_dir is None and output in (None, "-")
+    target: OutputSet | OutputFile | None = None
+    if output_dir is not None:
+        target = OutputSet(output_dir)
+    elif output not in (None, "-"):
+        target = OutputFile(output)
+    to_stdout = target is None
     # rows streamed to the terminal while the run goes would be drawn over by the progress line
     streams_to_terminal = to_stdout and fmt != "table" and report in ("flows", "all") and sys.stdout.isatty()
     progress = None
     if not quiet and not streams_to_terminal and sys.stderr.isatty():
         progress = auditor.progress = Progress(auditor)
 
+    def waiting(holder: str) -> None:   # (once, when another run holds the output's lock)
+        if not quiet and target is not None:
+            click.echo(f"tcpflow-audit: {shown(target.path)} is being written by another run ({holder}): "
+                       f"waiting for it, up to {lock_timeout:g} s (--lock-timeout)", err=True)
+
     stats = auditor.stats
     interrupted = completed = False
-    termination = TerminationHandler()
+    termination = termination_handler()
     try:
         with sigterm_as_interrupt(termination):
             try:
-                if output_dir is not None:
-                    findings = run_to_directory(auditor, sources, progress, detectors, summary, output_dir, excel,
+                if target is not None:   # the output's lock: from before reading until the outcome is printed
+                    click.get_current_context().with_resource(target.locked(lock_timeout, waiting))
+                if isinstance(target, OutputSet):
+                    findings = run_to_directory(auditor, sources, progress, detectors, summary, target, excel,
                                                 engine, thresholds)
                 else:
-                    findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, output,
-                                             excel, engine, thresholds)
+                    findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, target,
+                                             excel, engine, thresholds, table_style(width, color, to_stdout))
                 completed = True
                 interrupted = stats.interrupted
             finally:
@@ -296,8 +393,18 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     except KeyboardInterrupt:   # Ctrl-C or SIGTERM: before or after reading (during it, Auditor.run catches
         interrupted = True      # it), or re-raised by run_to_* so that an interrupted run replaces no file
         findings = []
+    except OutputBusy as busy:
+        click.echo(f"tcpflow-audit: error: {busy}; gave up after waiting {busy.waited:g} s (--lock-timeout): "
+                   f"nothing was written", err=True)
+        sys.exit(EXIT_BUSY)
+    except OutputRefused as refused:
+        raise click.BadParameter(str(refused), param_hint="--output-dir") from None
+    except BrokenPipeError:   # the reader of standard output left (`| head`): end as a program killed by SIGPIPE
+        discard_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
     except OSError as error:
-        raise click.ClickException(f"cannot write output: {error}")
+        raise click.ClickException(f"cannot write output: {error}") from error
+    interrupted = interrupted or termination.signum is not None   # (one that came as the run ended)
 
     status = EXIT_OK
     if fail_on is not None:
@@ -310,17 +417,25 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             status = EXIT_INPUT
         if is_error or not quiet:   # --quiet hides warnings, never the reason for exit status 3
             click.echo(f"tcpflow-audit: {'error' if is_error else 'warning'}: {problem}", err=True)
+    if target is not None and not quiet:
+        for kept in target.kept:
+            click.echo(f"tcpflow-audit: warning: could not remove {kept}", err=True)
     if interrupted:
-        if output_dir is not None:
-            outcome = (f"nothing was written to {output_dir} (files of an earlier run, if any, are left as "
+        if isinstance(target, OutputSet):
+            outcome = (f"{shown(target.path)} holds this run's complete set (it was switched into place before the "
+                       f"interrupt)" if target.replaced else
+                       f"nothing was written to {shown(target.path)} (files of an earlier run, if any, are left as "
                        f"they were)")
-        elif not to_stdout:
-            outcome = f"{output} was not written (an earlier {output}, if any, is left as it was)"
+        elif target is not None:
+            outcome = (f"{shown(target.path)} holds this run's complete report (it was renamed into place before the "
+                       f"interrupt)" if target.replaced else
+                       f"{shown(target.path)} was not written (an earlier {shown(target.path)}, if any, is left as "
+                       f"it was)")
         elif completed:
             outcome = "the report covers the packets read until then"
         else:
             outcome = "the report was not finished"
-        if termination.signum is None:
+        if termination.signum in (None, signal.SIGINT):
             click.echo(f"tcpflow-audit: interrupted: {how_far(stats, auditor)}; {outcome}", err=True)
             status = EXIT_INTERRUPTED
         else:
@@ -328,43 +443,6 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             click.echo(f"tcpflow-audit: interrupted by {name}: {how_far(stats, auditor)}; {outcome}", err=True)
             status = EXIT_TERMINATED
     sys.exit(status)
-
-
-def run() -> None:
-    """The `tcpflow-audit` command (and `python -m tcpflow_audit`): `main`, then leave at once.
-
-    Python's own shutdown frees the whole heap object by object: after a 2M-packet capture that
-    was 0.1 s (5% of the run), after a SYN flood seconds, spent on objects about to vanish with the
-    process. By the time `main` exits, every report is complete and renamed into place; what is
-    left to do is flushing standard output and error, done here. When something else would run
-    at a normal exit (an atexit handler, e.g. coverage's; a thread Python would wait for), or for
-    an exception that is not an exit (a bug: traceback included), Python's normal way is taken.
-    """
-    try:
-        main()   # (click's standalone mode: always ends with SystemExit)
-    except SystemExit as done:
-        if not _quick_exit_is_safe():
-            raise
-        status = done.code
-        if status is None:
-            status = 0
-        elif not isinstance(status, int):   # (as Python does with a message for an exit status)
-            print(status, file=sys.stderr)
-            status = 1
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:   # (a closed pipe, a full disk: Python's normal exit reports it)
-            raise SystemExit(status) from None
-        os._exit(status)
-
-
-def _quick_exit_is_safe() -> bool:
-    """Nothing else would run at a normal exit: no atexit handler, no thread that is not a daemon."""
-    handlers = getattr(atexit, "_ncallbacks", None)   # (CPython's count of atexit handlers)
-    if handlers is None or handlers():
-        return False
-    return all(thread.daemon or thread is threading.main_thread() for thread in threading.enumerate())
 
 
 def how_far(stats: RunStats, auditor: Auditor) -> str:
@@ -398,17 +476,19 @@ def run_audit(auditor: Auditor, sources: list[str], progress: Progress | None) -
 
 
 def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
-                  summary: SummaryCollector, report: str, fmt: str, output: str | None, excel: bool,
-                  engine: EngineConfig, thresholds: Thresholds):
+                  summary: SummaryCollector, report: str, fmt: str, output: OutputFile | None, excel: bool,
+                  engine: EngineConfig, thresholds: Thresholds, style: TableStyle = PLAIN_TABLE):
     """One report to stdout or to the file `output` (atomically). Every format but the table is written
-    as connections finish; JSON documents end with the members only known at the end (findings, summary)."""
-    to_file = output not in (None, "-")
-    with atomic_output(output, bom=excel and fmt == "csv") as stream:
+    as connections finish; JSON documents end with the members only known at the end (findings, summary).
+    `style`: the table format's width and colours."""
+    to_file = output is not None
+    bom = excel and fmt == "csv"
+    with output.writing(bom=bom) if output is not None else standard_output() as stream:
         document = JsonObject(stream) if fmt == "json" and report in ("flows", "all") else None
-        flows = None
+        flows: RowWriter | None = None
         if report in ("flows", "all"):
             if fmt == "table":
-                flows = RowWriter(None, fmt, FLOW_TABLE_COLUMNS)   # tabulate needs every row for column widths
+                flows = RowWriter(None, fmt, FLOW_TABLE_COLUMNS)   # column widths need every row
             else:
                 flows = RowWriter(document.array("flows") if document else stream, fmt, FLOW_COLUMNS)
             auditor.add_flow_sink(flows.write_flow)
@@ -442,31 +522,31 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
                 document.member("summary", summary_data)
             document.close()
         elif fmt == "table":
-            parts = []
+            blocks: list[Iterable[str]] = []
             if report in ("summary", "all"):
-                parts.append(render_summary(summary_data))
+                blocks.append(render_summary(summary_data, style))
             if report == "summary":
                 title = f"Connections that did not end normally (conn_state other than SF): {summary.abnormal_total}"
                 if summary.abnormal_total > len(summary.abnormal):
                     title += f", first {len(summary.abnormal)} shown; --report flows lists all"
-                parts.append(title + "\n" + render_table(summary.abnormal, FLOW_TABLE_COLUMNS))
-            if report in ("flows", "all"):
-                parts.append(f"Connections: {flows.count}\n" + render_table(flows.rows, FLOW_TABLE_COLUMNS))
+                blocks.append(render_connections(title, summary.abnormal, style))
+            if flows is not None:   # (--report flows or all)
+                blocks.append(render_connections(f"Connections: {flows.count}", flows.rows, style))
             if report in ("anomalies", "summary", "all"):
-                parts.append(f"Findings: {len(finding_rows)}\n" + render_table(finding_rows, ANOMALY_COLUMNS))
-            stream.write("\n\n".join(parts) + "\n")
+                blocks.append(render_findings(finding_rows, style))
+            write_blocks(stream, blocks)
     return findings
 
 
 def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
-                     summary: SummaryCollector, directory: str, excel: bool, engine: EngineConfig,
+                     summary: SummaryCollector, output_set: OutputSet, excel: bool, engine: EngineConfig,
                      thresholds: Thresholds):
-    """flows.csv, anomalies.csv and summary.json: all three are renamed into place once all are complete
-    (summary.json last), so an interrupted or failed run leaves the previous set, whole."""
-    os.makedirs(directory, exist_ok=True)
-    with atomic_output(os.path.join(directory, "summary.json")) as summary_stream, \
-            atomic_output(os.path.join(directory, "anomalies.csv"), bom=excel) as anomalies_stream, \
-            atomic_output(os.path.join(directory, "flows.csv"), bom=excel) as flows_stream:
+    """flows.csv, anomalies.csv and summary.json, written into a new set that replaces the current one
+    in one step once all three are complete, so an interrupted or failed run leaves the previous set, whole."""
+    with output_set.writing():
+        flows_stream = output_set.open("flows.csv", bom=excel)
+        anomalies_stream = output_set.open("anomalies.csv", bom=excel)
+        summary_stream = output_set.open("summary.json")
         flows = RowWriter(flows_stream, "csv", FLOW_COLUMNS)
         auditor.add_flow_sink(flows.write_flow)
         auditor.finalise_when_interrupted = False   # an interrupted run writes nothing: stop at once

@@ -7,7 +7,9 @@ Linux's (for TIME_WAIT).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -29,3 +31,22 @@ class EngineConfig:
     @property
     def time_wait(self) -> float:
         return 2.0 * self.msl
+
+    def apply(self, name: str, value: Any) -> None:
+        """Set setting `name` from a config file or an option, or raise ValueError saying what is wrong:
+        an unknown name, a wrong type, a time that is negative or not finite, a cap below 1."""
+        default = getattr(EngineConfig(), name, None) if name != "time_wait" else None
+        if default is None:
+            raise ValueError(f"unknown engine setting {name!r}")
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"engine setting {name} must be true or false, got {value!r}")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"engine setting {name} must be a whole number of at least 1, got {value!r}")
+        elif (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+              or value < 0):
+            raise ValueError(f"engine setting {name} must be a number of seconds, not negative, got {value!r}")
+        else:
+            value = float(value)
+        setattr(self, name, value)

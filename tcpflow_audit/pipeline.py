@@ -87,10 +87,11 @@ class RunStats:
     """What was read: the numbers behind the summary report."""
 
     files: list[str] = field(default_factory=list)
+    passed_over: list[str] = field(default_factory=list)   # files in directories that are not captures (inputs)
     packets_read: int = 0
     tcp_packets: int = 0
     filtered_out: int = 0
-    skipped: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)   # packets not decoded, by reason (decode's names)
     connections: int = 0
     evicted: int = 0
     peak_live_connections: int = 0
@@ -159,6 +160,8 @@ class Auditor:
                 for reader in readers:
                     self.stats.problems.extend(reader.problems)
                     self.stats.bytes_read += reader.bytes_read
+                    if reader.skipped_unsupported:   # (pcapng packets of an unsupported interface)
+                        self.stats.skipped["unsupported_linktype"] += reader.skipped_unsupported
                     reader.close()
                 if self.stats.interrupted and not self.finalise_when_interrupted:
                     self._count()

@@ -1,10 +1,10 @@
-"""Reporting: turning flow records, findings and run statistics into tables, CSV and JSON.
+"""Reporting: turning flow records, findings and run statistics into CSV and JSON (the table format,
+for people, is `tables`).
 
-Column names and order are part of the interface (documented in the README). CSV, JSON Lines
+Column names and order are part of the interface (documented in docs/flows.md). CSV, JSON Lines
 and JSON are written row by row as connections finish, so they never hold a capture's flows in
-memory (only the human-readable table does: column widths need every row); every output file is
-written to a temporary file beside it and renamed into place only when complete
-(`atomic_output`), so a crash or Ctrl-C never leaves half a file.
+memory (only the table format does: column widths need every row). Where the text goes,
+and how a file or a set of files replaces the previous one, is `outputs`' business.
 """
 
 from __future__ import annotations
@@ -12,17 +12,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import sys
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any, Final
 
 from .connection import FlowRecord
 from .decode import format_ip
+from .names import shown
 from .rounding import round_places
 
 FLOW_COLUMNS: tuple[str, ...] = (
@@ -34,12 +30,6 @@ FLOW_COLUMNS: tuple[str, ...] = (
     "handshake_rtt_ms", "syn_synack_ms", "synack_ack_ms",
     "direction_guessed", "anomalies",
 )
-
-FLOW_TABLE_COLUMNS: tuple[str, ...] = (
-    "start", "client_ip", "client_port", "server_ip", "server_port", "conn_state", "history",
-    "client_state", "server_state", "end_reason", "anomalies",
-)
-
 
 def iso_utc(ts: float | None) -> str:
     """ISO 8601 UTC with microseconds, e.g. 2026-11-21T09:15:00.123456Z.
@@ -56,7 +46,7 @@ def iso_utc(ts: float | None) -> str:
         return ""
     if not 0.0 <= ts < _YEAR_10000:   # before 1970, NaN, or past what a date can hold
         try:
-            return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         except (ValueError, OverflowError, OSError):   # (a pcapng can stamp any 64-bit time)
             return _epoch(ts)
     second = math.floor(ts)
@@ -68,7 +58,7 @@ def iso_utc(ts: float | None) -> str:
     if text is None:
         if len(_iso_seconds) >= 4096:
             _iso_seconds.clear()
-        text = _iso_seconds[second] = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+        text = _iso_seconds[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
     return text + _THREE_DIGITS[micros // 1000] + _THREE_DIGITS[micros % 1000] + "Z"
 
 
@@ -195,31 +185,6 @@ def _ip_text(address: bytes) -> str:
 _ip_texts: Final[dict[bytes, str]] = {}
 
 
-# ---------------------------------------------------------------------- safe files
-@contextmanager
-def atomic_output(path: str | None, *, bom: bool = False) -> Iterator[IO[str]]:
-    """Yield a text stream for `path` ('-' or None: stdout); the file appears only when complete."""
-    if path is None or path == "-":
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".partial")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)   # mkstemp makes 0600; the report gets the usual permissions
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as stream:
-            yield stream
-        os.replace(tmp_path, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_path)
-        except OSError:
-            pass
-        raise
-
-
 _FORMULA_FIRST: Final = "=+-@\t\r"   # a cell starting with one of these could be read as a formula
 
 
@@ -277,7 +242,7 @@ def _csv_line(texts: list[str]) -> str | None:
 
 class RowWriter:
     """Writes rows of one table as they come: CSV or JSON Lines to a stream, JSON into a `JsonArray`;
-    for the table format (stream None) it keeps each row's `columns` values (a tuple) for `render_table`."""
+    for the table format (stream None) it keeps each row's `columns` values (a tuple) for `tables`."""
 
     def __init__(self, stream: IO[str] | JsonArray | None, fmt: str, columns: tuple[str, ...]) -> None:
         self.stream: Any = stream          # a text stream, a JsonArray, or None (table)
@@ -385,16 +350,6 @@ class JsonArray:
             self.stream.write("\n" + _INDENT * self.level + "]" if self.count else "[]")
 
 
-def render_table(rows: list[dict[str, Any]] | list[tuple[Any, ...]], columns: tuple[str, ...]) -> str:
-    """A plain-text table; rows are dicts, or tuples of the `columns` values (RowWriter's table rows)."""
-    if not rows:
-        return "(none)"
-    from tabulate import tabulate   # (imported when a table is made: a job writing files needs none)
-    cells = [r if isinstance(r, tuple) else tuple(r.get(c) for c in columns) for r in rows]
-    return tabulate([["" if v is None else v for v in row] for row in cells],
-                    headers=list(columns), tablefmt="simple", disable_numparse=True)
-
-
 # ---------------------------------------------------------------------- the summary
 class SummaryCollector:
     """A flow sink that counts what the summary needs and keeps the first abnormal connections."""
@@ -421,7 +376,8 @@ class SummaryCollector:
 
 def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {
-        "files": stats.files,
+        "files": [shown(name) for name in stats.files],
+        "files_passed_over": len(stats.passed_over),
         "first_packet": iso_utc(stats.first_ts),
         "last_packet": iso_utc(stats.last_ts),
         "packets_read": stats.packets_read,
@@ -442,31 +398,3 @@ def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] 
     if extra:
         summary.update(extra)
     return summary
-
-
-def render_summary(summary: dict[str, Any]) -> str:
-    lines = [
-        ("files", ", ".join(summary["files"])),
-        ("capture span", f"{summary['first_packet']} .. {summary['last_packet']}"),
-        ("packets read", summary["packets_read"]),
-        ("TCP packets", summary["tcp_packets"]),
-    ]
-    if summary["filtered_out"]:
-        lines.append(("filtered out", summary["filtered_out"]))
-    for reason, n in summary["skipped_packets"].items():
-        lines.append((f"skipped: {reason}", n))
-    lines.append(("connections", summary["connections"]))
-    if summary.get("interrupted"):
-        lines.append(("interrupted", "yes (Ctrl-C): this report covers the packets read until then"))
-    if summary["evicted_connections"]:
-        lines.append(("evicted (table full)", summary["evicted_connections"]))
-    from tabulate import tabulate   # (imported when a table is made: a job writing files needs none)
-    out = [tabulate(lines, tablefmt="plain", disable_numparse=True)]
-    for title, key in (("conn_state", "conn_state"), ("final client state", "client_state"),
-                       ("final server state", "server_state"), ("end reason", "end_reason")):
-        if summary[key]:
-            out.append("")
-            counts: list[tuple[str, int]] = sorted(summary[key].items(), key=lambda kv: -kv[1])
-            out.append(tabulate(counts, headers=[title, "connections"],
-                                tablefmt="simple", disable_numparse=True))
-    return "\n".join(out)

@@ -122,7 +122,12 @@ class ConnectionTracker:
         # live connections by their 4-tuple (both directions): all of them, or with by_fast_key only
         # those the fast index could not take
         self.table: dict[tuple, Connection] = {}
-        self.live: dict[Connection, None] = {}          # in creation order, for eviction and the final flush
+        # every live connection in creation order (for eviction and the final flush), and behind them
+        # finished ones not yet dropped: a finished connection leaves when it reaches the front or at
+        # the next compaction (`_compact`), so dropping one costs O(1) wherever it lies (deleting from
+        # the front of a dict would leave dead slots that every later look for the oldest walks again)
+        self.creation_order: deque[Connection] = deque()
+        self.live_count = 0
         self.timers = TimerQueue()
         self._dead_timer_owners = 0
         # with by_fast_key, the other live connections (nearly all), keyed by one integer the fast
@@ -145,6 +150,11 @@ class ConnectionTracker:
         self.evicted = 0
         self.peak_live = 0
         self.now = 0.0
+
+    @property
+    def live(self) -> list[Connection]:
+        """The live connections, in creation order."""
+        return [conn for conn in self.creation_order if not conn.finished]
 
     # ------------------------------------------------------------------ per packet
     def packet(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, seq: int, ack: int,
@@ -217,8 +227,9 @@ class ConnectionTracker:
     def flush(self) -> None:
         """End of input: finalise every live connection (in creation order); no SYN can arrive in a
         TIME_WAIT any more, so their entries go too (freed now, not walked by the cyclic collector)."""
-        for conn in list(self.live):
+        for conn in self.creation_order:
             self._finish(conn, "capture_end", self.now)
+        self.creation_order.clear()
         self.timers.clear()
         self.recent = [_NO_CONNECTION] * RECENT_SLOTS
         self.recent_time_wait.clear()
@@ -227,8 +238,11 @@ class ConnectionTracker:
     # ------------------------------------------------------------------ connections
     def _new_connection(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, flags: int) -> Connection:
         config = self.config
-        if len(self.live) >= config.max_connections:
-            oldest = next(iter(self.live))
+        if self.live_count >= config.max_connections:
+            order = self.creation_order
+            oldest = order.popleft()
+            while oldest.finished:
+                oldest = order.popleft()
             self.evicted += 1
             self._finish(oldest, "evicted", ts)
         flipped = z.should_flip(sport, dport, flags)
@@ -243,10 +257,11 @@ class ConnectionTracker:
                 and self._index_fast(conn, src, sport, dst, dport)):
             self.table[key] = conn
             self.table[(dst, dport, src, sport)] = conn
-        self.live[conn] = None
+        self.creation_order.append(conn)
+        self.live_count += 1
         self.connections_seen += 1
-        if len(self.live) > self.peak_live:
-            self.peak_live = len(self.live)
+        if self.live_count > self.peak_live:
+            self.peak_live = self.live_count
         if self.recent_time_wait:
             time_wait = self.recent_time_wait.get(_time_wait_keys(src, sport, dst, dport)[0])
             if time_wait is not None and ts < time_wait.until and flags & SYN:
@@ -306,9 +321,7 @@ class ConnectionTracker:
         conn.finished = True
         conn.end_cause = cause
         key = conn.key
-        live = self.live
-        if conn in live:
-            del live[conn]
+        self.live_count -= 1
         sender, receiver = conn.orig.addr_key, conn.resp.addr_key
         if sender >= 0:   # in the fast index, whose key is its own while it lives
             del self.fast_index[fast_key(sender, receiver)]
@@ -316,8 +329,8 @@ class ConnectionTracker:
             _forget(self.table, key, conn)
             _forget(self.table, (key[2], key[3], key[0], key[1]), conn)
         self._dead_timer_owners += 1
-        if self._dead_timer_owners > 2 * len(self.live) + 4096:
-            self._compact_timers()
+        if self._dead_timer_owners > 2 * self.live_count + 4096:
+            self._compact()
         record = conn.to_record(now, self.config.time_wait)
         client_until, server_until = record.client_time_wait_until, record.server_time_wait_until
         if client_until or server_until:
@@ -349,10 +362,12 @@ class ConnectionTracker:
                 _forget(recent, other_way, time_wait)
 
     # ------------------------------------------------------------------ timers
-    def _compact_timers(self) -> None:
-        """Drop timer entries of finished connections, so they do not keep those connections in memory
-        (an inactivity timer lives 300 s of capture time): memory stays bounded by live connections."""
+    def _compact(self) -> None:
+        """Drop the timer entries and `creation_order` places of finished connections, so they do not keep
+        those connections in memory (an inactivity timer lives 300 s of capture time): memory stays
+        bounded by live connections, and the time this takes by the connections finished since the last time."""
         self.timers.drop_finished()
+        self.creation_order = deque(conn for conn in self.creation_order if not conn.finished)
         self._dead_timer_owners = 0
 
     def _schedule_pending(self, conn: Connection) -> None:

@@ -1,9 +1,11 @@
-"""Builders for small pcap and pcapng files, written with struct so tests control every byte."""
+"""Builders for small pcap and pcapng files, written with struct so tests control every byte, and
+`Pcap`, which splits a classic pcap into its records so tests can cut, reorder and damage real ones."""
 
 from __future__ import annotations
 
 import struct
 from fractions import Fraction
+from pathlib import Path
 
 PCAP_MAGIC_USEC = 0xA1B2C3D4
 PCAP_MAGIC_NSEC = 0xA1B23C4D
@@ -95,3 +97,65 @@ def obsolete_pb(interface: int, ts_units: int, frame: bytes, order: str = "<") -
 def frame_bytes(i: int, size: int = 60) -> bytes:
     """A deterministic frame whose content depends on i."""
     return bytes((i * 7 + k) & 0xFF for k in range(size))
+
+
+class Pcap:
+    """A classic little-endian pcap split into its global header and records (offset, header, data)."""
+
+    def __init__(self, data: bytes) -> None:
+        assert data[:4] == b"\xd4\xc3\xb2\xa1"
+        self.header = data[:24]
+        self.records: list[tuple[int, bytes, bytes]] = []
+        offset = 24
+        while offset < len(data):
+            caplen = struct.unpack_from("<I", data, offset + 8)[0]
+            self.records.append((offset, data[offset:offset + 16], data[offset + 16:offset + 16 + caplen]))
+            offset += 16 + caplen
+
+    @classmethod
+    def load(cls, path: Path) -> Pcap:
+        return cls(path.read_bytes())
+
+    @property
+    def linktype(self) -> int:
+        return struct.unpack_from("<I", self.header, 20)[0]
+
+    def ts(self, i: int) -> float:
+        sec, usec = struct.unpack_from("<II", self.records[i][1])
+        return sec + usec / 1e6
+
+    def build(self, records) -> bytes:
+        return self.header + b"".join(h + d for _, h, d in records)
+
+    def ip_offset(self) -> int:
+        return {1: 14, 113: 16}[self.linktype]
+
+    def ports(self, i: int) -> tuple[int, int]:
+        data = self.records[i][2]
+        o = self.ip_offset() + (data[self.ip_offset()] & 0x0F) * 4
+        return struct.unpack_from("!HH", data, o)
+
+
+def pcap_records(data: bytes) -> list[tuple[int, int, int, bytes]]:
+    """The records of a little-endian classic pcap (microseconds): (offset, seconds, microseconds, frame)."""
+    records = []
+    offset = 24
+    while offset + 16 <= len(data):
+        sec, usec, caplen, _ = struct.unpack_from("<IIII", data, offset)
+        if offset + 16 + caplen > len(data):
+            break
+        records.append((offset, sec, usec, data[offset + 16:offset + 16 + caplen]))
+        offset += 16 + caplen
+    return records
+
+
+def pcapng_from_pcap(data: bytes, linktype: int | None = None) -> tuple[bytes, list[int]]:
+    """The same packets as one pcapng section (an interface of the pcap's link type, or `linktype`), and where
+    each Enhanced Packet Block ends."""
+    network = struct.unpack_from("<I", data, 20)[0] if linktype is None else linktype
+    out = bytearray(shb() + idb(network, snaplen=65535))
+    ends = []
+    for _, sec, usec, frame in pcap_records(data):
+        out += epb(0, sec * 1_000_000 + usec, frame)
+        ends.append(len(out))
+    return bytes(out), ends

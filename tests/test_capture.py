@@ -11,15 +11,9 @@ import struct
 import sys
 import threading
 import zlib
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from capture_helpers import (  # noqa: E402
+from capture_helpers import (
     PCAP_MAGIC_MODIFIED,
     PCAP_MAGIC_NSEC,
     PCAP_MAGIC_USEC,
@@ -31,12 +25,14 @@ from capture_helpers import (  # noqa: E402
     obsolete_pb,
     pcap_file,
     pcap_header,
-    pcap_record,
     shb,
     spb,
 )
+from conftest import write_capture
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tcpflow_audit.capture import CaptureReader  # noqa: E402
+from tcpflow_audit.capture import CaptureReader
 
 KINDS = {"truncated", "corrupt_record", "corrupt_block", "not_a_capture", "empty", "unknown_linktype",
          "unreadable", "decompress"}
@@ -52,12 +48,6 @@ NSEC_RECORDS = [
     (1_700_000_000, 999_999_999, frame_bytes(1, 54)),
     (1_700_000_002, 123_456_789, frame_bytes(2, 1514)),
 ]
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> str:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return str(path)
 
 
 def read_all(source, **kwargs) -> tuple[list[tuple[float, int, bytes]], CaptureReader]:
@@ -94,7 +84,7 @@ def collect_with_offsets(reader: CaptureReader) -> list[tuple[float, int, bytes,
 )
 def test_classic_pcap_records_timestamps_and_offsets(tmp_path, order, magic, records, units, fmt):
     data = pcap_file(records, order=order, magic=magic, network=1)
-    path = write(tmp_path, "a.cap", data)
+    path = write_capture(tmp_path / "a.cap", data)
     reader = CaptureReader(path)
     got = collect_with_offsets(reader)
     header_len = 24 if magic == PCAP_MAGIC_MODIFIED else 16
@@ -113,17 +103,17 @@ def test_classic_pcap_records_timestamps_and_offsets(tmp_path, order, magic, rec
 
 
 def test_pcap_timestamp_is_exact_for_known_values(tmp_path):
-    path = write(tmp_path, "a.pcap", pcap_file([(1_700_000_000, 500_000, b"x")]))
+    path = write_capture(tmp_path / "a.pcap", pcap_file([(1_700_000_000, 500_000, b"x")]))
     (ts, _, _), = read_all(path)[0]
     assert ts == 1_700_000_000.5
-    path = write(tmp_path, "b.pcap", pcap_file([(1, 250_000_000, b"x")], magic=PCAP_MAGIC_NSEC, order=">"))
+    path = write_capture(tmp_path / "b.pcap", pcap_file([(1, 250_000_000, b"x")], magic=PCAP_MAGIC_NSEC, order=">"))
     (ts, _, _), = read_all(path)[0]
     assert ts == 1.25
 
 
 def test_pcap_linktype_masks_fcs_bits(tmp_path):
     network = 105 | 0x04000000 | (2 << 28)  # 802.11 with a 4-byte FCS announced in the upper bits
-    records, reader = read_all(write(tmp_path, "fcs.pcap", pcap_file(USEC_RECORDS[:1], network=network)))
+    records, reader = read_all(write_capture(tmp_path / "fcs.pcap", pcap_file(USEC_RECORDS[:1], network=network)))
     assert [lt for _, lt, _ in records] == [105]
     assert reader.linktype == 105
     assert reader.fcs_len == 4
@@ -132,7 +122,7 @@ def test_pcap_linktype_masks_fcs_bits(tmp_path):
 def test_record_may_straddle_many_small_chunks(tmp_path):
     records = [(10, i, frame_bytes(i, size)) for i, size in enumerate([9000, 1, 200_000, 4096, 4095, 4097, 0])]
     data = pcap_file(records, snaplen=262144)
-    got, reader = read_all(write(tmp_path, "big.pcap", data), chunk_size=4096)
+    got, reader = read_all(write_capture(tmp_path / "big.pcap", data), chunk_size=4096)
     assert [frame for _, _, frame in got] == [frame for _, _, frame in records]
     assert reader.problems == []
     assert reader.offset == len(data)
@@ -180,7 +170,7 @@ def two_interface_pcapng() -> tuple[bytes, list[tuple[float, int, bytes, int]]]:
 
 def test_pcapng_interfaces_resolutions_sections_and_offsets(tmp_path):
     data, expected = two_interface_pcapng()
-    reader = CaptureReader(write(tmp_path, "multi.pcapng", data))
+    reader = CaptureReader(write_capture(tmp_path / "multi.pcapng", data))
     got = collect_with_offsets(reader)
     assert [(ts, lt, frame, off) for ts, lt, frame, off, _ in got] == expected
     assert [n for *_, n in got] == list(range(1, len(expected) + 1))
@@ -194,27 +184,32 @@ def test_pcapng_interfaces_resolutions_sections_and_offsets(tmp_path):
 
 def test_pcapng_and_pcap_give_identical_timestamps(tmp_path):
     records = [(1_700_000_000 + i, (i * 987_653) % 10**6, frame_bytes(i)) for i in range(200)]
-    classic, _ = read_all(write(tmp_path, "a.pcap", pcap_file(records)))
+    classic, _ = read_all(write_capture(tmp_path / "a.pcap", pcap_file(records)))
     ng = shb() + idb(1) + b"".join(epb(0, s * 10**6 + us, f) for s, us, f in records)
-    nextgen, _ = read_all(write(tmp_path, "a.pcapng", ng))
+    nextgen, _ = read_all(write_capture(tmp_path / "a.pcapng", ng))
     assert classic == nextgen
     assert len(classic) == 200
 
 
-def test_pcapng_unsupported_interface_is_skipped_with_one_warning(tmp_path):
+def test_pcapng_unsupported_interface_is_skipped_with_one_error(tmp_path):
     head = shb() + idb(1)
     bad_idb_offset = len(head)
-    data = head + idb(147) + epb(1, 5, b"skip") + epb(0, 7, b"keep") + epb(1, 9, b"skip2")
-    records, reader = read_all(write(tmp_path, "u.pcapng", data), supported_linktypes={1, 101})
+    first_skipped = bad_idb_offset + len(idb(147))
+    data = head + idb(147) + idb(148) + epb(1, 5, b"skip") + epb(0, 7, b"keep") + epb(1, 9, b"skip2")
+    first_skipped += len(idb(148))
+    records, reader = read_all(write_capture(tmp_path / "u.pcapng", data), supported_linktypes={1, 101})
     assert records == [(exact_ts(7, 10**6), 1, b"keep")]
     assert reader.skipped_unsupported == 2
-    assert [(p.kind, p.offset, p.fatal) for p in reader.problems] == [("unknown_linktype", bad_idb_offset, False)]
-    assert "147" in reader.problems[0].message
+    assert [i.skipped for i in reader.interfaces] == [0, 2, 0]   # interface 2 (148) carries no packet: no problem
+    # an input error (the file is not read whole), reported once, at the first packet skipped
+    assert [(p.kind, p.offset, p.fatal) for p in reader.problems] == [("unknown_linktype", first_skipped, True)]
+    assert "link type 147" in reader.problems[0].message
+    assert f"declared at byte {bad_idb_offset}" in reader.problems[0].message
 
 
 def test_pcapng_spb_before_any_timestamp_gets_zero(tmp_path):
     data = shb() + idb(1) + spb(b"abc")
-    records, reader = read_all(write(tmp_path, "s.pcapng", data))
+    records, reader = read_all(write_capture(tmp_path / "s.pcapng", data))
     assert records == [(0.0, 1, b"abc")]
     assert reader.problems == []
 
@@ -233,9 +228,9 @@ COMPRESSORS = {
 @pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
 def test_compressed_files_are_detected_by_content(tmp_path, kind, fmt):
     plain = pcap_file(USEC_RECORDS) if fmt == "pcap" else two_interface_pcapng()[0]
-    expected, _ = read_all(write(tmp_path, "plain", plain))
+    expected, _ = read_all(write_capture(tmp_path / "plain", plain))
     packed = COMPRESSORS[kind](plain)
-    path = write(tmp_path, "misleading.pcap", packed)  # the name says nothing about compression
+    path = write_capture(tmp_path / "misleading.pcap", packed)  # the name says nothing about compression
     records, reader = read_all(path)
     assert records == expected
     assert len(records) >= 4
@@ -248,7 +243,7 @@ def test_compressed_files_are_detected_by_content(tmp_path, kind, fmt):
 def test_concatenated_gzip_members_are_one_stream(tmp_path):
     plain = pcap_file(USEC_RECORDS)
     packed = gzip.compress(plain[:50]) + gzip.compress(plain[50:]) + b"\0" * 8
-    records, reader = read_all(write(tmp_path, "cat.gz", packed))
+    records, reader = read_all(write_capture(tmp_path / "cat.gz", packed))
     assert [f for _, _, f in records] == [f for _, _, f in USEC_RECORDS]
     assert reader.problems == []
 
@@ -256,7 +251,7 @@ def test_concatenated_gzip_members_are_one_stream(tmp_path):
 def test_large_compressed_file_with_small_chunks(tmp_path):
     records = [(1_000 + i, i % 10**6, frame_bytes(i, 40 + i % 1500)) for i in range(3000)]
     plain = pcap_file(records)
-    got, reader = read_all(write(tmp_path, "big.xz", lzma.compress(plain)), chunk_size=4096)
+    got, reader = read_all(write_capture(tmp_path / "big.xz", lzma.compress(plain)), chunk_size=4096)
     assert [f for _, _, f in got] == [f for _, _, f in records]
     assert reader.problems == [] and reader.offset == len(plain)
 
@@ -310,7 +305,7 @@ def test_bytesio_source():
 
 def test_first_timestamp_from_path_does_not_disturb_iteration(tmp_path):
     data = pcap_file(USEC_RECORDS)
-    reader = CaptureReader(write(tmp_path, "a.pcap", data))
+    reader = CaptureReader(write_capture(tmp_path / "a.pcap", data))
     assert reader.first_timestamp() == 1_700_000_000.0
     assert reader.packets == 0
     records = list(reader)
@@ -330,12 +325,12 @@ def test_first_timestamp_from_stream_replays_the_first_record():
 
 
 def test_first_timestamp_of_bad_or_empty_file(tmp_path):
-    reader = CaptureReader(write(tmp_path, "e.pcap", b""))
+    reader = CaptureReader(write_capture(tmp_path / "e.pcap", b""))
     assert reader.first_timestamp() is None
     assert reader.problems == []  # the peek records nothing; iteration does, once
     assert list(reader) == []
     assert [p.kind for p in reader.problems] == ["empty"]
-    assert CaptureReader(write(tmp_path, "h.pcap", pcap_header())).first_timestamp() is None
+    assert CaptureReader(write_capture(tmp_path / "h.pcap", pcap_header())).first_timestamp() is None
 
 
 # --------------------------------------------------------------------------- bad input
@@ -347,7 +342,7 @@ def only_problem(reader: CaptureReader):
 
 
 def test_empty_file(tmp_path):
-    records, reader = read_all(write(tmp_path, "e.pcap", b""))
+    records, reader = read_all(write_capture(tmp_path / "e.pcap", b""))
     problem = only_problem(reader)
     assert records == []
     assert (problem.kind, problem.offset, problem.fatal) == ("empty", 0, True)
@@ -355,14 +350,14 @@ def test_empty_file(tmp_path):
 
 
 def test_empty_after_decompression(tmp_path):
-    records, reader = read_all(write(tmp_path, "e.gz", gzip.compress(b"")))
+    records, reader = read_all(write_capture(tmp_path / "e.gz", gzip.compress(b"")))
     assert records == [] and only_problem(reader).kind == "empty"
     assert "gzip" in only_problem(reader).message
 
 
 @pytest.mark.parametrize("data", [b"hello, this is text\n", b"ab", b"\x28\xb5\x2f\xfd" + b"\0" * 30])
 def test_not_a_capture(tmp_path, data):
-    records, reader = read_all(write(tmp_path, "x.pcap", data))
+    records, reader = read_all(write_capture(tmp_path / "x.pcap", data))
     problem = only_problem(reader)
     assert records == []
     assert (problem.kind, problem.offset, problem.fatal) == ("not_a_capture", 0, True)
@@ -370,7 +365,8 @@ def test_not_a_capture(tmp_path, data):
 
 
 def test_not_a_capture_inside_gzip(tmp_path):
-    records, reader = read_all(write(tmp_path, "x.gz", gzip.compress(b"just some text, no capture")))
+    records, reader = read_all(write_capture(tmp_path / "x.gz", gzip.compress(b"just some text, no capture")))
+    assert records == []
     assert only_problem(reader).kind == "not_a_capture"
     assert "gzip" in only_problem(reader).message
 
@@ -395,7 +391,7 @@ def test_truncated_pcap_keeps_complete_records(tmp_path, cut):
     data = pcap_file(USEC_RECORDS[:3])
     third = pcap_offsets(USEC_RECORDS[:3])[1]
     data = data[: third + cut] if cut < 16 + 1514 else data + b"\x00" * 5  # a partial 4th header
-    records, reader = read_all(write(tmp_path, "t.pcap", data))
+    records, reader = read_all(write_capture(tmp_path / "t.pcap", data))
     problem = only_problem(reader)
     complete = 3 if cut >= 16 + 1514 else 2
     assert [f for _, _, f in records] == [f for _, _, f in USEC_RECORDS[:complete]]
@@ -406,13 +402,13 @@ def test_truncated_pcap_keeps_complete_records(tmp_path, cut):
 
 @pytest.mark.parametrize("length", [4, 10, 23])
 def test_truncated_global_header(tmp_path, length):
-    records, reader = read_all(write(tmp_path, "t.pcap", pcap_header()[:length]))
+    records, reader = read_all(write_capture(tmp_path / "t.pcap", pcap_header()[:length]))
     problem = only_problem(reader)
     assert records == [] and (problem.kind, problem.offset, problem.fatal) == ("truncated", 0, False)
 
 
 def test_header_only_pcap_is_fine(tmp_path):
-    records, reader = read_all(write(tmp_path, "h.pcap", pcap_header()))
+    records, reader = read_all(write_capture(tmp_path / "h.pcap", pcap_header()))
     assert records == [] and reader.problems == []
 
 
@@ -431,7 +427,7 @@ def test_corrupt_record_header(tmp_path, order, magic, snaplen, sec, frac, caple
     data = pcap_file(good, order=order, magic=magic, snaplen=snaplen)
     bad_offset = len(data)
     data += struct.pack(order + "IIII", sec, frac, caplen, wirelen) + b"\0" * min(caplen, 70000)
-    records, reader = read_all(write(tmp_path, "c.pcap", data))
+    records, reader = read_all(write_capture(tmp_path / "c.pcap", data))
     problem = only_problem(reader)
     assert [f for _, _, f in records] == [frame_bytes(1)]
     assert (problem.kind, problem.offset, problem.fatal) == ("corrupt_record", bad_offset, True)
@@ -439,12 +435,13 @@ def test_corrupt_record_header(tmp_path, order, magic, snaplen, sec, frac, caple
 
 
 def test_nanosecond_field_below_limit_is_fine(tmp_path):
-    records, reader = read_all(write(tmp_path, "n.pcap", pcap_file([(0, 999_999_999, b"z")], magic=PCAP_MAGIC_NSEC)))
+    data = pcap_file([(0, 999_999_999, b"z")], magic=PCAP_MAGIC_NSEC)
+    records, reader = read_all(write_capture(tmp_path / "n.pcap", data))
     assert reader.problems == [] and records == [(exact_ts(999_999_999, 10**9), 1, b"z")]
 
 
 def test_unknown_linktype_classic(tmp_path):
-    records, reader = read_all(write(tmp_path, "l.pcap", pcap_file(USEC_RECORDS, network=147)),
+    records, reader = read_all(write_capture(tmp_path / "l.pcap", pcap_file(USEC_RECORDS, network=147)),
                                supported_linktypes=frozenset({1, 101, 113}))
     problem = only_problem(reader)
     assert records == []
@@ -470,7 +467,7 @@ def pcapng_with_bad_block(bad: bytes) -> tuple[bytes, int]:
 )
 def test_corrupt_pcapng_block(tmp_path, bad):
     data, bad_offset = pcapng_with_bad_block(bad)
-    records, reader = read_all(write(tmp_path, "b.pcapng", data))
+    records, reader = read_all(write_capture(tmp_path / "b.pcapng", data))
     problem = only_problem(reader)
     assert records == [(1.0, 1, b"good")]
     assert (problem.kind, problem.offset, problem.fatal) == ("corrupt_block", bad_offset, True)
@@ -481,7 +478,7 @@ def test_new_section_forgets_interfaces(tmp_path):
     data = shb() + idb(1) + idb(1) + shb(">") + idb(1, ">")
     bad_offset = len(data)
     data += epb(1, 5, b"x", ">")
-    records, reader = read_all(write(tmp_path, "s.pcapng", data))
+    records, reader = read_all(write_capture(tmp_path / "s.pcapng", data))
     problem = only_problem(reader)
     assert records == [] and (problem.kind, problem.offset) == ("corrupt_block", bad_offset)
 
@@ -489,7 +486,7 @@ def test_new_section_forgets_interfaces(tmp_path):
 def test_truncated_pcapng_block(tmp_path):
     data, _ = two_interface_pcapng()
     cut = len(data) - 10
-    records, reader = read_all(write(tmp_path, "t.pcapng", data[:cut]))
+    records, reader = read_all(write_capture(tmp_path / "t.pcapng", data[:cut]))
     problem = only_problem(reader)
     assert len(records) == 6
     assert (problem.kind, problem.fatal) == ("truncated", False)
@@ -499,7 +496,7 @@ def test_truncated_pcapng_block(tmp_path):
 def test_truncated_gzip_is_a_truncation_warning(tmp_path):
     plain = pcap_file([(i, i, frame_bytes(i, 300)) for i in range(500)])
     packed = gzip.compress(plain)
-    records, reader = read_all(write(tmp_path, "t.gz", packed[: len(packed) // 2]))
+    records, reader = read_all(write_capture(tmp_path / "t.gz", packed[: len(packed) // 2]))
     problem = only_problem(reader)
     assert 0 < len(records) < 500
     assert [f for _, _, f in records] == [frame_bytes(i, 300) for i in range(len(records))]
@@ -512,7 +509,7 @@ def test_gzip_cut_at_record_boundary_still_warns(tmp_path):
     plain = pcap_file(USEC_RECORDS)
     compressor = zlib.compressobj(wbits=31)
     partial = compressor.compress(plain) + compressor.flush(zlib.Z_SYNC_FLUSH)  # no end of stream
-    records, reader = read_all(write(tmp_path, "t.gz", partial))
+    records, reader = read_all(write_capture(tmp_path / "t.gz", partial))
     problem = only_problem(reader)
     assert len(records) == len(USEC_RECORDS)
     assert (problem.kind, problem.offset, problem.fatal) == ("truncated", len(plain), False)
@@ -523,7 +520,7 @@ def test_damaged_gzip_member_keeps_the_good_prefix(tmp_path):
     first_member = gzip.compress(plain)
     damaged = bytearray(gzip.compress(b"more data that will never be read" * 10))
     damaged[10] = 0xFF  # first deflate block header: BTYPE 11 is invalid
-    records, reader = read_all(write(tmp_path, "d.gz", first_member + bytes(damaged)))
+    records, reader = read_all(write_capture(tmp_path / "d.gz", first_member + bytes(damaged)))
     problem = only_problem(reader)
     assert [f for _, _, f in records] == [f for _, _, f in USEC_RECORDS]
     assert (problem.kind, problem.offset, problem.fatal) == ("decompress", len(plain), True)
@@ -538,7 +535,7 @@ def test_bad_checksum_is_a_decompress_problem(tmp_path, kind):
     else:
         lzma_footer = 12 + 8  # stream footer + a little of the index: the check lives just before
         packed[-lzma_footer - 8] ^= 0xFF
-    records, reader = read_all(write(tmp_path, "d", bytes(packed)))
+    records, reader = read_all(write_capture(tmp_path / "d", bytes(packed)))
     problem = only_problem(reader)
     assert (problem.kind, problem.fatal) == ("decompress", True)
     assert [f for _, _, f in records] == [f for _, _, f in USEC_RECORDS][: len(records)]
@@ -546,13 +543,13 @@ def test_bad_checksum_is_a_decompress_problem(tmp_path, kind):
 
 def test_garbage_after_gzip_stream(tmp_path):
     plain = pcap_file(USEC_RECORDS)
-    records, reader = read_all(write(tmp_path, "g.gz", gzip.compress(plain) + b"garbage!"))
+    records, reader = read_all(write_capture(tmp_path / "g.gz", gzip.compress(plain) + b"garbage!"))
     assert len(records) == len(USEC_RECORDS)
     assert only_problem(reader).kind == "decompress"
 
 
 def test_damaged_bzip2(tmp_path):
-    records, reader = read_all(write(tmp_path, "d.bz2", b"BZh9" + b"\x00" * 40))
+    records, reader = read_all(write_capture(tmp_path / "d.bz2", b"BZh9" + b"\x00" * 40))
     assert records == [] and only_problem(reader).kind == "decompress"
 
 
@@ -578,7 +575,7 @@ def test_read_error_is_unreadable():
 
 
 def test_close_stops_iteration_and_context_manager(tmp_path):
-    path = write(tmp_path, "a.pcap", pcap_file(USEC_RECORDS))
+    path = write_capture(tmp_path / "a.pcap", pcap_file(USEC_RECORDS))
     with CaptureReader(path) as reader:
         iterator = iter(reader)
         next(iterator)
@@ -625,12 +622,13 @@ def test_damaged_input_never_raises(data):
     records = list(reader)
     assert all(isinstance(ts, float) and isinstance(lt, int) and isinstance(f, bytes) for ts, lt, f in records)
     assert {p.kind for p in reader.problems} <= KINDS
-    assert sum(p.fatal for p in reader.problems) <= 1
+    # at most one problem ends the reading; the others are interfaces whose packets were skipped
+    assert sum(p.fatal and p.kind != "unknown_linktype" for p in reader.problems) <= 1
     assert reader.packets == len(records)
 
 
 def test_text_stream_is_unreadable_not_a_crash(tmp_path):
-    path = write(tmp_path, "a.pcap", b"not really a capture")
+    path = write_capture(tmp_path / "a.pcap", b"not really a capture")
     with open(path, encoding="latin-1") as text:
         records, reader = read_all(text)
     assert records == [] and only_problem(reader).kind == "unreadable"

@@ -1,7 +1,8 @@
 """End to end: the command line on every kernel-made sample capture, states read back from its CSV.
 
 The expected values are what a TCP expert reads off the packets (sample_pcaps/README.md says
-how each capture was made); conn_state/history are Zeek's meanings.
+how each capture was made); conn_state/history are Zeek's meanings. The CLI runs in this process
+(conftest's `cli`), except in the last test, which is about the command's exit through os._exit.
 """
 
 from __future__ import annotations
@@ -11,30 +12,32 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-SAMPLES = Path(__file__).parent.parent / "sample_pcaps"
-
-
-def run_cli(*args: str, check_status: int | None = 0) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "tcpflow_audit", *args], capture_output=True, text=True,
-                            timeout=120)
-    if check_status is not None:
-        assert result.returncode == check_status, result.stderr
-    return result
+from conftest import sample, sample_captures
 
 
-def flows(name: str) -> list[dict[str, str]]:
-    result = run_cli(str(SAMPLES / name), "--report", "flows", "--format", "csv")
-    return list(csv.DictReader(io.StringIO(result.stdout)))
+@pytest.fixture
+def flows(cli) -> Callable[[str], list[dict[str, str]]]:
+    """flows(name): the rows of `--report flows --format csv` over the sample capture `name`."""
+    def flows(name: str) -> list[dict[str, str]]:
+        result = cli(sample(name), "--report", "flows", "--format", "csv")
+        return list(csv.DictReader(io.StringIO(result.stdout)))
+
+    return flows
 
 
-def only_flow(name: str) -> dict[str, str]:
-    rows = flows(name)
-    assert len(rows) == 1, rows
-    return rows[0]
+@pytest.fixture
+def only_flow(flows) -> Callable[[str], dict[str, str]]:
+    """only_flow(name): the one row of a sample capture that holds one connection."""
+    def only_flow(name: str) -> dict[str, str]:
+        rows = flows(name)
+        assert len(rows) == 1, rows
+        return rows[0]
+
+    return only_flow
 
 
 # (capture, client port, conn_state, history, client_state, server_state, close_initiator, end_reason)
@@ -52,7 +55,7 @@ SINGLE_CONNECTION = [
 
 @pytest.mark.parametrize("capture,port,conn_state,history,client_state,server_state,initiator,end_reason",
                          SINGLE_CONNECTION, ids=[c[0] for c in SINGLE_CONNECTION])
-def test_single_connection_captures(capture, port, conn_state, history, client_state, server_state,
+def test_single_connection_captures(only_flow, capture, port, conn_state, history, client_state, server_state,
                                     initiator, end_reason):
     row = only_flow(capture)
     assert (row["client_ip"], row["client_port"]) == ("10.99.0.1", port)
@@ -63,29 +66,30 @@ def test_single_connection_captures(capture, port, conn_state, history, client_s
     assert row["direction_guessed"] == "false"
 
 
-def test_missing_third_ack_counts_synack_retransmissions():
+def test_missing_third_ack_counts_synack_retransmissions(only_flow):
     row = only_flow("missing_third_ack.pcap")
     assert row["retransmits"] == "2"          # SYN-ACK resent at ~1 s and ~3 s
     assert row["handshake_rtt_ms"] == ""      # never completed
     assert float(row["syn_synack_ms"]) >= 0
 
 
-def test_completed_handshake_has_rtts_and_byte_counts():
+def test_completed_handshake_has_rtts_and_byte_counts(only_flow):
     row = only_flow("client_close.pcap")
     assert float(row["handshake_rtt_ms"]) == pytest.approx(float(row["syn_synack_ms"]) + float(row["synack_ack_ms"]))
     assert (row["client_bytes"], row["server_bytes"]) == ("6", "64")
-    assert (row["client_packets"], row["server_packets"]) == ("6", "4")   # per tshark: S A AP A AF A from the client; SA A AP AF from the server
+    # per tshark: S A AP A AF A from the client; SA A AP AF from the server
+    assert (row["client_packets"], row["server_packets"]) == ("6", "4")
     assert row["start"].endswith("Z") and "T" in row["start"]
     assert float(row["end_epoch"]) >= float(row["start_epoch"])
 
 
-def test_ipv6_addresses_in_text_form():
+def test_ipv6_addresses_in_text_form(only_flow):
     row = only_flow("ipv6_client_close.pcap")
     assert (row["client_ip"], row["server_ip"]) == ("fd99::1", "fd99::2")
     assert (row["conn_state"], row["client_state"], row["server_state"]) == ("SF", "TIME_WAIT", "CLOSED")
 
 
-def test_demo_capture_has_its_mix():
+def test_demo_capture_has_its_mix(flows):
     rows = {row["client_port"]: row for row in flows("demo.pcap")}
     assert len(rows) == 9
     assert rows["40104"]["conn_state"] == "REJ"
@@ -96,7 +100,7 @@ def test_demo_capture_has_its_mix():
     assert {r["close_initiator"] for r in normal} == {"client", "server"}
 
 
-def test_port_reuse_during_time_wait_gives_two_connections():
+def test_port_reuse_during_time_wait_gives_two_connections(flows):
     rows = flows("syn_during_time_wait.pcap")
     assert len(rows) == 2
     assert {r["client_port"] for r in rows} == {"44003"}
@@ -105,10 +109,10 @@ def test_port_reuse_during_time_wait_gives_two_connections():
     assert second["conn_state"] == "SF"
 
 
-def test_json_and_jsonl_have_the_csv_columns():
+def test_json_and_jsonl_have_the_csv_columns(cli, only_flow):
     csv_row = only_flow("client_close.pcap")
-    jsonl = run_cli(str(SAMPLES / "client_close.pcap"), "--report", "flows", "--format", "jsonl").stdout
-    document = json.loads(run_cli(str(SAMPLES / "client_close.pcap"), "--report", "all", "--json").stdout)
+    jsonl = cli(sample("client_close.pcap"), "--report", "flows", "--format", "jsonl").stdout
+    document = json.loads(cli(sample("client_close.pcap"), "--report", "all", "--json").stdout)
     jsonl_row = json.loads(jsonl.splitlines()[0])
     assert list(jsonl_row) == list(csv_row)
     assert document["flows"][0]["conn_state"] == "SF"
@@ -116,8 +120,8 @@ def test_json_and_jsonl_have_the_csv_columns():
     assert document["summary"]["conn_state"] == {"SF": 1}
 
 
-def test_default_summary_lists_what_did_not_end_normally():
-    out = run_cli(str(SAMPLES / "demo.pcap")).stdout
+def test_default_summary_lists_what_did_not_end_normally(cli):
+    out = cli(sample("demo.pcap")).stdout
     assert "connections" in out and "9" in out
     assert "did not end normally" in out
     for port in ("40104", "40106", "40107"):
@@ -127,22 +131,26 @@ def test_default_summary_lists_what_did_not_end_normally():
 def test_python_module_and_library_agree():
     from tcpflow_audit import audit
 
-    result = audit(str(SAMPLES / "close_wait.pcap"))
+    result = audit(str(sample("close_wait.pcap")))
     assert list(result.flows["server_state"]) == ["CLOSE_WAIT"]
     assert result.summary["connections"] == 1
 
 
-def test_the_command_exits_without_teardown_but_with_everything_written(tmp_path: Path):
+def test_the_command_exits_without_teardown_but_with_everything_written(tmp_path: Path, cli_process):
     """`tcpflow-audit` leaves through os._exit once main is done (cli.run): what it wrote to a pipe
     must still be complete (flushed first), and the exit status must be main's."""
-    captures = [str(p) for p in sorted(SAMPLES.glob("*.pcap"))]
-    piped = run_cli(*captures, "--report", "flows", "--format", "csv")
-    run_cli(*captures, "--report", "flows", "--format", "csv", "-o", str(tmp_path / "flows.csv"))
+    captures = [str(p) for p in sample_captures()]
+    piped = cli_process(*captures, "--report", "flows", "--format", "csv")
+    cli_process(*captures, "--report", "flows", "--format", "csv", "-o", tmp_path / "flows.csv")
     written = (tmp_path / "flows.csv").read_text()
     assert len(piped.stdout) > 100_000 and piped.stdout == written
-    assert run_cli(captures[0], "--format", "xml", check_status=2).stderr.startswith("Usage")
-    failing = run_cli(str(SAMPLES / "syn_flood.pcap"), "--fail-on", "warning", check_status=1)
+    assert cli_process(captures[0], "--format", "xml", status=2).stderr.startswith("Usage")
+    failing = cli_process(sample("syn_flood.pcap"), "--fail-on", "warning", status=1)
     assert "syn_flood" in failing.stdout
+    not_a_capture = tmp_path / "notes.pcap"
+    not_a_capture.write_text("this is a text file, not a capture\n")
+    broken = cli_process(not_a_capture, status=3)
+    assert broken.stderr.startswith(f"tcpflow-audit: error: {not_a_capture}")
     # an atexit handler (coverage's, say) still runs: then the command exits the normal way
     script = ("import atexit, sys; atexit.register(lambda: print('atexit ran', file=sys.stderr)); "
               "sys.argv[0] = 'tcpflow-audit'; from tcpflow_audit.cli import run; run()")

@@ -13,8 +13,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcpflow_audit.decode import (
-    ACK, ACK_FLAG, CHECKSUM_OK, CWR, DST_IP, DST_PORT, ECE, FIN, FLAGS, PAYLOAD_LEN, PSH, RST,
-    SEQ, SRC_IP, SRC_PORT, SUPPORTED_LINKTYPES, SYN, URG, WINDOW, Decoder, format_ip, internet_checksum,
+    ACK,
+    ACK_FLAG,
+    CHECKSUM_OK,
+    CWR,
+    DST_IP,
+    DST_PORT,
+    ECE,
+    FIN,
+    FLAGS,
+    PAYLOAD_LEN,
+    PSH,
+    RST,
+    SEQ,
+    SRC_IP,
+    SRC_PORT,
+    SUPPORTED_LINKTYPES,
+    SYN,
+    URG,
+    WINDOW,
+    Decoder,
+    format_ip,
+    internet_checksum,
     ones_complement_sum,
 )
 
@@ -119,14 +139,15 @@ PAY = b"hello, world!"
 SEG = tcp(PAY)
 V4 = ip4(SEG)
 V6 = ip6(SEG)
+PAY_LEN = len(PAY)
 
 
-def check_v4(s, plen=len(PAY), ok=True):
+def check_v4(s, plen=PAY_LEN, ok=True):
     assert s is not None
     assert s == (SRC4, 1234, DST4, 80, 0x11223344, 0xAABBCCDD, ACK_FLAG | PSH, 0xFEDC, plen, ok)
 
 
-def check_v6(s, plen=len(PAY), ok=True, dst=DST6):
+def check_v6(s, plen=PAY_LEN, ok=True, dst=DST6):
     assert s is not None
     assert s == (SRC6, 1234, dst, 80, 0x11223344, 0xAABBCCDD, ACK_FLAG | PSH, 0xFEDC, plen, ok)
 
@@ -619,8 +640,8 @@ def test_ones_complement_helpers_against_dpkt():
     rnd = random.Random(1)
     cases = [b"", b"\x00", b"\x00\x00", b"\xff", b"\xff\xff", b"\xff" * 7, b"\x00" * 1000, b"\xff" * 1000,
              b"\xff\xfe\x00\x01", b"\x80\x00\x80\x00", b"\x12\x34\xed\xcb", b"\x01"]
-    cases += [bytes(rnd.randrange(256) for _ in range(n)) for n in list(range(0, 40)) + [511, 512, 513, 514, 1500,
-                                                                                          1501, 9000]]
+    sizes = [*range(0, 40), 511, 512, 513, 514, 1500, 1501, 9000]
+    cases += [bytes(rnd.randrange(256) for _ in range(n)) for n in sizes]
     for data in cases:
         assert internet_checksum(data) == dpkt.in_cksum(data), data[:8]
         s = ones_complement_sum(data)
@@ -687,7 +708,7 @@ def _check_never_raises(linktype, frame):
         assert d2.decode_general(linktype, frame) == s
 
 
-_LINKTYPES = st.sampled_from(sorted(SUPPORTED_LINKTYPES) + [2, 105, 127])
+_LINKTYPES = st.sampled_from([*sorted(SUPPORTED_LINKTYPES), 2, 105, 127])
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

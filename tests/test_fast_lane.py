@@ -18,11 +18,23 @@ import sys
 from pathlib import Path
 
 import pytest
+from capture_helpers import (
+    PCAP_MAGIC_MODIFIED,
+    PCAP_MAGIC_NSEC,
+    PCAP_MAGIC_USEC,
+    end_of_options,
+    epb,
+    idb,
+    obsolete_pb,
+    option,
+    pcap_file,
+    shb,
+    spb,
+)
+from conftest import ROOT, sample, sample_captures, write_capture
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capture_helpers import (PCAP_MAGIC_MODIFIED, PCAP_MAGIC_NSEC, PCAP_MAGIC_USEC, end_of_options, epb, idb,
-                             obsolete_pb, option, pcap_header, pcap_record, shb, spb)
 from tcpflow_audit.capture import CaptureReader, RecordBlock
 from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder, decode_in_place
 from tcpflow_audit.detectors import DetectorSet, finding_row
@@ -30,8 +42,7 @@ from tcpflow_audit.pipeline import Auditor, PacketFilter
 from tcpflow_audit.report import flow_row
 from tcpflow_audit.tracker import address_key, fast_key, recent_slot
 
-ROOT = Path(__file__).parent.parent
-SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
+SAMPLES = sample_captures()
 
 
 def audit(path: Path | list[Path], fast_lane: bool, packet_filter: PacketFilter | None = None) -> dict:
@@ -72,7 +83,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[int, int, by
     subprocess.run([sys.executable, str(ROOT / "bench" / "gen_capture.py"), "--packets", "20000", "--seed", "11",
                     "--concurrency", "100", "--loss", "0.02", "--out", str(out), "--quiet"], check=True, timeout=300)
     records = []
-    for path in (out, ROOT / "sample_pcaps" / "ipv6_client_close.pcap"):
+    for path in (out, sample("ipv6_client_close.pcap")):
         for ts, linktype, frame in CaptureReader(str(path)):
             assert linktype == 1
             micros = round(ts * 1_000_000)
@@ -81,15 +92,12 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[int, int, by
     return records
 
 
-def write(path: Path, records: list[tuple[int, int, bytes]], order: str = "<", magic: int = PCAP_MAGIC_USEC,
-          network: int = 1, snaplen: int = 65535) -> Path:
-    modified = magic == PCAP_MAGIC_MODIFIED
-    with open(path, "wb") as f:
-        f.write(pcap_header(order, magic, snaplen, network))
-        for sec, frac, frame in records:
-            frac = frac * 1000 if magic == PCAP_MAGIC_NSEC else frac
-            f.write(pcap_record(order, sec, frac, frame, modified=modified))
-    return path
+def pcap_of(records: list[tuple[int, int, bytes]], order: str = "<", magic: int = PCAP_MAGIC_USEC,
+            network: int = 1, snaplen: int = 65535) -> bytes:
+    """A classic pcap of the (seconds, microseconds, frame) records, in the variant `order` and `magic` give."""
+    if magic == PCAP_MAGIC_NSEC:
+        records = [(sec, usec * 1000, frame) for sec, usec, frame in records]
+    return pcap_file(records, order, magic, snaplen, network)
 
 
 ARP = bytes.fromhex("ffffffffffff0200000000010806") + bytes(28)
@@ -126,7 +134,8 @@ def mixed(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]
         elif i == 500 and frame[12:14] == b"\x08\x00" and frame[14] == 0x45:
             ip = frame[14:]
             total = struct.unpack("!H", ip[2:4])[0] + 4
-            frame = frame[:14] + bytes([0x46]) + ip[1:2] + struct.pack("!H", total) + ip[4:20] + b"\x01\x01\x01\x00" + ip[20:]
+            frame = (frame[:14] + bytes([0x46]) + ip[1:2] + struct.pack("!H", total) + ip[4:20] + b"\x01\x01\x01\x00"
+                     + ip[20:])
         if rng.random() < 0.01:
             frame = frame[:rng.randrange(0, len(frame) + 1)]   # cut anywhere: the decoder must cope
         out.append((sec, frac, frame))
@@ -221,7 +230,7 @@ VARIANTS = {
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_fast_lane_matches_record_loop_on_every_pcap_variant(tmp_path: Path, traffic: list, variant: str) -> None:
-    path = write(tmp_path / "v.pcap", traffic, **VARIANTS[variant])
+    path = write_capture(tmp_path / "v.pcap", pcap_of(traffic, **VARIANTS[variant]))
     result = assert_same_results(path)
     assert len(result["flows"]) > 300
     assert result["stats"][1] == len(traffic)
@@ -229,13 +238,13 @@ def test_fast_lane_matches_record_loop_on_every_pcap_variant(tmp_path: Path, tra
 
 @pytest.mark.parametrize("linktype", [113, 276, 101])
 def test_fast_lane_matches_record_loop_on_other_link_types(tmp_path: Path, traffic: list, linktype: int) -> None:
-    path = write(tmp_path / "l.pcap", relinked(traffic, linktype), network=linktype)
+    path = write_capture(tmp_path / "l.pcap", pcap_of(relinked(traffic, linktype), network=linktype))
     result = assert_same_results(path)
     assert result["stats"][1] == len(traffic)
 
 
 def test_fast_lane_matches_record_loop_on_frames_it_must_hand_on(tmp_path: Path, traffic: list) -> None:
-    path = write(tmp_path / "m.pcap", mixed(traffic))
+    path = write_capture(tmp_path / "m.pcap", pcap_of(mixed(traffic)))
     result = assert_same_results(path)
     skipped = result["stats"][4]
     assert skipped.get("not_ip", 0) > 100 and sum(skipped.values()) > skipped["not_ip"]
@@ -243,7 +252,7 @@ def test_fast_lane_matches_record_loop_on_frames_it_must_hand_on(tmp_path: Path,
 
 @pytest.mark.parametrize("folding_alike", [False, True])
 def test_fast_lane_matches_record_loop_on_ipv6(tmp_path: Path, traffic: list, folding_alike: bool) -> None:
-    path = write(tmp_path / "v6.pcap", as_ipv6(traffic, folding_alike))
+    path = write_capture(tmp_path / "v6.pcap", pcap_of(as_ipv6(traffic, folding_alike)))
     result = assert_same_results(path)
     assert result["stats"][1] == len(traffic) and len(result["flows"]) > 300
     assert all(":" in flow["client_ip"] for flow in result["flows"])
@@ -255,11 +264,13 @@ def test_fast_lane_matches_record_loop_when_connections_share_a_fast_key(tmp_pat
              if twins[i][2][34:] == twins[i + 1][2][34:] and twins[i][2][26:34] != twins[i + 1][2][26:34]]
     assert len(pairs) > 0.9 * len(traffic)
     assert all(fast_key_of(original) == fast_key_of(twin) for original, twin in pairs)   # as intended
-    result = assert_same_results(write(tmp_path / "twins.pcap", twins))
-    single = audit(write(tmp_path / "single.pcap", traffic), fast_lane=True)
+    result = assert_same_results(write_capture(tmp_path / "twins.pcap", pcap_of(twins)))
+    single = audit(write_capture(tmp_path / "single.pcap", pcap_of(traffic)), fast_lane=True)
     assert len(twins) > 1.9 * len(traffic) and len(result["flows"]) > 1.9 * len(single["flows"])
     # each twin goes exactly as its original (same times, ports, flags and numbers)
-    key = lambda flow: tuple(value for column, value in flow.items() if column not in ("client_ip", "server_ip"))
+    def key(flow: dict) -> tuple:
+        return tuple(value for column, value in flow.items() if column not in ("client_ip", "server_ip"))
+
     ipv4 = [flow for flow in single["flows"] if ":" not in flow["client_ip"]]
     assert sorted(map(key, result["flows"])) == sorted(map(key, single["flows"] + ipv4))
 
@@ -270,22 +281,24 @@ def test_fast_lane_matches_record_loop_when_connections_share_a_recent_slot(tmp_
              if twins[i][2][14:34] == twins[i + 1][2][14:34] and twins[i][2][34:38] != twins[i + 1][2][34:38]]
     assert len(pairs) > 1.8 * len(traffic)
     assert all(recent_slot_of(original) == recent_slot_of(twin) for original, twin in pairs)   # as intended
-    result = assert_same_results(write(tmp_path / "slot-twins.pcap", twins))
-    single = audit(write(tmp_path / "single.pcap", traffic), fast_lane=True)
+    result = assert_same_results(write_capture(tmp_path / "slot-twins.pcap", pcap_of(twins)))
+    single = audit(write_capture(tmp_path / "single.pcap", pcap_of(traffic)), fast_lane=True)
     assert len(result["flows"]) > 2.8 * len(single["flows"])
     # each twin goes exactly as its original (same times, addresses, flags and numbers)
-    key = lambda flow: tuple(value for column, value in flow.items() if column not in ("client_port", "server_port"))
+    def key(flow: dict) -> tuple:
+        return tuple(value for column, value in flow.items() if column not in ("client_port", "server_port"))
+
     ipv4 = [flow for flow in single["flows"] if ":" not in flow["client_ip"]]
     assert sorted(map(key, result["flows"])) == sorted(map(key, single["flows"] + ipv4 + ipv4))
 
 
 def test_fast_lane_matches_record_loop_when_time_jumps_back(tmp_path: Path, traffic: list) -> None:
-    path = write(tmp_path / "t.pcap", shuffled_times(traffic))
+    path = write_capture(tmp_path / "t.pcap", pcap_of(shuffled_times(traffic)))
     assert_same_results(path)
 
 
 def test_fast_lane_stops_where_the_record_loop_stops(tmp_path: Path, traffic: list) -> None:
-    data = write(tmp_path / "whole.pcap", traffic).read_bytes()
+    data = pcap_of(traffic)
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(data[:len(data) * 2 // 3])
     result = assert_same_results(cut)
@@ -307,11 +320,13 @@ def test_fast_lane_stops_where_the_record_loop_stops(tmp_path: Path, traffic: li
 def test_rotated_captures_go_through_the_lane_whole(tmp_path: Path, traffic: list,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Files that follow each other in time (tcpdump -G/-C rotation) are read one after the other."""
-    files = [write(tmp_path / f"part{i}.pcap", traffic[i * 5000:(i + 1) * 5000]) for i in range(4)]
+    files = [write_capture(tmp_path / f"part{i}.pcap", pcap_of(traffic[i * 5000:(i + 1) * 5000]))
+             for i in range(4)]
     files.reverse()   # the order given does not matter: files are ordered by their first packet
     merged_by_record_loop = []
     original = Auditor._consume
-    monkeypatch.setattr(Auditor, "_consume", lambda self, *args: merged_by_record_loop.append(1) or original(self, *args))
+    monkeypatch.setattr(Auditor, "_consume",
+                        lambda self, *args: merged_by_record_loop.append(1) or original(self, *args))
     result = assert_same_results(files)
     assert result["stats"][0] == 20000
     assert len(merged_by_record_loop) == 1   # the record loop ran once: for the fast_lane=False run only
@@ -320,23 +335,26 @@ def test_rotated_captures_go_through_the_lane_whole(tmp_path: Path, traffic: lis
 def test_overlapping_captures_are_merged_by_time_from_the_first_overlap(tmp_path: Path, traffic: list,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Two interfaces captured at once: the second file starts inside the first."""
-    even = write(tmp_path / "even.pcap", traffic[0::2][:6000])
-    odd = write(tmp_path / "odd.pcap", traffic[1::2][3000:9000])
+    even = write_capture(tmp_path / "even.pcap", pcap_of(traffic[0::2][:6000]))
+    odd = write_capture(tmp_path / "odd.pcap", pcap_of(traffic[1::2][3000:9000]))
     merged_by_record_loop = []
     original = Auditor._consume
-    monkeypatch.setattr(Auditor, "_consume", lambda self, *args: merged_by_record_loop.append(1) or original(self, *args))
+    monkeypatch.setattr(Auditor, "_consume",
+                        lambda self, *args: merged_by_record_loop.append(1) or original(self, *args))
     result = assert_same_results([even, odd])
     assert result["stats"][0] == 12000
     assert len(merged_by_record_loop) == 2   # the fast run handed the overlap to the record loop
     # and three rotated files, the last one starting before the second has ended
-    parts = [write(tmp_path / "a.pcap", traffic[:4000]), write(tmp_path / "b.pcap", traffic[4000:8000]),
-             write(tmp_path / "c.pcap", traffic[7000:12000])]
+    parts = [write_capture(tmp_path / "a.pcap", pcap_of(traffic[:4000])),
+             write_capture(tmp_path / "b.pcap", pcap_of(traffic[4000:8000])),
+             write_capture(tmp_path / "c.pcap", pcap_of(traffic[7000:12000]))]
     assert_same_results(parts)
 
 
 def test_fast_lane_filters_by_time_as_the_record_loop_does(tmp_path: Path, traffic: list,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    parts = [write(tmp_path / "a.pcap", traffic[:8000]), write(tmp_path / "b.pcap", traffic[8000:])]
+    parts = [write_capture(tmp_path / "a.pcap", pcap_of(traffic[:8000])),
+             write_capture(tmp_path / "b.pcap", pcap_of(traffic[8000:]))]
     since = traffic[3000][0] + traffic[3000][1] / 1e6
     until = traffic[15000][0] + traffic[15000][1] / 1e6
     record_loop_runs = []
@@ -352,7 +370,7 @@ def test_fast_lane_filters_by_time_as_the_record_loop_does(tmp_path: Path, traff
 @pytest.mark.parametrize("chunk_size", [4096, 5000, 1 << 20])
 def test_blocks_hold_exactly_the_records(tmp_path: Path, traffic: list, chunk_size: int) -> None:
     """`CaptureReader.blocks()` delimits the same records `iter()` yields, whatever the read size."""
-    path = write(tmp_path / "b.pcap", traffic[:5000], order=">", magic=PCAP_MAGIC_MODIFIED)
+    path = write_capture(tmp_path / "b.pcap", pcap_of(traffic[:5000], order=">", magic=PCAP_MAGIC_MODIFIED))
     records = list(CaptureReader(str(path), chunk_size=chunk_size))
     reader = CaptureReader(str(path), chunk_size=chunk_size)
     from_blocks = []
@@ -402,7 +420,8 @@ def pcapng_of(records: list[tuple[int, int, bytes]], order: str = "<", interface
                          + epb(0, units, frame, order))
             interface, interfaces = 0, 1
         else:
-            parts.append(epb(interface, units, frame, order, options=b"" if i % 5 else option(1, b"hi") + end_of_options(order)))
+            options = b"" if i % 5 else option(1, b"hi") + end_of_options(order)
+            parts.append(epb(interface, units, frame, order, options=options))
     return b"".join(parts)
 
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, sample_captures
 
 from tcpflow_audit.build import is_compiled
 from tcpflow_audit.capture import CaptureReader
@@ -24,8 +25,7 @@ from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder
 from tcpflow_audit.detectors import DetectorSet
 from tcpflow_audit.tracker import ConnectionTracker
 
-ROOT = Path(__file__).parent.parent
-SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
+SAMPLES = sample_captures()
 
 
 def flows_and_findings(path: Path, reference: bool) -> tuple[list[dict], list[dict]]:
@@ -73,33 +73,34 @@ def test_hot_path_matches_reference_on_generated_traffic(generated_capture: Path
     assert fast_findings == ref_findings
 
 
-def _cli_csv(python_path: str | None, capture: Path, tmp: Path, name: str) -> str:
+def _cli_csv(cli_process, python_path: str | None, capture: Path, tmp: Path, name: str) -> str:
+    """flows.csv of `capture` by the package on `python_path` (None: the installed build)."""
     env = dict(os.environ)
     if python_path is not None:
         env["PYTHONPATH"] = python_path
     out = tmp / name
-    subprocess.run([sys.executable, "-m", "tcpflow_audit", str(capture), "--report", "flows", "--format", "csv",
-                    "-o", str(out), "-q"], check=True, env=env, cwd=tmp, timeout=300)
+    cli_process(capture, "--report", "flows", "--format", "csv", "-o", out, "-q", env=env, cwd=tmp)
     return out.read_text()
 
 
 @pytest.mark.skipif(not is_compiled(), reason="this build is pure Python: nothing compiled to compare with")
-def test_pure_python_source_gives_the_compiled_results(tmp_path: Path, generated_capture: Path) -> None:
+def test_pure_python_source_gives_the_compiled_results(tmp_path: Path, generated_capture: Path, cli_process) -> None:
     pure = tmp_path / "pure"
-    shutil.copytree(ROOT / "tcpflow_audit", pure / "tcpflow_audit", ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    shutil.copytree(ROOT / "tcpflow_audit", pure / "tcpflow_audit",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
     probe = subprocess.run([sys.executable, "-c", "import tcpflow_audit.build as b; print(b.is_compiled())"],
                            env={**os.environ, "PYTHONPATH": str(pure)}, cwd=tmp_path, capture_output=True,
                            text=True, check=True)
     assert probe.stdout.strip() == "False"
     for capture in [*SAMPLES, generated_capture]:
-        compiled_csv = _cli_csv(None, capture, tmp_path, "compiled.csv")
-        pure_csv = _cli_csv(str(pure), capture, tmp_path, "pure.csv")
+        compiled_csv = _cli_csv(cli_process, None, capture, tmp_path, "compiled.csv")
+        pure_csv = _cli_csv(cli_process, str(pure), capture, tmp_path, "pure.csv")
         assert compiled_csv.count("\n") > 1
         assert pure_csv == compiled_csv, capture.name
 
 
 @pytest.mark.skipif(not is_compiled(), reason="this build is pure Python: nothing compiled to go stale")
-def test_stale_compiled_module_is_reported(tmp_path: Path) -> None:
+def test_stale_compiled_module_is_reported(tmp_path: Path, cli_process) -> None:
     """Editing a compiled module's source without rebuilding leaves the old code running: say so."""
     copy = tmp_path / "checkout"
     shutil.copytree(ROOT / "tcpflow_audit", copy / "tcpflow_audit", ignore=shutil.ignore_patterns("__pycache__"))
@@ -109,16 +110,14 @@ def test_stale_compiled_module_is_reported(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(copy)}
 
     def version() -> str:
-        return subprocess.run([sys.executable, "-m", "tcpflow_audit", "--version"], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, check=True, timeout=60).stdout
+        return cli_process("--version", env=env, cwd=tmp_path).stdout
 
     assert "compiled with mypyc" in version() and "STALE" not in version()
     source = copy / "tcpflow_audit" / "tracker.py"
     later = max(path.stat().st_mtime for path in (copy / "tcpflow_audit").glob("tracker*")) + 60
     os.utime(source, (later, later))
     assert "STALE: tracker" in version()
-    run = subprocess.run([sys.executable, "-m", "tcpflow_audit", str(SAMPLES[0]), "-q"], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60)
+    run = cli_process(SAMPLES[0], "-q", env=env, cwd=tmp_path)
     assert "compiled modules older than their source (tracker)" in run.stderr
     # an installed package (no pyproject.toml beside it, as in site-packages) has sources whose file
     # times the installer chose: never reported as stale

@@ -20,10 +20,10 @@ import dataclasses
 import io
 import math
 import random
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pytest
+from conftest import ROOT, sample, sample_captures
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,8 +34,7 @@ from tcpflow_audit.detectors.thresholds import Thresholds
 from tcpflow_audit.pipeline import Auditor
 from tcpflow_audit.report import FLOW_COLUMNS, RowWriter, _csv_value, flow_row, iso_utc
 
-ROOT = Path(__file__).parent.parent
-SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
+SAMPLES = sample_captures()
 
 
 # ---------------------------------------------------------------------------------- records
@@ -49,7 +48,7 @@ def _init_parameters(cls: type) -> list[tuple[str, object]]:
     assert not (args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs)
     names = [a.arg for a in args.args[1:]]   # (self)
     defaults = [_REQUIRED] * (len(names) - len(args.defaults)) + [ast.literal_eval(d) for d in args.defaults]
-    return list(zip(names, defaults))
+    return list(zip(names, defaults, strict=True))
 
 
 _REQUIRED = object()
@@ -60,7 +59,7 @@ def test_init_parameters_are_the_fields(cls: type) -> None:
     fields = dataclasses.fields(cls)
     parameters = _init_parameters(cls)
     assert [name for name, _ in parameters] == [f.name for f in fields]
-    for (name, default), f in zip(parameters, fields):
+    for (name, default), f in zip(parameters, fields, strict=True):
         if f.default is not dataclasses.MISSING:
             assert default == f.default and type(default) is type(f.default), name
         elif f.default_factory is not dataclasses.MISSING:
@@ -73,7 +72,7 @@ def _records() -> list[FlowRecord]:
     auditor = Auditor()
     records: list[FlowRecord] = []
     auditor.add_flow_sink(records.append)
-    auditor.run([str(ROOT / "sample_pcaps" / "normal_mix.pcap")])
+    auditor.run([str(sample("normal_mix.pcap"))])
     return records
 
 
@@ -228,7 +227,7 @@ _CELLS = st.one_of(
 @given(st.integers(1, 5).flatmap(lambda n: st.lists(st.lists(_CELLS, min_size=n, max_size=n), max_size=4)))
 def test_csv_rows_are_what_csv_writer_writes(cells: list[list]) -> None:
     columns = tuple(f"c{i}" for i in range(len(cells[0]))) if cells else ("c0",)
-    rows = [dict(zip(columns, row)) for row in cells]
+    rows = [dict(zip(columns, row, strict=True)) for row in cells]
     assert row_writer_text(rows, columns) == csv_writer_text(rows, columns)
 
 
@@ -289,4 +288,4 @@ def test_flow_rows_straight_from_odd_records(base: FlowRecord, start: float | No
 # ---------------------------------------------------------------------------------- iso_utc
 def test_iso_utc_over_more_seconds_than_it_keeps() -> None:
     for ts in [1700000000 + i * 1.25 + 0.0000005 for i in range(10000)] + [3.5, 1700000000.9999995]:
-        assert iso_utc(ts) == datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), ts
+        assert iso_utc(ts) == datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), ts

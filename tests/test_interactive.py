@@ -1,12 +1,14 @@
 """What a person at a terminal (or a job being stopped) sees: Ctrl-C, the progress line, the
 streamed JSON report, and SIGTERM.
 
-The CLI runs as a child process (`python -m tcpflow_audit`). For Ctrl-C (and SIGTERM) the test
-feeds a real capture's packets into the child's standard input through a pipe, waits until the
-child has read them all and sits blocked reading more (its pipe is empty and the kernel shows it
-waiting in a pipe read), and sends SIGINT (SIGTERM). The oracle for "the report covers what was read" is a normal run
-over a file holding exactly the packets that were fed. For the progress line the child's stderr
-is the slave end of a pseudo-terminal. Every wait is bounded.
+For Ctrl-C, SIGTERM and the progress line the CLI runs as a child process (`python -m
+tcpflow_audit`). For Ctrl-C (and SIGTERM) the test feeds a real capture's packets into the child's
+standard input through a pipe, waits until the child has read them all and sits blocked reading
+more (its pipe is empty and the kernel shows it waiting in a pipe read), and sends SIGINT
+(SIGTERM). The oracle for "the report covers what was read" is a normal run (in process, conftest's
+`cli`) over a file holding exactly the packets that were fed. For the progress line the child's
+stderr is the slave end of a pseudo-terminal. Every wait is bounded. What needs no real process
+(the streamed JSON report, --quiet, where the SIGTERM handler is installed) runs in process.
 """
 
 from __future__ import annotations
@@ -27,25 +29,17 @@ import time
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_nightly import Pcap  # noqa: E402  (splits a classic pcap into its records, byte for byte)
+from capture_helpers import Pcap
+from conftest import ROOT, cli_command, no_partial_files, sample
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="watches the child through /proc and uses a pseudo-terminal")
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_pcaps"
-NORMAL_MIX = SAMPLES / "normal_mix.pcap"   # LINUX_SLL, 50 connections, 3301 packets (kernel-made)
-DEMO = SAMPLES / "demo.pcap"               # Ethernet, 9 connections
-SYN_FLOOD = SAMPLES / "syn_flood.pcap"
-CLI = [sys.executable, "-m", "tcpflow_audit"]
+NORMAL_MIX = sample("normal_mix.pcap")   # LINUX_SLL, 50 connections, 3301 packets (kernel-made)
+DEMO = sample("demo.pcap")               # Ethernet, 9 connections
+SYN_FLOOD = sample("syn_flood.pcap")
 WAIT = 30.0   # seconds: the bound on every wait (normally reached in well under a second)
 FED = 1500    # packets of normal_mix.pcap fed before Ctrl-C: some connections finished, some open
-
-
-def run_cli(*args, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
 # ------------------------------------------------------------------ watching the child
@@ -86,28 +80,38 @@ def wait_until_input_consumed(proc: subprocess.Popen) -> None:
     pytest.fail(f"the CLI did not consume its input within {WAIT} s")
 
 
-def start_on_stdin(tmp_path: Path, *args, stderr=None) -> tuple[subprocess.Popen, Path, Path]:
-    """The CLI reading '-' from a pipe; stdout (and stderr unless given) go to files (no pipe to fill up)."""
+def start_on_stdin(tmp_path: Path, *args, **popen_options) -> tuple[subprocess.Popen, Path, Path]:
+    """The CLI reading '-' from a pipe; stdout and stderr go to files (no pipe to fill up)."""
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen([*CLI, "-", *map(str, args)], stdin=subprocess.PIPE, stdout=out,
-                                stderr=err if stderr is None else stderr, cwd=ROOT)
+        proc = subprocess.Popen(cli_command("-", *args), stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=ROOT,
+                                **popen_options)
     return proc, out_path, err_path
+
+
+def feed_all(proc: subprocess.Popen, data: bytes) -> None:
+    """Write `data` to the child's standard input and wait until the child has consumed all of it."""
+    if data:
+        proc.stdin.write(data)
+        proc.stdin.flush()
+    wait_until_input_consumed(proc)
+
+
+def reap(proc: subprocess.Popen) -> None:
+    """Kill the child if it still runs (a failed test), so that no test leaves a process behind."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=WAIT)
 
 
 def interrupt(proc: subprocess.Popen, data: bytes, signum: int = signal.SIGINT) -> int:
     """Feed `data`, wait until it is consumed, Ctrl-C (or send `signum`); the exit status."""
     try:
-        if data:
-            proc.stdin.write(data)
-            proc.stdin.flush()
-        wait_until_input_consumed(proc)
+        feed_all(proc, data)
         proc.send_signal(signum)
         return proc.wait(timeout=WAIT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=WAIT)
+        reap(proc)
         proc.stdin.close()
 
 
@@ -120,35 +124,37 @@ def fed_capture(tmp_path: Path) -> tuple[bytes, Path]:
     return data, path
 
 
-def interrupted_line(stderr: str, prefix: str = "tcpflow-audit: interrupted: ") -> str:
+# (signal, exit status, start of the stderr line): how Ctrl-C and SIGTERM end a run
+BY_CTRL_C = (signal.SIGINT, 130, "tcpflow-audit: interrupted: ")
+BY_SIGTERM = (signal.SIGTERM, 143, "tcpflow-audit: interrupted by SIGTERM: ")   # 128 + SIGTERM
+
+
+def interrupted_line(stderr: str, prefix: str = BY_CTRL_C[2]) -> str:
     lines = [line for line in stderr.splitlines() if line.startswith(prefix)]
     assert len(lines) == 1, stderr
     return lines[0]
 
 
-def no_leftovers(directory: Path) -> None:
-    assert not [p.name for p in directory.iterdir() if p.name.endswith(".partial")]
-
-
-# ------------------------------------------------------------------ 1. Ctrl-C
-@pytest.mark.parametrize("fmt,report", [("csv", "flows"), ("json", "all")])
-def test_ctrl_c_reports_the_packets_read_so_far_on_stdout(tmp_path, fmt, report):
+# ------------------------------------------------------------------ 1. Ctrl-C and SIGTERM (timeout, systemd, kill)
+@pytest.mark.parametrize("fmt, report, signum, status, prefix", [
+    ("csv", "flows", *BY_CTRL_C), ("json", "all", *BY_CTRL_C), ("csv", "flows", *BY_SIGTERM),
+], ids=["csv-flows-ctrl-c", "json-all-ctrl-c", "csv-flows-sigterm"])
+def test_interrupt_reports_the_packets_read_so_far_on_stdout(tmp_path, cli, fmt, report, signum, status, prefix):
     data, fed_file = fed_capture(tmp_path)
-    oracle = run_cli(fed_file, "--report", report, "--format", fmt)
-    assert oracle.returncode == 0, oracle.stderr
+    oracle = cli(fed_file, "--report", report, "--format", fmt)
 
     proc, out_path, err_path = start_on_stdin(tmp_path, "--report", report, "--format", fmt)
-    status = interrupt(proc, data)
+    exit_status = interrupt(proc, data, signum)
     stderr = err_path.read_text()
     assert "Traceback" not in stderr, stderr
-    assert status == 130, stderr
-    line = interrupted_line(stderr)
-    assert line.startswith(f"tcpflow-audit: interrupted: read {FED:,} packets ({len(data):,} bytes), "), line
+    assert exit_status == status, stderr
+    line = interrupted_line(stderr, prefix)
+    assert line.startswith(f"{prefix}read {FED:,} packets ({len(data):,} bytes), "), line
     assert line.endswith("; the report covers the packets read until then"), line
     out = out_path.read_text()
     if fmt == "csv":
-        # a complete CSV: exactly the run over the packets fed (connections still open when Ctrl-C
-        # came are finalised as capture_end, as at the end of a file)
+        # a complete CSV: exactly the run over the packets fed (connections still open when the
+        # signal came are finalised as capture_end, as at the end of a file)
         assert out == oracle.stdout
         rows = list(csv.DictReader(io.StringIO(out)))
         assert 0 < len(rows) < 50
@@ -174,36 +180,39 @@ def test_ctrl_c_table_summary_says_interrupted(tmp_path):
     assert f"packets read  {FED}" in table
 
 
-def test_ctrl_c_leaves_the_previous_output_file(tmp_path):
+@pytest.mark.parametrize("signum, status, prefix", [BY_CTRL_C, BY_SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_leaves_the_previous_output_file_and_no_temporary_file(tmp_path, signum, status, prefix):
     data, _ = fed_capture(tmp_path)
     out = tmp_path / "flows.csv"
     previous = "start,start_epoch\nyesterday,1\n"
     out.write_text(previous)
-    proc, _, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv", "-o", out)
-    assert interrupt(proc, data) == 130
+    proc, stdout_path, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv", "-o", out, "--quiet")
+    exit_status = interrupt(proc, data, signum)
     stderr = err_path.read_text()
     assert "Traceback" not in stderr, stderr
-    assert interrupted_line(stderr).endswith(f"; {out} was not written (an earlier {out}, if any, is left as it was)")
+    assert exit_status == status, stderr
+    assert stderr.count("\n") == 1, stderr   # the one line, even with --quiet
+    line = interrupted_line(stderr, prefix)
+    assert line.startswith(f"{prefix}read {FED:,} packets ({len(data):,} bytes), "), line
+    assert line.endswith(f"; {out} was not written (an earlier {out}, if any, is left as it was)"), line
     assert out.read_text() == previous
-    no_leftovers(tmp_path)
+    assert stdout_path.read_text() == ""
+    no_partial_files(tmp_path)
 
-    # no previous file: none afterwards (a JSON report too, which is written as the run goes)
+    # no previous file: none afterwards, and no temporary file (a JSON report is written as the run goes)
     fresh = tmp_path / "fresh.json"
     proc, _, err_path = start_on_stdin(tmp_path, "--report", "all", "--json", "-o", fresh)
-    assert interrupt(proc, data) == 130, err_path.read_text()
+    assert interrupt(proc, data, signum) == status, err_path.read_text()
+    interrupted_line(err_path.read_text(), prefix)
     assert not fresh.exists()
-    no_leftovers(tmp_path)
+    no_partial_files(tmp_path)
 
 
-@pytest.mark.parametrize("signum, status, prefix", [
-    (signal.SIGINT, 130, "tcpflow-audit: interrupted: "),
-    (signal.SIGTERM, 143, "tcpflow-audit: interrupted by SIGTERM: "),
-], ids=["ctrl-c", "sigterm"])
-def test_interrupt_leaves_the_previous_output_directory(tmp_path, signum, status, prefix):
+@pytest.mark.parametrize("signum, status, prefix", [BY_CTRL_C, BY_SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_leaves_the_previous_output_directory(tmp_path, cli, signum, status, prefix):
     data, fed_file = fed_capture(tmp_path)
     outdir = tmp_path / "report"
-    done = run_cli(DEMO, "--output-dir", outdir)   # last night's complete set
-    assert done.returncode == 0, done.stderr
+    cli(DEMO, "--output-dir", outdir)   # last night's complete set
     before = {p.name: p.read_bytes() for p in outdir.iterdir()}
     assert sorted(before) == ["anomalies.csv", "flows.csv", "summary.json"]
 
@@ -215,8 +224,7 @@ def test_interrupt_leaves_the_previous_output_directory(tmp_path, signum, status
     assert {p.name: p.read_bytes() for p in outdir.iterdir()} == before   # no temporary files either
 
     # the same capture without Ctrl-C replaces the whole set
-    finished = run_cli(fed_file, "--output-dir", outdir)
-    assert finished.returncode == 0, finished.stderr
+    cli(fed_file, "--output-dir", outdir)
     assert json.loads((outdir / "summary.json").read_text())["packets_read"] == FED
     assert (outdir / "flows.csv").read_bytes() != before["flows.csv"]
 
@@ -254,7 +262,7 @@ def run_with_terminal(args, *, stdout_to_terminal=False, stdin=subprocess.DEVNUL
 
     reader = threading.Thread(target=drain, daemon=True)
     try:
-        proc = subprocess.Popen([*CLI, *map(str, args)], stdin=subprocess.PIPE if feed is not None else stdin,
+        proc = subprocess.Popen(cli_command(*args), stdin=subprocess.PIPE if feed is not None else stdin,
                                 stdout=slave if stdout_to_terminal else subprocess.DEVNULL if feed is not None
                                 else subprocess.PIPE, stderr=slave, cwd=ROOT)
     finally:
@@ -271,14 +279,12 @@ def run_with_terminal(args, *, stdout_to_terminal=False, stdin=subprocess.DEVNUL
         reader.join(WAIT)
         assert not reader.is_alive(), "the terminal was not closed"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=WAIT)
+        reap(proc)
         os.close(master)
     return status, b"".join(received).decode(), stdout
 
 
-def test_progress_on_a_terminal_and_not_elsewhere():
+def test_progress_on_a_terminal_and_not_elsewhere(cli_process):
     args = [NORMAL_MIX, "--report", "flows", "--csv"]
     size = NORMAL_MIX.stat().st_size
     status, terminal, stdout = run_with_terminal(args)
@@ -291,8 +297,7 @@ def test_progress_on_a_terminal_and_not_elsewhere():
     assert terminal.endswith("\r\n")   # the terminal's rendering of "\n": the display ends its line
 
     # stderr to a pipe: no progress at all, and the same report on stdout byte for byte
-    plain = subprocess.run([*CLI, *map(str, args)], capture_output=True, timeout=120, cwd=ROOT)
-    assert plain.returncode == 0
+    plain = cli_process(*args, text=False)
     assert plain.stderr == b""
     assert stdout == plain.stdout
     assert len(list(csv.DictReader(io.StringIO(stdout.decode())))) == 50
@@ -342,10 +347,10 @@ def _as_csv_text(value) -> str:
     return str(value)
 
 
-def test_json_report_is_the_same_document_written_as_it_goes(tmp_path):
+def test_json_report_is_the_same_document_written_as_it_goes(tmp_path, cli):
     sources = [SYN_FLOOD, DEMO]   # 3029 connections and several kinds of finding
     outdir = tmp_path / "dir"
-    assert run_cli(*sources, "--output-dir", outdir).returncode == 0
+    cli(*sources, "--output-dir", outdir)
     csv_flows = list(csv.DictReader(io.StringIO((outdir / "flows.csv").read_text())))
     csv_findings = list(csv.DictReader(io.StringIO((outdir / "anomalies.csv").read_text())))
     summary = json.loads((outdir / "summary.json").read_text())
@@ -354,8 +359,7 @@ def test_json_report_is_the_same_document_written_as_it_goes(tmp_path):
     documents = {}
     for report in ("flows", "all", "anomalies", "summary"):
         out = tmp_path / f"{report}.json"
-        result = run_cli(*sources, "--report", report, "--json", "-o", out)
-        assert result.returncode == 0, result.stderr
+        cli(*sources, "--report", report, "--json", "-o", out)
         text = out.read_text()
         document = json.loads(text)
         # exactly what json.dump(document, indent=2) writes
@@ -374,87 +378,35 @@ def test_json_report_is_the_same_document_written_as_it_goes(tmp_path):
     assert documents["all"]["summary"] == summary == documents["summary"]["summary"]
 
     # no connection at all: still a valid document
-    result = run_cli(DEMO, "--host", "192.0.2.1", "--report", "all", "--json")
-    assert result.returncode == 0, result.stderr
+    result = cli(DEMO, "--host", "192.0.2.1", "--report", "all", "--json")
     empty = json.loads(result.stdout)
     assert empty["flows"] == [] and empty["summary"]["connections"] == 0
     assert result.stdout == json.dumps(empty, indent=2) + "\n"
 
 
-# ------------------------------------------------------------------ 4. SIGTERM (timeout, systemd, kill)
-SIGTERM_PREFIX = "tcpflow-audit: interrupted by SIGTERM: "
-
-
-def test_sigterm_leaves_the_previous_output_file_and_no_temporary_file(tmp_path):
-    data, _ = fed_capture(tmp_path)
-    out = tmp_path / "flows.csv"
-    previous = "start,start_epoch\nyesterday,1\n"
-    out.write_text(previous)
-    proc, stdout_path, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv", "-o", out, "--quiet")
-    status = interrupt(proc, data, signal.SIGTERM)
-    stderr = err_path.read_text()
-    assert "Traceback" not in stderr, stderr
-    assert status == 143, stderr   # 128 + SIGTERM
-    assert stderr.count("\n") == 1, stderr   # the one line, even with --quiet
-    line = interrupted_line(stderr, SIGTERM_PREFIX)
-    assert line.startswith(f"{SIGTERM_PREFIX}read {FED:,} packets ({len(data):,} bytes), "), line
-    assert line.endswith(f"; {out} was not written (an earlier {out}, if any, is left as it was)"), line
-    assert out.read_text() == previous
-    assert stdout_path.read_text() == ""
-    no_leftovers(tmp_path)
-
-    # no previous file: none afterwards, and no temporary file (a JSON report is written as the run goes)
-    fresh = tmp_path / "fresh.json"
-    proc, _, err_path = start_on_stdin(tmp_path, "--report", "all", "--json", "-o", fresh)
-    assert interrupt(proc, data, signal.SIGTERM) == 143, err_path.read_text()
-    interrupted_line(err_path.read_text(), SIGTERM_PREFIX)
-    assert not fresh.exists()
-    no_leftovers(tmp_path)
-
-
-def test_sigterm_reports_the_packets_read_so_far_on_stdout(tmp_path):
-    data, fed_file = fed_capture(tmp_path)
-    oracle = run_cli(fed_file, "--report", "flows", "--csv")
-    assert oracle.returncode == 0, oracle.stderr
-    proc, out_path, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv")
-    assert interrupt(proc, data, signal.SIGTERM) == 143, err_path.read_text()
-    line = interrupted_line(err_path.read_text(), SIGTERM_PREFIX)
-    assert line.endswith("; the report covers the packets read until then"), line
-    assert out_path.read_text() == oracle.stdout
-
-
-def test_an_ignored_sigterm_stays_ignored(tmp_path):
+# ------------------------------------------------------------------ 4. SIGTERM: whose handler
+def test_an_ignored_sigterm_stays_ignored(tmp_path, cli):
     # a parent that ignores SIGTERM for its children (as Python does for SIGINT) is respected
     data, fed_file = fed_capture(tmp_path)
-    oracle = run_cli(fed_file, "--report", "flows", "--csv")
-    out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen([*CLI, "-", "--report", "flows", "--csv"], stdin=subprocess.PIPE, stdout=out,
-                                stderr=err, cwd=ROOT,
-                                preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    oracle = cli(fed_file, "--report", "flows", "--csv")
+    proc, out_path, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv",
+                                              preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
     try:
-        proc.stdin.write(data)
-        proc.stdin.flush()
-        wait_until_input_consumed(proc)
+        feed_all(proc, data)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
         assert proc.poll() is None, err_path.read_text()
         proc.stdin.close()   # the end of the input ends the run normally
         assert proc.wait(timeout=WAIT) == 0, err_path.read_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=WAIT)
+        reap(proc)
     assert err_path.read_text() == ""
     assert out_path.read_text() == oracle.stdout
 
 
-def test_the_sigterm_handler_is_the_cli_s_alone(monkeypatch):
+def test_the_sigterm_handler_is_the_cli_s_alone(monkeypatch, cli):
     """Installed for the CLI's run only (and only in the main thread); the library leaves SIGTERM alone."""
-    from click.testing import CliRunner
-
     import tcpflow_audit
-    from tcpflow_audit.cli import main
     from tcpflow_audit.pipeline import Auditor
 
     seen = []
@@ -466,8 +418,7 @@ def test_the_sigterm_handler_is_the_cli_s_alone(monkeypatch):
 
     monkeypatch.setattr(Auditor, "run", run)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    result = CliRunner().invoke(main, [str(DEMO), "--csv", "--report", "flows"])
-    assert result.exit_code == 0, result.output
+    cli(DEMO, "--csv", "--report", "flows")
     assert callable(seen[-1]), seen            # the CLI's handler while reading
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL   # restored afterwards
 
@@ -481,23 +432,23 @@ def test_the_sigterm_handler_is_the_cli_s_alone(monkeypatch):
 
     previous = signal.signal(signal.SIGTERM, own)
     try:
-        result = CliRunner().invoke(main, [str(DEMO)])
-        assert result.exit_code == 0, result.output
+        cli(DEMO)
         assert seen[-1] is own and signal.getsignal(signal.SIGTERM) is own
     finally:
         signal.signal(signal.SIGTERM, previous)
 
-    # outside the main thread no handler can be installed: the CLI runs without one
+    # outside the main thread no handler can be installed: the CLI runs without one (exit status 0,
+    # checked by `cli` in the thread: a failure there leaves `results` empty)
     results = []
-    worker = threading.Thread(target=lambda: results.append(CliRunner().invoke(main, [str(DEMO)])))
+    worker = threading.Thread(target=lambda: results.append(cli(DEMO)))
     worker.start()
     worker.join(WAIT)
-    assert not worker.is_alive() and results[0].exit_code == 0, results and results[0].output
+    assert not worker.is_alive() and len(results) == 1
     assert seen[-1] == signal.SIG_DFL and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 # ------------------------------------------------------------------ 5. --quiet in a job's log
-def test_quiet_hides_warnings_but_not_the_reason_for_exit_3(tmp_path):
+def test_quiet_hides_warnings_but_not_the_reason_for_exit_3(tmp_path, cli):
     cap = Pcap.load(NORMAL_MIX)
     raw = NORMAL_MIX.read_bytes()
     offset = cap.records[1200][0]
@@ -511,8 +462,7 @@ def test_quiet_hides_warnings_but_not_the_reason_for_exit_3(tmp_path):
 
     # an input error: the one line (file and byte offset) even with -q, and exit 3
     for quiet in ("-q", "--quiet"):
-        result = run_cli(corrupt_path, DEMO, "--report", "flows", "--csv", "-o", out, quiet)
-        assert result.returncode == 3, result.stderr
+        result = cli(corrupt_path, DEMO, "--report", "flows", "--csv", "-o", out, quiet, status=3)
         lines = result.stderr.splitlines()
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith(f"tcpflow-audit: error: {corrupt_path} at byte {offset}: "), lines
@@ -520,17 +470,15 @@ def test_quiet_hides_warnings_but_not_the_reason_for_exit_3(tmp_path):
         assert result.stdout == ""
 
     # a capture cut short mid-record is a warning: -q prints nothing, and the run is clean (exit 0)
-    loud = run_cli(truncated, "--report", "flows", "--csv", "-o", out)
-    assert loud.returncode == 0, loud.stderr
+    loud = cli(truncated, "--report", "flows", "--csv", "-o", out)
     assert [line.split(" at byte ")[0] for line in loud.stderr.splitlines()] == [
         f"tcpflow-audit: warning: {truncated}"], loud.stderr
-    quiet = run_cli(truncated, "--report", "flows", "--csv", "-o", out, "-q")
-    assert (quiet.returncode, quiet.stderr, quiet.stdout) == (0, "", "")
+    quiet = cli(truncated, "--report", "flows", "--csv", "-o", out, "-q")
+    assert (quiet.exit_code, quiet.stderr, quiet.stdout) == (0, "", "")
     assert len(list(csv.DictReader(io.StringIO(out.read_text())))) > 0
 
     # with --strict it is an input error (exit 3), so -q shows it, as an error
-    strict = run_cli(truncated, "--report", "flows", "--csv", "-o", out, "-q", "--strict")
-    assert strict.returncode == 3, strict.stderr
+    strict = cli(truncated, "--report", "flows", "--csv", "-o", out, "-q", "--strict", status=3)
     assert strict.stderr.splitlines() == [loud.stderr.splitlines()[0].replace(": warning: ", ": error: ", 1)]
 
 
@@ -540,14 +488,14 @@ def test_an_interrupted_run_that_writes_nothing_does_not_finalise_the_live_conne
     standard output still gets them, since it covers everything read."""
     from tcpflow_audit.pipeline import Auditor
 
-    capture = str(Path(__file__).parent.parent / "sample_pcaps" / "close_wait_leak.pcap")   # 44 connections
+    capture = str(sample("close_wait_leak.pcap"))   # 44 connections
     outcome = {}
     for finalise in (True, False):
         auditor = Auditor()
         auditor.finalise_when_interrupted = finalise
         records = []
 
-        def ctrl_c_at_the_fifth_connection(record):
+        def ctrl_c_at_the_fifth_connection(record, records=records):
             records.append(record)
             if len(records) == 5:
                 raise KeyboardInterrupt

@@ -1,8 +1,9 @@
 """Nightly-job behaviour on real files: rotated sets, compression, stdin, filters, damaged inputs,
 outputs, exit status and memory under a SYN flood.
 
-Every input is built in tmp_path from the committed sample captures (byte slicing / struct), and
-the CLI is run as a child process (`python -m tcpflow_audit`), as a nightly job would run it.
+Every input is built in tmp_path from the committed sample captures (byte slicing / struct). The
+CLI runs in this process (conftest's `cli`); in a child process where the test needs one: a pipe
+on standard input, and the peak memory of the run.
 """
 
 from __future__ import annotations
@@ -20,91 +21,41 @@ import struct
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from capture_helpers import Pcap
+from conftest import ROOT, cli_command, no_partial_files, sample, write_capture
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_pcaps"
-NORMAL_MIX = SAMPLES / "normal_mix.pcap"   # LINUX_SLL, 50 connections, 3301 packets
-DEMO = SAMPLES / "demo.pcap"               # Ethernet, 9 connections of several kinds
-SYN_FLOOD = SAMPLES / "syn_flood.pcap"
+NORMAL_MIX = sample("normal_mix.pcap")   # LINUX_SLL, 50 connections, 3301 packets
+DEMO = sample("demo.pcap")               # Ethernet, 9 connections of several kinds
+SYN_FLOOD = sample("syn_flood.pcap")
 
 FLOW_KEY = ("client_ip", "client_port", "server_ip", "server_port", "start_epoch")
-FLOW_FIELDS = FLOW_KEY + ("conn_state", "history", "client_packets", "server_packets", "client_bytes",
-                          "server_bytes", "end_epoch")
+FLOW_FIELDS = (*FLOW_KEY, "conn_state", "history", "client_packets", "server_packets", "client_bytes",
+               "server_bytes", "end_epoch")
 
 
 # ------------------------------------------------------------------ helpers
-def run_cli(*args, stdin=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tcpflow_audit", *map(str, args)], stdin=stdin,
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT)
-
-
-def no_traceback(result: subprocess.CompletedProcess) -> None:
-    assert "Traceback" not in result.stderr, result.stderr
-
-
-def flows_of(*args, expect_status=0, stdin=None) -> list[tuple]:
-    """The flows (key + state fields) of a CLI run, sorted; asserts the exit status."""
-    result = run_cli(*args, "--report", "flows", "--json", stdin=stdin)
-    no_traceback(result)
-    assert result.returncode == expect_status, result.stderr
-    rows = json.loads(result.stdout)["flows"]
+def flow_keys(json_report_text: str) -> list[tuple]:
+    """The flows (key + state fields) of a JSON report, sorted."""
+    rows = json.loads(json_report_text)["flows"]
     return sorted(tuple(str(row[f]) for f in FLOW_FIELDS) for row in rows)
 
 
-def json_report(*args, expect_status=0) -> dict:
-    result = run_cli(*args, "--report", "all", "--json")
-    no_traceback(result)
-    assert result.returncode == expect_status, result.stderr
-    return json.loads(result.stdout)
+@pytest.fixture
+def flows_of(cli) -> Callable[..., list[tuple]]:
+    """flows_of(*args, input=None): flow_keys of `--report flows --json` over ARGS (exit status 0)."""
+    def flows_of(*args, input=None) -> list[tuple]:
+        return flow_keys(cli(*args, "--report", "flows", "--json", input=input).stdout)
 
-
-class Pcap:
-    """A classic little-endian pcap split into its global header and records (offset, header, data)."""
-
-    def __init__(self, data: bytes) -> None:
-        assert data[:4] == b"\xd4\xc3\xb2\xa1"
-        self.header = data[:24]
-        self.records: list[tuple[int, bytes, bytes]] = []
-        offset = 24
-        while offset < len(data):
-            caplen = struct.unpack_from("<I", data, offset + 8)[0]
-            self.records.append((offset, data[offset:offset + 16], data[offset + 16:offset + 16 + caplen]))
-            offset += 16 + caplen
-
-    @classmethod
-    def load(cls, path: Path) -> "Pcap":
-        return cls(path.read_bytes())
-
-    @property
-    def linktype(self) -> int:
-        return struct.unpack_from("<I", self.header, 20)[0]
-
-    def ts(self, i: int) -> float:
-        sec, usec = struct.unpack_from("<II", self.records[i][1])
-        return sec + usec / 1e6
-
-    def build(self, records) -> bytes:
-        return self.header + b"".join(h + d for _, h, d in records)
-
-    def ip_offset(self) -> int:
-        return {1: 14, 113: 16}[self.linktype]
-
-    def ports(self, i: int) -> tuple[int, int]:
-        data = self.records[i][2]
-        o = self.ip_offset() + (data[self.ip_offset()] & 0x0F) * 4
-        return struct.unpack_from("!HH", data, o)
-
-
-def write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
+    return flows_of
 
 
 # ------------------------------------------------------------------ 1. rotated sets
-def test_rotated_files_form_one_timeline(tmp_path):
+def test_rotated_files_form_one_timeline(tmp_path, flows_of):
     whole = flows_of(NORMAL_MIX)
     assert len(whole) == 50
     cap = Pcap.load(NORMAL_MIX)
@@ -120,8 +71,8 @@ def test_rotated_files_form_one_timeline(tmp_path):
     rotated.mkdir()
     names = ["cap.pcap2", "cap.pcap0", "cap.pcap1"]   # name order is not time order
     files = []
-    for name, part in zip(names, (parts[2], parts[0], parts[1])):
-        files.append(write(rotated / name, cap.build(part)))
+    for name, part in zip(names, (parts[2], parts[0], parts[1]), strict=True):
+        files.append(write_capture(rotated / name, cap.build(part)))
     (rotated / "README.txt").write_text("not a capture\n")
 
     spanning_port = next(p for p in cap.ports(a) if p != 8080)   # the client's port
@@ -148,35 +99,35 @@ def test_rotated_files_form_one_timeline(tmp_path):
             side ^= 1
         (left if side == 0 else right).append(record)
     assert left and right
-    overlap_a = write(tmp_path / "overlap_a.pcap", cap.build(left))
-    overlap_b = write(tmp_path / "overlap_b.pcap", cap.build(right))
+    overlap_a = write_capture(tmp_path / "overlap_a.pcap", cap.build(left))
+    overlap_b = write_capture(tmp_path / "overlap_b.pcap", cap.build(right))
     assert flows_of(overlap_b, overlap_a) == whole
     assert flows_of(overlap_a, overlap_b) == whole
 
 
 # ------------------------------------------------------------------ 2. compression and stdin
-def test_compressed_and_stdin_give_same_flows(tmp_path):
+def test_compressed_and_stdin_give_same_flows(tmp_path, flows_of, cli_process):
     whole = flows_of(DEMO)
     assert len(whole) == 9
     raw = DEMO.read_bytes()
-    gz = write(tmp_path / "capture.dat", gzip.compress(raw))     # detected by content, not by name
-    bz = write(tmp_path / "demo.pcap.bz2", bz2.compress(raw))
-    xz = write(tmp_path / "demo.pcap.xz", lzma.compress(raw, format=lzma.FORMAT_XZ))
+    gz = write_capture(tmp_path / "capture.dat", gzip.compress(raw))     # detected by content, not by name
+    bz = write_capture(tmp_path / "demo.pcap.bz2", bz2.compress(raw))
+    xz = write_capture(tmp_path / "demo.pcap.xz", lzma.compress(raw, format=lzma.FORMAT_XZ))
     for path in (gz, bz, xz):
         assert flows_of(path) == whole, path
     with open(DEMO, "rb") as handle:
-        assert flows_of("-", stdin=handle) == whole
-    # a pipe (not a regular file) on stdin, compressed
+        assert flows_of("-", input=handle) == whole
+    # a pipe (not a regular file) on the standard input of a real process, compressed
     cat = subprocess.Popen(["cat", str(xz)], stdout=subprocess.PIPE)
     try:
-        assert flows_of("-", stdin=cat.stdout) == whole
+        assert flow_keys(cli_process("-", "--report", "flows", "--json", stdin=cat.stdout).stdout) == whole
     finally:
         cat.stdout.close()
         cat.wait()
 
 
 # ------------------------------------------------------------------ 3. filters
-def test_filters_narrow_the_flows(tmp_path):
+def test_filters_narrow_the_flows(tmp_path, flows_of):
     cap = Pcap.load(NORMAL_MIX)
     ip = cap.ip_offset()
     # move the connections with an odd client port to client 10.77.0.1, so there are two hosts
@@ -191,7 +142,7 @@ def test_filters_narrow_the_flows(tmp_path):
                     frame[field:field + 4] = bytes([10, 77, 0, 1])
             data = bytes(frame)
         records.append((offset, header, data))
-    path = write(tmp_path / "two_clients.pcap", cap.build(records))
+    path = write_capture(tmp_path / "two_clients.pcap", cap.build(records))
     whole = flows_of(path)
     assert len(whole) == 50
 
@@ -215,7 +166,7 @@ def test_filters_narrow_the_flows(tmp_path):
     cut_index = next(i for i in range(20, 50) if ends[starts[i - 1]] < starts[i] and
                      all(ends[s] < starts[i] for s in starts[:i]))
     cut = starts[cut_index]
-    iso = __import__("datetime").datetime.fromtimestamp(cut, __import__("datetime").timezone.utc).isoformat()
+    iso = datetime.fromtimestamp(cut, UTC).isoformat()
     after = flows_of(path, "--since", repr(cut))
     assert after == flows_of(path, "--since", iso.replace("+00:00", "Z"))
     assert after == [f for f in whole if float(f[4]) >= cut]
@@ -229,17 +180,15 @@ def test_filters_narrow_the_flows(tmp_path):
 
 
 # ------------------------------------------------------------------ 4. truncated capture
-def test_truncated_capture_is_a_warning_and_keeps_every_complete_packet(tmp_path):
+def test_truncated_capture_is_a_warning_and_keeps_every_complete_packet(tmp_path, cli, flows_of):
     cap = Pcap.load(NORMAL_MIX)
     raw = NORMAL_MIX.read_bytes()
     k = 1700
     offset = cap.records[k][0]
-    clean = write(tmp_path / "clean_cut.pcap", raw[:offset])
+    clean = write_capture(tmp_path / "clean_cut.pcap", raw[:offset])
     for name, cut in (("mid_data.pcap", offset + 16 + 10), ("mid_header.pcap", offset + 7)):
-        truncated = write(tmp_path / name, raw[:cut])
-        result = run_cli(truncated, "--report", "all", "--json")
-        no_traceback(result)
-        assert result.returncode == 0, result.stderr
+        truncated = write_capture(tmp_path / name, raw[:cut])
+        result = cli(truncated, "--report", "all", "--json")
         warnings = [line for line in result.stderr.splitlines() if "warning" in line]
         assert len(warnings) == 1, result.stderr
         assert str(truncated) in warnings[0]
@@ -248,9 +197,7 @@ def test_truncated_capture_is_a_warning_and_keeps_every_complete_packet(tmp_path
         report = json.loads(result.stdout)
         assert report["summary"]["packets_read"] == k
         assert flows_of(truncated) == flows_of(clean)
-        strict = run_cli(truncated, "--strict", "--report", "summary", "--json")
-        no_traceback(strict)
-        assert strict.returncode == 3
+        strict = cli(truncated, "--strict", "--report", "summary", "--json", status=3)
         assert str(truncated) in strict.stderr
 
 
@@ -262,32 +209,30 @@ def _bad_inputs(tmp_path):
     offset = cap.records[k][0]
     corrupt = bytearray(raw)
     corrupt[offset + 8:offset + 12] = b"\xff\xff\xff\xff"
-    prefix = write(tmp_path / "prefix.pcap", bytes(raw[:offset]))
+    prefix = write_capture(tmp_path / "prefix.pcap", bytes(raw[:offset]))
     linktype = bytearray(raw)
     linktype[20:24] = struct.pack("<I", 147)
     return {
-        "corrupt": (write(tmp_path / "corrupt.pcap", bytes(corrupt)), offset, prefix),
-        "text": (write(tmp_path / "notes.pcap", b"this is a text file, not a capture\n" * 20), 0, None),
-        "empty": (write(tmp_path / "empty.pcap", b""), None, None),
-        "linktype": (write(tmp_path / "dlt147.pcap", bytes(linktype)), None, None),
+        "corrupt": (write_capture(tmp_path / "corrupt.pcap", bytes(corrupt)), offset, prefix),
+        "text": (write_capture(tmp_path / "notes.pcap", b"this is a text file, not a capture\n" * 20), 0, None),
+        "empty": (write_capture(tmp_path / "empty.pcap", b""), None, None),
+        "linktype": (write_capture(tmp_path / "dlt147.pcap", bytes(linktype)), None, None),
         "missing": (tmp_path / "does_not_exist.pcap", None, None),
     }
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "text", "empty", "linktype", "missing"])
-def test_input_errors_are_one_line_exit_3_and_keep_other_results(tmp_path, kind):
+def test_input_errors_are_one_line_exit_3_and_keep_other_results(tmp_path, kind, cli, flows_of):
     path, offset, prefix = _bad_inputs(tmp_path)[kind]
     demo_flows = flows_of(DEMO)
-    result = run_cli(path, DEMO, "--report", "flows", "--json")
-    no_traceback(result)
-    assert result.returncode == 3, result.stderr
+    result = cli(path, DEMO, "--report", "flows", "--json", status=3)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if str(path) in line]
     assert len(errors) == 1, result.stderr
     assert errors[0].startswith("tcpflow-audit: error: "), errors[0]
     if offset is not None:
         assert f"at byte {offset}" in errors[0], errors[0]
-    flows = sorted(tuple(str(r[f]) for f in FLOW_FIELDS) for r in json.loads(result.stdout)["flows"])
+    flows = flow_keys(result.stdout)
     # the good file's flows are all there
     assert set(demo_flows) <= set(flows)
     if prefix is not None:
@@ -298,7 +243,7 @@ def test_input_errors_are_one_line_exit_3_and_keep_other_results(tmp_path, kind)
 
 
 # ------------------------------------------------------------------ 6. malformed packets
-def test_malformed_packets_are_counted_by_reason_and_skipped(tmp_path):
+def test_malformed_packets_are_counted_by_reason_and_skipped(tmp_path, cli, flows_of):
     cap = Pcap.load(DEMO)
     assert cap.linktype == 1
     records = list(cap.records)
@@ -314,9 +259,12 @@ def test_malformed_packets_are_counted_by_reason_and_skipped(tmp_path):
     damaged = []
     frame = records[3][2][:ip + 12]
     damaged.append((3, frame))
-    frame = bytearray(records[5][2]); frame[ip] = 0x43
+    frame = bytearray(records[5][2])
+    frame[ip] = 0x43
     damaged.append((5, bytes(frame)))
-    frame = bytearray(records[7][2]); tcp = ip + (frame[ip] & 0x0F) * 4; frame[tcp + 12] = 0x30 | frame[tcp + 12] & 0x0F
+    frame = bytearray(records[7][2])
+    tcp = ip + (frame[ip] & 0x0F) * 4
+    frame[tcp + 12] = 0x30 | frame[tcp + 12] & 0x0F
     damaged.append((7, bytes(frame)))
     out = []
     for i, record in enumerate(records):
@@ -325,8 +273,8 @@ def test_malformed_packets_are_counted_by_reason_and_skipped(tmp_path):
             if j == i:
                 sec, usec, _, _ = struct.unpack("<IIII", record[1])
                 out.append((0, struct.pack("<IIII", sec, usec, len(frame), len(frame)), frame))
-    path = write(tmp_path / "malformed.pcap", cap.build(out))
-    report = json_report(path)
+    path = write_capture(tmp_path / "malformed.pcap", cap.build(out))
+    report = json.loads(cli(path, "--report", "all", "--json").stdout)
     skipped = report["summary"]["skipped_packets"]
     assert sum(skipped.values()) == 3, skipped
     assert skipped.get("truncated_ip") == 1, skipped
@@ -337,38 +285,34 @@ def test_malformed_packets_are_counted_by_reason_and_skipped(tmp_path):
 
 
 # ------------------------------------------------------------------ 7. outputs
-def test_outputs_atomic_directory_csv_excel_and_formula_guard(tmp_path):
+def test_outputs_atomic_directory_csv_excel_and_formula_guard(tmp_path, cli):
     from tcpflow_audit import report
+    from tcpflow_audit.outputs import OutputFile
 
     out = tmp_path / "out.csv"
     out.write_text("previous,content\n1,2\n")
     # a usage error after the options were parsed: the previous file stays
-    result = run_cli(DEMO, "--report", "all", "--csv", "-o", out)
-    no_traceback(result)
-    assert result.returncode == 2
+    cli(DEMO, "--report", "all", "--csv", "-o", out, status=2)
     assert out.read_text() == "previous,content\n1,2\n"
     # a failure in the middle of writing: the previous file stays, no partial file behind
     with pytest.raises(RuntimeError):
-        with report.atomic_output(str(out)) as stream:
+        with OutputFile(str(out)).writing() as stream:
             stream.write("half,a,row")
             raise RuntimeError("boom")
     with pytest.raises(KeyboardInterrupt):
-        with report.atomic_output(str(out), bom=True) as stream:
+        with OutputFile(str(out)).writing(bom=True) as stream:
             stream.write("half,a,row")
             raise KeyboardInterrupt
     assert out.read_text() == "previous,content\n1,2\n"
-    assert not [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
+    no_partial_files(tmp_path)
     # a successful run replaces it
-    result = run_cli(DEMO, "--report", "flows", "--csv", "-o", out)
-    assert result.returncode == 0, result.stderr
+    cli(DEMO, "--report", "flows", "--csv", "-o", out)
     assert out.read_text(encoding="utf-8").startswith("start,start_epoch,")
-    assert not [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
+    no_partial_files(tmp_path)
 
     # --output-dir: the three files; CSV UTF-8 with a header row and ISO 8601 + epoch times
     outdir = tmp_path / "report"
-    result = run_cli(SYN_FLOOD, DEMO, "--output-dir", outdir)
-    no_traceback(result)
-    assert result.returncode == 0, result.stderr
+    cli(SYN_FLOOD, DEMO, "--output-dir", outdir)
     assert sorted(os.listdir(outdir)) == ["anomalies.csv", "flows.csv", "summary.json"]
     raw = (outdir / "flows.csv").read_bytes()
     assert not raw.startswith(b"\xef\xbb\xbf")
@@ -378,9 +322,7 @@ def test_outputs_atomic_directory_csv_excel_and_formula_guard(tmp_path):
     for row in rows:
         assert iso.match(row["start"]) and iso.match(row["end"]), row
         assert re.match(r"^\d+\.\d{6}$", row["start_epoch"]), row
-        from datetime import datetime
-        parsed = datetime.strptime(row["start"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-            tzinfo=__import__("datetime").timezone.utc)
+        parsed = datetime.strptime(row["start"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         assert abs(parsed.timestamp() - float(row["start_epoch"])) < 1e-6
     anomalies = list(csv.DictReader(io.StringIO((outdir / "anomalies.csv").read_text("utf-8"))))
     assert any(a["kind"] == "syn_flood" for a in anomalies)
@@ -390,12 +332,11 @@ def test_outputs_atomic_directory_csv_excel_and_formula_guard(tmp_path):
 
     # --excel: a BOM, same content
     excel_dir = tmp_path / "excel"
-    result = run_cli(SYN_FLOOD, DEMO, "--output-dir", excel_dir, "--excel")
-    assert result.returncode == 0, result.stderr
+    cli(SYN_FLOOD, DEMO, "--output-dir", excel_dir, "--excel")
     excel = (excel_dir / "flows.csv").read_bytes()
     assert excel.startswith(b"\xef\xbb\xbf") and excel[3:] == raw
     single = tmp_path / "flows_excel.csv"
-    assert run_cli(DEMO, "--report", "flows", "--csv", "--excel", "-o", single).returncode == 0
+    cli(DEMO, "--report", "flows", "--csv", "--excel", "-o", single)
     assert single.read_bytes().startswith(b"\xef\xbb\xbfstart,")
 
     # formula-injection guard
@@ -409,20 +350,48 @@ def test_outputs_atomic_directory_csv_excel_and_formula_guard(tmp_path):
 
 
 # ------------------------------------------------------------------ 8. exit status
-def test_exit_status_with_fail_on():
-    plain = run_cli(SYN_FLOOD, "--report", "anomalies", "--json")
-    no_traceback(plain)
-    assert plain.returncode == 0
+def test_exit_status_with_fail_on(cli):
+    plain = cli(SYN_FLOOD, "--report", "anomalies", "--json")
     severities = {a["severity"] for a in json.loads(plain.stdout)["anomalies"]}
     assert severities & {"warning", "critical"}
-    assert run_cli(SYN_FLOOD, "--fail-on", "warning", "-q").returncode == 1
-    assert run_cli(SYN_FLOOD, "--fail-on", "info", "-q").returncode == 1
-    assert run_cli(NORMAL_MIX, "--fail-on", "info", "-q").returncode == 0
+    cli(SYN_FLOOD, "--fail-on", "warning", "-q", status=1)
+    cli(SYN_FLOOD, "--fail-on", "info", "-q", status=1)
+    cli(NORMAL_MIX, "--fail-on", "info", "-q", status=0)
     for bad in (["--no-such-option"], ["--fail-on", "bogus"], ["--port", "70000"], ["--since", "yesterday"],
                 ["--net", "10.0.0.0/99"], []):
-        result = run_cli(*([SYN_FLOOD] if bad else []), *bad)
-        no_traceback(result)
-        assert result.returncode == 2, (bad, result.stderr)
+        cli(*([SYN_FLOOD] if bad else []), *bad, status=2)
+
+
+
+@pytest.mark.parametrize("settings, message", [
+    ('msl = "abc"', "engine setting msl must be a number of seconds"),
+    ("max_connections = 0", "engine setting max_connections must be a whole number of at least 1"),
+    ("[engine]\ninactivity_timeout = -1", "engine setting inactivity_timeout must be a number of seconds"),
+    ("verify_checksums = 1", "engine setting verify_checksums must be true or false"),
+])
+def test_a_bad_engine_setting_in_the_config_file_is_a_usage_error(tmp_path, cli, settings, message):
+    config = tmp_path / "audit.toml"
+    config.write_text(settings + "\n")
+    result = cli(NORMAL_MIX, "--config", config, status=2)
+    assert message in result.stderr and str(config) in result.stderr
+
+
+def test_an_engine_option_out_of_range_is_a_usage_error(cli):
+    result = cli(NORMAL_MIX, "--msl", "-1", status=2)
+    assert "--msl" in result.stderr and "not negative" in result.stderr
+    assert '"msl": 45.0' in cli("--msl", "45", "--show-config").stdout
+
+
+def test_a_reader_that_leaves_early_ends_the_run_as_sigpipe_would():
+    # `tcpflow-audit ... | head -1`: no error message and the status of a program SIGPIPE ended (141),
+    # never 1, which --fail-on gives to findings
+    for args in (["--report", "flows", "--csv"], ["--report", "all", "--json"]):
+        process = subprocess.Popen(cli_command(SYN_FLOOD, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   cwd=ROOT)
+        assert process.stdout is not None and process.stdout.readline()
+        process.stdout.close()
+        _, stderr = process.communicate(timeout=120)
+        assert (process.returncode, stderr) == (141, b""), stderr
 
 
 # ------------------------------------------------------------------ 9. SYN flood memory
@@ -445,14 +414,15 @@ def _write_syn_flood(path: Path, count: int = 200_000, seconds: float = 20.0) ->
 
 
 def _peak_rss_run(*args) -> dict:
-    """Run the CLI in a wrapper process that reports the CLI's exit status, output and peak RSS."""
+    """Run the CLI in a wrapper process that reports the CLI's exit status, output and peak RSS
+    (the peak of a fresh process: the test's own process has read other captures before)."""
     wrapper = textwrap.dedent("""
         import json, resource, subprocess, sys
-        r = subprocess.run([sys.executable, "-m", "tcpflow_audit", *sys.argv[1:]], capture_output=True, text=True)
+        r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         print(json.dumps({"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr, "rss_kib": peak_kib}))
     """)
-    result = subprocess.run([sys.executable, "-c", wrapper, *map(str, args)], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", wrapper, *cli_command(*args)], capture_output=True, text=True,
                             timeout=180, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     child = json.loads(result.stdout)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).parent.parent
+from conftest import ROOT, sample_captures
 
 _SCRIPT = r"""
 import collections, gc, sys
@@ -51,7 +51,7 @@ print(left())
 
 
 def test_nothing_of_a_finished_connection_outlives_it_without_the_cyclic_collector(tmp_path: Path) -> None:
-    samples = [str(p) for p in sorted((ROOT / "sample_pcaps").glob("*.pcap"))]
+    samples = [str(p) for p in sample_captures()]
     assert len(samples) > 20
     done = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path), *samples], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)

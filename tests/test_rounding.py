@@ -5,16 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import nudge
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcpflow_audit.rounding import round_places
-
-
-def nudge(x: float, steps: int) -> float:
-    for _ in range(abs(steps)):
-        x = math.nextafter(x, math.inf if steps > 0 else -math.inf)
-    return x
 
 
 def same_float(a: float, b: float) -> bool:

@@ -2,7 +2,8 @@
 
 Rule: a valid SYN-ACK (acking the client's ISN+1); no third ACK, no client data, no RST from either
 side; and the server waited at least `handshake_timeout_s` after its first SYN-ACK (to the capture's
-end) or retransmitted the SYN-ACK at least `missing_ack_synack_retries` times. Severity: warning.
+end) or retransmitted the SYN-ACK at least `missing_ack_synack_retries` times, or was evicted from a
+full connection table while waiting. Severity: warning.
 """
 
 from __future__ import annotations
@@ -36,12 +37,16 @@ class MissingThirdAck(RuleDetector):
         if f.client_payload_packets or f.bad_third_ack or f.server_rst_ts is not None:
             return None
         waited = obs_end - f.synack_ts
-        if waited < self.timeout_s and f.synack_retransmits < self.retries:
+        # evicted: the connection table filled up (a flood of half-open connections) before the wait was
+        # over; the tracker gave up waiting, so the ACK did not come for as long as it could be seen
+        evicted = r.end_reason == "evicted"
+        if waited < self.timeout_s and f.synack_retransmits < self.retries and not evicted:
             return None
         span = max(0.0, f.server_last_ts - f.synack_ts)
         return Hit(KIND, f.syn_ts if f.syn_ts is not None else r.start, max(obs_end, f.server_last_ts),
-                   "SYN-ACK retransmitted %s over %.1f s, client never sent the final ACK (waited %.1f s; "
-                   "server left in SYN_RCVD)" % (plural(f.synack_retransmits, "time"), span, waited),
+                   "SYN-ACK retransmitted %s over %.1f s, client never sent the final ACK (waited %.1f s%s; "
+                   "server left in SYN_RCVD)" % (plural(f.synack_retransmits, "time"), span, waited,
+                                                 ", then evicted from the full connection table" if evicted else ""),
                    "server", 1 + f.synack_retransmits, float(f.synack_retransmits))
 
     def severity(self, agg: Aggregate, sid: int) -> str:
