@@ -289,7 +289,7 @@ class ConnectionFacts:
     server_keepalive_unanswered_from: float | None = None
     client_last_keepalive_ts: float | None = None
     server_last_keepalive_ts: float | None = None
-    # each side's last segment with payload
+    # each side's last segment with payload (kept when a side sent no FIN)
     client_last_data_ts: float | None = None
     server_last_data_ts: float | None = None
 
@@ -1056,20 +1056,30 @@ class Connection:
             client_packets_since_peer=orig.packets_since_peer, server_packets_since_peer=resp.packets_since_peer,
             client_zero_window_from=orig.zero_window_max_from, client_zero_window_until=orig.zero_window_max_until,
             server_zero_window_from=resp.zero_window_max_from, server_zero_window_until=resp.zero_window_max_until,
-            client_isn=orig.isn, client_keepalives=orig.keepalives, server_keepalives=resp.keepalives,
-            client_last_keepalive_ts=orig.last_keepalive_ts, server_last_keepalive_ts=resp.last_keepalive_ts,
-            client_last_data_ts=None if orig.last_data_ts == NEVER else orig.last_data_ts,
-            server_last_data_ts=None if resp.last_data_ts == NEVER else resp.last_data_ts,
+            client_isn=orig.isn,
         )
-        # keepalive probes with no answer after the last one (the peer sent nothing since)
+        # (the facts below are set only where they can matter: most connections need none of them, and a
+        # float passed to the constructor is an object made for every connection)
+        if orig.fin_ts is None or resp.fin_ts is None:   # (a side may be left in CLOSE_WAIT)
+            if orig.last_data_ts != NEVER:
+                facts.client_last_data_ts = orig.last_data_ts
+            if resp.last_data_ts != NEVER:
+                facts.server_last_data_ts = resp.last_data_ts
+        # keepalive probes, and those with no answer after the last one (the peer sent nothing since)
         last = orig.last_keepalive_ts
-        if last is not None and resp.last_ts < last:
-            facts.client_keepalives_unanswered = orig.keepalive_run
-            facts.client_keepalive_unanswered_from = orig.keepalive_run_from
+        if last is not None:
+            facts.client_keepalives = orig.keepalives
+            facts.client_last_keepalive_ts = last
+            if resp.last_ts < last:
+                facts.client_keepalives_unanswered = orig.keepalive_run
+                facts.client_keepalive_unanswered_from = orig.keepalive_run_from
         last = resp.last_keepalive_ts
-        if last is not None and orig.last_ts < last:
-            facts.server_keepalives_unanswered = resp.keepalive_run
-            facts.server_keepalive_unanswered_from = resp.keepalive_run_from
+        if last is not None:
+            facts.server_keepalives = resp.keepalives
+            facts.server_last_keepalive_ts = last
+            if orig.last_ts < last:
+                facts.server_keepalives_unanswered = resp.keepalive_run
+                facts.server_keepalive_unanswered_from = resp.keepalive_run_from
         if tw is not None:
             facts.time_wait_holder, facts.time_wait_holder_ip, facts.time_wait_holder_port = tw.holder, tw.ip, tw.port
             facts.time_wait_until = tw.until
