@@ -541,12 +541,15 @@ class Connection:
         snd_nxt = endpoint.snd_nxt
         if snd_nxt is None:
             endpoint.snd_nxt = seq_end
-        elif seq != snd_nxt:   # (rare: a gap, a retransmission, a probe, a segment out of order)
-            self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
-            if ((seq_end - snd_nxt + 0x80000000) & SEQ_MASK) - 0x80000000 > 0:
+        else:
+            nxt: i64 = snd_nxt
+            ahead = ((seq_end - nxt + 0x80000000) & SEQ_MASK) - 0x80000000
+            if ahead > 0:
+                if seq != nxt:   # (rare: a gap before this data)
+                    self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
                 endpoint.snd_nxt = seq_end
-        elif length:
-            endpoint.snd_nxt = seq_end
+            elif ahead < 0 or length:   # (rare: a retransmission, a probe, a segment out of order)
+                self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
 
     # ------------------------------------------------------------------ Zeek's analyzer, rule for rule
     def _zeek_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, base_seq: int, ack_seq: int,

@@ -65,12 +65,12 @@ _BUSY_CLIENT: Final = 256   # a client list this long is folded as it grows (a c
 
 class _Service:
     __slots__ = ("closes_client", "closes_server", "closes_both", "server_tw", "clients", "client_partial",
-                 "client_peak", "client_peak_ip", "client_peak_ts", "first", "last", "window")
+                 "client_peak", "client_peak_ip", "client_peak_ts", "first", "last", "window_end")
 
     def __init__(self) -> None:
         self.closes_client = self.closes_server = self.closes_both = 0
         self.server_tw = EventTimes()                 # the server's entries into TIME_WAIT
-        # per client ip, its entries (towards this service), least recently entered first
+        # per client ip, its entries (towards this service), in the order of their first entry
         self.clients: dict[bytes, list[float]] = {}
         self.client_partial: dict[bytes, tuple[int, float]] = {}   # a busy client's peak folded so far
         self.client_peak = 0                          # the largest client population folded away so far
@@ -78,10 +78,17 @@ class _Service:
         self.client_peak_ts = 0.0
         self.first = math.inf                         # earliest and latest close (last FIN) into TIME_WAIT
         self.last = -math.inf
-        self.window = -(1 << 62)                      # the latest window it is listed under in `_touched`
+        self.window_end = -math.inf                   # the end of the latest window it is listed under in `_touched`
 
     def fold_client(self, ip: bytes, window_s: float, upto: float) -> None:
         """Fold the client's windows up to `upto`; when no time is left, into the service's peak."""
+        times = self.clients[ip]
+        if len(times) == 1 and times[0] <= upto - window_s and ip not in self.client_partial:
+            # (most clients: one TIME_WAIT, long over: a population of 1)
+            del self.clients[ip]
+            if (1, -times[0]) > (self.client_peak, -self.client_peak_ts):
+                self.client_peak, self.client_peak_ip, self.client_peak_ts = 1, ip, times[0]
+            return
         peak, peak_ts = self.client_partial.pop(ip, (0, 0.0))
         peak, peak_ts, kept = fold_times(self.clients[ip], window_s, upto, peak, peak_ts)
         if kept:
@@ -161,24 +168,22 @@ class ExcessTimeWait(Detector):
             touched_hosts.add(r.server_ip)
         if client_until is not None and client_until > start:
             entry = client_until - self.time_wait_s
-            clients = s.clients
-            times = clients.pop(r.client_ip, None)   # (re-entered last: least recently entered first)
+            times = s.clients.get(r.client_ip)
             if times is None:
-                times = [entry]
+                s.clients[r.client_ip] = [entry]
             else:
                 times.append(entry)
-            clients[r.client_ip] = times
-            if len(times) > _BUSY_CLIENT:
-                s.fold_client(r.client_ip, self.time_wait_s, entry - 2.0 * self.time_wait_s)
+                if len(times) > _BUSY_CLIENT:
+                    s.fold_client(r.client_ip, self.time_wait_s, entry - 2.0 * self.time_wait_s)
         elif entry == start:
             return False
         if start < s.first:
             s.first = start
         if start > s.last:
             s.last = start
-        window = math.floor(entry / self.time_wait_s)
-        if window != s.window:
-            s.window = window
+        if entry >= s.window_end or entry < s.window_end - self.time_wait_s:
+            window = math.floor(entry / self.time_wait_s)
+            s.window_end = (window + 1) * self.time_wait_s
             touched = self._touched.get(window)
             if touched is None:
                 touched = self._touched[window] = set()
@@ -196,9 +201,12 @@ class ExcessTimeWait(Detector):
                 assert s is not None
                 if s.server_tw.times:
                     s.server_tw.fold(length, upto)
-                for ip, times in list(s.clients.items()):
-                    if times[-1] > cut:   # entered lately (the clients after it too, but for late flows)
+                old = []
+                for ip, times in s.clients.items():
+                    if times[0] > cut:   # first entered lately: so were the clients after it (but for late flows)
                         break
+                    old.append(ip)
+                for ip in old:
                     s.fold_client(ip, length, upto)
         for window in [w for w in self._touched_hosts if (w + 1) * length <= cut]:
             for ip in self._touched_hosts.pop(window):

@@ -37,6 +37,7 @@ from ..base import (
     LogHistogram,
     RuleDetector,
     Setting,
+    grow,
     other_side,
     plural,
     seconds_text,
@@ -93,14 +94,21 @@ class StuckCloseWait(RuleDetector):
         self.baseline_min: int = t.close_wait_baseline_min
         self.warn_count: int = t.close_wait_warn_count
         self.critical_count: int = t.close_wait_critical_count
-        self.sides: dict[tuple[int, str], _Side] = {}    # by (service id, holder side)
+        # by service id, for each holder side
+        self.sides: dict[str, list[_Side | None]] = {"server": [], "client": []}
 
     def _side(self, sid: int, side: str) -> _Side:
-        key = (sid, side)
-        s = self.sides.get(key)
+        states = self.sides[side]
+        if sid >= len(states):
+            grow(states, sid)
+        s = states[sid]
         if s is None:
-            s = self.sides[key] = _Side()
+            s = states[sid] = _Side()
         return s
+
+    def _known(self, sid: int, side: str) -> _Side | None:
+        states = self.sides[side]
+        return states[sid] if sid < len(states) else None
 
     def observe(self, r: FlowRecord, obs_end: float, sid: int) -> bool:
         f = r.facts
@@ -148,9 +156,10 @@ class StuckCloseWait(RuleDetector):
 
     def merge(self, other: Any, ids: list[int]) -> None:
         super().merge(other, ids)
-        for (theirs, holder), side in other.sides.items():
-            if ids[theirs] >= 0:
-                self._side(ids[theirs], holder).merge(side)
+        for holder, states in other.sides.items():
+            for theirs, side in enumerate(states):
+                if side is not None and ids[theirs] >= 0:
+                    self._side(ids[theirs], holder).merge(side)
 
     # ------------------------------------------------------------------ severity and text
     def _baseline(self, side: _Side) -> float | None:
@@ -169,7 +178,7 @@ class StuckCloseWait(RuleDetector):
     def severity(self, agg: Aggregate, sid: int) -> str:
         overdue = held_long = 0
         for holder in _SIDES:
-            side = self.sides.get((sid, holder))
+            side = self._known(sid, holder)
             if side is not None and side.held:
                 overdue += self._overdue(side)
                 held_long += side.over_min
@@ -185,7 +194,7 @@ class StuckCloseWait(RuleDetector):
         for holder in _SIDES:
             if not agg.sides.get(holder):
                 continue
-            side = self.sides[(sid, holder)]
+            side = self._side(sid, holder)
             n = side.closes.total
             peer = other_side(holder)
             if not n:
