@@ -40,6 +40,7 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+OUT_DIR = HERE   # where the captures go (--out)
 
 # namespace names: TFA_NS_PREFIX=xyz gives xyz-cli / xyz-srv (two runs at once on one host must differ)
 NS_PREFIX = os.environ.get("TFA_NS_PREFIX", "tfa")
@@ -125,6 +126,12 @@ def _serve_conn(conn: socket.socket) -> None:
                 conn.sendall(b"D%d" % i + b"d" * 200 + b"\n")
                 time.sleep(0.12)
             conn.close()
+        elif mode == "HCL":     # client half-closes; server keeps sending, slowly, until it is stopped
+            _drain_to_eof(conn)
+            for i in range(150):
+                conn.sendall(b"L%d" % i + b"l" * 100 + b"\n")
+                time.sleep(0.2)
+            HELD.append(conn)
         elif mode == "CW":      # server never closes -> CLOSE_WAIT
             _drain_to_eof(conn)
             HELD.append(conn)
@@ -218,6 +225,10 @@ def _client_one(c: dict) -> str:
         s.shutdown(socket.SHUT_WR)
         _drain_to_eof(s)
         s.close()
+    elif mode == "HCL":         # half close; the server's data keeps coming while the capture runs
+        s.shutdown(socket.SHUT_WR)
+        HELD.append(s)
+        threading.Thread(target=_drain_to_eof, args=(s,), daemon=True).start()
     elif mode == "CW":
         s.close()
     elif mode == "CWR":
@@ -264,7 +275,7 @@ def _client_one(c: dict) -> str:
 
 
 def worker_client(cfg: dict) -> None:
-    for c in cfg["conns"]:
+    for c in cfg["conns"] * cfg.get("repeat", 1):   # (repeat: many connections in a short argv)
         if c.get("at_rel") is not None:
             c["at"] = time.time() + c["at_rel"]
         r = _client_one(c)
@@ -369,8 +380,9 @@ class Lab:
             p.result = out  # type: ignore[attr-defined]
         return p
 
-    def tcpdump(self, path: str, ns: str = NS_SRV, dev: str = DEV_SRV, snaplen: int | None = None,
+    def tcpdump(self, path: str, ns: str | None = None, dev: str = DEV_SRV, snaplen: int | None = None,
                 count: int | None = None) -> subprocess.Popen:
+        ns = NS_SRV if ns is None else ns
         if os.path.exists(path):
             os.unlink(path)
         cmd = ["tcpdump", "-i", dev, "-U", "--immediate-mode", "-n", "-Z", "root", "-w", path]
@@ -419,7 +431,7 @@ class Lab:
 
 
 def out(name: str) -> str:
-    return os.path.join(HERE, name)
+    return os.path.join(OUT_DIR, name)
 
 
 # ---------------------------------------------------------------------------
@@ -714,6 +726,85 @@ def sc_data_retransmit(lab: Lab) -> None:
     time.sleep(0.5)
     lab.stop(td)
 
+# -- socket tables (issue 16): captures with the kernel's own `ss -tan` at the capture's end ---------
+
+def _ss_now() -> dict:
+    """`ss -tan` in both namespaces now, and when (epoch seconds, the capture's clock: between the two)."""
+    before = time.time()
+    client, server = nsx(NS_CLI, "ss", "-tan").stdout, nsx(NS_SRV, "ss", "-tan").stdout
+    return {"at": round((before + time.time()) / 2, 6), "client": client, "server": server}
+
+
+def _ss_snapshots(lab: Lab, td: subprocess.Popen, name: str, during: list[dict]) -> None:
+    """Stop the capture, then at once take `ss -tan` in both namespaces: what each kernel held when the
+    capture ended ("at": null), after the snapshots taken `during` it; written beside the capture as
+    NAME.ss.json with each side's address (the raw ss text, parsed by the tests)."""
+    lab.stop(td)
+    end = _ss_now()
+    end["at"] = None
+    snapshot = {
+        "capture": name + ".pcap",
+        "captured_in": "server",
+        "addresses": {"client": CLI4, "server": SRV4},
+        "snapshots": [*during, end],
+    }
+    with open(out(name + ".ss.json"), "w") as f:
+        json.dump(snapshot, f, indent=2)
+        f.write("\n")
+
+
+def sc_sockets_mix(lab: Lab) -> None:
+    """Sockets left in most states at once; `ss -tan` in both namespaces when the capture stops."""
+    lab.server()
+    td = lab.tcpdump(out("sockets_mix.pcap"))
+    # simultaneous close: every FIN is dropped on arrival in both namespaces (after the capture point)
+    # until both sides have closed, so the FINs cross; their retransmissions (200 ms) end the close
+    lab.fw(NS_SRV, "input", "tcp flags & fin == fin drop")
+    lab.fw(NS_CLI, "input", "tcp flags & fin == fin drop")
+    lab.client([dict(mode="SIM", sport=40301, at_rel=0.3)])
+    time.sleep(0.1)
+    lab.fw_flush(NS_SRV)
+    lab.fw_flush(NS_CLI)
+    time.sleep(1.5)
+    during = [_ss_now()]   # quiet: both sides of the simultaneous close in TIME_WAIT
+    time.sleep(0.5)
+    # a SYN the server never sees (dropped after the capture point): the client stays SYN_SENT
+    lab.fw(NS_SRV, "input", "tcp sport 40302 tcp flags & (syn|ack) == syn drop")
+    lab.client([dict(mode="CC", sport=40302, timeout=60)], wait=False)
+    # a third ACK that never leaves the client: the server holds SYN_RECV, the client is ESTABLISHED
+    lab.fw(NS_CLI, "output", "tcp sport 40303 tcp flags & (fin|syn|rst|psh|ack|urg) == ack drop")
+    lab.client([dict(mode="SILENT", sport=40303, hold=60)], wait=False)
+    # a half close in progress: the client's FIN is in, the server keeps sending (client FIN_WAIT_2,
+    # server CLOSE_WAIT); the client process stays to read
+    lab.client([dict(mode="HCL", sport=40304)], wait=False, linger_after=60)
+    time.sleep(1.5)
+    during.append(_ss_now())   # no state changes in flight: retransmitted SYN and SYN-ACK, data at 0.2 s
+    time.sleep(0.5)
+    lab.client([
+        *[dict(mode="CC", sport=40305 + i) for i in range(3)],     # client TIME_WAIT
+        *[dict(mode="SC", sport=40308 + i) for i in range(3)],     # server TIME_WAIT
+        *[dict(mode="CW", sport=40311 + i) for i in range(2)],     # server CLOSE_WAIT, client FIN_WAIT_2
+        dict(mode="RST", sport=40313, size=300),                   # abort: nothing left
+        dict(mode="CC", sport=40314, dport=CLOSED_PORT),           # refused: nothing left
+        dict(mode="SC", sport=40315, pause=0.3),                   # server TIME_WAIT, which the next SYN on
+        dict(mode="CC", sport=40315),                              # the 4-tuple ends; client TIME_WAIT
+    ])
+    time.sleep(1.0)
+    _ss_snapshots(lab, td, "sockets_mix", during)
+
+
+SOCKETS_CHURN = int(os.environ.get("TFA_SOCKETS_CHURN", "400"))
+
+
+def sc_sockets_churn(lab: Lab) -> None:
+    """TIME_WAIT churn on both sides: SOCKETS_CHURN connections (an even number), every other one closed
+    first by the client (its TIME_WAIT) or by the server (the server's); `ss -tan` when the capture stops."""
+    lab.server()
+    td = lab.tcpdump(out("sockets_churn.pcap"), snaplen=96)
+    lab.client([dict(mode="CC"), dict(mode="SC")], repeat=SOCKETS_CHURN // 2, timeout=300)
+    time.sleep(0.5)
+    _ss_snapshots(lab, td, "sockets_churn", [])
+
 
 SCENARIOS = {
     "client_close": sc_client_close,
@@ -741,6 +832,9 @@ SCENARIOS = {
     "keepalive_unanswered": sc_keepalive_unanswered,
     "syn_timeout_split": sc_syn_timeout_split,
     "data_retransmit": sc_data_retransmit,
+
+    "sockets_mix": sc_sockets_mix,
+    "sockets_churn": sc_sockets_churn,
 }
 
 
@@ -748,6 +842,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", help="comma-separated scenario names (default: all)")
     ap.add_argument("--list", action="store_true", help="list scenario names")
+    ap.add_argument("--out", help="write the captures into this directory (default: sample_pcaps/)")
+    ap.add_argument("--netns-prefix", default="tfa",
+                    help="name the namespaces PREFIX-cli and PREFIX-srv (default tfa), e.g. to run beside another run")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -758,6 +855,10 @@ def main() -> int:
     if a.list:
         print("\n".join(SCENARIOS))
         return 0
+    global OUT_DIR, NS_CLI, NS_SRV
+    if a.out:
+        OUT_DIR = os.path.abspath(a.out)
+    NS_CLI, NS_SRV = a.netns_prefix + "-cli", a.netns_prefix + "-srv"
     if os.geteuid() != 0:
         print("run as root (network namespaces, tcpdump, nft)", file=sys.stderr)
         return 1

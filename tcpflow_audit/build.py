@@ -18,7 +18,7 @@ import os
 # Makefile read this list (`python tcpflow_audit/build.py` prints their source paths).
 _KINDS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detectors", "kinds")
 COMPILED_MODULES = ("capture", "decode", "errors", "config", "tcp_states", "zeek_states", "rounding",
-                    "connection", "timers", "tracker", "fastlane", "report", "detectors", "detectors.base",
+                    "connection", "timers", "tracker", "fastlane", "report", "sockets", "detectors", "detectors.base",
                     # every finding kind (one module each: a new module is compiled without being listed)
                     *sorted("detectors.kinds." + name[:-3] for name in os.listdir(_KINDS_DIR)
                             if name.endswith(".py") and not name.startswith("_")))

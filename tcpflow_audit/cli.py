@@ -32,7 +32,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, columnar
 from .build import describe as describe_build
 from .build import stale_modules
 from .config import EngineConfig
@@ -44,7 +44,8 @@ from .outputs import OutputBusy, OutputFile, OutputRefused, OutputSet, standard_
 from .pipeline import Auditor, PacketFilter, RunStats
 from .process import discard_stdout, sigterm_as_interrupt, termination_handler
 from .process import run as run  # (the command's entry point, also under its earlier name `tcpflow_audit.cli:run`)
-from .report import FLOW_COLUMNS, JsonObject, RowWriter, SummaryCollector, iso_utc, summary_dict
+from .report import FLOW_COLUMNS, JsonObject, RowWriter, SummaryCollector, flow_row, iso_utc, summary_dict
+from .sockets import SOCKET_COLUMNS, TIMELINE_COLUMNS, SocketTable, Timeline, parse_duration, render_sockets
 from .tables import (
     FLOW_TABLE_COLUMNS,
     MIN_WIDTH,
@@ -60,8 +61,9 @@ EXIT_TERMINATED = 128 + signal.SIGTERM   # 143
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE   # 141, as the shell reports a program that SIGPIPE ended
 EXIT_BUSY = 75   # EX_TEMPFAIL (sysexits.h): the output is another run's for now; cron and systemd users retry
 LOCK_TIMEOUT = 300.0   # seconds a run waits for another run writing the same output
-REPORTS = ("summary", "flows", "anomalies", "all")
-FORMATS = ("table", "csv", "json", "jsonl")
+REPORTS = ("summary", "flows", "anomalies", "all", "sockets", "timeline")
+FORMATS = ("table", "csv", "json", "jsonl", "parquet")
+PARQUET_REPORTS = ("flows", "anomalies", "sockets", "timeline")   # one table each
 PLAIN_TABLE = TableStyle()   # no width limit, no colour
 
 
@@ -241,10 +243,10 @@ def threshold_options(function):
 @option_group(
     "Output",
     click.option("--report", "report", type=click.Choice(REPORTS), default="summary", metavar="REPORT",
-                 help="summary (default): counts, connections that did not end normally, findings; "
-                      "flows: one row per connection; anomalies: one row per finding; all: everything"),
+                 help="summary (default), flows (a row per connection), anomalies (a row per finding), all (those "
+                      "three), sockets (each host's ss -tan) or timeline (socket states over time)"),
     click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, metavar="FORMAT",
-                 help="table (default), csv, json or jsonl; --csv, --json, --jsonl, --table are short for it"),
+                 help="table (default), csv, json, jsonl or parquet; --csv, --json, --jsonl, --table are short for it"),
     click.option("--csv", "fmt", flag_value="csv", hidden=True),
     click.option("--json", "fmt", flag_value="json", hidden=True),
     click.option("--jsonl", "fmt", flag_value="jsonl", hidden=True),
@@ -252,7 +254,8 @@ def threshold_options(function):
     click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
                  help="write the report to FILE (atomically: complete or not at all)"),
     click.option("--output-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
-                 help="write flows.csv, anomalies.csv and summary.json into DIR (atomically, as one set)"),
+                 help="write every report's file into DIR (atomically, as one set)"),
+    click.option("--parquet", is_flag=True, help="--output-dir: Parquet files too, beside the CSV files"),
     click.option("--lock-timeout", type=click.FloatRange(min=0), default=LOCK_TIMEOUT, metavar="SECONDS",
                  help=f"wait this long for another run writing the same -o FILE or --output-dir DIR, then give "
                       f"up with exit status {EXIT_BUSY} (default {LOCK_TIMEOUT:g}; 0: do not wait)"),
@@ -261,6 +264,11 @@ def threshold_options(function):
                  help="fit the table to N characters (default: $COLUMNS or the terminal; 0: no limit)"),
     click.option("--color/--no-color", "color", default=None,
                  help="colour severities in the table (default: on a terminal, unless NO_COLOR is set)"),
+    click.option("--at", default=None, metavar="TIME",
+                 help="sockets: at TIME (ISO 8601 or epoch; default: the end)"),
+    click.option("--bucket", default="1s", metavar="DURATION", help="timeline: bucket width (default 1s; 10s, 1m...)"),
+    click.option("--top", type=click.IntRange(1), default=10, metavar="N",
+                 help="timeline: the N busiest hosts, services (default 10)"),
 )
 @option_group(
     "Filters",
@@ -304,7 +312,8 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
          nets: tuple[str, ...], inactivity_timeout: float | None, attempt_timeout: float | None,
          close_delay: float | None, msl: float | None, max_connections: int | None,
          threshold_settings: tuple[tuple[str, Any], ...], config_file: str | None, show_config: bool,
-         fail_on: str | None, strict: bool, quiet: bool, **threshold_options: tuple[str, Any] | None) -> None:
+         fail_on: str | None, strict: bool, quiet: bool, at: str | None, bucket: str, top: int, parquet: bool,
+         **threshold_options: tuple[str, Any] | None) -> None:
     """Audit the TCP connections in PCAP files (pcap or pcapng, plain or gzip/bzip2/xz; '-' for stdin;
     directories and glob patterns are expanded, and rotated files form one timeline)."""
     engine = EngineConfig(verify_checksums=verify_checksums)
@@ -335,7 +344,20 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     fmt = fmt or "table"
     if output_dir is None and report == "all" and fmt in ("csv", "jsonl"):
         raise click.UsageError("--report all holds several tables: use --format table or json, or --output-dir DIR")
+    if fmt == "parquet" and output_dir is not None:
+        parquet = True   # (the set's Parquet files)
+    elif fmt == "parquet":
+        if report not in PARQUET_REPORTS:
+            raise click.UsageError(f"--format parquet holds one table: --report {', '.join(PARQUET_REPORTS)}")
+        if output in (None, "-"):
+            raise click.UsageError("--format parquet writes a file: give -o FILE (or --output-dir DIR --parquet)")
+    if fmt == "parquet" or parquet:
+        try:
+            columnar.require()
+        except columnar.ParquetMissing as missing:
+            raise click.UsageError(str(missing)) from None
     packet_filter = build_filter(since, until, hosts, ports, nets)
+    sockets = SocketOptions(at=parse_time(at, "--at"), bucket_s=parse_bucket(bucket), top=top)
 
     inputs = expand_inputs(list(pcaps))
     sources, notes = inputs.sources, inputs.notes
@@ -381,7 +403,13 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
                     click.get_current_context().with_resource(target.locked(lock_timeout, waiting))
                 if isinstance(target, OutputSet):
                     findings = run_to_directory(auditor, sources, progress, detectors, summary, target, excel,
-                                                engine, thresholds)
+                                                engine, thresholds, sockets, parquet)
+                elif fmt == "parquet":
+                    assert isinstance(target, OutputFile)
+                    findings = run_to_parquet(auditor, sources, progress, detectors, report, target, sockets)
+                elif report in ("sockets", "timeline"):
+                    findings = run_sockets_report(auditor, sources, progress, detectors, report, fmt, target, excel,
+                                                  sockets, table_style(width, color, to_stdout), quiet)
                 else:
                     findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, target,
                                              excel, engine, thresholds, table_style(width, color, to_stdout))
@@ -540,27 +568,150 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
 
 def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
                      summary: SummaryCollector, output_set: OutputSet, excel: bool, engine: EngineConfig,
-                     thresholds: Thresholds):
-    """flows.csv, anomalies.csv and summary.json, written into a new set that replaces the current one
-    in one step once all three are complete, so an interrupted or failed run leaves the previous set, whole."""
+                     thresholds: Thresholds, sockets: SocketOptions | None = None, parquet: bool = False):
+    """flows.csv, anomalies.csv, summary.json, sockets.csv and timeline.csv (and with `parquet` the four
+    tables as Parquet files too), written into a new set that replaces the current one in one step once
+    all are complete, so an interrupted or failed run leaves the previous set, whole."""
+    sockets = sockets or SocketOptions()
     with output_set.writing():
         flows_stream = output_set.open("flows.csv", bom=excel)
         anomalies_stream = output_set.open("anomalies.csv", bom=excel)
         summary_stream = output_set.open("summary.json")
         flows = RowWriter(flows_stream, "csv", FLOW_COLUMNS)
         auditor.add_flow_sink(flows.write_flow)
+        flows_parquet = columnar.ParquetRows(output_set.open_binary("flows.parquet"), "flows") if parquet else None
+        if flows_parquet is not None:
+            auditor.add_flow_sink(lambda record: flows_parquet.write(flow_row(record)))
+        socket_table = SocketTable.attach(auditor, sockets.at)
+        timeline = Timeline.attach(auditor, sockets.bucket_s, sockets.top)
         auditor.finalise_when_interrupted = False   # an interrupted run writes nothing: stop at once
         stats = run_audit(auditor, sources, progress)
         if stats.interrupted:
             raise KeyboardInterrupt   # a partial set would look complete: leave the previous one
         findings = detectors.finish()
+        finding_rows = [finding_row(finding) for finding in findings]
         writer = RowWriter(anomalies_stream, "csv", ANOMALY_COLUMNS)
-        for finding in findings:
-            writer.write(finding_row(finding))
+        for row in finding_rows:
+            writer.write(row)
         json.dump(summary_dict(stats, summary, {"findings": len(findings),
                                                 "settings": effective_settings(engine, thresholds)}),
                   summary_stream, indent=2)
         summary_stream.write("\n")
+        end = capture_end(auditor)
+        tables = {"anomalies": finding_rows, "sockets": socket_table.rows(end),
+                  "timeline": list(timeline.rows(stats.first_ts, end))}
+        for name in ("sockets", "timeline"):
+            writer = RowWriter(output_set.open(f"{name}.csv", bom=excel), "csv", columnar.SCHEMAS[name][0])
+            for row in tables[name]:
+                writer.write(row)
+        if flows_parquet is not None:
+            flows_parquet.close()
+            for name, rows in tables.items():
+                table_writer = columnar.ParquetRows(output_set.open_binary(f"{name}.parquet"), name)
+                for row in rows:
+                    table_writer.write(row)
+                table_writer.close()
+    return findings
+
+
+# ---------------------------------------------------------------------- Parquet
+def run_to_parquet(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
+                   report: str, output: OutputFile, sockets: SocketOptions):
+    """One table as a Parquet file (-o FILE, atomically): flows as connections finish, the others at the end."""
+    socket_table = SocketTable.attach(auditor, sockets.at) if report == "sockets" else None
+    timeline = Timeline.attach(auditor, sockets.bucket_s, sockets.top) if report == "timeline" else None
+    auditor.finalise_when_interrupted = False   # an interrupted run writes nothing
+    with output.writing(binary=True) as stream:
+        writer = columnar.ParquetRows(stream, report)
+        if report == "flows":
+            auditor.add_flow_sink(lambda record: writer.write(flow_row(record)))
+        stats = run_audit(auditor, sources, progress)
+        if stats.interrupted:
+            raise KeyboardInterrupt   # leave the previous file: a partial report would look complete
+        findings = detectors.finish()
+        end = capture_end(auditor)
+        rows: Iterable[dict[str, Any]] = []
+        if report == "anomalies":
+            rows = [finding_row(f) for f in findings]
+        elif socket_table is not None:
+            rows = socket_table.rows(end)
+        elif timeline is not None:
+            rows = timeline.rows(stats.first_ts, end)
+        for row in rows:
+            writer.write(row)
+        writer.close()
+    return findings
+
+
+# ---------------------------------------------------------------------- sockets and timeline
+@dataclasses.dataclass(frozen=True)
+class SocketOptions:
+    """--at, --bucket and --top: the instant of the socket table, the timeline's bucket and how many shown."""
+
+    at: float | None = None
+    bucket_s: float = 1.0
+    top: int = 10
+
+
+def parse_bucket(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--bucket") from None
+
+
+def capture_end(auditor: Auditor) -> float | None:
+    """The capture's end, as the socket table and timeline take it: the last packet read (or --until)."""
+    last, until = auditor.stats.last_ts, auditor.packet_filter.until
+    return until if last is not None and until is not None and until < last else last
+
+
+def run_sockets_report(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
+                       report: str, fmt: str, output: OutputFile | None, excel: bool, options: SocketOptions,
+                       style: TableStyle, quiet: bool):
+    """--report sockets or timeline, to stdout or to `output`: the rows are known only at the end."""
+    sink: SocketTable | Timeline
+    if report == "sockets":
+        sink = SocketTable.attach(auditor, options.at)
+    else:
+        sink = Timeline.attach(auditor, options.bucket_s, options.top)
+    to_file = output is not None
+    auditor.finalise_when_interrupted = not to_file
+    columns: tuple[str, ...]
+    with output.writing(bom=excel and fmt == "csv") if output is not None else standard_output() as stream:
+        stats = run_audit(auditor, sources, progress)
+        if stats.interrupted and to_file:
+            raise KeyboardInterrupt
+        findings = detectors.finish()
+        end = capture_end(auditor)
+        if isinstance(sink, SocketTable):
+            instant = options.at if options.at is not None else end
+            rows = sink.rows(end)
+            title = f"Sockets at {iso_utc(instant)}" + (" (the capture's last packet)" if options.at is None else "")
+            columns, name, head = SOCKET_COLUMNS, "sockets", {"at": iso_utc(instant), "at_epoch": instant}
+        else:
+            rows = list(sink.rows(stats.first_ts, end))
+            title = f"Socket states per {options.bucket_s:g} s bucket, the {options.top} most active hosts and services"
+            columns, name, head = TIMELINE_COLUMNS, "timeline", {"bucket_s": options.bucket_s}
+            incomplete = sink.incomplete()
+            if not quiet and incomplete:
+                names = ", ".join(incomplete[:3]) + (f" and {len(incomplete) - 3} more" if len(incomplete) > 3 else "")
+                click.echo(f"tcpflow-audit: warning: the timeline of {names} misses their first connections (too many "
+                           f"hosts to follow them all from the start)", err=True)
+        if fmt == "table":
+            write_blocks(stream, [render_sockets(title, columns, rows, style)])
+        elif fmt == "json":
+            document = JsonObject(stream)
+            for key, value in head.items():
+                document.member(key, value)
+            array = document.array(name)
+            for row in rows:
+                array.write(row)
+            document.close()
+        else:
+            writer = RowWriter(stream, fmt, columns)
+            for row in rows:
+                writer.write(row)
     return findings
 
 

@@ -84,6 +84,9 @@ class Endpoint:
     fin_seq: int | None = None          # sequence number its FIN occupies
     fin_acked: bool = False
     time_wait_since: float | None = None
+    # its RFC state changes, in order: (capture time, new state), kept when the tracker gives it a list
+    # (ConnectionTracker.record_state_changes); None: not kept
+    state_changes: list[tuple[float, str]] | None = None
     # Zeek analyzer bookkeeping
     zstate: i64 = z.INACTIVE
     zprev: i64 = z.INACTIVE
@@ -292,6 +295,11 @@ class ConnectionFacts:
     # each side's last segment with payload (kept when a side sent no FIN)
     client_last_data_ts: float | None = None
     server_last_data_ts: float | None = None
+    # each side's RFC state changes, (capture time, new state) in order, from its first state (CLOSED, or
+    # UNKNOWN when the connection was picked up midstream) at the connection's start: `sockets` reads them.
+    # None unless the tracker was asked to keep them (ConnectionTracker.record_state_changes)
+    client_state_changes: list[tuple[float, str]] | None = None
+    server_state_changes: list[tuple[float, str]] | None = None
 
     def __init__(self, syn_ts: float | None, synack_ts: float | None, handshake_done_ts: float | None,
                  syn_retransmits: int, synack_retransmits: int, client_fin_ts: float | None,
@@ -313,7 +321,9 @@ class ConnectionFacts:
                  server_keepalive_unanswered_from: float | None = None,
                  client_last_keepalive_ts: float | None = None,
                  server_last_keepalive_ts: float | None = None, client_last_data_ts: float | None = None,
-                 server_last_data_ts: float | None = None) -> None:
+                 server_last_data_ts: float | None = None,
+                 client_state_changes: list[tuple[float, str]] | None = None,
+                 server_state_changes: list[tuple[float, str]] | None = None) -> None:
         self.syn_ts = syn_ts
         self.synack_ts = synack_ts
         self.handshake_done_ts = handshake_done_ts
@@ -363,6 +373,8 @@ class ConnectionFacts:
         self.server_last_keepalive_ts = server_last_keepalive_ts
         self.client_last_data_ts = client_last_data_ts
         self.server_last_data_ts = server_last_data_ts
+        self.client_state_changes = client_state_changes
+        self.server_state_changes = server_state_changes
 
 
 class TimeWait:
@@ -796,6 +808,9 @@ class Connection:
             endpoint.state = new_state
             if new_state == rfc.TIME_WAIT:
                 endpoint.time_wait_since = ts
+            changes = endpoint.state_changes
+            if changes is not None:
+                changes.append((ts, new_state))
 
     def _rfc_ack(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: int) -> None:
         """What an acknowledgement number proves (segments without SYN or RST)."""
@@ -1060,6 +1075,7 @@ class Connection:
             client_zero_window_from=orig.zero_window_max_from, client_zero_window_until=orig.zero_window_max_until,
             server_zero_window_from=resp.zero_window_max_from, server_zero_window_until=resp.zero_window_max_until,
             client_isn=orig.isn,
+            client_state_changes=orig.state_changes, server_state_changes=resp.state_changes,
         )
         # (the facts below are set only where they can matter: most connections need none of them, and a
         # float passed to the constructor is an object made for every connection)

@@ -44,7 +44,8 @@ from typing import IO, Any
 
 from .names import shown
 
-SET_FILES = ("flows.csv", "anomalies.csv", "summary.json")
+SET_FILES = ("flows.csv", "anomalies.csv", "summary.json", "sockets.csv", "timeline.csv", "report.html",
+             "flows.parquet", "anomalies.parquet", "sockets.parquet", "timeline.parquet")   # (what a set may hold)
 
 # mkstemp and mkdtemp name a file by 8 characters of this alphabet: the names of our temporaries
 _RANDOM = r"[a-z0-9_]{8}"
@@ -178,14 +179,16 @@ class OutputFile(_Output):
                 _remove_file(os.path.join(self.parent, entry))
 
     @contextmanager
-    def writing(self, *, bom: bool = False) -> Iterator[IO[str]]:
-        """A text stream for the report; FILE is replaced when the block ends without an exception."""
+    def writing(self, *, bom: bool = False, binary: bool = False) -> Iterator[Any]:
+        """A text stream for the report (a binary one with `binary`); FILE is replaced when the block ends
+        without an exception."""
         fd, partial = tempfile.mkstemp(dir=self.parent, prefix=f".{self.name}.", suffix=".partial")
         try:
             os.fchmod(fd, 0o666 & ~_umask())   # mkstemp makes 0600; the report gets the usual permissions
             info = os.fstat(fd)
             self._identity = (info.st_dev, info.st_ino)
-            stream = os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="")
+            stream = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8",
+                                                                   newline="")
         except BaseException:
             os.close(fd)
             _remove_file(partial)
@@ -226,7 +229,7 @@ class OutputSet(_Output):
         self.current: str | None = None      # the name of the current set directory, when DIR is our link
         self.plain = False                   # DIR is a plain directory (swapped for the link at the switch)
         self._new: str | None = None         # the new set directory's name
-        self._streams: list[IO[str]] = []
+        self._streams: list[IO[Any]] = []
 
     def make_parent(self) -> None:
         os.makedirs(self.parent, exist_ok=True)
@@ -325,6 +328,13 @@ class OutputSet(_Output):
         assert self._new is not None and name in SET_FILES, name
         stream = open(os.path.join(self.sets, self._new, name), "w", encoding="utf-8-sig" if bom else "utf-8",
                       newline="")
+        self._streams.append(stream)
+        return stream
+
+    def open_binary(self, name: str) -> IO[bytes]:
+        """A binary stream for one of SET_FILES in the new set (Parquet)."""
+        assert self._new is not None and name in SET_FILES, name
+        stream = open(os.path.join(self.sets, self._new, name), "wb")
         self._streams.append(stream)
         return stream
 

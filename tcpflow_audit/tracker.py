@@ -146,6 +146,9 @@ class ConnectionTracker:
         # the same entries in the order they were recorded, with their keys: expired ones are
         # dropped from the front (an entry that outlives the ones behind it only delays their purge)
         self._time_wait_order: deque[tuple[TimeWait, object, object]] = deque()
+        # keep each endpoint's RFC state changes for the records (`sockets` needs them; off, they cost
+        # a list and a tuple per change)
+        self.record_state_changes = False
         self.connections_seen = 0
         self.evicted = 0
         self.peak_live = 0
@@ -251,6 +254,9 @@ class ConnectionTracker:
             conn = Connection(ts, dst, dport, src, sport, True, midstream)
         else:
             conn = Connection(ts, src, sport, dst, dport, False, midstream)
+        if self.record_state_changes:
+            conn.orig.state_changes = []
+            conn.resp.state_changes = []
         key = (src, sport, dst, dport)
         conn.key = key
         if not (self.by_fast_key and len(src) == len(dst) and (len(src) == 4 or len(src) == 16)

@@ -310,10 +310,10 @@ def test_outputs_atomic_directory_csv_excel_and_formula_guard(tmp_path, cli):
     assert out.read_text(encoding="utf-8").startswith("start,start_epoch,")
     no_partial_files(tmp_path)
 
-    # --output-dir: the three files; CSV UTF-8 with a header row and ISO 8601 + epoch times
+    # --output-dir: the set's files; CSV UTF-8 with a header row and ISO 8601 + epoch times
     outdir = tmp_path / "report"
     cli(SYN_FLOOD, DEMO, "--output-dir", outdir)
-    assert sorted(os.listdir(outdir)) == ["anomalies.csv", "flows.csv", "summary.json"]
+    assert sorted(os.listdir(outdir)) == ["anomalies.csv", "flows.csv", "sockets.csv", "summary.json", "timeline.csv"]
     raw = (outdir / "flows.csv").read_bytes()
     assert not raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 OLD = sample("normal_mix.pcap")   # last night's capture: 50 connections
 NEW = sample("demo.pcap")         # tonight's: 9 connections of several kinds
 CLI = cli_command()
-SET_FILES = ("anomalies.csv", "flows.csv", "summary.json")
+SET_FILES = ("anomalies.csv", "flows.csv", "sockets.csv", "summary.json", "timeline.csv")   # what a run writes
 WAIT = 30.0   # seconds: the bound on every wait
 # the calls with which a run makes, writes to disk and switches its output (names this machine lacks are skipped)
 STEPS = ("fsync", "fdatasync", "mkdir", "mkdirat", "symlink", "symlinkat", "rename", "renameat", "renameat2",
@@ -285,8 +285,7 @@ def test_a_signal_at_any_step_of_a_set_leaves_one_whole_set_and_says_which(tmp_p
     steps = _stop_at_every_step(tmp_path, previous, ["--output-dir", "OUT", NEW], _which_set(references), "set")
     # the files, their directory and its entry are on disk before the switch; the switch right after it
     before, after = synced_around_the_switch(steps, tmp_path / "listing" / "out")
-    assert sorted(before) == [".out.sets", ".out.sets/<set>", ".out.sets/<set>/anomalies.csv",
-                              ".out.sets/<set>/flows.csv", ".out.sets/<set>/summary.json"], steps
+    assert sorted(before) == [".out.sets", ".out.sets/<set>", *(f".out.sets/<set>/{name}" for name in SET_FILES)], steps
     assert after == ["."], steps
     # one step switches the set: one rename, of a link to the new set over the previous link
     renames = [line for name, _, line in steps if name.startswith("rename")]
@@ -303,8 +302,7 @@ def test_a_signal_at_any_step_of_the_one_step_migration_leaves_one_whole_set(tmp
         (previous / "out" / name).write_bytes(data)
     steps = _stop_at_every_step(tmp_path, previous, ["--output-dir", "OUT", NEW], _which_set(references), "set")
     before, after = synced_around_the_switch(steps, tmp_path / "listing" / "out")
-    assert sorted(before) == [".out.sets", ".out.sets/<set>", ".out.sets/<set>/anomalies.csv",
-                              ".out.sets/<set>/flows.csv", ".out.sets/<set>/summary.json"], steps
+    assert sorted(before) == [".out.sets", ".out.sets/<set>", *(f".out.sets/<set>/{name}" for name in SET_FILES)], steps
     assert after == ["."], steps
     # the plain directory and the link to the new set trade places in one renameat2 (after a first one
     # that checked, before reading, that the file system can)
