@@ -51,6 +51,7 @@ def read_and_decode(path: str) -> int:
 
 def auditor_with(level: int, fast_lane: bool | None = None) -> Callable[[str], int]:
     """The real Auditor with the first `level` flow sinks of the CLI's --output-dir job."""
+
     def run(path: str) -> int:
         auditor = Auditor(fast_lane=fast_lane)
         if level >= 1:
@@ -63,6 +64,7 @@ def auditor_with(level: int, fast_lane: bool | None = None) -> Callable[[str], i
                 auditor.add_flow_sink(writer.write_flow)
                 return auditor.run([path]).packets_read
         return auditor.run([path]).packets_read
+
     return run
 
 
@@ -77,6 +79,8 @@ FAST_LANE_STAGES: list[tuple[str, Callable[[str], int]]] = [
     ("read record blocks (capture.py)", read_blocks),
     ("decode in place + engine (fastlane, tracker, ...)", auditor_with(0, fast_lane=True)),
 ]
+
+
 def sink_stages(fast_lane: bool) -> list[tuple[str, Callable[[str], int]]]:
     return [
         ("detectors", auditor_with(1, fast_lane)),
@@ -89,8 +93,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("capture")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--record-loop", action="store_true",
-                        help="profile the record loop instead of the fast lane (the default when compiled)")
+    parser.add_argument(
+        "--record-loop",
+        action="store_true",
+        help="profile the record loop instead of the fast lane (the default when compiled)",
+    )
     args = parser.parse_args()
     print(f"build: {describe()}")
     lane = not args.record_loop and Auditor().fast_lane

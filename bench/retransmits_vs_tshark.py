@@ -19,8 +19,9 @@ import subprocess
 import sys
 from collections import Counter
 
-TSHARK_FILTER = ("tcp.analysis.retransmission || tcp.analysis.fast_retransmission || "
-                 "tcp.analysis.spurious_retransmission")
+TSHARK_FILTER = (
+    "tcp.analysis.retransmission || tcp.analysis.fast_retransmission || tcp.analysis.spurious_retransmission"
+)
 
 
 def tool_counts(tool: str, path: str) -> Counter:
@@ -33,10 +34,25 @@ def tool_counts(tool: str, path: str) -> Counter:
 
 
 def tshark_counts(path: str) -> Counter:
-    fields = ["-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst",
-              "-e", "tcp.dstport"]
-    p = subprocess.run(["tshark", "-r", path, "-Y", TSHARK_FILTER, "-T", "fields", "-E", "occurrence=l", *fields],
-                       capture_output=True, text=True)
+    fields = [
+        "-e",
+        "ip.src",
+        "-e",
+        "ipv6.src",
+        "-e",
+        "tcp.srcport",
+        "-e",
+        "ip.dst",
+        "-e",
+        "ipv6.dst",
+        "-e",
+        "tcp.dstport",
+    ]
+    p = subprocess.run(
+        ["tshark", "-r", path, "-Y", TSHARK_FILTER, "-T", "fields", "-E", "occurrence=l", *fields],
+        capture_output=True,
+        text=True,
+    )
     counts: Counter = Counter()
     for line in p.stdout.splitlines():
         s4, s6, sport, d4, d6, dport = line.split("\t")
@@ -67,8 +83,10 @@ def main() -> int:
             if args.per_flow:
                 for key in sorted(set(mine) | set(theirs), key=str):
                     if mine[key] != theirs[key]:
-                        print("    %-60s %5d %5d" % (" <-> ".join("%s:%s" % e for e in sorted(key)), mine[key],
-                                                       theirs[key]))
+                        print(
+                            "    %-60s %5d %5d"
+                            % (" <-> ".join("%s:%s" % e for e in sorted(key)), mine[key], theirs[key])
+                        )
     print("total over %d captures: tcpflow-audit %d, tshark %d" % (len(args.captures), total_tool, total_tshark))
     return 0
 

@@ -19,21 +19,23 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name == "BUILD":   # "compiled with mypyc" or "pure Python" (see tcpflow_audit.build)
+    if name == "BUILD":  # "compiled with mypyc" or "pure Python" (see tcpflow_audit.build)
         from .build import describe
+
         return describe()
     raise AttributeError(name)
 
 
 @dataclass(slots=True)
 class AuditResult:
-    flows: Any       # pandas.DataFrame
-    anomalies: Any   # pandas.DataFrame
+    flows: Any  # pandas.DataFrame
+    anomalies: Any  # pandas.DataFrame
     summary: dict[str, Any]
 
 
-def audit(captures: str | Iterable[str], *, verify_checksums: bool = False, thresholds: Any = None,
-          **engine_settings: Any) -> AuditResult:
+def audit(
+    captures: str | Iterable[str], *, verify_checksums: bool = False, thresholds: Any = None, **engine_settings: Any
+) -> AuditResult:
     """Read captures (paths, directories or globs) and return flows, findings and the summary."""
     import pandas as pd
 
@@ -59,7 +61,9 @@ def audit(captures: str | Iterable[str], *, verify_checksums: bool = False, thre
     findings = detectors.finish()
     flows = pd.DataFrame(rows, columns=list(FLOW_COLUMNS))
     anomalies = pd.DataFrame([finding_row(f) for f in findings], columns=list(ANOMALY_COLUMNS))
-    return AuditResult(flows=flows, anomalies=anomalies, summary=summary_dict(stats, summary, {"findings": len(findings)}))
+    return AuditResult(
+        flows=flows, anomalies=anomalies, summary=summary_dict(stats, summary, {"findings": len(findings)})
+    )
 
 
 __all__ = ["AuditResult", "audit", "__version__"]

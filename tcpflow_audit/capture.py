@@ -77,11 +77,23 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from .errors import InputProblem
 
-if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
+if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
 
-__all__ = ["CaptureReader", "Interface", "Record", "RecordBlock", "pcap_record_header", "epb_header",
-           "be16", "be32", "le32", "CHUNK_SIZE", "MAX_CAPLEN", "MAX_BLOCK_LEN"]
+__all__ = [
+    "CaptureReader",
+    "Interface",
+    "Record",
+    "RecordBlock",
+    "pcap_record_header",
+    "epb_header",
+    "be16",
+    "be32",
+    "le32",
+    "CHUNK_SIZE",
+    "MAX_CAPLEN",
+    "MAX_BLOCK_LEN",
+]
 
 Record = tuple[float, int, bytes]
 """What iteration yields: (timestamp in epoch seconds, link type, captured frame bytes)."""
@@ -130,7 +142,7 @@ _NRB: Final = 4
 # interface statistics, systemd journal export, decryption secrets, custom (copiable or not).
 # A block of any other type laid out as an Enhanced Packet Block is taken for one whose type is damaged.
 _SKIPPED_BLOCK_TYPES: Final = frozenset((_NRB, 5, 9, 0x0A, 0x0BAD, 0x40000BAD))
-_PLAUSIBLE_FIRST_TIME: Final = (631152000.0, 4102444800.0)   # 1990-01-01 .. 2100-01-01, epoch seconds
+_PLAUSIBLE_FIRST_TIME: Final = (631152000.0, 4102444800.0)  # 1990-01-01 .. 2100-01-01, epoch seconds
 
 _LINKTYPE_MASK: Final = 0xFFFF
 _FCS_PRESENT: Final = 0x04000000
@@ -172,13 +184,24 @@ class RecordBlock:
     count: int
     little_endian: bool
     linktype: int
-    units_per_second: int   # classic pcap: 10**6 or 10**9; pcapng: the interface's if_tsresol
+    units_per_second: int  # classic pcap: 10**6 or 10**9; pcapng: the interface's if_tsresol
     pcapng: bool
-    hdrlen: int             # classic pcap: the record header's size (16, or 24 for "modified" pcap)
-    offset_units: int       # pcapng: the interface's if_tsoffset, in units
+    hdrlen: int  # classic pcap: the record header's size (16, or 24 for "modified" pcap)
+    offset_units: int  # pcapng: the interface's if_tsoffset, in units
 
-    def __init__(self, buf: bytes, start: int, end: int, count: int, little_endian: bool, linktype: int,
-                 units_per_second: int, pcapng: bool = False, hdrlen: int = 16, offset_units: int = 0) -> None:
+    def __init__(
+        self,
+        buf: bytes,
+        start: int,
+        end: int,
+        count: int,
+        little_endian: bool,
+        linktype: int,
+        units_per_second: int,
+        pcapng: bool = False,
+        hdrlen: int = 16,
+        offset_units: int = 0,
+    ) -> None:
         self.buf = buf
         self.start = start
         self.end = end
@@ -229,9 +252,12 @@ def be16(buf: bytes, at: i64) -> i64:
 
 def epb_header(buf: bytes, pos: int, little_endian: bool) -> tuple[int, int, int, int]:
     """(block length, interface id, 64-bit timestamp, captured length) of the Enhanced Packet Block at pos."""
-    return (_u32(buf, pos + 4, little_endian), _u32(buf, pos + 8, little_endian),
-            _u32(buf, pos + 12, little_endian) << 32 | _u32(buf, pos + 16, little_endian),
-            _u32(buf, pos + 20, little_endian))
+    return (
+        _u32(buf, pos + 4, little_endian),
+        _u32(buf, pos + 8, little_endian),
+        _u32(buf, pos + 12, little_endian) << 32 | _u32(buf, pos + 16, little_endian),
+        _u32(buf, pos + 20, little_endian),
+    )
 
 
 def _walk_epbs(buf: bytes, pos: int, buflen: int, little_endian: bool, ifid: int) -> tuple[int, int, int]:
@@ -243,8 +269,15 @@ def _walk_epbs(buf: bytes, pos: int, buflen: int, little_endian: bool, ifid: int
     while pos + 32 <= buflen and _u32(buf, pos, little_endian) == _EPB:
         blen, block_ifid, _, caplen = epb_header(buf, pos, little_endian)
         end = pos + blen
-        if (block_ifid != ifid or blen < 32 or blen & 3 or blen > MAX_BLOCK_LEN or end > buflen
-                or caplen > blen - 32 or _u32(buf, end - 4, little_endian) != blen):
+        if (
+            block_ifid != ifid
+            or blen < 32
+            or blen & 3
+            or blen > MAX_BLOCK_LEN
+            or end > buflen
+            or caplen > blen - 32
+            or _u32(buf, end - 4, little_endian) != blen
+        ):
             break
         count += 1
         last = pos
@@ -262,8 +295,9 @@ def pcap_record_header(buf: bytes, pos: i64, little_endian: bool) -> tuple[i64, 
     return be32(buf, pos), be32(buf, pos + 4), be32(buf, pos + 8), be32(buf, pos + 12)
 
 
-def _walk_pcap_records(buf: bytes, pos: int, buflen: int, hdrlen: int, little_endian: bool,
-                       maxcap: int, fracmax: int) -> tuple[int, int]:
+def _walk_pcap_records(
+    buf: bytes, pos: int, buflen: int, hdrlen: int, little_endian: bool, maxcap: int, fracmax: int
+) -> tuple[int, int]:
     """From pos, the end of the run of complete, valid records in buf and how many there are.
 
     The walk stops at the first record that is incomplete or fails a check; the caller then reads
@@ -305,8 +339,13 @@ def _pcap_records_follow(buf: bytes, pos: int, hdrlen: int, little_endian: bool,
             sec, frac, caplen, wirelen = pcap_record_header(buf, at, little_endian)
             if first_sec < 0:
                 first_sec = sec
-            if (frac >= fracmax or caplen < 1 or caplen > maxcap or caplen > wirelen
-                    or not -NEARBY_SECONDS <= sec - first_sec <= NEARBY_SECONDS):
+            if (
+                frac >= fracmax
+                or caplen < 1
+                or caplen > maxcap
+                or caplen > wirelen
+                or not -NEARBY_SECONDS <= sec - first_sec <= NEARBY_SECONDS
+            ):
                 break
             at += hdrlen + caplen
             if at > buflen:
@@ -342,7 +381,8 @@ def _pcapng_blocks_follow(buf: bytes, pos: int, little_endian: bool) -> int:
     for length in range(12, buflen - pos + 1, 4):
         end = pos + length
         if _u32(buf, end - 4, little_endian) == length and (
-                end == buflen or _pcapng_block_length(buf, end, little_endian) > 0):
+            end == buflen or _pcapng_block_length(buf, end, little_endian) > 0
+        ):
             return end
     for start in range(pos + 12, buflen - 11, 4):
         at = start
@@ -445,11 +485,11 @@ class CaptureReader:
         self._path: str | None = None
         self._file: BinaryIO | None = None
         self._owns_file = False
-        self._read: Callable[[int], object] | None = None   # (a text stream returns str: checked below)
+        self._read: Callable[[int], object] | None = None  # (a text stream returns str: checked below)
         self._records: Iterator[Record] | None = None
         self._generator: Iterator[Record] | None = None  # the parsing generator behind _records
         self._chunks: Iterator[bytes] = iter(())
-        self._stash = b""        # a chunk `_more` has taken only the beginning of, and where the rest starts
+        self._stash = b""  # a chunk `_more` has taken only the beginning of, and where the rest starts
         self._stash_at = 0
         self._started = False
         self._closed = False
@@ -685,8 +725,7 @@ class CaptureReader:
                     self._problem(
                         "decompress",
                         self._produced,
-                        f"unexpected data after the end of the {kind} stream "
-                        f"({self._produced} decompressed bytes)",
+                        f"unexpected data after the end of the {kind} stream ({self._produced} decompressed bytes)",
                     )
                     self._input_failed = True
                     return
@@ -730,7 +769,7 @@ class CaptureReader:
                 break
             lacking = need - have
             if len(chunk) - start > lacking:
-                parts.append(chunk[start:start + lacking])
+                parts.append(chunk[start : start + lacking])
                 self._stash, self._stash_at = chunk, start + lacking
                 have = need
             else:
@@ -767,8 +806,7 @@ class CaptureReader:
             raise _Stop(
                 "truncated",
                 offset,
-                f"{self.compression} stream ends early (after {offset} decompressed bytes)"
-                f"{self._in_stream()}",
+                f"{self.compression} stream ends early (after {offset} decompressed bytes){self._in_stream()}",
                 fatal=False,
             )
 
@@ -778,7 +816,7 @@ class CaptureReader:
             return
         self._chunks = self._decompressed_chunks()
         try:
-            buf, _ = self._more(b"", 0, 24)   # (at the start of the input: from buf[0])
+            buf, _ = self._more(b"", 0, 24)  # (at the start of the input: from buf[0])
             if len(buf) < 4:
                 self._check_start(buf)
                 return
@@ -885,12 +923,16 @@ class CaptureReader:
                     if not self._input_failed:
                         follow = _pcap_records_follow(buf, pos, hdrlen, little_endian, maxcap, fracmax)
                         if follow >= 0:
-                            raise _Stop("corrupt_record", base + pos,
-                                        f"corrupt record header: captured length {caplen} runs past the end "
-                                        f"of the input, but records follow from byte {base + follow}"
-                                        f"{self._in_stream()}")
-                    self._end_of_input(base + pos, buflen - pos,
-                                       f"a record ({caplen} captured bytes, {present} present)")
+                            raise _Stop(
+                                "corrupt_record",
+                                base + pos,
+                                f"corrupt record header: captured length {caplen} runs past the end "
+                                f"of the input, but records follow from byte {base + follow}"
+                                f"{self._in_stream()}",
+                            )
+                    self._end_of_input(
+                        base + pos, buflen - pos, f"a record ({caplen} captured bytes, {present} present)"
+                    )
                     return
                 continue
             self.offset = base + end
@@ -955,8 +997,9 @@ class CaptureReader:
                             linktype, units, offset_units = iface
                             self.offset = base + run_end
                             self.packets += count
-                            yield RecordBlock(buf, pos, run_end, count, little_endian, linktype, units, True,
-                                              0, offset_units)
+                            yield RecordBlock(
+                                buf, pos, run_end, count, little_endian, linktype, units, True, 0, offset_units
+                            )
                             _, hi, lo, _, _ = epb(buf, last + 8)
                             last_ts = ((hi << 32 | lo) + offset_units) / units
                             pos = run_end
@@ -992,8 +1035,10 @@ class CaptureReader:
                     follow = -1 if self._input_failed else _pcapng_blocks_follow(buf, pos, order == "<")
                     if follow >= 0:
                         raise self._corrupt_block(
-                            base + pos, f"block length {blen} runs past the end of the input, but the blocks' "
-                                        f"lengths place a block boundary at byte {base + follow}")
+                            base + pos,
+                            f"block length {blen} runs past the end of the input, but the blocks' "
+                            f"lengths place a block boundary at byte {base + follow}",
+                        )
                     self._end_of_input(base + pos, buflen - pos, f"a block of {blen} bytes ({buflen - pos} present)")
                     return
                 continue
@@ -1066,20 +1111,24 @@ class CaptureReader:
                 section += 1
                 fast = []
                 current = []
-            elif (btype not in _SKIPPED_BLOCK_TYPES or (btype == _NRB and not word(buf, pos + 8)[0])) \
-                    and self._packet_block_shape(buf, pos, blen, order, fast, last_ts):
+            elif (
+                btype not in _SKIPPED_BLOCK_TYPES or (btype == _NRB and not word(buf, pos + 8)[0])
+            ) and self._packet_block_shape(buf, pos, blen, order, fast, last_ts):
                 # (a name resolution block without records is one too: "end of records" where an EPB
                 # has interface 0)
                 raise self._corrupt_block(
-                    base + pos, f"block type {btype:#010x} is unknown, but the block is laid out as an enhanced "
-                                f"packet block of a declared interface (a damaged block type)")
+                    base + pos,
+                    f"block type {btype:#010x} is unknown, but the block is laid out as an enhanced "
+                    f"packet block of a declared interface (a damaged block type)",
+                )
             # every other block type (name resolution, statistics, secrets, custom...) is skipped
             pos = end
             self.offset = base + pos
 
     @staticmethod
-    def _packet_block_shape(buf: bytes, pos: int, blen: int, order: str, fast: list[tuple[int, int, int] | None],
-                            last_ts: float) -> bool:
+    def _packet_block_shape(
+        buf: bytes, pos: int, blen: int, order: str, fast: list[tuple[int, int, int] | None], last_ts: float
+    ) -> bool:
         """Whether the block at pos is laid out as an Enhanced Packet Block: at least 32 bytes, a declared
         interface, a captured length that fits, and for a supported interface a time within a day of
         the last packet's (before the first packet: between 1990 and 2100)."""
@@ -1097,9 +1146,7 @@ class CaptureReader:
             return _PLAUSIBLE_FIRST_TIME[0] <= ts < _PLAUSIBLE_FIRST_TIME[1]
         return abs(ts - last_ts) <= NEARBY_SECONDS
 
-    def _parse_idb(
-        self, buf: bytes, pos: int, end: int, order: str, base: int, section: int, index: int
-    ) -> Interface:
+    def _parse_idb(self, buf: bytes, pos: int, end: int, order: str, base: int, section: int, index: int) -> Interface:
         offset = base + pos
         if end - pos < 20:
             raise self._corrupt_block(offset, f"interface description block of {end - pos} bytes is too short")

@@ -20,10 +20,16 @@ from dataclasses import dataclass, field
 from .names import shown
 
 _MAGICS = (
-    b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",  # pcap us/ns
-    b"\x34\xcd\xb2\xa1", b"\xa1\xb2\xcd\x34",                                          # modified pcap
-    b"\x0a\x0d\x0d\x0a",                                                               # pcapng
-    b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00",                                              # gzip, bzip2, xz
+    b"\xd4\xc3\xb2\xa1",
+    b"\xa1\xb2\xc3\xd4",
+    b"\x4d\x3c\xb2\xa1",
+    b"\xa1\xb2\x3c\x4d",  # pcap us/ns
+    b"\x34\xcd\xb2\xa1",
+    b"\xa1\xb2\xcd\x34",  # modified pcap
+    b"\x0a\x0d\x0d\x0a",  # pcapng
+    b"\x1f\x8b",
+    b"BZh",
+    b"\xfd7zXZ\x00",  # gzip, bzip2, xz
 )
 
 CAPTURE_NAME = re.compile(r"\.(?:pcap|pcapng|cap)\d*(?:\.\d+)?(?:\.(?:gz|bz2|xz))?\Z", re.IGNORECASE)
@@ -36,8 +42,8 @@ class Inputs:
     """What the arguments expand to."""
 
     sources: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)            # arguments that matched nothing, files passed over
-    passed_over: list[str] = field(default_factory=list)      # files in directories that are not captures
+    notes: list[str] = field(default_factory=list)  # arguments that matched nothing, files passed over
+    passed_over: list[str] = field(default_factory=list)  # files in directories that are not captures
 
 
 def looks_like_capture(path: str) -> bool:
@@ -54,7 +60,7 @@ def _is_capture(path: str, name: str) -> bool:
     device, which opening could block on) or a regular file that starts like one."""
     try:
         mode = os.stat(path).st_mode
-    except OSError:   # a dangling link or a file gone since the listing: the reader reports it
+    except OSError:  # a dangling link or a file gone since the listing: the reader reports it
         return CAPTURE_NAME.search(name) is not None
     if not stat.S_ISREG(mode):
         return False
@@ -81,8 +87,10 @@ def expand_inputs(arguments: list[str]) -> Inputs:
             if not found:
                 inputs.notes.append(f"{shown(argument)}: no capture files in this directory")
             if passed_over:
-                inputs.notes.append(f"{shown(argument)}: {passed_over} file{'s' if passed_over != 1 else ''} "
-                                    f"passed over (neither named nor made like a capture)")
+                inputs.notes.append(
+                    f"{shown(argument)}: {passed_over} file{'s' if passed_over != 1 else ''} "
+                    f"passed over (neither named nor made like a capture)"
+                )
             inputs.sources.extend(found)
         elif os.path.exists(argument):
             inputs.sources.append(argument)
@@ -92,5 +100,5 @@ def expand_inputs(arguments: list[str]) -> Inputs:
                 inputs.notes.append(f"{shown(argument)}: no file matches this pattern")
             inputs.sources.extend(matches)
         else:
-            inputs.sources.append(argument)   # the reader reports it as unreadable, with its name
+            inputs.sources.append(argument)  # the reader reports it as unreadable, with its name
     return inputs

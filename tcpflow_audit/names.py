@@ -37,7 +37,7 @@ def _escape(char: str) -> str:
     named = _NAMED.get(char)
     if named is not None:
         return named
-    if 0xDC80 <= code <= 0xDCFF:   # an undecodable byte, as os.fsdecode's surrogateescape carries it
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, as os.fsdecode's surrogateescape carries it
         return f"\\x{code - 0xDC00:02x}"
     if code <= 0xFF:
         return f"\\x{code:02x}"
@@ -51,6 +51,6 @@ def _needs_escape(char: str) -> bool:
 def shown(name: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
     """The name as one line of text for a log, a terminal or JSON (see the module's docstring)."""
     text = os.fsdecode(name)
-    if text.isprintable() and "\\" not in text:   # (nearly every name: nothing to escape)
+    if text.isprintable() and "\\" not in text:  # (nearly every name: nothing to escape)
         return text
     return "".join(_escape(char) if _needs_escape(char) else char for char in text)

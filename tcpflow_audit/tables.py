@@ -21,11 +21,11 @@ from typing import IO, Any
 
 from .detectors import SEVERITIES
 
-MIN_PADDING = 2       # tabulate's: a column is at least its header + 2 wide
-SEPARATOR = 2         # the spaces between two columns in tabulate's "simple" and "plain" formats
-MIN_WIDTH = 40        # a narrower width is taken as this (the narrowest a findings table still shows kind and severity)
+MIN_PADDING = 2  # tabulate's: a column is at least its header + 2 wide
+SEPARATOR = 2  # the spaces between two columns in tabulate's "simple" and "plain" formats
+MIN_WIDTH = 40  # a narrower width is taken as this (the narrowest a findings table still shows kind and severity)
 _RESET = "\x1b[0m"
-SEVERITY_COLORS = (("critical", "\x1b[31m"), ("warning", "\x1b[33m"))   # red, yellow (ANSI SGR codes)
+SEVERITY_COLORS = (("critical", "\x1b[31m"), ("warning", "\x1b[33m"))  # red, yellow (ANSI SGR codes)
 
 # Where a name (connection_refused, client_state) or a list of them (connection_refused;rst_abort) may break
 _NAME_PIECE = re.compile(r"[^;,_]+[;,_]*|[;,_]+")
@@ -79,8 +79,9 @@ def wrap_names(text: str, width: int) -> str:
     return "\n".join(lines)
 
 
-def fit(columns: Sequence[Column], widest: Sequence[int], width: int | None,
-        headers: bool = True) -> list[tuple[int, int]]:
+def fit(
+    columns: Sequence[Column], widest: Sequence[int], width: int | None, headers: bool = True
+) -> list[tuple[int, int]]:
     """(column index, width) of the columns shown, in reading order, for a table at most `width` wide;
     `widest` holds each column's widest cell. A width is the column's as tabulate draws it."""
     whole_header = [len(c.header) + MIN_PADDING if headers else 0 for c in columns]
@@ -98,23 +99,28 @@ def fit(columns: Sequence[Column], widest: Sequence[int], width: int | None,
         if used + SEPARATOR + least[i] <= width:
             shown.append(i)
             used += SEPARATOR + least[i]
-    if not shown:   # not even one column at its narrowest: the most important one, wrapped to the width
+    if not shown:  # not even one column at its narrowest: the most important one, wrapped to the width
         return [(by_importance[0], width)]
     widths = {i: least[i] for i in shown}
     spare = width - used
-    for i in shown:   # (in importance order) first a header back on one line where the room allows...
+    for i in shown:  # (in importance order) first a header back on one line where the room allows...
         if 0 < whole_header[i] - widths[i] <= spare:
             spare -= whole_header[i] - widths[i]
             widths[i] = whole_header[i]
-    for i in shown:   # ... then the wrapped columns, the most important first
+    for i in shown:  # ... then the wrapped columns, the most important first
         grow = min(spare, max(0, widest[i] - widths[i]))
         widths[i] += grow
         spare -= grow
     return [(i, widths[i]) for i in sorted(shown)]
 
 
-def render(columns: Sequence[Column], rows: Sequence[Any], cells: Callable[[Any], list[str]],
-           style: TableStyle, headers: bool = True) -> Iterator[str]:
+def render(
+    columns: Sequence[Column],
+    rows: Sequence[Any],
+    cells: Callable[[Any], list[str]],
+    style: TableStyle,
+    headers: bool = True,
+) -> Iterator[str]:
     """The table's lines: `cells(row)` gives a row's cell texts (printable), in `columns` order.
 
     With headers, tabulate's "simple" format (a row on several lines is set apart by a separating
@@ -130,7 +136,7 @@ def render(columns: Sequence[Column], rows: Sequence[Any], cells: Callable[[Any]
     data: list[Any] = []
     tall_before = False
     for row in table:
-        tall = any(len(row[i]) > w for i, w in layout)   # (tabulate wraps exactly the cells wider than their column)
+        tall = any(len(row[i]) > w for i, w in layout)  # (tabulate wraps exactly the cells wider than their column)
         if headers and data and (tall or tall_before):
             data.append(SEPARATING_LINE)
         tall_before = tall
@@ -140,14 +146,28 @@ def render(columns: Sequence[Column], rows: Sequence[Any], cells: Callable[[Any]
             code = palette.get(text)
             drawn.append(code + text + _RESET if code else text)
         data.append(drawn)
-    header_texts = [columns[i].header if len(columns[i].header) + MIN_PADDING <= w
-                    else wrap_names(columns[i].header, w - MIN_PADDING) for i, w in layout] if headers else ()
-    yield from tabulate(data, header_texts, tablefmt="simple" if headers else "plain", disable_numparse=True,
-                        maxcolwidths=[w if widest[i] > w else None for i, w in layout]).splitlines()
+    header_texts = (
+        [
+            columns[i].header
+            if len(columns[i].header) + MIN_PADDING <= w
+            else wrap_names(columns[i].header, w - MIN_PADDING)
+            for i, w in layout
+        ]
+        if headers
+        else ()
+    )
+    yield from tabulate(
+        data,
+        header_texts,
+        tablefmt="simple" if headers else "plain",
+        disable_numparse=True,
+        maxcolwidths=[w if widest[i] > w else None for i, w in layout],
+    ).splitlines()
     left_out = [c.header for i, c in enumerate(columns) if i not in {i for i, _ in layout}]
-    if left_out and style.width is not None:   # (only a width leaves columns out)
-        yield from textwrap.wrap(f"(not shown at width {style.width}: {', '.join(left_out)}; --width 0 shows all)",
-                                 style.width)
+    if left_out and style.width is not None:  # (only a width leaves columns out)
+        yield from textwrap.wrap(
+            f"(not shown at width {style.width}: {', '.join(left_out)}; --width 0 shows all)", style.width
+        )
 
 
 def titled(title: str, lines: Iterable[str], style: TableStyle) -> Iterator[str]:
@@ -174,44 +194,94 @@ def seconds(value: Any) -> str:
 # ---------------------------------------------------------------------- the report's tables
 #: The flow-row values the connections table is made of: RowWriter keeps these for each connection.
 FLOW_TABLE_COLUMNS: tuple[str, ...] = (
-    "client_ip", "client_port", "server_ip", "server_port", "conn_state", "history", "client_state",
-    "server_state", "end_reason", "anomalies", "duration_s", "start",
+    "client_ip",
+    "client_port",
+    "server_ip",
+    "server_port",
+    "conn_state",
+    "history",
+    "client_state",
+    "server_state",
+    "end_reason",
+    "anomalies",
+    "duration_s",
+    "start",
 )
 
 # What tells one connection's story first; the byte and packet counts are in CSV/JSON only.
 CONNECTION_COLUMNS = (
-    Column("client", 0, wrap_to=21), Column("server", 1, wrap_to=21), Column("conn_state", 2),
-    Column("history", 3, wrap_to=10), Column("client_state", 4), Column("server_state", 5),
-    Column("end_reason", 6, wrap_to=8, names=True), Column("anomalies", 7, wrap_to=11, names=True),
-    Column("duration_s", 8), Column("start", 9),
+    Column("client", 0, wrap_to=21),
+    Column("server", 1, wrap_to=21),
+    Column("conn_state", 2),
+    Column("history", 3, wrap_to=10),
+    Column("client_state", 4),
+    Column("server_state", 5),
+    Column("end_reason", 6, wrap_to=8, names=True),
+    Column("anomalies", 7, wrap_to=11, names=True),
+    Column("duration_s", 8),
+    Column("start", 9),
 )
 
 # A finding is read as: what, how bad, where, the numbers; the times are left out first.
 FINDING_COLUMNS = (
-    Column("kind", 0, wrap_to=14, names=True), Column("severity", 1, colors=SEVERITY_COLORS), Column("count", 3),
-    Column("server", 2, wrap_to=21), Column("client", 5, wrap_to=21), Column("detail", 4, wrap_to=20),
-    Column("first_seen", 6), Column("last_seen", 7),
+    Column("kind", 0, wrap_to=14, names=True),
+    Column("severity", 1, colors=SEVERITY_COLORS),
+    Column("count", 3),
+    Column("server", 2, wrap_to=21),
+    Column("client", 5, wrap_to=21),
+    Column("detail", 4, wrap_to=20),
+    Column("first_seen", 6),
+    Column("last_seen", 7),
 )
 
 
 def _connection_cells(row: dict[str, Any] | tuple[Any, ...]) -> list[str]:
     """A connection's cells: a flow row (dict), or its FLOW_TABLE_COLUMNS values (RowWriter's table rows)."""
     values = tuple(row.get(c) for c in FLOW_TABLE_COLUMNS) if isinstance(row, dict) else row
-    (client_ip, client_port, server_ip, server_port, conn_state, history, client_state, server_state,
-     end_reason, anomalies, duration, start) = values
-    return [endpoint(client_ip, client_port), endpoint(server_ip, server_port), printable(conn_state),
-            printable(history), printable(client_state), printable(server_state), printable(end_reason),
-            printable(anomalies), seconds(duration), printable(start)]
+    (
+        client_ip,
+        client_port,
+        server_ip,
+        server_port,
+        conn_state,
+        history,
+        client_state,
+        server_state,
+        end_reason,
+        anomalies,
+        duration,
+        start,
+    ) = values
+    return [
+        endpoint(client_ip, client_port),
+        endpoint(server_ip, server_port),
+        printable(conn_state),
+        printable(history),
+        printable(client_state),
+        printable(server_state),
+        printable(end_reason),
+        printable(anomalies),
+        seconds(duration),
+        printable(start),
+    ]
 
 
 def _finding_cells(row: dict[str, Any]) -> list[str]:
-    return [printable(row["kind"]), printable(row["severity"]), printable(row["count"]),
-            endpoint(row["server_ip"], row["server_port"]), endpoint(row["client_ip"], row["client_port"]),
-            printable(row["detail"]), printable(row["first_seen"]), printable(row["last_seen"])]
+    return [
+        printable(row["kind"]),
+        printable(row["severity"]),
+        printable(row["count"]),
+        endpoint(row["server_ip"], row["server_port"]),
+        endpoint(row["client_ip"], row["client_port"]),
+        printable(row["detail"]),
+        printable(row["first_seen"]),
+        printable(row["last_seen"]),
+    ]
 
 
-def render_connections(title: str, rows: Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]],
-                       style: TableStyle) -> Iterator[str]:
+def render_connections(
+    title: str, rows: Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]], style: TableStyle
+) -> Iterator[str]:
     """A connections table under its title: flow rows (dicts) or RowWriter's table rows."""
     if not rows:
         return titled(title, ["(none)"], style)
@@ -250,15 +320,28 @@ def render_summary(summary: dict[str, Any], style: TableStyle) -> Iterator[str]:
     if summary["evicted_connections"]:
         lines.append(("evicted (table full)", summary["evicted_connections"]))
     # (labels wrap to 20 and values to 16: both columns fit the narrowest width, 40)
-    yield from render((Column("", 0, wrap_to=20), Column("", 1, wrap_to=16)), lines,
-                      lambda line: [printable(line[0]), printable(line[1])], style, headers=False)
-    for title, key in (("conn_state", "conn_state"), ("final client state", "client_state"),
-                       ("final server state", "server_state"), ("end reason", "end_reason")):
+    yield from render(
+        (Column("", 0, wrap_to=20), Column("", 1, wrap_to=16)),
+        lines,
+        lambda line: [printable(line[0]), printable(line[1])],
+        style,
+        headers=False,
+    )
+    for title, key in (
+        ("conn_state", "conn_state"),
+        ("final client state", "client_state"),
+        ("final server state", "server_state"),
+        ("end reason", "end_reason"),
+    ):
         if summary[key]:
             yield ""
             counts = sorted(summary[key].items(), key=lambda kv: -kv[1])
-            yield from render((Column(title, 0), Column("connections", 1)), counts,
-                              lambda kv: [printable(kv[0]), printable(kv[1])], style)
+            yield from render(
+                (Column(title, 0), Column("connections", 1)),
+                counts,
+                lambda kv: [printable(kv[0]), printable(kv[1])],
+                style,
+            )
 
 
 def write_blocks(stream: IO[str], blocks: Iterable[Iterable[str]]) -> None:

@@ -62,7 +62,7 @@ from tcpflow_audit.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_pcaps"
-CLI_TIMEOUT = 300   # seconds: the bound on one child run (a sample takes well under a second)
+CLI_TIMEOUT = 300  # seconds: the bound on one child run (a sample takes well under a second)
 
 
 def sample(name: str) -> Path:
@@ -105,13 +105,19 @@ def _check_run(stderr: str, status: int | None, got: int) -> None:
 PLAIN_ENV: dict[str, str | None] = {"COLUMNS": None, "NO_COLOR": None}
 
 
-def invoke_cli(*args: Any, input: bytes | str | IO[Any] | None = None, status: int | None = 0,
-               env: dict[str, str | None] | None = None, **extra: Any) -> Result:
+def invoke_cli(
+    *args: Any,
+    input: bytes | str | IO[Any] | None = None,
+    status: int | None = 0,
+    env: dict[str, str | None] | None = None,
+    **extra: Any,
+) -> Result:
     """The CLI in this process (what the `cli` fixture runs); `env` is added to PLAIN_ENV, `extra` goes to
     CliRunner.invoke (e.g. terminal_width)."""
     # catch_exceptions=False: a bug's exception fails the test with its own traceback
-    result = CliRunner().invoke(main, [str(arg) for arg in args], input=input, catch_exceptions=False,
-                                env={**PLAIN_ENV, **(env or {})}, **extra)
+    result = CliRunner().invoke(
+        main, [str(arg) for arg in args], input=input, catch_exceptions=False, env={**PLAIN_ENV, **(env or {})}, **extra
+    )
     _check_run(result.stderr, status, result.exit_code)
     return result
 
@@ -131,10 +137,17 @@ def cli_command(*args: Any) -> list[str]:
 def cli_process() -> Callable[..., subprocess.CompletedProcess]:
     """Run the CLI as a child process: cli_process(*args, stdin=None, status=0, env=None, cwd=ROOT, text=True)."""
 
-    def run(*args: Any, stdin: Any = None, status: int | None = 0, env: dict[str, str] | None = None,
-            cwd: Path = ROOT, text: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(cli_command(*args), stdin=stdin, capture_output=True, text=text, env=env, cwd=cwd,
-                              timeout=CLI_TIMEOUT)
+    def run(
+        *args: Any,
+        stdin: Any = None,
+        status: int | None = 0,
+        env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
+        text: bool = True,
+    ) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            cli_command(*args), stdin=stdin, capture_output=True, text=text, env=env, cwd=cwd, timeout=CLI_TIMEOUT
+        )
         _check_run(done.stderr if text else done.stderr.decode(errors="replace"), status, done.returncode)
         return done
 

@@ -42,8 +42,13 @@ def _rows(detectors: DetectorSet) -> list[dict]:
 def test_split_and_merged_findings_are_those_of_one_run(name: str) -> None:
     records = _records(name)
     # low thresholds, so that rows with several connections and every severity show up
-    t = Thresholds(close_wait_s=0.5, half_open_silence_s=2.0, time_wait_info_peak=2, server_active_close_min=2,
-                   refused_storm_count=3)
+    t = Thresholds(
+        close_wait_s=0.5,
+        half_open_silence_s=2.0,
+        time_wait_info_peak=2,
+        server_active_close_min=2,
+        refused_storm_count=3,
+    )
     whole = DetectorSet(t)
     for record in records:
         whole.on_flow(record)

@@ -37,14 +37,15 @@ from tcpflow_audit.pipeline import Auditor
 from tcpflow_audit.report import flow_row
 
 EXAMPLES = int(os.environ.get("TCPFLOW_FUZZ_EXAMPLES", "200"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 # a command-line run costs a few milliseconds, several times an in-process one
 CLI_FUZZ = settings(FUZZ, max_examples=max(EXAMPLES // 4, 5))
-MEMORY_LIMIT = 64 << 20   # bytes traced at peak for one run over a < 20 kB input
+MEMORY_LIMIT = 64 << 20  # bytes traced at peak for one run over a < 20 kB input
 
 PCAP = sample("demo.pcap").read_bytes()
-PCAP_RECORDS = Pcap(PCAP).records   # (offset, record header, frame)
+PCAP_RECORDS = Pcap(PCAP).records  # (offset, record header, frame)
 
 
 PCAPNG, PCAPNG_ENDS = pcapng_from_pcap(PCAP)
@@ -77,10 +78,19 @@ def audit_bytes(data: bytes):
 
 
 def _outcome(stats, flows) -> tuple:
-    return ((stats.packets_read, stats.tcp_packets, stats.first_ts, stats.last_ts, dict(stats.skipped),
-             stats.connections, stats.peak_live_connections),
-            [(p.kind, p.offset, p.message, p.fatal) for p in stats.problems],
-            [flow_row(flow) for flow in flows])
+    return (
+        (
+            stats.packets_read,
+            stats.tcp_packets,
+            stats.first_ts,
+            stats.last_ts,
+            dict(stats.skipped),
+            stats.connections,
+            stats.peak_live_connections,
+        ),
+        [(p.kind, p.offset, p.message, p.fatal) for p in stats.problems],
+        [flow_row(flow) for flow in flows],
+    )
 
 
 def complete_before(ends: list[int], damaged_at: int) -> int:
@@ -102,16 +112,27 @@ def test_undamaged_captures_read_whole():
 def test_random_bytes(data):
     stats, peak, _ = audit_bytes(data)
     assert peak < MEMORY_LIMIT
-    assert stats.problems or stats.packets_read == 0 or data[:4] in (
-        b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-        b"\x34\xcd\xb2\xa1", b"\xa1\xb2\xcd\x34", b"\x0a\x0d\x0d\x0a")
+    assert (
+        stats.problems
+        or stats.packets_read == 0
+        or data[:4]
+        in (
+            b"\xd4\xc3\xb2\xa1",
+            b"\xa1\xb2\xc3\xd4",
+            b"\x4d\x3c\xb2\xa1",
+            b"\xa1\xb2\x3c\x4d",
+            b"\x34\xcd\xb2\xa1",
+            b"\xa1\xb2\xcd\x34",
+            b"\x0a\x0d\x0d\x0a",
+        )
+    )
 
 
 @FUZZ
 @given(st.sampled_from(sorted(VALID)), st.binary(min_size=0, max_size=64))
 def test_valid_header_then_random_records(kind, tail):
     data, ends = VALID[kind]
-    head = data[:ends[2]]
+    head = data[: ends[2]]
     stats, peak, _ = audit_bytes(head + tail)
     assert peak < MEMORY_LIMIT
     assert stats.packets_read >= 3
@@ -141,9 +162,9 @@ def test_truncations(kind, draw):
     assert stats.packets_read == expected
     if cut == 0:
         assert [p.kind for p in stats.problems] == ["empty"]
-    else:   # a warning at most, and the flows of the intact prefix
+    else:  # a warning at most, and the flows of the intact prefix
         assert all(p.kind == "truncated" and not p.fatal for p in stats.problems)
-        prefix_flows = audit_bytes(data[:ends[expected - 1]])[2] if expected else []
+        prefix_flows = audit_bytes(data[: ends[expected - 1]])[2] if expected else []
         assert [flow_row(f) for f in flows] == [flow_row(f) for f in prefix_flows]
 
 
@@ -166,8 +187,13 @@ def test_a_bit_flip_that_loses_packets_is_an_input_error(kind, draw):
 def test_length_and_header_fields_set_to_extremes(kind, draw):
     data, ends = VALID[kind]
     mutated = bytearray(data)
-    changes = draw.draw(st.lists(st.tuples(st.integers(0, (len(data) - 4) // 4), st.sampled_from(EXTREMES),
-                                           st.sampled_from("<>")), min_size=1, max_size=4))
+    changes = draw.draw(
+        st.lists(
+            st.tuples(st.integers(0, (len(data) - 4) // 4), st.sampled_from(EXTREMES), st.sampled_from("<>")),
+            min_size=1,
+            max_size=4,
+        )
+    )
     if draw.draw(st.booleans()):
         # aim at a record/block header: the word right after a record ends (a length field or block type)
         target = draw.draw(st.sampled_from([24, *ends[:-1]] if kind == "pcap" else [0, *ends[:-1]]))
@@ -177,9 +203,9 @@ def test_length_and_header_fields_set_to_extremes(kind, draw):
     for index, value, order in changes:
         position = index * 4
         new = struct.pack(order + "I", value)
-        if mutated[position:position + 4] != new:
+        if mutated[position : position + 4] != new:
             first = min(first, position)
-        mutated[position:position + 4] = new
+        mutated[position : position + 4] = new
     stats, peak, _ = audit_bytes(bytes(mutated))
     assert peak < MEMORY_LIMIT
     assert stats.packets_read >= complete_before(ends, first)
@@ -208,7 +234,8 @@ def run_cli_on(data: bytes, *args: str) -> tuple[int, list[str], str, str]:
             handle.write(data)
         result = CliRunner().invoke(main, [path, "-q", *args])
         assert result.exception is None or isinstance(result.exception, SystemExit), "".join(
-            traceback.format_exception(result.exception))
+            traceback.format_exception(result.exception)
+        )
         return result.exit_code, result.stderr.splitlines(), result.stdout, path
 
 
@@ -222,9 +249,9 @@ def cli_mutants(draw) -> tuple[bytes, bytes, list[int]]:
             mutated[bit // 8] ^= 1 << (bit % 8)
     elif how == "extreme":
         at = draw.draw(st.integers(0, (len(data) - 4) // 4)) * 4
-        mutated[at:at + 4] = struct.pack("<I", draw.draw(st.sampled_from(EXTREMES)))
+        mutated[at : at + 4] = struct.pack("<I", draw.draw(st.sampled_from(EXTREMES)))
     else:
-        del mutated[draw.draw(st.integers(1, len(data) - 1)):]
+        del mutated[draw.draw(st.integers(1, len(data) - 1)) :]
     return data, bytes(mutated), ends
 
 
@@ -237,8 +264,8 @@ def test_command_line_on_damaged_files(draw):
     errors = [line for line in lines if line.startswith("tcpflow-audit: error: ")]
     assert (status == EXIT_INPUT) == bool(errors)
     assert all(line.startswith(f"tcpflow-audit: error: {path}") for line in errors), lines
-    assert len(lines) == len(errors)   # -q: errors only (warnings and notes hidden)
-    if len(mutated) < len(data) and data.startswith(mutated):   # cut short: the intact prefix's flows
+    assert len(lines) == len(errors)  # -q: errors only (warnings and notes hidden)
+    if len(mutated) < len(data) and data.startswith(mutated):  # cut short: the intact prefix's flows
         assert status != EXIT_INPUT
         intact = max([end for end in ends if end <= len(mutated)], default=0)
         if intact:

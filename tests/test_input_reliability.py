@@ -27,19 +27,20 @@ from tcpflow_audit.pipeline import Auditor
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_pcaps"
-DEMO = SAMPLES / "demo.pcap"   # Ethernet, 83 packets, 9 connections
+DEMO = SAMPLES / "demo.pcap"  # Ethernet, 83 packets, 9 connections
 PCAP = DEMO.read_bytes()
 PCAPNG, PCAPNG_ENDS = pcapng_from_pcap(PCAP)
 PCAP_ENDS = [offset + 16 + len(frame) for offset, _, _, frame in pcap_records(PCAP)]
-PCAPNG_HEADERS = PCAPNG_ENDS[0] - (PCAPNG_ENDS[1] - PCAPNG_ENDS[0])   # the section and interface blocks' length
+PCAPNG_HEADERS = PCAPNG_ENDS[0] - (PCAPNG_ENDS[1] - PCAPNG_ENDS[0])  # the section and interface blocks' length
 # each format: the capture, where each packet's record or block ends, and where its file header or other blocks end
-FORMATS = {"pcap": (PCAP, PCAP_ENDS, [24]),
-           "pcapng": (PCAPNG, PCAPNG_ENDS, [struct.unpack_from("<I", PCAPNG, 4)[0], PCAPNG_HEADERS])}
+FORMATS = {
+    "pcap": (PCAP, PCAP_ENDS, [24]),
+    "pcapng": (PCAPNG, PCAPNG_ENDS, [struct.unpack_from("<I", PCAPNG, 4)[0], PCAPNG_HEADERS]),
+}
 
 
 def run_cli(*args: str | bytes | Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "tcpflow_audit", *args], capture_output=True, timeout=120,
-                            cwd=ROOT)
+    result = subprocess.run([sys.executable, "-m", "tcpflow_audit", *args], capture_output=True, timeout=120, cwd=ROOT)
     assert b"Traceback" not in result.stderr, result.stderr.decode(errors="replace")
     return result
 
@@ -66,8 +67,8 @@ def syn_flood(count: int, spacing_us: int, answer_every: int = 0) -> bytes:
     start = sec * 1_000_000 + usec
     for i in range(count):
         frame = bytearray(syn)
-        frame[26:30] = (0x0B000000 + i // 50000).to_bytes(4, "big")    # source address
-        frame[34:36] = (1024 + i % 50000).to_bytes(2, "big")            # source port
+        frame[26:30] = (0x0B000000 + i // 50000).to_bytes(4, "big")  # source address
+        frame[34:36] = (1024 + i % 50000).to_bytes(2, "big")  # source port
         t = start + i * spacing_us
         out.append(record(t // 1_000_000, t % 1_000_000, len(frame), len(frame)) + frame)
         if answer_every and i % answer_every == 0:
@@ -110,7 +111,7 @@ def test_an_evicted_half_open_connection_is_evidence_of_missing_third_ack_and_sy
         assert stats.evicted == (18_000 if cap == 2_000 else 0)
         tagged = sum("missing_third_ack" in r.facts.anomalies for r in flows)
         assert tagged == findings[cap]["missing_third_ack"]
-        if cap == 2_000:   # every answered connection that was evicted, and none of the 200 live at the end
+        if cap == 2_000:  # every answered connection that was evicted, and none of the 200 live at the end
             assert findings[cap]["missing_third_ack"] == evicted_answered == 1_800
     assert findings[1_000_000]["syn_flood"] == findings[2_000]["syn_flood"] == 20_000
     # uncapped, the attempts time out after 5 s; those answered in the last 3 s are not concluded
@@ -121,7 +122,7 @@ def test_an_evicted_half_open_connection_is_evidence_of_missing_third_ack_and_sy
 def test_a_flipped_bit_in_the_section_header_length_is_an_error_also_quiet(tmp_path):
     """The issue's reproduction: demo.pcap as pcapng, 0x04 written into the section header's length."""
     damaged = bytearray(PCAPNG)
-    damaged[6] = 0x04   # 28 -> 262172 bytes: within the limits, and past the end of the file
+    damaged[6] = 0x04  # 28 -> 262172 bytes: within the limits, and past the end of the file
     path = tmp_path / "y.pcapng"
     path.write_bytes(bytes(damaged))
     out = tmp_path / "out"
@@ -147,7 +148,7 @@ def test_an_unsupported_link_type_is_an_error_in_pcapng_as_in_pcap(tmp_path):
         assert line.startswith(f"tcpflow-audit: error: {path} at byte ") and "link type 147" in line
         summary = json.loads((out / "summary.json").read_text())
         assert summary["input_problems"] == [line.removeprefix("tcpflow-audit: error: ")]
-        assert summary["packets_read"] == 83   # demo.pcap's
+        assert summary["packets_read"] == 83  # demo.pcap's
     # the pcapng's skipped packets are counted
     assert summary_of(ng)["skipped_packets"] == {"unsupported_linktype": 83}
 
@@ -161,9 +162,9 @@ def test_every_framing_bit_flip_that_loses_packets_is_an_error(kind):
     """Every bit of every record's captured length (pcap) and every block's type and length (pcapng)
     flipped in turn: a mutant that yields fewer packets than the intact file gives an input error."""
     data, ends, headers = FORMATS[kind]
-    if kind == "pcap":   # each record's captured length; the file's snap length and link type
+    if kind == "pcap":  # each record's captured length; the file's snap length and link type
         fields = [start + 8 for start in [24, *ends[:-1]]] + [16, 20]
-    else:                # each block's type and length; the interface's link type
+    else:  # each block's type and length; the interface's link type
         fields = [start + i for start in [0, *headers, *ends[:-1]] for i in (0, 4)] + [headers[0] + 8]
     silent = []
     for field in fields:
@@ -184,33 +185,41 @@ def test_every_cut_gives_the_intact_prefix_and_one_warning(kind):
     assert len(whole) == len(ends) == 83
     for cut in range(1, len(data)):
         records, problems = read(data[:cut])
-        assert records == whole[:sum(1 for end in ends if end <= cut)], cut
+        assert records == whole[: sum(1 for end in ends if end <= cut)], cut
         assert all(p.kind == "truncated" and not p.fatal for p in problems), (cut, problems)
         assert len(problems) == (cut not in ends + headers), cut
 
 
 # ------------------------------------------------------------------ 6. hostile names
-@pytest.mark.parametrize(("name", "escaped"), [
-    ("capture 2024-01-01.pcap", "capture 2024-01-01.pcap"),       # spaces: as they are
-    ("città_ñandú_東京.pcap", "città_ñandú_東京.pcap"),             # letters of any script: as they are
-    ("a\nb.pcap", "a\\nb.pcap"),
-    ("a\rb\tc.pcap", "a\\rb\\tc.pcap"),
-    ("a\x1b[31mred.pcap", "a\\x1b[31mred.pcap"),
-    ("a\x7f\x85b.pcap", "a\\x7f\\x85b.pcap"),
-    ("evil\u202egnp.exe", "evil\\u202egnp.exe"),                  # a bidi override
-    ("a\u2028b\u2066c.pcap", "a\\u2028b\\u2066c.pcap"),
-    ("back\\slash.pcap", "back\\\\slash.pcap"),                   # so that an escape reads back one way
-    (b"caf\xe9.pcap", "caf\\xe9.pcap"),                            # Latin-1 bytes: not UTF-8
-    (os.fsdecode(b"caf\xe9.pcap"), "caf\\xe9.pcap"),               # the same, as Python carries it
-])
+@pytest.mark.parametrize(
+    ("name", "escaped"),
+    [
+        ("capture 2024-01-01.pcap", "capture 2024-01-01.pcap"),  # spaces: as they are
+        ("città_ñandú_東京.pcap", "città_ñandú_東京.pcap"),  # letters of any script: as they are
+        ("a\nb.pcap", "a\\nb.pcap"),
+        ("a\rb\tc.pcap", "a\\rb\\tc.pcap"),
+        ("a\x1b[31mred.pcap", "a\\x1b[31mred.pcap"),
+        ("a\x7f\x85b.pcap", "a\\x7f\\x85b.pcap"),
+        ("evil\u202egnp.exe", "evil\\u202egnp.exe"),  # a bidi override
+        ("a\u2028b\u2066c.pcap", "a\\u2028b\\u2066c.pcap"),
+        ("back\\slash.pcap", "back\\\\slash.pcap"),  # so that an escape reads back one way
+        (b"caf\xe9.pcap", "caf\\xe9.pcap"),  # Latin-1 bytes: not UTF-8
+        (os.fsdecode(b"caf\xe9.pcap"), "caf\\xe9.pcap"),  # the same, as Python carries it
+    ],
+)
 def test_shown_escapes_what_would_break_a_line_and_nothing_else(name, escaped):
     assert shown(name) == escaped
     assert shown(name).isprintable()
-    shown(name).encode("utf-8")   # valid UTF-8 (no lone surrogate)
+    shown(name).encode("utf-8")  # valid UTF-8 (no lone surrogate)
 
 
-HOSTILE = [b"forged\ntcpflow-audit: error: other.pcap: fake.pcap", b"cr\rback.pcap", b"esc\x1b[2J.pcap",
-           "rlo\u202eparc.pcap".encode(), b"latin1-\xe9.pcap"]
+HOSTILE = [
+    b"forged\ntcpflow-audit: error: other.pcap: fake.pcap",
+    b"cr\rback.pcap",
+    b"esc\x1b[2J.pcap",
+    "rlo\u202eparc.pcap".encode(),
+    b"latin1-\xe9.pcap",
+]
 
 
 def test_hostile_file_names_are_escaped_on_stderr_stdout_and_in_json(tmp_path):
@@ -226,20 +235,19 @@ def test_hostile_file_names_are_escaped_on_stderr_stdout_and_in_json(tmp_path):
     out = tmp_path / "out"
     result = run_cli(good, *paths, "--output-dir", out)
     assert result.returncode == 3
-    lines = stderr_lines(result)   # (decoding as UTF-8 fails on a raw Latin-1 byte)
+    lines = stderr_lines(result)  # (decoding as UTF-8 fails on a raw Latin-1 byte)
     errors = [line for line in lines if line.startswith("tcpflow-audit: error: ")]
-    assert len(errors) == len(HOSTILE) == len(lines)   # one line each: no name splits or forges one
+    assert len(errors) == len(HOSTILE) == len(lines)  # one line each: no name splits or forges one
     for raw in HOSTILE:
         expected = shown(os.path.join(os.fsencode(tmp_path), raw))
         wanted = f"tcpflow-audit: error: {expected} at byte 0: not a pcap"
         assert sum(line.startswith(wanted) for line in errors) == 1, expected
     assert all(line.isprintable() for line in lines)
     summary_bytes = (out / "summary.json").read_bytes()
-    summary = json.loads(summary_bytes.decode("utf-8"))   # valid UTF-8: no lone surrogates
+    summary = json.loads(summary_bytes.decode("utf-8"))  # valid UTF-8: no lone surrogates
     assert "\\udc" not in summary_bytes.decode("utf-8")
     assert summary["files"][0] == shown(good)
-    assert sorted(summary["input_problems"]) == sorted(line.removeprefix("tcpflow-audit: error: ")
-                                                       for line in errors)
+    assert sorted(summary["input_problems"]) == sorted(line.removeprefix("tcpflow-audit: error: ") for line in errors)
     # the summary table on standard output
     table = run_cli(good, "-q")
     assert table.returncode == 0
@@ -248,30 +256,48 @@ def test_hostile_file_names_are_escaped_on_stderr_stdout_and_in_json(tmp_path):
 
 
 # ------------------------------------------------------------------ 5. directories
-@pytest.mark.parametrize(("name", "capture"), [
-    ("a.pcap", True), ("a.PCAPNG", True), ("a.cap", True), ("a.pcap0", True), ("a.pcap12", True),
-    ("a.pcap.1", True), ("a.pcap.gz", True), ("a.pcapng.bz2", True), ("a.pcap.3.xz", True), ("a.cap1.gz", True),
-    ("README", False), ("a.pcap.txt", False), ("a.pcap.md5", False), ("capture", False), ("a.gz", False),
-    ("a.pcapx", False), ("pcap", False),
-])
+@pytest.mark.parametrize(
+    ("name", "capture"),
+    [
+        ("a.pcap", True),
+        ("a.PCAPNG", True),
+        ("a.cap", True),
+        ("a.pcap0", True),
+        ("a.pcap12", True),
+        ("a.pcap.1", True),
+        ("a.pcap.gz", True),
+        ("a.pcapng.bz2", True),
+        ("a.pcap.3.xz", True),
+        ("a.cap1.gz", True),
+        ("README", False),
+        ("a.pcap.txt", False),
+        ("a.pcap.md5", False),
+        ("capture", False),
+        ("a.gz", False),
+        ("a.pcapx", False),
+        ("pcap", False),
+    ],
+)
 def test_capture_names(name, capture):
     from tcpflow_audit.inputs import CAPTURE_NAME
+
     assert (CAPTURE_NAME.search(name) is not None) == capture
 
 
 def test_directory_inputs_report_unreadable_captures_and_count_what_they_pass_over(tmp_path):
     import gzip
+
     demo = DEMO.read_bytes()
     d = tmp_path / "d"
     (d / "sub").mkdir(parents=True)
     (d / "a.pcap").write_bytes(demo)
-    (d / "b.pcap").write_bytes(b"")                               # zero-length
-    (d / "c.pcap").write_bytes(bytes(4096))                       # zeroed
-    (d / "sub" / "rot.pcap.1").write_bytes(demo[:24])             # a header and no packet: read, not an error
-    (d / "sub" / "old.pcap.gz").write_bytes(gzip.compress(b"GET / HTTP/1.1\r\n" * 8))   # not a capture inside
-    (d / "sub" / "by_content").write_bytes(demo)                  # a capture by its magic number, not its name
+    (d / "b.pcap").write_bytes(b"")  # zero-length
+    (d / "c.pcap").write_bytes(bytes(4096))  # zeroed
+    (d / "sub" / "rot.pcap.1").write_bytes(demo[:24])  # a header and no packet: read, not an error
+    (d / "sub" / "old.pcap.gz").write_bytes(gzip.compress(b"GET / HTTP/1.1\r\n" * 8))  # not a capture inside
+    (d / "sub" / "by_content").write_bytes(demo)  # a capture by its magic number, not its name
     (d / "README").write_text("captures of the night\n")
-    (d / ".partial.pcap").write_bytes(demo[:1000])                # hidden: passed over
+    (d / ".partial.pcap").write_bytes(demo[:1000])  # hidden: passed over
     damaged = [d / "b.pcap", d / "c.pcap", d / "sub" / "old.pcap.gz"]
 
     for quiet in ((), ("-q",)):
@@ -283,12 +309,14 @@ def test_directory_inputs_report_unreadable_captures_and_count_what_they_pass_ov
         for path in damaged:
             assert sum(f"error: {path} at byte 0: " in line for line in errors) == 1, (path, errors)
         notes = [line for line in lines if "passed over" in line]
-        assert notes == ([] if quiet else [f"tcpflow-audit: {d}: 2 files passed over (neither named nor made "
-                                           f"like a capture)"])
+        assert notes == (
+            [] if quiet else [f"tcpflow-audit: {d}: 2 files passed over (neither named nor made like a capture)"]
+        )
         summary = json.loads((tmp_path / "out" / "summary.json").read_text())
         assert summary["files_passed_over"] == 2
-        assert sorted(summary["input_problems"]) == sorted(line.removeprefix("tcpflow-audit: error: ")
-                                                           for line in errors)
+        assert sorted(summary["input_problems"]) == sorted(
+            line.removeprefix("tcpflow-audit: error: ") for line in errors
+        )
         assert summary["packets_read"] == 2 * 83
         assert len(summary["files"]) == 6
 

@@ -46,11 +46,17 @@ from .kinds import KINDS, MODULES
 from .thresholds import LINUX_EPHEMERAL_PORTS, Thresholds
 
 __all__ = [
-    "ANOMALY_COLUMNS", "KINDS", "SEVERITIES", "DetectorSet", "Finding", "Thresholds", "finding_row",
+    "ANOMALY_COLUMNS",
+    "KINDS",
+    "SEVERITIES",
+    "DetectorSet",
+    "Finding",
+    "Thresholds",
+    "finding_row",
     "LINUX_EPHEMERAL_PORTS",
 ]
 
-_PRUNE_EVERY = 4096   # flows between two prunes of the detectors' time-bound state
+_PRUNE_EVERY = 4096  # flows between two prunes of the detectors' time-bound state
 
 
 class DetectorSet:
@@ -65,7 +71,7 @@ class DetectorSet:
         self.every_flow: list[Detector] = [d for d in self.detectors if d.watches == EVERY_FLOW]
         self.quiet_gap = min([d.quiet_gap for d in self.detectors], default=math.inf)
         self.flows = 0
-        self.latest = -math.inf        # latest packet time seen in any flow
+        self.latest = -math.inf  # latest packet time seen in any flow
         self._next_prune = _PRUNE_EVERY
 
     @classmethod

@@ -30,8 +30,18 @@ from ..report import iso_utc
 
 SEVERITIES: Final = ("info", "warning", "critical")
 SEVERITY_RANK: Final = {s: i for i, s in enumerate(SEVERITIES)}
-ANOMALY_COLUMNS: Final = ("kind", "severity", "first_seen", "last_seen", "client_ip", "client_port",
-                          "server_ip", "server_port", "count", "detail")
+ANOMALY_COLUMNS: Final = (
+    "kind",
+    "severity",
+    "first_seen",
+    "last_seen",
+    "client_ip",
+    "client_port",
+    "server_ip",
+    "server_port",
+    "count",
+    "detail",
+)
 CLIENT_SET_CAP: Final = 1024
 
 
@@ -45,9 +55,12 @@ class Setting(NamedTuple):
 
 # Thresholds of the shared machinery (not of one kind)
 SHARED_SETTINGS: Final = (
-    Setting("max_tracked_servers", 100_000,
-            "memory bound: server ip:ports whose connections are aggregated; flows of further servers are "
-            "still tagged but not counted"),
+    Setting(
+        "max_tracked_servers",
+        100_000,
+        "memory bound: server ip:ports whose connections are aggregated; flows of further servers are "
+        "still tagged but not counted",
+    ),
 )
 
 
@@ -57,25 +70,25 @@ class Hit(NamedTuple):
     kind: str
     first: float
     last: float
-    detail: str          # one sentence about this connection
-    side: str            # "client", "server", "both" or "" (who did it / who holds the state)
-    packets: int         # packets involved (retransmissions, segments...)
-    value: float         # the kind's key number (seconds, retransmissions...), aggregated as a maximum
-    escalate: bool = False   # this connection alone justifies the kind's higher severity
+    detail: str  # one sentence about this connection
+    side: str  # "client", "server", "both" or "" (who did it / who holds the state)
+    packets: int  # packets involved (retransmissions, segments...)
+    value: float  # the kind's key number (seconds, retransmissions...), aggregated as a maximum
+    escalate: bool = False  # this connection alone justifies the kind's higher severity
 
 
 @dataclass(slots=True)
 class Finding:
     kind: str
-    severity: str            # info / warning / critical
-    first_seen: float        # epoch seconds
+    severity: str  # info / warning / critical
+    first_seen: float  # epoch seconds
     last_seen: float
-    client_ip: str           # "" when the finding is about many clients
+    client_ip: str  # "" when the finding is about many clients
     client_port: int | None  # None when about many connections/clients
     server_ip: str
     server_port: int
-    count: int               # connections (or packets, see the kind's documentation) involved
-    detail: str              # one human sentence with the numbers
+    count: int  # connections (or packets, see the kind's documentation) involved
+    detail: str  # one human sentence with the numbers
 
 
 def finding_row(f: Finding) -> dict[str, Any]:
@@ -151,7 +164,7 @@ class Services:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.ids: dict[tuple[bytes, int], int] = {}
-        self.keys: list[tuple[bytes, int]] = []      # by id
+        self.keys: list[tuple[bytes, int]] = []  # by id
         self.dropped = 0
 
     def admit(self, key: tuple[bytes, int]) -> int:
@@ -186,7 +199,7 @@ class Context:
     __slots__ = ("time_wait_s", "services")
 
     def __init__(self, time_wait_s: float = 60.0, services: Services | None = None) -> None:
-        self.time_wait_s = time_wait_s    # the engine's 2*MSL: how long a TIME_WAIT lasts
+        self.time_wait_s = time_wait_s  # the engine's 2*MSL: how long a TIME_WAIT lasts
         self.services = services if services is not None else Services(1 << 62)
 
 
@@ -195,18 +208,18 @@ class Context:
 # connection, and a detector is shown a connection only when it has one of the families it `watches`
 # (or watches EVERY_FLOW). A connection with none (the handshake completed, both sides closed with a
 # FIN, nothing else happened: most of them) is shown to the every-flow detectors only.
-HANDSHAKE_INCOMPLETE: Final = 1 << 0   # no SYN-ACK or no completed handshake
-RST_SEEN: Final = 1 << 1               # a RST from either side
-FIN_MISSING: Final = 1 << 2            # a side sent no FIN
-BAD_HANDSHAKE_ACK: Final = 1 << 3      # a SYN-ACK or third ACK acknowledging the wrong number
-SYN_IN_TIME_WAIT: Final = 1 << 4       # the SYN met the previous connection's TIME_WAIT
-DATA_AFTER_CLOSE: Final = 1 << 5       # payload after a FIN or RST
-FIN_RETRANSMITTED: Final = 1 << 6      # a FIN sent again
-ZERO_WINDOW: Final = 1 << 7            # a zero-window stall
-QUIET_PEER: Final = 1 << 8             # one side's last packet long after the other's (see facts_seen)
-KEEPALIVE_UNANSWERED: Final = 1 << 9   # keepalive probes with no answer after them
-ALWAYS: Final = 1 << 29                # present on every connection
-EVERY_FLOW: Final = (1 << 30) - 1      # `watches` of a detector that sees every connection
+HANDSHAKE_INCOMPLETE: Final = 1 << 0  # no SYN-ACK or no completed handshake
+RST_SEEN: Final = 1 << 1  # a RST from either side
+FIN_MISSING: Final = 1 << 2  # a side sent no FIN
+BAD_HANDSHAKE_ACK: Final = 1 << 3  # a SYN-ACK or third ACK acknowledging the wrong number
+SYN_IN_TIME_WAIT: Final = 1 << 4  # the SYN met the previous connection's TIME_WAIT
+DATA_AFTER_CLOSE: Final = 1 << 5  # payload after a FIN or RST
+FIN_RETRANSMITTED: Final = 1 << 6  # a FIN sent again
+ZERO_WINDOW: Final = 1 << 7  # a zero-window stall
+QUIET_PEER: Final = 1 << 8  # one side's last packet long after the other's (see facts_seen)
+KEEPALIVE_UNANSWERED: Final = 1 << 9  # keepalive probes with no answer after them
+ALWAYS: Final = 1 << 29  # present on every connection
+EVERY_FLOW: Final = (1 << 30) - 1  # `watches` of a detector that sees every connection
 
 
 def facts_seen(r: FlowRecord, quiet_gap: float) -> int:
@@ -272,8 +285,22 @@ class Aggregate:
     hit's, by time and then by client ip:port, so that it does not depend on the order flows arrive in.
     """
 
-    __slots__ = ("count", "first", "last", "example_first", "client_ip", "client_port", "many_ports", "detail",
-                 "clients", "packets", "value_max", "value_sum", "sides", "escalated")
+    __slots__ = (
+        "count",
+        "first",
+        "last",
+        "example_first",
+        "client_ip",
+        "client_port",
+        "many_ports",
+        "detail",
+        "clients",
+        "packets",
+        "value_max",
+        "value_sum",
+        "sides",
+        "escalated",
+    )
 
     def __init__(self) -> None:
         self.count = 0
@@ -355,20 +382,30 @@ class RateWindow:
     into that result and drops them (memory bound).
     """
 
-    __slots__ = ("width", "slots", "level", "buckets", "latest_idx", "folded_upto",
-                 "peak", "peak_ts", "hot_first", "hot_last")
+    __slots__ = (
+        "width",
+        "slots",
+        "level",
+        "buckets",
+        "latest_idx",
+        "folded_upto",
+        "peak",
+        "peak_ts",
+        "hot_first",
+        "hot_last",
+    )
 
     def __init__(self, window_s: float, level: float, slots: int = 10) -> None:
         self.slots = slots
         self.width = max(window_s, 1e-6) / slots
         self.level = level
-        self.buckets: dict[int, list[float]] = {}   # bucket index -> [events, earliest, latest event time]
+        self.buckets: dict[int, list[float]] = {}  # bucket index -> [events, earliest, latest event time]
         self.latest_idx = -(1 << 62)
-        self.folded_upto = -(1 << 62)               # windows ending at buckets up to here are in the result
+        self.folded_upto = -(1 << 62)  # windows ending at buckets up to here are in the result
         self.peak = 0
         self.peak_ts = 0.0
-        self.hot_first = math.inf                    # earliest event of a window that reached `level`
-        self.hot_last = -math.inf                    # latest event of a bucket whose window reached it
+        self.hot_first = math.inf  # earliest event of a window that reached `level`
+        self.hot_last = -math.inf  # latest event of a bucket whose window reached it
 
     def add(self, ts: float) -> int:
         """Count one event; return the events in the window ending at its bucket (as known so far)."""
@@ -389,7 +426,7 @@ class RateWindow:
                 bucket[2] = ts
         if idx > self.latest_idx:
             self.latest_idx = idx
-        if idx <= self.folded_upto:   # late (a flow finalised long after its event): fold it in now
+        if idx <= self.folded_upto:  # late (a flow finalised long after its event): fold it in now
             self._fold(idx)
         return idx
 
@@ -461,8 +498,9 @@ class RateWindow:
         return not self.buckets and self.peak == 0
 
 
-def fold_times(times: list[float], window_s: float, upto: float, peak: int,
-               peak_ts: float) -> tuple[int, float, list[float]]:
+def fold_times(
+    times: list[float], window_s: float, upto: float, peak: int, peak_ts: float
+) -> tuple[int, float, list[float]]:
     """The most events of `times` within any `window_s` (each event lasts window_s: a TIME_WAIT), over
     the windows ending at events up to `upto`, folded into (peak, peak_ts); and the times a window
     ending after `upto` can still need. peak_ts is the end of the earliest window with the peak."""
@@ -504,7 +542,7 @@ class EventTimes:
 
 
 # ---------------------------------------------------------------------------------- histograms
-_BINS_PER_DECADE: Final = 20     # 12% wide bins: plenty to compare times orders of magnitude apart
+_BINS_PER_DECADE: Final = 20  # 12% wide bins: plenty to compare times orders of magnitude apart
 
 
 class LogHistogram:
@@ -596,7 +634,7 @@ class RuleDetector(Detector):
 
     def __init__(self, kind: str, watches: int, context: Context) -> None:
         super().__init__(kind, watches, context)
-        self.aggs: dict[int, Aggregate] = {}   # by service id
+        self.aggs: dict[int, Aggregate] = {}  # by service id
 
     def rule(self, r: FlowRecord, obs_end: float) -> Hit | None:
         raise NotImplementedError
@@ -638,9 +676,18 @@ class RuleDetector(Detector):
         ip, port = self.services.keys[sid]
         n = agg.count
         detail = agg.detail if n == 1 else self.summary(agg, sid)
-        return Finding(self.kind, self.severity(agg, sid), agg.first, agg.last,
-                       format_ip(agg.client_ip) if agg.one_client() else "",
-                       agg.client_port if n == 1 else None, format_ip(ip), port, n, detail)
+        return Finding(
+            self.kind,
+            self.severity(agg, sid),
+            agg.first,
+            agg.last,
+            format_ip(agg.client_ip) if agg.one_client() else "",
+            agg.client_port if n == 1 else None,
+            format_ip(ip),
+            port,
+            n,
+            detail,
+        )
 
 
 def grow(states: list, sid: int) -> None:

@@ -27,15 +27,31 @@ __all__ = ["LINUX_EPHEMERAL_PORTS", "Thresholds", "SETTINGS_BY_KIND"]
 
 # The order of the fields (as_dict, --show-config, error messages): a connection's life, from the
 # handshake to the close and after; a kind not named here comes after these, in its ORDER.
-_FIELD_ORDER = ("missing_third_ack", "syn_timeout", "handshake_reset", "syn_flood", "connection_refused",
-                "stuck_close_wait", "excess_time_wait", "fin_retransmit", "rst_abort", "syn_during_time_wait",
-                "zero_window_stall", "half_open_peer")
+_FIELD_ORDER = (
+    "missing_third_ack",
+    "syn_timeout",
+    "handshake_reset",
+    "syn_flood",
+    "connection_refused",
+    "stuck_close_wait",
+    "excess_time_wait",
+    "fin_retransmit",
+    "rst_abort",
+    "syn_during_time_wait",
+    "zero_window_stall",
+    "half_open_peer",
+)
 
 #: every threshold, by the kind that owns it ("" for the shared ones), in field order
 SETTINGS_BY_KIND: tuple[tuple[str, Setting], ...] = (
-    *((m.KIND, s) for m in sorted(MODULES, key=lambda m: (
-        _FIELD_ORDER.index(m.KIND) if m.KIND in _FIELD_ORDER else len(_FIELD_ORDER), m.ORDER))
-      for s in m.SETTINGS),
+    *(
+        (m.KIND, s)
+        for m in sorted(
+            MODULES,
+            key=lambda m: (_FIELD_ORDER.index(m.KIND) if m.KIND in _FIELD_ORDER else len(_FIELD_ORDER), m.ORDER),
+        )
+        for s in m.SETTINGS
+    ),
     *(("", s) for s in SHARED_SETTINGS),
 )
 
@@ -88,7 +104,7 @@ class _ThresholdMethods:
         if unknown:
             raise ValueError("unknown threshold(s): %s (known: %s)" % (", ".join(unknown), ", ".join(_FIELDS)))
         values: dict[str, Any] = {name: self.checked_value(name, value) for name, value in data.items()}
-        return replace(self, **values)   # type: ignore[type-var]
+        return replace(self, **values)  # type: ignore[type-var]
 
     @staticmethod
     def checked_value(name: str, value: Any) -> int | float:
@@ -96,8 +112,12 @@ class _ThresholdMethods:
         not a number, not a whole number for a count, negative."""
         default = _FIELDS[name].default
         assert default is not MISSING
-        if (isinstance(default, bool) or not isinstance(value, (int, float)) or isinstance(value, bool)
-                or value != value):   # (NaN: every comparison with it is false, the detector would never fire)
+        if (
+            isinstance(default, bool)
+            or not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or value != value
+        ):  # (NaN: every comparison with it is false, the detector would never fire)
             raise ValueError("threshold %s must be a number, got %r" % (name, value))
         if isinstance(default, int):
             if isinstance(value, float) and not value.is_integer():
@@ -129,7 +149,7 @@ class _ThresholdMethods:
         return name, cls.checked_value(name, value)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)   # type: ignore[call-overload]
+        return asdict(self)  # type: ignore[call-overload]
 
     @staticmethod
     def describe() -> list[tuple[str, float | int, str, str]]:
@@ -144,12 +164,18 @@ def _make() -> type:
         raise RuntimeError("thresholds declared by two kinds: %s" % ", ".join(duplicates))
     return make_dataclass(
         "Thresholds",
-        [(s.name, type(s.default), field(default=s.default, metadata={"why": s.why, "kind": kind}))
-         for kind, s in SETTINGS_BY_KIND],
-        bases=(_ThresholdMethods,), slots=True, namespace={"__module__": __name__})
+        [
+            (s.name, type(s.default), field(default=s.default, metadata={"why": s.why, "kind": kind}))
+            for kind, s in SETTINGS_BY_KIND
+        ],
+        bases=(_ThresholdMethods,),
+        slots=True,
+        namespace={"__module__": __name__},
+    )
 
 
 if TYPE_CHECKING:
+
     class Thresholds(_ThresholdMethods):
         """Static view for the type checker: one attribute per setting (made at run time)."""
 
@@ -158,7 +184,9 @@ if TYPE_CHECKING:
         def __getattr__(self, name: str) -> Any: ...
 else:
     Thresholds = _make()
-    Thresholds.__doc__ = ("Every detector threshold (fields made from the kinds' SETTINGS: see "
-                          "Thresholds.describe() for each one's default and reason).")
+    Thresholds.__doc__ = (
+        "Every detector threshold (fields made from the kinds' SETTINGS: see "
+        "Thresholds.describe() for each one's default and reason)."
+    )
 
-_FIELDS = {f.name: f for f in fields(Thresholds)}   # type: ignore[arg-type]
+_FIELDS = {f.name: f for f in fields(Thresholds)}  # type: ignore[arg-type]

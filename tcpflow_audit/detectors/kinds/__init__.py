@@ -13,8 +13,11 @@ from types import ModuleType
 
 
 def _discover() -> list[ModuleType]:
-    modules = [importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)
-               if not info.name.startswith("_")]
+    modules = [
+        importlib.import_module(f"{__name__}.{info.name}")
+        for info in pkgutil.iter_modules(__path__)
+        if not info.name.startswith("_")
+    ]
     return sorted(modules, key=lambda m: (m.ORDER, m.KIND))
 
 

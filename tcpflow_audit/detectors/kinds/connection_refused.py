@@ -16,9 +16,12 @@ KIND: Final = "connection_refused"
 ORDER: Final = 50
 SETTINGS: Final = (
     Setting("refused_window_s", 10.0, "sliding window for counting refusals (RST to a SYN: Zeek REJ)"),
-    Setting("refused_storm_count", 20,
-            "a retrying client refuses about once per second (Linux connect() returns at once); 20 in 10 s to "
-            "one port means several clients or a tight retry loop against a service that is down"),
+    Setting(
+        "refused_storm_count",
+        20,
+        "a retrying client refuses about once per second (Linux connect() returns at once); 20 in 10 s to "
+        "one port means several clients or a tight retry loop against a service that is down",
+    ),
 )
 
 
@@ -27,19 +30,24 @@ class ConnectionRefused(RuleDetector):
         super().__init__(KIND, HANDSHAKE_INCOMPLETE, context)
         self.window_s: float = t.refused_window_s
         self.storm_count: int = t.refused_storm_count
-        self.windows: dict[int, RateWindow] = {}   # by service id: refusals per window
+        self.windows: dict[int, RateWindow] = {}  # by service id: refusals per window
 
     def rule(self, r: FlowRecord, obs_end: float) -> Hit | None:
         f = r.facts
-        if f.syn_ts is None or f.synack_ts is not None or f.handshake_done_ts is not None \
-                or f.server_rst_ts is None:
+        if f.syn_ts is None or f.synack_ts is not None or f.handshake_done_ts is not None or f.server_rst_ts is None:
             return None
         if f.bad_synack or f.server_rst_ts < f.syn_ts:
             return None
         ms = (f.server_rst_ts - f.syn_ts) * 1000.0
-        return Hit(KIND, f.syn_ts, f.server_rst_ts,
-                   "SYN answered by RST after %.3f ms: nothing listening on the port (or a firewall "
-                   "rejecting)" % ms, "server", 2 + f.syn_retransmits, ms)
+        return Hit(
+            KIND,
+            f.syn_ts,
+            f.server_rst_ts,
+            "SYN answered by RST after %.3f ms: nothing listening on the port (or a firewall rejecting)" % ms,
+            "server",
+            2 + f.syn_retransmits,
+            ms,
+        )
 
     def aggregate(self, hit: Hit, r: FlowRecord, sid: int) -> None:
         window = self.windows.get(sid)
@@ -76,9 +84,10 @@ class ConnectionRefused(RuleDetector):
         return "warning" if self._peak(agg, sid) >= self.storm_count else "info"
 
     def summary(self, agg: Aggregate, sid: int) -> str:
-        return ("%d connection attempts %s refused with RST over %.1f s (peak %d in %.0f s): nothing listening "
-                "on the port" % (agg.count, agg.clients_text(), agg.last - agg.first, self._peak(agg, sid),
-                                 self.window_s))
+        return (
+            "%d connection attempts %s refused with RST over %.1f s (peak %d in %.0f s): nothing listening "
+            "on the port" % (agg.count, agg.clients_text(), agg.last - agg.first, self._peak(agg, sid), self.window_s)
+        )
 
 
 DETECTOR: Final = ConnectionRefused

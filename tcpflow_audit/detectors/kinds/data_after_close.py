@@ -27,8 +27,11 @@ class DataAfterClose(RuleDetector):
             return None
         any_rst = f.client_rst_ts is not None or f.server_rst_ts is not None
         after = "after its FIN or a RST" if any_rst else "after its own FIN"
-        parts = ["%s sent %s %s" % (side, plural(n, "data segment"), after)
-                 for side, n in (("client", n_c), ("server", n_s)) if n]
+        parts = [
+            "%s sent %s %s" % (side, plural(n, "data segment"), after)
+            for side, n in (("client", n_c), ("server", n_s))
+            if n
+        ]
         side = "both" if n_c and n_s else ("client" if n_c else "server")
         closes = [ts for ts in (f.client_fin_ts, f.server_fin_ts, f.client_rst_ts, f.server_rst_ts) if ts is not None]
         first = min(closes) if closes else r.start
@@ -39,7 +42,11 @@ class DataAfterClose(RuleDetector):
 
     def summary(self, agg: Aggregate, sid: int) -> str:
         return "%d connections %s carried %d data segments after a FIN or RST (sent by: %s)" % (
-            agg.count, agg.clients_text(), int(agg.value_sum), agg.sides_text())
+            agg.count,
+            agg.clients_text(),
+            int(agg.value_sum),
+            agg.sides_text(),
+        )
 
 
 DETECTOR: Final = DataAfterClose

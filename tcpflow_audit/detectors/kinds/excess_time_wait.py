@@ -34,51 +34,83 @@ KIND: Final = "excess_time_wait"
 ORDER: Final = 140
 
 #: Linux net.ipv4.ip_local_port_range default 32768-60999: the ports one client can use to one server ip:port.
-LINUX_EPHEMERAL_PORTS: Final = 60999 - 32768 + 1   # 28232
+LINUX_EPHEMERAL_PORTS: Final = 60999 - 32768 + 1  # 28232
 
 SETTINGS: Final = (
-    Setting("time_wait_info_peak", 100,
-            "report (info) a server ip:port whose TIME_WAIT population reaches this peak: far below the limits "
-            "below, harmless but worth showing"),
-    Setting("ephemeral_ports", LINUX_EPHEMERAL_PORTS,
-            "Linux ip_local_port_range 32768-60999: 28232 ports from one client to one server ip:port"),
-    Setting("ephemeral_warn_fraction", 0.5,
-            "warn when one client's TIME_WAIT sockets towards one server ip:port reach this share of the "
-            "ephemeral range (new connect()s start to fail with EADDRNOTAVAIL near 1.0)"),
+    Setting(
+        "time_wait_info_peak",
+        100,
+        "report (info) a server ip:port whose TIME_WAIT population reaches this peak: far below the limits "
+        "below, harmless but worth showing",
+    ),
+    Setting(
+        "ephemeral_ports",
+        LINUX_EPHEMERAL_PORTS,
+        "Linux ip_local_port_range 32768-60999: 28232 ports from one client to one server ip:port",
+    ),
+    Setting(
+        "ephemeral_warn_fraction",
+        0.5,
+        "warn when one client's TIME_WAIT sockets towards one server ip:port reach this share of the "
+        "ephemeral range (new connect()s start to fail with EADDRNOTAVAIL near 1.0)",
+    ),
     Setting("ephemeral_critical_fraction", 0.9, "... critical at this share: EADDRNOTAVAIL is imminent"),
-    Setting("time_wait_buckets", 262144,
-            "Linux net.ipv4.tcp_max_tw_buckets default (per network namespace): the most TIME_WAIT sockets a host "
-            "keeps; past it new ones are destroyed at once"),
-    Setting("time_wait_buckets_warn_fraction", 0.5,
-            "warn when a server address's TIME_WAIT sockets (all ports) reach this share of time_wait_buckets"),
-    Setting("time_wait_buckets_critical_fraction", 0.9,
-            "... critical at this share: the kernel is about to stop keeping TIME_WAIT"),
-    Setting("server_active_close_fraction", 0.8,
-            "show (info) a service that closes first on at least this share of its closed connections (\"most\") "
-            "..."),
+    Setting(
+        "time_wait_buckets",
+        262144,
+        "Linux net.ipv4.tcp_max_tw_buckets default (per network namespace): the most TIME_WAIT sockets a host "
+        "keeps; past it new ones are destroyed at once",
+    ),
+    Setting(
+        "time_wait_buckets_warn_fraction",
+        0.5,
+        "warn when a server address's TIME_WAIT sockets (all ports) reach this share of time_wait_buckets",
+    ),
+    Setting(
+        "time_wait_buckets_critical_fraction",
+        0.9,
+        "... critical at this share: the kernel is about to stop keeping TIME_WAIT",
+    ),
+    Setting(
+        "server_active_close_fraction",
+        0.8,
+        'show (info) a service that closes first on at least this share of its closed connections ("most") ...',
+    ),
     Setting("server_active_close_min", 50, "... of at least this many (one connection is not a pattern)"),
 )
 
 
-_BUSY_CLIENT: Final = 256   # a client list this long is folded as it grows (a client that never goes quiet)
+_BUSY_CLIENT: Final = 256  # a client list this long is folded as it grows (a client that never goes quiet)
 
 
 class _Service:
-    __slots__ = ("closes_client", "closes_server", "closes_both", "server_tw", "clients", "client_partial",
-                 "client_peak", "client_peak_ip", "client_peak_ts", "first", "last", "window_end")
+    __slots__ = (
+        "closes_client",
+        "closes_server",
+        "closes_both",
+        "server_tw",
+        "clients",
+        "client_partial",
+        "client_peak",
+        "client_peak_ip",
+        "client_peak_ts",
+        "first",
+        "last",
+        "window_end",
+    )
 
     def __init__(self) -> None:
         self.closes_client = self.closes_server = self.closes_both = 0
-        self.server_tw = EventTimes()                 # the server's entries into TIME_WAIT
+        self.server_tw = EventTimes()  # the server's entries into TIME_WAIT
         # per client ip, its entries (towards this service), in the order of their first entry
         self.clients: dict[bytes, list[float]] = {}
-        self.client_partial: dict[bytes, tuple[int, float]] = {}   # a busy client's peak folded so far
-        self.client_peak = 0                          # the largest client population folded away so far
+        self.client_partial: dict[bytes, tuple[int, float]] = {}  # a busy client's peak folded so far
+        self.client_peak = 0  # the largest client population folded away so far
         self.client_peak_ip = b""
         self.client_peak_ts = 0.0
-        self.first = math.inf                         # earliest and latest close (last FIN) into TIME_WAIT
+        self.first = math.inf  # earliest and latest close (last FIN) into TIME_WAIT
         self.last = -math.inf
-        self.window_end = -math.inf                   # the end of the latest window it is listed under in `_touched`
+        self.window_end = -math.inf  # the end of the latest window it is listed under in `_touched`
 
     def fold_client(self, ip: bytes, window_s: float, upto: float) -> None:
         """Fold the client's windows up to `upto`; when no time is left, into the service's peak."""
@@ -114,8 +146,8 @@ class ExcessTimeWait(Detector):
         self.buckets_critical: float = t.time_wait_buckets_critical_fraction
         self.server_close_fraction: float = t.server_active_close_fraction
         self.server_close_min: int = t.server_active_close_min
-        self.states: list[_Service | None] = []   # by service id
-        self.hosts: dict[bytes, EventTimes] = {}   # per server address: its TIME_WAIT entries, all ports
+        self.states: list[_Service | None] = []  # by service id
+        self.hosts: dict[bytes, EventTimes] = {}  # per server address: its TIME_WAIT entries, all ports
         # the services and hosts with TIME_WAIT entries, by the window (time_wait_s) of their entries:
         # prune visits only those that hold old entries
         self._touched: dict[int, set[int]] = {}
@@ -203,7 +235,7 @@ class ExcessTimeWait(Detector):
                     s.server_tw.fold(length, upto)
                 old = []
                 for ip, times in s.clients.items():
-                    if times[0] > cut:   # first entered lately: so were the clients after it (but for late flows)
+                    if times[0] > cut:  # first entered lately: so were the clients after it (but for late flows)
                         break
                     old.append(ip)
                 for ip in old:
@@ -280,29 +312,53 @@ class ExcessTimeWait(Detector):
         server_share = server_closes / closes if closes else 0.0
         tw_peak, tw_peak_ts = s.server_tw.peak, s.server_tw.peak_ts
         closers = "active closer: client %d, server %d, both %d of %d closed connections" % (
-            s.closes_client, s.closes_server, s.closes_both, closes)
-        client_text = ("client %s held %d TIME_WAIT sockets towards this service at the peak (%s), %.1f%% of the "
-                       "%d ephemeral ports" % (format_ip(s.client_peak_ip), s.client_peak, iso_utc(s.client_peak_ts),
-                                               100.0 * client_share, ports)) if s.client_peak else ""
+            s.closes_client,
+            s.closes_server,
+            s.closes_both,
+            closes,
+        )
+        client_text = (
+            (
+                "client %s held %d TIME_WAIT sockets towards this service at the peak (%s), %.1f%% of the "
+                "%d ephemeral ports"
+                % (format_ip(s.client_peak_ip), s.client_peak, iso_utc(s.client_peak_ts), 100.0 * client_share, ports)
+            )
+            if s.client_peak
+            else ""
+        )
         if host is not None and host_peak and host_peak != tw_peak:
-            server_text = ("the server held %d TIME_WAIT sockets on this port at the peak (%s), %d on all ports of %s "
-                           "(at %s), %.2f%% of tcp_max_tw_buckets (%d; a few hundred bytes of kernel memory each)" % (
-                               tw_peak, iso_utc(tw_peak_ts), host_peak, format_ip(ip), iso_utc(host.peak_ts),
-                               100.0 * host_share, buckets))
+            server_text = (
+                "the server held %d TIME_WAIT sockets on this port at the peak (%s), %d on all ports of %s "
+                "(at %s), %.2f%% of tcp_max_tw_buckets (%d; a few hundred bytes of kernel memory each)"
+                % (
+                    tw_peak,
+                    iso_utc(tw_peak_ts),
+                    host_peak,
+                    format_ip(ip),
+                    iso_utc(host.peak_ts),
+                    100.0 * host_share,
+                    buckets,
+                )
+            )
         elif host is not None and host_peak:
-            server_text = ("the server held %d TIME_WAIT sockets at the peak (%s), %.2f%% of tcp_max_tw_buckets (%d; a "
-                           "few hundred bytes of kernel memory each)" % (tw_peak, iso_utc(tw_peak_ts),
-                                                                         100.0 * host_share, buckets))
+            server_text = (
+                "the server held %d TIME_WAIT sockets at the peak (%s), %.2f%% of tcp_max_tw_buckets (%d; a "
+                "few hundred bytes of kernel memory each)" % (tw_peak, iso_utc(tw_peak_ts), 100.0 * host_share, buckets)
+            )
         elif tw_peak:
             server_text = "the server held %d TIME_WAIT sockets on this port at the peak (%s)" % (
-                tw_peak, iso_utc(tw_peak_ts))
+                tw_peak,
+                iso_utc(tw_peak_ts),
+            )
         else:
             server_text = ""
         severity = ""
         reasons: list[str] = []
         count, client_ip = 0, ""
-        for is_client, share, warn, critical in ((True, client_share, self.warn_fraction, self.critical_fraction),
-                                                 (False, host_share, self.buckets_warn, self.buckets_critical)):
+        for is_client, share, warn, critical in (
+            (True, client_share, self.warn_fraction, self.critical_fraction),
+            (False, host_share, self.buckets_warn, self.buckets_critical),
+        ):
             level = "critical" if share >= critical else "warning" if share >= warn else ""
             if not level:
                 continue
@@ -310,16 +366,19 @@ class ExcessTimeWait(Detector):
                 reasons.append(client_text + ": new connect()s fail with EADDRNOTAVAIL when none is left")
                 count, client_ip = s.client_peak, format_ip(s.client_peak_ip)
             else:
-                reasons.append(server_text + ": past the limit the kernel skips TIME_WAIT (\"time wait bucket table "
-                               "overflow\")")
+                reasons.append(
+                    server_text + ': past the limit the kernel skips TIME_WAIT ("time wait bucket table overflow")'
+                )
                 if not severity:
                     count = host_peak
             severity = severity_max(severity or level, level)
         if not severity:
             pattern = server_share >= self.server_close_fraction and closes >= self.server_close_min
             if pattern:
-                reasons.append("the server closed first on %d of %d connections (%.0f%%)%s%s: harmless at this size" % (
-                    server_closes, closes, 100.0 * server_share, ": " if server_text else "", server_text))
+                reasons.append(
+                    "the server closed first on %d of %d connections (%.0f%%)%s%s: harmless at this size"
+                    % (server_closes, closes, 100.0 * server_share, ": " if server_text else "", server_text)
+                )
                 count = tw_peak
             elif max(tw_peak, s.client_peak) >= self.info_peak:
                 if s.client_peak >= tw_peak:
@@ -331,8 +390,18 @@ class ExcessTimeWait(Detector):
             else:
                 return None
             severity = "info"
-        return Finding(KIND, severity, s.first, s.last, client_ip, None, format_ip(ip), port, count,
-                       "; ".join(reasons) + "; " + closers)
+        return Finding(
+            KIND,
+            severity,
+            s.first,
+            s.last,
+            client_ip,
+            None,
+            format_ip(ip),
+            port,
+            count,
+            "; ".join(reasons) + "; " + closers,
+        )
 
 
 DETECTOR: Final = ExcessTimeWait

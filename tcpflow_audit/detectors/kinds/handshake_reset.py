@@ -14,8 +14,11 @@ from ..base import HANDSHAKE_INCOMPLETE, Aggregate, Context, Hit, RuleDetector, 
 KIND: Final = "handshake_reset"
 ORDER: Final = 20
 SETTINGS: Final = (
-    Setting("handshake_reset_warn_count", 10,
-            "a handful of backscatter RSTs is noise on the Internet; 10 on one service points at spoofed SYNs"),
+    Setting(
+        "handshake_reset_warn_count",
+        10,
+        "a handful of backscatter RSTs is noise on the Internet; 10 on one service points at spoofed SYNs",
+    ),
 )
 
 
@@ -31,16 +34,25 @@ class HandshakeReset(RuleDetector):
         if f.client_rst_ts < f.synack_ts or f.client_payload_packets:
             return None
         ms = (f.client_rst_ts - f.synack_ts) * 1000.0
-        return Hit(KIND, f.syn_ts if f.syn_ts is not None else r.start, f.client_rst_ts,
-                   "client answered the SYN-ACK with RST after %.1f ms instead of completing the handshake "
-                   "(it never sent that SYN: backscatter of a spoofed SYN)" % ms, "client", 1, ms)
+        return Hit(
+            KIND,
+            f.syn_ts if f.syn_ts is not None else r.start,
+            f.client_rst_ts,
+            "client answered the SYN-ACK with RST after %.1f ms instead of completing the handshake "
+            "(it never sent that SYN: backscatter of a spoofed SYN)" % ms,
+            "client",
+            1,
+            ms,
+        )
 
     def severity(self, agg: Aggregate, sid: int) -> str:
         return "warning" if agg.count >= self.warn_count else "info"
 
     def summary(self, agg: Aggregate, sid: int) -> str:
-        return ("%d connections %s over %.1f s: the client answered the SYN-ACK with RST (backscatter of spoofed "
-                "SYNs carrying these sources)" % (agg.count, agg.clients_text(), agg.last - agg.first))
+        return (
+            "%d connections %s over %.1f s: the client answered the SYN-ACK with RST (backscatter of spoofed "
+            "SYNs carrying these sources)" % (agg.count, agg.clients_text(), agg.last - agg.first)
+        )
 
 
 DETECTOR: Final = HandshakeReset

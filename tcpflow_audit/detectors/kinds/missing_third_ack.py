@@ -16,11 +16,17 @@ from ..base import HANDSHAKE_INCOMPLETE, Aggregate, Context, Hit, RuleDetector, 
 KIND: Final = "missing_third_ack"
 ORDER: Final = 30
 SETTINGS: Final = (
-    Setting("handshake_timeout_s", 3.0,
-            "RFC 6298 / Linux initial RTO is 1 s; by 3 s a server has retransmitted its SYN-ACK twice (1 s + 2 s)"),
-    Setting("missing_ack_synack_retries", 2,
-            "Linux backs the SYN-ACK off 1 s, 2 s, 4 s...: 2 retransmissions prove >= 3 s without the third ACK "
-            "even when the capture's own clock cannot show it"),
+    Setting(
+        "handshake_timeout_s",
+        3.0,
+        "RFC 6298 / Linux initial RTO is 1 s; by 3 s a server has retransmitted its SYN-ACK twice (1 s + 2 s)",
+    ),
+    Setting(
+        "missing_ack_synack_retries",
+        2,
+        "Linux backs the SYN-ACK off 1 s, 2 s, 4 s...: 2 retransmissions prove >= 3 s without the third ACK "
+        "even when the capture's own clock cannot show it",
+    ),
 )
 
 
@@ -43,20 +49,32 @@ class MissingThirdAck(RuleDetector):
         if waited < self.timeout_s and f.synack_retransmits < self.retries and not evicted:
             return None
         span = max(0.0, f.server_last_ts - f.synack_ts)
-        return Hit(KIND, f.syn_ts if f.syn_ts is not None else r.start, max(obs_end, f.server_last_ts),
-                   "SYN-ACK retransmitted %s over %.1f s, client never sent the final ACK (waited %.1f s%s; "
-                   "server left in SYN_RCVD)" % (plural(f.synack_retransmits, "time"), span, waited,
-                                                 ", then evicted from the full connection table" if evicted else ""),
-                   "server", 1 + f.synack_retransmits, float(f.synack_retransmits))
+        return Hit(
+            KIND,
+            f.syn_ts if f.syn_ts is not None else r.start,
+            max(obs_end, f.server_last_ts),
+            "SYN-ACK retransmitted %s over %.1f s, client never sent the final ACK (waited %.1f s%s; "
+            "server left in SYN_RCVD)"
+            % (
+                plural(f.synack_retransmits, "time"),
+                span,
+                waited,
+                ", then evicted from the full connection table" if evicted else "",
+            ),
+            "server",
+            1 + f.synack_retransmits,
+            float(f.synack_retransmits),
+        )
 
     def severity(self, agg: Aggregate, sid: int) -> str:
         return "warning"
 
     def summary(self, agg: Aggregate, sid: int) -> str:
-        return ("%d connections %s over %.1f s: valid SYN-ACK sent, the client never sent the final ACK; "
-                "SYN-ACK retransmitted %d times in all (at most %d on one connection)" % (
-                    agg.count, agg.clients_text(), agg.last - agg.first, agg.packets - agg.count,
-                    int(agg.value_max)))
+        return (
+            "%d connections %s over %.1f s: valid SYN-ACK sent, the client never sent the final ACK; "
+            "SYN-ACK retransmitted %d times in all (at most %d on one connection)"
+            % (agg.count, agg.clients_text(), agg.last - agg.first, agg.packets - agg.count, int(agg.value_max))
+        )
 
 
 DETECTOR: Final = MissingThirdAck

@@ -16,9 +16,12 @@ from ..base import EVERY_FLOW, Aggregate, Context, Hit, RuleDetector, Setting, p
 KIND: Final = "rst_abort"
 ORDER: Final = 70
 SETTINGS: Final = (
-    Setting("rst_abort_warn_count", 20,
-            "RST-closing connection pools are common: warn only when at least this many established connections "
-            "of one service end in RST ..."),
+    Setting(
+        "rst_abort_warn_count",
+        20,
+        "RST-closing connection pools are common: warn only when at least this many established connections "
+        "of one service end in RST ...",
+    ),
     Setting("rst_abort_warn_fraction", 0.2, "... and they are at least this share of its established connections"),
 )
 
@@ -28,7 +31,7 @@ class RstAbort(RuleDetector):
         super().__init__(KIND, EVERY_FLOW, context)
         self.warn_count: int = t.rst_abort_warn_count
         self.warn_fraction: float = t.rst_abort_warn_fraction
-        self.established: list[int] = []   # by service id: connections that came up
+        self.established: list[int] = []  # by service id: connections that came up
 
     def observe(self, r: FlowRecord, obs_end: float, sid: int) -> bool:
         f = r.facts
@@ -45,25 +48,44 @@ class RstAbort(RuleDetector):
         f = r.facts
         if f.handshake_done_ts is None or (f.client_rst_ts is None and f.server_rst_ts is None):
             return None
-        candidates = [(ts, side) for ts, side in ((f.client_rst_ts, "client"), (f.server_rst_ts, "server"))
-                      if ts is not None and ts >= f.handshake_done_ts]
+        candidates = [
+            (ts, side)
+            for ts, side in ((f.client_rst_ts, "client"), (f.server_rst_ts, "server"))
+            if ts is not None and ts >= f.handshake_done_ts
+        ]
         if not candidates:
             return None
         rst_ts, side = min(candidates)
-        if f.client_fin_acked and f.server_fin_acked and f.client_fin_ts is not None \
-                and f.server_fin_ts is not None and rst_ts >= max(f.client_fin_ts, f.server_fin_ts):
-            return None   # a stray RST after a completed close, not an abort
+        if (
+            f.client_fin_acked
+            and f.server_fin_acked
+            and f.client_fin_ts is not None
+            and f.server_fin_ts is not None
+            and rst_ts >= max(f.client_fin_ts, f.server_fin_ts)
+        ):
+            return None  # a stray RST after a completed close, not an abort
         fin_ts = f.client_fin_ts if side == "client" else f.server_fin_ts
         how = "after its own FIN" if fin_ts is not None and fin_ts <= rst_ts else "without a FIN"
         probes = f.client_keepalives_unanswered if side == "client" else f.server_keepalives_unanswered
         if probes:
             how += ", after %s (its keepalive gave up: ETIMEDOUT)" % plural(probes, "unanswered keepalive probe")
-        return Hit(KIND, rst_ts, rst_ts,
-                   "%s reset the established connection %.3f s after the handshake, %s (%s / %s with payload "
-                   "from client / server)" % (side, rst_ts - f.handshake_done_ts, how,
-                                              plural(f.client_payload_packets, "segment"),
-                                              plural(f.server_payload_packets, "segment")),
-                   side, 1, rst_ts - f.handshake_done_ts)
+        return Hit(
+            KIND,
+            rst_ts,
+            rst_ts,
+            "%s reset the established connection %.3f s after the handshake, %s (%s / %s with payload "
+            "from client / server)"
+            % (
+                side,
+                rst_ts - f.handshake_done_ts,
+                how,
+                plural(f.client_payload_packets, "segment"),
+                plural(f.server_payload_packets, "segment"),
+            ),
+            side,
+            1,
+            rst_ts - f.handshake_done_ts,
+        )
 
     def merge(self, other: Any, ids: list[int]) -> None:
         super().merge(other, ids)
@@ -84,9 +106,13 @@ class RstAbort(RuleDetector):
         return "warning" if n >= self.warn_count and n >= self.warn_fraction * max(established, 1) else "info"
 
     def summary(self, agg: Aggregate, sid: int) -> str:
-        return ("%d of %d established connections %s ended with a RST (sent by: %s), over %.1f s" % (
-            agg.count, self._established(agg, sid), agg.clients_text(), agg.sides_text(),
-            agg.last - agg.first))
+        return "%d of %d established connections %s ended with a RST (sent by: %s), over %.1f s" % (
+            agg.count,
+            self._established(agg, sid),
+            agg.clients_text(),
+            agg.sides_text(),
+            agg.last - agg.first,
+        )
 
 
 DETECTOR: Final = RstAbort

@@ -46,21 +46,39 @@ from ..base import (
 KIND: Final = "stuck_close_wait"
 ORDER: Final = 120
 SETTINGS: Final = (
-    Setting("close_wait_s", 60.0,
-            "Linux tcp_fin_timeout is 60 s: after that the peer's orphaned FIN_WAIT_2 socket is gone, and a socket "
-            "still in CLOSE_WAIT is a file descriptor the application forgot to close()"),
-    Setting("close_wait_min_s", 1.0,
-            "an application closes within milliseconds of reading EOF; one that has not after a second is "
-            "holding the socket (below this, a capture that stops just after a FIN shows nothing)"),
-    Setting("close_wait_baseline_factor", 100.0,
-            "a socket silent 100 times longer than the service usually takes to answer a FIN with its own is "
-            "stuck, not slow"),
-    Setting("close_wait_baseline_min", 5,
-            "closes of the service's other connections needed before their median is a baseline"),
-    Setting("close_wait_warn_count", 3,
-            "sockets of one service held a second or more each, at once: a leak pattern, not one slow request"),
-    Setting("close_wait_critical_count", 10,
-            "10 overdue sockets in CLOSE_WAIT on one service is a descriptor leak, not a one-off race"),
+    Setting(
+        "close_wait_s",
+        60.0,
+        "Linux tcp_fin_timeout is 60 s: after that the peer's orphaned FIN_WAIT_2 socket is gone, and a socket "
+        "still in CLOSE_WAIT is a file descriptor the application forgot to close()",
+    ),
+    Setting(
+        "close_wait_min_s",
+        1.0,
+        "an application closes within milliseconds of reading EOF; one that has not after a second is "
+        "holding the socket (below this, a capture that stops just after a FIN shows nothing)",
+    ),
+    Setting(
+        "close_wait_baseline_factor",
+        100.0,
+        "a socket silent 100 times longer than the service usually takes to answer a FIN with its own is "
+        "stuck, not slow",
+    ),
+    Setting(
+        "close_wait_baseline_min",
+        5,
+        "closes of the service's other connections needed before their median is a baseline",
+    ),
+    Setting(
+        "close_wait_warn_count",
+        3,
+        "sockets of one service held a second or more each, at once: a leak pattern, not one slow request",
+    ),
+    Setting(
+        "close_wait_critical_count",
+        10,
+        "10 overdue sockets in CLOSE_WAIT on one service is a descriptor leak, not a one-off race",
+    ),
 )
 _SIDES: Final = ("server", "client")
 
@@ -71,11 +89,11 @@ class _Side:
     __slots__ = ("closes", "held", "held_idle", "over_min", "over_abs")
 
     def __init__(self) -> None:
-        self.closes = LogHistogram()     # its FIN after the peer's, on the connections it did close
-        self.held = 0                    # connections that ended with it in CLOSE_WAIT
+        self.closes = LogHistogram()  # its FIN after the peer's, on the connections it did close
+        self.held = 0  # connections that ended with it in CLOSE_WAIT
         self.held_idle = LogHistogram()  # their holder's silence at the end
-        self.over_min = 0                # of them: silent at least close_wait_min_s
-        self.over_abs = 0                # of them: silent at least close_wait_s
+        self.over_min = 0  # of them: silent at least close_wait_min_s
+        self.over_abs = 0  # of them: silent at least close_wait_s
 
     def merge(self, o: _Side) -> None:
         self.closes.merge(o.closes)
@@ -135,14 +153,23 @@ class StuckCloseWait(RuleDetector):
             return None
         held = obs_end - peer_fin
         idle = obs_end - peer_fin if holder_data is None else max(0.0, obs_end - max(peer_fin, holder_data))
-        when = "at the end of the capture" if r.end_reason == "capture_end" else \
-            "when the connection was finalised (%s)" % r.end_reason
+        when = (
+            "at the end of the capture"
+            if r.end_reason == "capture_end"
+            else "when the connection was finalised (%s)" % r.end_reason
+        )
         silent = "" if idle >= held else " (its last data %s before the end)" % seconds_text(idle)
         # value: the holder's silence (what the severity is judged by)
-        return Hit(KIND, peer_fin, obs_end,
-                   "%s still in CLOSE_WAIT %s: held %s%s since the %s's FIN was acknowledged, no FIN from the "
-                   "%s" % (holder, when, seconds_text(held), silent, other_side(holder), holder),
-                   holder, 1, idle)
+        return Hit(
+            KIND,
+            peer_fin,
+            obs_end,
+            "%s still in CLOSE_WAIT %s: held %s%s since the %s's FIN was acknowledged, no FIN from the "
+            "%s" % (holder, when, seconds_text(held), silent, other_side(holder), holder),
+            holder,
+            1,
+            idle,
+        )
 
     def aggregate(self, hit: Hit, r: FlowRecord, sid: int) -> None:
         side = self._side(sid, hit.side)
@@ -172,8 +199,9 @@ class StuckCloseWait(RuleDetector):
         cut = max(self.min_s, self.factor * baseline)
         if cut >= self.close_wait_s:
             return side.over_abs
-        return side.over_abs + max(0, side.held_idle.count_at_least(cut) - side.held_idle.count_at_least(
-            self.close_wait_s))
+        return side.over_abs + max(
+            0, side.held_idle.count_at_least(cut) - side.held_idle.count_at_least(self.close_wait_s)
+        )
 
     def severity(self, agg: Aggregate, sid: int) -> str:
         overdue = held_long = 0
@@ -198,21 +226,28 @@ class StuckCloseWait(RuleDetector):
             n = side.closes.total
             peer = other_side(holder)
             if not n:
-                parts.append("no other connection of this service was closed by the %s after the %s's FIN: "
-                             "nothing to compare with" % (holder, peer))
+                parts.append(
+                    "no other connection of this service was closed by the %s after the %s's FIN: "
+                    "nothing to compare with" % (holder, peer)
+                )
             elif n < self.baseline_min:
-                parts.append("only %s of this service closed by the %s after the %s's FIN (median %s): too few to "
-                             "compare with" % (plural(n, "other connection"), holder, peer,
-                                               seconds_text(side.closes.median())))
+                parts.append(
+                    "only %s of this service closed by the %s after the %s's FIN (median %s): too few to "
+                    "compare with" % (plural(n, "other connection"), holder, peer, seconds_text(side.closes.median()))
+                )
             else:
-                parts.append("this service's other connections closed %s after the %s's FIN (median of %d, closed by "
-                             "the %s)" % (seconds_text(side.closes.median()), peer, n, holder))
+                parts.append(
+                    "this service's other connections closed %s after the %s's FIN (median of %d, closed by "
+                    "the %s)" % (seconds_text(side.closes.median()), peer, n, holder)
+                )
         return "; ".join(parts)
 
     def summary(self, agg: Aggregate, sid: int) -> str:
-        return ("%d connections %s still in CLOSE_WAIT when last seen (holder: %s), held up to %s without a FIN: the "
-                "application did not close() them" % (agg.count, agg.clients_text(), agg.sides_text(),
-                                                      seconds_text(agg.value_max)))
+        return (
+            "%d connections %s still in CLOSE_WAIT when last seen (holder: %s), held up to %s without a FIN: the "
+            "application did not close() them"
+            % (agg.count, agg.clients_text(), agg.sides_text(), seconds_text(agg.value_max))
+        )
 
     def row(self, agg: Aggregate, sid: int) -> Finding:
         finding = super().row(agg, sid)

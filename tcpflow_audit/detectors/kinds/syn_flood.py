@@ -19,12 +19,18 @@ from ..base import EVERY_FLOW, CappedSet, Context, Detector, Finding, RateWindow
 KIND: Final = "syn_flood"
 ORDER: Final = 130
 SETTINGS: Final = (
-    Setting("syn_flood_window_s", 1.0,
-            "rates are per second over this window (Juniper SRX syn-flood screen and Snort/Suricata "
-            "detection_filter rules count per 1 s)"),
-    Setting("syn_flood_rate", 200,
-            "Juniper SRX screen \"syn-flood attack-threshold\" default: 200 SYNs/s to one destination without a "
-            "completed handshake"),
+    Setting(
+        "syn_flood_window_s",
+        1.0,
+        "rates are per second over this window (Juniper SRX syn-flood screen and Snort/Suricata "
+        "detection_filter rules count per 1 s)",
+    ),
+    Setting(
+        "syn_flood_rate",
+        200,
+        'Juniper SRX screen "syn-flood attack-threshold" default: 200 SYNs/s to one destination without a '
+        "completed handshake",
+    ),
     Setting("max_tracked_sources", 65536, "memory bound on the distinct-source set per server"),
 )
 
@@ -44,7 +50,7 @@ class SynFlood(Detector):
         self.window_s: float = t.syn_flood_window_s
         self.rate: int = t.syn_flood_rate
         self.max_sources: int = t.max_tracked_sources
-        self.states: list[_Service | None] = []   # by service id
+        self.states: list[_Service | None] = []  # by service id
 
     def _state(self, sid: int) -> _Service:
         states = self.states
@@ -67,7 +73,7 @@ class SynFlood(Detector):
             s.acks += 1
             return False
         if (f.synack_ts is None and f.server_rst_ts is not None) or f.client_payload_packets:
-            return False   # refused, or the client sent data: not half-open
+            return False  # refused, or the client sent data: not half-open
         s.half_open += 1
         s.sources.add(r.client_ip, self.max_sources)
         return s.window.add(f.syn_ts) >= self.rate
@@ -100,12 +106,36 @@ class SynFlood(Detector):
                 continue
             ip, port = self.services.keys[sid]
             duration = max(0.0, window.hot_last - window.hot_first)
-            detail = ("peak %d half-open connections in %.3g s at %s; %d half-open attempts in all from %s sources "
-                      "over %.1f s of flood; SYN : SYN-ACK : ACK = %d : %d : %d (%d handshakes completed)" % (
-                          window.peak, self.window_s, iso_utc(window.peak_ts), s.half_open, s.sources.text(),
-                          duration, s.syns, s.synacks, s.acks, s.acks))
-            out.append(Finding(KIND, "critical", window.hot_first, window.hot_last, "", None, format_ip(ip), port,
-                               s.half_open, detail))
+            detail = (
+                "peak %d half-open connections in %.3g s at %s; %d half-open attempts in all from %s sources "
+                "over %.1f s of flood; SYN : SYN-ACK : ACK = %d : %d : %d (%d handshakes completed)"
+                % (
+                    window.peak,
+                    self.window_s,
+                    iso_utc(window.peak_ts),
+                    s.half_open,
+                    s.sources.text(),
+                    duration,
+                    s.syns,
+                    s.synacks,
+                    s.acks,
+                    s.acks,
+                )
+            )
+            out.append(
+                Finding(
+                    KIND,
+                    "critical",
+                    window.hot_first,
+                    window.hot_last,
+                    "",
+                    None,
+                    format_ip(ip),
+                    port,
+                    s.half_open,
+                    detail,
+                )
+            )
         return out
 
 

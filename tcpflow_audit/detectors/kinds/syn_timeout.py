@@ -27,12 +27,15 @@ from ..base import HANDSHAKE_INCOMPLETE, CappedSet, Context, Detector, Finding, 
 KIND: Final = "syn_timeout"
 ORDER: Final = 40
 SETTINGS: Final = (
-    Setting("syn_timeout_retries", 1,
-            "one SYN retransmission proves the first SYN went a full RTO (Linux: 1 s) without any reply"),
+    Setting(
+        "syn_timeout_retries",
+        1,
+        "one SYN retransmission proves the first SYN went a full RTO (Linux: 1 s) without any reply",
+    ),
 )
-_MIN_SPAN: Final = 0.1      # SYN copies closer together than this are the same SYN captured twice
-_HORIZON: Final = 240.0     # an attempt's next SYN comes within 2 x TCP_RTO_MAX (120 s) or never
-_MAX_ATTEMPTS: Final = 65536   # attempts remembered (memory bound under floods; the oldest go first)
+_MIN_SPAN: Final = 0.1  # SYN copies closer together than this are the same SYN captured twice
+_HORIZON: Final = 240.0  # an attempt's next SYN comes within 2 x TCP_RTO_MAX (120 s) or never
+_MAX_ATTEMPTS: Final = 65536  # attempts remembered (memory bound under floods; the oldest go first)
 
 
 class _Attempt:
@@ -50,15 +53,26 @@ class _Attempt:
 class _Row:
     """The attempts of one server ip:port that got no reply."""
 
-    __slots__ = ("attempts", "syns", "most", "connections", "first", "last", "clients", "example",
-                 "client_ip", "client_port", "many_ports")
+    __slots__ = (
+        "attempts",
+        "syns",
+        "most",
+        "connections",
+        "first",
+        "last",
+        "clients",
+        "example",
+        "client_ip",
+        "client_port",
+        "many_ports",
+    )
 
     def __init__(self) -> None:
         self.attempts = self.syns = self.most = self.connections = 0
         self.first = math.inf
         self.last = -math.inf
         self.clients = CappedSet()
-        self.example = math.inf       # the earliest attempt's first SYN, its client ip:port
+        self.example = math.inf  # the earliest attempt's first SYN, its client ip:port
         self.client_ip = b""
         self.client_port = 0
         self.many_ports = False
@@ -71,8 +85,11 @@ class _Row:
         self.first = min(self.first, o.first)
         self.last = max(self.last, o.last)
         self.clients.merge(o.clients)
-        self.many_ports = self.many_ports or o.many_ports or (
-            bool(self.attempts - o.attempts) and (o.client_ip, o.client_port) != (self.client_ip, self.client_port))
+        self.many_ports = (
+            self.many_ports
+            or o.many_ports
+            or (bool(self.attempts - o.attempts) and (o.client_ip, o.client_port) != (self.client_ip, self.client_port))
+        )
         if (o.example, o.client_ip, o.client_port) < (self.example, self.client_ip, self.client_port):
             self.example, self.client_ip, self.client_port = o.example, o.client_ip, o.client_port
 
@@ -81,13 +98,12 @@ class SynTimeout(Detector):
     def __init__(self, t: Any, context: Context) -> None:
         super().__init__(KIND, HANDSHAKE_INCOMPLETE, context)
         self.retries: int = t.syn_timeout_retries
-        self.attempts: dict[tuple[bytes, int, bytes, int], _Attempt] = {}   # oldest first
-        self.rows: dict[int, _Row] = {}    # by service id
+        self.attempts: dict[tuple[bytes, int, bytes, int], _Attempt] = {}  # oldest first
+        self.rows: dict[int, _Row] = {}  # by service id
 
     def observe(self, r: FlowRecord, obs_end: float, sid: int) -> bool:
         f = r.facts
-        if f.syn_ts is None or f.synack_ts is not None or r.server_packets or f.bad_synack \
-                or f.client_payload_packets:
+        if f.syn_ts is None or f.synack_ts is not None or r.server_packets or f.bad_synack or f.client_payload_packets:
             return False
         key = (r.client_ip, r.client_port, r.server_ip, r.server_port)
         isn = f.client_isn if f.client_isn is not None else -1
@@ -96,7 +112,7 @@ class SynTimeout(Detector):
             attempt = _Attempt(isn, f.syn_ts)
         elif len(self.attempts) >= _MAX_ATTEMPTS:
             del self.attempts[next(iter(self.attempts))]
-        self.attempts[key] = attempt      # (last: the most recently seen)
+        self.attempts[key] = attempt  # (last: the most recently seen)
         syns = 1 + f.syn_retransmits
         attempt.syns += syns
         attempt.connections += 1
@@ -156,23 +172,42 @@ class SynTimeout(Detector):
             one = row.attempts == 1
             retransmitted = row.syns - row.attempts
             if one:
-                detail = ("SYN sent %s over %.1f s with no reply at all (SYN retransmitted %s; dropped or filtered "
-                          "on the way to the server)" % (plural(row.syns, "time"), row.last - row.first,
-                                                          plural(retransmitted, "time")))
+                detail = (
+                    "SYN sent %s over %.1f s with no reply at all (SYN retransmitted %s; dropped or filtered "
+                    "on the way to the server)"
+                    % (plural(row.syns, "time"), row.last - row.first, plural(retransmitted, "time"))
+                )
             else:
-                who = ("from " + format_ip(next(iter(row.clients.items)))
-                       if len(row.clients.items) == 1 and not row.clients.capped
-                       else "from %s clients" % row.clients.text())
-                detail = ("%d connection attempts %s over %.1f s got no reply at all; SYN retransmitted %d times in "
-                          "all (at most %d for one attempt)" % (row.attempts, who, row.last - row.first,
-                                                                retransmitted, row.most))
+                who = (
+                    "from " + format_ip(next(iter(row.clients.items)))
+                    if len(row.clients.items) == 1 and not row.clients.capped
+                    else "from %s clients" % row.clients.text()
+                )
+                detail = (
+                    "%d connection attempts %s over %.1f s got no reply at all; SYN retransmitted %d times in "
+                    "all (at most %d for one attempt)"
+                    % (row.attempts, who, row.last - row.first, retransmitted, row.most)
+                )
             if row.connections > row.attempts:
-                detail += ("; %d connections in the flows report (the later SYNs of an attempt start a new one "
-                           "after Zeek's attempt timer, 5 s, or after a FIN or RST)" % row.connections)
+                detail += (
+                    "; %d connections in the flows report (the later SYNs of an attempt start a new one "
+                    "after Zeek's attempt timer, 5 s, or after a FIN or RST)" % row.connections
+                )
             one_client = len(row.clients.items) == 1 and not row.clients.capped
-            out.append(Finding(KIND, "warning", row.first, row.last, format_ip(row.client_ip) if one_client else "",
-                               row.client_port if one and not row.many_ports else None, format_ip(ip), port,
-                               row.attempts, detail))
+            out.append(
+                Finding(
+                    KIND,
+                    "warning",
+                    row.first,
+                    row.last,
+                    format_ip(row.client_ip) if one_client else "",
+                    row.client_port if one and not row.many_ports else None,
+                    format_ip(ip),
+                    port,
+                    row.attempts,
+                    detail,
+                )
+            )
         return out
 
 

@@ -15,9 +15,12 @@ from ..base import ZERO_WINDOW, Aggregate, Context, Hit, RuleDetector, Setting, 
 KIND: Final = "zero_window_stall"
 ORDER: Final = 100
 SETTINGS: Final = (
-    Setting("zero_window_s", 2.0,
-            "Linux's zero-window probes start at the RTO (>= 200 ms) and back off; a window closed for 2 s has "
-            "outlived several probes: the receiving application stopped reading"),
+    Setting(
+        "zero_window_s",
+        2.0,
+        "Linux's zero-window probes start at the RTO (>= 200 ms) and back off; a window closed for 2 s has "
+        "outlived several probes: the receiving application stopped reading",
+    ),
 )
 
 
@@ -30,8 +33,11 @@ class ZeroWindowStall(RuleDetector):
         f = r.facts
         if not (f.client_zero_window_s > 0 or f.server_zero_window_s > 0):
             return None
-        stalls = [(s, side) for s, side in ((f.client_zero_window_s, "client"), (f.server_zero_window_s, "server"))
-                  if s >= self.zero_window_s and s > 0]
+        stalls = [
+            (s, side)
+            for s, side in ((f.client_zero_window_s, "client"), (f.server_zero_window_s, "server"))
+            if s >= self.zero_window_s and s > 0
+        ]
         if not stalls:
             return None
         stall, side = max(stalls)
@@ -39,16 +45,27 @@ class ZeroWindowStall(RuleDetector):
             since, until = f.client_zero_window_from, f.client_zero_window_until
         else:
             since, until = f.server_zero_window_from, f.server_zero_window_until
-        return Hit(KIND, r.start if since is None else since, r.end if until is None else until,
-                   "%s advertised a zero receive window for %.1f s (its application stopped reading); the %s "
-                   "could not send" % (side, stall, other_side(side)), side, 1, stall)
+        return Hit(
+            KIND,
+            r.start if since is None else since,
+            r.end if until is None else until,
+            "%s advertised a zero receive window for %.1f s (its application stopped reading); the %s "
+            "could not send" % (side, stall, other_side(side)),
+            side,
+            1,
+            stall,
+        )
 
     def severity(self, agg: Aggregate, sid: int) -> str:
         return "warning"
 
     def summary(self, agg: Aggregate, sid: int) -> str:
         return "%d connections %s stalled on a zero receive window for up to %.1f s (receiver: %s)" % (
-            agg.count, agg.clients_text(), agg.value_max, agg.sides_text())
+            agg.count,
+            agg.clients_text(),
+            agg.value_max,
+            agg.sides_text(),
+        )
 
 
 DETECTOR: Final = ZeroWindowStall
