@@ -298,6 +298,12 @@ def threshold_options(function):
     ),
     click.option("--parquet", is_flag=True, help="--output-dir: Parquet files too, beside the CSV files"),
     click.option(
+        "--sockets",
+        "with_sockets",
+        is_flag=True,
+        help="--output-dir: sockets.csv and timeline.csv too (keeps every endpoint's state changes: slower)",
+    ),
+    click.option(
         "--lock-timeout",
         type=click.FloatRange(min=0),
         default=LOCK_TIMEOUT,
@@ -447,6 +453,7 @@ def main(
     bucket: str,
     top: int,
     parquet: bool,
+    with_sockets: bool,
     **threshold_options: tuple[str, Any] | None,
 ) -> None:
     """Audit the TCP connections in PCAP files (pcap or pcapng, plain or gzip/bzip2/xz; '-' for stdin;
@@ -560,6 +567,7 @@ def main(
                         thresholds,
                         sockets,
                         parquet,
+                        with_sockets or report in ("sockets", "timeline"),
                     )
                 elif fmt == "parquet":
                     assert isinstance(target, OutputFile)
@@ -780,10 +788,13 @@ def run_to_directory(
     thresholds: Thresholds,
     sockets: SocketOptions | None = None,
     parquet: bool = False,
+    with_sockets: bool = True,
 ):
-    """flows.csv, anomalies.csv, summary.json, sockets.csv and timeline.csv (and with `parquet` the four
-    tables as Parquet files too), written into a new set that replaces the current one in one step once
-    all are complete, so an interrupted or failed run leaves the previous set, whole."""
+    """flows.csv, anomalies.csv, summary.json, with `with_sockets` sockets.csv and timeline.csv (and with
+    `parquet` those tables as Parquet files too), written into a new set that replaces the current one in
+    one step once all are complete, so an interrupted or failed run leaves the previous set, whole.
+    The socket tables are asked for: keeping every endpoint's state changes costs the engine about as
+    much again as the rest of the job."""
     sockets = sockets or SocketOptions()
     with output_set.writing():
         flows_stream = output_set.open("flows.csv", bom=excel)
@@ -794,8 +805,8 @@ def run_to_directory(
         flows_parquet = columnar.ParquetRows(output_set.open_binary("flows.parquet"), "flows") if parquet else None
         if flows_parquet is not None:
             auditor.add_flow_sink(lambda record: flows_parquet.write(flow_row(record)))
-        socket_table = SocketTable.attach(auditor, sockets.at)
-        timeline = Timeline.attach(auditor, sockets.bucket_s, sockets.top)
+        socket_table = SocketTable.attach(auditor, sockets.at) if with_sockets else None
+        timeline = Timeline.attach(auditor, sockets.bucket_s, sockets.top) if with_sockets else None
         auditor.finalise_when_interrupted = False  # an interrupted run writes nothing: stop at once
         stats = run_audit(auditor, sources, progress)
         if stats.interrupted:
@@ -814,12 +825,11 @@ def run_to_directory(
         )
         summary_stream.write("\n")
         end = capture_end(auditor)
-        tables = {
-            "anomalies": finding_rows,
-            "sockets": socket_table.rows(end),
-            "timeline": list(timeline.rows(stats.first_ts, end)),
-        }
-        for name in ("sockets", "timeline"):
+        tables: dict[str, list[dict[str, Any]]] = {"anomalies": finding_rows}
+        if socket_table is not None and timeline is not None:
+            tables["sockets"] = socket_table.rows(end)
+            tables["timeline"] = list(timeline.rows(stats.first_ts, end))
+        for name in ("sockets", "timeline") if with_sockets else ():
             writer = RowWriter(output_set.open(f"{name}.csv", bom=excel), "csv", columnar.SCHEMAS[name][0])
             for row in tables[name]:
                 writer.write(row)

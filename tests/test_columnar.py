@@ -59,7 +59,7 @@ def test_parquet_has_the_csv_values_typed(cli, tmp_path: Path, capture: str, rep
 
 def test_output_dir_parquet_beside_the_csv(cli, tmp_path: Path):
     out = tmp_path / "nightly"
-    cli(sample("syn_flood.pcap"), sample("demo.pcap"), "--output-dir", out, "--parquet")
+    cli(sample("syn_flood.pcap"), sample("demo.pcap"), "--output-dir", out, "--parquet", "--sockets")
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "anomalies.csv",
@@ -76,6 +76,16 @@ def test_output_dir_parquet_beside_the_csv(cli, tmp_path: Path):
         assert_same_values(
             pd.read_parquet(out / f"{report}.parquet"), csv_frame((out / f"{report}.csv").read_text()), report
         )
+    # without --sockets the set holds no socket tables (they cost the engine a record of every state change)
+    plain = tmp_path / "plain"
+    cli(sample("demo.pcap"), "--output-dir", plain, "--parquet")
+    assert sorted(p.name for p in plain.iterdir()) == [
+        "anomalies.csv",
+        "anomalies.parquet",
+        "flows.csv",
+        "flows.parquet",
+        "summary.json",
+    ]
     flows = pd.read_parquet(out / "flows.parquet")
     assert len(flows) == 3029 and str(flows["client_port"].dtype) == "int64"
     # one query over a month of such sets: the nightly directory's files, one glob

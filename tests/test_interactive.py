@@ -222,7 +222,7 @@ def test_interrupt_leaves_the_previous_output_directory(tmp_path, cli, signum, s
     outdir = tmp_path / "report"
     cli(DEMO, "--output-dir", outdir)  # last night's complete set
     before = {p.name: p.read_bytes() for p in outdir.iterdir()}
-    assert sorted(before) == ["anomalies.csv", "flows.csv", "sockets.csv", "summary.json", "timeline.csv"]
+    assert sorted(before) == ["anomalies.csv", "flows.csv", "summary.json"]
 
     proc, _, err_path = start_on_stdin(tmp_path, "--output-dir", outdir)
     assert interrupt(proc, data, signum) == status, err_path.read_text()

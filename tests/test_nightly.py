@@ -323,7 +323,7 @@ def test_outputs_atomic_directory_csv_excel_and_formula_guard(tmp_path, cli):
     # --output-dir: the set's files; CSV UTF-8 with a header row and ISO 8601 + epoch times
     outdir = tmp_path / "report"
     cli(SYN_FLOOD, DEMO, "--output-dir", outdir)
-    assert sorted(os.listdir(outdir)) == ["anomalies.csv", "flows.csv", "sockets.csv", "summary.json", "timeline.csv"]
+    assert sorted(os.listdir(outdir)) == ["anomalies.csv", "flows.csv", "summary.json"]
     raw = (outdir / "flows.csv").read_bytes()
     assert not raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
