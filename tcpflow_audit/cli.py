@@ -301,7 +301,7 @@ def threshold_options(function):
         "--sockets",
         "with_sockets",
         is_flag=True,
-        help="--output-dir: sockets.csv and timeline.csv too (keeps every endpoint's state changes: slower)",
+        help="--output-dir: sockets.csv and timeline.csv too (slower)",
     ),
     click.option(
         "--lock-timeout",
