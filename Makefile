@@ -63,9 +63,9 @@ bench: $(STAMP)
 # Switch the venv to the pure Python build (no mypyc), e.g. to run `.venv/bin/python -m pytest -q`
 # on it; the next `make venv` or `make test` compiles again.
 pure: $(STAMP)
-	rm -f tcpflow_audit/*.so tcpflow_audit/detectors/*.so *__mypyc*.so $(STAMP)
+	rm -f tcpflow_audit/*.so tcpflow_audit/detectors/*.so tcpflow_audit/detectors/kinds/*.so *__mypyc*.so $(STAMP)
 	TCPFLOW_AUDIT_PURE=1 $(BIN)/pip install -q -e '.[test]'
 	$(BIN)/python -c "import tcpflow_audit; print('tcpflow-audit build:', tcpflow_audit.BUILD)"
 
 clean:
-	rm -rf $(VENV) build *.egg-info tcpflow_audit/*.so tcpflow_audit/detectors/*.so *__mypyc*.so
+	rm -rf $(VENV) build *.egg-info tcpflow_audit/*.so tcpflow_audit/detectors/*.so tcpflow_audit/detectors/kinds/*.so *__mypyc*.so

@@ -39,13 +39,21 @@ def compiled_extensions() -> list:
         # type errors elsewhere in the package (not compiled) must not stop the build: silent imports;
         # pyproject.toml's settings for `make lint` (unused ignores, bodies of unannotated functions)
         # do not change what mypyc compiles, so they do not stop the build either
-        extensions = mypycify(["--follow-imports=silent", "--ignore-missing-imports", "--no-warn-unused-ignores",
-                               "--no-check-untyped-defs", *compiled_module_sources()], opt_level="3")
-    except (Exception, SystemExit) as exc:   # mypyc exits on a type error it cannot compile through
+        extensions = mypycify(
+            [
+                "--follow-imports=silent",
+                "--ignore-missing-imports",
+                "--no-warn-unused-ignores",
+                "--no-check-untyped-defs",
+                *compiled_module_sources(),
+            ],
+            opt_level="3",
+        )
+    except (Exception, SystemExit) as exc:  # mypyc exits on a type error it cannot compile through
         print(f"tcpflow-audit: mypyc failed ({exc!r}): pure Python build (slower)", file=sys.stderr)
         return []
     for extension in extensions:
-        extension.optional = True   # a failed compile leaves the pure Python module in place
+        extension.optional = True  # a failed compile leaves the pure Python module in place
     return extensions
 
 

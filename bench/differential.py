@@ -44,7 +44,7 @@ from typing import Any, BinaryIO
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-if str(ROOT) not in sys.path:   # a python without the project installed: fall back on the checkout
+if str(ROOT) not in sys.path:  # a python without the project installed: fall back on the checkout
     sys.path.append(str(ROOT))
 
 from tcpflow_audit.build import describe  # noqa: E402
@@ -57,8 +57,16 @@ from tcpflow_audit.tracker import ConnectionTracker  # noqa: E402
 CONFORMANCE = ROOT.parent / "shared" / "conformance" / "zeek" / "cases"
 SUFFIXES = (".pcap", ".pcapng")
 # RunStats counters that must agree (what the summary report shows about the engine)
-STAT_FIELDS = ("packets_read", "tcp_packets", "filtered_out", "connections", "evicted",
-               "peak_live_connections", "first_ts", "last_ts")
+STAT_FIELDS = (
+    "packets_read",
+    "tcp_packets",
+    "filtered_out",
+    "connections",
+    "evicted",
+    "peak_live_connections",
+    "first_ts",
+    "last_ts",
+)
 
 
 # ---------------------------------------------------------------------- comparing
@@ -97,8 +105,10 @@ def first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | N
 
 def flow_label(rec: dict) -> str:
     try:
-        return (f"{format_ip(rec['client_ip'])}:{rec['client_port']} -> "
-                f"{format_ip(rec['server_ip'])}:{rec['server_port']} start {rec['start']!r}")
+        return (
+            f"{format_ip(rec['client_ip'])}:{rec['client_port']} -> "
+            f"{format_ip(rec['server_ip'])}:{rec['server_port']} start {rec['start']!r}"
+        )
     except (KeyError, ValueError, TypeError):
         return "?"
 
@@ -124,7 +134,7 @@ def run_engine(path: Path, reference: bool, verify: bool, sink: Callable[[dict],
         auditor.tracker = ConnectionTracker(auditor.config, on_flow=auditor._emit, reference=True)
     if auditor.tracker.reference is not reference:
         raise SystemExit("could not set the tracker's mode (has ConnectionTracker changed?)")
-    detectors = DetectorSet.attach(auditor)   # after the swap: its clock reads the tracker that runs
+    detectors = DetectorSet.attach(auditor)  # after the swap: its clock reads the tracker that runs
 
     def collect(record: Any) -> None:
         run.flows += 1
@@ -179,8 +189,10 @@ class FlowChecker:
         if i >= self.hot_flows:
             self.differing += 1
             if self.first is None:
-                self.first = (f"flow #{i + 1} ({flow_label(rec)}): only the reference path has it "
-                              f"(hot path: {self.hot_flows} flows)")
+                self.first = (
+                    f"flow #{i + 1} ({flow_label(rec)}): only the reference path has it "
+                    f"(hot path: {self.hot_flows} flows)"
+                )
             return
         # one complete pickle per record, each read by a fresh unpickler (a reused Unpickler keeps its
         # memo across loads, which would put it out of step with the pickles written)
@@ -196,6 +208,7 @@ class FlowChecker:
 def compare_capture(name: str, path: Path, verify: bool) -> Outcome:
     out = Outcome(name, str(path), verify)
     with tempfile.TemporaryFile(prefix="tcpflow-diff-") as spool:
+
         def spool_record(rec: dict) -> None:
             pickle.dump(rec, spool, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -261,16 +274,27 @@ def verify_from_meta(path: Path) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="Exit status: 0 all identical, 1 a difference or a failed run, "
-                                        "2 nothing to check.")
-    ap.add_argument("captures", nargs="*", type=Path, help="capture files, or directories searched for "
-                    "*.pcap / *.pcapng recursively")
-    ap.add_argument("--conformance", action="store_true",
-                    help=f"add the Zeek conformance traces ({CONFORMANCE}); implies --verify-checksums-from-meta")
-    ap.add_argument("--verify-checksums-from-meta", action="store_true",
-                    help="verify checksums as Zeek did for that case (meta.json beside the trace)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Exit status: 0 all identical, 1 a difference or a failed run, 2 nothing to check.",
+    )
+    ap.add_argument(
+        "captures",
+        nargs="*",
+        type=Path,
+        help="capture files, or directories searched for *.pcap / *.pcapng recursively",
+    )
+    ap.add_argument(
+        "--conformance",
+        action="store_true",
+        help=f"add the Zeek conformance traces ({CONFORMANCE}); implies --verify-checksums-from-meta",
+    )
+    ap.add_argument(
+        "--verify-checksums-from-meta",
+        action="store_true",
+        help="verify checksums as Zeek did for that case (meta.json beside the trace)",
+    )
     ap.add_argument("--verify-checksums", action="store_true", help="verify checksums for every capture")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the outcome as JSON")
     args = ap.parse_args(argv)
@@ -300,8 +324,11 @@ def main(argv: list[str] | None = None) -> int:
 
     build = describe()
     print(f"build: {build} (python {sys.version.split()[0]}, {sys.executable})")
-    print(f"comparing hot path (ConnectionTracker()) with reference path (ConnectionTracker(reference=True)) "
-          f"on {len(captures)} capture(s)", flush=True)
+    print(
+        f"comparing hot path (ConnectionTracker()) with reference path (ConnectionTracker(reference=True)) "
+        f"on {len(captures)} capture(s)",
+        flush=True,
+    )
     width = min(max(len(name) for name, _ in captures), 72)
     outcomes: list[Outcome] = []
     t0 = time.perf_counter()
@@ -322,21 +349,39 @@ def main(argv: list[str] | None = None) -> int:
             extra.append(f"{len(out.problems)} input problem(s): {out.problems[0]}")
         if out.hot_s + out.reference_s >= 1.0:
             extra.append(f"hot {out.hot_s:.1f} s, reference {out.reference_s:.1f} s")
-        print(f"{name:<{width}}  {out.packets:>9,} packets  {out.flows:>8,} flows  {out.findings:>5,} findings  "
-              f"{verdict}" + (f"  [{'; '.join(extra)}]" if extra else ""), flush=True)
+        print(
+            f"{name:<{width}}  {out.packets:>9,} packets  {out.flows:>8,} flows  {out.findings:>5,} findings  "
+            f"{verdict}" + (f"  [{'; '.join(extra)}]" if extra else ""),
+            flush=True,
+        )
 
     bad = [o for o in outcomes if not o.identical]
-    total = (f"total: {len(outcomes)} capture(s), {sum(o.packets for o in outcomes):,} packets, "
-             f"{sum(o.flows for o in outcomes):,} flows, {sum(o.findings for o in outcomes):,} findings: ")
-    total += ("all identical" if not bad else
-              f"{len(bad)} DIFFERENT ({', '.join(o.name for o in bad[:10])}{', ...' if len(bad) > 10 else ''})")
+    total = (
+        f"total: {len(outcomes)} capture(s), {sum(o.packets for o in outcomes):,} packets, "
+        f"{sum(o.flows for o in outcomes):,} flows, {sum(o.findings for o in outcomes):,} findings: "
+    )
+    total += (
+        "all identical"
+        if not bad
+        else f"{len(bad)} DIFFERENT ({', '.join(o.name for o in bad[:10])}{', ...' if len(bad) > 10 else ''})"
+    )
     print(total + f" ({time.perf_counter() - t0:.1f} s)")
     if args.json:
-        args.json.write_text(json.dumps({
-            "build": build, "python": sys.version.split()[0], "identical": not bad,
-            "captures": len(outcomes), "packets": sum(o.packets for o in outcomes),
-            "flows": sum(o.flows for o in outcomes), "findings": sum(o.findings for o in outcomes),
-            "results": [dataclasses.asdict(o) for o in outcomes]}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "build": build,
+                    "python": sys.version.split()[0],
+                    "identical": not bad,
+                    "captures": len(outcomes),
+                    "packets": sum(o.packets for o in outcomes),
+                    "flows": sum(o.flows for o in outcomes),
+                    "findings": sum(o.findings for o in outcomes),
+                    "results": [dataclasses.asdict(o) for o in outcomes],
+                },
+                indent=1,
+            )
+        )
     return 1 if bad else 0
 
 

@@ -36,6 +36,7 @@ server ip:port, 2 % of them answered by a SYN-ACK (never acknowledged).
 Speed: per-packet events are produced by a small Python simulation into flat
 arrays, and the records are built with numpy (no per-packet objects).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,9 +71,17 @@ class Gen:
         self.c_isn_c, self.c_isn_s, self.c_rtt, self.c_start, self.c_end = [], [], [], [], []
         self.c_win_c, self.c_win_s, self.c_ttl_c, self.c_syn_win = [], [], [], []
         self.c_kind = []
-        self.counts = dict(short=0, bulk=0, refused=0, rst_abort=0, fin_client=0,
-                           fin_client_idle=0, fin_server=0, retransmissions=0,
-                           requests=0)
+        self.counts = dict(
+            short=0,
+            bulk=0,
+            refused=0,
+            rst_abort=0,
+            fin_client=0,
+            fin_client_idle=0,
+            fin_server=0,
+            retransmissions=0,
+            requests=0,
+        )
         r = self.r
         self.clients = [(10 << 24) | r.getrandbits(24) for _ in range(30000)]
         self.servers = [(192 << 24) | (168 << 16) | (100 << 8) | i for i in range(10, 74)]
@@ -120,8 +129,24 @@ class Gen:
         self.ev.extend((t, cid, d, flags, seq, ack, ln, kind, opt))
 
     # -------------------------------------------------------------- data phase
-    def transfer(self, cid, t_start, nbytes, rtt, ser, local, sdir, s_off, r_off, kind0,
-                 kindn, cwnd, cwnd_cap, last_delay, rcv_close=INF):
+    def transfer(
+        self,
+        cid,
+        t_start,
+        nbytes,
+        rtt,
+        ser,
+        local,
+        sdir,
+        s_off,
+        r_off,
+        kind0,
+        kindn,
+        cwnd,
+        cwnd_cap,
+        last_delay,
+        rcv_close=INF,
+    ):
         """Send nbytes from side sdir to the other, starting at absolute time t_start.
 
         local: the sender is at the capture point (server), else the receiver is.
@@ -172,8 +197,19 @@ class Gen:
                 if ln > MSS:
                     ln = MSS
                 last = sent == nseg - 1
-                ev.extend((s + od, cid, sdir, (ACK | PSH) if last else ACK, s_off + off, r_off, ln,
-                           kind0 if sent == 0 else kindn, OPT_TS))
+                ev.extend(
+                    (
+                        s + od,
+                        cid,
+                        sdir,
+                        (ACK | PSH) if last else ACK,
+                        s_off + off,
+                        r_off,
+                        ln,
+                        kind0 if sent == 0 else kindn,
+                        OPT_TS,
+                    )
+                )
                 arr = s + h
                 if hole < 0 and loss and r.random() < loss:
                     hole = sent
@@ -217,8 +253,7 @@ class Gen:
                 elif isdup and hole >= 0:
                     dup += 1
                     if dup == 3:
-                        self._retransmit(cid, hole, max(now, tfree), nbytes, s_off, r_off, sdir,
-                                         od, kind0, kindn, nseg)
+                        self._retransmit(cid, hole, max(now, tfree), nbytes, s_off, r_off, sdir, od, kind0, kindn, nseg)
                         s = max(now, tfree)
                         tfree = s + ser
                         ssthresh = max(2.0, cwnd / 2)
@@ -253,8 +288,19 @@ class Gen:
     def _retransmit(self, cid, seg, s, nbytes, s_off, r_off, sdir, od, kind0, kindn, nseg):
         off = seg * MSS
         ln = min(MSS, nbytes - off)
-        self.ev.extend((s + od, cid, sdir, (ACK | PSH) if seg == nseg - 1 else ACK, s_off + off,
-                        r_off, ln, kind0 if seg == 0 else kindn, OPT_TS))
+        self.ev.extend(
+            (
+                s + od,
+                cid,
+                sdir,
+                (ACK | PSH) if seg == nseg - 1 else ACK,
+                s_off + off,
+                r_off,
+                ln,
+                kind0 if seg == 0 else kindn,
+                OPT_TS,
+            )
+        )
 
     # ------------------------------------------------------------- connections
     def handshake(self, cid, t0, rtt):
@@ -300,8 +346,9 @@ class Gen:
             qlen = min(900, max(80, int(r.gauss(300, 90))))
             proc = min(0.3, max(0.0001, r.lognormvariate(math.log(0.004), 1.2)))
             delack = 0.04 if proc > 0.04 else None
-            t_rd, _, _ = self.transfer(cid, t_client, qlen, rtt, ser, False, 0, c_off, s_off, K_REQ,
-                                       K_REQ, 10, 10, delack)
+            t_rd, _, _ = self.transfer(
+                cid, t_client, qlen, rtt, ser, False, 0, c_off, s_off, K_REQ, K_REQ, 10, 10, delack
+            )
             c_off += qlen
             rlen = min(20000, max(1000, int(r.lognormvariate(math.log(5000), 0.8))))
             t_resp = t_rd + proc
@@ -312,8 +359,9 @@ class Gen:
                 ld = None  # the FIN / RST follows at once and carries the ACK
             if last and ctype == "rst_mid" and rlen > 3 * MSS:
                 rcv_close = t_resp + h + rtt * r.random() * 2
-            t_cd, _, got = self.transfer(cid, t_resp, rlen, rtt, ser, True, 1, s_off, c_off,
-                                            K_RESP, K_BODY, 10, 1000, ld, rcv_close)
+            t_cd, _, got = self.transfer(
+                cid, t_resp, rlen, rtt, ser, True, 1, s_off, c_off, K_RESP, K_BODY, 10, 1000, ld, rcv_close
+            )
             if rcv_close < INF:
                 self.counts["rst_abort"] += 1
                 self.emit(rcv_close + h, cid, 0, RST | ACK, c_off, s_off + got, opt=OPT_NONE)
@@ -363,17 +411,17 @@ class Gen:
         t_client = self.handshake(cid, t0, rtt)
         cap = r.choice((1000, 2000, 3000))  # receive-window cap, segments
         if r.random() < 0.85:  # download: small request, big response
-            t_rd, _, _ = self.transfer(cid, t_client, 200, rtt, ser, False, 0, 1, 1, K_REQ, K_REQ,
-                                       10, 10, None)
-            t_cd, _, _ = self.transfer(cid, t_rd + 0.001, size, rtt, ser, True, 1, 1, 201,
-                                          K_BULK, K_BULK, 10, cap, None)
+            t_rd, _, _ = self.transfer(cid, t_client, 200, rtt, ser, False, 0, 1, 1, K_REQ, K_REQ, 10, 10, None)
+            t_cd, _, _ = self.transfer(
+                cid, t_rd + 0.001, size, rtt, ser, True, 1, 1, 201, K_BULK, K_BULK, 10, cap, None
+            )
             c_off, s_off = 201, 1 + size
             t = t_cd + 0.001
         else:  # upload, then a small reply
-            t_rd, _, _ = self.transfer(cid, t_client, size, rtt, ser, False, 0, 1, 1, K_BULK,
-                                          K_BULK, 10, cap, 0.04)
-            t_cd, _, _ = self.transfer(cid, t_rd + 0.002, 120, rtt, ser, True, 1, 1, 1 + size,
-                                       K_RESP, K_RESP, 10, 10, None)
+            t_rd, _, _ = self.transfer(cid, t_client, size, rtt, ser, False, 0, 1, 1, K_BULK, K_BULK, 10, cap, 0.04)
+            t_cd, _, _ = self.transfer(
+                cid, t_rd + 0.002, 120, rtt, ser, True, 1, 1, 1 + size, K_RESP, K_RESP, 10, 10, None
+            )
             c_off, s_off = 1 + size, 121
             t = t_cd + 0.001
         tf = t + h
@@ -410,12 +458,16 @@ class Gen:
 
 # ------------------------------------------------------------------ payloads
 def payload_patterns(rng: np.random.Generator) -> np.ndarray:
-    req = (b"GET /api/v1/items/48151623?fields=name,price,stock&lang=en HTTP/1.1\r\n"
-           b"Host: shop.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) bench/1.0\r\n"
-           b"Accept: application/json\r\nAccept-Encoding: gzip, deflate\r\n"
-           b"Connection: keep-alive\r\nCookie: session=")
-    resp = (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\nCache-Control: no-cache\r\n\r\n")
+    req = (
+        b"GET /api/v1/items/48151623?fields=name,price,stock&lang=en HTTP/1.1\r\n"
+        b"Host: shop.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) bench/1.0\r\n"
+        b"Accept: application/json\r\nAccept-Encoding: gzip, deflate\r\n"
+        b"Connection: keep-alive\r\nCookie: session="
+    )
+    resp = (
+        b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\nCache-Control: no-cache\r\n\r\n"
+    )
     n = 1600
     pats = np.zeros((5, n), dtype=np.uint8)
     for k, head in ((K_REQ, req), (K_RESP, resp)):
@@ -446,18 +498,47 @@ def fold(s: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------- record build
-ETH_IP = [("edst", "u1", (6,)), ("esrc", "u1", (6,)), ("etype", ">u2"),
-          ("vhl", "u1"), ("tos", "u1"), ("tlen", ">u2"), ("ipid", ">u2"), ("frag", ">u2"),
-          ("ttl", "u1"), ("proto", "u1"), ("ipsum", ">u2"), ("src", ">u4"), ("dst", ">u4"),
-          ("sport", ">u2"), ("dport", ">u2"), ("seq", ">u4"), ("ack", ">u4"), ("off", "u1"),
-          ("flags", "u1"), ("win", ">u2"), ("tcpsum", ">u2"), ("urp", ">u2")]
-TS_OPT = [("o_nop1", "u1"), ("o_nop2", "u1"), ("o_tsk", "u1"), ("o_tsl", "u1"),
-          ("tsval", ">u4"), ("tsecr", ">u4")]
-SYN_OPT = [("o_mssk", "u1"), ("o_mssl", "u1"), ("o_mss", ">u2"), ("o_sackk", "u1"),
-           ("o_sackl", "u1"), ("o_tsk", "u1"), ("o_tsl", "u1"), ("tsval", ">u4"),
-           ("tsecr", ">u4"), ("o_nop", "u1"), ("o_wsk", "u1"), ("o_wsl", "u1"), ("o_ws", "u1")]
-HDR_DT = {OPT_NONE: np.dtype(ETH_IP), OPT_TS: np.dtype(ETH_IP + TS_OPT),
-          OPT_SYN: np.dtype(ETH_IP + SYN_OPT)}
+ETH_IP = [
+    ("edst", "u1", (6,)),
+    ("esrc", "u1", (6,)),
+    ("etype", ">u2"),
+    ("vhl", "u1"),
+    ("tos", "u1"),
+    ("tlen", ">u2"),
+    ("ipid", ">u2"),
+    ("frag", ">u2"),
+    ("ttl", "u1"),
+    ("proto", "u1"),
+    ("ipsum", ">u2"),
+    ("src", ">u4"),
+    ("dst", ">u4"),
+    ("sport", ">u2"),
+    ("dport", ">u2"),
+    ("seq", ">u4"),
+    ("ack", ">u4"),
+    ("off", "u1"),
+    ("flags", "u1"),
+    ("win", ">u2"),
+    ("tcpsum", ">u2"),
+    ("urp", ">u2"),
+]
+TS_OPT = [("o_nop1", "u1"), ("o_nop2", "u1"), ("o_tsk", "u1"), ("o_tsl", "u1"), ("tsval", ">u4"), ("tsecr", ">u4")]
+SYN_OPT = [
+    ("o_mssk", "u1"),
+    ("o_mssl", "u1"),
+    ("o_mss", ">u2"),
+    ("o_sackk", "u1"),
+    ("o_sackl", "u1"),
+    ("o_tsk", "u1"),
+    ("o_tsl", "u1"),
+    ("tsval", ">u4"),
+    ("tsecr", ">u4"),
+    ("o_nop", "u1"),
+    ("o_wsk", "u1"),
+    ("o_wsl", "u1"),
+    ("o_ws", "u1"),
+]
+HDR_DT = {OPT_NONE: np.dtype(ETH_IP), OPT_TS: np.dtype(ETH_IP + TS_OPT), OPT_SYN: np.dtype(ETH_IP + SYN_OPT)}
 OPT_LEN = {OPT_NONE: 0, OPT_TS: 12, OPT_SYN: 20}
 MAC_SRV = np.array([0x00, 0x16, 0x3E, 0x5A, 0x10, 0x01], dtype=np.uint8)
 MAC_GW = np.array([0x00, 0x1B, 0x21, 0x8C, 0x44, 0x02], dtype=np.uint8)
@@ -533,16 +614,17 @@ def write_records(f, fl: dict, snaplen: int, pats: np.ndarray, ps: np.ndarray, c
                 s += ps[sl["kind"][idx], ln[idx]]
                 H["tcpsum"] = fold(s)
             ncopy = min(hlen, W - 16)
-            M[idx, 16:16 + ncopy] = hb[:, :ncopy]
+            M[idx, 16 : 16 + ncopy] = hb[:, :ncopy]
             room = W - 16 - hlen
             if room > 0:
-                M[idx, 16 + hlen:] = pats[sl["kind"][idx], :room]
+                M[idx, 16 + hlen :] = pats[sl["kind"][idx], :room]
         mask = np.arange(W)[None, :] < (16 + cap)[:, None]
         f.write(M[mask].tobytes())
 
 
 def pcap_header(snaplen: int) -> bytes:
     import struct
+
     return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 1)
 
 
@@ -561,9 +643,24 @@ def build_normal(args) -> tuple[dict, dict, Gen]:
     flags = ev[:, 3].astype(np.uint8)
     seq_rel = ev[:, 4].astype(np.int64)
     ack_rel = ev[:, 5].astype(np.int64)
-    c = {k: np.array(getattr(g, "c_" + k)) for k in
-         ("cip", "cport", "sip", "sport", "isn_c", "isn_s", "rtt", "win_c", "win_s", "ttl_c",
-          "syn_win", "start", "end")}
+    c = {
+        k: np.array(getattr(g, "c_" + k))
+        for k in (
+            "cip",
+            "cport",
+            "sip",
+            "sport",
+            "isn_c",
+            "isn_s",
+            "rtt",
+            "win_c",
+            "win_s",
+            "ttl_c",
+            "syn_win",
+            "start",
+            "end",
+        )
+    }
     cli = d == 0
     isn_self = np.where(cli, c["isn_c"][cid], c["isn_s"][cid]).astype(np.int64)
     isn_peer = np.where(cli, c["isn_s"][cid], c["isn_c"][cid]).astype(np.int64)
@@ -596,8 +693,7 @@ def build_normal(args) -> tuple[dict, dict, Gen]:
     rank[o] = np.arange(len(ks)) - grp_start
     rng = np.random.default_rng(args.seed)
     id_base = rng.integers(0, 65536, (len(c["cip"]), 2))
-    fl["ipid"] = np.where(is_syn & ~has_ack | (is_rst & ~cli), 0,
-                          (id_base[cid, d] + rank) & 0xFFFF).astype(np.uint16)
+    fl["ipid"] = np.where(is_syn & ~has_ack | (is_rst & ~cli), 0, (id_base[cid, d] + rank) & 0xFFFF).astype(np.uint16)
     # TCP timestamps: host clock (ms) at the sender's send time; echo what it last saw
     ts_base = rng.integers(0, 1 << 31, (len(c["cip"]), 2))
     h = c["rtt"][cid] / 2
@@ -617,12 +713,16 @@ def build_normal(args) -> tuple[dict, dict, Gen]:
     s_sorted = np.sort(starts[mask])
     e_sorted = np.sort(np.minimum(ends[mask], span))
     live = np.arange(1, len(s_sorted) + 1) - np.searchsorted(e_sorted, s_sorted, side="right")
-    stats = {"sim_s": t1 - t0, "fields_s": t2 - t1, "span_s": span,
-             "conns_in_capture": int(mask.sum()),
-             "live_mean": float(live.mean()) if len(live) else 0,
-             "live_max": int(live.max()) if len(live) else 0,
-             "kinds": np.bincount(fl["kind"], minlength=5),
-             "bulk_pkts": int(np.isin(cid, np.nonzero(np.array(g.c_kind) == "bulk")[0]).sum())}
+    stats = {
+        "sim_s": t1 - t0,
+        "fields_s": t2 - t1,
+        "span_s": span,
+        "conns_in_capture": int(mask.sum()),
+        "live_mean": float(live.mean()) if len(live) else 0,
+        "live_max": int(live.max()) if len(live) else 0,
+        "kinds": np.bincount(fl["kind"], minlength=5),
+        "bulk_pkts": int(np.isin(cid, np.nonzero(np.array(g.c_kind) == "bulk")[0]).sum()),
+    }
     return fl, stats, g
 
 
@@ -645,41 +745,56 @@ def build_flood(args) -> dict:
     srv_ip = np.uint32((192 << 24) | (168 << 16) | (100 << 8) | 10)
     sp = np.r_[sport, sport[ri]]
     ip = np.r_[src, src[ri]]
-    fl = {"ts_us": (np.round(t * 1e6).astype(np.int64) + BASE_EPOCH * 1_000_000),
-          "dir": np.where(cli, 0, 1),
-          "flags": np.where(cli, SYN, SYN | ACK).astype(np.uint8),
-          "seq": np.r_[isn, sisn[ri]],
-          "ack": np.r_[np.zeros(n, np.uint32), (isn[ri].astype(np.int64) + 1).astype(np.uint32)],
-          "src": np.where(cli, ip, srv_ip).astype(np.uint32),
-          "dst": np.where(cli, srv_ip, ip).astype(np.uint32),
-          "sport": np.where(cli, sp, 80).astype(np.uint16),
-          "dport": np.where(cli, 80, sp).astype(np.uint16),
-          "len": np.zeros(m, np.int64), "kind": np.zeros(m, np.int64),
-          "opt": np.full(m, OPT_SYN, np.int64),
-          "win": np.where(cli, 64240, 65160).astype(np.uint16),
-          "ttl": np.where(cli, rng.integers(40, 250, m), 64).astype(np.uint8),
-          "ipid": np.where(cli, rng.integers(0, 65536, m), 0).astype(np.uint16),
-          "tsval": rng.integers(0, 1 << 32, m, dtype=np.uint64).astype(np.uint32),
-          "tsecr": np.zeros(m, np.uint32)}
+    fl = {
+        "ts_us": (np.round(t * 1e6).astype(np.int64) + BASE_EPOCH * 1_000_000),
+        "dir": np.where(cli, 0, 1),
+        "flags": np.where(cli, SYN, SYN | ACK).astype(np.uint8),
+        "seq": np.r_[isn, sisn[ri]],
+        "ack": np.r_[np.zeros(n, np.uint32), (isn[ri].astype(np.int64) + 1).astype(np.uint32)],
+        "src": np.where(cli, ip, srv_ip).astype(np.uint32),
+        "dst": np.where(cli, srv_ip, ip).astype(np.uint32),
+        "sport": np.where(cli, sp, 80).astype(np.uint16),
+        "dport": np.where(cli, 80, sp).astype(np.uint16),
+        "len": np.zeros(m, np.int64),
+        "kind": np.zeros(m, np.int64),
+        "opt": np.full(m, OPT_SYN, np.int64),
+        "win": np.where(cli, 64240, 65160).astype(np.uint16),
+        "ttl": np.where(cli, rng.integers(40, 250, m), 64).astype(np.uint8),
+        "ipid": np.where(cli, rng.integers(0, 65536, m), 0).astype(np.uint16),
+        "tsval": rng.integers(0, 1 << 32, m, dtype=np.uint64).astype(np.uint32),
+        "tsecr": np.zeros(m, np.uint32),
+    }
     fl["tsecr"][~cli] = fl["tsval"][:n][ri]
     return {k: v[order] for k, v in fl.items()}, len(ri)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--packets", type=int, default=1_000_000, help="packets to write (exact)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", required=True, help="output .pcap file")
-    ap.add_argument("--snaplen", type=int, default=96,
-                    help="bytes kept per record (wire length stays real); default 96")
-    ap.add_argument("--concurrency", type=int, default=1000,
-                    help="target number of simultaneously live connections (default 1000)")
-    ap.add_argument("--loss", type=float, default=0.005,
-                    help="probability a data segment is lost past the capture point (default 0.005)")
+    ap.add_argument(
+        "--snaplen", type=int, default=96, help="bytes kept per record (wire length stays real); default 96"
+    )
+    ap.add_argument(
+        "--concurrency", type=int, default=1000, help="target number of simultaneously live connections (default 1000)"
+    )
+    ap.add_argument(
+        "--loss",
+        type=float,
+        default=0.005,
+        help="probability a data segment is lost past the capture point (default 0.005)",
+    )
     ap.add_argument("--no-checksums", action="store_true", help="leave IP/TCP checksums zero")
-    ap.add_argument("--syn-flood", type=int, default=0, metavar="N",
-                    help="instead write N spoofed SYNs to one server ip:port (2%% get a SYN-ACK)")
+    ap.add_argument(
+        "--syn-flood",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead write N spoofed SYNs to one server ip:port (2%% get a SYN-ACK)",
+    )
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     if args.snaplen < 54:
@@ -701,38 +816,61 @@ def main(argv=None) -> int:
     n = len(fl["ts_us"])
     out = sys.stdout
     if args.syn_flood:
-        print(f"wrote {args.out}: {n} packets ({args.syn_flood} spoofed SYNs to 192.168.100.10:80, "
-              f"{nsa} SYN-ACKs) in {t2 - t0:.1f} s", file=out)
+        print(
+            f"wrote {args.out}: {n} packets ({args.syn_flood} spoofed SYNs to 192.168.100.10:80, "
+            f"{nsa} SYN-ACKs) in {t2 - t0:.1f} s",
+            file=out,
+        )
         return 0
     if not args.quiet:
         cnt = g.counts
         short, bulk = cnt["short"], cnt["bulk"]
-        print(f"seed {args.seed}, snaplen {args.snaplen}, target concurrency {args.concurrency}",
-              file=out)
-        print(f"connections simulated: {short + bulk} ({short} short HTTP-like, {bulk} bulk); "
-              f"{stats['conns_in_capture']} start inside the capture", file=out)
+        print(f"seed {args.seed}, snaplen {args.snaplen}, target concurrency {args.concurrency}", file=out)
+        print(
+            f"connections simulated: {short + bulk} ({short} short HTTP-like, {bulk} bulk); "
+            f"{stats['conns_in_capture']} start inside the capture",
+            file=out,
+        )
 
         def pct(x):
             return f"{x} ({100.0 * x / max(1, short):.1f} % of short)"
-        print(f"  short: {cnt['requests']} requests; close: client FIN {pct(cnt['fin_client'])}, "
-              f"client FIN after idle {pct(cnt['fin_client_idle'])}, server FIN "
-              f"{pct(cnt['fin_server'])}, RST abort {pct(cnt['rst_abort'])}, refused SYN "
-              f"{pct(cnt['refused'])}", file=out)
-        print(f"  data segments lost after the capture point and retransmitted: "
-              f"{cnt['retransmissions']} (all connections)", file=out)
+
+        print(
+            f"  short: {cnt['requests']} requests; close: client FIN {pct(cnt['fin_client'])}, "
+            f"client FIN after idle {pct(cnt['fin_client_idle'])}, server FIN "
+            f"{pct(cnt['fin_server'])}, RST abort {pct(cnt['rst_abort'])}, refused SYN "
+            f"{pct(cnt['refused'])}",
+            file=out,
+        )
+        print(
+            f"  data segments lost after the capture point and retransmitted: "
+            f"{cnt['retransmissions']} (all connections)",
+            file=out,
+        )
         k = stats["kinds"]
         flags = fl["flags"]
-        print(f"packets: {n}; bulk-connection packets {stats['bulk_pkts']} "
-              f"({100.0 * stats['bulk_pkts'] / n:.1f} %); with payload {int((fl['len'] > 0).sum())}; "
-              f"SYN {int(((flags & SYN) != 0).sum())}, FIN {int(((flags & FIN) != 0).sum())}, "
-              f"RST {int(((flags & RST) != 0).sum())}", file=out)
-        print(f"  payload kinds: request {k[K_REQ]}, response head {k[K_RESP]}, response body "
-              f"{k[K_BODY]}, bulk {k[K_BULK]}", file=out)
-        print(f"capture spans {stats['span_s']:.1f} s ({n / max(stats['span_s'], 1e-9):.0f} pkt/s); "
-              f"live connections: mean {stats['live_mean']:.0f}, max {stats['live_max']}", file=out)
-        print(f"time: simulate {stats['sim_s']:.1f} s, fields {stats['fields_s']:.1f} s, "
-              f"write {t2 - t1:.1f} s, total {t2 - t0:.1f} s ({n / (t2 - t0) / 1e6:.2f} M pkt/s)",
-              file=out)
+        print(
+            f"packets: {n}; bulk-connection packets {stats['bulk_pkts']} "
+            f"({100.0 * stats['bulk_pkts'] / n:.1f} %); with payload {int((fl['len'] > 0).sum())}; "
+            f"SYN {int(((flags & SYN) != 0).sum())}, FIN {int(((flags & FIN) != 0).sum())}, "
+            f"RST {int(((flags & RST) != 0).sum())}",
+            file=out,
+        )
+        print(
+            f"  payload kinds: request {k[K_REQ]}, response head {k[K_RESP]}, response body "
+            f"{k[K_BODY]}, bulk {k[K_BULK]}",
+            file=out,
+        )
+        print(
+            f"capture spans {stats['span_s']:.1f} s ({n / max(stats['span_s'], 1e-9):.0f} pkt/s); "
+            f"live connections: mean {stats['live_mean']:.0f}, max {stats['live_max']}",
+            file=out,
+        )
+        print(
+            f"time: simulate {stats['sim_s']:.1f} s, fields {stats['fields_s']:.1f} s, "
+            f"write {t2 - t1:.1f} s, total {t2 - t0:.1f} s ({n / (t2 - t0) / 1e6:.2f} M pkt/s)",
+            file=out,
+        )
     print(f"wrote {args.out}: {n} packets", file=out)
     return 0
 

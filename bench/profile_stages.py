@@ -6,8 +6,9 @@
 Each line runs the pipeline up to and including one more stage (reading records; decoding them;
 the connection engine; the detectors; the summary; writing the flows.csv rows to /dev/null; with
 the compiled fast lane, decoding and the engine are one stage), takes the best CPU time of --runs
-runs, and prints what that stage added, per packet and as a share of the whole. CPU time (not wall time) and the best of several runs keep
-the noise of a shared machine out. The build (compiled or pure Python) is printed first.
+runs, and prints what that stage added, per packet and as a share of the whole. CPU time (not
+wall time) and the best of several runs keep the noise of a shared machine out. The build
+(compiled or pure Python) is printed first.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def read_and_decode(path: str) -> int:
 
 def auditor_with(level: int, fast_lane: bool | None = None) -> Callable[[str], int]:
     """The real Auditor with the first `level` flow sinks of the CLI's --output-dir job."""
+
     def run(path: str) -> int:
         auditor = Auditor(fast_lane=fast_lane)
         if level >= 1:
@@ -62,6 +64,7 @@ def auditor_with(level: int, fast_lane: bool | None = None) -> Callable[[str], i
                 auditor.add_flow_sink(writer.write_flow)
                 return auditor.run([path]).packets_read
         return auditor.run([path]).packets_read
+
     return run
 
 
@@ -76,6 +79,8 @@ FAST_LANE_STAGES: list[tuple[str, Callable[[str], int]]] = [
     ("read record blocks (capture.py)", read_blocks),
     ("decode in place + engine (fastlane, tracker, ...)", auditor_with(0, fast_lane=True)),
 ]
+
+
 def sink_stages(fast_lane: bool) -> list[tuple[str, Callable[[str], int]]]:
     return [
         ("detectors", auditor_with(1, fast_lane)),
@@ -88,8 +93,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("capture")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--record-loop", action="store_true",
-                        help="profile the record loop instead of the fast lane (the default when compiled)")
+    parser.add_argument(
+        "--record-loop",
+        action="store_true",
+        help="profile the record loop instead of the fast lane (the default when compiled)",
+    )
     args = parser.parse_args()
     print(f"build: {describe()}")
     lane = not args.record_loop and Auditor().fast_lane

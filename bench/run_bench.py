@@ -18,6 +18,7 @@ Environment:
   TCPFLOW_AUDIT command to run as tcpflow-audit            (default .venv/bin/tcpflow-audit)
   BENCH_DIFF    0 = no differential check (hot path vs reference path) after the timing runs (default 1)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -89,8 +90,14 @@ def ensure_capture(work: Path, name: str, gen_args: list[str], expect: int, meta
     for line in p.stdout.splitlines():
         print("    " + line)
     packets, how = count_packets(pcap, expect)
-    meta = {"key": meta_key, "bytes": pcap.stat().st_size, "packets": packets,
-            "counted_by": how, "generate_s": round(dt, 2), "generator_output": p.stdout}
+    meta = {
+        "key": meta_key,
+        "bytes": pcap.stat().st_size,
+        "packets": packets,
+        "counted_by": how,
+        "generate_s": round(dt, 2),
+        "generator_output": p.stdout,
+    }
     meta_path.write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -127,8 +134,11 @@ def probe_tcpflow(tool: str, work: Path, tmp: Path) -> tuple[int | None, str]:
     """Pick the tcpflow-audit command line that works on a small capture."""
     probe = work / "probe.pcap"
     if not probe.exists():
-        subprocess.run([sys.executable, str(GEN), "--packets", "3000", "--seed", "99", "--out",
-                        str(probe), "--quiet"], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, str(GEN), "--packets", "3000", "--seed", "99", "--out", str(probe), "--quiet"],
+            check=True,
+            capture_output=True,
+        )
     msgs = []
     for variant in (0, 1):
         cmd = tcpflow_cmd(tool, probe, tmp / "probe.csv", variant)
@@ -141,8 +151,10 @@ def probe_tcpflow(tool: str, work: Path, tmp: Path) -> tuple[int | None, str]:
 
 def fmt_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
     w = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
     def line(cells):
         return "  ".join(c.rjust(w[i]) if i in right else c.ljust(w[i]) for i, c in enumerate(cells))
+
     sep = "  ".join("-" * x for x in w)
     return "\n".join([line(headers), sep] + [line(r) for r in rows])
 
@@ -155,8 +167,13 @@ def venv_python() -> str:
 def build_info(python: str) -> str:
     """tcpflow_audit.build.describe() as the venv's python sees it: mypyc-compiled or pure Python."""
     try:
-        p = subprocess.run([python, "-c", "import tcpflow_audit.build as b; print(b.describe())"],
-                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+        p = subprocess.run(
+            [python, "-c", "import tcpflow_audit.build as b; print(b.describe())"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unknown ({type(exc).__name__})"
     if p.returncode != 0:
@@ -171,14 +188,26 @@ def differential(python: str, label: str, pcap: Path, tmp: Path) -> dict:
     print(f"differential check on {label} ({pcap.name}): hot path vs reference path ...", flush=True)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT)
-    res = {"capture": label, "file": pcap.name, "command": shlex.join(cmd), "rc": p.returncode,
-           "seconds": round(time.perf_counter() - t0, 1)}
+    res = {
+        "capture": label,
+        "file": pcap.name,
+        "command": shlex.join(cmd),
+        "rc": p.returncode,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     try:
         data = json.loads(out_json.read_text())
         one = data["results"][0]
-        res.update(identical=data["identical"], build=data["build"], packets=one["packets"],
-                   flows=one["flows"], findings=one["findings"], difference=one["difference"],
-                   hot_s=round(one["hot_s"], 1), reference_s=round(one["reference_s"], 1))
+        res.update(
+            identical=data["identical"],
+            build=data["build"],
+            packets=one["packets"],
+            flows=one["flows"],
+            findings=one["findings"],
+            difference=one["difference"],
+            hot_s=round(one["hot_s"], 1),
+            reference_s=round(one["reference_s"], 1),
+        )
     except (OSError, ValueError, KeyError, IndexError):
         res["identical"] = False
         res["difference"] = f"differential.py failed (rc {p.returncode}, no results)"
@@ -188,8 +217,10 @@ def differential(python: str, label: str, pcap: Path, tmp: Path) -> dict:
 
 def differential_md(d: dict) -> str:
     if d.get("identical"):
-        return (f"Differential check ({d['capture']}, `bench/differential.py`): hot path and reference path "
-                f"identical: {d['flows']:,} flows, {d['findings']:,} findings.")
+        return (
+            f"Differential check ({d['capture']}, `bench/differential.py`): hot path and reference path "
+            f"identical: {d['flows']:,} flows, {d['findings']:,} findings."
+        )
     return f"Differential check ({d['capture']}, `bench/differential.py`): **DIFFERENT**: {d.get('difference')}"
 
 
@@ -217,8 +248,14 @@ def machine_info() -> dict:
             vers[name] = next((line for line in txt if "ersion" in line or line.startswith("TShark")), txt[0])
         except (OSError, IndexError, subprocess.TimeoutExpired):
             vers[name] = "missing"
-    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gib": mem,
-            "python": platform.python_version(), "kernel": platform.release(), "tools": vers}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "mem_gib": mem,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "tools": vers,
+    }
 
 
 def main() -> int:
@@ -234,10 +271,11 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
 
     mi = machine_info()
-    print(f"machine: {mi['nproc']} CPUs, {mi['cpu']}, {mi['mem_gib']} GiB RAM, kernel {mi['kernel']}, "
-          f"python {mi['python']}")
-    print(f"tools: tcpflow-audit = {tool_cmd}; {mi['tools'].get('tshark')}; "
-          f"{mi['tools'].get('tcptrace')}")
+    print(
+        f"machine: {mi['nproc']} CPUs, {mi['cpu']}, {mi['mem_gib']} GiB RAM, kernel {mi['kernel']}, "
+        f"python {mi['python']}"
+    )
+    print(f"tools: tcpflow-audit = {tool_cmd}; {mi['tools'].get('tshark')}; {mi['tools'].get('tcptrace')}")
     build = build_info(python)
     print(f"tcpflow-audit build: {build} ({python})")
     print(f"runs per measurement: {runs} (median wall time, max peak RSS)\n", flush=True)
@@ -246,13 +284,13 @@ def main() -> int:
     caps = []
     for n in sizes:
         key = {"packets": n, "seed": seed, "snaplen": 96, "generator": gh}
-        meta = ensure_capture(work, f"traffic-{n}-s{seed}",
-                              ["--packets", str(n), "--seed", str(seed)], n, key)
+        meta = ensure_capture(work, f"traffic-{n}-s{seed}", ["--packets", str(n), "--seed", str(seed)], n, key)
         caps.append((f"traffic {n}", work / f"traffic-{n}-s{seed}.pcap", meta))
     if flood:
         key = {"syn_flood": flood, "seed": seed, "snaplen": 96, "generator": gh}
-        meta = ensure_capture(work, f"synflood-{flood}-s{seed}",
-                              ["--syn-flood", str(flood), "--seed", str(seed)], flood, key)
+        meta = ensure_capture(
+            work, f"synflood-{flood}-s{seed}", ["--syn-flood", str(flood), "--seed", str(seed)], flood, key
+        )
         caps.append((f"SYN flood {flood}", work / f"synflood-{flood}-s{seed}.pcap", meta))
     print(flush=True)
 
@@ -265,12 +303,23 @@ def main() -> int:
         elif variant == 1:
             print("note: --output-dir not supported; tcpflow-audit runs with --report flows\n")
 
-    results = {"machine": mi, "build": build, "runs": runs, "seed": seed, "tcpflow_audit": tool_cmd,
-               "tcpflow_audit_args": (["--output-dir", "DIR", "-q"] if variant == 0 else
-                                      ["--report", "flows", "--format", "csv"]) if variant is not None else None,
-               "captures": []}
-    md = ["| capture | tool | packets | median wall s | packets/s | peak RSS MiB | "
-          "tcpflow-audit speed vs this tool |", "|---|---|---:|---:|---:|---:|---:|"]
+    results = {
+        "machine": mi,
+        "build": build,
+        "runs": runs,
+        "seed": seed,
+        "tcpflow_audit": tool_cmd,
+        "tcpflow_audit_args": (
+            ["--output-dir", "DIR", "-q"] if variant == 0 else ["--report", "flows", "--format", "csv"]
+        )
+        if variant is not None
+        else None,
+        "captures": [],
+    }
+    md = [
+        "| capture | tool | packets | median wall s | packets/s | peak RSS MiB | tcpflow-audit speed vs this tool |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for label, pcap, meta in caps:
         packets = meta["packets"]
         cmds = {}
@@ -298,9 +347,12 @@ def main() -> int:
                     continue
                 r = run_once(cmd, tmp)
                 rs.append(r)
-                print(f"  {label}: {tool} run {i + 1}/{runs}: {r['wall']:.2f} s, "
-                      f"{(r['rss_kib'] or 0) / 1024:.0f} MiB" + (f", FAILED rc {r['rc']}: "
-                      + r.get("stderr", "").strip()[-200:] if r["rc"] else ""), flush=True)
+                print(
+                    f"  {label}: {tool} run {i + 1}/{runs}: {r['wall']:.2f} s, "
+                    f"{(r['rss_kib'] or 0) / 1024:.0f} MiB"
+                    + (f", FAILED rc {r['rc']}: " + r.get("stderr", "").strip()[-200:] if r["rc"] else ""),
+                    flush=True,
+                )
         rows = {}
         for tool, rs in allruns.items():
             ok = [r for r in rs if r["rc"] == 0]
@@ -319,31 +371,45 @@ def main() -> int:
             if "pps" not in row:
                 table.append([tool, str(packets), "FAILED", "-", "-", "-"])
                 continue
-            ratio = (f"{row['tcpflow_ratio']:.3f}x" if "tcpflow_ratio" in row
-                     else ("1x (reference)" if tool == "tcpflow-audit" else "-"))
-            table.append([tool, f"{packets:,}", f"{row['wall_s']:.2f}", f"{row['pps']:,.0f}",
-                          f"{row['rss_mib']:.0f}", ratio])
-            md.append(f"| {label} | {tool} | {packets:,} | {row['wall_s']:.2f} | {row['pps']:,.0f} | "
-                      f"{row['rss_mib']:.0f} | {ratio} |")
+            ratio = (
+                f"{row['tcpflow_ratio']:.3f}x"
+                if "tcpflow_ratio" in row
+                else ("1x (reference)" if tool == "tcpflow-audit" else "-")
+            )
+            table.append(
+                [tool, f"{packets:,}", f"{row['wall_s']:.2f}", f"{row['pps']:,.0f}", f"{row['rss_mib']:.0f}", ratio]
+            )
+            md.append(
+                f"| {label} | {tool} | {packets:,} | {row['wall_s']:.2f} | {row['pps']:,.0f} | "
+                f"{row['rss_mib']:.0f} | {ratio} |"
+            )
         print(f"\n== {label}: {pcap.name}, {packets:,} packets ({meta['bytes'] / 2**20:.0f} MiB)")
-        print(fmt_table(["tool", "packets", "median wall s", "packets/s", "peak RSS MiB",
-                         "tcpflow-audit pkt/s ÷ tool pkt/s"], table, {1, 2, 3, 4, 5}))
+        print(
+            fmt_table(
+                ["tool", "packets", "median wall s", "packets/s", "peak RSS MiB", "tcpflow-audit pkt/s ÷ tool pkt/s"],
+                table,
+                {1, 2, 3, 4, 5},
+            )
+        )
         print(flush=True)
-        results["captures"].append({"label": label, "file": pcap.name, "packets": packets,
-                                    "bytes": meta["bytes"], "tools": rows})
+        results["captures"].append(
+            {"label": label, "file": pcap.name, "packets": packets, "bytes": meta["bytes"], "tools": rows}
+        )
     diff = None
     if not run_diff:
         print("differential check skipped (BENCH_DIFF=0)\n")
     elif "tcpflow-audit" not in tools:
         print("differential check skipped (tcpflow-audit not in BENCH_TOOLS)\n")
     elif sizes:
-        label, pcap, _ = caps[sizes.index(max(sizes))]   # caps begin with the traffic captures, in BENCH_SIZES order
+        label, pcap, _ = caps[sizes.index(max(sizes))]  # caps begin with the traffic captures, in BENCH_SIZES order
         diff = differential(python, label, pcap, tmp)
         results["differential"] = diff
     shutil.rmtree(tmp, ignore_errors=True)
     (work / "results.json").write_text(json.dumps(results, indent=1))
-    head = (f"Machine: {mi['nproc']} CPUs, {mi['cpu']}, Python {mi['python']}; tcpflow-audit build: {build}; "
-            f"{runs} runs each, median wall time.\n\n")
+    head = (
+        f"Machine: {mi['nproc']} CPUs, {mi['cpu']}, Python {mi['python']}; tcpflow-audit build: {build}; "
+        f"{runs} runs each, median wall time.\n\n"
+    )
     tail = f"\n{differential_md(diff)}\n" if diff is not None else ""
     (work / "results.md").write_text(head + "\n".join(md) + "\n" + tail)
     print(f"wrote {(work / 'results.json')} and {(work / 'results.md')}")

@@ -25,6 +25,7 @@ wall-clock instant, then close), verified with tshark and retried.
 The crafted captures (syn_flood, bad_handshake_ack, ...) come from
 make_crafted.py (no root needed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,17 +41,19 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT_DIR = HERE   # where the captures go (--out)
+OUT_DIR = HERE  # where the captures go (--out)
 
-NS_CLI = "tfa-cli"
-NS_SRV = "tfa-srv"
+# namespace names: TFA_NS_PREFIX=xyz gives xyz-cli / xyz-srv (two runs at once on one host must differ)
+NS_PREFIX = os.environ.get("TFA_NS_PREFIX", "tfa")
+NS_CLI = NS_PREFIX + "-cli"
+NS_SRV = NS_PREFIX + "-srv"
 DEV_CLI = "tfa-c0"
 DEV_SRV = "tfa-s0"
 CLI4, SRV4 = "10.99.0.1", "10.99.0.2"
 CLI6, SRV6 = "fd99::1", "fd99::2"
 MAC_CLI, MAC_SRV = "02:00:0a:63:00:01", "02:00:0a:63:00:02"
-PORT = 8080          # server port used by every scenario
-CLOSED_PORT = 8081   # nothing ever listens here
+PORT = 8080  # server port used by every scenario
+CLOSED_PORT = 8081  # nothing ever listens here
 
 # ---------------------------------------------------------------------------
 # Workers: run inside a namespace via "ip netns exec NS python THIS --worker"
@@ -106,42 +109,55 @@ def _serve_conn(conn: socket.socket) -> None:
         mode, args = line[0], line[1:]
         size = int(args[0]) if args else 64
         body = (b"R" * (size - 1) + b"\n") if size > 0 else b""
-        if mode == "CC":        # client closes first
+        if mode == "CC":  # client closes first
             conn.sendall(body)
             _drain_to_eof(conn)
             conn.close()
-        elif mode == "FR":      # client closes first, server closes 0.3 s later
+        elif mode == "FR":  # client closes first, server closes 0.3 s later
             conn.sendall(body)
             _drain_to_eof(conn)
             time.sleep(0.3)
             conn.close()
-        elif mode == "SC":      # server closes first
+        elif mode == "SC":  # server closes first
             conn.sendall(body)
             conn.close()
-        elif mode == "HC":      # client half-closes; server keeps sending
+        elif mode == "HC":  # client half-closes; server keeps sending
             _drain_to_eof(conn)
             for i in range(5):
                 conn.sendall(b"D%d" % i + b"d" * 200 + b"\n")
                 time.sleep(0.12)
             conn.close()
-        elif mode == "HCL":     # client half-closes; server keeps sending, slowly, until it is stopped
+        elif mode == "HCL":  # client half-closes; server keeps sending, slowly, until it is stopped
             _drain_to_eof(conn)
             for i in range(150):
                 conn.sendall(b"L%d" % i + b"l" * 100 + b"\n")
                 time.sleep(0.2)
             HELD.append(conn)
-        elif mode == "CW":      # server never closes -> CLOSE_WAIT
+        elif mode == "CW":  # server never closes -> CLOSE_WAIT
             _drain_to_eof(conn)
             HELD.append(conn)
-        elif mode == "RST":     # client aborts with RST
+        elif mode == "CWR":  # server answers, then never closes -> CLOSE_WAIT once the client closes
+            conn.sendall(body)
+            _drain_to_eof(conn)
+            HELD.append(conn)
+        elif mode == "KAOK":  # answers, stays idle while the client's keepalives probe, closes after it
             conn.sendall(body)
             _drain_to_eof(conn)
             conn.close()
-        elif mode == "SIM":     # both close at wall-clock instant args[1]
+        elif mode == "UP":  # reads an upload of `size` bytes, answers "ok", closes after the client
+            _recv_exact(conn, size)
+            conn.sendall(b"ok\n")
+            _drain_to_eof(conn)
+            conn.close()
+        elif mode == "RST":  # client aborts with RST
+            conn.sendall(body)
+            _drain_to_eof(conn)
+            conn.close()
+        elif mode == "SIM":  # both close at wall-clock instant args[1]
             conn.sendall(body)
             _spin_until(float(args[1]))
             conn.close()
-        elif mode in ("ZW", "HOLD", "KA"):   # never read / stay idle
+        elif mode in ("ZW", "HOLD", "KA"):  # never read / stay idle
             if mode == "KA":
                 conn.sendall(body)
             HELD.append(conn)
@@ -173,11 +189,11 @@ def _client_one(c: dict) -> str:
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     mode = c["mode"]
-    if mode == "KA":
+    if mode in ("KA", "KAOK"):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, c.get("kacnt", 3))
     if c.get("sndbuf"):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, c["sndbuf"])
     if c.get("sport") is not None:
@@ -189,12 +205,14 @@ def _client_one(c: dict) -> str:
         s.close()
         return "connect:%s" % e.__class__.__name__
     size = c.get("size", 64)
-    if mode == "SILENT":        # server-speaks-first; nobody speaks
+    if mode == "SILENT":  # server-speaks-first; nobody speaks
         time.sleep(c.get("hold", 30))
         s.close()
         return "silent"
     if mode == "SIM":
         s.sendall(b"SIM %d %.6f\n" % (size, c["at"]))
+    elif mode == "UP":
+        s.sendall(b"UP %d\n" % size + b"u" * size)
     else:
         s.sendall(b"%s %d\n" % (mode.encode(), size))
     if mode in ("CC", "FR"):
@@ -208,11 +226,21 @@ def _client_one(c: dict) -> str:
         s.shutdown(socket.SHUT_WR)
         _drain_to_eof(s)
         s.close()
-    elif mode == "HCL":         # half close; the server's data keeps coming while the capture runs
+    elif mode == "HCL":  # half close; the server's data keeps coming while the capture runs
         s.shutdown(socket.SHUT_WR)
         HELD.append(s)
         threading.Thread(target=_drain_to_eof, args=(s,), daemon=True).start()
     elif mode == "CW":
+        s.close()
+    elif mode == "CWR":
+        _recv_exact(s, size)
+        s.close()
+    elif mode == "KAOK":
+        _recv_exact(s, size)
+        time.sleep(c.get("hold", 3.5))  # idle: the keepalives probe, the live server answers them
+        s.close()
+    elif mode == "UP":
+        _recv_exact(s, 3)
         s.close()
     elif mode == "RST":
         _recv_exact(s, size)
@@ -248,7 +276,7 @@ def _client_one(c: dict) -> str:
 
 
 def worker_client(cfg: dict) -> None:
-    for c in cfg["conns"] * cfg.get("repeat", 1):   # (repeat: many connections in a short argv)
+    for c in cfg["conns"] * cfg.get("repeat", 1):  # (repeat: many connections in a short argv)
         if c.get("at_rel") is not None:
             c["at"] = time.time() + c["at_rel"]
         r = _client_one(c)
@@ -263,6 +291,7 @@ def worker_client(cfg: dict) -> None:
 # ---------------------------------------------------------------------------
 # Orchestration (root namespace side)
 # ---------------------------------------------------------------------------
+
 
 def sh(*cmd: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
     p = subprocess.run(list(cmd), capture_output=True, text=True)
@@ -289,16 +318,49 @@ class Lab:
         self.down_namespaces()
         sh("ip", "netns", "add", NS_CLI)
         sh("ip", "netns", "add", NS_SRV)
-        nsx(NS_CLI, "ip", "link", "add", "name", DEV_CLI, "address", MAC_CLI, "type", "veth",
-            "peer", "name", DEV_SRV, "address", MAC_SRV, "netns", NS_SRV)
+        nsx(
+            NS_CLI,
+            "ip",
+            "link",
+            "add",
+            "name",
+            DEV_CLI,
+            "address",
+            MAC_CLI,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            DEV_SRV,
+            "address",
+            MAC_SRV,
+            "netns",
+            NS_SRV,
+        )
         for ns, dev, a4, a6 in ((NS_CLI, DEV_CLI, CLI4, CLI6), (NS_SRV, DEV_SRV, SRV4, SRV6)):
             nsx(ns, "ip", "link", "set", "lo", "up")
             nsx(ns, "sysctl", "-qw", "net.ipv6.conf.%s.accept_ra=0" % dev, check=False, quiet=True)
             nsx(ns, "ip", "addr", "add", a4 + "/24", "dev", dev)
             nsx(ns, "ip", "-6", "addr", "add", a6 + "/64", "dev", dev, "nodad")
             if shutil.which("ethtool"):
-                nsx(ns, "ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off",
-                    "gro", "off", check=False, quiet=True)
+                nsx(
+                    ns,
+                    "ethtool",
+                    "-K",
+                    dev,
+                    "tx",
+                    "off",
+                    "rx",
+                    "off",
+                    "tso",
+                    "off",
+                    "gso",
+                    "off",
+                    "gro",
+                    "off",
+                    check=False,
+                    quiet=True,
+                )
             nsx(ns, "ip", "link", "set", dev, "up")
         # static neighbours: no ARP/ND wait before the first SYN
         nsx(NS_CLI, "ip", "neigh", "replace", SRV4, "lladdr", MAC_SRV, "dev", DEV_CLI, "nud", "permanent")
@@ -315,17 +377,22 @@ class Lab:
     # -- firewall (nftables, inside a namespace) ----------------------------
     def fw(self, ns: str, hook: str, rule: str) -> None:
         nsx(ns, "nft", "add", "table", "inet", "tfa")
-        nsx(ns, "nft", "add", "chain", "inet", "tfa", hook,
-            "{ type filter hook %s priority 0; policy accept; }" % hook)
+        nsx(ns, "nft", "add", "chain", "inet", "tfa", hook, "{ type filter hook %s priority 0; policy accept; }" % hook)
         nsx(ns, "nft", "add", "rule", "inet", "tfa", hook, *rule.split())
 
     def fw_flush(self, ns: str) -> None:
         nsx(ns, "nft", "delete", "table", "inet", "tfa", check=False, quiet=True)
+        nsx(ns, "nft", "delete", "table", "inet", "tfa_once", check=False, quiet=True)
 
     # -- processes ----------------------------------------------------------
     def start(self, ns: str, cmd: list[str]) -> subprocess.Popen:
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *cmd],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self.procs.append(p)
         return p
 
@@ -352,8 +419,9 @@ class Lab:
             p.result = out  # type: ignore[attr-defined]
         return p
 
-    def tcpdump(self, path: str, ns: str | None = None, dev: str = DEV_SRV, snaplen: int | None = None,
-                count: int | None = None) -> subprocess.Popen:
+    def tcpdump(
+        self, path: str, ns: str | None = None, dev: str = DEV_SRV, snaplen: int | None = None, count: int | None = None
+    ) -> subprocess.Popen:
         ns = NS_SRV if ns is None else ns
         if os.path.exists(path):
             os.unlink(path)
@@ -364,8 +432,9 @@ class Lab:
             cmd += ["-c", str(count)]
         cmd.append("tcp")
         errf = open(os.path.join(self.tmp, "tcpdump.err"), "w+")
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=subprocess.DEVNULL, stderr=errf,
-                             start_new_session=True)
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *cmd], stdout=subprocess.DEVNULL, stderr=errf, start_new_session=True
+        )
         self.procs.append(p)
         deadline = time.time() + 5
         while time.time() < deadline:
@@ -411,6 +480,7 @@ def out(name: str) -> str:
 # Client ports are fixed by bind() so the README and tests can rely on them.
 # ---------------------------------------------------------------------------
 
+
 def simple(lab: Lab, name: str, conns: list[dict], host: str = SRV4, settle: float = 0.5) -> None:
     lab.server(host=host)
     td = lab.tcpdump(out(name))
@@ -440,8 +510,24 @@ def sc_half_close(lab: Lab) -> None:
 
 def _fins_cross(path: str) -> bool:
     """True when neither side's first FIN acknowledges the other side's FIN."""
-    p = sh("tshark", "-r", path, "-T", "fields", "-e", "ip.src", "-e", "tcp.flags.fin",
-           "-e", "tcp.seq_raw", "-e", "tcp.ack_raw", "-e", "tcp.len", check=False)
+    p = sh(
+        "tshark",
+        "-r",
+        path,
+        "-T",
+        "fields",
+        "-e",
+        "ip.src",
+        "-e",
+        "tcp.flags.fin",
+        "-e",
+        "tcp.seq_raw",
+        "-e",
+        "tcp.ack_raw",
+        "-e",
+        "tcp.len",
+        check=False,
+    )
     fins = {}
     for ln in p.stdout.splitlines():
         src, fin, seq, ack, ln_ = ln.split("\t")
@@ -518,6 +604,7 @@ def sc_ipv6_client_close(lab: Lab) -> None:
 
 # -- anomaly samples ---------------------------------------------------------
 
+
 def sc_time_wait_churn(lab: Lab) -> None:
     simple(lab, "time_wait_churn.pcap", [dict(mode="SC", sport=41000 + i, pause=0.005) for i in range(200)])
 
@@ -566,10 +653,14 @@ def sc_fin_retransmit(lab: Lab) -> None:
 
 
 def sc_syn_during_time_wait(lab: Lab) -> None:
-    simple(lab, "syn_during_time_wait.pcap", [
-        dict(mode="SC", sport=44003, pause=0.5),
-        dict(mode="CC", sport=44003),
-    ])
+    simple(
+        lab,
+        "syn_during_time_wait.pcap",
+        [
+            dict(mode="SC", sport=44003, pause=0.5),
+            dict(mode="CC", sport=44003),
+        ],
+    )
 
 
 def sc_keepalive_dead_peer(lab: Lab) -> None:
@@ -611,7 +702,113 @@ def sc_normal_mix(lab: Lab) -> None:
     lab.stop(td)
 
 
+# -- findings that hold on real hosts (issue 12) --------------------------------
+
+
+def sc_close_wait_short(lab: Lab) -> None:
+    # Five clients send a request, read the answer and close; the server application never calls
+    # close(): 5 sockets in CLOSE_WAIT (clients in FIN_WAIT_2). A last, ordinary connection 10 s
+    # later marks how long the capture ran (a pcap records no end of capture).
+    lab.server()
+    td = lab.tcpdump(out("close_wait_short.pcap"))
+    conns = [dict(mode="CWR", sport=46000 + i, pause=0.2) for i in range(5)]
+    conns[-1]["pause"] = 10.0 - 0.2 * 4
+    conns.append(dict(mode="CC", sport=46005))
+    lab.client(conns, timeout=60)
+    time.sleep(0.3)
+    lab.stop(td)
+
+
+def sc_close_wait_baseline(lab: Lab) -> None:
+    # 120 connections the server closes as soon as the client has (its usual pace), then 3 whose
+    # server never closes, then an ordinary connection 3 s later (the end of the capture).
+    lab.server()
+    td = lab.tcpdump(out("close_wait_baseline.pcap"), snaplen=96)
+    conns = [dict(mode="CC", sport=46100 + i, pause=0.005) for i in range(120)]
+    conns += [dict(mode="CWR", sport=46220 + i, pause=0.1) for i in range(3)]
+    conns[-1]["pause"] = 3.0
+    conns.append(dict(mode="CC", sport=46223))
+    lab.client(conns, timeout=60)
+    time.sleep(0.3)
+    lab.stop(td)
+
+
+def sc_keepalive_answered(lab: Lab) -> None:
+    # Keepalive (idle 1 s, interval 1 s, 3 probes) on a live connection: the server answers every
+    # probe; the client closes after 3.5 s idle. Normal: no finding.
+    lab.server()
+    td = lab.tcpdump(out("keepalive_answered.pcap"))
+    lab.client([dict(mode="KAOK", sport=44010, size=64, hold=3.5)], timeout=30)
+    time.sleep(0.3)
+    lab.stop(td)
+
+
+def sc_keepalive_unanswered(lab: Lab) -> None:
+    # As keepalive_dead_peer, but with 9 probes allowed: the capture (client side) ends after the
+    # third unanswered probe, before the kernel gives up.
+    lab.server()
+    td = lab.tcpdump(out("keepalive_unanswered.pcap"), ns=NS_CLI, dev=DEV_CLI)
+    lab.client([dict(mode="KA", sport=44011, size=64, kacnt=9)], wait=False)
+    time.sleep(0.3)
+    lab.fw(NS_SRV, "input", "ip saddr %s drop" % CLI4)
+    lab.fw(NS_SRV, "output", "ip daddr %s drop" % CLI4)
+    time.sleep(3.6)
+    lab.stop(td)
+
+
+def sc_syn_timeout_split(lab: Lab) -> None:
+    # Three clients whose SYNs the server's host drops, retransmitting (1, 2, 4, 8 s backoff) for 16 s:
+    # Zeek's 5 s attempt timer splits each attempt into three connections. A fourth client's first SYN
+    # only is dropped (a separate rule, removed after 0.5 s): its retransmission gets through.
+    nsx(NS_CLI, "sysctl", "-qw", "net.ipv4.tcp_syn_linear_timeouts=0", check=False)
+    lab.fw(NS_SRV, "input", "tcp sport 44101-44103 tcp dport %d tcp flags & (syn|ack) == syn drop" % PORT)
+    nsx(NS_SRV, "nft", "add", "table", "inet", "tfa_once")
+    nsx(
+        NS_SRV,
+        "nft",
+        "add",
+        "chain",
+        "inet",
+        "tfa_once",
+        "input",
+        "{ type filter hook input priority 0; policy accept; }",
+    )
+    nsx(
+        NS_SRV,
+        "nft",
+        "add",
+        "rule",
+        "inet",
+        "tfa_once",
+        "input",
+        *("tcp sport 44104 tcp dport %d tcp flags & (syn|ack) == syn drop" % PORT).split(),
+    )
+    lab.server()
+    td = lab.tcpdump(out("syn_timeout_split.pcap"))
+    for port in (44101, 44102, 44103, 44104):
+        lab.client([dict(mode="CC", sport=port, timeout=60)], wait=False)
+        time.sleep(0.05)
+    time.sleep(0.5)
+    nsx(NS_SRV, "nft", "delete", "table", "inet", "tfa_once")
+    time.sleep(16.0)
+    lab.stop(td)
+
+
+def sc_data_retransmit(lab: Lab) -> None:
+    # An upload of 20000 bytes whose 8th packet from the client (conntrack's count) is dropped once by the
+    # server's host, after the capture point (tcpdump sees a packet before nftables' input hook; the client
+    # side's output hook sees unsegmented GSO packets, not one per segment): the kernel retransmits it.
+    nsx(NS_SRV, "sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1")  # (conntrack counts packets)
+    lab.fw(NS_SRV, "input", "tcp dport %d ct original packets 8 drop" % PORT)
+    lab.server()
+    td = lab.tcpdump(out("data_retransmit.pcap"), snaplen=96)
+    lab.client([dict(mode="UP", sport=44020, size=20000)], timeout=30)
+    time.sleep(0.5)
+    lab.stop(td)
+
+
 # -- socket tables (issue 16): captures with the kernel's own `ss -tan` at the capture's end ---------
+
 
 def _ss_now() -> dict:
     """`ss -tan` in both namespaces now, and when (epoch seconds, the capture's clock: between the two)."""
@@ -651,7 +848,7 @@ def sc_sockets_mix(lab: Lab) -> None:
     lab.fw_flush(NS_SRV)
     lab.fw_flush(NS_CLI)
     time.sleep(1.5)
-    during = [_ss_now()]   # quiet: both sides of the simultaneous close in TIME_WAIT
+    during = [_ss_now()]  # quiet: both sides of the simultaneous close in TIME_WAIT
     time.sleep(0.5)
     # a SYN the server never sees (dropped after the capture point): the client stays SYN_SENT
     lab.fw(NS_SRV, "input", "tcp sport 40302 tcp flags & (syn|ack) == syn drop")
@@ -663,17 +860,19 @@ def sc_sockets_mix(lab: Lab) -> None:
     # server CLOSE_WAIT); the client process stays to read
     lab.client([dict(mode="HCL", sport=40304)], wait=False, linger_after=60)
     time.sleep(1.5)
-    during.append(_ss_now())   # no state changes in flight: retransmitted SYN and SYN-ACK, data at 0.2 s
+    during.append(_ss_now())  # no state changes in flight: retransmitted SYN and SYN-ACK, data at 0.2 s
     time.sleep(0.5)
-    lab.client([
-        *[dict(mode="CC", sport=40305 + i) for i in range(3)],     # client TIME_WAIT
-        *[dict(mode="SC", sport=40308 + i) for i in range(3)],     # server TIME_WAIT
-        *[dict(mode="CW", sport=40311 + i) for i in range(2)],     # server CLOSE_WAIT, client FIN_WAIT_2
-        dict(mode="RST", sport=40313, size=300),                   # abort: nothing left
-        dict(mode="CC", sport=40314, dport=CLOSED_PORT),           # refused: nothing left
-        dict(mode="SC", sport=40315, pause=0.3),                   # server TIME_WAIT, which the next SYN on
-        dict(mode="CC", sport=40315),                              # the 4-tuple ends; client TIME_WAIT
-    ])
+    lab.client(
+        [
+            *[dict(mode="CC", sport=40305 + i) for i in range(3)],  # client TIME_WAIT
+            *[dict(mode="SC", sport=40308 + i) for i in range(3)],  # server TIME_WAIT
+            *[dict(mode="CW", sport=40311 + i) for i in range(2)],  # server CLOSE_WAIT, client FIN_WAIT_2
+            dict(mode="RST", sport=40313, size=300),  # abort: nothing left
+            dict(mode="CC", sport=40314, dport=CLOSED_PORT),  # refused: nothing left
+            dict(mode="SC", sport=40315, pause=0.3),  # server TIME_WAIT, which the next SYN on
+            dict(mode="CC", sport=40315),  # the 4-tuple ends; client TIME_WAIT
+        ]
+    )
     time.sleep(1.0)
     _ss_snapshots(lab, td, "sockets_mix", during)
 
@@ -711,6 +910,12 @@ SCENARIOS = {
     "keepalive_dead_peer": sc_keepalive_dead_peer,
     "zero_window": sc_zero_window,
     "normal_mix": sc_normal_mix,
+    "close_wait_short": sc_close_wait_short,
+    "close_wait_baseline": sc_close_wait_baseline,
+    "keepalive_answered": sc_keepalive_answered,
+    "keepalive_unanswered": sc_keepalive_unanswered,
+    "syn_timeout_split": sc_syn_timeout_split,
+    "data_retransmit": sc_data_retransmit,
     "sockets_mix": sc_sockets_mix,
     "sockets_churn": sc_sockets_churn,
 }
@@ -721,8 +926,11 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated scenario names (default: all)")
     ap.add_argument("--list", action="store_true", help="list scenario names")
     ap.add_argument("--out", help="write the captures into this directory (default: sample_pcaps/)")
-    ap.add_argument("--netns-prefix", default="tfa",
-                    help="name the namespaces PREFIX-cli and PREFIX-srv (default tfa), e.g. to run beside another run")
+    ap.add_argument(
+        "--netns-prefix",
+        default="tfa",
+        help="name the namespaces PREFIX-cli and PREFIX-srv (default tfa), e.g. to run beside another run",
+    )
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:

@@ -16,9 +16,30 @@ import os
 # The modules mypyc compiles: everything every packet goes through (reading, decoding, the state
 # machine and its tables), and the per-connection work (detectors, report rows). setup.py and the
 # Makefile read this list (`python tcpflow_audit/build.py` prints their source paths).
-COMPILED_MODULES = ("capture", "decode", "errors", "config", "tcp_states", "zeek_states", "rounding",
-                    "connection", "timers", "tracker", "fastlane", "report", "sockets",
-                    "detectors", "detectors.rules")
+_KINDS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detectors", "kinds")
+COMPILED_MODULES = (
+    "capture",
+    "decode",
+    "errors",
+    "config",
+    "tcp_states",
+    "zeek_states",
+    "rounding",
+    "connection",
+    "timers",
+    "tracker",
+    "fastlane",
+    "report",
+    "sockets",
+    "detectors",
+    "detectors.base",
+    # every finding kind (one module each: a new module is compiled without being listed)
+    *sorted(
+        "detectors.kinds." + name[:-3]
+        for name in os.listdir(_KINDS_DIR)
+        if name.endswith(".py") and not name.startswith("_")
+    ),
+)
 
 
 def compiled_sources() -> list[str]:
@@ -64,7 +85,7 @@ def stale_modules() -> list[str]:
             if os.path.getmtime(source) > os.path.getmtime(compiled):
                 stale.append(name)
         except OSError:
-            continue   # an installed wheel ships no source next to the extension
+            continue  # an installed wheel ships no source next to the extension
     return stale
 
 

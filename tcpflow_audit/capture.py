@@ -15,6 +15,7 @@ Public API::
     for ts, linktype, frame in reader:      # ts: float epoch seconds, linktype: int DLT, frame: bytes
         ...
     reader.problems   -> list[InputProblem] # filled as reading goes; iteration ends quietly on a fatal one
+                                            # (but for a pcapng interface of an unsupported link type)
     reader.offset     -> int                # byte offset (in the decompressed stream) of the next record
     reader.packets    -> int                # records yielded so far
     reader.size       -> int | None         # bytes of the (compressed) file, for progress; None for stdin/pipes
@@ -47,6 +48,17 @@ sub-second field is out of range. A pcapng block is "corrupt_block" (fatal) when
 under 12, not a multiple of 4, over 16 MiB, or disagrees with its trailing copy, when its
 contents overrun it, or when a packet names an undeclared interface. In pcapng the block length
 frames each packet, so a captured length over the original length is accepted there.
+
+A file that ends inside a record is a capture cut short ("truncated", a warning), unless records
+follow inside the bytes the record claims: then its length is damaged and the file holds more
+than it yields ("corrupt_record" / "corrupt_block", an error). That is looked for once, at the end:
+in classic pcap a run of plausible record headers reaching the end of the file (or two complete
+records), in pcapng a trailing length copy that ends the block early or a run of complete blocks.
+A pcapng block of a type outside the specification's registry (or a name resolution block without
+records) laid out as an Enhanced Packet Block of a declared interface, at a time near the last
+packet's, is a packet block whose type is damaged ("corrupt_block").
+Packets of a pcapng interface whose link type is not supported are skipped and counted
+(``skipped_unsupported``, ``Interface.skipped``); the first is an "unknown_linktype" error.
 """
 
 from __future__ import annotations
@@ -58,17 +70,30 @@ import os
 import stat
 import sys
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from struct import Struct
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Final, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from .errors import InputProblem
 
-if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
+if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
 
-__all__ = ["CaptureReader", "Interface", "Record", "RecordBlock", "pcap_record_header", "epb_header",
-           "be16", "be32", "le32", "CHUNK_SIZE", "MAX_CAPLEN", "MAX_BLOCK_LEN"]
+__all__ = [
+    "CaptureReader",
+    "Interface",
+    "Record",
+    "RecordBlock",
+    "pcap_record_header",
+    "epb_header",
+    "be16",
+    "be32",
+    "le32",
+    "CHUNK_SIZE",
+    "MAX_CAPLEN",
+    "MAX_BLOCK_LEN",
+]
 
 Record = tuple[float, int, bytes]
 """What iteration yields: (timestamp in epoch seconds, link type, captured frame bytes)."""
@@ -112,6 +137,13 @@ _PB: Final = 2
 _SPB: Final = 3
 _EPB: Final = 6
 
+_NRB: Final = 4
+# the block types skipped as they are, by the registry of the pcapng specification: name resolution,
+# interface statistics, systemd journal export, decryption secrets, custom (copiable or not).
+# A block of any other type laid out as an Enhanced Packet Block is taken for one whose type is damaged.
+_SKIPPED_BLOCK_TYPES: Final = frozenset((_NRB, 5, 9, 0x0A, 0x0BAD, 0x40000BAD))
+_PLAUSIBLE_FIRST_TIME: Final = (631152000.0, 4102444800.0)  # 1990-01-01 .. 2100-01-01, epoch seconds
+
 _LINKTYPE_MASK: Final = 0xFFFF
 _FCS_PRESENT: Final = 0x04000000
 
@@ -130,6 +162,7 @@ class Interface:
     tsoffset: int  # seconds added to every timestamp (if_tsoffset)
     supported: bool
     offset: int  # byte offset of the IDB in the (decompressed) stream
+    skipped: int = 0  # its packets skipped (an interface of an unsupported link type)
 
 
 class RecordBlock:
@@ -151,13 +184,24 @@ class RecordBlock:
     count: int
     little_endian: bool
     linktype: int
-    units_per_second: int   # classic pcap: 10**6 or 10**9; pcapng: the interface's if_tsresol
+    units_per_second: int  # classic pcap: 10**6 or 10**9; pcapng: the interface's if_tsresol
     pcapng: bool
-    hdrlen: int             # classic pcap: the record header's size (16, or 24 for "modified" pcap)
-    offset_units: int       # pcapng: the interface's if_tsoffset, in units
+    hdrlen: int  # classic pcap: the record header's size (16, or 24 for "modified" pcap)
+    offset_units: int  # pcapng: the interface's if_tsoffset, in units
 
-    def __init__(self, buf: bytes, start: int, end: int, count: int, little_endian: bool, linktype: int,
-                 units_per_second: int, pcapng: bool = False, hdrlen: int = 16, offset_units: int = 0) -> None:
+    def __init__(
+        self,
+        buf: bytes,
+        start: int,
+        end: int,
+        count: int,
+        little_endian: bool,
+        linktype: int,
+        units_per_second: int,
+        pcapng: bool = False,
+        hdrlen: int = 16,
+        offset_units: int = 0,
+    ) -> None:
         self.buf = buf
         self.start = start
         self.end = end
@@ -208,9 +252,12 @@ def be16(buf: bytes, at: i64) -> i64:
 
 def epb_header(buf: bytes, pos: int, little_endian: bool) -> tuple[int, int, int, int]:
     """(block length, interface id, 64-bit timestamp, captured length) of the Enhanced Packet Block at pos."""
-    return (_u32(buf, pos + 4, little_endian), _u32(buf, pos + 8, little_endian),
-            _u32(buf, pos + 12, little_endian) << 32 | _u32(buf, pos + 16, little_endian),
-            _u32(buf, pos + 20, little_endian))
+    return (
+        _u32(buf, pos + 4, little_endian),
+        _u32(buf, pos + 8, little_endian),
+        _u32(buf, pos + 12, little_endian) << 32 | _u32(buf, pos + 16, little_endian),
+        _u32(buf, pos + 20, little_endian),
+    )
 
 
 def _walk_epbs(buf: bytes, pos: int, buflen: int, little_endian: bool, ifid: int) -> tuple[int, int, int]:
@@ -222,8 +269,15 @@ def _walk_epbs(buf: bytes, pos: int, buflen: int, little_endian: bool, ifid: int
     while pos + 32 <= buflen and _u32(buf, pos, little_endian) == _EPB:
         blen, block_ifid, _, caplen = epb_header(buf, pos, little_endian)
         end = pos + blen
-        if (block_ifid != ifid or blen < 32 or blen & 3 or blen > MAX_BLOCK_LEN or end > buflen
-                or caplen > blen - 32 or _u32(buf, end - 4, little_endian) != blen):
+        if (
+            block_ifid != ifid
+            or blen < 32
+            or blen & 3
+            or blen > MAX_BLOCK_LEN
+            or end > buflen
+            or caplen > blen - 32
+            or _u32(buf, end - 4, little_endian) != blen
+        ):
             break
         count += 1
         last = pos
@@ -241,8 +295,9 @@ def pcap_record_header(buf: bytes, pos: i64, little_endian: bool) -> tuple[i64, 
     return be32(buf, pos), be32(buf, pos + 4), be32(buf, pos + 8), be32(buf, pos + 12)
 
 
-def _walk_pcap_records(buf: bytes, pos: int, buflen: int, hdrlen: int, little_endian: bool,
-                       maxcap: int, fracmax: int) -> tuple[int, int]:
+def _walk_pcap_records(
+    buf: bytes, pos: int, buflen: int, hdrlen: int, little_endian: bool, maxcap: int, fracmax: int
+) -> tuple[int, int]:
     """From pos, the end of the run of complete, valid records in buf and how many there are.
 
     The walk stops at the first record that is incomplete or fails a check; the caller then reads
@@ -259,6 +314,88 @@ def _walk_pcap_records(buf: bytes, pos: int, buflen: int, hdrlen: int, little_en
         count += 1
         pos = end
     return pos, count
+
+
+NEARBY_SECONDS: Final = 86400
+"""Records taken for a run of real ones (after a damaged length) lie within this many seconds of each other."""
+
+
+def _pcap_records_follow(buf: bytes, pos: int, hdrlen: int, little_endian: bool, maxcap: int, fracmax: int) -> int:
+    """Where records start inside the record at pos, which runs past the end of the input: -1 when none do.
+
+    Called once, when the input ends inside that record. A capture cut short ends there; in one
+    whose captured length field is damaged (too large, yet within the limits) records follow,
+    hidden by the damaged length. A run of records is recognised by plausible headers (sub-second
+    field in range, captured length from 1 to the snap length and at most the original length,
+    times within a day of the run's first) that follow each other to the end of the input
+    exactly, or by two complete ones.
+    """
+    buflen = len(buf)
+    for start in range(pos + hdrlen, buflen - hdrlen + 1):
+        at = start
+        complete = 0
+        first_sec = -1
+        while at + hdrlen <= buflen:
+            sec, frac, caplen, wirelen = pcap_record_header(buf, at, little_endian)
+            if first_sec < 0:
+                first_sec = sec
+            if (
+                frac >= fracmax
+                or caplen < 1
+                or caplen > maxcap
+                or caplen > wirelen
+                or not -NEARBY_SECONDS <= sec - first_sec <= NEARBY_SECONDS
+            ):
+                break
+            at += hdrlen + caplen
+            if at > buflen:
+                break
+            complete += 1
+            if at == buflen or complete == 2:
+                return start
+    return -1
+
+
+def _pcapng_block_length(buf: bytes, at: int, little_endian: bool) -> int:
+    """The length of the complete, well-framed pcapng block at buf[at:] (valid length, trailing copy
+    agreeing), or -1."""
+    if at + 12 > len(buf):
+        return -1
+    length = _u32(buf, at + 4, little_endian)
+    if length < 12 or length & 3 or length > MAX_BLOCK_LEN or at + length > len(buf):
+        return -1
+    return length if _u32(buf, at + length - 4, little_endian) == length else -1
+
+
+def _pcapng_blocks_follow(buf: bytes, pos: int, little_endian: bool) -> int:
+    """Where the pcapng block at pos, whose length runs past the end of the input, really ends or
+    blocks start inside it: -1 when nothing says so (the input was cut short inside it).
+
+    Called once, when the input ends inside that block. Every block ends with a copy of its
+    length: a word equal to its distance from pos + 4 marks the real end of a block whose leading
+    length is damaged, when the input ends right there or a complete block follows. Failing that,
+    a run of complete blocks (each length agreeing with its copy) that reaches the end of the
+    input exactly, or two of them, shows blocks hidden by a damaged length.
+    """
+    buflen = len(buf)
+    for length in range(12, buflen - pos + 1, 4):
+        end = pos + length
+        if _u32(buf, end - 4, little_endian) == length and (
+            end == buflen or _pcapng_block_length(buf, end, little_endian) > 0
+        ):
+            return end
+    for start in range(pos + 12, buflen - 11, 4):
+        at = start
+        complete = 0
+        while True:
+            length = _pcapng_block_length(buf, at, little_endian)
+            if length < 0:
+                break
+            at += length
+            complete += 1
+            if at == buflen or complete == 2:
+                return start
+    return -1
 
 
 class _Stop(Exception):
@@ -348,11 +485,11 @@ class CaptureReader:
         self._path: str | None = None
         self._file: BinaryIO | None = None
         self._owns_file = False
-        self._read: Callable[[int], object] | None = None   # (a text stream returns str: checked below)
+        self._read: Callable[[int], object] | None = None  # (a text stream returns str: checked below)
         self._records: Iterator[Record] | None = None
         self._generator: Iterator[Record] | None = None  # the parsing generator behind _records
         self._chunks: Iterator[bytes] = iter(())
-        self._stash = b""        # a chunk `_more` has taken only the beginning of, and where the rest starts
+        self._stash = b""  # a chunk `_more` has taken only the beginning of, and where the rest starts
         self._stash_at = 0
         self._started = False
         self._closed = False
@@ -588,8 +725,7 @@ class CaptureReader:
                     self._problem(
                         "decompress",
                         self._produced,
-                        f"unexpected data after the end of the {kind} stream "
-                        f"({self._produced} decompressed bytes)",
+                        f"unexpected data after the end of the {kind} stream ({self._produced} decompressed bytes)",
                     )
                     self._input_failed = True
                     return
@@ -633,7 +769,7 @@ class CaptureReader:
                 break
             lacking = need - have
             if len(chunk) - start > lacking:
-                parts.append(chunk[start:start + lacking])
+                parts.append(chunk[start : start + lacking])
                 self._stash, self._stash_at = chunk, start + lacking
                 have = need
             else:
@@ -670,8 +806,7 @@ class CaptureReader:
             raise _Stop(
                 "truncated",
                 offset,
-                f"{self.compression} stream ends early (after {offset} decompressed bytes)"
-                f"{self._in_stream()}",
+                f"{self.compression} stream ends early (after {offset} decompressed bytes){self._in_stream()}",
                 fatal=False,
             )
 
@@ -681,7 +816,7 @@ class CaptureReader:
             return
         self._chunks = self._decompressed_chunks()
         try:
-            buf, _ = self._more(b"", 0, 24)   # (at the start of the input: from buf[0])
+            buf, _ = self._more(b"", 0, 24)  # (at the start of the input: from buf[0])
             if len(buf) < 4:
                 self._check_start(buf)
                 return
@@ -785,8 +920,19 @@ class CaptureReader:
                 buflen = len(buf)
                 if buflen - pos < hdrlen + caplen:
                     present = max(buflen - pos - hdrlen, 0)
-                    self._end_of_input(base + pos, buflen - pos,
-                                       f"a record ({caplen} captured bytes, {present} present)")
+                    if not self._input_failed:
+                        follow = _pcap_records_follow(buf, pos, hdrlen, little_endian, maxcap, fracmax)
+                        if follow >= 0:
+                            raise _Stop(
+                                "corrupt_record",
+                                base + pos,
+                                f"corrupt record header: captured length {caplen} runs past the end "
+                                f"of the input, but records follow from byte {base + follow}"
+                                f"{self._in_stream()}",
+                            )
+                    self._end_of_input(
+                        base + pos, buflen - pos, f"a record ({caplen} captured bytes, {present} present)"
+                    )
                     return
                 continue
             self.offset = base + end
@@ -851,8 +997,9 @@ class CaptureReader:
                             linktype, units, offset_units = iface
                             self.offset = base + run_end
                             self.packets += count
-                            yield RecordBlock(buf, pos, run_end, count, little_endian, linktype, units, True,
-                                              0, offset_units)
+                            yield RecordBlock(
+                                buf, pos, run_end, count, little_endian, linktype, units, True, 0, offset_units
+                            )
                             _, hi, lo, _, _ = epb(buf, last + 8)
                             last_ts = ((hi << 32 | lo) + offset_units) / units
                             pos = run_end
@@ -885,6 +1032,13 @@ class CaptureReader:
                 pos = start
                 buflen = len(buf)
                 if buflen - pos < blen:
+                    follow = -1 if self._input_failed else _pcapng_blocks_follow(buf, pos, order == "<")
+                    if follow >= 0:
+                        raise self._corrupt_block(
+                            base + pos,
+                            f"block length {blen} runs past the end of the input, but the blocks' "
+                            f"lengths place a block boundary at byte {base + follow}",
+                        )
                     self._end_of_input(base + pos, buflen - pos, f"a block of {blen} bytes ({buflen - pos} present)")
                     return
                 continue
@@ -907,7 +1061,7 @@ class CaptureReader:
                     yield (last_ts, linktype, buf[pos + 28 : pos + 28 + caplen])
                     pos = end
                     continue
-                self.skipped_unsupported += 1
+                self._skip_unsupported(current[ifid], base + pos)
             elif btype == _SPB:
                 if blen < 16:
                     raise self._corrupt_block(base + pos, f"simple packet block of {blen} bytes is too short")
@@ -919,7 +1073,7 @@ class CaptureReader:
                     caplen = min(caplen, current[0].snaplen)
                 iface = fast[0]
                 if iface is None:
-                    self.skipped_unsupported += 1
+                    self._skip_unsupported(current[0], base + pos)
                 else:
                     self.offset = base + end
                     self.packets += 1
@@ -932,7 +1086,7 @@ class CaptureReader:
                     raise self._bad_packet_block(base + pos, blen, caplen, ifid)
                 iface = fast[ifid]
                 if iface is None:
-                    self.skipped_unsupported += 1
+                    self._skip_unsupported(current[ifid], base + pos)
                 else:
                     linktype, units, offset_units = iface
                     last_ts = ((hi << 32 | lo) + offset_units) / units
@@ -957,13 +1111,42 @@ class CaptureReader:
                 section += 1
                 fast = []
                 current = []
+            elif (
+                btype not in _SKIPPED_BLOCK_TYPES or (btype == _NRB and not word(buf, pos + 8)[0])
+            ) and self._packet_block_shape(buf, pos, blen, order, fast, last_ts):
+                # (a name resolution block without records is one too: "end of records" where an EPB
+                # has interface 0)
+                raise self._corrupt_block(
+                    base + pos,
+                    f"block type {btype:#010x} is unknown, but the block is laid out as an enhanced "
+                    f"packet block of a declared interface (a damaged block type)",
+                )
             # every other block type (name resolution, statistics, secrets, custom...) is skipped
             pos = end
             self.offset = base + pos
 
-    def _parse_idb(
-        self, buf: bytes, pos: int, end: int, order: str, base: int, section: int, index: int
-    ) -> Interface:
+    @staticmethod
+    def _packet_block_shape(
+        buf: bytes, pos: int, blen: int, order: str, fast: list[tuple[int, int, int] | None], last_ts: float
+    ) -> bool:
+        """Whether the block at pos is laid out as an Enhanced Packet Block: at least 32 bytes, a declared
+        interface, a captured length that fits, and for a supported interface a time within a day of
+        the last packet's (before the first packet: between 1990 and 2100)."""
+        if blen < 32:
+            return False
+        ifid, hi, lo, caplen, _wirelen = Struct(order + "IIIII").unpack_from(buf, pos + 8)
+        if ifid >= len(fast) or caplen > blen - 32:
+            return False
+        iface = fast[ifid]
+        if iface is None:
+            return True
+        _linktype, units, offset_units = iface
+        ts = ((hi << 32 | lo) + offset_units) / units
+        if not last_ts:
+            return _PLAUSIBLE_FIRST_TIME[0] <= ts < _PLAUSIBLE_FIRST_TIME[1]
+        return abs(ts - last_ts) <= NEARBY_SECONDS
+
+    def _parse_idb(self, buf: bytes, pos: int, end: int, order: str, base: int, section: int, index: int) -> Interface:
         offset = base + pos
         if end - pos < 20:
             raise self._corrupt_block(offset, f"interface description block of {end - pos} bytes is too short")
@@ -987,12 +1170,17 @@ class CaptureReader:
                 tsoffset = Struct(order + "q").unpack_from(buf, value)[0]
             p = value + ((length + 3) & ~3)
         supported = self.supported_linktypes is None or linktype in self.supported_linktypes
-        if not supported:
+        return Interface(section, index, linktype, snaplen, units, tsoffset, supported, offset)
+
+    def _skip_unsupported(self, interface: Interface, offset: int) -> None:
+        """A packet of an interface whose link type is unsupported: counted, and the first one is an input
+        error (the file is not read whole; an interface that carries no packet costs nothing)."""
+        self.skipped_unsupported += 1
+        interface.skipped += 1
+        if interface.skipped == 1:
             self._problem(
                 "unknown_linktype",
                 offset,
-                f"interface {index} has link type {linktype}, which is not supported; "
-                f"its packets are skipped{self._in_stream()}",
-                fatal=False,
+                f"packets of interface {interface.index} (declared at byte {interface.offset}) have link type "
+                f"{interface.linktype}, which is not supported: they are skipped{self._in_stream()}",
             )
-        return Interface(section, index, linktype, snaplen, units, tsoffset, supported, offset)

@@ -39,11 +39,12 @@ from .config import EngineConfig
 from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
 from .html_report import HtmlReport
-from .inputs import expand_sources
+from .inputs import expand_inputs
+from .names import shown
 from .outputs import OutputBusy, OutputFile, OutputRefused, OutputSet, standard_output
 from .pipeline import Auditor, PacketFilter, RunStats
-from .process import run as run  # (the command's entry point, also under its earlier name `tcpflow_audit.cli:run`)
 from .process import discard_stdout, sigterm_as_interrupt, termination_handler
+from .process import run as run  # (the command's entry point, also under its earlier name `tcpflow_audit.cli:run`)
 from .report import FLOW_COLUMNS, JsonObject, RowWriter, SummaryCollector, flow_row, iso_utc, summary_dict
 from .sockets import SOCKET_COLUMNS, TIMELINE_COLUMNS, SocketTable, Timeline, parse_duration, render_sockets
 from .tables import (
@@ -56,15 +57,15 @@ from .tables import (
     write_blocks,
 )
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130   # 130 = 128 + SIGINT
-EXIT_TERMINATED = 128 + signal.SIGTERM   # 143
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE   # 141, as the shell reports a program that SIGPIPE ended
-EXIT_BUSY = 75   # EX_TEMPFAIL (sysexits.h): the output is another run's for now; cron and systemd users retry
-LOCK_TIMEOUT = 300.0   # seconds a run waits for another run writing the same output
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130  # 130 = 128 + SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, as the shell reports a program that SIGPIPE ended
+EXIT_BUSY = 75  # EX_TEMPFAIL (sysexits.h): the output is another run's for now; cron and systemd users retry
+LOCK_TIMEOUT = 300.0  # seconds a run waits for another run writing the same output
 REPORTS = ("summary", "flows", "anomalies", "all", "sockets", "timeline")
 FORMATS = ("table", "csv", "json", "jsonl", "parquet")
-PARQUET_REPORTS = ("flows", "anomalies", "sockets", "timeline")   # one table each
-PLAIN_TABLE = TableStyle()   # no width limit, no colour
+PARQUET_REPORTS = ("flows", "anomalies", "sockets", "timeline")  # one table each
+PLAIN_TABLE = TableStyle()  # no width limit, no colour
 
 
 def parse_time(value: str | None, option: str) -> float | None:
@@ -84,8 +85,9 @@ def parse_time(value: str | None, option: str) -> float | None:
     return moment.timestamp()
 
 
-def build_filter(since: str | None, until: str | None, hosts: tuple[str, ...], ports: tuple[int, ...],
-                 nets: tuple[str, ...]) -> PacketFilter:
+def build_filter(
+    since: str | None, until: str | None, hosts: tuple[str, ...], ports: tuple[int, ...], nets: tuple[str, ...]
+) -> PacketFilter:
     try:
         host_bytes = frozenset(ipaddress.ip_address(h).packed for h in hosts)
     except ValueError as error:
@@ -94,8 +96,13 @@ def build_filter(since: str | None, until: str | None, hosts: tuple[str, ...], p
         networks = tuple(ipaddress.ip_network(n, strict=False) for n in nets)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--net") from None
-    return PacketFilter(since=parse_time(since, "--since"), until=parse_time(until, "--until"),
-                        hosts=host_bytes, ports=frozenset(ports), nets=networks)
+    return PacketFilter(
+        since=parse_time(since, "--since"),
+        until=parse_time(until, "--until"),
+        hosts=host_bytes,
+        ports=frozenset(ports),
+        nets=networks,
+    )
 
 
 def table_style(width: int | None, color: bool | None, to_stdout: bool) -> TableStyle:
@@ -109,7 +116,7 @@ def table_style(width: int | None, color: bool | None, to_stdout: bool) -> Table
             width = int(columns)
         elif terminal:
             try:
-                width = os.get_terminal_size(sys.stdout.fileno()).columns or None   # (0: a size nobody set)
+                width = os.get_terminal_size(sys.stdout.fileno()).columns or None  # (0: a size nobody set)
             except (OSError, ValueError):
                 width = None
     if color is None:
@@ -152,8 +159,10 @@ class Progress:
             where = f"{read / 1e6:,.1f} MB read"
         elapsed = max(now - self.started, 1e-6)
         connections = self.auditor.tracker.connections_seen
-        return (f"{where}, {self.packets:,} packets, {connections:,} connections in {elapsed:,.1f} s "
-                f"({self.packets / elapsed:,.0f} packets/s)")
+        return (
+            f"{where}, {self.packets:,} packets, {connections:,} connections in {elapsed:,.1f} s "
+            f"({self.packets / elapsed:,.0f} packets/s)"
+        )
 
     def _draw(self, now: float) -> None:
         self.stream.write("\r" + self.line(now) + "\033[K")
@@ -190,17 +199,19 @@ class ThresholdSetting(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
-_HELP_HEADINGS: dict[str, str] = {}   # option name -> the heading --help lists it under (`option_group`)
+_HELP_HEADINGS: dict[str, str] = {}  # option name -> the heading --help lists it under (`option_group`)
 
 
 def option_group(heading: str, *options: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Apply the click.option decorators `options`; --help lists their options under `heading`."""
+
     def decorate(function: Any) -> Any:
         for option in reversed(options):
             function = option(function)
-        for param in function.__click_params__[-len(options):]:   # (click appends each option it adds)
+        for param in function.__click_params__[-len(options) :]:  # (click appends each option it adds)
             _HELP_HEADINGS[param.name] = heading
         return function
+
     return decorate
 
 
@@ -215,10 +226,9 @@ class SectionedCommand(click.Command):
             if record is not None:
                 sections.setdefault(_HELP_HEADINGS.get(param.name or "", "Other"), []).append(record)
         sections["Other"] = sections.pop("Other", [])
-        column = max((len(term) for records in sections.values() for term, _ in records if len(term) <= 30),
-                     default=0)
+        column = max((len(term) for records in sections.values() for term, _ in records if len(term) <= 30), default=0)
         for heading, records in sections.items():
-            with formatter.section(heading):   # (a term padded to the column aligns every section alike)
+            with formatter.section(heading):  # (a term padded to the column aligns every section alike)
                 formatter.write_dl([(term.ljust(column), text) for term, text in records])
 
 
@@ -226,8 +236,14 @@ def threshold_options(function):
     """One hidden --<name> VALUE option per detector threshold (--threshold NAME=VALUE is the one --help shows)."""
     for name in reversed(Thresholds().as_dict()):
         option = "--" + name.replace("_", "-")
-        function = click.option(option, name, type=ThresholdSetting(name), default=None, hidden=True,
-                                help=f"same as --threshold {name}=VALUE")(function)
+        function = click.option(
+            option,
+            name,
+            type=ThresholdSetting(name),
+            default=None,
+            hidden=True,
+            help=f"same as --threshold {name}=VALUE",
+        )(function)
     return function
 
 
@@ -236,87 +252,220 @@ def threshold_options(function):
 @option_group(
     "Input",
     click.option("--strict", is_flag=True, help="a capture cut short mid-record is an input error (exit 3)"),
-    click.option("--verify-checksums", is_flag=True,
-                 help="validate IP/TCP checksums as Zeek does without -C (off: captures from a sending host "
-                      "carry offloaded, 'bad' checksums)"),
+    click.option(
+        "--verify-checksums",
+        is_flag=True,
+        help="validate IP/TCP checksums as Zeek does without -C (off: captures from a sending host "
+        "carry offloaded, 'bad' checksums)",
+    ),
 )
 @option_group(
     "Output",
-    click.option("--report", "report", type=click.Choice(REPORTS), default="summary", metavar="REPORT",
-                 help="summary (default), flows (a row per connection), anomalies (a row per finding), all (those "
-                      "three), sockets (each host's ss -tan) or timeline (socket states over time)"),
-    click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, metavar="FORMAT",
-                 help="table (default), csv, json, jsonl or parquet; --csv, --json, --jsonl, --table are short for it"),
+    click.option(
+        "--report",
+        "report",
+        type=click.Choice(REPORTS),
+        default="summary",
+        metavar="REPORT",
+        help="summary (default), flows (a row per connection), anomalies (a row per finding), all (those "
+        "three), sockets (each host's ss -tan) or timeline (socket states over time)",
+    ),
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default=None,
+        metavar="FORMAT",
+        help="table (default), csv, json, jsonl or parquet (or --csv, --json...)",
+    ),
     click.option("--csv", "fmt", flag_value="csv", hidden=True),
     click.option("--json", "fmt", flag_value="json", hidden=True),
     click.option("--jsonl", "fmt", flag_value="jsonl", hidden=True),
     click.option("--table", "fmt", flag_value="table", hidden=True),
-    click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-                 help="write the report to FILE (atomically: complete or not at all)"),
-    click.option("--output-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
-                 help="write every report's file into DIR (atomically, as one set)"),
+    click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False),
+        default=None,
+        metavar="FILE",
+        help="write the report to FILE (atomically: complete or not at all)",
+    ),
+    click.option(
+        "--output-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        metavar="DIR",
+        help="write every report's file into DIR (atomically, as one set)",
+    ),
     click.option("--parquet", is_flag=True, help="--output-dir: Parquet files too, beside the CSV files"),
-    click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-                 help="also write the HTML report (findings, plots) to FILE"),
-    click.option("--lock-timeout", type=click.FloatRange(min=0), default=LOCK_TIMEOUT, metavar="SECONDS",
-                 help=f"wait this long for another run writing the same -o FILE or --output-dir DIR, then give "
-                      f"up with exit status {EXIT_BUSY} (default {LOCK_TIMEOUT:g}; 0: do not wait)"),
+    click.option(
+        "--sockets",
+        "with_sockets",
+        is_flag=True,
+        help="--output-dir: sockets.csv, timeline.csv, report.html too (slower)",
+    ),
+    click.option(
+        "--html",
+        "html_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        metavar="FILE",
+        help="also write the HTML report (findings, plots) to FILE",
+    ),
+    click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=LOCK_TIMEOUT,
+        metavar="SECONDS",
+        help=f"wait this long for another run writing the same -o FILE or --output-dir DIR, then give "
+        f"up with exit status {EXIT_BUSY} (default {LOCK_TIMEOUT:g}; 0: do not wait)",
+    ),
     click.option("--excel", is_flag=True, help="CSV with a UTF-8 byte-order mark, for spreadsheet programs"),
-    click.option("--width", type=click.IntRange(0), default=None, metavar="N",
-                 help="fit the table to N characters (default: $COLUMNS or the terminal; 0: no limit)"),
-    click.option("--color/--no-color", "color", default=None,
-                 help="colour severities in the table (default: on a terminal, unless NO_COLOR is set)"),
-    click.option("--at", default=None, metavar="TIME",
-                 help="sockets: at TIME (ISO 8601 or epoch; default: the end)"),
+    click.option(
+        "--width",
+        type=click.IntRange(0),
+        default=None,
+        metavar="N",
+        help="fit the table to N characters (default: $COLUMNS or the terminal; 0: no limit)",
+    ),
+    click.option(
+        "--color/--no-color",
+        "color",
+        default=None,
+        help="colour severities in the table (default: on a terminal, unless NO_COLOR is set)",
+    ),
+    click.option("--at", default=None, metavar="TIME", help="sockets: at TIME (ISO 8601 or epoch; default: the end)"),
     click.option("--bucket", default="1s", metavar="DURATION", help="timeline: bucket width (default 1s; 10s, 1m...)"),
-    click.option("--top", type=click.IntRange(1), default=10, metavar="N",
-                 help="timeline: the N busiest hosts, services (default 10)"),
+    click.option(
+        "--top",
+        type=click.IntRange(1),
+        default=10,
+        metavar="N",
+        help="timeline: the N busiest hosts, services (default 10)",
+    ),
 )
 @option_group(
     "Filters",
     click.option("--since", default=None, metavar="TIME", help="ignore packets before TIME (ISO 8601 or epoch)"),
     click.option("--until", default=None, metavar="TIME", help="ignore packets at or after TIME"),
     click.option("--host", "hosts", multiple=True, metavar="IP", help="only packets to or from IP (repeatable)"),
-    click.option("--port", "ports", multiple=True, type=click.IntRange(0, 65535), metavar="N",
-                 help="only TCP port N (repeatable)"),
+    click.option(
+        "--port",
+        "ports",
+        multiple=True,
+        type=click.IntRange(0, 65535),
+        metavar="N",
+        help="only TCP port N (repeatable)",
+    ),
     click.option("--net", "nets", multiple=True, metavar="CIDR", help="only packets to or from CIDR (repeatable)"),
 )
 @option_group(
     "Engine",
-    click.option("--inactivity-timeout", type=float, default=None, metavar="SECONDS",
-                 help="idle connections are finalised after this (default 300, Zeek's)"),
-    click.option("--attempt-timeout", type=float, default=None, metavar="SECONDS",
-                 help="a SYN waits this long for a reply (default 5)"),
-    click.option("--close-delay", type=float, default=None, metavar="SECONDS",
-                 help="a closed connection is kept this long (default 5)"),
-    click.option("--msl", type=float, default=None, metavar="SECONDS",
-                 help="maximum segment lifetime, TIME_WAIT = 2*MSL (default 30)"),
-    click.option("--max-connections", type=click.IntRange(1), default=None, metavar="N",
-                 help="tracked connections; the oldest is evicted beyond N (default 1000000)"),
+    click.option(
+        "--inactivity-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="idle connections are finalised after this (default 300, Zeek's)",
+    ),
+    click.option(
+        "--attempt-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="a SYN waits this long for a reply (default 5)",
+    ),
+    click.option(
+        "--close-delay",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="a closed connection is kept this long (default 5)",
+    ),
+    click.option(
+        "--msl",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="maximum segment lifetime, TIME_WAIT = 2*MSL (default 30)",
+    ),
+    click.option(
+        "--max-connections",
+        type=click.IntRange(1),
+        default=None,
+        metavar="N",
+        help="tracked connections; the oldest is evicted beyond N (default 1000000)",
+    ),
 )
 @option_group(
     "Findings",
-    click.option("--threshold", "threshold_settings", type=ThresholdSetting(), multiple=True,
-                 help="set a detector threshold (repeatable); --show-config lists them with their values"),
-    click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
-                 metavar="FILE", help="TOML file of detector thresholds and engine settings"),
+    click.option(
+        "--threshold",
+        "threshold_settings",
+        type=ThresholdSetting(),
+        multiple=True,
+        help="set a detector threshold (repeatable); --show-config lists them with their values",
+    ),
+    click.option(
+        "--config",
+        "config_file",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        metavar="FILE",
+        help="TOML file of detector thresholds and engine settings",
+    ),
     click.option("--show-config", is_flag=True, help="print the effective settings (JSON) and exit"),
-    click.option("--fail-on", type=click.Choice(SEVERITIES), default=None, metavar="SEVERITY",
-                 help="exit 1 when a finding this severe or worse exists: info, warning or critical"),
+    click.option(
+        "--fail-on",
+        type=click.Choice(SEVERITIES),
+        default=None,
+        metavar="SEVERITY",
+        help="exit 1 when a finding this severe or worse exists: info, warning or critical",
+    ),
 )
 @threshold_options
-@click.option("-q", "--quiet", is_flag=True,
-              help="no progress display and no warnings on stderr (input errors are still reported)")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="no progress display and no warnings on stderr (input errors are still reported)",
+)
 @click.version_option(__version__, prog_name="tcpflow-audit", message=f"%(prog)s %(version)s ({describe_build()})")
-def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | None, output_dir: str | None,
-         lock_timeout: float, excel: bool, width: int | None, color: bool | None, verify_checksums: bool,
-         since: str | None, until: str | None, hosts: tuple[str, ...], ports: tuple[int, ...],
-         nets: tuple[str, ...], inactivity_timeout: float | None, attempt_timeout: float | None,
-         close_delay: float | None, msl: float | None, max_connections: int | None,
-         threshold_settings: tuple[tuple[str, Any], ...], config_file: str | None, show_config: bool,
-         fail_on: str | None, strict: bool, quiet: bool, at: str | None, bucket: str, top: int, parquet: bool,
-         html_file: str | None,
-         **threshold_options: tuple[str, Any] | None) -> None:
+def main(
+    pcaps: tuple[str, ...],
+    report: str,
+    fmt: str | None,
+    output: str | None,
+    output_dir: str | None,
+    lock_timeout: float,
+    excel: bool,
+    width: int | None,
+    color: bool | None,
+    verify_checksums: bool,
+    since: str | None,
+    until: str | None,
+    hosts: tuple[str, ...],
+    ports: tuple[int, ...],
+    nets: tuple[str, ...],
+    inactivity_timeout: float | None,
+    attempt_timeout: float | None,
+    close_delay: float | None,
+    msl: float | None,
+    max_connections: int | None,
+    threshold_settings: tuple[tuple[str, Any], ...],
+    config_file: str | None,
+    show_config: bool,
+    fail_on: str | None,
+    strict: bool,
+    quiet: bool,
+    at: str | None,
+    bucket: str,
+    top: int,
+    parquet: bool,
+    with_sockets: bool,
+    html_file: str | None,
+    **threshold_options: tuple[str, Any] | None,
+) -> None:
     """Audit the TCP connections in PCAP files (pcap or pcapng, plain or gzip/bzip2/xz; '-' for stdin;
     directories and glob patterns are expanded, and rotated files form one timeline)."""
     engine = EngineConfig(verify_checksums=verify_checksums)
@@ -327,9 +476,14 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             for name, value in engine_settings.items():
                 engine.apply(name, value)
         except (ValueError, OSError) as error:
-            raise click.UsageError(f"{config_file}: {error}") from None
-    for name, value in (("inactivity_timeout", inactivity_timeout), ("attempt_timeout", attempt_timeout),
-                        ("close_delay", close_delay), ("msl", msl), ("max_connections", max_connections)):
+            raise click.UsageError(f"{shown(config_file)}: {error}") from None
+    for name, value in (
+        ("inactivity_timeout", inactivity_timeout),
+        ("attempt_timeout", attempt_timeout),
+        ("close_delay", close_delay),
+        ("msl", msl),
+        ("max_connections", max_connections),
+    ):
         if value is not None:
             try:
                 engine.apply(name, value)
@@ -348,7 +502,7 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     if output_dir is None and report == "all" and fmt in ("csv", "jsonl"):
         raise click.UsageError("--report all holds several tables: use --format table or json, or --output-dir DIR")
     if fmt == "parquet" and output_dir is not None:
-        parquet = True   # (the set's Parquet files)
+        parquet = True  # (the set's Parquet files)
     elif fmt == "parquet":
         if report not in PARQUET_REPORTS:
             raise click.UsageError(f"--format parquet holds one table: --report {', '.join(PARQUET_REPORTS)}")
@@ -359,7 +513,10 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             columnar.require()
         except columnar.ParquetMissing as missing:
             raise click.UsageError(str(missing)) from None
-    html_wanted = html_file is not None or output_dir is not None   # (report.html is part of a set)
+    # the HTML report: --html FILE, and report.html in a set with the socket tables (its plots are made
+    # of the same state changes)
+    set_sockets = output_dir is not None and (with_sockets or report in ("sockets", "timeline"))
+    html_wanted = html_file is not None or set_sockets
     if html_wanted:
         try:
             html_report.require()
@@ -368,15 +525,21 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
                 raise click.UsageError(str(missing)) from None
             html_wanted = False
             if not quiet:
-                click.echo(f"tcpflow-audit: warning: {missing}; {output_dir} gets no report.html", err=True)
+                click.echo(
+                    f"tcpflow-audit: warning: {missing}; {shown(output_dir or '')} gets no report.html", err=True
+                )
     packet_filter = build_filter(since, until, hosts, ports, nets)
     sockets = SocketOptions(at=parse_time(at, "--at"), bucket_s=parse_bucket(bucket), top=top)
 
-    sources, notes = expand_sources(list(pcaps))
+    inputs = expand_inputs(list(pcaps))
+    sources, notes = inputs.sources, inputs.notes
     stale = stale_modules()
-    if stale:   # a development checkout whose compiled modules are older than their source
-        click.echo(f"tcpflow-audit: warning: compiled modules older than their source ({', '.join(stale)}): "
-                   "the old code runs; rebuild with `make venv`", err=True)
+    if stale:  # a development checkout whose compiled modules are older than their source
+        click.echo(
+            f"tcpflow-audit: warning: compiled modules older than their source ({', '.join(stale)}): "
+            "the old code runs; rebuild with `make venv`",
+            err=True,
+        )
     if not quiet:
         for note in notes:
             click.echo(f"tcpflow-audit: {note}", err=True)
@@ -384,7 +547,8 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         raise click.UsageError("no capture files found in the arguments given")
 
     auditor = Auditor(engine, packet_filter)
-    detectors = DetectorSet.attach(auditor, thresholds)   # first sink: it tags records before rows are written
+    auditor.stats.passed_over = inputs.passed_over
+    detectors = DetectorSet.attach(auditor, thresholds)  # first sink: it tags records before rows are written
     summary = SummaryCollector()
     auditor.add_flow_sink(summary)
     html_sink = HtmlReport.attach(auditor) if html_wanted else None
@@ -401,10 +565,13 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     if not quiet and not streams_to_terminal and sys.stderr.isatty():
         progress = auditor.progress = Progress(auditor)
 
-    def waiting(holder: str) -> None:   # (once, when another run holds the output's lock)
+    def waiting(holder: str) -> None:  # (once, when another run holds the output's lock)
         if not quiet and target is not None:
-            click.echo(f"tcpflow-audit: {target.path} is being written by another run ({holder}): waiting for it, "
-                       f"up to {lock_timeout:g} s (--lock-timeout)", err=True)
+            click.echo(
+                f"tcpflow-audit: {shown(target.path)} is being written by another run ({holder}): "
+                f"waiting for it, up to {lock_timeout:g} s (--lock-timeout)",
+                err=True,
+            )
 
     stats = auditor.stats
     interrupted = completed = False
@@ -412,22 +579,58 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
     try:
         with sigterm_as_interrupt(termination):
             try:
-                if target is not None:   # the output's lock: from before reading until the outcome is printed
+                if target is not None:  # the output's lock: from before reading until the outcome is printed
                     click.get_current_context().with_resource(target.locked(lock_timeout, waiting))
                 if html_target is not None:
                     click.get_current_context().with_resource(html_target.locked(lock_timeout, waiting))
                 if isinstance(target, OutputSet):
-                    findings = run_to_directory(auditor, sources, progress, detectors, summary, target, excel,
-                                                engine, thresholds, sockets, parquet, html_sink)
+                    findings = run_to_directory(
+                        auditor,
+                        sources,
+                        progress,
+                        detectors,
+                        summary,
+                        target,
+                        excel,
+                        engine,
+                        thresholds,
+                        sockets,
+                        parquet,
+                        with_sockets or report in ("sockets", "timeline"),
+                        html_sink if html_file is None else None,
+                    )
                 elif fmt == "parquet":
                     assert isinstance(target, OutputFile)
                     findings = run_to_parquet(auditor, sources, progress, detectors, report, target, sockets)
                 elif report in ("sockets", "timeline"):
-                    findings = run_sockets_report(auditor, sources, progress, detectors, report, fmt, target, excel,
-                                                  sockets, table_style(width, color, to_stdout), quiet)
+                    findings = run_sockets_report(
+                        auditor,
+                        sources,
+                        progress,
+                        detectors,
+                        report,
+                        fmt,
+                        target,
+                        excel,
+                        sockets,
+                        table_style(width, color, to_stdout),
+                        quiet,
+                    )
                 else:
-                    findings = run_to_stream(auditor, sources, progress, detectors, summary, report, fmt, target,
-                                             excel, engine, thresholds, table_style(width, color, to_stdout))
+                    findings = run_to_stream(
+                        auditor,
+                        sources,
+                        progress,
+                        detectors,
+                        summary,
+                        report,
+                        fmt,
+                        target,
+                        excel,
+                        engine,
+                        thresholds,
+                        table_style(width, color, to_stdout),
+                    )
                 if html_target is not None and html_sink is not None and not stats.interrupted:
                     with html_target.writing() as stream:
                         write_html(stream, html_sink, auditor, summary, findings, engine, thresholds)
@@ -436,21 +639,24 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
             finally:
                 if progress is not None:
                     progress.done()
-    except KeyboardInterrupt:   # Ctrl-C or SIGTERM: before or after reading (during it, Auditor.run catches
-        interrupted = True      # it), or re-raised by run_to_* so that an interrupted run replaces no file
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: before or after reading (during it, Auditor.run catches
+        interrupted = True  # it), or re-raised by run_to_* so that an interrupted run replaces no file
         findings = []
     except OutputBusy as busy:
-        click.echo(f"tcpflow-audit: error: {busy}; gave up after waiting {busy.waited:g} s (--lock-timeout): "
-                   f"nothing was written", err=True)
+        click.echo(
+            f"tcpflow-audit: error: {busy}; gave up after waiting {busy.waited:g} s (--lock-timeout): "
+            f"nothing was written",
+            err=True,
+        )
         sys.exit(EXIT_BUSY)
     except OutputRefused as refused:
         raise click.BadParameter(str(refused), param_hint="--output-dir") from None
-    except BrokenPipeError:   # the reader of standard output left (`| head`): end as a program killed by SIGPIPE
+    except BrokenPipeError:  # the reader of standard output left (`| head`): end as a program killed by SIGPIPE
         discard_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
     except OSError as error:
         raise click.ClickException(f"cannot write output: {error}") from error
-    interrupted = interrupted or termination.signum is not None   # (one that came as the run ended)
+    interrupted = interrupted or termination.signum is not None  # (one that came as the run ended)
 
     status = EXIT_OK
     if fail_on is not None:
@@ -458,24 +664,30 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
         if any(SEVERITIES.index(f.severity) >= floor for f in findings):
             status = EXIT_FINDINGS
     for problem in stats.problems:
-        is_error = problem.fatal or strict   # --strict: a cut-short capture is an input error too
+        is_error = problem.fatal or strict  # --strict: a cut-short capture is an input error too
         if is_error:
             status = EXIT_INPUT
-        if is_error or not quiet:   # --quiet hides warnings, never the reason for exit status 3
+        if is_error or not quiet:  # --quiet hides warnings, never the reason for exit status 3
             click.echo(f"tcpflow-audit: {'error' if is_error else 'warning'}: {problem}", err=True)
     if target is not None and not quiet:
         for kept in target.kept:
             click.echo(f"tcpflow-audit: warning: could not remove {kept}", err=True)
     if interrupted:
         if isinstance(target, OutputSet):
-            outcome = (f"{target.path} holds this run's complete set (it was switched into place before the "
-                       f"interrupt)" if target.replaced else
-                       f"nothing was written to {target.path} (files of an earlier run, if any, are left as "
-                       f"they were)")
+            outcome = (
+                f"{shown(target.path)} holds this run's complete set (it was switched into place before the interrupt)"
+                if target.replaced
+                else f"nothing was written to {shown(target.path)} (files of an earlier run, if any, are left as "
+                f"they were)"
+            )
         elif target is not None:
-            outcome = (f"{target.path} holds this run's complete report (it was renamed into place before the "
-                       f"interrupt)" if target.replaced else
-                       f"{target.path} was not written (an earlier {target.path}, if any, is left as it was)")
+            outcome = (
+                f"{shown(target.path)} holds this run's complete report (it was renamed into place before the "
+                f"interrupt)"
+                if target.replaced
+                else f"{shown(target.path)} was not written (an earlier {shown(target.path)}, if any, is left as "
+                f"it was)"
+            )
         elif completed:
             outcome = "the report covers the packets read until then"
         else:
@@ -492,8 +704,10 @@ def main(pcaps: tuple[str, ...], report: str, fmt: str | None, output: str | Non
 
 def how_far(stats: RunStats, auditor: Auditor) -> str:
     """How far an interrupted run got, for its stderr message."""
-    text = (f"read {stats.packets_read:,} packets ({stats.bytes_read:,} bytes), "
-            f"{auditor.tracker.connections_seen:,} connections")
+    text = (
+        f"read {stats.packets_read:,} packets ({stats.bytes_read:,} bytes), "
+        f"{auditor.tracker.connections_seen:,} connections"
+    )
     if stats.last_ts is not None:
         text += f", up to capture time {iso_utc(stats.last_ts)}"
     return text
@@ -520,9 +734,20 @@ def run_audit(auditor: Auditor, sources: list[str], progress: Progress | None) -
             progress.done()
 
 
-def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
-                  summary: SummaryCollector, report: str, fmt: str, output: OutputFile | None, excel: bool,
-                  engine: EngineConfig, thresholds: Thresholds, style: TableStyle = PLAIN_TABLE):
+def run_to_stream(
+    auditor: Auditor,
+    sources: list[str],
+    progress: Progress | None,
+    detectors: DetectorSet,
+    summary: SummaryCollector,
+    report: str,
+    fmt: str,
+    output: OutputFile | None,
+    excel: bool,
+    engine: EngineConfig,
+    thresholds: Thresholds,
+    style: TableStyle = PLAIN_TABLE,
+):
     """One report to stdout or to the file `output` (atomically). Every format but the table is written
     as connections finish; JSON documents end with the members only known at the end (findings, summary).
     `style`: the table format's width and colours."""
@@ -533,18 +758,19 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
         flows: RowWriter | None = None
         if report in ("flows", "all"):
             if fmt == "table":
-                flows = RowWriter(None, fmt, FLOW_TABLE_COLUMNS)   # column widths need every row
+                flows = RowWriter(None, fmt, FLOW_TABLE_COLUMNS)  # column widths need every row
             else:
                 flows = RowWriter(document.array("flows") if document else stream, fmt, FLOW_COLUMNS)
             auditor.add_flow_sink(flows.write_flow)
-        auditor.finalise_when_interrupted = not to_file   # to a file, an interrupted run writes nothing
+        auditor.finalise_when_interrupted = not to_file  # to a file, an interrupted run writes nothing
         stats = run_audit(auditor, sources, progress)
         if stats.interrupted and to_file:
-            raise KeyboardInterrupt   # leave the previous file: a partial report would look complete
+            raise KeyboardInterrupt  # leave the previous file: a partial report would look complete
         findings = detectors.finish()
         finding_rows = [finding_row(f) for f in findings]
-        summary_data = summary_dict(stats, summary, {"findings": len(findings),
-                                                     "settings": effective_settings(engine, thresholds)})
+        summary_data = summary_dict(
+            stats, summary, {"findings": len(findings), "settings": effective_settings(engine, thresholds)}
+        )
         streaming = fmt in ("csv", "jsonl")
         if report == "anomalies" and streaming:
             writer = RowWriter(stream, fmt, ANOMALY_COLUMNS)
@@ -575,7 +801,7 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
                 if summary.abnormal_total > len(summary.abnormal):
                     title += f", first {len(summary.abnormal)} shown; --report flows lists all"
                 blocks.append(render_connections(title, summary.abnormal, style))
-            if flows is not None:   # (--report flows or all)
+            if flows is not None:  # (--report flows or all)
                 blocks.append(render_connections(f"Connections: {flows.count}", flows.rows, style))
             if report in ("anomalies", "summary", "all"):
                 blocks.append(render_findings(finding_rows, style))
@@ -583,13 +809,27 @@ def run_to_stream(auditor: Auditor, sources: list[str], progress: Progress | Non
     return findings
 
 
-def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
-                     summary: SummaryCollector, output_set: OutputSet, excel: bool, engine: EngineConfig,
-                     thresholds: Thresholds, sockets: SocketOptions | None = None, parquet: bool = False,
-                     html_sink: HtmlReport | None = None):
-    """flows.csv, anomalies.csv, summary.json, sockets.csv and timeline.csv (and with `parquet` the four
-    tables as Parquet files too), written into a new set that replaces the current one in one step once
-    all are complete, so an interrupted or failed run leaves the previous set, whole."""
+def run_to_directory(
+    auditor: Auditor,
+    sources: list[str],
+    progress: Progress | None,
+    detectors: DetectorSet,
+    summary: SummaryCollector,
+    output_set: OutputSet,
+    excel: bool,
+    engine: EngineConfig,
+    thresholds: Thresholds,
+    sockets: SocketOptions | None = None,
+    parquet: bool = False,
+    with_sockets: bool = True,
+    html_sink: HtmlReport | None = None,
+):
+    """flows.csv, anomalies.csv, summary.json, with `with_sockets` sockets.csv and timeline.csv (and with
+    `parquet` those tables as Parquet files too; with `html_sink` report.html), written into a new set that
+    replaces the current one in one step once all are complete, so an interrupted or failed run leaves
+    the previous set, whole.
+    The socket tables are asked for: keeping every endpoint's state changes costs the engine about as
+    much again as the rest of the job."""
     sockets = sockets or SocketOptions()
     with output_set.writing():
         flows_stream = output_set.open("flows.csv", bom=excel)
@@ -600,25 +840,31 @@ def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | 
         flows_parquet = columnar.ParquetRows(output_set.open_binary("flows.parquet"), "flows") if parquet else None
         if flows_parquet is not None:
             auditor.add_flow_sink(lambda record: flows_parquet.write(flow_row(record)))
-        socket_table = SocketTable.attach(auditor, sockets.at)
-        timeline = Timeline.attach(auditor, sockets.bucket_s, sockets.top)
-        auditor.finalise_when_interrupted = False   # an interrupted run writes nothing: stop at once
+        socket_table = SocketTable.attach(auditor, sockets.at) if with_sockets else None
+        timeline = Timeline.attach(auditor, sockets.bucket_s, sockets.top) if with_sockets else None
+        auditor.finalise_when_interrupted = False  # an interrupted run writes nothing: stop at once
         stats = run_audit(auditor, sources, progress)
         if stats.interrupted:
-            raise KeyboardInterrupt   # a partial set would look complete: leave the previous one
+            raise KeyboardInterrupt  # a partial set would look complete: leave the previous one
         findings = detectors.finish()
         finding_rows = [finding_row(finding) for finding in findings]
         writer = RowWriter(anomalies_stream, "csv", ANOMALY_COLUMNS)
         for row in finding_rows:
             writer.write(row)
-        json.dump(summary_dict(stats, summary, {"findings": len(findings),
-                                                "settings": effective_settings(engine, thresholds)}),
-                  summary_stream, indent=2)
+        json.dump(
+            summary_dict(
+                stats, summary, {"findings": len(findings), "settings": effective_settings(engine, thresholds)}
+            ),
+            summary_stream,
+            indent=2,
+        )
         summary_stream.write("\n")
         end = capture_end(auditor)
-        tables = {"anomalies": finding_rows, "sockets": socket_table.rows(end),
-                  "timeline": list(timeline.rows(stats.first_ts, end))}
-        for name in ("sockets", "timeline"):
+        tables: dict[str, list[dict[str, Any]]] = {"anomalies": finding_rows}
+        if socket_table is not None and timeline is not None:
+            tables["sockets"] = socket_table.rows(end)
+            tables["timeline"] = list(timeline.rows(stats.first_ts, end))
+        for name in ("sockets", "timeline") if with_sockets else ():
             writer = RowWriter(output_set.open(f"{name}.csv", bom=excel), "csv", columnar.SCHEMAS[name][0])
             for row in tables[name]:
                 writer.write(row)
@@ -635,8 +881,15 @@ def run_to_directory(auditor: Auditor, sources: list[str], progress: Progress | 
 
 
 # ---------------------------------------------------------------------- HTML
-def write_html(stream: IO[str], report: HtmlReport, auditor: Auditor, summary: SummaryCollector, findings: list,
-               engine: EngineConfig, thresholds: Thresholds) -> None:
+def write_html(
+    stream: IO[str],
+    report: HtmlReport,
+    auditor: Auditor,
+    summary: SummaryCollector,
+    findings: list,
+    engine: EngineConfig,
+    thresholds: Thresholds,
+) -> None:
     """The HTML report of a finished run."""
     stats = auditor.stats
     data = summary_dict(stats, summary, {"findings": len(findings), "settings": effective_settings(engine, thresholds)})
@@ -644,19 +897,26 @@ def write_html(stream: IO[str], report: HtmlReport, auditor: Auditor, summary: S
 
 
 # ---------------------------------------------------------------------- Parquet
-def run_to_parquet(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
-                   report: str, output: OutputFile, sockets: SocketOptions):
+def run_to_parquet(
+    auditor: Auditor,
+    sources: list[str],
+    progress: Progress | None,
+    detectors: DetectorSet,
+    report: str,
+    output: OutputFile,
+    sockets: SocketOptions,
+):
     """One table as a Parquet file (-o FILE, atomically): flows as connections finish, the others at the end."""
     socket_table = SocketTable.attach(auditor, sockets.at) if report == "sockets" else None
     timeline = Timeline.attach(auditor, sockets.bucket_s, sockets.top) if report == "timeline" else None
-    auditor.finalise_when_interrupted = False   # an interrupted run writes nothing
+    auditor.finalise_when_interrupted = False  # an interrupted run writes nothing
     with output.writing(binary=True) as stream:
         writer = columnar.ParquetRows(stream, report)
         if report == "flows":
             auditor.add_flow_sink(lambda record: writer.write(flow_row(record)))
         stats = run_audit(auditor, sources, progress)
         if stats.interrupted:
-            raise KeyboardInterrupt   # leave the previous file: a partial report would look complete
+            raise KeyboardInterrupt  # leave the previous file: a partial report would look complete
         findings = detectors.finish()
         end = capture_end(auditor)
         rows: Iterable[dict[str, Any]] = []
@@ -695,9 +955,19 @@ def capture_end(auditor: Auditor) -> float | None:
     return until if last is not None and until is not None and until < last else last
 
 
-def run_sockets_report(auditor: Auditor, sources: list[str], progress: Progress | None, detectors: DetectorSet,
-                       report: str, fmt: str, output: OutputFile | None, excel: bool, options: SocketOptions,
-                       style: TableStyle, quiet: bool):
+def run_sockets_report(
+    auditor: Auditor,
+    sources: list[str],
+    progress: Progress | None,
+    detectors: DetectorSet,
+    report: str,
+    fmt: str,
+    output: OutputFile | None,
+    excel: bool,
+    options: SocketOptions,
+    style: TableStyle,
+    quiet: bool,
+):
     """--report sockets or timeline, to stdout or to `output`: the rows are known only at the end."""
     sink: SocketTable | Timeline
     if report == "sockets":
@@ -725,8 +995,11 @@ def run_sockets_report(auditor: Auditor, sources: list[str], progress: Progress 
             incomplete = sink.incomplete()
             if not quiet and incomplete:
                 names = ", ".join(incomplete[:3]) + (f" and {len(incomplete) - 3} more" if len(incomplete) > 3 else "")
-                click.echo(f"tcpflow-audit: warning: the timeline of {names} misses their first connections (too many "
-                           f"hosts to follow them all from the start)", err=True)
+                click.echo(
+                    f"tcpflow-audit: warning: the timeline of {names} misses their first connections (too many "
+                    f"hosts to follow them all from the start)",
+                    err=True,
+                )
         if fmt == "table":
             write_blocks(stream, [render_sockets(title, columns, rows, style)])
         elif fmt == "json":

@@ -26,22 +26,53 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The type of every column of every report: "timestamp", "float", "int", "bool" or "string".
 FLOW_TYPES: Final = {
-    "start": "timestamp", "start_epoch": "float", "end": "timestamp", "end_epoch": "float", "duration_s": "float",
-    "client_ip": "string", "client_port": "int", "server_ip": "string", "server_port": "int",
-    "conn_state": "string", "history": "string", "client_state": "string", "server_state": "string",
-    "client_packets": "int", "server_packets": "int", "client_bytes": "int", "server_bytes": "int",
-    "retransmits": "int", "close_initiator": "string", "end_reason": "string",
-    "handshake_rtt_ms": "float", "syn_synack_ms": "float", "synack_ack_ms": "float",
-    "direction_guessed": "bool", "anomalies": "string",
+    "start": "timestamp",
+    "start_epoch": "float",
+    "end": "timestamp",
+    "end_epoch": "float",
+    "duration_s": "float",
+    "client_ip": "string",
+    "client_port": "int",
+    "server_ip": "string",
+    "server_port": "int",
+    "conn_state": "string",
+    "history": "string",
+    "client_state": "string",
+    "server_state": "string",
+    "client_packets": "int",
+    "server_packets": "int",
+    "client_bytes": "int",
+    "server_bytes": "int",
+    "retransmits": "int",
+    "close_initiator": "string",
+    "end_reason": "string",
+    "handshake_rtt_ms": "float",
+    "syn_synack_ms": "float",
+    "synack_ack_ms": "float",
+    "direction_guessed": "bool",
+    "anomalies": "string",
 }
 ANOMALY_TYPES: Final = {
-    "kind": "string", "severity": "string", "first_seen": "timestamp", "last_seen": "timestamp",
-    "client_ip": "string", "client_port": "int", "server_ip": "string", "server_port": "int",
-    "count": "int", "detail": "string",
+    "kind": "string",
+    "severity": "string",
+    "first_seen": "timestamp",
+    "last_seen": "timestamp",
+    "client_ip": "string",
+    "client_port": "int",
+    "server_ip": "string",
+    "server_port": "int",
+    "count": "int",
+    "detail": "string",
 }
 SOCKET_TYPES: Final = {"host": "string", "port": "int", "role": "string", **dict.fromkeys(STATE_COLUMNS, "int")}
-TIMELINE_TYPES: Final = {"time": "timestamp", "time_epoch": "float", "host": "string", "port": "int",
-                         **dict.fromkeys(STATE_COLUMNS, "int"), **dict.fromkeys(EVENT_COLUMNS, "int")}
+TIMELINE_TYPES: Final = {
+    "time": "timestamp",
+    "time_epoch": "float",
+    "host": "string",
+    "port": "int",
+    **dict.fromkeys(STATE_COLUMNS, "int"),
+    **dict.fromkeys(EVENT_COLUMNS, "int"),
+}
 
 #: report name -> (its columns, their types)
 SCHEMAS: Final[dict[str, tuple[tuple[str, ...], dict[str, str]]]] = {
@@ -67,8 +98,13 @@ def require() -> Any:
 
 
 def _arrow_type(pa: Any, kind: str) -> Any:
-    return {"timestamp": pa.timestamp("us", tz="UTC"), "float": pa.float64(), "int": pa.int64(),
-            "bool": pa.bool_(), "string": pa.string()}[kind]
+    return {
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "float": pa.float64(),
+        "int": pa.int64(),
+        "bool": pa.bool_(),
+        "string": pa.string(),
+    }[kind]
 
 
 def _microseconds(value: Any) -> int | None:
@@ -80,7 +116,7 @@ def _microseconds(value: Any) -> int | None:
         if value.endswith("Z"):
             moment = datetime.fromisoformat(value[:-1] + "+00:00")
             return (moment - _EPOCH) // _ONE_MICROSECOND
-        exact = Decimal(value)   # (epoch seconds as text: exact, as far in time as it goes)
+        exact = Decimal(value)  # (epoch seconds as text: exact, as far in time as it goes)
         return int((exact * 1000000).to_integral_value()) if exact.is_finite() else None
     if not math.isfinite(value):
         return None
@@ -128,8 +164,9 @@ class ParquetRows:
 
     def _flush(self) -> None:
         if self.pending[0]:
-            arrays = [self.pa.array(values, type=field.type) for values, field in zip(self.pending, self.schema,
-                                                                                       strict=True)]
+            arrays = [
+                self.pa.array(values, type=field.type) for values, field in zip(self.pending, self.schema, strict=True)
+            ]
             self.writer.write_table(self.pa.Table.from_arrays(arrays, schema=self.schema))
             self.pending = [[] for _ in self.columns]
 

@@ -15,12 +15,12 @@ from typing import Any
 @dataclass(slots=True)
 class EngineConfig:
     # Zeek's defaults (base/init-bare.zeek); the same names, so Zeek users recognise them.
-    inactivity_timeout: float = 300.0   # tcp_inactivity_timeout: an idle connection is finalised after 5 min
-    attempt_timeout: float = 5.0        # tcp_attempt_delay: a SYN with no reply is finalised (S0) after 5 s
-    syn_timeout: float = 5.0            # tcp_SYN_timeout: first check for a dead connection 5 s after its start
-    close_delay: float = 5.0            # tcp_close_delay: a closed connection is kept 5 s for stragglers
-    linger: float = 5.0                 # tcp_connection_linger: quiet time before a half-closed one is dropped
-    session_timer: float = 6.0          # tcp_session_timer: period of the dead-connection check
+    inactivity_timeout: float = 300.0  # tcp_inactivity_timeout: an idle connection is finalised after 5 min
+    attempt_timeout: float = 5.0  # tcp_attempt_delay: a SYN with no reply is finalised (S0) after 5 s
+    syn_timeout: float = 5.0  # tcp_SYN_timeout: first check for a dead connection 5 s after its start
+    close_delay: float = 5.0  # tcp_close_delay: a closed connection is kept 5 s for stragglers
+    linger: float = 5.0  # tcp_connection_linger: quiet time before a half-closed one is dropped
+    session_timer: float = 6.0  # tcp_session_timer: period of the dead-connection check
     # Linux: TCP_TIMEWAIT_LEN is 60 s, i.e. 2*MSL with MSL = 30 s.
     msl: float = 30.0
     # Memory bound under hostile traffic: past this many live connections the oldest is finalised early
@@ -44,8 +44,7 @@ class EngineConfig:
         elif isinstance(default, int):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"engine setting {name} must be a whole number of at least 1, got {value!r}")
-        elif (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-              or value < 0):
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"engine setting {name} must be a number of seconds, not negative, got {value!r}")
         else:
             value = float(value)

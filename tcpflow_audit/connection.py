@@ -24,12 +24,28 @@ from . import tcp_states as rfc
 from . import zeek_states as z
 from .rounding import round_places
 
-if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
+if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
 
 SEQ_MASK: Final = 0xFFFFFFFF
 TOO_LARGE_SEQ_DELTA: Final = 1048576  # Zeek's bound for trusting SYN/RST sequence numbers
-RST_ACCEPT_WINDOW: Final = 1048576    # a received RST is taken as acceptable within this distance of the sender's next seq
+RST_ACCEPT_WINDOW: Final = (
+    1048576  # a received RST is taken as acceptable within this distance of the sender's next seq
+)
+
+# A repeat of a FIN sooner than this after the previous copy is not a retransmission timer's (Linux's
+# RTO floor is 200 ms, as is its tail-loss probe for a lone FIN; Windows 300 ms; RFC 6298 1 s): a packet
+# captured twice, or a stack repeating its FIN at once. Half the lowest floor leaves room for jitter.
+MIN_RESEND_GAP: Final = 0.1
+# Keepalive probes come after at least this much silence from their sender (half of the shortest idle
+# time and interval Linux accepts, 1 s); an ACK that only looks like one (captured out of order) does not.
+KEEPALIVE_MIN_IDLE: Final = 0.5
+# A segment filling a gap in its sender's sequence space is out of order (not a retransmission) when it
+# comes within one round trip (the handshake's, at the capture point) of the segment that opened the gap:
+# the sender cannot have learned of a loss sooner. Without a handshake, 3 ms (as Wireshark assumes).
+REORDER_DEFAULT_WINDOW: Final = 0.003
+MAX_HOLES: Final = 8  # gaps remembered per direction (the oldest is forgotten first)
+NEVER: Final = float("-inf")  # a time that has not happened (in a float field the compiled build keeps unboxed)
 
 FIN: Final = 0x01
 SYN: Final = 0x02
@@ -62,12 +78,12 @@ class Endpoint:
     ip: bytes
     port: int
     is_orig: bool
-    addr_key: i64 = -1                  # address and port as one integer (tracker.address_key), for the fast index
+    addr_key: i64 = -1  # address and port as one integer (tracker.address_key), for the fast index
     # RFC 9293 state and the numbers it is inferred from
     state: str = rfc.CLOSED
     isn: int | None = None
-    snd_nxt: int | None = None          # one past the highest sequence number it has sent
-    fin_seq: int | None = None          # sequence number its FIN occupies
+    snd_nxt: int | None = None  # one past the highest sequence number it has sent
+    fin_seq: int | None = None  # sequence number its FIN occupies
     fin_acked: bool = False
     time_wait_since: float | None = None
     # its RFC state changes, in order: (capture time, new state), kept when the tracker gives it a list
@@ -96,7 +112,8 @@ class Endpoint:
     # counters and evidence for reports and detectors
     packets: i64 = 0
     payload_packets: i64 = 0
-    packets_since_peer: i64 = 0         # packets sent since the peer's last packet (0 when the peer spoke last)
+    last_data_ts: float = NEVER  # its last segment with payload (a plain float: no object per packet)
+    packets_since_peer: i64 = 0  # packets sent since the peer's last packet (0 when the peer spoke last)
     first_ts: float | None = None
     last_ts: float = 0.0
     syn_retransmits: i64 = 0
@@ -106,12 +123,22 @@ class Endpoint:
     rst_ts: float | None = None
     zero_window_since: float | None = None
     zero_window_max_s: float = 0.0
-    zero_window_max_from: float | None = None    # when the longest stall began and ended
+    zero_window_max_from: float | None = None  # when the longest stall began and ended
     zero_window_max_until: float | None = None
     zero_window_packets: i64 = 0
     data_after_fin: i64 = 0
     data_after_rst: i64 = 0
     last_fin_retransmit_ts: float | None = None
+    # retransmissions: segments re-sending sequence space already sent (SYN, data, FIN), once each
+    retransmitted: i64 = 0
+    holes: list[list[float]] | None = None  # gaps below snd_nxt: [start seq, end seq, when it opened]
+    fin_copy_ts: float | None = None  # when its FIN was last sent (first copy or a repeat)
+    fin_ack_resent: bool = False  # its FIN re-sent to acknowledge the peer's crossing FIN
+    # keepalive probes (seq = snd_nxt - 1, at most one byte, after silence, nothing unacknowledged)
+    keepalives: i64 = 0
+    keepalive_run: i64 = 0  # probes since the peer last answered one (or since the first)
+    keepalive_run_from: float | None = None  # the first probe of that run
+    last_keepalive_ts: float | None = None
 
     def __init__(self, ip: bytes, port: int, is_orig: bool) -> None:
         self.ip = ip
@@ -128,7 +155,12 @@ class Endpoint:
 
     def size(self, peer: Endpoint) -> int:
         """Payload bytes as Zeek counts them (TCP_Endpoint::Size): the sequence space covered."""
-        if self.zprev == z.SYN_SENT and self.zstate == z.RESET and peer.zstate == z.INACTIVE and not self._no_data_acked():
+        if (
+            self.zprev == z.SYN_SENT
+            and self.zstate == z.RESET
+            and peer.zstate == z.INACTIVE
+            and not self._no_data_acked()
+        ):
             return 0
         last64 = (self.seq_wraps << 32) | self.last_seq
         ack64 = (self.ack_wraps << 32) | self.ack_seq
@@ -141,7 +173,9 @@ class Endpoint:
         return size
 
     def _no_data_acked(self) -> bool:
-        return self.ack_wraps == 0 and (self.ack_seq == self.start_seq or self.ack_seq == ((self.start_seq + 1) & SEQ_MASK))
+        return self.ack_wraps == 0 and (
+            self.ack_seq == self.start_seq or self.ack_seq == ((self.start_seq + 1) & SEQ_MASK)
+        )
 
 
 # The two records below are dataclasses (fields(), asdict(), replace(), == and repr work on them) whose
@@ -175,14 +209,35 @@ class FlowRecord:
     client_time_wait_until: float | None
     server_time_wait_until: float | None
     facts: ConnectionFacts
-    finalised_at: float = 0.0     # capture time when the tracker finalised it (timer, reuse or capture end)
+    finalised_at: float = 0.0  # capture time when the tracker finalised it (timer, reuse or capture end)
 
-    def __init__(self, start: float, end: float, client_ip: bytes, client_port: int, server_ip: bytes,
-                 server_port: int, conn_state: str, history: str, client_state: str, server_state: str,
-                 client_packets: int, server_packets: int, client_bytes: int, server_bytes: int,
-                 retransmits: int, close_initiator: str, end_reason: str, syn_synack_ms: float | None,
-                 synack_ack_ms: float | None, direction_guessed: bool, client_time_wait_until: float | None,
-                 server_time_wait_until: float | None, facts: ConnectionFacts, finalised_at: float = 0.0) -> None:
+    def __init__(
+        self,
+        start: float,
+        end: float,
+        client_ip: bytes,
+        client_port: int,
+        server_ip: bytes,
+        server_port: int,
+        conn_state: str,
+        history: str,
+        client_state: str,
+        server_state: str,
+        client_packets: int,
+        server_packets: int,
+        client_bytes: int,
+        server_bytes: int,
+        retransmits: int,
+        close_initiator: str,
+        end_reason: str,
+        syn_synack_ms: float | None,
+        synack_ack_ms: float | None,
+        direction_guessed: bool,
+        client_time_wait_until: float | None,
+        server_time_wait_until: float | None,
+        facts: ConnectionFacts,
+        finalised_at: float = 0.0,
+    ) -> None:
         self.start = start
         self.end = end
         self.client_ip = client_ip
@@ -255,29 +310,81 @@ class ConnectionFacts:
     time_wait_holder_ip: bytes = b""
     time_wait_holder_port: int = 0
     time_wait_until: float | None = None
+    # the client's initial sequence number (its SYN's), to tell a retried attempt from a new one
+    client_isn: int | None = None
+    # keepalive probes each side sent; those sent since the other side last spoke (unanswered), from when;
+    # and the last probe's time
+    client_keepalives: int = 0
+    server_keepalives: int = 0
+    client_keepalives_unanswered: int = 0
+    server_keepalives_unanswered: int = 0
+    client_keepalive_unanswered_from: float | None = None
+    server_keepalive_unanswered_from: float | None = None
+    client_last_keepalive_ts: float | None = None
+    server_last_keepalive_ts: float | None = None
+    # each side's last segment with payload (kept when a side sent no FIN)
+    client_last_data_ts: float | None = None
+    server_last_data_ts: float | None = None
     # each side's RFC state changes, (capture time, new state) in order, from its first state (CLOSED, or
     # UNKNOWN when the connection was picked up midstream) at the connection's start: `sockets` reads them.
     # None unless the tracker was asked to keep them (ConnectionTracker.record_state_changes)
     client_state_changes: list[tuple[float, str]] | None = None
     server_state_changes: list[tuple[float, str]] | None = None
 
-    def __init__(self, syn_ts: float | None, synack_ts: float | None, handshake_done_ts: float | None,
-                 syn_retransmits: int, synack_retransmits: int, client_fin_ts: float | None,
-                 server_fin_ts: float | None, client_fin_acked: bool, server_fin_acked: bool,
-                 client_fin_retransmits: int, server_fin_retransmits: int, client_rst_ts: float | None,
-                 server_rst_ts: float | None, bad_synack: int, bad_third_ack: int, bad_ack_ts: float | None,
-                 client_data_after_close: int, server_data_after_close: int, client_zero_window_s: float,
-                 server_zero_window_s: float, client_last_ts: float, server_last_ts: float,
-                 client_payload_packets: int, server_payload_packets: int, syn_in_time_wait: bool,
-                 client_window_probe_ts: float | None = None, last_fin_retransmit_ts: float | None = None,
-                 anomalies: list[str] | None = None,   # None: a new empty list (the field's default_factory)
-                 client_packets_since_peer: int = 0, server_packets_since_peer: int = 0,
-                 client_zero_window_from: float | None = None, client_zero_window_until: float | None = None,
-                 server_zero_window_from: float | None = None, server_zero_window_until: float | None = None,
-                 time_wait_holder: str = "", time_wait_holder_ip: bytes = b"", time_wait_holder_port: int = 0,
-                 time_wait_until: float | None = None,
-                 client_state_changes: list[tuple[float, str]] | None = None,
-                 server_state_changes: list[tuple[float, str]] | None = None) -> None:
+    def __init__(
+        self,
+        syn_ts: float | None,
+        synack_ts: float | None,
+        handshake_done_ts: float | None,
+        syn_retransmits: int,
+        synack_retransmits: int,
+        client_fin_ts: float | None,
+        server_fin_ts: float | None,
+        client_fin_acked: bool,
+        server_fin_acked: bool,
+        client_fin_retransmits: int,
+        server_fin_retransmits: int,
+        client_rst_ts: float | None,
+        server_rst_ts: float | None,
+        bad_synack: int,
+        bad_third_ack: int,
+        bad_ack_ts: float | None,
+        client_data_after_close: int,
+        server_data_after_close: int,
+        client_zero_window_s: float,
+        server_zero_window_s: float,
+        client_last_ts: float,
+        server_last_ts: float,
+        client_payload_packets: int,
+        server_payload_packets: int,
+        syn_in_time_wait: bool,
+        client_window_probe_ts: float | None = None,
+        last_fin_retransmit_ts: float | None = None,
+        anomalies: list[str] | None = None,  # None: a new empty list (the field's default_factory)
+        client_packets_since_peer: int = 0,
+        server_packets_since_peer: int = 0,
+        client_zero_window_from: float | None = None,
+        client_zero_window_until: float | None = None,
+        server_zero_window_from: float | None = None,
+        server_zero_window_until: float | None = None,
+        time_wait_holder: str = "",
+        time_wait_holder_ip: bytes = b"",
+        time_wait_holder_port: int = 0,
+        time_wait_until: float | None = None,
+        client_isn: int | None = None,
+        client_keepalives: int = 0,
+        server_keepalives: int = 0,
+        client_keepalives_unanswered: int = 0,
+        server_keepalives_unanswered: int = 0,
+        client_keepalive_unanswered_from: float | None = None,
+        server_keepalive_unanswered_from: float | None = None,
+        client_last_keepalive_ts: float | None = None,
+        server_last_keepalive_ts: float | None = None,
+        client_last_data_ts: float | None = None,
+        server_last_data_ts: float | None = None,
+        client_state_changes: list[tuple[float, str]] | None = None,
+        server_state_changes: list[tuple[float, str]] | None = None,
+    ) -> None:
         self.syn_ts = syn_ts
         self.synack_ts = synack_ts
         self.handshake_done_ts = handshake_done_ts
@@ -316,6 +423,17 @@ class ConnectionFacts:
         self.time_wait_holder_ip = time_wait_holder_ip
         self.time_wait_holder_port = time_wait_holder_port
         self.time_wait_until = time_wait_until
+        self.client_isn = client_isn
+        self.client_keepalives = client_keepalives
+        self.server_keepalives = server_keepalives
+        self.client_keepalives_unanswered = client_keepalives_unanswered
+        self.server_keepalives_unanswered = server_keepalives_unanswered
+        self.client_keepalive_unanswered_from = client_keepalive_unanswered_from
+        self.server_keepalive_unanswered_from = server_keepalive_unanswered_from
+        self.client_last_keepalive_ts = client_last_keepalive_ts
+        self.server_last_keepalive_ts = server_last_keepalive_ts
+        self.client_last_data_ts = client_last_data_ts
+        self.server_last_data_ts = server_last_data_ts
         self.client_state_changes = client_state_changes
         self.server_state_changes = server_state_changes
 
@@ -345,14 +463,34 @@ class Connection:
     """A TCP connection incarnation on one 4-tuple, fed one segment at a time."""
 
     __slots__ = (
-        "orig", "resp", "start", "last_time", "history", "hist_seen", "zeek_active",
-        "direction_guessed", "syn_ts", "synack_ts", "handshake_done_ts", "close_initiator",
-        "bad_synack", "bad_third_ack", "bad_ack_ts", "timer_generation", "finished", "end_cause",
-        "syn_in_time_wait", "prev_time_wait", "key", "pending_timers", "pending_base",
+        "orig",
+        "resp",
+        "start",
+        "last_time",
+        "history",
+        "hist_seen",
+        "zeek_active",
+        "direction_guessed",
+        "syn_ts",
+        "synack_ts",
+        "handshake_done_ts",
+        "close_initiator",
+        "bad_synack",
+        "bad_third_ack",
+        "bad_ack_ts",
+        "timer_generation",
+        "finished",
+        "end_cause",
+        "syn_in_time_wait",
+        "prev_time_wait",
+        "key",
+        "pending_timers",
+        "pending_base",
     )
 
-    def __init__(self, ts: float, orig_ip: bytes, orig_port: int, resp_ip: bytes, resp_port: int,
-                 flipped: bool, midstream: bool) -> None:
+    def __init__(
+        self, ts: float, orig_ip: bytes, orig_port: int, resp_ip: bytes, resp_port: int, flipped: bool, midstream: bool
+    ) -> None:
         self.orig = Endpoint(orig_ip, orig_port, True)
         self.resp = Endpoint(resp_ip, resp_port, False)
         if midstream:
@@ -360,7 +498,7 @@ class Connection:
             self.resp.state = rfc.UNKNOWN
         self.start = ts
         self.last_time = ts
-        self.history = "^" if flipped else ""   # Zeek's history letters (a flood's lone "S" costs no object)
+        self.history = "^" if flipped else ""  # Zeek's history letters (a flood's lone "S" costs no object)
         self.hist_seen = 0
         self.zeek_active = True
         self.direction_guessed = midstream
@@ -375,7 +513,7 @@ class Connection:
         self.finished = False
         self.end_cause = ""
         self.syn_in_time_wait = False
-        self.prev_time_wait: TimeWait | None = None   # the previous connection's TIME_WAIT its SYN met
+        self.prev_time_wait: TimeWait | None = None  # the previous connection's TIME_WAIT its SYN met
         self.key: tuple = ()
         # Zeek timers this segment set (PENDING_* bits), each due a delay after pending_base (the
         # connection's last_time then): the tracker schedules them, in that bit order, and clears them
@@ -398,8 +536,17 @@ class Connection:
         self.history += code if endpoint.is_orig else code.lower()
 
     # ------------------------------------------------------------------ per segment
-    def process(self, ts: float, is_orig: bool, seq: int, ack: int, flags: int, window: int,
-                length: int, checksum_ok: bool = True) -> None:
+    def process(
+        self,
+        ts: float,
+        is_orig: bool,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        length: int,
+        checksum_ok: bool = True,
+    ) -> None:
         """Feed one segment sent by the originator (is_orig) or the responder.
 
         This is the reference path: every rule, for every segment. The tracker sends ordinary
@@ -419,16 +566,19 @@ class Connection:
                 endpoint.chk_thresh *= 10
             return
         endpoint.packets += 1
+        idle_since = endpoint.last_ts
         endpoint.last_ts = ts
         endpoint.packets_since_peer += 1
         peer.packets_since_peer = 0
         if endpoint.first_ts is None:
             endpoint.first_ts = ts
+            idle_since = ts
         self._zeek_segment(ts, endpoint, peer, seq, ack, flags, window, length)
-        self._rfc_segment(ts, endpoint, peer, seq, ack, flags, window, length)
+        self._rfc_segment(ts, endpoint, peer, seq, ack, flags, window, length, idle_since)
 
-    def _ordinary_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64,
-                          flags: i64, window: i64, length: i64) -> None:
+    def _ordinary_segment(
+        self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64, flags: i64, window: i64, length: i64
+    ) -> None:
         """The hot path: a segment without SYN, FIN or RST from an endpoint Zeek has already seen.
 
         Such a segment cannot move a Zeek analyzer state, and moves an RFC state only by
@@ -438,6 +588,7 @@ class Connection:
         (the tracker's `reference=True` mode uses `process` for everything).
         """
         endpoint.packets += 1
+        idle_since = endpoint.last_ts
         endpoint.last_ts = ts
         endpoint.packets_since_peer += 1
         peer.packets_since_peer = 0
@@ -468,8 +619,11 @@ class Connection:
                     if wraps or ((ack - peer.start_seq + 0x80000000) & SEQ_MASK) >= 0x80000000:
                         peer.ack_wraps = wraps
                         peer.ack_seq = ack
-            if (peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT
-                    or (peer.fin_seq is not None and not peer.fin_acked)):
+            if (
+                peer.state == rfc.SYN_RCVD
+                or endpoint.state == rfc.SYN_SENT
+                or (peer.fin_seq is not None and not peer.fin_acked)
+            ):
                 self._rfc_ack(ts, endpoint, peer, ack)
         # update_last_seq
         seq_end = (seq + length) & SEQ_MASK
@@ -487,14 +641,34 @@ class Connection:
                 endpoint.rxmit_thresh *= 10
         if length:
             endpoint.payload_packets += 1
+            endpoint.last_data_ts = ts
             if endpoint.fin_seq is not None or endpoint.rst_ts is not None or peer.rst_ts is not None:
                 self._note_data_after_close(endpoint, peer, seq)
-        if endpoint.snd_nxt is None or ((seq_end - endpoint.snd_nxt + 0x80000000) & SEQ_MASK) - 0x80000000 > 0:
+        snd_nxt = endpoint.snd_nxt
+        if snd_nxt is None:
             endpoint.snd_nxt = seq_end
+        else:
+            nxt: i64 = snd_nxt
+            ahead = ((seq_end - nxt + 0x80000000) & SEQ_MASK) - 0x80000000
+            if ahead > 0:
+                if seq != nxt:  # (rare: a gap before this data)
+                    self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
+                endpoint.snd_nxt = seq_end
+            elif ahead < 0 or length:  # (rare: a retransmission, a probe, a segment out of order)
+                self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
 
     # ------------------------------------------------------------------ Zeek's analyzer, rule for rule
-    def _zeek_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, base_seq: int, ack_seq: int,
-                      flags: int, window: int, length: int) -> None:
+    def _zeek_segment(
+        self,
+        ts: float,
+        endpoint: Endpoint,
+        peer: Endpoint,
+        base_seq: int,
+        ack_seq: int,
+        flags: int,
+        window: int,
+        length: int,
+    ) -> None:
         syn = flags & SYN
         fin = flags & FIN
         rst = flags & RST
@@ -516,9 +690,11 @@ class Connection:
                 endpoint.start_seq = (base_seq - 1) & SEQ_MASK
                 endpoint.last_seq = base_seq
             endpoint.seq_wraps = endpoint.ack_wraps = 0
-        elif syn and ((state in (z.SYN_SENT, z.SYN_ACK_SENT) and base_seq != endpoint.start_seq)
-                      or state in (z.ESTABLISHED, z.PARTIAL)
-                      or (state == z.RESET and endpoint.zprev == z.INACTIVE)):
+        elif syn and (
+            (state in (z.SYN_SENT, z.SYN_ACK_SENT) and base_seq != endpoint.start_seq)
+            or state in (z.ESTABLISHED, z.PARTIAL)
+            or (state == z.RESET and endpoint.zprev == z.INACTIVE)
+        ):
             endpoint.start_seq = base_seq
             endpoint.ack_seq = base_seq
             endpoint.last_seq = seq_one_past
@@ -638,8 +814,9 @@ class Connection:
             return delta, delta < 0
         return ((wraps << 32) | cur) - endpoint.start_seq, False
 
-    def _zeek_state_machine(self, endpoint: Endpoint, peer: Endpoint, base_seq: int, ack_seq: int,
-                            length: int, flags: int) -> tuple[bool, bool]:
+    def _zeek_state_machine(
+        self, endpoint: Endpoint, peer: Endpoint, base_seq: int, ack_seq: int, length: int, flags: int
+    ) -> tuple[bool, bool]:
         syn = flags & SYN
         fin = flags & FIN
         rst = flags & RST
@@ -723,7 +900,7 @@ class Connection:
         if close_complete:
             if gen_event and (endpoint.zprev != z.INACTIVE or peer.zstate != z.INACTIVE):
                 self.zeek_active = False  # ConnectionFinished()
-            self.timer_generation += 1     # CancelTimers()
+            self.timer_generation += 1  # CancelTimers()
             self.pending_timers |= PENDING_DELETE
             self.pending_base = self.last_time
         elif endpoint.zprev != z.INACTIVE:
@@ -765,6 +942,93 @@ class Connection:
                 self._event(peer, rfc.RECV_FIN, ts)
             self._event(peer, rfc.RECV_ACK_OF_FIN, ts)
 
+    def _out_of_line(
+        self, ts: float, idle_since: float, endpoint: Endpoint, peer: Endpoint, seq: int, length: int
+    ) -> None:
+        """A segment (no SYN or RST, not a repeated FIN) that does not start at its sender's snd_nxt: a gap
+        opening (segments missing from the capture, or coming out of order), a keepalive or zero-window
+        probe, an out-of-order segment filling a gap, or a retransmission (sequence space already sent)."""
+        snd_nxt = endpoint.snd_nxt
+        assert snd_nxt is not None
+        ahead = seq_delta(seq, snd_nxt)
+        if ahead > 0:  # a gap: [snd_nxt, seq) not seen (yet)
+            if not length:
+                return  # (data a pure ACK shows was sent, seen later: retransmitted, as Wireshark judges)
+            holes = endpoint.holes
+            if holes is None:
+                holes = endpoint.holes = []
+            elif len(holes) >= MAX_HOLES:
+                del holes[0]
+            holes.append([float(snd_nxt), float(seq), ts])
+            return
+        if length <= 1 and ahead == -1:
+            if peer.zero_window_since is not None:
+                return  # a zero-window probe: the peer's window is closed
+            if ts - idle_since >= KEEPALIVE_MIN_IDLE and (not peer.packets or endpoint.ack_seq == snd_nxt):
+                self._note_keepalive(ts, endpoint, peer)
+                return
+        if not length:
+            return  # an ACK sent before the sender's latest segment, captured after it
+        if endpoint.holes is not None and self._fills_hole(ts, endpoint, seq, length):
+            return  # out of order: never seen before, within a round trip of the gap opening
+        endpoint.retransmitted += 1
+
+    def _fills_hole(self, ts: float, endpoint: Endpoint, seq: int, length: int) -> bool:
+        """Take [seq, seq+length) out of the sender's gaps; True if it lay wholly in a gap that opened
+        less than a round trip ago (then it was never sent before: out of order, not retransmitted)."""
+        holes = endpoint.holes
+        assert holes is not None
+        rtt = REORDER_DEFAULT_WINDOW
+        if self.syn_ts is not None and self.handshake_done_ts is not None and self.handshake_done_ts > self.syn_ts:
+            rtt = self.handshake_done_ts - self.syn_ts
+        end = (seq + length) & SEQ_MASK
+        inside = False
+        for hole in list(holes):
+            start, stop, opened = int(hole[0]), int(hole[1]), hole[2]
+            if seq_delta(end, start) <= 0 or seq_delta(seq, stop) >= 0:
+                continue  # no overlap
+            if seq_delta(seq, start) >= 0 and seq_delta(end, stop) <= 0 and ts - opened < rtt:
+                inside = True
+            holes.remove(hole)
+            if seq_delta(seq, start) > 0:
+                holes.append([float(start), float(seq), opened])
+            if seq_delta(stop, end) > 0:
+                holes.append([float(end), float(stop), opened])
+        if not holes:
+            endpoint.holes = None
+        return inside
+
+    @staticmethod
+    def _note_keepalive(ts: float, endpoint: Endpoint, peer: Endpoint) -> None:
+        endpoint.keepalives += 1
+        last = endpoint.last_keepalive_ts
+        if last is None or peer.last_ts > last:  # the first probe, or the peer answered the previous one
+            endpoint.keepalive_run = 1
+            endpoint.keepalive_run_from = ts
+        else:
+            endpoint.keepalive_run += 1
+        endpoint.last_keepalive_ts = ts
+
+    def _fin_resent_for_loss(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: int, flags: int) -> bool:
+        """Whether a repeated FIN is a retransmission of the close (its ACK did not come back in time), not:
+        a FIN without ACK (a scan probe, not a close); a copy within MIN_RESEND_GAP of the previous one
+        (captured twice, or repeated at once); the FIN a stack sends again in CLOSING to acknowledge the
+        peer's crossing FIN (the first copy acknowledging it, when the FINs crossed)."""
+        if not flags & ACK:
+            return False
+        previous = endpoint.fin_copy_ts
+        if previous is not None and ts - previous < MIN_RESEND_GAP:
+            return False
+        if (
+            self.close_initiator == "both"
+            and not endpoint.fin_ack_resent
+            and peer.fin_seq is not None
+            and seq_delta(ack, peer.fin_seq) >= 1
+        ):
+            endpoint.fin_ack_resent = True
+            return False
+        return True
+
     @staticmethod
     def _note_data_after_close(endpoint: Endpoint, peer: Endpoint, seq: int) -> None:
         if endpoint.fin_seq is not None and seq_delta(seq, endpoint.fin_seq) >= 1:
@@ -772,8 +1036,18 @@ class Connection:
         elif endpoint.rst_ts is not None or peer.rst_ts is not None:
             endpoint.data_after_rst += 1
 
-    def _rfc_segment(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: int, ack: int,
-                     flags: int, window: int, length: int) -> None:
+    def _rfc_segment(
+        self,
+        ts: float,
+        endpoint: Endpoint,
+        peer: Endpoint,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        length: int,
+        idle_since: float,
+    ) -> None:
         syn = flags & SYN
         fin = flags & FIN
         rst = flags & RST
@@ -783,6 +1057,7 @@ class Connection:
             if not ack_flag:
                 if endpoint.isn == seq:
                     endpoint.syn_retransmits += 1
+                    endpoint.retransmitted += 1
                 else:
                     endpoint.isn = seq
                     endpoint.snd_nxt = (seq + 1) & SEQ_MASK
@@ -795,6 +1070,7 @@ class Connection:
                     self.bad_ack_ts = ts
             elif endpoint.isn == seq:
                 endpoint.synack_retransmits += 1
+                endpoint.retransmitted += 1
             else:
                 endpoint.isn = seq
                 endpoint.snd_nxt = (seq + 1) & SEQ_MASK
@@ -808,20 +1084,28 @@ class Connection:
         if length and not rst:
             self._note_data_after_close(endpoint, peer, seq)
             endpoint.payload_packets += 1
+            endpoint.last_data_ts = ts
 
+        fin_repeat = False
         if fin and not rst:
             fin_pos = (seq + length + (1 if syn else 0)) & SEQ_MASK
             if endpoint.fin_seq is None:
                 endpoint.fin_seq = fin_pos
-                endpoint.fin_ts = ts
+                endpoint.fin_ts = endpoint.fin_copy_ts = ts
                 if not self.close_initiator:
                     self.close_initiator = "client" if endpoint.is_orig else "server"
                 elif peer.fin_seq is not None and not peer.fin_acked and self.close_initiator != "both":
                     self.close_initiator = "both"  # the FINs crossed
                 self._event(endpoint, rfc.SEND_FIN, ts)
             elif fin_pos == endpoint.fin_seq:
-                endpoint.fin_retransmits += 1
-                endpoint.last_fin_retransmit_ts = ts
+                fin_repeat = True
+                endpoint.retransmitted += 1
+                if self._fin_resent_for_loss(ts, endpoint, peer, ack, flags):
+                    endpoint.fin_retransmits += 1
+                    endpoint.last_fin_retransmit_ts = ts
+                endpoint.fin_copy_ts = ts
+        if not (syn or rst or fin_repeat) and endpoint.snd_nxt is not None and seq != endpoint.snd_nxt:
+            self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
 
         if rst:
             if endpoint.rst_ts is None:
@@ -838,7 +1122,6 @@ class Connection:
             if endpoint.snd_nxt is None or seq_delta(seq_end, endpoint.snd_nxt) > 0:
                 endpoint.snd_nxt = seq_end
 
-
     # ------------------------------------------------------------------ timers (Zeek's, evaluated by the tracker)
     def timer_fires(self, kind: str, now: float, linger: float) -> bool:
         """Whether Zeek's timer of this kind, firing at `now`, removes the connection."""
@@ -852,8 +1135,13 @@ class Connection:
         # "expire"
         if self.last_time + linger < now:
             if orig.did_close or resp.did_close:
-                if ((orig.did_close and resp.did_close) or orig.zstate == z.RESET or resp.zstate == z.RESET
-                        or orig.zstate == z.INACTIVE or resp.zstate == z.INACTIVE):
+                if (
+                    (orig.did_close and resp.did_close)
+                    or orig.zstate == z.RESET
+                    or resp.zstate == z.RESET
+                    or orig.zstate == z.INACTIVE
+                    or resp.zstate == z.INACTIVE
+                ):
                     return True
             if resp.zstate == z.INACTIVE and orig.zstate == z.INACTIVE:
                 return True
@@ -881,10 +1169,13 @@ class Connection:
         """The connection's final account; `now` is when it was finalised, for TIME_WAIT expiry."""
         orig, resp = self.orig, self.resp
         for endpoint in (orig, resp):
-            if endpoint.state == rfc.TIME_WAIT and endpoint.time_wait_since is not None \
-                    and now >= endpoint.time_wait_since + time_wait_s:
+            if (
+                endpoint.state == rfc.TIME_WAIT
+                and endpoint.time_wait_since is not None
+                and now >= endpoint.time_wait_since + time_wait_s
+            ):
                 self._event(endpoint, rfc.TIME_WAIT_EXPIRED, endpoint.time_wait_since + time_wait_s)
-            if endpoint.zero_window_since is not None:   # still stalled: up to its last packet
+            if endpoint.zero_window_since is not None:  # still stalled: up to its last packet
                 stall = endpoint.last_ts - endpoint.zero_window_since
                 if stall > endpoint.zero_window_max_s:
                     endpoint.zero_window_max_s = stall
@@ -894,39 +1185,86 @@ class Connection:
         client_bytes, server_bytes = orig.size(resp), resp.size(orig)
         tw = self.prev_time_wait
         facts = ConnectionFacts(
-            syn_ts=self.syn_ts, synack_ts=self.synack_ts, handshake_done_ts=self.handshake_done_ts,
-            syn_retransmits=orig.syn_retransmits, synack_retransmits=resp.synack_retransmits,
-            client_fin_ts=orig.fin_ts, server_fin_ts=resp.fin_ts,
-            client_fin_acked=orig.fin_acked, server_fin_acked=resp.fin_acked,
-            client_fin_retransmits=orig.fin_retransmits, server_fin_retransmits=resp.fin_retransmits,
-            client_rst_ts=orig.rst_ts, server_rst_ts=resp.rst_ts,
-            bad_synack=self.bad_synack, bad_third_ack=self.bad_third_ack, bad_ack_ts=self.bad_ack_ts,
+            syn_ts=self.syn_ts,
+            synack_ts=self.synack_ts,
+            handshake_done_ts=self.handshake_done_ts,
+            syn_retransmits=orig.syn_retransmits,
+            synack_retransmits=resp.synack_retransmits,
+            client_fin_ts=orig.fin_ts,
+            server_fin_ts=resp.fin_ts,
+            client_fin_acked=orig.fin_acked,
+            server_fin_acked=resp.fin_acked,
+            client_fin_retransmits=orig.fin_retransmits,
+            server_fin_retransmits=resp.fin_retransmits,
+            client_rst_ts=orig.rst_ts,
+            server_rst_ts=resp.rst_ts,
+            bad_synack=self.bad_synack,
+            bad_third_ack=self.bad_third_ack,
+            bad_ack_ts=self.bad_ack_ts,
             client_data_after_close=orig.data_after_fin + orig.data_after_rst,
             server_data_after_close=resp.data_after_fin + resp.data_after_rst,
-            client_zero_window_s=orig.zero_window_max_s, server_zero_window_s=resp.zero_window_max_s,
-            client_last_ts=orig.last_ts, server_last_ts=resp.last_ts,
-            client_payload_packets=orig.payload_packets, server_payload_packets=resp.payload_packets,
+            client_zero_window_s=orig.zero_window_max_s,
+            server_zero_window_s=resp.zero_window_max_s,
+            client_last_ts=orig.last_ts,
+            server_last_ts=resp.last_ts,
+            client_payload_packets=orig.payload_packets,
+            server_payload_packets=resp.payload_packets,
             syn_in_time_wait=self.syn_in_time_wait,
             last_fin_retransmit_ts=orig.last_fin_retransmit_ts or resp.last_fin_retransmit_ts,
-            client_packets_since_peer=orig.packets_since_peer, server_packets_since_peer=resp.packets_since_peer,
-            client_zero_window_from=orig.zero_window_max_from, client_zero_window_until=orig.zero_window_max_until,
-            server_zero_window_from=resp.zero_window_max_from, server_zero_window_until=resp.zero_window_max_until,
-            client_state_changes=orig.state_changes, server_state_changes=resp.state_changes,
+            client_packets_since_peer=orig.packets_since_peer,
+            server_packets_since_peer=resp.packets_since_peer,
+            client_zero_window_from=orig.zero_window_max_from,
+            client_zero_window_until=orig.zero_window_max_until,
+            server_zero_window_from=resp.zero_window_max_from,
+            server_zero_window_until=resp.zero_window_max_until,
+            client_isn=orig.isn,
+            client_state_changes=orig.state_changes,
+            server_state_changes=resp.state_changes,
         )
+        # (the facts below are set only where they can matter: most connections need none of them, and a
+        # float passed to the constructor is an object made for every connection)
+        if orig.fin_ts is None or resp.fin_ts is None:  # (a side may be left in CLOSE_WAIT)
+            if orig.last_data_ts != NEVER:
+                facts.client_last_data_ts = orig.last_data_ts
+            if resp.last_data_ts != NEVER:
+                facts.server_last_data_ts = resp.last_data_ts
+        # keepalive probes, and those with no answer after the last one (the peer sent nothing since)
+        last = orig.last_keepalive_ts
+        if last is not None:
+            facts.client_keepalives = orig.keepalives
+            facts.client_last_keepalive_ts = last
+            if resp.last_ts < last:
+                facts.client_keepalives_unanswered = orig.keepalive_run
+                facts.client_keepalive_unanswered_from = orig.keepalive_run_from
+        last = resp.last_keepalive_ts
+        if last is not None:
+            facts.server_keepalives = resp.keepalives
+            facts.server_last_keepalive_ts = last
+            if orig.last_ts < last:
+                facts.server_keepalives_unanswered = resp.keepalive_run
+                facts.server_keepalive_unanswered_from = resp.keepalive_run_from
         if tw is not None:
             facts.time_wait_holder, facts.time_wait_holder_ip, facts.time_wait_holder_port = tw.holder, tw.ip, tw.port
             facts.time_wait_until = tw.until
 
         return FlowRecord(
-            start=self.start, end=self.last_time,
-            client_ip=orig.ip, client_port=orig.port, server_ip=resp.ip, server_port=resp.port,
+            start=self.start,
+            end=self.last_time,
+            client_ip=orig.ip,
+            client_port=orig.port,
+            server_ip=resp.ip,
+            server_port=resp.port,
             conn_state=z.conn_state(orig.zstate, resp.zstate, client_bytes, server_bytes, history),
-            history=history, client_state=orig.state, server_state=resp.state,
-            client_packets=orig.packets, server_packets=resp.packets,
-            client_bytes=client_bytes, server_bytes=server_bytes,
-            retransmits=(orig.rxmit_cnt + resp.rxmit_cnt + orig.syn_retransmits + resp.synack_retransmits
-                         + orig.fin_retransmits + resp.fin_retransmits),
-            close_initiator=self.close_initiator, end_reason=self.end_reason(),
+            history=history,
+            client_state=orig.state,
+            server_state=resp.state,
+            client_packets=orig.packets,
+            server_packets=resp.packets,
+            client_bytes=client_bytes,
+            server_bytes=server_bytes,
+            retransmits=orig.retransmitted + resp.retransmitted,
+            close_initiator=self.close_initiator,
+            end_reason=self.end_reason(),
             syn_synack_ms=_ms_between(self.synack_ts, self.syn_ts),
             synack_ack_ms=_ms_between(self.handshake_done_ts, self.synack_ts),
             direction_guessed=self.direction_guessed,

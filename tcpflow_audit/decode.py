@@ -45,14 +45,34 @@ from typing import TYPE_CHECKING, Final
 
 from .capture import be16, be32
 
-if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
+if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
 
 __all__ = [
-    "SUPPORTED_LINKTYPES", "Decoder", "format_ip",
-    "SRC_IP", "SRC_PORT", "DST_IP", "DST_PORT", "SEQ", "ACK", "FLAGS", "WINDOW", "PAYLOAD_LEN", "CHECKSUM_OK",
-    "FIN", "SYN", "RST", "PSH", "ACK_FLAG", "URG", "ECE", "CWR",
-    "ones_complement_sum", "internet_checksum", "decode_in_place",
+    "SUPPORTED_LINKTYPES",
+    "Decoder",
+    "format_ip",
+    "SRC_IP",
+    "SRC_PORT",
+    "DST_IP",
+    "DST_PORT",
+    "SEQ",
+    "ACK",
+    "FLAGS",
+    "WINDOW",
+    "PAYLOAD_LEN",
+    "CHECKSUM_OK",
+    "FIN",
+    "SYN",
+    "RST",
+    "PSH",
+    "ACK_FLAG",
+    "URG",
+    "ECE",
+    "CWR",
+    "ones_complement_sum",
+    "internet_checksum",
+    "decode_in_place",
 ]
 
 # Segment tuple indexes.
@@ -76,10 +96,23 @@ LT_IPV4: Final = 228
 LT_IPV6: Final = 229
 LT_LINUX_SLL2: Final = 276
 
-SUPPORTED_LINKTYPES: frozenset[int] = frozenset({
-    LT_NULL, LT_EN10MB, LT_PPP, LT_FDDI, LT_RAW_12, LT_RAW_14, LT_PPP_HDLC, LT_RAW, LT_LOOP,
-    LT_LINUX_SLL, LT_IPV4, LT_IPV6, LT_LINUX_SLL2,
-})
+SUPPORTED_LINKTYPES: frozenset[int] = frozenset(
+    {
+        LT_NULL,
+        LT_EN10MB,
+        LT_PPP,
+        LT_FDDI,
+        LT_RAW_12,
+        LT_RAW_14,
+        LT_PPP_HDLC,
+        LT_RAW,
+        LT_LOOP,
+        LT_LINUX_SLL,
+        LT_IPV4,
+        LT_IPV6,
+        LT_LINUX_SLL2,
+    }
+)
 
 
 # Structs.  "!" = network order, no alignment.
@@ -103,11 +136,11 @@ assert _TCP.size == 16
 # "Shim" headers walked inside Ethernet: ethertype -> (bytes from the payload start to the next
 # payload start, offset of the next ethertype from the payload start).
 _SHIMS: dict[int, tuple[int, int]] = {
-    0x8100: (4, 2),    # 802.1Q: TCI, ethertype
-    0x88A8: (4, 2),    # 802.1ad QinQ S-tag
-    0x9100: (4, 2),    # old QinQ
+    0x8100: (4, 2),  # 802.1Q: TCI, ethertype
+    0x88A8: (4, 2),  # 802.1ad QinQ S-tag
+    0x9100: (4, 2),  # old QinQ
     0x88E7: (18, 16),  # 802.1ah PBB: I-TAG(4), inner dst(6), inner src(6), ethertype
-    0x8926: (6, 4),    # Cisco VN-Tag: tag(4), ethertype
+    0x8926: (6, 4),  # Cisco VN-Tag: tag(4), ethertype
     0x8903: (16, 14),  # Cisco FabricPath: rest of the 16-byte outer header (ftag/ttl), inner dst/src, ethertype
 }
 
@@ -179,6 +212,7 @@ def format_ip(b: bytes) -> str:
 # General path.  Each function returns a Segment tuple, or a skip-reason string.
 # ---------------------------------------------------------------------------------------------
 
+
 def _walk_ethertype(frame, et: int, p: int, n: int):
     """Follow an ethertype whose payload starts at ``p`` through tags/tunnels to IP.
 
@@ -242,7 +276,7 @@ def _ip4(frame, o: int, n: int, verify: bool):
     hl = (vhl & 0x0F) << 2
     if vhl >> 4 != 4 or hl < 20 or o + hl > n:
         return "bad_ip_header"
-    if verify and _from_bytes(frame[o:o + hl], "big") % 0xFFFF:
+    if verify and _from_bytes(frame[o : o + hl], "big") % 0xFFFF:
         # a correct header sums (ones' complement) to 0xFFFF; it cannot be all zeros (version 4)
         return "bad_ip_checksum"
     if hl == 20 and n - o >= 40:
@@ -274,8 +308,10 @@ def _ip4(frame, o: int, n: int, verify: bool):
         ok = True
         # verify only when the whole segment is here (and not a first fragment: MF set)
         if verify and t + seglen <= n and not frag & 0x2000:
-            ok = not (_word_sum(frame, t, t + seglen) + _from_bytes(src, "big") + _from_bytes(dst, "big")
-                      + 6 + seglen) % 0xFFFF
+            ok = (
+                not (_word_sum(frame, t, t + seglen) + _from_bytes(src, "big") + _from_bytes(dst, "big") + 6 + seglen)
+                % 0xFFFF
+            )
     else:
         # total length 0: segmentation offload on the capturing host; use what was captured
         plen = n - t - thl
@@ -326,9 +362,9 @@ def _ip6(frame, o: int, n: int, verify: bool):
                     if rtype == 0 and ln >= 2 and not ln & 1:
                         a = p + 8 + 16 * (ln // 2 - 1)
                         if a + 16 <= n:
-                            pseudo_dst = bytes(frame[a:a + 16])
+                            pseudo_dst = bytes(frame[a : a + 16])
                     elif rtype == 2 and ln == 2 and p + 24 <= n:
-                        pseudo_dst = bytes(frame[p + 8:p + 24])
+                        pseudo_dst = bytes(frame[p + 8 : p + 24])
         nh = frame[p]
         p += hlen
     if p > n:
@@ -349,8 +385,16 @@ def _ip6(frame, o: int, n: int, verify: bool):
         if plen < 0:
             return "bad_ip_header"
         if verify and p + seglen <= n and not more_frags:
-            ok = not (_word_sum(frame, p, p + seglen) + _from_bytes(src, "big") + _from_bytes(pseudo_dst, "big")
-                      + 6 + seglen) % 0xFFFF
+            ok = (
+                not (
+                    _word_sum(frame, p, p + seglen)
+                    + _from_bytes(src, "big")
+                    + _from_bytes(pseudo_dst, "big")
+                    + 6
+                    + seglen
+                )
+                % 0xFFFF
+            )
     else:
         # payload length 0 (offload, or a jumbogram): use what was captured
         plen = n - p - thl
@@ -466,6 +510,7 @@ def _general_safe(linktype: int, frame, verify: bool):
 # Decoder
 # ---------------------------------------------------------------------------------------------
 
+
 def _ip_at(ethertype: i64, offset: i64) -> tuple[i64, i64]:
     """(IPv4 header offset, IPv6 header offset) for an ethertype's payload at offset; -1 for neither."""
     if ethertype == 0x0800:
@@ -475,8 +520,9 @@ def _ip_at(ethertype: i64, offset: i64) -> tuple[i64, i64]:
     return -1, -1
 
 
-def decode_in_place(buf: bytes, start: i64, end: i64,
-                    linktype: i64) -> tuple[i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64]:
+def decode_in_place(
+    buf: bytes, start: i64, end: i64, linktype: i64
+) -> tuple[i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64]:
     """`Decoder.decode` for the common frames, reading ``buf[start:end]`` where it lies.
 
     Returns (ip_version, ip_offset, src, sport, dst, dport, seq, ack, flags, window, payload_len).
@@ -491,20 +537,20 @@ def decode_in_place(buf: bytes, start: i64, end: i64,
     its offsets and fields are native 64-bit integers (`i64`), so the arithmetic is single instructions.
     """
     n = end - start
-    o: i64 = -1     # where the IPv4 header starts
-    o6: i64 = -1    # where the IPv6 header starts
+    o: i64 = -1  # where the IPv4 header starts
+    o6: i64 = -1  # where the IPv6 header starts
     if linktype == 1:
         if n >= 54:
             ethertype = be16(buf, start + 12)
-            if ethertype == 0x8100:   # one 802.1Q tag
+            if ethertype == 0x8100:  # one 802.1Q tag
                 if n >= 58:
                     o, o6 = _ip_at(be16(buf, start + 16), start + 18)
             else:
                 o, o6 = _ip_at(ethertype, start + 14)
-    elif linktype == 113:   # LINUX_SLL: the protocol at 14
+    elif linktype == 113:  # LINUX_SLL: the protocol at 14
         if n >= 56:
             o, o6 = _ip_at(be16(buf, start + 14), start + 16)
-    elif linktype == 101 or linktype == 12 or linktype == 14:   # raw IP: the version says which
+    elif linktype == 101 or linktype == 12 or linktype == 14:  # raw IP: the version says which
         if n >= 40:
             version: i64 = buf[start]
             if version >> 4 == 6:
@@ -516,7 +562,7 @@ def decode_in_place(buf: bytes, start: i64, end: i64,
             o = start
     elif linktype == 229:
         o6 = start
-    elif linktype == 276:   # LINUX_SLL2: the protocol at 0
+    elif linktype == 276:  # LINUX_SLL2: the protocol at 0
         if n >= 60:
             o, o6 = _ip_at(be16(buf, start), start + 20)
     if o >= 0:
@@ -532,8 +578,19 @@ def decode_in_place(buf: bytes, start: i64, end: i64,
         if plen < 0 or thl < 20:
             return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         flags: i64 = buf[t + 13]
-        return (4, o, be32(buf, o + 12), be16(buf, t), be32(buf, o + 16), be16(buf, t + 2),
-                be32(buf, t + 4), be32(buf, t + 8), flags, be16(buf, t + 14), plen)
+        return (
+            4,
+            o,
+            be32(buf, o + 12),
+            be16(buf, t),
+            be32(buf, o + 16),
+            be16(buf, t + 2),
+            be32(buf, t + 4),
+            be32(buf, t + 8),
+            flags,
+            be16(buf, t + 14),
+            plen,
+        )
     if o6 >= 0 and end - o6 >= 60:
         version6: i64 = buf[o6]
         next_header: i64 = buf[o6 + 6]
@@ -545,8 +602,19 @@ def decode_in_place(buf: bytes, start: i64, end: i64,
             plen = payload - thl
             if thl >= 20 and payload >= 20 and plen >= 0:
                 flags6: i64 = buf[t + 13]
-                return (6, o6, 0, be16(buf, t), 0, be16(buf, t + 2), be32(buf, t + 4), be32(buf, t + 8),
-                        flags6, be16(buf, t + 14), plen)
+                return (
+                    6,
+                    o6,
+                    0,
+                    be16(buf, t),
+                    0,
+                    be16(buf, t + 2),
+                    be32(buf, t + 4),
+                    be32(buf, t + 8),
+                    flags6,
+                    be16(buf, t + 14),
+                    plen,
+                )
     return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
@@ -564,7 +632,7 @@ class Decoder:
 
     def __init__(self, verify_checksums: bool = False) -> None:
         self.verify_checksums = bool(verify_checksums)
-        self.skipped: Counter[str] = Counter()   # skip reason -> frames (see the module docstring)
+        self.skipped: Counter[str] = Counter()  # skip reason -> frames (see the module docstring)
 
     def decode(self, linktype: int, frame: bytes | bytearray | memoryview) -> tuple | None:
         """Decode one frame of the given pcap link type: a Segment tuple, or None (reason counted)."""
@@ -574,11 +642,15 @@ class Decoder:
         src = dst = b""
         if linktype == 1:
             if n >= 54:
-                et, vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = _ETH_IP4_TCP.unpack_from(frame)
+                et, vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = _ETH_IP4_TCP.unpack_from(
+                    frame
+                )
                 if et == 0x0800:
                     o = 14
                 elif et == 0x8100 and n >= 58:
-                    et, vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = _ETH_IP4_TCP.unpack_from(frame, 4)
+                    et, vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = (
+                        _ETH_IP4_TCP.unpack_from(frame, 4)
+                    )
                     if et == 0x0800:
                         o = 18
         else:
@@ -589,7 +661,9 @@ class Decoder:
             elif linktype == 276:  # LINUX_SLL2, protocol IPv4
                 o = 20 if n >= 60 and frame[0] == 8 and not frame[1] else -1
             if o >= 0:
-                vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = _IP4_TCP.unpack_from(frame, o)
+                vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = _IP4_TCP.unpack_from(
+                    frame, o
+                )
         if o >= 0 and vhl == 0x45 and proto == 6 and not frag & 0x1FFF:
             thl = off >> 2 & 0x3C
             seglen = tot - 20
@@ -597,14 +671,24 @@ class Decoder:
             if plen >= 0 and thl >= 20:  # (also means tot != 0: TSO frames take the general path)
                 if not self.verify_checksums:
                     return (src, sport, dst, dport, seq, ack, flags, win, plen, True)
-                if _from_bytes(frame[o:o + 20], "big") % 0xFFFF:
+                if _from_bytes(frame[o : o + 20], "big") % 0xFFFF:
                     self.skipped["bad_ip_checksum"] += 1
                     return None
                 end = o + tot
                 if end <= n and not frag & 0x2000:
                     # src, dst and the whole segment are contiguous: frame[o+12:end] (8 + seglen bytes)
-                    return (src, sport, dst, dport, seq, ack, flags, win, plen,
-                            not (_word_sum(frame, o + 12, end) + 6 + seglen) % 0xFFFF)
+                    return (
+                        src,
+                        sport,
+                        dst,
+                        dport,
+                        seq,
+                        ack,
+                        flags,
+                        win,
+                        plen,
+                        not (_word_sum(frame, o + 12, end) + 6 + seglen) % 0xFFFF,
+                    )
                 return (src, sport, dst, dport, seq, ack, flags, win, plen, True)
         return self.decode_general(linktype, frame)
 

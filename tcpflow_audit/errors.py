@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .names import shown
+
 
 @dataclass(slots=True, frozen=True)
 class InputProblem:
@@ -15,14 +17,19 @@ class InputProblem:
 
     kind: a stable machine-readable name, one of
         "truncated"          the file ends in the middle of a record (normal for a killed tcpdump): a warning
-        "corrupt_record"     a record header is absurd (length over the snap length or 256 KiB, bad timestamp)
-        "corrupt_block"      a pcapng block with a bad length or layout
+        "corrupt_record"     a record header is absurd (length over the snap length or 256 KiB, bad timestamp),
+                             or its length runs past the end of the file while further records follow
+        "corrupt_block"      a pcapng block with a bad length or layout (also: a length that runs past the end
+                             of the file while further blocks follow; an unknown block type on a packet block)
         "not_a_capture"      the file does not start with a pcap/pcapng magic number (after decompression)
         "empty"              the file holds no bytes at all
-        "unknown_linktype"   a link type this tool cannot decode
+        "unknown_linktype"   a link type this tool cannot decode (classic pcap: the file; pcapng: an
+                             interface, reported at its first packet, whose packets are skipped)
         "unreadable"         the OS refused (missing file, permission, I/O error)
         "decompress"         the compressed stream is damaged
-    fatal: False only for problems after which reading carried on (none today except warnings such as "truncated").
+    fatal: True for an input error (exit status 3): the file was not read whole. Reading stops at
+        every one but "unknown_linktype" in pcapng, after which the other interfaces' packets are read.
+        False for a warning: "truncated" (an error too with --strict).
     """
 
     path: str
@@ -33,4 +40,4 @@ class InputProblem:
 
     def __str__(self) -> str:
         where = f" at byte {self.offset}" if self.offset is not None else ""
-        return f"{self.path}{where}: {self.message}"
+        return f"{shown(self.path)}{where}: {self.message}"

@@ -25,7 +25,7 @@ from .capture import Record, RecordBlock, epb_header, pcap_record_header
 from .decode import Decoder, decode_in_place
 from .tracker import ConnectionTracker, address_key_at
 
-if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
+if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
 
 COMPILED: Final = not __file__.endswith(".py")
@@ -62,13 +62,20 @@ class LaneCounts:
     packets_read: int = 0
     tcp_packets: int = 0
     filtered: int = 0
-    first_ts: float | None = None      # of the first record read
-    last_ts: float | None = None       # of the last record read
+    first_ts: float | None = None  # of the first record read
+    last_ts: float | None = None  # of the last record read
 
 
-def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder, counts: LaneCounts,
-             progress: Callable[[int], None] | None, limit: float = math.inf, since: float = -math.inf,
-             until: float = math.inf) -> Iterator[Record] | None:
+def run_lane(
+    items: Iterator[Any],
+    tracker: ConnectionTracker,
+    decoder: Decoder,
+    counts: LaneCounts,
+    progress: Callable[[int], None] | None,
+    limit: float = math.inf,
+    since: float = -math.inf,
+    until: float = math.inf,
+) -> Iterator[Record] | None:
     """Feed the records of `items` (from `CaptureReader.blocks()`) to the tracker, in order.
 
     Records stamped before `since` or at or after `until` are counted as filtered out, as the
@@ -116,25 +123,57 @@ def run_lane(items: Iterator[Any], tracker: ConnectionTracker, decoder: Decoder,
                 if ts < since or ts >= until:
                     filtered += 1
                     continue
-                version, ip, src, sport, dst, dport, seq, ack, flags, window, length = \
-                    decode_in_place(buf, frame_start, frame_end, linktype)
+                version, ip, src, sport, dst, dport, seq, ack, flags, window, length = decode_in_place(
+                    buf, frame_start, frame_end, linktype
+                )
                 if version == 4:
                     tcp_packets += 1
                     # (methods called on the tracker directly: compiled, that is a native call)
                     # (src << 16 | sport is the address_key of an IPv4 address decoded as an integer)
-                    if not tracker.fast_packet(ts, src << 16 | sport, dst << 16 | dport, seq, ack, flags,
-                                               window, length):
-                        tracker.packet(ts, buf[ip + 12:ip + 16], sport, buf[ip + 16:ip + 20], dport, seq, ack,
-                                       flags, window, length, True)
+                    if not tracker.fast_packet(
+                        ts, src << 16 | sport, dst << 16 | dport, seq, ack, flags, window, length
+                    ):
+                        tracker.packet(
+                            ts,
+                            buf[ip + 12 : ip + 16],
+                            sport,
+                            buf[ip + 16 : ip + 20],
+                            dport,
+                            seq,
+                            ack,
+                            flags,
+                            window,
+                            length,
+                            True,
+                        )
                 elif version == 6:
                     tcp_packets += 1
-                    if not tracker.fast_packet(ts, address_key_at(buf, ip + 8, 16, sport),
-                                               address_key_at(buf, ip + 24, 16, dport), seq, ack, flags,
-                                               window, length, buf, ip):
-                        tracker.packet(ts, buf[ip + 8:ip + 24], sport, buf[ip + 24:ip + 40], dport, seq, ack,
-                                       flags, window, length, True)
-                elif feed_record(ts, linktype, buf if block is None else buf[frame_start:frame_end], tracker,
-                                 decoder):
+                    if not tracker.fast_packet(
+                        ts,
+                        address_key_at(buf, ip + 8, 16, sport),
+                        address_key_at(buf, ip + 24, 16, dport),
+                        seq,
+                        ack,
+                        flags,
+                        window,
+                        length,
+                        buf,
+                        ip,
+                    ):
+                        tracker.packet(
+                            ts,
+                            buf[ip + 8 : ip + 24],
+                            sport,
+                            buf[ip + 24 : ip + 40],
+                            dport,
+                            seq,
+                            ack,
+                            flags,
+                            window,
+                            length,
+                            True,
+                        )
+                elif feed_record(ts, linktype, buf if block is None else buf[frame_start:frame_end], tracker, decoder):
                     tcp_packets += 1
     finally:
         counts.packets_read += packets_read
@@ -156,7 +195,7 @@ def record_at(block: RecordBlock, pos: i64) -> tuple[float, i64, i64, i64]:
         return seconds(stamp + block.offset_units, per_second), pos + 28, pos + 28 + caplen, pos + blen
     sec, frac, caplen, _ = pcap_record_header(buf, pos, block.little_endian)
     frame_start = pos + block.hdrlen
-    units = float(sec) * per_second + float(frac)   # (in floating point: no integer overflow checks per record)
+    units = float(sec) * per_second + float(frac)  # (in floating point: no integer overflow checks per record)
     ts = units / per_second if units < EXACT_IN_DOUBLE else exact_quotient(int(sec) * per_second + frac, per_second)
     return ts, frame_start, frame_start + caplen, frame_start + caplen
 

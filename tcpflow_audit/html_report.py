@@ -33,23 +33,35 @@ from .pipeline import Auditor
 from .report import flow_row, iso_utc
 from .sockets import STATE_COLUMNS, WIDTHS, Timeline, coarsen
 
-MAX_POINTS: Final = 600          # buckets per series at most: the timeline's bucket doubles beyond
-TOP: Final = 6                   # hosts and services plotted
-MIN_CONNECTIONS: Final = 10      # a host with fewer (and fewer than 1% of the busiest one's) is not plotted
+MAX_POINTS: Final = 600  # buckets per series at most: the timeline's bucket doubles beyond
+TOP: Final = 6  # hosts and services plotted
+MIN_CONNECTIONS: Final = 10  # a host with fewer (and fewer than 1% of the busiest one's) is not plotted
 EXAMPLES_PER_FINDING: Final = 10
-EXAMPLES_IN_ALL: Final = 2000    # connection rows kept for the findings' tables, at most
+EXAMPLES_IN_ALL: Final = 2000  # connection rows kept for the findings' tables, at most
 RTT_BINS_PER_DECADE: Final = 10
-RTT_LOW_MS: Final = 0.001        # the histogram's bins: 1 us .. 100 s, logarithmic
+RTT_LOW_MS: Final = 0.001  # the histogram's bins: 1 us .. 100 s, logarithmic
 RTT_DECADES: Final = 8
 CONN_STATES: Final = ("SF", "S0", "S1", "S2", "S3", "REJ", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
 STATE_COLORS: Final = {
-    "ESTABLISHED": "#2ca02c", "SYN_SENT": "#9edae5", "SYN_RECV": "#d62728", "FIN_WAIT_1": "#c5b0d5",
-    "FIN_WAIT_2": "#9467bd", "TIME_WAIT": "#1f77b4", "CLOSE_WAIT": "#ff7f0e", "LAST_ACK": "#8c564b",
-    "CLOSING": "#e377c2", "LISTEN": "#7f7f7f", "UNKNOWN": "#bcbd22",
+    "ESTABLISHED": "#2ca02c",
+    "SYN_SENT": "#9edae5",
+    "SYN_RECV": "#d62728",
+    "FIN_WAIT_1": "#c5b0d5",
+    "FIN_WAIT_2": "#9467bd",
+    "TIME_WAIT": "#1f77b4",
+    "CLOSE_WAIT": "#ff7f0e",
+    "LAST_ACK": "#8c564b",
+    "CLOSING": "#e377c2",
+    "LISTEN": "#7f7f7f",
+    "UNKNOWN": "#bcbd22",
 }
 SEVERITY_ORDER: Final = ("critical", "warning", "info")
-_EVENTS: Final = (("syn", "SYN", "#1f77b4"), ("synack", "SYN-ACK", "#ff7f0e"),
-                  ("handshakes", "completed handshakes", "#2ca02c"), ("rst", "RST", "#d62728"))
+_EVENTS: Final = (
+    ("syn", "SYN", "#1f77b4"),
+    ("synack", "SYN-ACK", "#ff7f0e"),
+    ("handshakes", "completed handshakes", "#2ca02c"),
+    ("rst", "RST", "#d62728"),
+)
 
 # the connections a finding of a kind no connection is tagged with is about
 _AGGREGATE_KINDS: Final = {
@@ -84,8 +96,8 @@ class HtmlReport:
     def __init__(self, time_wait_s: float) -> None:
         self.timeline = Timeline(time_wait_s, WIDTHS[0], TOP, max_buckets=MAX_POINTS)
         self.timeline.coarsened.append(self._coarsen)
-        self.conn_states: dict[int, list[int]] = {}   # bucket of the start -> connections by CONN_STATES
-        self.rtt_bins = [0] * (RTT_BINS_PER_DECADE * RTT_DECADES + 2)   # below, the bins, above
+        self.conn_states: dict[int, list[int]] = {}  # bucket of the start -> connections by CONN_STATES
+        self.rtt_bins = [0] * (RTT_BINS_PER_DECADE * RTT_DECADES + 2)  # below, the bins, above
         self.rtt_count = 0
         self.examples: dict[tuple[str, str, int | None], list[dict[str, Any]]] = {}
         self.examples_kept = 0
@@ -132,27 +144,40 @@ class HtmlReport:
             self.examples_kept += 1
 
     # ------------------------------------------------------------------ the page
-    def write(self, stream: IO[str], summary: dict[str, Any], findings: list[dict[str, Any]], first: float | None,
-              end: float | None) -> None:
+    def write(
+        self,
+        stream: IO[str],
+        summary: dict[str, Any],
+        findings: list[dict[str, Any]],
+        first: float | None,
+        end: float | None,
+    ) -> None:
         """The page: `summary` is the summary report's dict, `findings` the anomalies rows."""
         offline = require()
         figures = self._figures(first, end)
         stream.write(_HEAD)
         stream.write(_plotly_script(offline.get_plotlyjs()))
-        stream.write('<main>\n<h1>tcpflow-audit report</h1>\n')
+        stream.write("<main>\n<h1>tcpflow-audit report</h1>\n")
         stream.write(_what_was_read(summary))
         stream.write(self._findings(findings))
-        stream.write("<h2 id=\"plots\">Plots</h2>\n")
+        stream.write('<h2 id="plots">Plots</h2>\n')
         for figure in figures:
-            stream.write(f'<section class="plot-block"><h3>{html.escape(figure["title"])}</h3>'
-                         f'<p class="note">{html.escape(figure["note"])}</p>'
-                         f'<div class="plot" id="{figure["id"]}"></div></section>\n')
+            stream.write(
+                f'<section class="plot-block"><h3>{html.escape(figure["title"])}</h3>'
+                f'<p class="note">{html.escape(figure["note"])}</p>'
+                f'<div class="plot" id="{figure["id"]}"></div></section>\n'
+            )
         if not figures:
             stream.write("<p>No connections: nothing to plot.</p>\n")
         stream.write('<pre id="report-status" hidden></pre>\n</main>\n')
         data = [{"id": f["id"], "data": f["data"], "layout": f["layout"]} for f in figures]
-        stream.write("<script>const FIGURES = " + json.dumps(data, separators=(",", ":")) + ";\n" + _DRAW
-                     + "</script>\n</body>\n</html>\n")
+        stream.write(
+            "<script>const FIGURES = "
+            + json.dumps(data, separators=(",", ":"))
+            + ";\n"
+            + _DRAW
+            + "</script>\n</body>\n</html>\n"
+        )
 
     def _figures(self, first: float | None, end: float | None) -> list[dict[str, Any]]:
         if first is None or end is None or not self.connections:
@@ -164,32 +189,64 @@ class HtmlReport:
         # the hosts that took part in at least MIN_CONNECTIONS connections or 1% of the busiest one's
         activity = {format_ip(ip): n for ip, n in timeline.hosts.activity.items()}
         busiest = max(activity.values(), default=0)
-        hosts = [ip for ip in dict.fromkeys(row["host"] for row in rows if row["port"] is None)
-                 if activity.get(ip, 0) >= min(MIN_CONNECTIONS, busiest / 100)]
+        hosts = [
+            ip
+            for ip in dict.fromkeys(row["host"] for row in rows if row["port"] is None)
+            if activity.get(ip, 0) >= min(MIN_CONNECTIONS, busiest / 100)
+        ]
         services = list(dict.fromkeys((row["host"], row["port"]) for row in rows if row["port"] is not None))
         # socket states per host, stacked
         for host in hosts:
             series = [row for row in rows if row["host"] == host and row["port"] is None]
             times = [_bucket_end(row["time_epoch"], width) for row in series]
-            traces = [{"type": "scatter", "mode": "lines", "name": state, "x": times,
-                       "y": [row[state] for row in series], "stackgroup": "states",
-                       "line": {"shape": "hv", "width": 0.5, "color": STATE_COLORS[state]}}
-                      for state in STATE_COLUMNS if state != "LISTEN" and any(row[state] for row in series)]
+            traces = [
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": state,
+                    "x": times,
+                    "y": [row[state] for row in series],
+                    "stackgroup": "states",
+                    "line": {"shape": "hv", "width": 0.5, "color": STATE_COLORS[state]},
+                }
+                for state in STATE_COLUMNS
+                if state != "LISTEN" and any(row[state] for row in series)
+            ]
             if traces:
-                figures.append(_figure(f"Sockets of {host} by state", traces, "sockets",
-                                       f"At each bucket's end ({_seconds(width)} buckets), stacked; LISTEN left out."))
+                figures.append(
+                    _figure(
+                        f"Sockets of {host} by state",
+                        traces,
+                        "sockets",
+                        f"At each bucket's end ({_seconds(width)} buckets), stacked; LISTEN left out.",
+                    )
+                )
         # handshakes per second per service
         for host, port in services:
             series = [row for row in rows if row["host"] == host and row["port"] == port]
             times = [_bucket_mid(row["time_epoch"], width) for row in series]
-            traces = [{"type": "bar", "name": label, "x": times, "marker": {"color": color},
-                       "y": [round(row[event] / width, 3) for row in series]}
-                      for event, label, color in _EVENTS if any(row[event] for row in series)]
+            traces = [
+                {
+                    "type": "bar",
+                    "name": label,
+                    "x": times,
+                    "marker": {"color": color},
+                    "y": [round(row[event] / width, 3) for row in series],
+                }
+                for event, label, color in _EVENTS
+                if any(row[event] for row in series)
+            ]
             if traces:
-                figures.append(_figure(f"Handshakes of {_endpoint(host, port)} per second", traces, "per second",
-                                       f"Connections whose first SYN, first SYN-ACK, completed handshake or RST "
-                                       f"fell in each {_seconds(width)} bucket, divided by its length.",
-                                       barmode="group"))
+                figures.append(
+                    _figure(
+                        f"Handshakes of {_endpoint(host, port)} per second",
+                        traces,
+                        "per second",
+                        f"Connections whose first SYN, first SYN-ACK, completed handshake or RST "
+                        f"fell in each {_seconds(width)} bucket, divided by its length.",
+                        barmode="group",
+                    )
+                )
         # TIME_WAIT and CLOSE_WAIT per host
         traces = []
         for host in hosts:
@@ -197,17 +254,33 @@ class HtmlReport:
             times = [_bucket_end(row["time_epoch"], width) for row in series]
             for state, dash in (("TIME_WAIT", "solid"), ("CLOSE_WAIT", "dash")):
                 if any(row[state] for row in series):
-                    traces.append({"type": "scatter", "mode": "lines", "name": f"{host} {state}", "x": times,
-                                   "y": [row[state] for row in series], "line": {"shape": "hv", "dash": dash}})
+                    traces.append(
+                        {
+                            "type": "scatter",
+                            "mode": "lines",
+                            "name": f"{host} {state}",
+                            "x": times,
+                            "y": [row[state] for row in series],
+                            "line": {"shape": "hv", "dash": dash},
+                        }
+                    )
         if traces:
-            figures.append(_figure("TIME_WAIT and CLOSE_WAIT per host", traces, "sockets",
-                                   "Solid: TIME_WAIT; dashed: CLOSE_WAIT."))
+            figures.append(
+                _figure("TIME_WAIT and CLOSE_WAIT per host", traces, "sockets", "Solid: TIME_WAIT; dashed: CLOSE_WAIT.")
+            )
         # handshake RTT
         if self.rtt_count:
             labels, counts = self._rtt_bars()
-            figures.append(_figure("Handshake RTT", [{"type": "bar", "x": labels, "y": counts, "name": "connections"}],
-                                   "connections", f"SYN to SYN-ACK to ACK of {self.rtt_count:,} completed "
-                                   "handshakes, in logarithmic bins (milliseconds).", xaxis_type="category"))
+            figures.append(
+                _figure(
+                    "Handshake RTT",
+                    [{"type": "bar", "x": labels, "y": counts, "name": "connections"}],
+                    "connections",
+                    f"SYN to SYN-ACK to ACK of {self.rtt_count:,} completed "
+                    "handshakes, in logarithmic bins (milliseconds).",
+                    xaxis_type="category",
+                )
+            )
         # connections by conn_state
         traces = []
         buckets = sorted(self.conn_states)
@@ -217,9 +290,15 @@ class HtmlReport:
             if any(ys):
                 traces.append({"type": "bar", "name": state, "x": times, "y": ys})
         if traces:
-            figures.append(_figure("Connections by conn_state", traces, "connections",
-                                   f"By the {_seconds(width)} bucket each connection began in (Zeek's conn_state).",
-                                   barmode="stack"))
+            figures.append(
+                _figure(
+                    "Connections by conn_state",
+                    traces,
+                    "connections",
+                    f"By the {_seconds(width)} bucket each connection began in (Zeek's conn_state).",
+                    barmode="stack",
+                )
+            )
         for n, figure in enumerate(figures):
             figure["id"] = f"plot-{n}"
         return figures
@@ -232,7 +311,7 @@ class HtmlReport:
             if i == 0:
                 label = f"< {RTT_LOW_MS:g}"
             elif i == len(bins) - 1:
-                label = f">= {RTT_LOW_MS * 10 ** RTT_DECADES:g}"
+                label = f">= {RTT_LOW_MS * 10**RTT_DECADES:g}"
             else:
                 label = f"{RTT_LOW_MS * 10 ** ((i - 1) / RTT_BINS_PER_DECADE):.3g}"
             labels.append(label)
@@ -240,48 +319,76 @@ class HtmlReport:
         return labels, counts
 
     def _findings(self, findings: list[dict[str, Any]]) -> str:
-        ordered = sorted(findings, key=lambda f: SEVERITY_ORDER.index(f["severity"])
-                         if f["severity"] in SEVERITY_ORDER else len(SEVERITY_ORDER))
+        ordered = sorted(
+            findings,
+            key=lambda f: (
+                SEVERITY_ORDER.index(f["severity"]) if f["severity"] in SEVERITY_ORDER else len(SEVERITY_ORDER)
+            ),
+        )
         parts = [f'<h2 id="findings">Findings: {len(findings)}</h2>\n']
         if not findings:
             parts.append("<p>None.</p>\n")
             return "".join(parts)
-        parts.append("<table><thead><tr><th>severity</th><th>kind</th><th>server</th><th>client</th><th>count</th>"
-                     "<th>first seen</th><th>last seen</th><th>detail</th></tr></thead><tbody>\n")
+        parts.append(
+            "<table><thead><tr><th>severity</th><th>kind</th><th>server</th><th>client</th><th>count</th>"
+            "<th>first seen</th><th>last seen</th><th>detail</th></tr></thead><tbody>\n"
+        )
         for n, f in enumerate(ordered):
-            parts.append(f'<tr class="{_e(f["severity"])}"><td>{_e(f["severity"])}</td>'
-                         f'<td><a href="#finding-{n}">{_e(f["kind"])}</a></td>'
-                         f'<td>{_e(_endpoint(f["server_ip"], f["server_port"]))}</td>'
-                         f'<td>{_e(_endpoint(f["client_ip"], f["client_port"]))}</td><td>{_e(f["count"])}</td>'
-                         f'<td>{_e(f["first_seen"])}</td><td>{_e(f["last_seen"])}</td><td>{_e(f["detail"])}</td></tr>\n')
+            parts.append(
+                f'<tr class="{_e(f["severity"])}"><td>{_e(f["severity"])}</td>'
+                f'<td><a href="#finding-{n}">{_e(f["kind"])}</a></td>'
+                f"<td>{_e(_endpoint(f['server_ip'], f['server_port']))}</td>"
+                f"<td>{_e(_endpoint(f['client_ip'], f['client_port']))}</td><td>{_e(f['count'])}</td>"
+                f"<td>{_e(f['first_seen'])}</td><td>{_e(f['last_seen'])}</td><td>{_e(f['detail'])}</td></tr>\n"
+            )
         parts.append("</tbody></table>\n")
         for n, f in enumerate(ordered):
             rows = self.examples.get((f["kind"], f["server_ip"], f["server_port"]), [])
-            parts.append(f'<section class="finding" id="finding-{n}"><h3>{_e(f["severity"])}: {_e(f["kind"])} on '
-                         f'{_e(_endpoint(f["server_ip"], f["server_port"]))}</h3><p>{_e(f["detail"])}</p>\n')
+            parts.append(
+                f'<section class="finding" id="finding-{n}"><h3>{_e(f["severity"])}: {_e(f["kind"])} on '
+                f"{_e(_endpoint(f['server_ip'], f['server_port']))}</h3><p>{_e(f['detail'])}</p>\n"
+            )
             if rows:
                 shown = f"the first {len(rows)}" if len(rows) >= EXAMPLES_PER_FINDING else f"{len(rows)}"
                 parts.append(f"<p>Connections it is about ({shown}; --report flows lists all):</p>\n")
                 parts.append(_connections_table(rows))
             else:
-                parts.append("<p>No single connection carries this finding: it is about the service as a whole "
-                             "(see the plots).</p>\n")
+                parts.append(
+                    "<p>No single connection carries this finding: it is about the service as a whole "
+                    "(see the plots).</p>\n"
+                )
             parts.append('<p><a href="#findings">back to the findings</a></p></section>\n')
         return "".join(parts)
 
 
-_CONNECTION_COLUMNS: Final = ("start", "client", "server", "conn_state", "history", "client_state", "server_state",
-                              "end_reason", "duration_s", "anomalies")
+_CONNECTION_COLUMNS: Final = (
+    "start",
+    "client",
+    "server",
+    "conn_state",
+    "history",
+    "client_state",
+    "server_state",
+    "end_reason",
+    "duration_s",
+    "anomalies",
+)
 
 
 def _connections_table(rows: Iterable[dict[str, Any]]) -> str:
-    parts = ["<table class=\"connections\"><thead><tr>" + "".join(f"<th>{c}</th>" for c in _CONNECTION_COLUMNS)
-             + "</tr></thead><tbody>\n"]
+    parts = [
+        '<table class="connections"><thead><tr>'
+        + "".join(f"<th>{c}</th>" for c in _CONNECTION_COLUMNS)
+        + "</tr></thead><tbody>\n"
+    ]
     for row in rows:
         duration = row["duration_s"]
-        cells = dict(row, client=_endpoint(row["client_ip"], row["client_port"]),
-                     server=_endpoint(row["server_ip"], row["server_port"]),
-                     duration_s="" if duration is None or not math.isfinite(duration) else f"{duration:.6f}")
+        cells = dict(
+            row,
+            client=_endpoint(row["client_ip"], row["client_port"]),
+            server=_endpoint(row["server_ip"], row["server_port"]),
+            duration_s="" if duration is None or not math.isfinite(duration) else f"{duration:.6f}",
+        )
         parts.append("<tr>" + "".join(f"<td>{_e(cells[c])}</td>" for c in _CONNECTION_COLUMNS) + "</tr>\n")
     parts.append("</tbody></table>\n")
     return "".join(parts)
@@ -314,26 +421,38 @@ def _plotly_script(javascript: str) -> str:
     that decompress it in the browser (DecompressionStream: Chrome 80, Firefox 113, Safari 16.4 and later)
     and run it; the figures are drawn once it has run (`_DRAW` waits for PLOTLY_READY)."""
     packed = base64.b64encode(gzip.compress(javascript.encode(), compresslevel=9, mtime=0)).decode("ascii")
-    return ('<script>window.PLOTLY_READY = (function () {\n'
-            '  if (typeof DecompressionStream === "undefined") {\n'
-            '    return Promise.reject(new Error("this browser cannot decompress the embedded plotting library"));\n'
-            '  }\n'
-            f'  var packed = "{packed}";\n'
-            '  var bytes = Uint8Array.from(atob(packed), function (c) { return c.charCodeAt(0); });\n'
-            '  var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));\n'
-            '  return new Response(stream).text().then(function (code) {\n'
-            '    var script = document.createElement("script");\n'
-            '    script.textContent = code;\n'
-            '    document.head.appendChild(script);\n'
-            '  });\n'
-            '})();</script>\n')
+    return (
+        "<script>window.PLOTLY_READY = (function () {\n"
+        '  if (typeof DecompressionStream === "undefined") {\n'
+        '    return Promise.reject(new Error("this browser cannot decompress the embedded plotting library"));\n'
+        "  }\n"
+        f'  var packed = "{packed}";\n'
+        "  var bytes = Uint8Array.from(atob(packed), function (c) { return c.charCodeAt(0); });\n"
+        '  var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));\n'
+        "  return new Response(stream).text().then(function (code) {\n"
+        '    var script = document.createElement("script");\n'
+        "    script.textContent = code;\n"
+        "    document.head.appendChild(script);\n"
+        "  });\n"
+        "})();</script>\n"
+    )
 
 
-def _figure(title: str, traces: list[dict[str, Any]], y_title: str, note: str, barmode: str | None = None,
-            xaxis_type: str | None = None) -> dict[str, Any]:
-    layout: dict[str, Any] = {"height": 340, "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
-                              "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
-                              "legend": {"orientation": "h", "y": -0.2}, "hovermode": "x unified"}
+def _figure(
+    title: str,
+    traces: list[dict[str, Any]],
+    y_title: str,
+    note: str,
+    barmode: str | None = None,
+    xaxis_type: str | None = None,
+) -> dict[str, Any]:
+    layout: dict[str, Any] = {
+        "height": 340,
+        "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
+        "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
+        "legend": {"orientation": "h", "y": -0.2},
+        "hovermode": "x unified",
+    }
     if barmode:
         layout["barmode"] = barmode
     if xaxis_type:

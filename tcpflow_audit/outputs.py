@@ -42,8 +42,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-SET_FILES = ("flows.csv", "anomalies.csv", "summary.json", "sockets.csv", "timeline.csv", "report.html",
-             "flows.parquet", "anomalies.parquet", "sockets.parquet", "timeline.parquet")   # (what a set may hold)
+from .names import shown
+
+SET_FILES = (
+    "flows.csv",
+    "anomalies.csv",
+    "summary.json",
+    "sockets.csv",
+    "timeline.csv",
+    "report.html",
+    "flows.parquet",
+    "anomalies.parquet",
+    "sockets.parquet",
+    "timeline.parquet",
+)  # (what a set may hold)
 
 # mkstemp and mkdtemp name a file by 8 characters of this alphabet: the names of our temporaries
 _RANDOM = r"[a-z0-9_]{8}"
@@ -56,7 +68,7 @@ class OutputBusy(Exception):
     """Another run holds the output's lock, and the time allowed to wait for it ran out."""
 
     def __init__(self, path: str, holder: str, waited: float) -> None:
-        super().__init__(f"{path} is being written by another run ({holder})")
+        super().__init__(f"{shown(path)} is being written by another run ({holder})")
         self.path = path
         self.holder = holder
         self.waited = waited
@@ -72,7 +84,7 @@ class OutputLock:
 
     def __init__(self, path: str, output: str) -> None:
         self.path = path
-        self.output = output   # what it guards, for messages
+        self.output = output  # what it guards, for messages
         self.fd: int | None = None
 
     def acquire(self, timeout: float, waiting: Callable[[str], None] | None = None) -> None:
@@ -84,7 +96,7 @@ class OutputLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
             writable = True
-        except PermissionError:   # another user's lock file (0644 under the usual umask): flock needs no write
+        except PermissionError:  # another user's lock file (0644 under the usual umask): flock needs no write
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             writable = False
         try:
@@ -102,7 +114,7 @@ class OutputLock:
                 if not waited and waiting is not None:
                     waiting(self.holder(fd))
                 waited = True
-                time.sleep(min(0.05, left))   # (a signal handler that raises ends the wait at once)
+                time.sleep(min(0.05, left))  # (a signal handler that raises ends the wait at once)
             if writable:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
@@ -113,7 +125,7 @@ class OutputLock:
 
     def release(self) -> None:
         if self.fd is not None:
-            os.close(self.fd)   # (closing the last descriptor releases a flock)
+            os.close(self.fd)  # (closing the last descriptor releases a flock)
             self.fd = None
 
     @staticmethod
@@ -131,12 +143,12 @@ class _Output:
     """What a report file and an output set share: the path, the lock beside it, and cleaning up."""
 
     def __init__(self, path: str) -> None:
-        self.path = path   # as the user gave it, for messages
-        full = os.path.abspath(path)   # (abspath drops a trailing slash)
+        self.path = path  # as the user gave it, for messages
+        full = os.path.abspath(path)  # (abspath drops a trailing slash)
         self.parent, self.name = os.path.split(full)
         self.full = full
         self.lock = OutputLock(os.path.join(self.parent, f".{self.name}.lock"), path)
-        self.kept: list[str] = []   # leftovers not removed (files we did not write in them, or an error), why
+        self.kept: list[str] = []  # leftovers not removed (files we did not write in them, or an error), why
 
     @contextmanager
     def locked(self, timeout: float, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
@@ -182,11 +194,14 @@ class OutputFile(_Output):
         without an exception."""
         fd, partial = tempfile.mkstemp(dir=self.parent, prefix=f".{self.name}.", suffix=".partial")
         try:
-            os.fchmod(fd, 0o666 & ~_umask())   # mkstemp makes 0600; the report gets the usual permissions
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; the report gets the usual permissions
             info = os.fstat(fd)
             self._identity = (info.st_dev, info.st_ino)
-            stream = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8",
-                                                                   newline="")
+            stream = (
+                os.fdopen(fd, "wb")
+                if binary
+                else os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="")
+            )
         except BaseException:
             os.close(fd)
             _remove_file(partial)
@@ -195,7 +210,7 @@ class OutputFile(_Output):
             with stream:
                 yield stream
                 stream.flush()
-                os.fsync(stream.fileno())   # the data on disk before the name points at it
+                os.fsync(stream.fileno())  # the data on disk before the name points at it
             os.replace(partial, self.full)
             _sync_directory(self.parent)
         except BaseException:
@@ -224,9 +239,9 @@ class OutputSet(_Output):
     def __init__(self, path: str) -> None:
         super().__init__(path)
         self.sets = os.path.join(self.parent, f".{self.name}.sets")
-        self.current: str | None = None      # the name of the current set directory, when DIR is our link
-        self.plain = False                   # DIR is a plain directory (swapped for the link at the switch)
-        self._new: str | None = None         # the new set directory's name
+        self.current: str | None = None  # the name of the current set directory, when DIR is our link
+        self.plain = False  # DIR is a plain directory (swapped for the link at the switch)
+        self._new: str | None = None  # the new set directory's name
         self._streams: list[IO[Any]] = []
 
     def make_parent(self) -> None:
@@ -249,20 +264,24 @@ class OutputSet(_Output):
             target = os.readlink(self.full)
             head, set_name = os.path.split(target)
             if head != f".{self.name}.sets" or not _SET_NAME.fullmatch(set_name):
-                raise OutputRefused(f"{self.path} is a symbolic link (to {target}) that tcpflow-audit did not "
-                                    f"make: give the directory it leads to instead")
+                raise OutputRefused(
+                    f"{shown(self.path)} is a symbolic link (to {shown(target)}) that tcpflow-audit "
+                    f"did not make: give the directory it leads to instead"
+                )
             self.current = set_name
         elif stat.S_ISDIR(info.st_mode):
             others = sorted(entry for entry in os.listdir(self.full) if not self._ours(entry))
             if others:
-                shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-                raise OutputRefused(f"{self.path} is a directory holding files tcpflow-audit does not write "
-                                    f"({shown}), which would be removed with it: give a new or empty directory")
+                listed = ", ".join(shown(other) for other in others[:3]) + (", ..." if len(others) > 3 else "")
+                raise OutputRefused(
+                    f"{shown(self.path)} is a directory holding files tcpflow-audit does not write "
+                    f"({listed}), which would be removed with it: give a new or empty directory"
+                )
             if os.path.ismount(self.full):
-                raise OutputRefused(f"{self.path} is a mount point: give a directory inside it")
+                raise OutputRefused(f"{shown(self.path)} is a mount point: give a directory inside it")
             self.plain = True
         else:
-            raise OutputRefused(f"{self.path} is not a directory")
+            raise OutputRefused(f"{shown(self.path)} is not a directory")
         if os.path.isdir(self.sets):
             for entry in os.listdir(self.sets):
                 if entry != self.current and _SET_ENTRY.fullmatch(entry):
@@ -277,13 +296,12 @@ class OutputSet(_Output):
         """A set file, or the temporary of one written beside it (by a version before output sets)."""
         if entry in SET_FILES:
             return True
-        return any(re.fullmatch(re.escape(f".{name}.") + _RANDOM + re.escape(".partial"), entry)
-                   for name in SET_FILES)
+        return any(re.fullmatch(re.escape(f".{name}.") + _RANDOM + re.escape(".partial"), entry) for name in SET_FILES)
 
     def _make_set_directory(self) -> str:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         path = tempfile.mkdtemp(prefix=f"{stamp}-", dir=self.sets)
-        os.chmod(path, 0o777 & ~_umask())   # mkdtemp makes 0700; readers get the usual permissions
+        os.chmod(path, 0o777 & ~_umask())  # mkdtemp makes 0700; readers get the usual permissions
         return path
 
     def _check_exchange(self) -> None:
@@ -294,9 +312,11 @@ class OutputSet(_Output):
             os.symlink(os.path.basename(probe), link)
             _exchange(probe, link)
         except OSError as error:
-            raise OutputRefused(f"{self.path} is a plain directory and this system cannot swap it for the link "
-                                f"to a set in one step (renameat2 RENAME_EXCHANGE: {error.strerror}); its files are "
-                                f"an earlier run's: remove the directory, and the next run makes the link") from None
+            raise OutputRefused(
+                f"{shown(self.path)} is a plain directory and this system cannot swap it for the link "
+                f"to a set in one step (renameat2 RENAME_EXCHANGE: {error.strerror}); its files are "
+                f"an earlier run's: remove the directory, and the next run makes the link"
+            ) from None
         finally:
             self._remove_set(probe)
             self._remove_set(link)
@@ -324,8 +344,9 @@ class OutputSet(_Output):
     def open(self, name: str, *, bom: bool = False) -> IO[str]:
         """A text stream for one of SET_FILES in the new set."""
         assert self._new is not None and name in SET_FILES, name
-        stream = open(os.path.join(self.sets, self._new, name), "w", encoding="utf-8-sig" if bom else "utf-8",
-                      newline="")
+        stream = open(
+            os.path.join(self.sets, self._new, name), "w", encoding="utf-8-sig" if bom else "utf-8", newline=""
+        )
         self._streams.append(stream)
         return stream
 
@@ -341,15 +362,15 @@ class OutputSet(_Output):
             stream.flush()
             os.fsync(stream.fileno())
             stream.close()
-        _sync_directory(new)          # the files' names in the set directory
-        _sync_directory(self.sets)    # the set directory's name
+        _sync_directory(new)  # the files' names in the set directory
+        _sync_directory(self.sets)  # the set directory's name
         link = new + ".link"
         os.symlink(self.link_text(os.path.basename(new)), link)
         if self.plain:
-            _exchange(link, self.full)   # the one step: DIR becomes the link, the plain directory goes to `link`
+            _exchange(link, self.full)  # the one step: DIR becomes the link, the plain directory goes to `link`
             previous: str | None = link
         else:
-            os.rename(link, self.full)   # the one step: a rename over the previous link, or a new name
+            os.rename(link, self.full)  # the one step: a rename over the previous link, or a new name
             previous = os.path.join(self.sets, self.current) if self.current else None
         _sync_directory(self.parent)
         if previous is not None:
@@ -372,9 +393,12 @@ class OutputSet(_Output):
         except FileNotFoundError:
             pass
         except OSError as error:
-            why = "it holds files tcpflow-audit did not write" if error.errno in (errno.ENOTEMPTY, errno.EEXIST) \
+            why = (
+                "it holds files tcpflow-audit did not write"
+                if error.errno in (errno.ENOTEMPTY, errno.EEXIST)
                 else error.strerror
-            self.kept.append(f"{path} ({why})")
+            )
+            self.kept.append(f"{shown(path)} ({why})")
 
     @property
     def replaced(self) -> bool:
@@ -413,7 +437,7 @@ def _sync_directory(path: str) -> None:
     try:
         os.fsync(fd)
     except OSError as error:
-        if error.errno not in (errno.EINVAL, errno.ENOTSUP):   # a file system that cannot sync directories
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP):  # a file system that cannot sync directories
             raise
     finally:
         os.close(fd)
@@ -429,7 +453,7 @@ def _exchange(first: str, second: str) -> None:
 
     libc: Any = ctypes.CDLL(None, use_errno=True)
     renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:   # (not Linux, or a C library older than glibc 2.28)
+    if renameat2 is None:  # (not Linux, or a C library older than glibc 2.28)
         raise OSError(errno.ENOSYS, "renameat2 is not available", second)
     renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
     if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) != 0:

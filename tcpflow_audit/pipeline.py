@@ -87,18 +87,19 @@ class RunStats:
     """What was read: the numbers behind the summary report."""
 
     files: list[str] = field(default_factory=list)
+    passed_over: list[str] = field(default_factory=list)  # files in directories that are not captures (inputs)
     packets_read: int = 0
     tcp_packets: int = 0
     filtered_out: int = 0
-    skipped: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)  # packets not decoded, by reason (decode's names)
     connections: int = 0
     evicted: int = 0
     peak_live_connections: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
     problems: list[InputProblem] = field(default_factory=list)
-    interrupted: bool = False      # Ctrl-C (KeyboardInterrupt): everything read before it is reported
-    bytes_read: int = 0            # bytes consumed from the input files (compressed size), how far a run got
+    interrupted: bool = False  # Ctrl-C (KeyboardInterrupt): everything read before it is reported
+    bytes_read: int = 0  # bytes consumed from the input files (compressed size), how far a run got
 
     @property
     def input_errors(self) -> list[InputProblem]:
@@ -108,8 +109,12 @@ class RunStats:
 class Auditor:
     """Streams packets from captures through the engine; finished flows go to `on_flow` callbacks."""
 
-    def __init__(self, config: EngineConfig | None = None, packet_filter: PacketFilter | None = None,
-                 fast_lane: bool | None = None) -> None:
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        packet_filter: PacketFilter | None = None,
+        fast_lane: bool | None = None,
+    ) -> None:
         self.config = config or EngineConfig()
         self.packet_filter = packet_filter or PacketFilter()
         # the compiled fast lane for one capture without filters or checksum checks: None = when compiled
@@ -124,7 +129,7 @@ class Auditor:
         # given `on_flow=auditor._emit`
         self.flow_sinks: list[Callable[[FlowRecord], None]] = self.tracker.flow_sinks
         self.stats = RunStats()
-        self.progress: Callable[[list[CaptureReader], int], None] | None = None   # (readers, packets so far)
+        self.progress: Callable[[list[CaptureReader], int], None] | None = None  # (readers, packets so far)
 
     def add_flow_sink(self, sink: Callable[[FlowRecord], None]) -> None:
         self.flow_sinks.append(sink)
@@ -159,6 +164,8 @@ class Auditor:
                 for reader in readers:
                     self.stats.problems.extend(reader.problems)
                     self.stats.bytes_read += reader.bytes_read
+                    if reader.skipped_unsupported:  # (pcapng packets of an unsupported interface)
+                        self.stats.skipped["unsupported_linktype"] += reader.skipped_unsupported
                     reader.close()
                 if self.stats.interrupted and not self.finalise_when_interrupted:
                     self._count()
@@ -169,8 +176,11 @@ class Auditor:
     def _fast_lane_applies(self) -> bool:
         """The fast lane verifies no checksums and filters by time only (not by host, port or net)."""
         packet_filter = self.packet_filter
-        return (self.fast_lane and not self.config.verify_checksums
-                and not (packet_filter.hosts or packet_filter.ports or packet_filter.nets))
+        return (
+            self.fast_lane
+            and not self.config.verify_checksums
+            and not (packet_filter.hosts or packet_filter.ports or packet_filter.nets)
+        )
 
     def _consume_fast(self, readers: list[CaptureReader], counts: LaneCounts) -> None:
         """The captures through the compiled fast lane, one after the other (same results as `_consume`).
@@ -188,13 +198,13 @@ class Auditor:
         report: Callable[[int], None] = _signals_checkpoint
         if progress is not None:
             progress(readers, 0)
-            report = lambda packets: progress(readers, counts.packets_read + packets)   # noqa: E731
+            report = lambda packets: progress(readers, counts.packets_read + packets)  # noqa: E731
         for index, reader in enumerate(ordered):
-            later = [start for start in starts[index + 1:] if start is not None]
+            later = [start for start in starts[index + 1 :] if start is not None]
             limit = later[0] if later else math.inf
             leftover = run_lane(reader.blocks(), self.tracker, self.decoder, counts, report, limit, since, until)
             if leftover is not None:
-                rest = ordered[index + 1:]
+                rest = ordered[index + 1 :]
                 self._consume(heapq.merge(leftover, *rest, key=lambda record: record[0]), readers, counts)
                 return
 
@@ -210,8 +220,9 @@ class Auditor:
             return iter(readers[0])
         return heapq.merge(*cls._ordered(readers), key=lambda record: record[0])
 
-    def _consume(self, records: Iterator[tuple[float, int, bytes]], readers: list[CaptureReader],
-                 counts: LaneCounts) -> None:
+    def _consume(
+        self, records: Iterator[tuple[float, int, bytes]], readers: list[CaptureReader], counts: LaneCounts
+    ) -> None:
         decode = self.decoder.decode
         packet = self.tracker.packet
         packet_filter = self.packet_filter

@@ -46,7 +46,7 @@ class TerminationHandler:
     def __init__(self, *, armed: bool = True) -> None:
         self.signum: int | None = None
         self.armed = armed
-        self.run_started = False   # the CLI's run armed it (and so reports a signal itself)
+        self.run_started = False  # the CLI's run armed it (and so reports a signal itself)
 
     def __call__(self, signum: int, frame: Any) -> None:
         if self.signum is None:
@@ -61,7 +61,7 @@ class TerminationHandler:
             self(self.signum, None)
 
 
-_process_handler: TerminationHandler | None = None   # the command's own, installed by `run`
+_process_handler: TerminationHandler | None = None  # the command's own, installed by `run`
 
 
 def install_process_handler() -> TerminationHandler:
@@ -100,8 +100,7 @@ def sigterm_as_interrupt(handler: TerminationHandler) -> Iterator[None]:
         finally:
             handler.armed = False
         return
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL):
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
     previous = signal.signal(signal.SIGTERM, handler)
@@ -125,7 +124,7 @@ def run() -> None:
     try:
         from .cli import main
 
-        main()   # (click's standalone mode: always ends with SystemExit)
+        main()  # (click's standalone mode: always ends with SystemExit)
     except SystemExit as done:
         status = done.code
         if handler.signum is not None and not handler.run_started:
@@ -138,15 +137,15 @@ def run() -> None:
             raise SystemExit(status) from None
         if status is None:
             status = 0
-        elif not isinstance(status, int):   # (as Python does with a message for an exit status)
+        elif not isinstance(status, int):  # (as Python does with a message for an exit status)
             print(status, file=sys.stderr)
             status = 1
         try:
             sys.stdout.flush()
-        except BrokenPipeError:   # the reader left before the last rows: as a program SIGPIPE ended
+        except BrokenPipeError:  # the reader left before the last rows: as a program SIGPIPE ended
             discard_stdout()
             status = 128 + signal.SIGPIPE
-        except Exception:   # (a full disk: Python's normal exit reports it)
+        except Exception:  # (a full disk: Python's normal exit reports it)
             raise SystemExit(status) from None
         try:
             sys.stderr.flush()
@@ -165,7 +164,7 @@ def discard_stdout() -> None:
 
 def _quick_exit_is_safe() -> bool:
     """Nothing else would run at a normal exit: no atexit handler, no thread that is not a daemon."""
-    handlers = getattr(atexit, "_ncallbacks", None)   # (CPython's count of atexit handlers)
+    handlers = getattr(atexit, "_ncallbacks", None)  # (CPython's count of atexit handlers)
     if handlers is None or handlers():
         return False
     return all(thread.daemon or thread is threading.main_thread() for thread in threading.enumerate())

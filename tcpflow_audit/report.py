@@ -13,22 +13,42 @@ import csv
 import json
 import math
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any, Final
 
 from .connection import FlowRecord
 from .decode import format_ip
+from .names import shown
 from .rounding import round_places
 
 FLOW_COLUMNS: tuple[str, ...] = (
-    "start", "start_epoch", "end", "end_epoch", "duration_s",
-    "client_ip", "client_port", "server_ip", "server_port",
-    "conn_state", "history", "client_state", "server_state",
-    "client_packets", "server_packets", "client_bytes", "server_bytes",
-    "retransmits", "close_initiator", "end_reason",
-    "handshake_rtt_ms", "syn_synack_ms", "synack_ack_ms",
-    "direction_guessed", "anomalies",
+    "start",
+    "start_epoch",
+    "end",
+    "end_epoch",
+    "duration_s",
+    "client_ip",
+    "client_port",
+    "server_ip",
+    "server_port",
+    "conn_state",
+    "history",
+    "client_state",
+    "server_state",
+    "client_packets",
+    "server_packets",
+    "client_bytes",
+    "server_bytes",
+    "retransmits",
+    "close_initiator",
+    "end_reason",
+    "handshake_rtt_ms",
+    "syn_synack_ms",
+    "synack_ack_ms",
+    "direction_guessed",
+    "anomalies",
 )
+
 
 def iso_utc(ts: float | None) -> str:
     """ISO 8601 UTC with microseconds, e.g. 2026-11-21T09:15:00.123456Z.
@@ -43,13 +63,13 @@ def iso_utc(ts: float | None) -> str:
     """
     if ts is None:
         return ""
-    if not 0.0 <= ts < _YEAR_10000:   # before 1970, NaN, or past what a date can hold
+    if not 0.0 <= ts < _YEAR_10000:  # before 1970, NaN, or past what a date can hold
         try:
-            return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        except (ValueError, OverflowError, OSError):   # (a pcapng can stamp any 64-bit time)
+            return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        except (ValueError, OverflowError, OSError):  # (a pcapng can stamp any 64-bit time)
             return _epoch(ts)
     second = math.floor(ts)
-    micros = round((ts - second) * 1e6)   # (the fraction of a double is exact)
+    micros = round((ts - second) * 1e6)  # (the fraction of a double is exact)
     if micros >= 1_000_000:
         second += 1
         micros -= 1_000_000
@@ -57,15 +77,15 @@ def iso_utc(ts: float | None) -> str:
     if text is None:
         if len(_iso_seconds) >= 4096:
             _iso_seconds.clear()
-        text = _iso_seconds[second] = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+        text = _iso_seconds[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
     return text + _THREE_DIGITS[micros // 1000] + _THREE_DIGITS[micros % 1000] + "Z"
 
 
-_iso_seconds: Final[dict[int, str]] = {}       # epoch second -> its date and time of day as iso_utc writes them
-_YEAR_10000: Final = 253402300800.0           # 10000-01-01T00:00:00Z: later times are written as epoch seconds
+_iso_seconds: Final[dict[int, str]] = {}  # epoch second -> its date and time of day as iso_utc writes them
+_YEAR_10000: Final = 253402300800.0  # 10000-01-01T00:00:00Z: later times are written as epoch seconds
 
 
-_THREE_DIGITS: Final = [f"{n:03d}" for n in range(1000)]   # "000" to "999": six digits are two of these
+_THREE_DIGITS: Final = [f"{n:03d}" for n in range(1000)]  # "000" to "999": six digits are two of these
 
 
 def _epoch(ts: float | None) -> str:
@@ -139,14 +159,28 @@ def flow_csv_line(record: FlowRecord) -> str | None:
         handshake = _finite_or_empty(round_places(syn_synack + synack_ack, 3))
     anomalies = record.facts.anomalies
     line = _FLOW_LINE % (
-        _csv_text(iso_utc(record.start)), _csv_text(_epoch(record.start)),
-        _csv_text(iso_utc(record.end)), _csv_text(_epoch(record.end)), _finite_or_empty(duration),
-        _ip_text(record.client_ip), record.client_port, _ip_text(record.server_ip), record.server_port,
-        _csv_text(record.conn_state), _csv_text(record.history),
-        _csv_text(record.client_state), _csv_text(record.server_state),
-        record.client_packets, record.server_packets, record.client_bytes, record.server_bytes, record.retransmits,
-        _csv_text(record.close_initiator), _csv_text(record.end_reason),
-        handshake, "" if syn_synack is None else _finite_or_empty(syn_synack),
+        _csv_text(iso_utc(record.start)),
+        _csv_text(_epoch(record.start)),
+        _csv_text(iso_utc(record.end)),
+        _csv_text(_epoch(record.end)),
+        _finite_or_empty(duration),
+        _ip_text(record.client_ip),
+        record.client_port,
+        _ip_text(record.server_ip),
+        record.server_port,
+        _csv_text(record.conn_state),
+        _csv_text(record.history),
+        _csv_text(record.client_state),
+        _csv_text(record.server_state),
+        record.client_packets,
+        record.server_packets,
+        record.client_bytes,
+        record.server_bytes,
+        record.retransmits,
+        _csv_text(record.close_initiator),
+        _csv_text(record.end_reason),
+        handshake,
+        "" if syn_synack is None else _finite_or_empty(syn_synack),
         "" if synack_ack is None else _finite_or_empty(synack_ack),
         "true" if record.direction_guessed else "false",
         _csv_text(";".join(anomalies)) if anomalies else "",
@@ -184,7 +218,7 @@ def _ip_text(address: bytes) -> str:
 _ip_texts: Final[dict[bytes, str]] = {}
 
 
-_FORMULA_FIRST: Final = "=+-@\t\r"   # a cell starting with one of these could be read as a formula
+_FORMULA_FIRST: Final = "=+-@\t\r"  # a cell starting with one of these could be read as a formula
 
 
 def spreadsheet_safe(value: Any) -> Any:
@@ -226,7 +260,7 @@ def _csv_text(value: Any) -> str:
         return ""
     if kind is float:
         return str(value) if _finite(value) else ""
-    value = _csv_value(value)   # (bool, and any other type)
+    value = _csv_value(value)  # (bool, and any other type)
     return value if isinstance(value, str) else str(value)
 
 
@@ -244,7 +278,7 @@ class RowWriter:
     for the table format (stream None) it keeps each row's `columns` values (a tuple) for `tables`."""
 
     def __init__(self, stream: IO[str] | JsonArray | None, fmt: str, columns: tuple[str, ...]) -> None:
-        self.stream: Any = stream          # a text stream, a JsonArray, or None (table)
+        self.stream: Any = stream  # a text stream, a JsonArray, or None (table)
         self.fmt = fmt
         self.columns = columns
         self.rows: list[tuple[Any, ...]] = []
@@ -300,7 +334,7 @@ class JsonObject:
     """A top-level JSON object written member by member: `member(key, value)` or `array(key)`; `close()`."""
 
     def __init__(self, stream: IO[str]) -> None:
-        self.stream: Any = stream          # a text stream, a JsonArray, or None (table)
+        self.stream: Any = stream  # a text stream, a JsonArray, or None (table)
         self.members = 0
         self._open: JsonArray | None = None
         stream.write("{")
@@ -333,7 +367,7 @@ class JsonArray:
     """A JSON array at nesting `level`, written element by element."""
 
     def __init__(self, stream: IO[str], level: int) -> None:
-        self.stream: Any = stream          # a text stream, a JsonArray, or None (table)
+        self.stream: Any = stream  # a text stream, a JsonArray, or None (table)
         self.level = level
         self.count = 0
         self.closed = False
@@ -375,7 +409,8 @@ class SummaryCollector:
 
 def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {
-        "files": stats.files,
+        "files": [shown(name) for name in stats.files],
+        "files_passed_over": len(stats.passed_over),
         "first_packet": iso_utc(stats.first_ts),
         "last_packet": iso_utc(stats.last_ts),
         "packets_read": stats.packets_read,

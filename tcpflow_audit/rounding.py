@@ -25,7 +25,7 @@ def round_places(x: float, places: int) -> float:
     scaled = abs(x) * scale
     if scaled < 4.0e15:
         whole = float(math.floor(scaled))
-        fraction = scaled - whole          # exact
+        fraction = scaled - whole  # exact
         if abs(fraction - 0.5) > scaled * 4.5e-16 + 1e-300:
             if fraction > 0.5:
                 whole += 1.0
@@ -33,4 +33,4 @@ def round_places(x: float, places: int) -> float:
     return round(x, places)
 
 
-_SCALES: Final = [10.0 ** places for places in range(10)]
+_SCALES: Final = [10.0**places for places in range(10)]

@@ -53,21 +53,40 @@ from .report import iso_utc
 from .tables import Column, TableStyle, printable, render, titled
 
 #: The socket table's state columns, in `ss`'s names (SYN_RECV for RFC 9293's SYN-RECEIVED).
-STATE_COLUMNS: Final = ("ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT",
-                        "CLOSE_WAIT", "LAST_ACK", "CLOSING", "LISTEN", "UNKNOWN")
+STATE_COLUMNS: Final = (
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT_1",
+    "FIN_WAIT_2",
+    "TIME_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "CLOSING",
+    "LISTEN",
+    "UNKNOWN",
+)
 SOCKET_COLUMNS: Final = ("host", "port", "role", *STATE_COLUMNS)
 EVENT_COLUMNS: Final = ("syn", "synack", "handshakes", "rst", "fin")
 TIMELINE_COLUMNS: Final = ("time", "time_epoch", "host", "port", *STATE_COLUMNS, *EVENT_COLUMNS)
 
 _COLUMN: Final = {
-    rfc.ESTABLISHED: 0, rfc.SYN_SENT: 1, rfc.SYN_RCVD: 2, rfc.FIN_WAIT_1: 3, rfc.FIN_WAIT_2: 4,
-    rfc.TIME_WAIT: 5, rfc.CLOSE_WAIT: 6, rfc.LAST_ACK: 7, rfc.CLOSING: 8, rfc.UNKNOWN: 10,
-}   # (CLOSED is no socket; LISTEN is a port's, not a connection's)
+    rfc.ESTABLISHED: 0,
+    rfc.SYN_SENT: 1,
+    rfc.SYN_RCVD: 2,
+    rfc.FIN_WAIT_1: 3,
+    rfc.FIN_WAIT_2: 4,
+    rfc.TIME_WAIT: 5,
+    rfc.CLOSE_WAIT: 6,
+    rfc.LAST_ACK: 7,
+    rfc.CLOSING: 8,
+    rfc.UNKNOWN: 10,
+}  # (CLOSED is no socket; LISTEN is a port's, not a connection's)
 LISTEN: Final = 9
 UNKNOWN: Final = 10
 TIME_WAIT: Final = 5
 _N: Final = len(STATE_COLUMNS)
-_SERVICE_WIDTH: Final = _N + len(EVENT_COLUMNS)   # a service's values per bucket: its states, then its events
+_SERVICE_WIDTH: Final = _N + len(EVENT_COLUMNS)  # a service's values per bucket: its states, then its events
 INFINITY: Final = math.inf
 
 Key = tuple[bytes, int | None, str]
@@ -120,8 +139,9 @@ class _LastSpans:
 _last: Final = _LastSpans()
 
 
-def socket_spans(record: FlowRecord, time_wait_s: float, timers: SocketTimers = LINUX,
-                 after: float = -INFINITY) -> list[Span]:
+def socket_spans(
+    record: FlowRecord, time_wait_s: float, timers: SocketTimers = LINUX, after: float = -INFINITY
+) -> list[Span]:
     """The spans of both endpoints' sockets of one connection (see the module docstring); with `after`,
     only those that end later (a table at an instant needs no span that ended before it)."""
     last = _last
@@ -136,36 +156,83 @@ def _socket_spans(record: FlowRecord, time_wait_s: float, timers: SocketTimers, 
     facts = record.facts
     client_changes, server_changes = facts.client_state_changes, facts.server_state_changes
     if client_changes is None or server_changes is None:
-        raise ValueError("the record has no state changes: the tracker keeps them when asked "
-                         "(SocketTable.attach, Timeline.attach, or ConnectionTracker.record_state_changes)")
+        raise ValueError(
+            "the record has no state changes: the tracker keeps them when asked "
+            "(SocketTable.attach, Timeline.attach, or ConnectionTracker.record_state_changes)"
+        )
     initial = rfc.UNKNOWN if record.direction_guessed else rfc.CLOSED
     spans: list[Span] = []
-    _endpoint_spans(spans, client_key(record.client_ip), initial, record.start, client_changes,
-                    facts.syn_ts, facts.synack_ts, facts.synack_ts, facts.server_rst_ts,
-                    None if facts.server_fin_acked else facts.server_fin_ts, time_wait_s, timers, after)
-    _endpoint_spans(spans, server_key(record.server_ip, record.server_port), initial, record.start,
-                    server_changes, facts.syn_ts, facts.synack_ts, None, facts.client_rst_ts,
-                    None if facts.client_fin_acked else facts.client_fin_ts, time_wait_s, timers, after)
+    _endpoint_spans(
+        spans,
+        client_key(record.client_ip),
+        initial,
+        record.start,
+        client_changes,
+        facts.syn_ts,
+        facts.synack_ts,
+        facts.synack_ts,
+        facts.server_rst_ts,
+        None if facts.server_fin_acked else facts.server_fin_ts,
+        time_wait_s,
+        timers,
+        after,
+    )
+    _endpoint_spans(
+        spans,
+        server_key(record.server_ip, record.server_port),
+        initial,
+        record.start,
+        server_changes,
+        facts.syn_ts,
+        facts.synack_ts,
+        None,
+        facts.client_rst_ts,
+        None if facts.client_fin_acked else facts.client_fin_ts,
+        time_wait_s,
+        timers,
+        after,
+    )
     tw_until = facts.time_wait_until
-    if facts.syn_in_time_wait and tw_until is not None and facts.syn_ts is not None \
-            and facts.syn_ts < tw_until and tw_until > after:
+    if (
+        facts.syn_in_time_wait
+        and tw_until is not None
+        and facts.syn_ts is not None
+        and facts.syn_ts < tw_until
+        and tw_until > after
+    ):
         # the previous connection's TIME_WAIT on this 4-tuple ended at this SYN (the socket was reused).
         # With both sides in TIME_WAIT ("both") only the one that lasts longer is known by its until: the
         # other is left to run out on its own
-        holder = (server_key(facts.time_wait_holder_ip, facts.time_wait_holder_port)
-                  if facts.time_wait_holder == "server" else client_key(facts.time_wait_holder_ip))
+        holder = (
+            server_key(facts.time_wait_holder_ip, facts.time_wait_holder_port)
+            if facts.time_wait_holder == "server"
+            else client_key(facts.time_wait_holder_ip)
+        )
         if facts.time_wait_holder == "both":
-            holder = (client_key(record.client_ip) if facts.time_wait_holder_ip == record.client_ip
-                      and facts.time_wait_holder_port == record.client_port
-                      else server_key(facts.time_wait_holder_ip, facts.time_wait_holder_port))
+            holder = (
+                client_key(record.client_ip)
+                if facts.time_wait_holder_ip == record.client_ip and facts.time_wait_holder_port == record.client_port
+                else server_key(facts.time_wait_holder_ip, facts.time_wait_holder_port)
+            )
         spans.append((holder, TIME_WAIT, facts.syn_ts, tw_until, -1))
     return spans
 
 
-def _endpoint_spans(spans: list[Span], key: Key, state: str, since: float, changes: list[tuple[float, str]],
-                    syn_ts: float | None, synack_ts: float | None, synack_to_it: float | None,
-                    peer_rst: float | None, peer_fin_unacked: float | None, time_wait_s: float,
-                    timers: SocketTimers, after: float) -> None:
+def _endpoint_spans(
+    spans: list[Span],
+    key: Key,
+    state: str,
+    since: float,
+    changes: list[tuple[float, str]],
+    syn_ts: float | None,
+    synack_ts: float | None,
+    synack_to_it: float | None,
+    peer_rst: float | None,
+    peer_fin_unacked: float | None,
+    time_wait_s: float,
+    timers: SocketTimers,
+    after: float,
+) -> None:
     """One endpoint's spans that end after `after`. The last state may be in doubt: from a SYN-ACK sent to
     it (`synack_to_it`) while it is still SYN_SENT, its peer's FIN that it has not acknowledged, or a RST
     of its peer that it did nothing after (an accepted one would have made it CLOSED): it may or may not
@@ -186,7 +253,7 @@ def _endpoint_spans(spans: list[Span], key: Key, state: str, since: float, chang
         until = (since if synack_ts is None else synack_ts) + timers.syn_recv_s
     elif state == rfc.SYN_SENT:
         until = (since if syn_ts is None else syn_ts) + timers.syn_sent_s
-    cut = INFINITY   # the first segment whose effect is in doubt
+    cut = INFINITY  # the first segment whose effect is in doubt
     if peer_fin_unacked is not None:
         cut = max(since, peer_fin_unacked)
     if peer_rst is not None and since <= peer_rst < cut:
@@ -238,7 +305,7 @@ class SocketTable:
         # (at the end of the capture) spans still running when their record came: (until, n, key, column, weight)
         self._running: list[tuple[float, int, Key, int, int]] = []
         self._pushed = 0
-        self._now = -INFINITY   # the latest finalisation seen: the capture's end is no earlier
+        self._now = -INFINITY  # the latest finalisation seen: the capture's end is no earlier
 
     def __call__(self, record: FlowRecord) -> None:
         synack_ts = record.facts.synack_ts
@@ -289,8 +356,11 @@ class SocketTable:
         for (ip, port), since in self.listen_since.items():
             if since <= instant:
                 self.counts.setdefault(server_key(ip, port), [0] * _N)[LISTEN] = 1
-        return [_row(key, counts) for key, counts in sorted(self.counts.items(), key=lambda kv: _key_order(kv[0]))
-                if any(counts)]
+        return [
+            _row(key, counts)
+            for key, counts in sorted(self.counts.items(), key=lambda kv: _key_order(kv[0]))
+            if any(counts)
+        ]
 
 
 # ---------------------------------------------------------------------- the timeline
@@ -325,7 +395,7 @@ class _Tracked:
         self.activity: dict[Any, int] = {}
         self.buckets: dict[Any, dict[int, list[int]]] = {}
         self.incomplete: set[Any] = set()
-        self.floor = 0   # no more than the least activity of a kept key, once 2 * keep are kept
+        self.floor = 0  # no more than the least activity of a kept key, once 2 * keep are kept
 
     def active(self, key: Any) -> None:
         self.activity[key] = self.activity.get(key, 0) + 1
@@ -345,18 +415,37 @@ class _Tracked:
 
     def _shrink(self) -> None:
         ranked = sorted(self.buckets, key=lambda k: self.activity.get(k, 0), reverse=True)
-        for key in ranked[self.keep:]:
+        for key in ranked[self.keep :]:
             del self.buckets[key]
             self.incomplete.add(key)
-        self.floor = min((self.activity.get(k, 0) for k in ranked[:self.keep]), default=0)
+        self.floor = min((self.activity.get(k, 0) for k in ranked[: self.keep]), default=0)
 
     def top(self, n: int) -> list[Any]:
         """The n most active keys kept (at equal activity, those followed from their start first)."""
         return sorted(self.buckets, key=lambda k: (-self.activity.get(k, 0), k in self.incomplete, _host_order(k)))[:n]
 
 
-WIDTHS: tuple[float, ...] = (0.001, 0.002, 0.01, 0.02, 0.1, 0.2, 1.0, 2.0, 10.0, 20.0, 60.0, 120.0, 600.0, 1200.0,
-                             3600.0, 7200.0, 21600.0, 43200.0, 86400.0)
+WIDTHS: tuple[float, ...] = (
+    0.001,
+    0.002,
+    0.01,
+    0.02,
+    0.1,
+    0.2,
+    1.0,
+    2.0,
+    10.0,
+    20.0,
+    60.0,
+    120.0,
+    600.0,
+    1200.0,
+    3600.0,
+    7200.0,
+    21600.0,
+    43200.0,
+    86400.0,
+)
 """The widths a timeline with max_buckets goes through: each a whole multiple of the one before. (Not
 Final: compiled by mypyc 2.4, a Final tuple of floats read in a method raises NameError.)"""
 
@@ -408,15 +497,21 @@ class Timeline:
         auditor.add_flow_sink(timeline)
         return timeline
 
-    def __init__(self, time_wait_s: float, bucket_s: float = 1.0, top: int = 10, timers: SocketTimers = LINUX,
-                 max_buckets: int = 0) -> None:
+    def __init__(
+        self,
+        time_wait_s: float,
+        bucket_s: float = 1.0,
+        top: int = 10,
+        timers: SocketTimers = LINUX,
+        max_buckets: int = 0,
+    ) -> None:
         self.time_wait_s = time_wait_s
         self.bucket_s = bucket_s
         self.top = top
         self.timers = timers
         keep = max(4 * top, 16)
-        self.hosts = _Tracked(keep)      # values per bucket: the states (_N)
-        self.services = _Tracked(keep)   # the states, then the events (_SERVICE_WIDTH)
+        self.hosts = _Tracked(keep)  # values per bucket: the states (_N)
+        self.services = _Tracked(keep)  # the states, then the events (_SERVICE_WIDTH)
         self.listen_since: dict[tuple[bytes, int], float] = {}
         # max_buckets > 0: the bucket widens (along WIDTHS) whenever the capture would span more buckets (for
         # plots of a capture of unknown length); `coarsened` is told the factor, for series kept beside these
@@ -433,7 +528,7 @@ class Timeline:
         if last > self.last_bucket:
             self.last_bucket = last
         while self.last_bucket - self.first_bucket >= self.max_buckets:
-            wider = self.bucket_s * 2   # (past the last of WIDTHS)
+            wider = self.bucket_s * 2  # (past the last of WIDTHS)
             for width in WIDTHS:
                 if width > self.bucket_s * 1.0001:
                     wider = width
@@ -470,7 +565,7 @@ class Timeline:
             first = math.floor(start / width)
             last = math.floor(until / width) if until < INFINITY else first - 1
             if first == last:
-                continue   # begun and ended within one bucket: never there at a bucket's end
+                continue  # begun and ended within one bucket: never there at a bucket's end
             if key is not host_key:
                 host_key, host_series = key, hosts.series(key[0])
             if host_series is not None:
@@ -478,8 +573,11 @@ class Timeline:
                 if last > first:
                     _bump(host_series, last, column, -weight, _N)
             if key[2] == "server":
-                series = service_series if key[0] == service[0] and key[1] == service[1] \
+                series = (
+                    service_series
+                    if key[0] == service[0] and key[1] == service[1]
                     else services.series((key[0], key[1]))
+                )
                 if series is not None:
                     _bump(series, first, column, weight, _SERVICE_WIDTH)
                     if last > first:
@@ -496,8 +594,9 @@ class Timeline:
 
     def incomplete(self) -> list[str]:
         """The hosts and services shown whose early changes were dropped (see `_Tracked`)."""
-        shown: list[tuple[bytes, int | None]] = [(h, None) for h in self.hosts.top(self.top)
-                                                 if h in self.hosts.incomplete]
+        shown: list[tuple[bytes, int | None]] = [
+            (h, None) for h in self.hosts.top(self.top) if h in self.hosts.incomplete
+        ]
         shown += [s for s in self.services.top(self.top) if s in self.services.incomplete]
         return [format_ip(ip) if port is None else f"{format_ip(ip)}:{port}" for ip, port in shown]
 
@@ -517,10 +616,15 @@ class Timeline:
         for ip, port in self.services.top(self.top):
             series.append((ip, port, self.services.buckets[(ip, port)], _N + len(EVENT_COLUMNS)))
         series.sort(key=lambda s: (len(s[0]), s[0], -1 if s[1] is None else s[1]))
-        listening: list[list[int]] = []   # per series: the bucket each of its listening ports starts in
+        listening: list[list[int]] = []  # per series: the bucket each of its listening ports starts in
         for ip, port, _, _ in series:
-            listening.append(sorted(self.bucket(since) for (lip, lport), since in self.listen_since.items()
-                                    if lip == ip and (port is None or lport == port)))
+            listening.append(
+                sorted(
+                    self.bucket(since)
+                    for (lip, lport), since in self.listen_since.items()
+                    if lip == ip and (port is None or lport == port)
+                )
+            )
         # the populations before the first bucket shown (a span may start before the first packet: never;
         # a bucket before it holds nothing), then bucket by bucket
         running = [[0] * _N for _ in series]
@@ -555,14 +659,18 @@ class Timeline:
 
 
 # ---------------------------------------------------------------------- the table format
-def render_sockets(title: str, columns: tuple[str, ...], rows: list[dict[str, Any]],
-                   style: TableStyle) -> Iterator[str]:
+def render_sockets(
+    title: str, columns: tuple[str, ...], rows: list[dict[str, Any]], style: TableStyle
+) -> Iterator[str]:
     """The socket table or the timeline for people: the state and event columns that are 0 or empty in
     every row are left out (a note under the table names them), and so is `time_epoch`."""
     if not rows:
         return titled(title, ["(none)"], style)
-    shown = [c for c in columns if c != "time_epoch" and (c not in STATE_COLUMNS + EVENT_COLUMNS
-                                                         or any(row.get(c) for row in rows))]
+    shown = [
+        c
+        for c in columns
+        if c != "time_epoch" and (c not in STATE_COLUMNS + EVENT_COLUMNS or any(row.get(c) for row in rows))
+    ]
     left_out = [c for c in STATE_COLUMNS + EVENT_COLUMNS if c in columns and c not in shown]
     table = [Column(c, n) for n, c in enumerate(shown)]
     lines = render(table, rows, lambda row: [printable(row.get(c)) for c in shown], style)

@@ -1,23 +1,19 @@
-"""The table format, for people: the summary, connections and findings as text fitted to a width.
+"""The table format, for people: the summary, connections and findings, drawn by tabulate and fitted to a width.
 
-A table's columns are listed in reading order, each with its importance (`keep`). With a width,
-`fit` shows every column whose narrowest form still fits, the most important first; a header
-narrower than its name is split after '_' (conn_ / state), and the cells of a text column
-(`wrap_to`) are wrapped after spaces, ';', ',' or '_' down to that width. Spare width goes first
-to putting headers back on one line, then to the narrowest wrapped column. A note under the table
-names the columns left out; CSV and JSON always have everything. Without a width (a file or a
-pipe) every column is shown whole and no row is wrapped.
-
-Widths are counted in characters: cells are made printable first (a control character in a file
-name is shown escaped, as Python writes it), and colour codes are added after the padding, so
-they take no width. Rows are turned into cells twice, once to measure and once to write, and
-the lines are yielded one by one: a table of many connections is not held as text.
+With a width, `fit` shows the most important columns (`keep`) whose narrowest form still fits,
+counting each column as tabulate draws it: its widest cell line, at least its header + MIN_PADDING,
+two spaces between columns. Headers are split after '_' (conn_ / state) when that makes room; text
+columns (`wrap_to`) are wrapped by tabulate's `maxcolwidths`. A note under the table names the
+columns left out (CSV and JSON always have everything). Without a width (a file or a pipe) every
+column is whole. Cells are made printable first (a control character in a file name is shown
+escaped, as Python writes it); severities are coloured with ANSI codes, which tabulate does not count.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,15 +21,14 @@ from typing import IO, Any
 
 from .detectors import SEVERITIES
 
-SEPARATOR = "  "
-MIN_WIDTH = 40        # a narrower width is taken as this (the narrowest a findings table still shows kind and severity)
+MIN_PADDING = 2  # tabulate's: a column is at least its header + 2 wide
+SEPARATOR = 2  # the spaces between two columns in tabulate's "simple" and "plain" formats
+MIN_WIDTH = 40  # a narrower width is taken as this (the narrowest a findings table still shows kind and severity)
 _RESET = "\x1b[0m"
-SEVERITY_COLORS = (("critical", "\x1b[31m"), ("warning", "\x1b[33m"))   # red, yellow (ANSI SGR codes)
+SEVERITY_COLORS = (("critical", "\x1b[31m"), ("warning", "\x1b[33m"))  # red, yellow (ANSI SGR codes)
 
-# Where a line may break: after a word's spaces; inside a word too long for the line, after ';', ',' or
-# '_' (names such as connection_refused or client_state, the anomalies of one connection).
-_WORD = re.compile(r" *[^ ]+ *| +")
-_PIECE = re.compile(r"[^;,_]+[;,_]*|[;,_]+")
+# Where a name (connection_refused, client_state) or a list of them (connection_refused;rst_abort) may break
+_NAME_PIECE = re.compile(r"[^;,_]+[;,_]*|[;,_]+")
 
 
 @dataclass(frozen=True)
@@ -46,13 +41,15 @@ class TableStyle:
 
 @dataclass(frozen=True)
 class Column:
-    """One column: its header; `wrap_to`, the narrowest its cells may be wrapped to (0: never wrapped);
-    `keep`, its importance (a narrow table leaves out the highest numbers first); `colors`,
-    (cell text, ANSI code) pairs for cells drawn in colour."""
+    """One column: its header; `keep`, its importance (a narrow table leaves out the highest numbers
+    first); `wrap_to`, the narrowest its cells may be wrapped to (0: never wrapped); `names`, whether
+    its cells are names, broken after '_', ';' or ','; `colors`, (cell text, ANSI code) pairs for
+    cells drawn in colour."""
 
     header: str
     keep: int
     wrap_to: int = 0
+    names: bool = False
     colors: tuple[tuple[str, str], ...] = ()
 
 
@@ -66,116 +63,116 @@ def printable(value: Any) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def wrap(text: str, width: int) -> list[str]:
-    """`text` on lines of at most `width` characters, broken after spaces; a word longer than a line
-    is broken after ';', ',' or '_' (connection_refused, client_state), and inside a name only when
-    a piece is still longer than the line."""
-    width = max(width, 1)
+def wrap_names(text: str, width: int) -> str:
+    """`text`, a name or a list of names, on lines of at most `width` characters, broken after '_',
+    ';' or ','; a piece still longer than a line is left whole (tabulate's `maxcolwidths` cuts it).
+
+    tabulate wraps with textwrap, which breaks only at spaces and hyphens: it would cut
+    connection_refused;rst_abort at any character (connection_r / efused;rst_a)."""
     if len(text) <= width:
-        return [text]
-    lines: list[str] = []
-    line = ""
-    for word in _WORD.findall(text):
-        for piece in [word] if len(word.rstrip()) <= width else _PIECE.findall(word):
-            if len(line) + len(piece.rstrip()) <= width:   # (spaces that end a line are dropped)
-                line += piece
-                continue
-            if line.strip():
-                lines.append(line.rstrip())
-            line = piece
-            while len(line.rstrip()) > width:
-                lines.append(line[:width])
-                line = line[width:]
-    if line.strip() or not lines:
-        lines.append(line.rstrip())
-    return lines
+        return text
+    lines = [""]
+    for piece in _NAME_PIECE.findall(text):
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(lines)
 
 
-def fit(columns: Sequence[Column], widest: Sequence[int], width: int | None) -> list[tuple[int, int]]:
+def fit(
+    columns: Sequence[Column], widest: Sequence[int], width: int | None, headers: bool = True
+) -> list[tuple[int, int]]:
     """(column index, width) of the columns shown, in reading order, for a table at most `width` wide;
-    `widest` holds each column's widest cell."""
-    natural = [max(len(c.header), w) for c, w in zip(columns, widest, strict=True)]
+    `widest` holds each column's widest cell. A width is the column's as tabulate draws it."""
+    whole_header = [len(c.header) + MIN_PADDING if headers else 0 for c in columns]
+    natural = [max(h, w) for h, w in zip(whole_header, widest, strict=True)]
     if width is None:
         return list(enumerate(natural))
     least = []
     for column, cells_widest in zip(columns, widest, strict=True):
-        header_least = max(len(piece.rstrip()) for piece in _PIECE.findall(column.header)) if column.header else 0
-        cells_least = min(cells_widest, column.wrap_to) if column.wrap_to else cells_widest
-        least.append(max(header_least, cells_least))
+        split_header = (max(map(len, _NAME_PIECE.findall(column.header)), default=0) + MIN_PADDING) if headers else 0
+        least.append(max(split_header, min(cells_widest, column.wrap_to) if column.wrap_to else cells_widest))
     by_importance = sorted(range(len(columns)), key=lambda i: (columns[i].keep, i))
     shown: list[int] = []
-    used = -len(SEPARATOR)
+    used = -SEPARATOR
     for i in by_importance:
-        if used + len(SEPARATOR) + least[i] <= width:
+        if used + SEPARATOR + least[i] <= width:
             shown.append(i)
-            used += len(SEPARATOR) + least[i]
-    if not shown:   # not even one column at its narrowest: the most important one, wrapped to the width
+            used += SEPARATOR + least[i]
+    if not shown:  # not even one column at its narrowest: the most important one, wrapped to the width
         return [(by_importance[0], width)]
     widths = {i: least[i] for i in shown}
     spare = width - used
-    for i in shown:   # (in importance order) first every header on one line...
-        grow = min(spare, max(0, min(natural[i], len(columns[i].header)) - widths[i]))
+    for i in shown:  # (in importance order) first a header back on one line where the room allows...
+        if 0 < whole_header[i] - widths[i] <= spare:
+            spare -= whole_header[i] - widths[i]
+            widths[i] = whole_header[i]
+    for i in shown:  # ... then the wrapped columns, the most important first
+        grow = min(spare, max(0, widest[i] - widths[i]))
         widths[i] += grow
         spare -= grow
-    while spare > 0:   # ... then the narrowest of the wrapped columns gets the next character
-        growable = [i for i in shown if widths[i] < natural[i]]
-        if not growable:
-            break
-        narrowest = min(widths[i] for i in growable)
-        for i in growable:
-            if widths[i] == narrowest and spare > 0:
-                widths[i] += 1
-                spare -= 1
     return [(i, widths[i]) for i in sorted(shown)]
 
 
-def render(columns: Sequence[Column], rows: Sequence[Any], cells: Callable[[Any], list[str]],
-           style: TableStyle, headers: bool = True) -> Iterator[str]:
+def render(
+    columns: Sequence[Column],
+    rows: Sequence[Any],
+    cells: Callable[[Any], list[str]],
+    style: TableStyle,
+    headers: bool = True,
+) -> Iterator[str]:
     """The table's lines: `cells(row)` gives a row's cell texts (printable), in `columns` order.
 
-    With headers: a header (on several lines where it was split), a rule of dashes, the rows, a row
-    that takes several lines set apart by empty lines. A note under the table names the columns
-    left out at this width.
+    With headers, tabulate's "simple" format (a row on several lines is set apart by a separating
+    line); without, its "plain" format. A note under the table names the columns left out at this width.
     """
-    widest = [0] * len(columns)
-    for row in rows:
-        for i, cell in enumerate(cells(row)):
-            widest[i] = max(widest[i], len(cell))
-    layout = fit(columns, widest, style.width)
-    widths = [w for _, w in layout]
-    if headers:
-        yield from _block([wrap(columns[i].header, w) for i, w in layout], widths, [""] * len(layout))
-        yield SEPARATOR.join("-" * w for w in widths)
-    palettes = [(i, dict(columns[i].colors) if style.color else {}) for i, _ in layout]
-    previous_height = 1
-    for n, row in enumerate(rows):
-        row_cells = cells(row)
-        parts = [wrap(row_cells[i], w) for i, w in layout]
-        height = max(len(p) for p in parts)
-        if headers and n and max(height, previous_height) > 1:   # a row on several lines is set apart
-            yield ""
-        previous_height = height
-        yield from _block(parts, widths, [palette.get(row_cells[i], "") for i, palette in palettes])
+    # (imported here, not with the module: a run writing only CSV or JSON never loads it)
+    from tabulate import SEPARATING_LINE, tabulate
+
+    table = [cells(row) for row in rows]
+    widest = [max((len(row[i]) for row in table), default=0) for i in range(len(columns))]
+    layout = fit(columns, widest, style.width, headers)
+    palettes = [dict(columns[i].colors) if style.color else {} for i, _ in layout]
+    data: list[Any] = []
+    tall_before = False
+    for row in table:
+        tall = any(len(row[i]) > w for i, w in layout)  # (tabulate wraps exactly the cells wider than their column)
+        if headers and data and (tall or tall_before):
+            data.append(SEPARATING_LINE)
+        tall_before = tall
+        drawn = []
+        for (i, w), palette in zip(layout, palettes, strict=True):
+            text = wrap_names(row[i], w) if columns[i].names else row[i]
+            code = palette.get(text)
+            drawn.append(code + text + _RESET if code else text)
+        data.append(drawn)
+    header_texts = (
+        [
+            columns[i].header
+            if len(columns[i].header) + MIN_PADDING <= w
+            else wrap_names(columns[i].header, w - MIN_PADDING)
+            for i, w in layout
+        ]
+        if headers
+        else ()
+    )
+    yield from tabulate(
+        data,
+        header_texts,
+        tablefmt="simple" if headers else "plain",
+        disable_numparse=True,
+        maxcolwidths=[w if widest[i] > w else None for i, w in layout],
+    ).splitlines()
     left_out = [c.header for i, c in enumerate(columns) if i not in {i for i, _ in layout}]
-    if left_out and style.width is not None:   # (only a width leaves columns out)
-        yield from wrap(f"(not shown at width {style.width}: {', '.join(left_out)}; --width 0 shows all)", style.width)
-
-
-def _block(parts: list[list[str]], widths: list[int], codes: list[str]) -> Iterator[str]:
-    """The text lines of one row whose cells are `parts` (each its lines), padded to `widths`, in colour
-    where `codes` has an ANSI code; without trailing spaces."""
-    for k in range(max(len(lines) for lines in parts)):
-        out = []
-        for lines, width, code in zip(parts, widths, codes, strict=True):
-            text = lines[k] if k < len(lines) else ""
-            padding = " " * (width - len(text))
-            out.append(code + text + _RESET + padding if code and text else text + padding)
-        yield SEPARATOR.join(out).rstrip()
+    if left_out and style.width is not None:  # (only a width leaves columns out)
+        yield from textwrap.wrap(
+            f"(not shown at width {style.width}: {', '.join(left_out)}; --width 0 shows all)", style.width
+        )
 
 
 def titled(title: str, lines: Iterable[str], style: TableStyle) -> Iterator[str]:
     """The title, wrapped to the width, then the lines."""
-    yield from (wrap(title, style.width) if style.width is not None else [title])
+    yield from (textwrap.wrap(title, style.width) if style.width is not None else [title])
     yield from lines
 
 
@@ -197,43 +194,94 @@ def seconds(value: Any) -> str:
 # ---------------------------------------------------------------------- the report's tables
 #: The flow-row values the connections table is made of: RowWriter keeps these for each connection.
 FLOW_TABLE_COLUMNS: tuple[str, ...] = (
-    "client_ip", "client_port", "server_ip", "server_port", "conn_state", "history", "client_state",
-    "server_state", "end_reason", "anomalies", "duration_s", "start",
+    "client_ip",
+    "client_port",
+    "server_ip",
+    "server_port",
+    "conn_state",
+    "history",
+    "client_state",
+    "server_state",
+    "end_reason",
+    "anomalies",
+    "duration_s",
+    "start",
 )
 
 # What tells one connection's story first; the byte and packet counts are in CSV/JSON only.
 CONNECTION_COLUMNS = (
-    Column("client", 0, wrap_to=21), Column("server", 1, wrap_to=21), Column("conn_state", 2),
-    Column("history", 3, wrap_to=10), Column("client_state", 4), Column("server_state", 5), Column("end_reason", 6),
-    Column("anomalies", 7, wrap_to=11), Column("duration_s", 8), Column("start", 9),
+    Column("client", 0, wrap_to=21),
+    Column("server", 1, wrap_to=21),
+    Column("conn_state", 2),
+    Column("history", 3, wrap_to=10),
+    Column("client_state", 4),
+    Column("server_state", 5),
+    Column("end_reason", 6, wrap_to=8, names=True),
+    Column("anomalies", 7, wrap_to=11, names=True),
+    Column("duration_s", 8),
+    Column("start", 9),
 )
 
 # A finding is read as: what, how bad, where, the numbers; the times are left out first.
 FINDING_COLUMNS = (
-    Column("kind", 0), Column("severity", 1, colors=SEVERITY_COLORS), Column("count", 3),
-    Column("server", 2, wrap_to=21), Column("client", 5, wrap_to=21), Column("detail", 4, wrap_to=24),
-    Column("first_seen", 6), Column("last_seen", 7),
+    Column("kind", 0, wrap_to=14, names=True),
+    Column("severity", 1, colors=SEVERITY_COLORS),
+    Column("count", 3),
+    Column("server", 2, wrap_to=21),
+    Column("client", 5, wrap_to=21),
+    Column("detail", 4, wrap_to=20),
+    Column("first_seen", 6),
+    Column("last_seen", 7),
 )
 
 
 def _connection_cells(row: dict[str, Any] | tuple[Any, ...]) -> list[str]:
     """A connection's cells: a flow row (dict), or its FLOW_TABLE_COLUMNS values (RowWriter's table rows)."""
     values = tuple(row.get(c) for c in FLOW_TABLE_COLUMNS) if isinstance(row, dict) else row
-    (client_ip, client_port, server_ip, server_port, conn_state, history, client_state, server_state,
-     end_reason, anomalies, duration, start) = values
-    return [endpoint(client_ip, client_port), endpoint(server_ip, server_port), printable(conn_state),
-            printable(history), printable(client_state), printable(server_state), printable(end_reason),
-            printable(anomalies), seconds(duration), printable(start)]
+    (
+        client_ip,
+        client_port,
+        server_ip,
+        server_port,
+        conn_state,
+        history,
+        client_state,
+        server_state,
+        end_reason,
+        anomalies,
+        duration,
+        start,
+    ) = values
+    return [
+        endpoint(client_ip, client_port),
+        endpoint(server_ip, server_port),
+        printable(conn_state),
+        printable(history),
+        printable(client_state),
+        printable(server_state),
+        printable(end_reason),
+        printable(anomalies),
+        seconds(duration),
+        printable(start),
+    ]
 
 
 def _finding_cells(row: dict[str, Any]) -> list[str]:
-    return [printable(row["kind"]), printable(row["severity"]), printable(row["count"]),
-            endpoint(row["server_ip"], row["server_port"]), endpoint(row["client_ip"], row["client_port"]),
-            printable(row["detail"]), printable(row["first_seen"]), printable(row["last_seen"])]
+    return [
+        printable(row["kind"]),
+        printable(row["severity"]),
+        printable(row["count"]),
+        endpoint(row["server_ip"], row["server_port"]),
+        endpoint(row["client_ip"], row["client_port"]),
+        printable(row["detail"]),
+        printable(row["first_seen"]),
+        printable(row["last_seen"]),
+    ]
 
 
-def render_connections(title: str, rows: Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]],
-                       style: TableStyle) -> Iterator[str]:
+def render_connections(
+    title: str, rows: Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]], style: TableStyle
+) -> Iterator[str]:
     """A connections table under its title: flow rows (dicts) or RowWriter's table rows."""
     if not rows:
         return titled(title, ["(none)"], style)
@@ -258,6 +306,10 @@ def render_summary(summary: dict[str, Any], style: TableStyle) -> Iterator[str]:
         ("packets read", summary["packets_read"]),
         ("TCP packets", summary["tcp_packets"]),
     ]
+    if summary.get("files_passed_over"):
+        lines.insert(1, ("files passed over", f"{summary['files_passed_over']} (in directories; not captures)"))
+    if summary["input_problems"]:
+        lines.append(("input problems", len(summary["input_problems"])))
     if summary["filtered_out"]:
         lines.append(("filtered out", summary["filtered_out"]))
     for reason, n in summary["skipped_packets"].items():
@@ -267,15 +319,29 @@ def render_summary(summary: dict[str, Any], style: TableStyle) -> Iterator[str]:
         lines.append(("interrupted", "yes (Ctrl-C): this report covers the packets read until then"))
     if summary["evicted_connections"]:
         lines.append(("evicted (table full)", summary["evicted_connections"]))
-    yield from render((Column("", 0), Column("", 1, wrap_to=20)), lines,
-                      lambda line: [printable(line[0]), printable(line[1])], style, headers=False)
-    for title, key in (("conn_state", "conn_state"), ("final client state", "client_state"),
-                       ("final server state", "server_state"), ("end reason", "end_reason")):
+    # (labels wrap to 20 and values to 16: both columns fit the narrowest width, 40)
+    yield from render(
+        (Column("", 0, wrap_to=20), Column("", 1, wrap_to=16)),
+        lines,
+        lambda line: [printable(line[0]), printable(line[1])],
+        style,
+        headers=False,
+    )
+    for title, key in (
+        ("conn_state", "conn_state"),
+        ("final client state", "client_state"),
+        ("final server state", "server_state"),
+        ("end reason", "end_reason"),
+    ):
         if summary[key]:
             yield ""
             counts = sorted(summary[key].items(), key=lambda kv: -kv[1])
-            yield from render((Column(title, 0), Column("connections", 1)), counts,
-                              lambda kv: [printable(kv[0]), printable(kv[1])], style)
+            yield from render(
+                (Column(title, 0), Column("connections", 1)),
+                counts,
+                lambda kv: [printable(kv[0]), printable(kv[1])],
+                style,
+            )
 
 
 def write_blocks(stream: IO[str], blocks: Iterable[Iterable[str]]) -> None:

@@ -30,19 +30,31 @@ CLOSE_WAIT: Final = "CLOSE_WAIT"
 LAST_ACK: Final = "LAST_ACK"
 UNKNOWN: Final = "UNKNOWN"
 
-ALL_STATES: Final = (CLOSED, LISTEN, SYN_SENT, SYN_RCVD, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2,
-                     CLOSING, TIME_WAIT, CLOSE_WAIT, LAST_ACK, UNKNOWN)
+ALL_STATES: Final = (
+    CLOSED,
+    LISTEN,
+    SYN_SENT,
+    SYN_RCVD,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    CLOSING,
+    TIME_WAIT,
+    CLOSE_WAIT,
+    LAST_ACK,
+    UNKNOWN,
+)
 
 # Events, named after what happened to the endpoint whose state moves.
-SEND_SYN: Final = "send_syn"                  # it sent a SYN (active open)
-SEND_SYN_ACK: Final = "send_syn_ack"          # it answered the peer's SYN with a SYN-ACK acking ISN+1 (passive open)
-RECV_SYN_ACK: Final = "recv_syn_ack"          # it acknowledged the peer's SYN-ACK (ack = peer ISN+1): it saw it
-RECV_ACK_OF_SYN: Final = "recv_ack_of_syn"    # the peer acknowledged its SYN-ACK (ack = its ISN+1)
-SEND_FIN: Final = "send_fin"                  # it sent a FIN
-RECV_FIN: Final = "recv_fin"                  # it acknowledged the peer's FIN (ack >= FIN seq+1): it saw it
-RECV_ACK_OF_FIN: Final = "recv_ack_of_fin"    # the peer acknowledged its FIN
-SEND_RST: Final = "send_rst"                  # it sent a RST: it has dropped the connection
-RECV_RST: Final = "recv_rst"                  # the peer's RST was acceptable (seq in window, or acks our SYN)
+SEND_SYN: Final = "send_syn"  # it sent a SYN (active open)
+SEND_SYN_ACK: Final = "send_syn_ack"  # it answered the peer's SYN with a SYN-ACK acking ISN+1 (passive open)
+RECV_SYN_ACK: Final = "recv_syn_ack"  # it acknowledged the peer's SYN-ACK (ack = peer ISN+1): it saw it
+RECV_ACK_OF_SYN: Final = "recv_ack_of_syn"  # the peer acknowledged its SYN-ACK (ack = its ISN+1)
+SEND_FIN: Final = "send_fin"  # it sent a FIN
+RECV_FIN: Final = "recv_fin"  # it acknowledged the peer's FIN (ack >= FIN seq+1): it saw it
+RECV_ACK_OF_FIN: Final = "recv_ack_of_fin"  # the peer acknowledged its FIN
+SEND_RST: Final = "send_rst"  # it sent a RST: it has dropped the connection
+RECV_RST: Final = "recv_rst"  # the peer's RST was acceptable (seq in window, or acks our SYN)
 TIME_WAIT_EXPIRED: Final = "time_wait_expired"  # 2*MSL passed since it entered TIME_WAIT
 
 TRANSITIONS: Final[dict[tuple[str, str], str]] = {
@@ -50,19 +62,19 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (CLOSED, SEND_SYN): SYN_SENT,
     (LISTEN, SEND_SYN): SYN_SENT,
     (UNKNOWN, SEND_SYN): SYN_SENT,
-    (CLOSED, SEND_SYN_ACK): SYN_RCVD,        # it was listening: LISTEN -> SYN_RCVD (LISTEN itself is never seen)
+    (CLOSED, SEND_SYN_ACK): SYN_RCVD,  # it was listening: LISTEN -> SYN_RCVD (LISTEN itself is never seen)
     (LISTEN, SEND_SYN_ACK): SYN_RCVD,
     (UNKNOWN, SEND_SYN_ACK): SYN_RCVD,
-    (SYN_SENT, SEND_SYN_ACK): SYN_RCVD,      # simultaneous open
+    (SYN_SENT, SEND_SYN_ACK): SYN_RCVD,  # simultaneous open
     (SYN_SENT, RECV_SYN_ACK): ESTABLISHED,
-    (UNKNOWN, RECV_SYN_ACK): ESTABLISHED,    # its SYN was not captured, its ACK of the SYN-ACK was
+    (UNKNOWN, RECV_SYN_ACK): ESTABLISHED,  # its SYN was not captured, its ACK of the SYN-ACK was
     (SYN_RCVD, RECV_ACK_OF_SYN): ESTABLISHED,
     # closing, active side
     (SYN_RCVD, SEND_FIN): FIN_WAIT_1,
     (ESTABLISHED, SEND_FIN): FIN_WAIT_1,
     (UNKNOWN, SEND_FIN): FIN_WAIT_1,
     (FIN_WAIT_1, RECV_ACK_OF_FIN): FIN_WAIT_2,
-    (FIN_WAIT_1, RECV_FIN): CLOSING,         # simultaneous close
+    (FIN_WAIT_1, RECV_FIN): CLOSING,  # simultaneous close
     (FIN_WAIT_2, RECV_FIN): TIME_WAIT,
     (CLOSING, RECV_ACK_OF_FIN): TIME_WAIT,
     (TIME_WAIT, TIME_WAIT_EXPIRED): CLOSED,

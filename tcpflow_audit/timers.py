@@ -49,10 +49,10 @@ class TimerEntry:
 class TimerQueue:
     def __init__(self) -> None:
         self.lanes: dict[str, deque[TimerEntry]] = {}
-        self._lane_list: list[deque[TimerEntry]] = []     # the same lanes, to look over quickly
+        self._lane_list: list[deque[TimerEntry]] = []  # the same lanes, to look over quickly
         self.heap: list[TimerEntry] = []
         self.order = 0
-        self.next_due = math.inf                          # the next timer's due time (inf: none)
+        self.next_due = math.inf  # the next timer's due time (inf: none)
         self._next_lane: deque[TimerEntry] | None = None  # where that timer is (None: the heap's top)
 
     def __len__(self) -> int:
@@ -72,7 +72,7 @@ class TimerQueue:
         else:
             heapq.heappush(self.heap, entry)
             lane = None
-        if due < self.next_due:   # (a tie goes to the timer set first: never this one)
+        if due < self.next_due:  # (a tie goes to the timer set first: never this one)
             self.next_due = due
             self._next_lane = lane
 

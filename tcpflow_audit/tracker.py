@@ -20,7 +20,7 @@ from .config import EngineConfig
 from .connection import ACK, PENDING_ATTEMPT, PENDING_DELETE, PENDING_EXPIRE, SYN, Connection, FlowRecord, TimeWait
 from .timers import TimerQueue
 
-if TYPE_CHECKING:   # native 64-bit integers for the compiled build; plain int to Python
+if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
 
 FlowSink = Callable[[FlowRecord], None]
@@ -110,10 +110,15 @@ def _same_address(buf: bytes, at: int, ip: bytes) -> bool:
 
 
 class ConnectionTracker:
-    def __init__(self, config: EngineConfig | None = None, on_flow: FlowSink | None = None,
-                 reference: bool = False, by_fast_key: bool = False) -> None:
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        on_flow: FlowSink | None = None,
+        reference: bool = False,
+        by_fast_key: bool = False,
+    ) -> None:
         self.config = config or EngineConfig()
-        self.reference = reference   # True: every segment through Connection.process (no hot path)
+        self.reference = reference  # True: every segment through Connection.process (no hot path)
         # True: keep connections by fast key (`fast_index`), as the fast lane looks them up; False:
         # by 4-tuple (`table`), as `packet` looks them up fastest in the pure Python build
         self.by_fast_key = by_fast_key
@@ -122,7 +127,12 @@ class ConnectionTracker:
         # live connections by their 4-tuple (both directions): all of them, or with by_fast_key only
         # those the fast index could not take
         self.table: dict[tuple, Connection] = {}
-        self.live: dict[Connection, None] = {}          # in creation order, for eviction and the final flush
+        # every live connection in creation order (for eviction and the final flush), and behind them
+        # finished ones not yet dropped: a finished connection leaves when it reaches the front or at
+        # the next compaction (`_compact`), so dropping one costs O(1) wherever it lies (deleting from
+        # the front of a dict would leave dead slots that every later look for the oldest walks again)
+        self.creation_order: deque[Connection] = deque()
+        self.live_count = 0
         self.timers = TimerQueue()
         self._dead_timer_owners = 0
         # with by_fast_key, the other live connections (nearly all), keyed by one integer the fast
@@ -149,9 +159,26 @@ class ConnectionTracker:
         self.peak_live = 0
         self.now = 0.0
 
+    @property
+    def live(self) -> list[Connection]:
+        """The live connections, in creation order."""
+        return [conn for conn in self.creation_order if not conn.finished]
+
     # ------------------------------------------------------------------ per packet
-    def packet(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, seq: int, ack: int,
-               flags: int, window: int, length: int, checksum_ok: bool = True) -> Connection:
+    def packet(
+        self,
+        ts: float,
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        length: int,
+        checksum_ok: bool = True,
+    ) -> Connection:
         if ts > self.now:
             self.now = ts
         if self.timers.next_due < ts:
@@ -178,8 +205,19 @@ class ConnectionTracker:
             self._schedule_pending(conn)
         return conn
 
-    def fast_packet(self, ts: float, sender: i64, receiver: i64, seq: i64, ack: i64, flags: i64, window: i64,
-                    length: i64, buf: bytes = b"", ip6: i64 = -1) -> bool:
+    def fast_packet(
+        self,
+        ts: float,
+        sender: i64,
+        receiver: i64,
+        seq: i64,
+        ack: i64,
+        flags: i64,
+        window: i64,
+        length: i64,
+        buf: bytes = b"",
+        ip6: i64 = -1,
+    ) -> bool:
         """`packet` for the fast lane's segments, each side's address and port as one integer
         (`address_key`; for IPv6, ip6 is where the IPv6 header lies in buf, to check the addresses).
 
@@ -197,21 +235,21 @@ class ConnectionTracker:
         # the connection this slot of `recent` last led to, if the segment is its; else the index's
         slot = recent_slot(sender, receiver)
         conn = self.recent[slot]
-        orig_key, resp_key = conn.orig.addr_key, conn.resp.addr_key   # (_joins, written out: every packet)
+        orig_key, resp_key = conn.orig.addr_key, conn.resp.addr_key  # (_joins, written out: every packet)
         if not ((orig_key == sender and resp_key == receiver) or (resp_key == sender and orig_key == receiver)):
             found = self.fast_index.get(fast_key(sender, receiver))
             if found is None or not _joins(found, sender, receiver):
-                return False   # none, or another connection with the same fast key: the tuple table decides
+                return False  # none, or another connection with the same fast key: the tuple table decides
             conn = self.recent[slot] = found
         if conn.orig.addr_key == sender:
             endpoint, peer, is_orig = conn.orig, conn.resp, True
         else:
             endpoint, peer, is_orig = conn.resp, conn.orig, False
         if ip6 >= 0 and not (_same_address(buf, ip6 + 8, endpoint.ip) and _same_address(buf, ip6 + 24, peer.ip)):
-            return False   # an IPv6 key folds the address: another connection's, the tuple table decides
+            return False  # an IPv6 key folds the address: another connection's, the tuple table decides
         if not flags & 0x07 and endpoint.zstate != z.INACTIVE:
             conn._ordinary_segment(ts, endpoint, peer, seq, ack, flags, window, length)
-        else:   # FIN or RST, or the first segment Zeek sees from this endpoint: as `packet` does
+        else:  # FIN or RST, or the first segment Zeek sees from this endpoint: as `packet` does
             conn.process(ts, is_orig, seq, ack, flags, window, length, True)
             if conn.pending_timers:
                 self._schedule_pending(conn)
@@ -220,8 +258,9 @@ class ConnectionTracker:
     def flush(self) -> None:
         """End of input: finalise every live connection (in creation order); no SYN can arrive in a
         TIME_WAIT any more, so their entries go too (freed now, not walked by the cyclic collector)."""
-        for conn in list(self.live):
+        for conn in self.creation_order:
             self._finish(conn, "capture_end", self.now)
+        self.creation_order.clear()
         self.timers.clear()
         self.recent = [_NO_CONNECTION] * RECENT_SLOTS
         self.recent_time_wait.clear()
@@ -230,8 +269,11 @@ class ConnectionTracker:
     # ------------------------------------------------------------------ connections
     def _new_connection(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, flags: int) -> Connection:
         config = self.config
-        if len(self.live) >= config.max_connections:
-            oldest = next(iter(self.live))
+        if self.live_count >= config.max_connections:
+            order = self.creation_order
+            oldest = order.popleft()
+            while oldest.finished:
+                oldest = order.popleft()
             self.evicted += 1
             self._finish(oldest, "evicted", ts)
         flipped = z.should_flip(sport, dport, flags)
@@ -245,14 +287,19 @@ class ConnectionTracker:
             conn.resp.state_changes = []
         key = (src, sport, dst, dport)
         conn.key = key
-        if not (self.by_fast_key and len(src) == len(dst) and (len(src) == 4 or len(src) == 16)
-                and self._index_fast(conn, src, sport, dst, dport)):
+        if not (
+            self.by_fast_key
+            and len(src) == len(dst)
+            and (len(src) == 4 or len(src) == 16)
+            and self._index_fast(conn, src, sport, dst, dport)
+        ):
             self.table[key] = conn
             self.table[(dst, dport, src, sport)] = conn
-        self.live[conn] = None
+        self.creation_order.append(conn)
+        self.live_count += 1
         self.connections_seen += 1
-        if len(self.live) > self.peak_live:
-            self.peak_live = len(self.live)
+        if self.live_count > self.peak_live:
+            self.peak_live = self.live_count
         if self.recent_time_wait:
             time_wait = self.recent_time_wait.get(_time_wait_keys(src, sport, dst, dport)[0])
             if time_wait is not None and ts < time_wait.until and flags & SYN:
@@ -273,8 +320,9 @@ class ConnectionTracker:
         if key in fast_index:
             return False
         fast_index[key] = conn
-        src_endpoint, dst_endpoint = (conn.resp, conn.orig) if conn.orig.port != sport or conn.orig.ip != src \
-            else (conn.orig, conn.resp)
+        src_endpoint, dst_endpoint = (
+            (conn.resp, conn.orig) if conn.orig.port != sport or conn.orig.ip != src else (conn.orig, conn.resp)
+        )
         src_endpoint.addr_key = sender
         dst_endpoint.addr_key = receiver
         return True
@@ -285,8 +333,9 @@ class ConnectionTracker:
             conn = self.fast_index.get(fast_key(address_key(src, sport), address_key(dst, dport)))
             if conn is not None:
                 orig, resp = conn.orig, conn.resp
-                if (orig.port == sport and resp.port == dport and orig.ip == src and resp.ip == dst) or \
-                        (resp.port == sport and orig.port == dport and resp.ip == src and orig.ip == dst):
+                if (orig.port == sport and resp.port == dport and orig.ip == src and resp.ip == dst) or (
+                    resp.port == sport and orig.port == dport and resp.ip == src and orig.ip == dst
+                ):
                     return conn
         return self.table.get((src, sport, dst, dport)) if self.table else None
 
@@ -301,8 +350,12 @@ class ConnectionTracker:
         if not (conn.orig.did_close or conn.resp.did_close):
             if seq == conn_orig.start_seq:
                 return False
-            if (not flags & ACK and conn_orig.zstate == z.SYN_ACK_SENT and conn.resp.zstate == z.INACTIVE
-                    and seq == conn.resp.start_seq):
+            if (
+                not flags & ACK
+                and conn_orig.zstate == z.SYN_ACK_SENT
+                and conn.resp.zstate == z.INACTIVE
+                and seq == conn.resp.start_seq
+            ):
                 return False
         return True
 
@@ -312,18 +365,16 @@ class ConnectionTracker:
         conn.finished = True
         conn.end_cause = cause
         key = conn.key
-        live = self.live
-        if conn in live:
-            del live[conn]
+        self.live_count -= 1
         sender, receiver = conn.orig.addr_key, conn.resp.addr_key
-        if sender >= 0:   # in the fast index, whose key is its own while it lives
+        if sender >= 0:  # in the fast index, whose key is its own while it lives
             del self.fast_index[fast_key(sender, receiver)]
         else:
             _forget(self.table, key, conn)
             _forget(self.table, (key[2], key[3], key[0], key[1]), conn)
         self._dead_timer_owners += 1
-        if self._dead_timer_owners > 2 * len(self.live) + 4096:
-            self._compact_timers()
+        if self._dead_timer_owners > 2 * self.live_count + 4096:
+            self._compact()
         record = conn.to_record(now, self.config.time_wait)
         client_until, server_until = record.client_time_wait_until, record.server_time_wait_until
         if client_until or server_until:
@@ -355,10 +406,12 @@ class ConnectionTracker:
                 _forget(recent, other_way, time_wait)
 
     # ------------------------------------------------------------------ timers
-    def _compact_timers(self) -> None:
-        """Drop timer entries of finished connections, so they do not keep those connections in memory
-        (an inactivity timer lives 300 s of capture time): memory stays bounded by live connections."""
+    def _compact(self) -> None:
+        """Drop the timer entries and `creation_order` places of finished connections, so they do not keep
+        those connections in memory (an inactivity timer lives 300 s of capture time): memory stays
+        bounded by live connections, and the time this takes by the connections finished since the last time."""
         self.timers.drop_finished()
+        self.creation_order = deque(conn for conn in self.creation_order if not conn.finished)
         self._dead_timer_owners = 0
 
     def _schedule_pending(self, conn: Connection) -> None:

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-TIMEOUT = 120   # seconds for one browser run
+TIMEOUT = 120  # seconds for one browser run
 STATUS = re.compile(r'<pre id="report-status"[^>]*>(.*?)</pre>', re.S)
 PLOT = re.compile(r'<div class="plot[^"]*" id="plot-\d+"')
 
@@ -39,9 +39,22 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
     browser = chromium()
     assert browser is not None, "no Chromium"
     with tempfile.TemporaryDirectory(prefix="tfa-chromium-") as profile:
-        return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                               "--no-first-run", f"--user-data-dir={profile}", "--virtual-time-budget=30000", *args],
-                              capture_output=True, text=True, timeout=TIMEOUT)
+        return subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=30000",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
 
 
 def status(page: Path) -> dict:
@@ -75,11 +88,26 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as work:
-        for capture, name in (("demo.pcap", "report-demo"), ("syn_flood.pcap", "report-syn-flood"),
-                              ("sockets_mix.pcap", "report-sockets-mix")):
+        for capture, name in (
+            ("demo.pcap", "report-demo"),
+            ("syn_flood.pcap", "report-syn-flood"),
+            ("sockets_mix.pcap", "report-sockets-mix"),
+        ):
             page = Path(work) / f"{name}.html"
-            subprocess.run([sys.executable, "-m", "tcpflow_audit", str(root / "sample_pcaps" / capture), "-q",
-                            "--html", str(page)], check=True, stdout=subprocess.DEVNULL, cwd=root)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "tcpflow_audit",
+                    str(root / "sample_pcaps" / capture),
+                    "-q",
+                    "--html",
+                    str(page),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                cwd=root,
+            )
             state = status(page)
             assert state["drawn"] == state["plots"] == state["svg_plots"] and not state["errors"], state
             print(screenshot(page, out / f"{name}.png"), state)

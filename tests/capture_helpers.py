@@ -22,7 +22,12 @@ def pcap_header(order: str = "<", magic: int = PCAP_MAGIC_USEC, snaplen: int = 6
 
 
 def pcap_record(
-    order: str, sec: int, frac: int, frame: bytes, wirelen: int | None = None, caplen: int | None = None,
+    order: str,
+    sec: int,
+    frac: int,
+    frame: bytes,
+    wirelen: int | None = None,
+    caplen: int | None = None,
     modified: bool = False,
 ) -> bytes:
     caplen = len(frame) if caplen is None else caplen
@@ -34,8 +39,11 @@ def pcap_record(
 
 
 def pcap_file(
-    records: list[tuple[int, int, bytes]], order: str = "<", magic: int = PCAP_MAGIC_USEC,
-    snaplen: int = 65535, network: int = 1,
+    records: list[tuple[int, int, bytes]],
+    order: str = "<",
+    magic: int = PCAP_MAGIC_USEC,
+    snaplen: int = 65535,
+    network: int = 1,
 ) -> bytes:
     modified = magic == PCAP_MAGIC_MODIFIED
     return pcap_header(order, magic, snaplen, network) + b"".join(
@@ -62,8 +70,9 @@ def shb(order: str = "<") -> bytes:
     return block(0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1), order)
 
 
-def idb(linktype: int, order: str = "<", snaplen: int = 0, tsresol: int | None = None,
-        tsoffset: int | None = None) -> bytes:
+def idb(
+    linktype: int, order: str = "<", snaplen: int = 0, tsresol: int | None = None, tsoffset: int | None = None
+) -> bytes:
     body = struct.pack(order + "HHI", linktype, 0, snaplen)
     opts = b""
     if tsresol is not None:
@@ -75,8 +84,9 @@ def idb(linktype: int, order: str = "<", snaplen: int = 0, tsresol: int | None =
     return block(1, body + opts, order)
 
 
-def epb(interface: int, ts_units: int, frame: bytes, order: str = "<", wirelen: int | None = None,
-        options: bytes = b"") -> bytes:
+def epb(
+    interface: int, ts_units: int, frame: bytes, order: str = "<", wirelen: int | None = None, options: bytes = b""
+) -> bytes:
     wirelen = len(frame) if wirelen is None else wirelen
     body = struct.pack(order + "IIIII", interface, ts_units >> 32, ts_units & 0xFFFFFFFF, len(frame), wirelen)
     body += frame + b"\0" * (-len(frame) % 4) + options
@@ -89,8 +99,7 @@ def spb(frame: bytes, order: str = "<", wirelen: int | None = None) -> bytes:
 
 
 def obsolete_pb(interface: int, ts_units: int, frame: bytes, order: str = "<") -> bytes:
-    body = struct.pack(order + "HHIIII", interface, 0, ts_units >> 32, ts_units & 0xFFFFFFFF, len(frame),
-                       len(frame))
+    body = struct.pack(order + "HHIIII", interface, 0, ts_units >> 32, ts_units & 0xFFFFFFFF, len(frame), len(frame))
     return block(2, body + frame, order)
 
 
@@ -109,7 +118,7 @@ class Pcap:
         offset = 24
         while offset < len(data):
             caplen = struct.unpack_from("<I", data, offset + 8)[0]
-            self.records.append((offset, data[offset:offset + 16], data[offset + 16:offset + 16 + caplen]))
+            self.records.append((offset, data[offset : offset + 16], data[offset + 16 : offset + 16 + caplen]))
             offset += 16 + caplen
 
     @classmethod
@@ -134,3 +143,28 @@ class Pcap:
         data = self.records[i][2]
         o = self.ip_offset() + (data[self.ip_offset()] & 0x0F) * 4
         return struct.unpack_from("!HH", data, o)
+
+
+def pcap_records(data: bytes) -> list[tuple[int, int, int, bytes]]:
+    """The records of a little-endian classic pcap (microseconds): (offset, seconds, microseconds, frame)."""
+    records = []
+    offset = 24
+    while offset + 16 <= len(data):
+        sec, usec, caplen, _ = struct.unpack_from("<IIII", data, offset)
+        if offset + 16 + caplen > len(data):
+            break
+        records.append((offset, sec, usec, data[offset + 16 : offset + 16 + caplen]))
+        offset += 16 + caplen
+    return records
+
+
+def pcapng_from_pcap(data: bytes, linktype: int | None = None) -> tuple[bytes, list[int]]:
+    """The same packets as one pcapng section (an interface of the pcap's link type, or `linktype`), and where
+    each Enhanced Packet Block ends."""
+    network = struct.unpack_from("<I", data, 20)[0] if linktype is None else linktype
+    out = bytearray(shb() + idb(network, snaplen=65535))
+    ends = []
+    for _, sec, usec, frame in pcap_records(data):
+        out += epb(0, sec * 1_000_000 + usec, frame)
+        ends.append(len(out))
+    return bytes(out), ends

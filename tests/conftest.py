@@ -13,11 +13,12 @@ Captures
         from capture_helpers (below) or from a sample, sliced or compressed.
 
 Running the command line
-    cli (fixture): cli(*args, input=None, status=0) -> click.testing.Result
+    cli (fixture), invoke_cli: cli(*args, input=None, status=0, env=None, **extra) -> click.testing.Result
         The CLI in this process, through click's CliRunner: the default for every CLI test (a child
         process costs a Python start-up and an import of the package per run). Arguments may be
         paths; `input` is standard input (bytes, text or a binary file object); `status` is the
-        exit status the test expects (None: any). Read `.stdout`, `.stderr`, `.exit_code`. A
+        exit status the test expects (None: any); `env` is added to PLAIN_ENV (no COLUMNS, no NO_COLOR);
+        `extra` goes to CliRunner.invoke. Read `.stdout`, `.stderr`, `.exit_code`. A
         traceback fails the test: an exception other than SystemExit propagates out of `cli`, and
         "Traceback" on stderr is an assertion error. (`.stderr` apart from `.stdout` needs click 8.2.)
     cli_process (fixture): cli_process(*args, stdin=None, status=0, env=None, cwd=ROOT, text=True)
@@ -61,7 +62,7 @@ from tcpflow_audit.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_pcaps"
-CLI_TIMEOUT = 300   # seconds: the bound on one child run (a sample takes well under a second)
+CLI_TIMEOUT = 300  # seconds: the bound on one child run (a sample takes well under a second)
 
 
 def sample(name: str) -> Path:
@@ -100,18 +101,31 @@ def _check_run(stderr: str, status: int | None, got: int) -> None:
         assert got == status, f"exit status {got}, expected {status}; stderr: {stderr}"
 
 
+# the environment of a plain run: no table width and no colour preference from whoever runs the tests
+PLAIN_ENV: dict[str, str | None] = {"COLUMNS": None, "NO_COLOR": None}
+
+
+def invoke_cli(
+    *args: Any,
+    input: bytes | str | IO[Any] | None = None,
+    status: int | None = 0,
+    env: dict[str, str | None] | None = None,
+    **extra: Any,
+) -> Result:
+    """The CLI in this process (what the `cli` fixture runs); `env` is added to PLAIN_ENV, `extra` goes to
+    CliRunner.invoke (e.g. terminal_width)."""
+    # catch_exceptions=False: a bug's exception fails the test with its own traceback
+    result = CliRunner().invoke(
+        main, [str(arg) for arg in args], input=input, catch_exceptions=False, env={**PLAIN_ENV, **(env or {})}, **extra
+    )
+    _check_run(result.stderr, status, result.exit_code)
+    return result
+
+
 @pytest.fixture
 def cli() -> Callable[..., Result]:
-    """Run the CLI in this process: cli(*args, input=None, status=0) -> click.testing.Result."""
-    runner = CliRunner()
-
-    def invoke(*args: Any, input: bytes | str | IO[Any] | None = None, status: int | None = 0) -> Result:
-        # catch_exceptions=False: a bug's exception fails the test with its own traceback
-        result = runner.invoke(main, [str(arg) for arg in args], input=input, catch_exceptions=False)
-        _check_run(result.stderr, status, result.exit_code)
-        return result
-
-    return invoke
+    """Run the CLI in this process: cli(*args, input=None, status=0, env=None) -> click.testing.Result."""
+    return invoke_cli
 
 
 def cli_command(*args: Any) -> list[str]:
@@ -123,10 +137,17 @@ def cli_command(*args: Any) -> list[str]:
 def cli_process() -> Callable[..., subprocess.CompletedProcess]:
     """Run the CLI as a child process: cli_process(*args, stdin=None, status=0, env=None, cwd=ROOT, text=True)."""
 
-    def run(*args: Any, stdin: Any = None, status: int | None = 0, env: dict[str, str] | None = None,
-            cwd: Path = ROOT, text: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(cli_command(*args), stdin=stdin, capture_output=True, text=text, env=env, cwd=cwd,
-                              timeout=CLI_TIMEOUT)
+    def run(
+        *args: Any,
+        stdin: Any = None,
+        status: int | None = 0,
+        env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
+        text: bool = True,
+    ) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            cli_command(*args), stdin=stdin, capture_output=True, text=text, env=env, cwd=cwd, timeout=CLI_TIMEOUT
+        )
         _check_run(done.stderr if text else done.stderr.decode(errors="replace"), status, done.returncode)
         return done
 

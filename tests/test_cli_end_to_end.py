@@ -22,6 +22,7 @@ from conftest import sample, sample_captures
 @pytest.fixture
 def flows(cli) -> Callable[[str], list[dict[str, str]]]:
     """flows(name): the rows of `--report flows --format csv` over the sample capture `name`."""
+
     def flows(name: str) -> list[dict[str, str]]:
         result = cli(sample(name), "--report", "flows", "--format", "csv")
         return list(csv.DictReader(io.StringIO(result.stdout)))
@@ -32,6 +33,7 @@ def flows(cli) -> Callable[[str], list[dict[str, str]]]:
 @pytest.fixture
 def only_flow(flows) -> Callable[[str], dict[str, str]]:
     """only_flow(name): the one row of a sample capture that holds one connection."""
+
     def only_flow(name: str) -> dict[str, str]:
         rows = flows(name)
         assert len(rows) == 1, rows
@@ -53,10 +55,14 @@ SINGLE_CONNECTION = [
 ]
 
 
-@pytest.mark.parametrize("capture,port,conn_state,history,client_state,server_state,initiator,end_reason",
-                         SINGLE_CONNECTION, ids=[c[0] for c in SINGLE_CONNECTION])
-def test_single_connection_captures(only_flow, capture, port, conn_state, history, client_state, server_state,
-                                    initiator, end_reason):
+@pytest.mark.parametrize(
+    "capture,port,conn_state,history,client_state,server_state,initiator,end_reason",
+    SINGLE_CONNECTION,
+    ids=[c[0] for c in SINGLE_CONNECTION],
+)
+def test_single_connection_captures(
+    only_flow, capture, port, conn_state, history, client_state, server_state, initiator, end_reason
+):
     row = only_flow(capture)
     assert (row["client_ip"], row["client_port"]) == ("10.99.0.1", port)
     assert row["server_ip"] == "10.99.0.2"
@@ -68,8 +74,8 @@ def test_single_connection_captures(only_flow, capture, port, conn_state, histor
 
 def test_missing_third_ack_counts_synack_retransmissions(only_flow):
     row = only_flow("missing_third_ack.pcap")
-    assert row["retransmits"] == "2"          # SYN-ACK resent at ~1 s and ~3 s
-    assert row["handshake_rtt_ms"] == ""      # never completed
+    assert row["retransmits"] == "2"  # SYN-ACK resent at ~1 s and ~3 s
+    assert row["handshake_rtt_ms"] == ""  # never completed
     assert float(row["syn_synack_ms"]) >= 0
 
 
@@ -105,7 +111,7 @@ def test_port_reuse_during_time_wait_gives_two_connections(flows):
     assert len(rows) == 2
     assert {r["client_port"] for r in rows} == {"44003"}
     first, second = sorted(rows, key=lambda r: float(r["start_epoch"]))
-    assert first["server_state"] == "TIME_WAIT"       # the server closed first
+    assert first["server_state"] == "TIME_WAIT"  # the server closed first
     assert second["conn_state"] == "SF"
 
 
@@ -152,8 +158,11 @@ def test_the_command_exits_without_teardown_but_with_everything_written(tmp_path
     broken = cli_process(not_a_capture, status=3)
     assert broken.stderr.startswith(f"tcpflow-audit: error: {not_a_capture}")
     # an atexit handler (coverage's, say) still runs: then the command exits the normal way
-    script = ("import atexit, sys; atexit.register(lambda: print('atexit ran', file=sys.stderr)); "
-              "sys.argv[0] = 'tcpflow-audit'; from tcpflow_audit.cli import run; run()")
-    done = subprocess.run([sys.executable, "-c", script, captures[0], "--csv"], capture_output=True, text=True,
-                          timeout=120)
+    script = (
+        "import atexit, sys; atexit.register(lambda: print('atexit ran', file=sys.stderr)); "
+        "sys.argv[0] = 'tcpflow-audit'; from tcpflow_audit.cli import run; run()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, captures[0], "--csv"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and "atexit ran" in done.stderr and done.stdout.startswith("start,")

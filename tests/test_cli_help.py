@@ -13,27 +13,22 @@ import struct
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import invoke_cli, sample, sample_captures
 
-from tcpflow_audit.cli import main
 from tcpflow_audit.detectors.thresholds import Thresholds
 
-ROOT = Path(__file__).parent.parent
-SAMPLES = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
-DEMO = ROOT / "sample_pcaps" / "demo.pcap"
-LEAK = ROOT / "sample_pcaps" / "close_wait_leak.pcap"   # a critical finding (stuck_close_wait)
+SAMPLES = sample_captures()
+DEMO = sample("demo.pcap")
+LEAK = sample("close_wait_leak.pcap")  # a critical finding (stuck_close_wait)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# the environment of a plain run: no width and no colour preference from the one running the tests
-PLAIN_ENV = {"COLUMNS": None, "NO_COLOR": None}
 
 
-def invoke(*args: object, env: dict[str, str | None] | None = None, status: int = 0, **extra) -> Result:
-    result = CliRunner().invoke(main, [str(a) for a in args], env={**PLAIN_ENV, **(env or {})}, **extra)
-    assert result.exit_code == status, (result.output, result.exception)
-    return result
+def invoke(*args: object, status: int | None = 0, **extra: Any) -> Result:
+    return invoke_cli(*args, status=status, **extra)
 
 
 def show_config(*args: object) -> dict:
@@ -67,8 +62,12 @@ def test_threshold_sets_a_value_and_the_old_option_gives_the_same_settings():
     assert by_threshold["thresholds"]["close_wait_s"] == 120.0
     assert by_threshold["thresholds"]["syn_flood_rate"] == 500
     # given twice, the last one counts; the TOML file is overridden by the command line
-    assert show_config("--threshold", "syn_flood_rate=5", "--threshold", "syn_flood_rate=6")["thresholds"][
-        "syn_flood_rate"] == 6
+    assert (
+        show_config("--threshold", "syn_flood_rate=5", "--threshold", "syn_flood_rate=6")["thresholds"][
+            "syn_flood_rate"
+        ]
+        == 6
+    )
 
 
 def test_threshold_file_and_command_line(tmp_path):
@@ -78,20 +77,23 @@ def test_threshold_file_and_command_line(tmp_path):
     assert (settings["syn_flood_rate"], settings["close_wait_s"]) == (400, 30.0)
 
 
-@pytest.mark.parametrize("setting, message", [
-    ("bogus_knob=1", "unknown threshold 'bogus_knob' (known: handshake_timeout_s, "),
-    ("syn_flood_rate=many", "threshold syn_flood_rate must be a number, got 'many'"),
-    ("syn_flood_rate=1.5", "threshold syn_flood_rate must be an integer, got 1.5"),
-    ("close_wait_s=-1", "threshold close_wait_s must not be negative, got -1"),
-    ("close_wait_s=nan", "threshold close_wait_s must be a number, got nan"),
-    ("close_wait_s", "expected NAME=VALUE, got 'close_wait_s'"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("bogus_knob=1", "unknown threshold 'bogus_knob' (known: handshake_timeout_s, "),
+        ("syn_flood_rate=many", "threshold syn_flood_rate must be a number, got 'many'"),
+        ("syn_flood_rate=1.5", "threshold syn_flood_rate must be an integer, got 1.5"),
+        ("close_wait_s=-1", "threshold close_wait_s must not be negative, got -1"),
+        ("close_wait_s=nan", "threshold close_wait_s must be a number, got nan"),
+        ("close_wait_s", "expected NAME=VALUE, got 'close_wait_s'"),
+    ],
+)
 def test_bad_threshold_is_a_usage_error(setting, message):
     result = invoke("--threshold", setting, "--show-config", status=2)
     assert "Invalid value for '--threshold'" in result.output
     assert message in result.output
     assert "Traceback" not in result.output
-    if "unknown" in message:   # the error lists every valid name
+    if "unknown" in message:  # the error lists every valid name
         assert all(name in result.output for name in Thresholds().as_dict())
 
 
@@ -108,20 +110,32 @@ def too_wide(text: str, width: int) -> list[str]:
 def column_texts(table: list[str], header: str) -> list[str]:
     """The text of one column of a rendered table, row by row, its wrapped lines joined.
 
-    The rule of dashes gives each column's span; a row starts at a line whose first column is
-    filled; an empty line separates rows."""
-    rule = next(n for n, line in enumerate(table) if line and set(line) <= {"-", " "})
+    The rule of dashes under the headers gives each column's span. A row on several lines stands
+    between separating lines (the rule again) and leaves the first column empty on some of its
+    lines; between separating lines, rows that fill the first column on every line take one line each."""
+    rule = next(n for n, line in enumerate(table) if is_rule(line))
     spans = [m.span() for m in re.finditer(r"-+", table[rule])]
     names = ["".join(table[k][a:b].strip() for k in range(rule)) for a, b in spans]
     a, b = spans[names.index(header)]
-    rows: list[str] = []
-    for line in table[rule + 1:]:
-        if not line or line.startswith("("):
+    blocks: list[list[str]] = [[]]
+    for line in table[rule + 1 :]:
+        if line.startswith("("):  # the note naming the columns left out
             continue
-        if not line[0].isspace():
-            rows.append("")
-        rows[-1] += line[a:b] + "\n"
+        if is_rule(line):
+            blocks.append([])
+        else:
+            blocks[-1].append(line)
+    rows: list[str] = []
+    for block in blocks:
+        if any(line[0].isspace() for line in block):
+            rows.append("".join(line[a:b] + "\n" for line in block))
+        else:
+            rows.extend(line[a:b] + "\n" for line in block)
     return rows
+
+
+def is_rule(line: str) -> bool:
+    return bool(line) and set(line) <= {"-", " "}
 
 
 def same_text(a: str, b: str) -> bool:
@@ -131,8 +145,10 @@ def same_text(a: str, b: str) -> bool:
 
 @pytest.mark.parametrize("capture", SAMPLES, ids=[p.name for p in SAMPLES])
 def test_table_fits_the_width_and_csv_keeps_the_whole_text(capture):
-    details = [row["detail"] for row in
-               csv.DictReader(io.StringIO(invoke(capture, "--report", "anomalies", "--format", "csv").stdout))]
+    details = [
+        row["detail"]
+        for row in csv.DictReader(io.StringIO(invoke(capture, "--report", "anomalies", "--format", "csv").stdout))
+    ]
     for width in (100, 80):
         for report in ("summary", "all"):
             out = invoke(capture, "--report", report, "--width", width).stdout
@@ -141,28 +157,33 @@ def test_table_fits_the_width_and_csv_keeps_the_whole_text(capture):
         # the detail column, wrapped, is the whole detail text (it is the last column kept at 80)
         table = invoke(capture, "--report", "anomalies", "--width", width).stdout.splitlines()
         if details:
-            assert [same_text(a, b) for a, b in zip(column_texts(table, "detail"), details, strict=True)] == \
-                [True] * len(details)
+            assert [same_text(a, b) for a, b in zip(column_texts(table, "detail"), details, strict=True)] == [
+                True
+            ] * len(details)
 
 
 def test_without_a_width_a_file_or_pipe_gets_whole_rows(tmp_path):
-    details = [row["detail"] for row in
-               csv.DictReader(io.StringIO(invoke(DEMO, "--report", "anomalies", "--format", "csv").stdout))]
-    for out in (invoke(DEMO, "--report", "all").stdout,
-                invoke(DEMO, "--report", "all", "-o", tmp_path / "r.txt", env={"COLUMNS": "60"}) and
-                (tmp_path / "r.txt").read_text()):   # $COLUMNS is about standard output, not a file
+    details = [
+        row["detail"]
+        for row in csv.DictReader(io.StringIO(invoke(DEMO, "--report", "anomalies", "--format", "csv").stdout))
+    ]
+    for out in (
+        invoke(DEMO, "--report", "all").stdout,
+        invoke(DEMO, "--report", "all", "-o", tmp_path / "r.txt", env={"COLUMNS": "60"})
+        and (tmp_path / "r.txt").read_text(),
+    ):  # $COLUMNS is about standard output, not a file
         lines = out.splitlines()
-        assert max(len(line) for line in lines) > 200   # nothing narrowed
+        assert max(len(line) for line in lines) > 200  # nothing narrowed
         for detail in details:
-            assert any(detail in line for line in lines), detail   # each on one line
+            assert any(detail in line for line in lines), detail  # each on one line
         assert "(not shown" not in out and "first_seen" in out and "start" in out
-        assert "\x1b[" not in out   # no colour off a terminal
+        assert "\x1b[" not in out  # no colour off a terminal
 
 
 def test_columns_variable_and_width_option():
     assert not too_wide(invoke(DEMO, "--report", "all", env={"COLUMNS": "90"}).stdout, 90)
     narrow = invoke(DEMO, "--report", "all", "--width", "60", env={"COLUMNS": "200"}).stdout
-    assert not too_wide(narrow, 60)   # --width wins over $COLUMNS
+    assert not too_wide(narrow, 60)  # --width wins over $COLUMNS
     assert "(not shown at width 60: " in narrow
     # --width 0: no limit even with $COLUMNS; a width below 40 is taken as 40
     assert max(map(len, invoke(DEMO, "--width", "0", env={"COLUMNS": "50"}).stdout.splitlines())) > 200
@@ -173,7 +194,7 @@ def test_severities_in_colour_take_no_width():
     out = invoke(LEAK, "--width", "80", "--color").stdout
     assert "\x1b[31mcritical\x1b[0m" in out
     assert not too_wide(out, 80)
-    assert any(len(line) > 80 for line in out.splitlines())   # (the escapes themselves are longer)
+    assert any(len(line) > 80 for line in out.splitlines())  # (the escapes themselves are longer)
     assert "\x1b[" not in invoke(LEAK, "--width", "80").stdout
 
 
@@ -185,8 +206,13 @@ def run_on_terminal(args: list[str], columns: int, env: dict[str, str]) -> str:
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR")}
-    proc = subprocess.Popen([sys.executable, "-m", "tcpflow_audit", *args], stdout=slave,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env={**environment, **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tcpflow_audit", *args],
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        env={**environment, **env},
+    )
     os.close(slave)
     received = b""
     deadline = time.monotonic() + 120
@@ -195,7 +221,7 @@ def run_on_terminal(args: list[str], columns: int, env: dict[str, str]) -> str:
             if select.select([master], [], [], 1.0)[0]:
                 try:
                     chunk = os.read(master, 65536)
-                except OSError:   # EIO: the child closed the terminal
+                except OSError:  # EIO: the child closed the terminal
                     break
                 if not chunk:
                     break

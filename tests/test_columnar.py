@@ -59,13 +59,34 @@ def test_parquet_has_the_csv_values_typed(cli, tmp_path: Path, capture: str, rep
 
 def test_output_dir_parquet_beside_the_csv(cli, tmp_path: Path):
     out = tmp_path / "nightly"
-    cli(sample("syn_flood.pcap"), sample("demo.pcap"), "--output-dir", out, "--parquet")
+    cli(sample("syn_flood.pcap"), sample("demo.pcap"), "--output-dir", out, "--parquet", "--sockets")
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["anomalies.csv", "anomalies.parquet", "flows.csv", "flows.parquet", "report.html",
-                     "sockets.csv", "sockets.parquet", "summary.json", "timeline.csv", "timeline.parquet"]
+    assert names == [
+        "anomalies.csv",
+        "anomalies.parquet",
+        "flows.csv",
+        "flows.parquet",
+        "report.html",
+        "sockets.csv",
+        "sockets.parquet",
+        "summary.json",
+        "timeline.csv",
+        "timeline.parquet",
+    ]
     for report in ("flows", "anomalies", "sockets", "timeline"):
-        assert_same_values(pd.read_parquet(out / f"{report}.parquet"),
-                           csv_frame((out / f"{report}.csv").read_text()), report)
+        assert_same_values(
+            pd.read_parquet(out / f"{report}.parquet"), csv_frame((out / f"{report}.csv").read_text()), report
+        )
+    # without --sockets the set holds no socket tables (they cost the engine a record of every state change)
+    plain = tmp_path / "plain"
+    cli(sample("demo.pcap"), "--output-dir", plain, "--parquet")
+    assert sorted(p.name for p in plain.iterdir()) == [
+        "anomalies.csv",
+        "anomalies.parquet",
+        "flows.csv",
+        "flows.parquet",
+        "summary.json",
+    ]
     flows = pd.read_parquet(out / "flows.parquet")
     assert len(flows) == 3029 and str(flows["client_port"].dtype) == "int64"
     # one query over a month of such sets: the nightly directory's files, one glob
@@ -77,7 +98,7 @@ def test_row_groups_stream(tmp_path: Path):
     path = tmp_path / "many.parquet"
     with open(path, "wb") as stream:
         rows = ParquetRows(stream, "sockets")
-        for n in range(4 * ROW_GROUP + 3):   # (the writer keeps one row group at most)
+        for n in range(4 * ROW_GROUP + 3):  # (the writer keeps one row group at most)
             rows.write({"host": "10.0.0.1", "port": n % 65536, "role": "server", "ESTABLISHED": n})
             assert len(rows.pending[0]) < ROW_GROUP
         rows.close()
@@ -99,10 +120,10 @@ def test_parquet_needs_a_file_and_one_table(cli):
 
 def test_without_pyarrow_parquet_says_what_to_install(cli, monkeypatch, tmp_path: Path):
     for name in ("pyarrow", "pyarrow.parquet"):
-        monkeypatch.setitem(sys.modules, name, None)   # (import fails, as without the package)
-    result = cli(sample("demo.pcap"), "--report", "flows", "--format", "parquet", "-o", tmp_path / "f.parquet",
-                 status=2)
+        monkeypatch.setitem(sys.modules, name, None)  # (import fails, as without the package)
+    result = cli(
+        sample("demo.pcap"), "--report", "flows", "--format", "parquet", "-o", tmp_path / "f.parquet", status=2
+    )
     assert "pip install 'tcpflow-audit[parquet]'" in result.stderr and not (tmp_path / "f.parquet").exists()
     assert "parquet" in cli(sample("demo.pcap"), "--output-dir", tmp_path / "out", "--parquet", status=2).stderr
-    cli(sample("demo.pcap"), "--output-dir", tmp_path / "out")   # the rest works
-    assert not [p for p in (tmp_path / "out").iterdir() if p.suffix == ".parquet"]
+    cli(sample("demo.pcap"), "--output-dir", tmp_path / "out")  # the rest works

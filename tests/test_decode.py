@@ -48,8 +48,19 @@ MAC1, MAC2 = bytes.fromhex("001122334455"), bytes.fromhex("66778899aabb")
 # Frame builders
 # --------------------------------------------------------------------------------------------
 
-def tcp(payload=b"", sport=1234, dport=80, seq=0x11223344, ack=0xAABBCCDD, flags=ACK_FLAG | PSH,
-        win=0xFEDC, opts=b"", off=None, csum=0):
+
+def tcp(
+    payload=b"",
+    sport=1234,
+    dport=80,
+    seq=0x11223344,
+    ack=0xAABBCCDD,
+    flags=ACK_FLAG | PSH,
+    win=0xFEDC,
+    opts=b"",
+    off=None,
+    csum=0,
+):
     assert len(opts) % 4 == 0
     if off is None:
         off = 5 + len(opts) // 4
@@ -156,6 +167,7 @@ def check_v6(s, plen=PAY_LEN, ok=True, dst=DST6):
 # API surface
 # --------------------------------------------------------------------------------------------
 
+
 def test_constants():
     assert (SRC_IP, SRC_PORT, DST_IP, DST_PORT, SEQ, ACK, FLAGS, WINDOW, PAYLOAD_LEN, CHECKSUM_OK) == tuple(range(10))
     assert (FIN, SYN, RST, PSH, ACK_FLAG, URG, ECE, CWR) == (1, 2, 4, 8, 16, 32, 64, 128)
@@ -215,6 +227,7 @@ def test_unsupported_linktype():
 # --------------------------------------------------------------------------------------------
 # Link types
 # --------------------------------------------------------------------------------------------
+
 
 def _sll(proto, payload):
     return struct.pack("!HHH8sH", 0, 1, 6, MAC1 + b"\0\0", proto) + payload
@@ -285,6 +298,7 @@ def test_link_not_ip():
 # Encapsulations inside Ethernet
 # --------------------------------------------------------------------------------------------
 
+
 def _pbb(inner_et, payload):
     return eth(struct.pack("!I", 0x001EBB30) + MAC2 + MAC1 + struct.pack("!H", inner_et) + payload, 0x88E7)
 
@@ -309,10 +323,18 @@ ENCAP_CASES = [
     ("mpls3", lambda p, et: eth(mpls([100, 200, 300]) + p, 0x8847)),
     ("mpls-mcast", lambda p, et: eth(mpls([16]) + p, 0x8848)),
     ("vlan-mpls", lambda p, et: eth(vlan(0x8847) + mpls([1, 2]) + p, 0x8100)),
-    ("pppoe", lambda p, et: eth(struct.pack("!BBHHH", 0x11, 0, 0x1234, len(p) + 2, 0x21 if et == 0x0800 else 0x57)
-                                + p, 0x8864)),
-    ("vlan-pppoe", lambda p, et: eth(vlan(0x8864) + struct.pack("!BBHHH", 0x11, 0, 1, len(p) + 2,
-                                                                0x21 if et == 0x0800 else 0x57) + p, 0x8100)),
+    (
+        "pppoe",
+        lambda p, et: eth(
+            struct.pack("!BBHHH", 0x11, 0, 0x1234, len(p) + 2, 0x21 if et == 0x0800 else 0x57) + p, 0x8864
+        ),
+    ),
+    (
+        "vlan-pppoe",
+        lambda p, et: eth(
+            vlan(0x8864) + struct.pack("!BBHHH", 0x11, 0, 1, len(p) + 2, 0x21 if et == 0x0800 else 0x57) + p, 0x8100
+        ),
+    ),
     ("llc-snap", lambda p, et: eth(b"\xaa\xaa\x03\x00\x00\x00" + struct.pack("!H", et) + p, 8 + len(p))),
 ]
 
@@ -357,6 +379,7 @@ def test_null_byte_order_detection():
 # --------------------------------------------------------------------------------------------
 # IPv4 details
 # --------------------------------------------------------------------------------------------
+
 
 def test_ipv4_options_general_path():
     opts = b"\x01\x01\x01\x00"  # NOP NOP NOP EOL
@@ -440,7 +463,7 @@ def test_padding_and_snaplen():
 def test_tcp_offset_and_truncation():
     assert reason(1, eth(ip4(tcp(PAY, off=4)))) == "bad_tcp_offset"
     assert reason(1, eth(ip4(tcp(PAY, off=0)))) == "bad_tcp_offset"
-    assert reason(1, eth(V6, 0x86DD)[:-len(SEG) + 19]) == "truncated_tcp"
+    assert reason(1, eth(V6, 0x86DD)[: -len(SEG) + 19]) == "truncated_tcp"
     assert reason(1, eth(ip6(tcp(PAY, off=3)), 0x86DD)) == "bad_tcp_offset"
     check_v4(dec(1, eth(ip4(tcp(PAY, opts=b"\x01" * 40))))[0])  # data offset 15
 
@@ -448,6 +471,7 @@ def test_tcp_offset_and_truncation():
 # --------------------------------------------------------------------------------------------
 # Truncation at every byte: reasons at each header boundary, never an exception
 # --------------------------------------------------------------------------------------------
+
 
 def _boundaries_check(linktype, frame, bounds, full_reason_ok=True):
     """bounds: sorted list of (first_length_ok, reason_below) pairs: lengths below the first bound
@@ -482,32 +506,40 @@ def test_truncation_every_boundary_vlan_ipv6_ext():
 def test_truncation_every_boundary_other_links():
     _boundaries_check(113, _sll(0x0800, V4), [(16, "truncated_link"), (36, "truncated_ip"), (56, "truncated_tcp")])
     _boundaries_check(276, _sll2(0x86DD, V6), [(20, "truncated_link"), (60, "truncated_ip"), (80, "truncated_tcp")])
-    _boundaries_check(0, struct.pack("<I", 2) + V4, [(4, "truncated_link"), (24, "truncated_ip"),
-                                                     (44, "truncated_tcp")])
+    _boundaries_check(
+        0, struct.pack("<I", 2) + V4, [(4, "truncated_link"), (24, "truncated_ip"), (44, "truncated_tcp")]
+    )
     _boundaries_check(10, _fddi(0x0800, V4), [(21, "truncated_link"), (41, "truncated_ip"), (61, "truncated_tcp")])
     _boundaries_check(101, V4, [(1, "truncated_ip"), (20, "truncated_ip"), (40, "truncated_tcp")])
     _boundaries_check(229, V6, [(40, "truncated_ip"), (60, "truncated_tcp")])
-    _boundaries_check(9, b"\xff\x03\x00\x21" + V4, [(4, "truncated_link"), (24, "truncated_ip"),
-                                                    (44, "truncated_tcp")])
+    _boundaries_check(9, b"\xff\x03\x00\x21" + V4, [(4, "truncated_link"), (24, "truncated_ip"), (44, "truncated_tcp")])
     pppoe = eth(struct.pack("!BBHHH", 0x11, 0, 1, 0, 0x21) + V4, 0x8864)
     _boundaries_check(1, pppoe, [(22, "truncated_link"), (42, "truncated_ip"), (62, "truncated_tcp")])
     m = eth(mpls([1, 2]) + V4, 0x8847)
-    _boundaries_check(1, m, [(22, "truncated_link"), (23, "truncated_ip"), (42, "truncated_ip"),
-                             (62, "truncated_tcp")])
+    _boundaries_check(1, m, [(22, "truncated_link"), (23, "truncated_ip"), (42, "truncated_ip"), (62, "truncated_tcp")])
     _boundaries_check(1, _pbb(0x0800, V4), [(32, "truncated_link"), (52, "truncated_ip"), (72, "truncated_tcp")])
-    _boundaries_check(1, _fabricpath(eth(V4)), [(30, "truncated_link"), (50, "truncated_ip"),
-                                                (70, "truncated_tcp")])
+    _boundaries_check(1, _fabricpath(eth(V4)), [(30, "truncated_link"), (50, "truncated_ip"), (70, "truncated_tcp")])
 
 
 # --------------------------------------------------------------------------------------------
 # IPv6 extension headers
 # --------------------------------------------------------------------------------------------
 
+
 def test_ipv6_extension_chain():
     # hop-by-hop -> routing (segments left 0) -> dest opts -> AH -> fragment (first) -> mobility(135)
     # -> HIP(139) -> shim6(140) -> TCP
-    ext = (ext_hdr(43, 0) + struct.pack("!BBBB", 60, 0, 4, 0) + b"\x00" * 4 + ext_hdr(51, 2)
-           + ext_hdr(44, kind="ah") + frag6(135) + ext_hdr(139, 0) + ext_hdr(140, 1) + ext_hdr(6, 0))
+    ext = (
+        ext_hdr(43, 0)
+        + struct.pack("!BBBB", 60, 0, 4, 0)
+        + b"\x00" * 4
+        + ext_hdr(51, 2)
+        + ext_hdr(44, kind="ah")
+        + frag6(135)
+        + ext_hdr(139, 0)
+        + ext_hdr(140, 1)
+        + ext_hdr(6, 0)
+    )
     for verify in (False, True):
         s, _ = dec(1, eth(ip6(SEG, nh=0, ext=ext), 0x86DD), verify)
         check_v6(s)
@@ -519,6 +551,7 @@ def test_ipv6_ext_limit():
     def chain(k):
         ext = b"".join(ext_hdr(60, 0) for _ in range(k - 1)) + ext_hdr(6, 0)
         return ip6(SEG, nh=60, ext=ext)
+
     check_v6(dec(229, chain(16))[0])
     assert reason(229, chain(17)) == "ipv6_ext_loop"
     assert reason(229, chain(200)) == "ipv6_ext_loop"
@@ -573,6 +606,7 @@ def test_ipv6_routing_header_final_destination():
 # --------------------------------------------------------------------------------------------
 # Checksums
 # --------------------------------------------------------------------------------------------
+
 
 def _corrupt(frame, at):
     b = bytearray(frame)
@@ -630,17 +664,30 @@ def test_checksum_field_ffff_equals_zero():
     for lt, fr in ((101, f), (1, eth(f))):
         off = 36 if lt == 101 else 50
         assert dec(lt, fr, verify=True)[0][CHECKSUM_OK] is True
-        g = fr[:off] + b"\xff\xff" + fr[off + 2:]
+        g = fr[:off] + b"\xff\xff" + fr[off + 2 :]
         assert dec(lt, g, verify=True)[0][CHECKSUM_OK] is True
-        h = fr[:off] + b"\xff\xfe" + fr[off + 2:]
+        h = fr[:off] + b"\xff\xfe" + fr[off + 2 :]
         assert dec(lt, h, verify=True)[0][CHECKSUM_OK] is False
 
 
 def test_ones_complement_helpers_against_dpkt():
     rnd = random.Random(1)
-    cases = [b"", b"\x00", b"\x00\x00", b"\xff", b"\xff\xff", b"\xff" * 7, b"\x00" * 1000, b"\xff" * 1000,
-             b"\xff\xfe\x00\x01", b"\x80\x00\x80\x00", b"\x12\x34\xed\xcb", b"\x01"]
-    cases += [bytes(rnd.randrange(256) for _ in range(n)) for n in [*range(0, 40), 511, 512, 513, 514, 1500, 1501, 9000]]
+    cases = [
+        b"",
+        b"\x00",
+        b"\x00\x00",
+        b"\xff",
+        b"\xff\xff",
+        b"\xff" * 7,
+        b"\x00" * 1000,
+        b"\xff" * 1000,
+        b"\xff\xfe\x00\x01",
+        b"\x80\x00\x80\x00",
+        b"\x12\x34\xed\xcb",
+        b"\x01",
+    ]
+    sizes = [*range(0, 40), 511, 512, 513, 514, 1500, 1501, 9000]
+    cases += [bytes(rnd.randrange(256) for _ in range(n)) for n in sizes]
     for data in cases:
         assert internet_checksum(data) == dpkt.in_cksum(data), data[:8]
         s = ones_complement_sum(data)
@@ -655,13 +702,32 @@ def test_ones_complement_helpers_against_dpkt():
 # Cross-checks with dpkt and robustness (hypothesis)
 # --------------------------------------------------------------------------------------------
 
+
 @settings(max_examples=300, deadline=None)
-@given(sport=st.integers(0, 65535), dport=st.integers(0, 65535), seq=st.integers(0, 2**32 - 1),
-       ack=st.integers(0, 2**32 - 1), flags=st.integers(0, 255), win=st.integers(0, 65535),
-       payload=st.binary(max_size=1600), v6=st.booleans(), tags=st.integers(0, 2), opts=st.integers(0, 10))
+@given(
+    sport=st.integers(0, 65535),
+    dport=st.integers(0, 65535),
+    seq=st.integers(0, 2**32 - 1),
+    ack=st.integers(0, 2**32 - 1),
+    flags=st.integers(0, 255),
+    win=st.integers(0, 65535),
+    payload=st.binary(max_size=1600),
+    v6=st.booleans(),
+    tags=st.integers(0, 2),
+    opts=st.integers(0, 10),
+)
 def test_against_dpkt_built_frames(sport, dport, seq, ack, flags, win, payload, v6, tags, opts):
-    t = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, win=win, data=payload,
-                     opts=b"\x01" * (4 * opts), off=5 + opts)
+    t = dpkt.tcp.TCP(
+        sport=sport,
+        dport=dport,
+        seq=seq,
+        ack=ack,
+        flags=flags,
+        win=win,
+        data=payload,
+        opts=b"\x01" * (4 * opts),
+        off=5 + opts,
+    )
     if v6:
         ip = dpkt.ip6.IP6(src=SRC6, dst=DST6, nxt=6, hlim=64, data=t, plen=len(bytes(t)))
         et = 0x86DD
@@ -672,19 +738,40 @@ def test_against_dpkt_built_frames(sport, dport, seq, ack, flags, win, payload, 
     frame = eth(b"".join(vlan(0x8100) for _ in range(tags - 1)) + vlan(et) + inner, 0x8100) if tags else eth(inner, et)
     for verify in (False, True):
         s, _ = dec(1, frame, verify)
-        assert s == ((SRC6 if v6 else SRC4), sport, (DST6 if v6 else DST4), dport, seq, ack, flags, win,
-                     len(payload), True)
+        assert s == (
+            (SRC6 if v6 else SRC4),
+            sport,
+            (DST6 if v6 else DST4),
+            dport,
+            seq,
+            ack,
+            flags,
+            win,
+            len(payload),
+            True,
+        )
 
 
 _VALID_FRAMES = [
-    (1, eth(V4)), (1, eth(V6, 0x86DD)), (1, eth(vlan(0x0800) + V4, 0x8100)),
+    (1, eth(V4)),
+    (1, eth(V6, 0x86DD)),
+    (1, eth(vlan(0x0800) + V4, 0x8100)),
     (1, eth(ip6(SEG, nh=0, ext=ext_hdr(44, 0) + frag6(6)), 0x86DD)),
-    (1, eth(mpls([1, 2]) + V6, 0x8847)), (1, _pbb(0x0800, V4)), (1, _fabricpath(eth(V4))),
+    (1, eth(mpls([1, 2]) + V6, 0x8847)),
+    (1, _pbb(0x0800, V4)),
+    (1, _fabricpath(eth(V4))),
     (1, eth(struct.pack("!BBHHH", 0x11, 0, 1, 0, 0x57) + V6, 0x8864)),
     (1, eth(struct.pack("!IH", 0x33, 0x0800) + V4, 0x8926)),
-    (113, _sll(0x0800, V4)), (276, _sll2(0x86DD, V6)), (10, _fddi(0x0800, V4)), (0, struct.pack("<I", 2) + V4),
-    (108, struct.pack(">I", 30) + V6), (101, V4), (229, V6), (228, ip4(SEG, opts=b"\x01" * 8)),
-    (9, b"\xff\x03\x00\x21" + V4), (50, b"\x0f\x00\x08\x00" + V4),
+    (113, _sll(0x0800, V4)),
+    (276, _sll2(0x86DD, V6)),
+    (10, _fddi(0x0800, V4)),
+    (0, struct.pack("<I", 2) + V4),
+    (108, struct.pack(">I", 30) + V6),
+    (101, V4),
+    (229, V6),
+    (228, ip4(SEG, opts=b"\x01" * 8)),
+    (9, b"\xff\x03\x00\x21" + V4),
+    (50, b"\x0f\x00\x08\x00" + V4),
 ]
 
 
@@ -727,12 +814,12 @@ def test_mutated_frames_never_raise(case, data):
             i = data.draw(st.integers(0, len(b) - 1))
             b[i] = data.draw(st.integers(0, 255)) if op == "set" else b[i] ^ (1 << data.draw(st.integers(0, 7)))
         elif op == "cut":
-            del b[data.draw(st.integers(0, len(b))):]
+            del b[data.draw(st.integers(0, len(b))) :]
         elif op == "insert":
             i = data.draw(st.integers(0, len(b)))
             b[i:i] = data.draw(st.binary(min_size=1, max_size=8))
         elif op == "delete" and b:
             i = data.draw(st.integers(0, len(b) - 1))
-            del b[i:i + data.draw(st.integers(1, 8))]
+            del b[i : i + data.draw(st.integers(1, 8))]
     _check_never_raises(linktype, bytes(b))
     _check_never_raises(linktype, memoryview(bytes(b)))  # any bytes-like frame works too

@@ -19,7 +19,9 @@ import pytest
 from tcpflow_audit import tcp_states as rfc
 from tcpflow_audit.config import EngineConfig
 from tcpflow_audit.connection import seq_delta
-from tcpflow_audit.detectors import DetectorSet, rules
+from tcpflow_audit.detectors import DetectorSet
+from tcpflow_audit.detectors.base import Context
+from tcpflow_audit.detectors.kinds import syn_during_time_wait, zero_window_stall
 from tcpflow_audit.detectors.thresholds import Thresholds
 from tcpflow_audit.tracker import ConnectionTracker
 
@@ -29,7 +31,7 @@ MASK = 0xFFFFFFFF
 CLIENT_IP = bytes([10, 0, 0, 1])
 SERVER_IP = bytes([10, 0, 0, 2])
 CLIENT_PORT = 51000
-SERVER_PORT = 9999          # not a likely server port: only a bare SYN decides the direction
+SERVER_PORT = 9999  # not a likely server port: only a bare SYN decides the direction
 CISN = 1000
 SISN = 5000
 
@@ -41,26 +43,46 @@ CLOSE_WAIT, LAST_ACK, UNKNOWN = rfc.CLOSE_WAIT, rfc.LAST_ACK, rfc.UNKNOWN
 class Conv:
     """A client/server conversation on one 4-tuple, fed to a ConnectionTracker one segment at a time."""
 
-    def __init__(self, tracker: ConnectionTracker | None = None, *, cport: int = CLIENT_PORT,
-                 sport: int = SERVER_PORT, cisn: int = CISN, sisn: int = SISN, t: float = 1.0,
-                 config: EngineConfig | None = None) -> None:
+    def __init__(
+        self,
+        tracker: ConnectionTracker | None = None,
+        *,
+        cport: int = CLIENT_PORT,
+        sport: int = SERVER_PORT,
+        cisn: int = CISN,
+        sisn: int = SISN,
+        t: float = 1.0,
+        config: EngineConfig | None = None,
+    ) -> None:
         self.records: list = []
         self.tracker = tracker or ConnectionTracker(config, on_flow=self.records.append)
         self.t = t
         self.addr = {"c": (CLIENT_IP, cport), "s": (SERVER_IP, sport)}
-        self.nxt = {"c": cisn, "s": sisn}   # the next sequence number each side will use
+        self.nxt = {"c": cisn, "s": sisn}  # the next sequence number each side will use
         self.conn = None
 
-    def send(self, side: str, flags: int, length: int = 0, *, seq: int | None = None, ack: int | None = None,
-             at: float | None = None, dt: float = 0.01, window: int = 65535, checksum_ok: bool = True):
+    def send(
+        self,
+        side: str,
+        flags: int,
+        length: int = 0,
+        *,
+        seq: int | None = None,
+        ack: int | None = None,
+        at: float | None = None,
+        dt: float = 0.01,
+        window: int = 65535,
+        checksum_ok: bool = True,
+    ):
         other = "s" if side == "c" else "c"
         self.t = self.t + dt if at is None else at
         seq = self.nxt[side] if seq is None else seq
         if ack is None:
             ack = self.nxt[other] if flags & ACK else 0
         (src, sp), (dst, dp) = self.addr[side], self.addr[other]
-        self.conn = self.tracker.packet(self.t, src, sp, dst, dp, seq & MASK, ack & MASK, flags, window,
-                                        length, checksum_ok)
+        self.conn = self.tracker.packet(
+            self.t, src, sp, dst, dp, seq & MASK, ack & MASK, flags, window, length, checksum_ok
+        )
         if checksum_ok and not flags & RST:
             end = (seq + length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & MASK
             if seq_delta(end, self.nxt[side]) > 0:
@@ -100,6 +122,7 @@ def close_by_client(v: Conv) -> None:
 
 
 # ====================================================================== three-way handshake
+
 
 def test_syn_puts_client_in_syn_sent():
     v = Conv()
@@ -157,7 +180,7 @@ def test_synack_with_wrong_ack_changes_no_state():
     v.s(SYN | ACK, ack=CISN + 77)
     assert v.states == (SYN_SENT, CLOSED)
     assert v.conn.bad_synack == 1
-    v.c(ACK, ack=SISN + 1)           # even the "third ACK" cannot complete what never started
+    v.c(ACK, ack=SISN + 1)  # even the "third ACK" cannot complete what never started
     assert v.states == (SYN_SENT, CLOSED)
     r = v.finish()
     assert r.facts.bad_synack == 1 and r.facts.bad_ack_ts == pytest.approx(1.02)
@@ -170,20 +193,20 @@ def test_correct_synack_after_a_bad_one_opens_normally():
     v = Conv()
     v.c(SYN)
     v.s(SYN | ACK, ack=4242)
-    v.s(SYN | ACK)                    # same ISN, now acking CISN+1
+    v.s(SYN | ACK)  # same ISN, now acking CISN+1
     assert v.states == (SYN_SENT, SYN_RCVD)
     v.c(ACK)
     assert v.states == (ESTABLISHED, ESTABLISHED)
     r = v.finish()
     assert r.facts.bad_synack == 1 and r.facts.synack_retransmits == 0
-    assert r.history == "ShA"        # the repeated SYN-ACK has the same seq: one 'h'
+    assert r.history == "ShA"  # the repeated SYN-ACK has the same seq: one 'h'
 
 
 def test_third_ack_with_wrong_ack_leaves_server_in_syn_rcvd():
     v = Conv()
     v.c(SYN)
     v.s(SYN | ACK)
-    v.c(ACK, ack=SISN + 5)            # beyond anything the server sent
+    v.c(ACK, ack=SISN + 5)  # beyond anything the server sent
     assert v.states == (SYN_SENT, SYN_RCVD)
     assert v.conn.bad_third_ack == 1
     r = v.finish()
@@ -224,6 +247,7 @@ def test_synack_first_then_ack_is_flipped_and_established_on_the_server():
 
 
 # ====================================================================== closing
+
 
 def test_client_initiated_four_way_close():
     v = Conv()
@@ -270,10 +294,10 @@ def test_server_initiated_four_way_close():
 def test_fin_wait_1_moves_only_on_an_ack_of_fin_seq_plus_one():
     v = Conv()
     v.handshake()
-    v.c(FIN | ACK | PSH, 10)          # FIN carrying 10 bytes: the FIN occupies CISN+1+10
+    v.c(FIN | ACK | PSH, 10)  # FIN carrying 10 bytes: the FIN occupies CISN+1+10
     assert v.conn.orig.fin_seq == CISN + 11
     assert v.states == (FIN_WAIT_1, ESTABLISHED)
-    v.s(ACK, ack=CISN + 11)           # acks the data, not the FIN
+    v.s(ACK, ack=CISN + 11)  # acks the data, not the FIN
     assert v.states == (FIN_WAIT_1, ESTABLISHED)
     v.s(ACK, ack=CISN + 12)
     assert v.states == (FIN_WAIT_2, CLOSE_WAIT)
@@ -288,7 +312,7 @@ def test_fin_ack_acking_the_peer_fin_goes_from_close_wait_to_last_ack():
     v = Conv()
     v.handshake()
     v.c(FIN | ACK)
-    v.s(FIN | ACK, ack=CISN + 2)      # acks the client's FIN and closes in the same segment
+    v.s(FIN | ACK, ack=CISN + 2)  # acks the client's FIN and closes in the same segment
     assert v.states == (FIN_WAIT_2, LAST_ACK)
     v.c(ACK)
     assert v.states == (TIME_WAIT, CLOSED)
@@ -300,11 +324,11 @@ def test_simultaneous_close_client_acks_first():
     v = Conv()
     v.handshake()
     v.c(FIN | ACK, ack=SISN + 1)
-    v.s(FIN | ACK, ack=CISN + 1)      # crossed: does not ack the client's FIN
+    v.s(FIN | ACK, ack=CISN + 1)  # crossed: does not ack the client's FIN
     assert v.states == (FIN_WAIT_1, FIN_WAIT_1)
     v.c(ACK, ack=SISN + 2)
     assert v.conn.orig.state == CLOSING
-    assert v.conn.resp.state == TIME_WAIT      # through CLOSING: it had the client's FIN, now its own is acked
+    assert v.conn.resp.state == TIME_WAIT  # through CLOSING: it had the client's FIN, now its own is acked
     v.s(ACK, ack=CISN + 2)
     assert v.states == (TIME_WAIT, TIME_WAIT)
     r = v.finish()
@@ -345,14 +369,14 @@ def test_half_close_server_keeps_sending_then_closes():
     r = v.finish()
     assert (r.conn_state, r.history) == ("SF", "ShAFadf")
     assert r.server_bytes == 1000 and r.facts.server_payload_packets == 2
-    assert r.facts.server_data_after_close == 0   # data in CLOSE_WAIT is legitimate
+    assert r.facts.server_data_after_close == 0  # data in CLOSE_WAIT is legitimate
 
 
 def test_fin_never_acked_leaves_closer_in_fin_wait_1():
     v = Conv()
     v.handshake()
     v.c(FIN | ACK)
-    v.s(ACK | PSH, 100, ack=CISN + 1)   # the server talks on but never acks the FIN
+    v.s(ACK | PSH, 100, ack=CISN + 1)  # the server talks on but never acks the FIN
     r = v.finish()
     assert (r.client_state, r.server_state) == (FIN_WAIT_1, ESTABLISHED)
     assert r.facts.client_fin_acked is False
@@ -372,10 +396,10 @@ def test_fin_retransmission_counted_and_one_history_letter():
     v = Conv()
     v.handshake()
     v.c(FIN | ACK)
-    v.c(FIN | ACK, seq=CISN + 1)
+    v.c(FIN | ACK, seq=CISN + 1, dt=0.3)  # (after a retransmission timeout)
     assert v.history == "ShAF"
-    assert v.conn.orig.fin_retransmits == 1
-    v.c(FIN | ACK, seq=CISN + 6)       # a FIN at another sequence number is a new 'F'
+    assert v.conn.orig.fin_retransmits == v.conn.orig.retransmitted == 1
+    v.c(FIN | ACK, seq=CISN + 6)  # a FIN at another sequence number is a new 'F'
     assert v.history == "ShAFF"
 
 
@@ -394,16 +418,17 @@ def test_client_acking_synack_and_fin_of_a_server_that_closed_in_syn_rcvd():
     v = Conv()
     v.c(SYN)
     v.s(SYN | ACK)
-    v.s(FIN | ACK)                    # server closes before the third ACK: SYN_RCVD -> FIN_WAIT_1
-    v.c(ACK, ack=SISN + 2)            # acks the SYN and the FIN: the client saw the SYN-ACK, then the FIN
+    v.s(FIN | ACK)  # server closes before the third ACK: SYN_RCVD -> FIN_WAIT_1
+    v.c(ACK, ack=SISN + 2)  # acks the SYN and the FIN: the client saw the SYN-ACK, then the FIN
     assert v.conn.resp.state == FIN_WAIT_2
-    assert v.conn.orig.state == CLOSE_WAIT     # RFC 9293: SYN_SENT -> ESTABLISHED -> CLOSE_WAIT
+    assert v.conn.orig.state == CLOSE_WAIT  # RFC 9293: SYN_SENT -> ESTABLISHED -> CLOSE_WAIT
     v.c(FIN | ACK)
     v.s(ACK)
     assert v.states == (CLOSED, TIME_WAIT)
 
 
 # ====================================================================== TIME_WAIT expiry
+
 
 def test_time_wait_expires_to_closed_after_2msl():
     v = Conv()
@@ -420,7 +445,7 @@ def test_time_wait_expires_to_closed_after_2msl():
 
 
 def test_time_wait_closed_when_flushed_after_a_late_packet():
-    v = Conv(config=EngineConfig(close_delay=1000.0))   # keep the record open past 2*MSL
+    v = Conv(config=EngineConfig(close_delay=1000.0))  # keep the record open past 2*MSL
     v.handshake()
     close_by_client(v)
     other = Conv(v.tracker, cport=52000)
@@ -437,7 +462,7 @@ def test_closed_connection_finalised_by_close_delay_still_in_time_wait():
     v.handshake()
     close_by_client(v)
     other = Conv(v.tracker, cport=52000)
-    other.c(SYN, at=v.t + 100.0)      # runs the 5 s close-delay timer, due long before 2*MSL
+    other.c(SYN, at=v.t + 100.0)  # runs the 5 s close-delay timer, due long before 2*MSL
     assert len(v.records) == 1
     r = v.records[0]
     assert (r.client_state, r.server_state) == (TIME_WAIT, CLOSED)
@@ -445,6 +470,7 @@ def test_closed_connection_finalised_by_close_delay_still_in_time_wait():
 
 
 # ====================================================================== RST in each state
+
 
 def test_rst_ack_to_syn_is_a_refusal():
     v = Conv()
@@ -456,8 +482,11 @@ def test_rst_ack_to_syn_is_a_refusal():
     assert (r.conn_state, r.history, r.end_reason) == ("REJ", "Sr", "rst")
 
 
-@pytest.mark.parametrize("flags, ack", [(RST | ACK, CISN + 5), (RST | ACK, CISN), (RST, CISN + 1)],
-                         ids=["ack-too-far", "ack-isn", "no-ack-bit"])
+@pytest.mark.parametrize(
+    "flags, ack",
+    [(RST | ACK, CISN + 5), (RST | ACK, CISN), (RST, CISN + 1)],
+    ids=["ack-too-far", "ack-isn", "no-ack-bit"],
+)
 def test_rst_not_acking_the_syn_is_not_acceptable_in_syn_sent(flags, ack):
     v = Conv()
     v.c(SYN)
@@ -465,7 +494,7 @@ def test_rst_not_acking_the_syn_is_not_acceptable_in_syn_sent(flags, ack):
     assert v.states == (SYN_SENT, CLOSED)
     r = v.finish()
     assert (r.client_state, r.server_state) == (SYN_SENT, CLOSED)
-    assert (r.conn_state, r.history) == ("REJ", "Sr")    # Zeek does not check the ack
+    assert (r.conn_state, r.history) == ("REJ", "Sr")  # Zeek does not check the ack
 
 
 def test_client_rst_in_syn_rcvd():
@@ -506,7 +535,7 @@ def test_rst_far_outside_the_window_is_not_acceptable():
     v = Conv()
     v.handshake()
     v.s(RST, seq=SISN + 1 + 10_000_000)
-    assert v.states == (ESTABLISHED, CLOSED)    # the sender is gone, the receiver would ignore it
+    assert v.states == (ESTABLISHED, CLOSED)  # the sender is gone, the receiver would ignore it
     r = v.finish()
     assert (r.conn_state, r.history) == ("RSTR", "ShAr")
 
@@ -568,6 +597,7 @@ def test_lone_rst_is_OTH():
 
 # ====================================================================== port reuse
 
+
 def test_new_isn_after_close_starts_a_new_connection():
     v = Conv()
     v.handshake()
@@ -595,7 +625,7 @@ def test_new_syn_after_close_delay_but_within_time_wait_is_flagged():
     v.handshake()
     close_by_client(v)
     v.nxt["c"] = 90_000
-    new = v.c(SYN, dt=10.0)           # old record finalised by the 5 s timer; its TIME_WAIT lasts 60 s
+    new = v.c(SYN, dt=10.0)  # old record finalised by the 5 s timer; its TIME_WAIT lasts 60 s
     assert len(v.records) == 1
     assert new.syn_in_time_wait is True
 
@@ -607,11 +637,14 @@ def test_new_isn_on_an_unanswered_attempt_starts_a_new_connection():
     assert second is not first
     v.tracker.flush()
     assert [(r.conn_state, r.history, r.end_reason) for r in v.records] == [
-        ("S0", "S", "reused"), ("S0", "S", "capture_end")]
+        ("S0", "S", "reused"),
+        ("S0", "S", "capture_end"),
+    ]
     assert v.tracker.connections_seen == 2
 
 
 # ====================================================================== midstream start
+
 
 def test_midstream_data_is_unknown_and_OTH():
     v = Conv()
@@ -650,7 +683,7 @@ def test_first_packet_from_a_server_port_flips_the_originator():
 
 
 def test_connection_starting_with_synack_is_flipped():
-    v = Conv(sport=SERVER_PORT)       # flipped whatever the ports
+    v = Conv(sport=SERVER_PORT)  # flipped whatever the ports
     v.s(SYN | ACK, ack=CISN + 1)
     assert v.conn.orig.port == CLIENT_PORT
     assert v.states == (UNKNOWN, SYN_RCVD)
@@ -659,6 +692,7 @@ def test_connection_starting_with_synack_is_flipped():
 
 
 # ====================================================================== history letters
+
 
 def test_a_and_d_at_most_once_per_direction():
     v = Conv()
@@ -671,8 +705,9 @@ def test_a_and_d_at_most_once_per_direction():
     assert v.history == "ShADda"
 
 
-@pytest.mark.parametrize("repeats, history", [(1, "ShADT"), (9, "ShADT"), (10, "ShADTT"), (99, "ShADTT"),
-                                               (100, "ShADTTT")])
+@pytest.mark.parametrize(
+    "repeats, history", [(1, "ShADT"), (9, "ShADT"), (10, "ShADTT"), (99, "ShADTT"), (100, "ShADTTT")]
+)
 def test_retransmitted_payload_T_is_logarithmic(repeats, history):
     v = Conv()
     v.handshake()
@@ -730,11 +765,11 @@ def test_synack_letter_repeats_only_for_a_new_seq():
     v = Conv()
     v.c(SYN)
     v.s(SYN | ACK)
-    v.s(SYN | ACK, seq=SISN)          # retransmission
+    v.s(SYN | ACK, seq=SISN)  # retransmission
     assert v.history == "Sh"
     assert v.conn.resp.synack_retransmits == 1
     v.s(FIN | ACK)
-    v.s(SYN | ACK, seq=SISN + 2000)   # Zeek keeps a closed endpoint's start seq: a new relative seq
+    v.s(SYN | ACK, seq=SISN + 2000)  # Zeek keeps a closed endpoint's start seq: a new relative seq
     assert v.history == "Shfh"
 
 
@@ -759,11 +794,12 @@ def test_syn_then_fin_is_SH():
 
 # ====================================================================== timers
 
+
 def test_unanswered_syn_is_finalised_5s_later():
     v = Conv()
     v.c(SYN, at=10.0)
     other = Conv(v.tracker, cport=52000)
-    other.c(SYN, at=15.0)             # timers fire strictly before a packet at the same instant
+    other.c(SYN, at=15.0)  # timers fire strictly before a packet at the same instant
     assert v.records == []
     other.c(SYN, seq=CISN, at=15.001)
     assert len(v.records) == 1
@@ -789,7 +825,7 @@ def test_rst_closed_connection_takes_stragglers_for_5s():
     first, second = v.records
     assert (first.conn_state, first.history, first.end_reason) == ("RSTO", "ShARa", "rst")
     assert (second.conn_state, second.history, second.direction_guessed) == ("OTH", "A", True)
-    assert second.client_port == SERVER_PORT   # the straggler's sender, no server port to flip on
+    assert second.client_port == SERVER_PORT  # the straggler's sender, no server port to flip on
 
 
 def test_syn_fin_connection_removed_after_close_delay():
@@ -806,7 +842,7 @@ def test_syn_fin_connection_removed_after_close_delay():
 def test_inactivity_timeout():
     v = Conv()
     v.handshake()
-    v.c(ACK | PSH, 10, at=300.0)      # activity keeps it alive past the first 300 s
+    v.c(ACK | PSH, 10, at=300.0)  # activity keeps it alive past the first 300 s
     other = Conv(v.tracker, cport=52000)
     other.c(SYN, at=599.9)
     assert v.records == []
@@ -833,6 +869,7 @@ def test_max_connections_evicts_the_oldest():
 
 # ====================================================================== sequence wraparound
 
+
 def test_full_connection_across_the_sequence_wrap():
     v = Conv(cisn=2**32 - 2, sisn=2**32 - 3)
     v.c(SYN)
@@ -840,13 +877,13 @@ def test_full_connection_across_the_sequence_wrap():
     assert v.states == (SYN_SENT, SYN_RCVD)
     v.c(ACK, ack=2**32 - 2)
     assert v.states == (ESTABLISHED, ESTABLISHED)
-    v.c(ACK | PSH, 100, seq=2**32 - 1)          # crosses zero: next seq is 99
+    v.c(ACK | PSH, 100, seq=2**32 - 1)  # crosses zero: next seq is 99
     v.s(ACK, ack=99)
-    v.s(ACK | PSH, 50, seq=2**32 - 2)           # crosses zero: next seq is 48
+    v.s(ACK | PSH, 50, seq=2**32 - 2)  # crosses zero: next seq is 48
     v.c(ACK, seq=99, ack=48)
     v.c(FIN | ACK, seq=99)
     assert v.conn.orig.fin_seq == 99
-    v.s(ACK, ack=99)                            # acks data, not the FIN
+    v.s(ACK, ack=99)  # acks data, not the FIN
     assert v.states == (FIN_WAIT_1, ESTABLISHED)
     v.s(ACK, ack=100)
     assert v.states == (FIN_WAIT_2, CLOSE_WAIT)
@@ -883,18 +920,18 @@ BOTH_PATHS = pytest.mark.parametrize("reference", [False, True], ids=["hot_path"
 def test_packets_sent_since_the_peer_last_spoke(reference):
     v = Conv()
     v.tracker.reference = reference
-    v.handshake()                               # S, SA, A: the client spoke last
+    v.handshake()  # S, SA, A: the client spoke last
     assert (v.conn.orig.packets_since_peer, v.conn.resp.packets_since_peer) == (1, 0)
     v.c(ACK | PSH, 100)
     assert (v.conn.orig.packets_since_peer, v.conn.resp.packets_since_peer) == (2, 0)
-    v.s(ACK | PSH, 200)                         # the server answers: the client's count starts again
+    v.s(ACK | PSH, 200)  # the server answers: the client's count starts again
     assert (v.conn.orig.packets_since_peer, v.conn.resp.packets_since_peer) == (0, 1)
     v.c(ACK)
-    for _ in range(3):                          # keepalive probes (seq = snd_nxt - 1), unanswered
+    for _ in range(3):  # keepalive probes (seq = snd_nxt - 1), unanswered
         v.c(ACK, seq=v.nxt["c"] - 1, dt=1.0)
-    v.c(ACK, dt=1.0, checksum_ok=False)         # a bad checksum: the packet is ignored, not counted
+    v.c(ACK, dt=1.0, checksum_ok=False)  # a bad checksum: the packet is ignored, not counted
     assert (v.conn.orig.packets_since_peer, v.conn.resp.packets_since_peer) == (4, 0)
-    v.c(RST | ACK, dt=1.0)                      # the client gives up
+    v.c(RST | ACK, dt=1.0)  # the client gives up
     r = v.finish()
     assert (r.facts.client_packets_since_peer, r.facts.server_packets_since_peer) == (5, 0)
     assert (r.client_packets, r.server_packets) == (8, 2)
@@ -910,10 +947,88 @@ def test_fin_retransmissions_to_a_silent_peer_are_counted(reference):
     v.s(FIN | ACK, dt=1.0)
     fin_seq = v.nxt["s"] - 1
     for _ in range(2):
-        v.s(FIN | ACK, seq=fin_seq, dt=1.0)     # never acknowledged
+        v.s(FIN | ACK, seq=fin_seq, dt=1.0)  # never acknowledged
     r = v.finish()
     assert (r.facts.client_packets_since_peer, r.facts.server_packets_since_peer) == (0, 3)
     assert r.facts.server_fin_retransmits == 2
+
+
+@BOTH_PATHS
+def test_retransmissions_resend_sequence_space_already_seen(reference):
+    v = Conv()
+    v.tracker.reference = reference
+    v.handshake()  # round trip 0.02 s
+    base = v.nxt["c"]
+    v.c(ACK | PSH, 100)  # [0, 100)
+    v.c(ACK | PSH, 100, seq=base + 200)  # [200, 300): a gap opens at [100, 200)
+    v.c(ACK | PSH, 100, seq=base + 100, dt=0.001)  # fills it within a round trip: out of order
+    assert v.conn.orig.retransmitted == 0
+    v.c(ACK | PSH, 100, seq=base, dt=0.5)  # [0, 100) again: a retransmission
+    v.c(ACK | PSH, 100, seq=base + 400)  # [400, 500): a gap at [300, 400) ...
+    v.c(ACK | PSH, 100, seq=base + 300, dt=0.5)  # ... filled long after: retransmitted (lost before capture)
+    v.c(ACK | PSH, 50, seq=base + 450, dt=0.5)  # partly new, partly seen: a retransmission
+    v.s(ACK)
+    r = v.finish()
+    assert r.retransmits == 3 and r.history == "ShADTa"  # (Zeek's own count, and letter, are unchanged)
+
+
+@BOTH_PATHS
+def test_keepalive_probes_are_not_retransmissions_and_unanswered_ones_are_counted(reference):
+    v = Conv()
+    v.tracker.reference = reference
+    v.handshake()
+    v.c(ACK | PSH, 10)
+    v.s(ACK | PSH, 20)
+    v.c(ACK)
+    v.c(ACK, 1, seq=v.nxt["c"] - 1, dt=1.0)  # a keepalive with one garbage byte (BSD, Windows) ...
+    v.s(ACK, dt=0.01)  # ... answered
+    for _ in range(3):
+        v.c(ACK, seq=v.nxt["c"] - 1, dt=1.0)  # Linux keepalives (no payload), unanswered
+    v.c(RST | ACK, dt=1.0)
+    r = v.finish()
+    f = r.facts
+    assert r.retransmits == 0
+    assert (f.client_keepalives, f.client_keepalives_unanswered, f.server_keepalives) == (4, 3, 0)
+    assert f.client_keepalive_unanswered_from == pytest.approx(f.client_last_keepalive_ts - 2.0)
+    assert f.client_last_keepalive_ts == pytest.approx(r.end - 1.0)
+
+
+@BOTH_PATHS
+def test_probes_that_are_not_keepalives(reference):
+    v = Conv()
+    v.tracker.reference = reference
+    v.handshake()
+    v.c(ACK | PSH, 1000)
+    v.s(ACK, window=0)  # the server's window is closed ...
+    v.c(ACK, seq=v.nxt["c"] - 1, dt=1.0)  # ... so this is a zero-window probe
+    v.s(ACK, window=0)
+    v.s(ACK, window=8192, dt=0.5)
+    v.c(ACK | PSH, 10)
+    v.c(ACK, seq=v.nxt["c"] - 11, dt=0.001)  # an ACK sent before those 10 bytes, captured after them
+    v.c(ACK, seq=v.nxt["c"] - 1, dt=0.001)  # seq = snd_nxt - 1 but no silence before it
+    r = v.finish()
+    assert (r.facts.client_keepalives, r.retransmits) == (0, 0)
+
+
+@BOTH_PATHS
+def test_fin_repeats_that_are_not_a_lost_ack(reference):
+    v = Conv()
+    v.tracker.reference = reference
+    v.handshake()
+    v.c(FIN | ACK, ack=SISN + 1)
+    fin = v.nxt["c"] - 1
+    v.s(FIN | ACK, ack=CISN + 1)  # the FINs cross
+    v.c(FIN | ACK, seq=fin, dt=0.02)  # the client sends its FIN again, acknowledging the server's
+    v.c(FIN | ACK, seq=fin, dt=0.000001)  # and that copy is captured twice
+    v.s(ACK)
+    r = v.finish()
+    assert (r.facts.client_fin_retransmits, r.retransmits) == (0, 2)  # (the repeats re-send the FIN)
+    v = Conv()
+    v.tracker.reference = reference
+    v.c(FIN | PSH | 0x20)  # a scan probe (FIN/PSH/URG, no ACK), sent twice
+    v.c(FIN | PSH | 0x20, seq=CISN, dt=0.5)
+    r = v.finish()
+    assert (r.facts.client_fin_retransmits, r.retransmits) == (0, 1)
 
 
 @BOTH_PATHS
@@ -922,37 +1037,37 @@ def test_longest_zero_window_stall_keeps_its_start_and_end(reference):
     v.tracker.reference = reference
     v.handshake()
     v.c(ACK | PSH, 1000, at=2.0)
-    v.s(ACK, window=0, at=2.1)                  # stall 1: 2.1 .. 2.6
-    v.c(ACK, seq=v.nxt["c"] - 1, at=2.3)        # zero-window probe
+    v.s(ACK, window=0, at=2.1)  # stall 1: 2.1 .. 2.6
+    v.c(ACK, seq=v.nxt["c"] - 1, at=2.3)  # zero-window probe
     v.s(ACK, window=0, at=2.3)
     v.s(ACK, window=4096, at=2.6)
     v.c(ACK | PSH, 1000, at=2.7)
-    v.s(ACK, window=0, at=3.0)                  # stall 2: 3.0 .. 4.5, the longest so far
+    v.s(ACK, window=0, at=3.0)  # stall 2: 3.0 .. 4.5, the longest so far
     v.s(ACK, window=0, at=4.0)
     v.s(ACK, window=8192, at=4.5)
-    v.s(ACK, window=0, at=5.0)                  # stall 3: 5.0 .. 5.2, shorter: does not replace stall 2
+    v.s(ACK, window=0, at=5.0)  # stall 3: 5.0 .. 5.2, shorter: does not replace stall 2
     v.s(ACK, window=100, at=5.2)
     server = v.conn.resp
     assert server.zero_window_max_s == pytest.approx(1.5)
     assert (server.zero_window_max_from, server.zero_window_max_until) == (3.0, 4.5)
-    v.s(ACK, window=0, at=6.0)                  # stall 4: still open at the end, up to the server's last packet
+    v.s(ACK, window=0, at=6.0)  # stall 4: still open at the end, up to the server's last packet
     v.c(ACK, seq=v.nxt["c"] - 1, at=7.0)
     v.s(ACK, window=0, at=8.0)
-    v.c(ACK, seq=v.nxt["c"] - 1, at=9.0)        # (the client's later packet does not lengthen it)
+    v.c(ACK, seq=v.nxt["c"] - 1, at=9.0)  # (the client's later packet does not lengthen it)
     r = v.finish()
     f = r.facts
     assert f.server_zero_window_s == pytest.approx(2.0)
     assert (f.server_zero_window_from, f.server_zero_window_until) == (6.0, 8.0)
     assert (f.client_zero_window_s, f.client_zero_window_from, f.client_zero_window_until) == (0.0, None, None)
-    hit = rules.zero_window_stall(r, r.end, Thresholds())
+    hit = zero_window_stall.DETECTOR(Thresholds(), Context()).rule(r, r.end)
     assert hit is not None and (hit.first, hit.last, hit.side) == (6.0, 8.0, "server")
-    assert (r.start, r.end) == (1.0 + 0.01, 9.0)    # the finding is the stall's, not the connection's
+    assert (r.start, r.end) == (1.0 + 0.01, 9.0)  # the finding is the stall's, not the connection's
 
 
 def test_syn_in_time_wait_names_the_client_holding_it():
     v = Conv()
     v.handshake()
-    close_by_client(v)                          # the client holds TIME_WAIT
+    close_by_client(v)  # the client holds TIME_WAIT
     v.nxt = {"c": 90_000, "s": 70_000}
     new = v.c(SYN, dt=1.0)
     syn_ts = v.t
@@ -965,16 +1080,18 @@ def test_syn_in_time_wait_names_the_client_holding_it():
     assert (f.time_wait_holder, f.time_wait_holder_ip, f.time_wait_holder_port) == ("client", CLIENT_IP, CLIENT_PORT)
     assert f.time_wait_until == first.client_time_wait_until == pytest.approx(syn_ts - 1.0 + 60.0)
     assert (first.facts.time_wait_holder, first.facts.time_wait_until) == ("", None)
-    hit = rules.syn_during_time_wait(second, second.end, Thresholds())
+    hit = syn_during_time_wait.DETECTOR(Thresholds(), Context()).rule(second, second.end)
     assert hit is not None and hit.side == "client" and hit.first == hit.last == syn_ts
-    assert ("the client 10.0.0.1:51000 still held TIME_WAIT until 59.0 s after this SYN (2*MSL after its close); "
-            "the TIME_WAIT side accepted it and the handshake completed") in hit.detail
+    assert (
+        "the client 10.0.0.1:51000 still held TIME_WAIT until 59.0 s after this SYN (2*MSL after its close); "
+        "the TIME_WAIT side accepted it and the handshake completed"
+    ) in hit.detail
 
 
 def test_syn_in_time_wait_holder_by_address_when_the_roles_change():
     v = Conv()
     v.handshake()
-    v.s(FIN | ACK)                              # the server closes first: it holds TIME_WAIT
+    v.s(FIN | ACK)  # the server closes first: it holds TIME_WAIT
     v.c(FIN | ACK)
     v.s(ACK)
     # the old server connects to the old client from the same port: the holder is the new connection's client
@@ -987,7 +1104,7 @@ def test_syn_in_time_wait_holder_by_address_when_the_roles_change():
     assert (f.time_wait_holder, f.time_wait_holder_ip, f.time_wait_holder_port) == ("server", SERVER_IP, SERVER_PORT)
     assert (second.client_ip, second.client_port) == (SERVER_IP, SERVER_PORT)
     assert f.time_wait_until == first.server_time_wait_until
-    hit = rules.syn_during_time_wait(second, second.end, Thresholds())
+    hit = syn_during_time_wait.DETECTOR(Thresholds(), Context()).rule(second, second.end)
     assert hit is not None and "the server 10.0.0.2:9999 still held TIME_WAIT until 58.0 s after" in hit.detail
     assert "the handshake did not complete" in hit.detail
 
@@ -996,7 +1113,7 @@ def test_syn_in_time_wait_after_a_simultaneous_close_both_held_it():
     v = Conv()
     v.handshake()
     v.c(FIN | ACK, ack=SISN + 1)
-    v.s(FIN | ACK, ack=CISN + 1)                # the FINs cross: both ends go to TIME_WAIT
+    v.s(FIN | ACK, ack=CISN + 1)  # the FINs cross: both ends go to TIME_WAIT
     v.c(ACK, ack=SISN + 2)
     v.s(ACK, ack=CISN + 2)
     v.nxt["c"] = 90_000
@@ -1008,10 +1125,12 @@ def test_syn_in_time_wait_after_a_simultaneous_close_both_held_it():
     assert first.client_time_wait_until > first.server_time_wait_until
     assert (f.time_wait_holder, f.time_wait_holder_ip, f.time_wait_holder_port) == ("both", CLIENT_IP, CLIENT_PORT)
     assert f.time_wait_until == first.client_time_wait_until
-    hit = rules.syn_during_time_wait(second, second.end, Thresholds())
+    hit = syn_during_time_wait.DETECTOR(Thresholds(), Context()).rule(second, second.end)
     assert hit is not None and hit.side == "both"
-    assert ("both ends of the previous connection were in TIME_WAIT (its FINs crossed); 10.0.0.1:51000 held it "
-            "until 57.0 s after this SYN") in hit.detail
+    assert (
+        "both ends of the previous connection were in TIME_WAIT (its FINs crossed); 10.0.0.1:51000 held it "
+        "until 57.0 s after this SYN"
+    ) in hit.detail
 
 
 def test_new_syn_after_time_wait_is_not_flagged_and_has_no_holder():
@@ -1032,13 +1151,13 @@ def test_aggregated_findings_use_the_new_facts():
     for port in (51000, 51001):
         v = Conv(tracker, cport=port)
         v.handshake()
-        close_by_client(v)                      # the client holds TIME_WAIT ...
+        close_by_client(v)  # the client holds TIME_WAIT ...
         v.nxt = {"c": 90_000, "s": 70_000}
-        v.c(SYN, dt=1.0)                        # ... when it reuses the port
+        v.c(SYN, dt=1.0)  # ... when it reuses the port
         v.s(SYN | ACK)
         v.c(ACK)
         v.s(ACK | PSH, 10)
-        for _ in range(3):                      # then the server goes silent: 3 unanswered keepalives, 90 s
+        for _ in range(3):  # then the server goes silent: 3 unanswered keepalives, 90 s
             v.c(ACK, seq=v.nxt["c"] - 1, dt=30.0)
     tracker.flush()
     detectors = DetectorSet()
@@ -1049,5 +1168,7 @@ def test_aggregated_findings_use_the_new_facts():
     reuse, half_open = findings["syn_during_time_wait"], findings["half_open_peer"]
     assert reuse.count == 2 and reuse.detail.endswith("(TIME_WAIT held by, in the previous connections: client 2)")
     assert half_open.count == 2
-    assert "kept sending for up to 90.0 s with the other silent, 6 segments unanswered in all (prober: client 2)" \
+    assert (
+        "kept sending for up to 90.0 s with the other silent, 6 segments unanswered in all (prober: client 2)"
         in half_open.detail
+    )

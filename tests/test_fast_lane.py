@@ -54,8 +54,16 @@ def audit(path: Path | list[Path], fast_lane: bool, packet_filter: PacketFilter 
     return {
         "flows": rows,
         "findings": [finding_row(f) for f in detectors.finish()],
-        "stats": (stats.packets_read, stats.tcp_packets, stats.first_ts, stats.last_ts, dict(stats.skipped),
-                  stats.connections, stats.peak_live_connections, stats.filtered_out),
+        "stats": (
+            stats.packets_read,
+            stats.tcp_packets,
+            stats.first_ts,
+            stats.last_ts,
+            dict(stats.skipped),
+            stats.connections,
+            stats.peak_live_connections,
+            stats.filtered_out,
+        ),
         "problems": [(p.kind, p.offset, p.message, p.fatal) for p in stats.problems],
     }
 
@@ -76,12 +84,30 @@ def test_fast_lane_matches_record_loop_on_samples(path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- variants
 
+
 @pytest.fixture(scope="module")
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[int, int, bytes]]:
     """(seconds, microseconds, Ethernet frame) of bench/gen_capture.py's traffic mix plus the IPv6 sample."""
     out = tmp_path_factory.mktemp("lane") / "traffic.pcap"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "gen_capture.py"), "--packets", "20000", "--seed", "11",
-                    "--concurrency", "100", "--loss", "0.02", "--out", str(out), "--quiet"], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "gen_capture.py"),
+            "--packets",
+            "20000",
+            "--seed",
+            "11",
+            "--concurrency",
+            "100",
+            "--loss",
+            "0.02",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        check=True,
+        timeout=300,
+    )
     records = []
     for path in (out, sample("ipv6_client_close.pcap")):
         for ts, linktype, frame in CaptureReader(str(path)):
@@ -92,8 +118,13 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[int, int, by
     return records
 
 
-def pcap_of(records: list[tuple[int, int, bytes]], order: str = "<", magic: int = PCAP_MAGIC_USEC,
-            network: int = 1, snaplen: int = 65535) -> bytes:
+def pcap_of(
+    records: list[tuple[int, int, bytes]],
+    order: str = "<",
+    magic: int = PCAP_MAGIC_USEC,
+    network: int = 1,
+    snaplen: int = 65535,
+) -> bytes:
     """A classic pcap of the (seconds, microseconds, frame) records, in the variant `order` and `magic` give."""
     if magic == PCAP_MAGIC_NSEC:
         records = [(sec, usec * 1000, frame) for sec, usec, frame in records]
@@ -109,11 +140,11 @@ def relinked(records: list[tuple[int, int, bytes]], linktype: int) -> list[tuple
     out = []
     for sec, frac, frame in records:
         ethertype, payload = frame[12:14], frame[14:]
-        if linktype == 113:     # LINUX_SLL: packet type, ARPHRD, address length, address (8), protocol
+        if linktype == 113:  # LINUX_SLL: packet type, ARPHRD, address length, address (8), protocol
             frame = struct.pack("!HHH8s", 0, 1, 6, frame[6:12]) + ethertype + payload
-        elif linktype == 276:   # LINUX_SLL2: protocol, reserved, ifindex, ARPHRD, packet type, address length, address
+        elif linktype == 276:  # LINUX_SLL2: protocol, reserved, ifindex, ARPHRD, packet type, address length, address
             frame = ethertype + struct.pack("!HIHBB8s", 0, 1, 1, 0, 6, frame[6:12]) + payload
-        elif linktype == 101:   # raw IP
+        elif linktype == 101:  # raw IP
             frame = payload
         out.append((sec, frac, frame))
     return out
@@ -134,10 +165,17 @@ def mixed(records: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]
         elif i == 500 and frame[12:14] == b"\x08\x00" and frame[14] == 0x45:
             ip = frame[14:]
             total = struct.unpack("!H", ip[2:4])[0] + 4
-            frame = (frame[:14] + bytes([0x46]) + ip[1:2] + struct.pack("!H", total) + ip[4:20] + b"\x01\x01\x01\x00"
-                     + ip[20:])
+            frame = (
+                frame[:14]
+                + bytes([0x46])
+                + ip[1:2]
+                + struct.pack("!H", total)
+                + ip[4:20]
+                + b"\x01\x01\x01\x00"
+                + ip[20:]
+            )
         if rng.random() < 0.01:
-            frame = frame[:rng.randrange(0, len(frame) + 1)]   # cut anywhere: the decoder must cope
+            frame = frame[: rng.randrange(0, len(frame) + 1)]  # cut anywhere: the decoder must cope
         out.append((sec, frac, frame))
     return out
 
@@ -157,7 +195,7 @@ def as_ipv6(records: list[tuple[int, int, bytes]], folding_alike: bool) -> list[
                 third = bytes(b ^ 0x5A for b in ip4) if folding_alike else bytes(4)
                 addresses.append(bytes.fromhex("20010db800000000") + third + ip4)
             header = struct.pack("!IHBB", 6 << 28, max(total - ihl, 0), frame[23], 64) + b"".join(addresses)
-            frame = frame[:12] + b"\x86\xdd" + header + frame[14 + ihl:]
+            frame = frame[:12] + b"\x86\xdd" + header + frame[14 + ihl :]
         out.append((sec, frac, frame))
     return out
 
@@ -260,13 +298,17 @@ def test_fast_lane_matches_record_loop_on_ipv6(tmp_path: Path, traffic: list, fo
 
 def test_fast_lane_matches_record_loop_when_connections_share_a_fast_key(tmp_path: Path, traffic: list) -> None:
     twins = with_colliding_twins(traffic)
-    pairs = [(twins[i][2], twins[i + 1][2]) for i in range(len(twins) - 1)
-             if twins[i][2][34:] == twins[i + 1][2][34:] and twins[i][2][26:34] != twins[i + 1][2][26:34]]
+    pairs = [
+        (twins[i][2], twins[i + 1][2])
+        for i in range(len(twins) - 1)
+        if twins[i][2][34:] == twins[i + 1][2][34:] and twins[i][2][26:34] != twins[i + 1][2][26:34]
+    ]
     assert len(pairs) > 0.9 * len(traffic)
-    assert all(fast_key_of(original) == fast_key_of(twin) for original, twin in pairs)   # as intended
+    assert all(fast_key_of(original) == fast_key_of(twin) for original, twin in pairs)  # as intended
     result = assert_same_results(write_capture(tmp_path / "twins.pcap", pcap_of(twins)))
     single = audit(write_capture(tmp_path / "single.pcap", pcap_of(traffic)), fast_lane=True)
     assert len(twins) > 1.9 * len(traffic) and len(result["flows"]) > 1.9 * len(single["flows"])
+
     # each twin goes exactly as its original (same times, ports, flags and numbers)
     def key(flow: dict) -> tuple:
         return tuple(value for column, value in flow.items() if column not in ("client_ip", "server_ip"))
@@ -277,13 +319,17 @@ def test_fast_lane_matches_record_loop_when_connections_share_a_fast_key(tmp_pat
 
 def test_fast_lane_matches_record_loop_when_connections_share_a_recent_slot(tmp_path: Path, traffic: list) -> None:
     twins = with_slot_twins(traffic)
-    pairs = [(twins[i][2], twins[i + 1][2]) for i in range(len(twins) - 1)
-             if twins[i][2][14:34] == twins[i + 1][2][14:34] and twins[i][2][34:38] != twins[i + 1][2][34:38]]
+    pairs = [
+        (twins[i][2], twins[i + 1][2])
+        for i in range(len(twins) - 1)
+        if twins[i][2][14:34] == twins[i + 1][2][14:34] and twins[i][2][34:38] != twins[i + 1][2][34:38]
+    ]
     assert len(pairs) > 1.8 * len(traffic)
-    assert all(recent_slot_of(original) == recent_slot_of(twin) for original, twin in pairs)   # as intended
+    assert all(recent_slot_of(original) == recent_slot_of(twin) for original, twin in pairs)  # as intended
     result = assert_same_results(write_capture(tmp_path / "slot-twins.pcap", pcap_of(twins)))
     single = audit(write_capture(tmp_path / "single.pcap", pcap_of(traffic)), fast_lane=True)
     assert len(result["flows"]) > 2.8 * len(single["flows"])
+
     # each twin goes exactly as its original (same times, addresses, flags and numbers)
     def key(flow: dict) -> tuple:
         return tuple(value for column, value in flow.items() if column not in ("client_port", "server_port"))
@@ -300,7 +346,7 @@ def test_fast_lane_matches_record_loop_when_time_jumps_back(tmp_path: Path, traf
 def test_fast_lane_stops_where_the_record_loop_stops(tmp_path: Path, traffic: list) -> None:
     data = pcap_of(traffic)
     cut = tmp_path / "cut.pcap"
-    cut.write_bytes(data[:len(data) * 2 // 3])
+    cut.write_bytes(data[: len(data) * 2 // 3])
     result = assert_same_results(cut)
     assert [p[0] for p in result["problems"]] == ["truncated"]
     # a corrupt record header (captured length over the snap length) two thirds in
@@ -317,44 +363,52 @@ def test_fast_lane_stops_where_the_record_loop_stops(tmp_path: Path, traffic: li
     assert result["stats"][0] == n
 
 
-def test_rotated_captures_go_through_the_lane_whole(tmp_path: Path, traffic: list,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rotated_captures_go_through_the_lane_whole(
+    tmp_path: Path, traffic: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Files that follow each other in time (tcpdump -G/-C rotation) are read one after the other."""
-    files = [write_capture(tmp_path / f"part{i}.pcap", pcap_of(traffic[i * 5000:(i + 1) * 5000]))
-             for i in range(4)]
-    files.reverse()   # the order given does not matter: files are ordered by their first packet
+    files = [write_capture(tmp_path / f"part{i}.pcap", pcap_of(traffic[i * 5000 : (i + 1) * 5000])) for i in range(4)]
+    files.reverse()  # the order given does not matter: files are ordered by their first packet
     merged_by_record_loop = []
     original = Auditor._consume
-    monkeypatch.setattr(Auditor, "_consume",
-                        lambda self, *args: merged_by_record_loop.append(1) or original(self, *args))
+    monkeypatch.setattr(
+        Auditor, "_consume", lambda self, *args: merged_by_record_loop.append(1) or original(self, *args)
+    )
     result = assert_same_results(files)
     assert result["stats"][0] == 20000
-    assert len(merged_by_record_loop) == 1   # the record loop ran once: for the fast_lane=False run only
+    assert len(merged_by_record_loop) == 1  # the record loop ran once: for the fast_lane=False run only
 
 
-def test_overlapping_captures_are_merged_by_time_from_the_first_overlap(tmp_path: Path, traffic: list,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overlapping_captures_are_merged_by_time_from_the_first_overlap(
+    tmp_path: Path, traffic: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two interfaces captured at once: the second file starts inside the first."""
     even = write_capture(tmp_path / "even.pcap", pcap_of(traffic[0::2][:6000]))
     odd = write_capture(tmp_path / "odd.pcap", pcap_of(traffic[1::2][3000:9000]))
     merged_by_record_loop = []
     original = Auditor._consume
-    monkeypatch.setattr(Auditor, "_consume",
-                        lambda self, *args: merged_by_record_loop.append(1) or original(self, *args))
+    monkeypatch.setattr(
+        Auditor, "_consume", lambda self, *args: merged_by_record_loop.append(1) or original(self, *args)
+    )
     result = assert_same_results([even, odd])
     assert result["stats"][0] == 12000
-    assert len(merged_by_record_loop) == 2   # the fast run handed the overlap to the record loop
+    assert len(merged_by_record_loop) == 2  # the fast run handed the overlap to the record loop
     # and three rotated files, the last one starting before the second has ended
-    parts = [write_capture(tmp_path / "a.pcap", pcap_of(traffic[:4000])),
-             write_capture(tmp_path / "b.pcap", pcap_of(traffic[4000:8000])),
-             write_capture(tmp_path / "c.pcap", pcap_of(traffic[7000:12000]))]
+    parts = [
+        write_capture(tmp_path / "a.pcap", pcap_of(traffic[:4000])),
+        write_capture(tmp_path / "b.pcap", pcap_of(traffic[4000:8000])),
+        write_capture(tmp_path / "c.pcap", pcap_of(traffic[7000:12000])),
+    ]
     assert_same_results(parts)
 
 
-def test_fast_lane_filters_by_time_as_the_record_loop_does(tmp_path: Path, traffic: list,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    parts = [write_capture(tmp_path / "a.pcap", pcap_of(traffic[:8000])),
-             write_capture(tmp_path / "b.pcap", pcap_of(traffic[8000:]))]
+def test_fast_lane_filters_by_time_as_the_record_loop_does(
+    tmp_path: Path, traffic: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parts = [
+        write_capture(tmp_path / "a.pcap", pcap_of(traffic[:8000])),
+        write_capture(tmp_path / "b.pcap", pcap_of(traffic[8000:])),
+    ]
     since = traffic[3000][0] + traffic[3000][1] / 1e6
     until = traffic[15000][0] + traffic[15000][1] / 1e6
     record_loop_runs = []
@@ -362,7 +416,7 @@ def test_fast_lane_filters_by_time_as_the_record_loop_does(tmp_path: Path, traff
     monkeypatch.setattr(Auditor, "_consume", lambda self, *args: record_loop_runs.append(1) or original(self, *args))
     result = assert_same_results(parts, PacketFilter(since=since, until=until))
     assert 0 < result["stats"][7] < len(traffic) and result["stats"][1] < 13000
-    assert len(record_loop_runs) == 1   # only the fast_lane=False run
+    assert len(record_loop_runs) == 1  # only the fast_lane=False run
     # filters on addresses or ports are the record loop's: the results are the same either way
     assert_same_results(parts, PacketFilter(ports=frozenset({80})))
 
@@ -391,15 +445,21 @@ def test_blocks_hold_exactly_the_records(tmp_path: Path, traffic: list, chunk_si
     assert blocks > (1 if chunk_size < 100_000 else 0)
 
 
-def pcapng_of(records: list[tuple[int, int, bytes]], order: str = "<", interfaces: int = 1, tsresol: int | None = None,
-              tsoffset: int | None = None, extras: bool = False) -> bytes:
+def pcapng_of(
+    records: list[tuple[int, int, bytes]],
+    order: str = "<",
+    interfaces: int = 1,
+    tsresol: int | None = None,
+    tsoffset: int | None = None,
+    extras: bool = False,
+) -> bytes:
     """A pcapng of the records: `interfaces` Ethernet interfaces taking turns in runs of 1-7 packets,
     optionally nanosecond stamps (tsresol 9) and an offset; `extras` adds a Simple Packet Block,
     an obsolete Packet Block, an interface of an unsupported link type and a second section."""
     per_second = 10 ** (tsresol or 6)
     head = shb(order) + b"".join(idb(1, order, tsresol=tsresol, tsoffset=tsoffset) for _ in range(interfaces))
     if extras:
-        head += idb(147, order)   # a user link type nobody decodes: its packets are skipped
+        head += idb(147, order)  # a user link type nobody decodes: its packets are skipped
     shift = -(tsoffset or 0) * per_second
     parts = [head]
     rng = random.Random(3)
@@ -416,8 +476,12 @@ def pcapng_of(records: list[tuple[int, int, bytes]], order: str = "<", interface
         elif extras and i % 911 == 0:
             parts.append(epb(interfaces, units, frame, order))
         elif extras and i == len(records) // 2:
-            parts.append(shb(order) + idb(1, order, tsresol=tsresol, tsoffset=tsoffset) + idb(147, order)
-                         + epb(0, units, frame, order))
+            parts.append(
+                shb(order)
+                + idb(1, order, tsresol=tsresol, tsoffset=tsoffset)
+                + idb(147, order)
+                + epb(0, units, frame, order)
+            )
             interface, interfaces = 0, 1
         else:
             options = b"" if i % 5 else option(1, b"hi") + end_of_options(order)
@@ -431,7 +495,7 @@ PCAPNG_VARIANTS = {
     "three interfaces": dict(interfaces=3),
     "nanoseconds with an offset": dict(tsresol=9, tsoffset=-3600),
     # the same times, stamped as nanoseconds since 10**10 s before the epoch: stamps past 2**63
-    "stamps past 2**63": dict(tsresol=9, tsoffset=-10**10),
+    "stamps past 2**63": dict(tsresol=9, tsoffset=-(10**10)),
     "other blocks between": dict(interfaces=2, extras=True),
 }
 
@@ -450,20 +514,21 @@ def test_fast_lane_matches_record_loop_on_pcapng(tmp_path: Path, traffic: list, 
 def test_fast_lane_stops_where_the_record_loop_stops_in_pcapng(tmp_path: Path, traffic: list) -> None:
     data = pcapng_of(traffic, interfaces=2)
     cut = tmp_path / "cut.pcapng"
-    cut.write_bytes(data[:len(data) // 2 + 7])
+    cut.write_bytes(data[: len(data) // 2 + 7])
     assert [p[0] for p in assert_same_results(cut)["problems"]] == ["truncated"]
     corrupt = bytearray(data)
     pos = len(corrupt) * 2 // 3
-    pos = corrupt.index(struct.pack("<I", 6), pos)   # an Enhanced Packet Block two thirds in
+    pos = corrupt.index(struct.pack("<I", 6), pos)  # an Enhanced Packet Block two thirds in
     while struct.unpack_from("<I", corrupt, pos + 4)[0] > 4000:
         pos = corrupt.index(struct.pack("<I", 6), pos + 1)
-    struct.pack_into("<I", corrupt, pos + 20, 5000)    # its captured length overruns the block
+    struct.pack_into("<I", corrupt, pos + 20, 5000)  # its captured length overruns the block
     bad = tmp_path / "corrupt.pcapng"
     bad.write_bytes(bytes(corrupt))
     assert [p[0] for p in assert_same_results(bad)["problems"]] == ["corrupt_block"]
 
 
 # ---------------------------------------------------------------------------------------------- decoding
+
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
@@ -477,23 +542,24 @@ def test_in_place_decoding_agrees_with_the_decoder(traffic: list, data: st.DataO
     linktype = data.draw(st.sampled_from([1, 113, 276, 101, 228, 229, 12, 14]))
     if linktype in (113, 276, 101, 12, 14, 228, 229):
         frame = relinked([(0, 0, frame)], 101 if linktype in (12, 14, 228, 229) else linktype)[0][2]
-    frame = bytearray(frame[:data.draw(st.integers(0, len(frame)))])
-    for _ in range(data.draw(st.integers(0, 4))):   # change bytes in the headers
+    frame = bytearray(frame[: data.draw(st.integers(0, len(frame)))])
+    for _ in range(data.draw(st.integers(0, 4))):  # change bytes in the headers
         if frame:
             frame[data.draw(st.integers(0, min(len(frame), 80) - 1))] = data.draw(st.integers(0, 255))
     padding = data.draw(st.integers(0, 9))
     buf = bytes(padding) + bytes(frame) + b"\xee" * 3
-    version, ip, src, sport, dst, dport, seq, ack, flags, window, length = \
-        decode_in_place(buf, padding, padding + len(frame), linktype)
+    version, ip, src, sport, dst, dport, seq, ack, flags, window, length = decode_in_place(
+        buf, padding, padding + len(frame), linktype
+    )
     if version == 0:
         return
     expected = Decoder().decode(linktype, bytes(frame))
     assert expected is not None
     if version == 4:
         assert (expected[0], expected[2]) == (src.to_bytes(4, "big"), dst.to_bytes(4, "big"))
-        assert buf[ip + 12:ip + 16] == expected[0] and buf[ip + 16:ip + 20] == expected[2]
+        assert buf[ip + 12 : ip + 16] == expected[0] and buf[ip + 16 : ip + 20] == expected[2]
     else:
-        assert buf[ip + 8:ip + 24] == expected[0] and buf[ip + 24:ip + 40] == expected[2]
+        assert buf[ip + 8 : ip + 24] == expected[0] and buf[ip + 24 : ip + 40] == expected[2]
     assert expected[1] == sport and expected[3:] == (dport, seq, ack, flags, window, length, True)
 
 
@@ -508,6 +574,7 @@ def test_in_place_decoding_takes_ordinary_tcp_frames(traffic: list, linktype: in
 def test_lane_is_used_by_default_only_when_compiled() -> None:
     from tcpflow_audit import fastlane
     from tcpflow_audit.build import is_compiled
+
     assert fastlane.COMPILED == is_compiled()
     assert Auditor().fast_lane == is_compiled()
     assert SUPPORTED_LINKTYPES >= {1, 113, 276, 101}

@@ -56,9 +56,25 @@ def test_hot_path_matches_reference(path: Path) -> None:
 def generated_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """bench/gen_capture.py's traffic mix (HTTP-like and bulk, losses, RST aborts, refusals)."""
     out = tmp_path_factory.mktemp("generated") / "traffic.pcap"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "gen_capture.py"), "--packets", "60000",
-                    "--seed", "7", "--concurrency", "200", "--loss", "0.02", "--out", str(out), "--quiet"],
-                   check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "gen_capture.py"),
+            "--packets",
+            "60000",
+            "--seed",
+            "7",
+            "--concurrency",
+            "200",
+            "--loss",
+            "0.02",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        check=True,
+        timeout=300,
+    )
     return out
 
 
@@ -86,11 +102,17 @@ def _cli_csv(cli_process, python_path: str | None, capture: Path, tmp: Path, nam
 @pytest.mark.skipif(not is_compiled(), reason="this build is pure Python: nothing compiled to compare with")
 def test_pure_python_source_gives_the_compiled_results(tmp_path: Path, generated_capture: Path, cli_process) -> None:
     pure = tmp_path / "pure"
-    shutil.copytree(ROOT / "tcpflow_audit", pure / "tcpflow_audit",
-                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
-    probe = subprocess.run([sys.executable, "-c", "import tcpflow_audit.build as b; print(b.is_compiled())"],
-                           env={**os.environ, "PYTHONPATH": str(pure)}, cwd=tmp_path, capture_output=True,
-                           text=True, check=True)
+    shutil.copytree(
+        ROOT / "tcpflow_audit", pure / "tcpflow_audit", ignore=shutil.ignore_patterns("*.so", "__pycache__")
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", "import tcpflow_audit.build as b; print(b.is_compiled())"],
+        env={**os.environ, "PYTHONPATH": str(pure)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert probe.stdout.strip() == "False"
     for capture in [*SAMPLES, generated_capture]:
         compiled_csv = _cli_csv(cli_process, None, capture, tmp_path, "compiled.csv")
@@ -104,8 +126,8 @@ def test_stale_compiled_module_is_reported(tmp_path: Path, cli_process) -> None:
     """Editing a compiled module's source without rebuilding leaves the old code running: say so."""
     copy = tmp_path / "checkout"
     shutil.copytree(ROOT / "tcpflow_audit", copy / "tcpflow_audit", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(ROOT / "pyproject.toml", copy / "pyproject.toml")   # what makes it a source checkout
-    for runtime in ROOT.glob("*__mypyc*.so"):   # mypyc's shared runtime module sits beside the package
+    shutil.copy2(ROOT / "pyproject.toml", copy / "pyproject.toml")  # what makes it a source checkout
+    for runtime in ROOT.glob("*__mypyc*.so"):  # mypyc's shared runtime module sits beside the package
         shutil.copy2(runtime, copy / runtime.name)
     env = {**os.environ, "PYTHONPATH": str(copy)}
 

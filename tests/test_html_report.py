@@ -1,4 +1,4 @@
-"""The HTML report (`--html FILE`, `report.html` in `--output-dir`): one self-contained file, its sections,
+"""The HTML report (`--html FILE`, `report.html` in `--output-dir` with `--sockets`): one self-contained file, its sections,
 findings linked to their connections, bounded plots; and drawn in a real browser (headless Chromium,
 where installed: `make test` installs it as root on Debian/Ubuntu; elsewhere the test says why it skips).
 """
@@ -31,8 +31,8 @@ def test_one_self_contained_file(cli, tmp_path: Path):
     assert "https://cdn" not in text and "http://" not in text.replace("http://www.w3.org", "")
     for section in ('id="read"', 'id="findings"', 'id="plots"', 'id="report-status"'):
         assert section in text
-    assert "sample_pcaps/demo.pcap" in text and "83" in text   # what was read: the file, its packets
-    assert 1_000_000 < page.stat().st_size < 3_000_000   # (Plotly's JavaScript, compressed, is most of it)
+    assert "sample_pcaps/demo.pcap" in text and "83" in text  # what was read: the file, its packets
+    assert 1_000_000 < page.stat().st_size < 3_000_000  # (Plotly's JavaScript, compressed, is most of it)
 
 
 def test_each_finding_links_to_its_connections(cli, tmp_path: Path):
@@ -56,8 +56,11 @@ def test_plots_stay_small_whatever_the_span(cli, tmp_path: Path):
 
 def test_output_dir_has_report_html(cli, tmp_path: Path):
     out = tmp_path / "nightly"
-    cli(sample("demo.pcap"), "--output-dir", out)
+    cli(sample("demo.pcap"), "--output-dir", out, "--sockets")
     assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
+    plain = tmp_path / "plain"  # without --sockets: no state changes kept, no HTML report
+    cli(sample("demo.pcap"), "--output-dir", plain)
+    assert not (plain / "report.html").exists()
 
 
 def test_without_plotly_the_report_says_what_to_install(cli, tmp_path: Path, monkeypatch):
@@ -65,10 +68,15 @@ def test_without_plotly_the_report_says_what_to_install(cli, tmp_path: Path, mon
         monkeypatch.setitem(sys.modules, name, None)
     result = cli(sample("demo.pcap"), "--html", tmp_path / "r.html", status=2)
     assert "pip install 'tcpflow-audit[html]'" in result.stderr and not (tmp_path / "r.html").exists()
-    result = cli(sample("demo.pcap"), "--output-dir", tmp_path / "out")
+    result = cli(sample("demo.pcap"), "--output-dir", tmp_path / "out", "--sockets")
     assert "gets no report.html" in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "anomalies.csv", "flows.csv", "sockets.csv", "summary.json", "timeline.csv"]
+        "anomalies.csv",
+        "flows.csv",
+        "sockets.csv",
+        "summary.json",
+        "timeline.csv",
+    ]
 
 
 @pytest.mark.parametrize("capture", ["demo.pcap", "syn_flood.pcap", "refused_storm.pcap", "sockets_mix.pcap"])

@@ -32,14 +32,15 @@ import pytest
 from capture_helpers import Pcap
 from conftest import ROOT, cli_command, no_partial_files, sample
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="watches the child through /proc and uses a pseudo-terminal")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="watches the child through /proc and uses a pseudo-terminal"
+)
 
-NORMAL_MIX = sample("normal_mix.pcap")   # LINUX_SLL, 50 connections, 3301 packets (kernel-made)
-DEMO = sample("demo.pcap")               # Ethernet, 9 connections
+NORMAL_MIX = sample("normal_mix.pcap")  # LINUX_SLL, 50 connections, 3301 packets (kernel-made)
+DEMO = sample("demo.pcap")  # Ethernet, 9 connections
 SYN_FLOOD = sample("syn_flood.pcap")
-WAIT = 30.0   # seconds: the bound on every wait (normally reached in well under a second)
-FED = 1500    # packets of normal_mix.pcap fed before Ctrl-C: some connections finished, some open
+WAIT = 30.0  # seconds: the bound on every wait (normally reached in well under a second)
+FED = 1500  # packets of normal_mix.pcap fed before Ctrl-C: some connections finished, some open
 
 
 # ------------------------------------------------------------------ watching the child
@@ -59,9 +60,9 @@ def _blocked_reading_stdin(pid: int) -> bool:
         return False
     if stat[stat.rindex(")") + 2] != "S":
         return False
-    if "pipe" in wchan:          # pipe_read, pipe_wait, anon_pipe_read depending on the kernel
+    if "pipe" in wchan:  # pipe_read, pipe_wait, anon_pipe_read depending on the kernel
         return True
-    try:                         # kernels that hide wchan: the syscall and its first argument (fd 0)
+    try:  # kernels that hide wchan: the syscall and its first argument (fd 0)
         fields = Path(f"/proc/{pid}/syscall").read_text().split()
     except OSError:
         return False
@@ -84,8 +85,9 @@ def start_on_stdin(tmp_path: Path, *args, **popen_options) -> tuple[subprocess.P
     """The CLI reading '-' from a pipe; stdout and stderr go to files (no pipe to fill up)."""
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(cli_command("-", *args), stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=ROOT,
-                                **popen_options)
+        proc = subprocess.Popen(
+            cli_command("-", *args), stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=ROOT, **popen_options
+        )
     return proc, out_path, err_path
 
 
@@ -126,7 +128,7 @@ def fed_capture(tmp_path: Path) -> tuple[bytes, Path]:
 
 # (signal, exit status, start of the stderr line): how Ctrl-C and SIGTERM end a run
 BY_CTRL_C = (signal.SIGINT, 130, "tcpflow-audit: interrupted: ")
-BY_SIGTERM = (signal.SIGTERM, 143, "tcpflow-audit: interrupted by SIGTERM: ")   # 128 + SIGTERM
+BY_SIGTERM = (signal.SIGTERM, 143, "tcpflow-audit: interrupted by SIGTERM: ")  # 128 + SIGTERM
 
 
 def interrupted_line(stderr: str, prefix: str = BY_CTRL_C[2]) -> str:
@@ -136,9 +138,15 @@ def interrupted_line(stderr: str, prefix: str = BY_CTRL_C[2]) -> str:
 
 
 # ------------------------------------------------------------------ 1. Ctrl-C and SIGTERM (timeout, systemd, kill)
-@pytest.mark.parametrize("fmt, report, signum, status, prefix", [
-    ("csv", "flows", *BY_CTRL_C), ("json", "all", *BY_CTRL_C), ("csv", "flows", *BY_SIGTERM),
-], ids=["csv-flows-ctrl-c", "json-all-ctrl-c", "csv-flows-sigterm"])
+@pytest.mark.parametrize(
+    "fmt, report, signum, status, prefix",
+    [
+        ("csv", "flows", *BY_CTRL_C),
+        ("json", "all", *BY_CTRL_C),
+        ("csv", "flows", *BY_SIGTERM),
+    ],
+    ids=["csv-flows-ctrl-c", "json-all-ctrl-c", "csv-flows-sigterm"],
+)
 def test_interrupt_reports_the_packets_read_so_far_on_stdout(tmp_path, cli, fmt, report, signum, status, prefix):
     data, fed_file = fed_capture(tmp_path)
     oracle = cli(fed_file, "--report", report, "--format", fmt)
@@ -191,7 +199,7 @@ def test_interrupt_leaves_the_previous_output_file_and_no_temporary_file(tmp_pat
     stderr = err_path.read_text()
     assert "Traceback" not in stderr, stderr
     assert exit_status == status, stderr
-    assert stderr.count("\n") == 1, stderr   # the one line, even with --quiet
+    assert stderr.count("\n") == 1, stderr  # the one line, even with --quiet
     line = interrupted_line(stderr, prefix)
     assert line.startswith(f"{prefix}read {FED:,} packets ({len(data):,} bytes), "), line
     assert line.endswith(f"; {out} was not written (an earlier {out}, if any, is left as it was)"), line
@@ -212,17 +220,16 @@ def test_interrupt_leaves_the_previous_output_file_and_no_temporary_file(tmp_pat
 def test_interrupt_leaves_the_previous_output_directory(tmp_path, cli, signum, status, prefix):
     data, fed_file = fed_capture(tmp_path)
     outdir = tmp_path / "report"
-    cli(DEMO, "--output-dir", outdir)   # last night's complete set
+    cli(DEMO, "--output-dir", outdir)  # last night's complete set
     before = {p.name: p.read_bytes() for p in outdir.iterdir()}
-    assert sorted(before) == ["anomalies.csv", "flows.csv", "report.html", "sockets.csv", "summary.json",
-                              "timeline.csv"]
+    assert sorted(before) == ["anomalies.csv", "flows.csv", "summary.json"]
 
     proc, _, err_path = start_on_stdin(tmp_path, "--output-dir", outdir)
     assert interrupt(proc, data, signum) == status, err_path.read_text()
     stderr = err_path.read_text()
     assert "Traceback" not in stderr, stderr
     assert f"; nothing was written to {outdir} " in interrupted_line(stderr, prefix)
-    assert {p.name: p.read_bytes() for p in outdir.iterdir()} == before   # no temporary files either
+    assert {p.name: p.read_bytes() for p in outdir.iterdir()} == before  # no temporary files either
 
     # the same capture without Ctrl-C replaces the whole set
     cli(fed_file, "--output-dir", outdir)
@@ -255,7 +262,7 @@ def run_with_terminal(args, *, stdout_to_terminal=False, stdin=subprocess.DEVNUL
         while True:
             try:
                 chunk = os.read(master, 65536)
-            except OSError:      # EIO: every slave descriptor is closed (the child exited)
+            except OSError:  # EIO: every slave descriptor is closed (the child exited)
                 return
             if not chunk:
                 return
@@ -263,9 +270,13 @@ def run_with_terminal(args, *, stdout_to_terminal=False, stdin=subprocess.DEVNUL
 
     reader = threading.Thread(target=drain, daemon=True)
     try:
-        proc = subprocess.Popen(cli_command(*args), stdin=subprocess.PIPE if feed is not None else stdin,
-                                stdout=slave if stdout_to_terminal else subprocess.DEVNULL if feed is not None
-                                else subprocess.PIPE, stderr=slave, cwd=ROOT)
+        proc = subprocess.Popen(
+            cli_command(*args),
+            stdin=subprocess.PIPE if feed is not None else stdin,
+            stdout=slave if stdout_to_terminal else subprocess.DEVNULL if feed is not None else subprocess.PIPE,
+            stderr=slave,
+            cwd=ROOT,
+        )
     finally:
         os.close(slave)
     reader.start()
@@ -292,10 +303,11 @@ def test_progress_on_a_terminal_and_not_elsewhere(cli_process):
     assert status == 0, terminal
     # the final numbers: all the bytes of the file, every packet and connection, a rate; the line ends
     final = terminal.rstrip("\r\n").split("\r")[-1]
-    assert final.startswith(f"{size / 1e6:,.1f} of {size / 1e6:,.1f} MB (100%), 3,301 packets, 50 connections in "), \
+    assert final.startswith(f"{size / 1e6:,.1f} of {size / 1e6:,.1f} MB (100%), 3,301 packets, 50 connections in "), (
         repr(terminal)
+    )
     assert final.endswith(" packets/s)\x1b[K"), repr(terminal)
-    assert terminal.endswith("\r\n")   # the terminal's rendering of "\n": the display ends its line
+    assert terminal.endswith("\r\n")  # the terminal's rendering of "\n": the display ends its line
 
     # stderr to a pipe: no progress at all, and the same report on stdout byte for byte
     plain = cli_process(*args, text=False)
@@ -311,8 +323,9 @@ def test_progress_on_a_terminal_and_not_elsewhere(cli_process):
 
 def test_progress_shows_bytes_read_from_a_pipe_and_how_far_an_interrupted_run_got(tmp_path):
     data, _ = fed_capture(tmp_path)
-    status, terminal, _ = run_with_terminal(["-", "--report", "flows", "--csv", "-o", tmp_path / "flows.csv"],
-                                            feed=data)
+    status, terminal, _ = run_with_terminal(
+        ["-", "--report", "flows", "--csv", "-o", tmp_path / "flows.csv"], feed=data
+    )
     assert status == 130, terminal
     lines = terminal.split("\r\n")
     # the last progress state (no total for a pipe), then the interrupted message on its own line
@@ -333,7 +346,7 @@ def test_progress_stays_off_a_terminal_that_shows_the_rows():
     # the table is written after the run: the progress line first, finished, then the report
     status, terminal, _ = run_with_terminal([DEMO], stdout_to_terminal=True)
     assert status == 0
-    progress, report = terminal.split("packets/s)\x1b[K\r\n", 1)   # the first line end is the progress line's
+    progress, report = terminal.split("packets/s)\x1b[K\r\n", 1)  # the first line end is the progress line's
     assert "9 connections in " in progress.split("\r")[-1]
     assert "packets/s" not in report
     assert report.startswith("files ") and "Connections that did not end normally" in report
@@ -349,7 +362,7 @@ def _as_csv_text(value) -> str:
 
 
 def test_json_report_is_the_same_document_written_as_it_goes(tmp_path, cli):
-    sources = [SYN_FLOOD, DEMO]   # 3029 connections and several kinds of finding
+    sources = [SYN_FLOOD, DEMO]  # 3029 connections and several kinds of finding
     outdir = tmp_path / "dir"
     cli(*sources, "--output-dir", outdir)
     csv_flows = list(csv.DictReader(io.StringIO((outdir / "flows.csv").read_text())))
@@ -367,14 +380,13 @@ def test_json_report_is_the_same_document_written_as_it_goes(tmp_path, cli):
         assert text == json.dumps(document, indent=2) + "\n"
         documents[report] = document
     assert list(documents["flows"]) == ["flows"]
-    assert list(documents["all"]) == ["flows", "anomalies", "summary"]   # summary last: known at the end
+    assert list(documents["all"]) == ["flows", "anomalies", "summary"]  # summary last: known at the end
     assert list(documents["anomalies"]) == ["anomalies"]
     assert list(documents["summary"]) == ["summary", "anomalies"]
 
     for rows in (documents["flows"]["flows"], documents["all"]["flows"]):
         assert [{k: _as_csv_text(v) for k, v in row.items()} for row in rows] == csv_flows
-    for rows in (documents["all"]["anomalies"], documents["anomalies"]["anomalies"],
-                 documents["summary"]["anomalies"]):
+    for rows in (documents["all"]["anomalies"], documents["anomalies"]["anomalies"], documents["summary"]["anomalies"]):
         assert [{k: _as_csv_text(v) for k, v in row.items()} for row in rows] == csv_findings
     assert documents["all"]["summary"] == summary == documents["summary"]["summary"]
 
@@ -390,14 +402,15 @@ def test_an_ignored_sigterm_stays_ignored(tmp_path, cli):
     # a parent that ignores SIGTERM for its children (as Python does for SIGINT) is respected
     data, fed_file = fed_capture(tmp_path)
     oracle = cli(fed_file, "--report", "flows", "--csv")
-    proc, out_path, err_path = start_on_stdin(tmp_path, "--report", "flows", "--csv",
-                                              preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    proc, out_path, err_path = start_on_stdin(
+        tmp_path, "--report", "flows", "--csv", preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    )
     try:
         feed_all(proc, data)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
         assert proc.poll() is None, err_path.read_text()
-        proc.stdin.close()   # the end of the input ends the run normally
+        proc.stdin.close()  # the end of the input ends the run normally
         assert proc.wait(timeout=WAIT) == 0, err_path.read_text()
     finally:
         reap(proc)
@@ -420,11 +433,11 @@ def test_the_sigterm_handler_is_the_cli_s_alone(monkeypatch, cli):
     monkeypatch.setattr(Auditor, "run", run)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     cli(DEMO, "--csv", "--report", "flows")
-    assert callable(seen[-1]), seen            # the CLI's handler while reading
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL   # restored afterwards
+    assert callable(seen[-1]), seen  # the CLI's handler while reading
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored afterwards
 
     tcpflow_audit.audit([str(DEMO)])
-    assert seen[-1] == signal.SIG_DFL          # the library call installs nothing
+    assert seen[-1] == signal.SIG_DFL  # the library call installs nothing
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
     # a handler of the program that calls main() is left in place
@@ -454,11 +467,11 @@ def test_quiet_hides_warnings_but_not_the_reason_for_exit_3(tmp_path, cli):
     raw = NORMAL_MIX.read_bytes()
     offset = cap.records[1200][0]
     corrupt = bytearray(raw)
-    corrupt[offset + 8:offset + 12] = b"\xff\xff\xff\xff"   # captured length 4294967295
+    corrupt[offset + 8 : offset + 12] = b"\xff\xff\xff\xff"  # captured length 4294967295
     corrupt_path = tmp_path / "corrupt.pcap"
     corrupt_path.write_bytes(bytes(corrupt))
     truncated = tmp_path / "truncated.pcap"
-    truncated.write_bytes(raw[:offset + 16 + 10])           # cut inside the last record's data
+    truncated.write_bytes(raw[: offset + 16 + 10])  # cut inside the last record's data
     out = tmp_path / "flows.csv"
 
     # an input error: the one line (file and byte offset) even with -q, and exit 3
@@ -473,7 +486,8 @@ def test_quiet_hides_warnings_but_not_the_reason_for_exit_3(tmp_path, cli):
     # a capture cut short mid-record is a warning: -q prints nothing, and the run is clean (exit 0)
     loud = cli(truncated, "--report", "flows", "--csv", "-o", out)
     assert [line.split(" at byte ")[0] for line in loud.stderr.splitlines()] == [
-        f"tcpflow-audit: warning: {truncated}"], loud.stderr
+        f"tcpflow-audit: warning: {truncated}"
+    ], loud.stderr
     quiet = cli(truncated, "--report", "flows", "--csv", "-o", out, "-q")
     assert (quiet.exit_code, quiet.stderr, quiet.stdout) == (0, "", "")
     assert len(list(csv.DictReader(io.StringIO(out.read_text())))) > 0
@@ -489,7 +503,7 @@ def test_an_interrupted_run_that_writes_nothing_does_not_finalise_the_live_conne
     standard output still gets them, since it covers everything read."""
     from tcpflow_audit.pipeline import Auditor
 
-    capture = str(sample("close_wait_leak.pcap"))   # 44 connections
+    capture = str(sample("close_wait_leak.pcap"))  # 44 connections
     outcome = {}
     for finalise in (True, False):
         auditor = Auditor()
@@ -507,4 +521,4 @@ def test_an_interrupted_run_that_writes_nothing_does_not_finalise_the_live_conne
         assert stats.connections == auditor.tracker.connections_seen > 5
         outcome[finalise] = (len(records), len(auditor.tracker.live), stats.packets_read)
     assert outcome[False][0] == 5 and outcome[False][1] > 5 and outcome[False][2] == outcome[True][2]
-    assert outcome[True][0] == 5 + outcome[False][1] and outcome[True][1] == 0   # the live ones were finalised
+    assert outcome[True][0] == 5 + outcome[False][1] and outcome[True][1] == 0  # the live ones were finalised

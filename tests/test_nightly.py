@@ -29,13 +29,21 @@ import pytest
 from capture_helpers import Pcap
 from conftest import ROOT, cli_command, no_partial_files, sample, write_capture
 
-NORMAL_MIX = sample("normal_mix.pcap")   # LINUX_SLL, 50 connections, 3301 packets
-DEMO = sample("demo.pcap")               # Ethernet, 9 connections of several kinds
+NORMAL_MIX = sample("normal_mix.pcap")  # LINUX_SLL, 50 connections, 3301 packets
+DEMO = sample("demo.pcap")  # Ethernet, 9 connections of several kinds
 SYN_FLOOD = sample("syn_flood.pcap")
 
 FLOW_KEY = ("client_ip", "client_port", "server_ip", "server_port", "start_epoch")
-FLOW_FIELDS = (*FLOW_KEY, "conn_state", "history", "client_packets", "server_packets", "client_bytes",
-               "server_bytes", "end_epoch")
+FLOW_FIELDS = (
+    *FLOW_KEY,
+    "conn_state",
+    "history",
+    "client_packets",
+    "server_packets",
+    "client_bytes",
+    "server_bytes",
+    "end_epoch",
+)
 
 
 # ------------------------------------------------------------------ helpers
@@ -48,6 +56,7 @@ def flow_keys(json_report_text: str) -> list[tuple]:
 @pytest.fixture
 def flows_of(cli) -> Callable[..., list[tuple]]:
     """flows_of(*args, input=None): flow_keys of `--report flows --json` over ARGS (exit status 0)."""
+
     def flows_of(*args, input=None) -> list[tuple]:
         return flow_keys(cli(*args, "--report", "flows", "--json", input=input).stdout)
 
@@ -69,13 +78,13 @@ def test_rotated_files_form_one_timeline(tmp_path, flows_of):
     parts = [cap.records[:a], cap.records[a:b], cap.records[b:]]
     rotated = tmp_path / "rotated"
     rotated.mkdir()
-    names = ["cap.pcap2", "cap.pcap0", "cap.pcap1"]   # name order is not time order
+    names = ["cap.pcap2", "cap.pcap0", "cap.pcap1"]  # name order is not time order
     files = []
     for name, part in zip(names, (parts[2], parts[0], parts[1]), strict=True):
         files.append(write_capture(rotated / name, cap.build(part)))
     (rotated / "README.txt").write_text("not a capture\n")
 
-    spanning_port = next(p for p in cap.ports(a) if p != 8080)   # the client's port
+    spanning_port = next(p for p in cap.ports(a) if p != 8080)  # the client's port
     # reversed and shuffled file order
     assert flows_of(*reversed(files)) == whole
     shuffled = files[:]
@@ -110,7 +119,7 @@ def test_compressed_and_stdin_give_same_flows(tmp_path, flows_of, cli_process):
     whole = flows_of(DEMO)
     assert len(whole) == 9
     raw = DEMO.read_bytes()
-    gz = write_capture(tmp_path / "capture.dat", gzip.compress(raw))     # detected by content, not by name
+    gz = write_capture(tmp_path / "capture.dat", gzip.compress(raw))  # detected by content, not by name
     bz = write_capture(tmp_path / "demo.pcap.bz2", bz2.compress(raw))
     xz = write_capture(tmp_path / "demo.pcap.xz", lzma.compress(raw, format=lzma.FORMAT_XZ))
     for path in (gz, bz, xz):
@@ -138,8 +147,8 @@ def test_filters_narrow_the_flows(tmp_path, flows_of):
         if client_port % 2:
             frame = bytearray(data)
             for field in (ip + 12, ip + 16):
-                if frame[field:field + 4] == bytes([10, 99, 0, 1]):
-                    frame[field:field + 4] = bytes([10, 77, 0, 1])
+                if frame[field : field + 4] == bytes([10, 99, 0, 1]):
+                    frame[field : field + 4] = bytes([10, 77, 0, 1])
             data = bytes(frame)
         records.append((offset, header, data))
     path = write_capture(tmp_path / "two_clients.pcap", cap.build(records))
@@ -163,8 +172,9 @@ def test_filters_narrow_the_flows(tmp_path, flows_of):
     # time: a cut between two connections (so no connection is cut in half)
     starts = sorted(float(f[4]) for f in whole)
     ends = {float(f[4]): float(f[-1]) for f in whole}
-    cut_index = next(i for i in range(20, 50) if ends[starts[i - 1]] < starts[i] and
-                     all(ends[s] < starts[i] for s in starts[:i]))
+    cut_index = next(
+        i for i in range(20, 50) if ends[starts[i - 1]] < starts[i] and all(ends[s] < starts[i] for s in starts[:i])
+    )
     cut = starts[cut_index]
     iso = datetime.fromtimestamp(cut, UTC).isoformat()
     after = flows_of(path, "--since", repr(cut))
@@ -208,7 +218,7 @@ def _bad_inputs(tmp_path):
     k = 1200
     offset = cap.records[k][0]
     corrupt = bytearray(raw)
-    corrupt[offset + 8:offset + 12] = b"\xff\xff\xff\xff"
+    corrupt[offset + 8 : offset + 12] = b"\xff\xff\xff\xff"
     prefix = write_capture(tmp_path / "prefix.pcap", bytes(raw[:offset]))
     linktype = bytearray(raw)
     linktype[20:24] = struct.pack("<I", 147)
@@ -257,7 +267,7 @@ def test_malformed_packets_are_counted_by_reason_and_skipped(tmp_path, cli, flow
     # a copy of packet 3 cut inside its IP header, packet 5 with IHL 3, packet 7 with TCP data offset 3;
     # the damaged packets are extra copies so the good packets (and flows) are unchanged
     damaged = []
-    frame = records[3][2][:ip + 12]
+    frame = records[3][2][: ip + 12]
     damaged.append((3, frame))
     frame = bytearray(records[5][2])
     frame[ip] = 0x43
@@ -313,8 +323,7 @@ def test_outputs_atomic_directory_csv_excel_and_formula_guard(tmp_path, cli):
     # --output-dir: the set's files; CSV UTF-8 with a header row and ISO 8601 + epoch times
     outdir = tmp_path / "report"
     cli(SYN_FLOOD, DEMO, "--output-dir", outdir)
-    assert sorted(os.listdir(outdir)) == ["anomalies.csv", "flows.csv", "report.html", "sockets.csv", "summary.json",
-                                         "timeline.csv"]
+    assert sorted(os.listdir(outdir)) == ["anomalies.csv", "flows.csv", "summary.json"]
     raw = (outdir / "flows.csv").read_bytes()
     assert not raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
@@ -358,18 +367,26 @@ def test_exit_status_with_fail_on(cli):
     cli(SYN_FLOOD, "--fail-on", "warning", "-q", status=1)
     cli(SYN_FLOOD, "--fail-on", "info", "-q", status=1)
     cli(NORMAL_MIX, "--fail-on", "info", "-q", status=0)
-    for bad in (["--no-such-option"], ["--fail-on", "bogus"], ["--port", "70000"], ["--since", "yesterday"],
-                ["--net", "10.0.0.0/99"], []):
+    for bad in (
+        ["--no-such-option"],
+        ["--fail-on", "bogus"],
+        ["--port", "70000"],
+        ["--since", "yesterday"],
+        ["--net", "10.0.0.0/99"],
+        [],
+    ):
         cli(*([SYN_FLOOD] if bad else []), *bad, status=2)
 
 
-
-@pytest.mark.parametrize("settings, message", [
-    ('msl = "abc"', "engine setting msl must be a number of seconds"),
-    ("max_connections = 0", "engine setting max_connections must be a whole number of at least 1"),
-    ("[engine]\ninactivity_timeout = -1", "engine setting inactivity_timeout must be a number of seconds"),
-    ("verify_checksums = 1", "engine setting verify_checksums must be true or false"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ('msl = "abc"', "engine setting msl must be a number of seconds"),
+        ("max_connections = 0", "engine setting max_connections must be a whole number of at least 1"),
+        ("[engine]\ninactivity_timeout = -1", "engine setting inactivity_timeout must be a number of seconds"),
+        ("verify_checksums = 1", "engine setting verify_checksums must be true or false"),
+    ],
+)
 def test_a_bad_engine_setting_in_the_config_file_is_a_usage_error(tmp_path, cli, settings, message):
     config = tmp_path / "audit.toml"
     config.write_text(settings + "\n")
@@ -387,8 +404,9 @@ def test_a_reader_that_leaves_early_ends_the_run_as_sigpipe_would():
     # `tcpflow-audit ... | head -1`: no error message and the status of a program SIGPIPE ended (141),
     # never 1, which --fail-on gives to findings
     for args in (["--report", "flows", "--csv"], ["--report", "all", "--json"]):
-        process = subprocess.Popen(cli_command(SYN_FLOOD, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   cwd=ROOT)
+        process = subprocess.Popen(
+            cli_command(SYN_FLOOD, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+        )
         assert process.stdout is not None and process.stdout.readline()
         process.stdout.close()
         _, stderr = process.communicate(timeout=120)
@@ -398,7 +416,7 @@ def test_a_reader_that_leaves_early_ends_the_run_as_sigpipe_would():
 # ------------------------------------------------------------------ 9. SYN flood memory
 def _write_syn_flood(path: Path, count: int = 200_000, seconds: float = 20.0) -> None:
     rng = random.Random(2026)
-    eth = bytes.fromhex("020000000002" "020000000001" "0800")
+    eth = bytes.fromhex("0200000000020200000000010800")
     server = bytes([10, 99, 0, 2])
     pack_rec = struct.Struct("<IIII").pack
     pack_ip_tcp = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH").pack
@@ -408,8 +426,27 @@ def _write_syn_flood(path: Path, count: int = 200_000, seconds: float = 20.0) ->
         t = i * seconds / count
         usec = int(t * 1e6)
         src = rng.getrandbits(32).to_bytes(4, "big")
-        frame = eth + pack_ip_tcp(0x45, 0, 40, i & 0xFFFF, 0, 64, 6, 0, src, server,
-                                  1024 + (i % 60000), 80, rng.getrandbits(32), 0, 0x50, 0x02, 64240, 0, 0)
+        frame = eth + pack_ip_tcp(
+            0x45,
+            0,
+            40,
+            i & 0xFFFF,
+            0,
+            64,
+            6,
+            0,
+            src,
+            server,
+            1024 + (i % 60000),
+            80,
+            rng.getrandbits(32),
+            0,
+            0x50,
+            0x02,
+            64240,
+            0,
+            0,
+        )
         chunks.append(pack_rec(start + usec // 1_000_000, usec % 1_000_000, 54, 54) + frame)
     path.write_bytes(b"".join(chunks))
 
@@ -423,8 +460,9 @@ def _peak_rss_run(*args) -> dict:
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         print(json.dumps({"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr, "rss_kib": peak_kib}))
     """)
-    result = subprocess.run([sys.executable, "-c", wrapper, *cli_command(*args)], capture_output=True, text=True,
-                            timeout=180, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, *cli_command(*args)], capture_output=True, text=True, timeout=180, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr
     child = json.loads(result.stdout)
     assert child["rc"] == 0, child["stderr"]
@@ -450,19 +488,20 @@ def test_syn_flood_memory_is_bounded(tmp_path):
     summary_rss = child["rss_kib"]
     out = tmp_path / "all.json"
     child = _peak_rss_run(path, "--max-connections", "20000", "--report", "all", "--json", "-q", "-o", out)
-    assert child["rss_kib"] < summary_rss + 64 * 1024, \
+    assert child["rss_kib"] < summary_rss + 64 * 1024, (
         f"peak RSS {child['rss_kib'] / 1024:.0f} MB, summary only {summary_rss / 1024:.0f} MB"
+    )
     # the file is complete: 200,000 flow objects, then the anomalies, then the summary (parsed from the
     # tail, so this test does not load the 150 MB document itself)
     with open(out, encoding="utf-8") as handle:
         assert handle.readline() == "{\n" and handle.readline() == '  "flows": [\n'
         flows = 0
         for line in handle:
-            if line == "  ],\n":   # the end of the flows array
+            if line == "  ],\n":  # the end of the flows array
                 break
             flows += line == "    {\n"
     assert flows == 200_000
     text = out.read_bytes()
-    tail = text[text.rindex(b'\n  "summary": ') + len(b'\n  "summary": '):]
+    tail = text[text.rindex(b'\n  "summary": ') + len(b'\n  "summary": ') :]
     assert text.endswith(b"\n}\n")
-    assert json.loads(tail[:-3]) == summary   # the same run, so the same summary
+    assert json.loads(tail[:-3]) == summary  # the same run, so the same summary

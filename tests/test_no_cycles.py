@@ -53,10 +53,11 @@ print(left())
 def test_nothing_of_a_finished_connection_outlives_it_without_the_cyclic_collector(tmp_path: Path) -> None:
     samples = [str(p) for p in sample_captures()]
     assert len(samples) > 20
-    done = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path), *samples], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(tmp_path), *samples], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     seen, left = done.stdout.strip().splitlines()[-2:]
-    assert "'FlowRecord'" in seen and "'ConnectionFacts'" in seen, seen   # the check can see them
+    assert "'FlowRecord'" in seen and "'ConnectionFacts'" in seen, seen  # the check can see them
     assert left == "{}", left
     assert (tmp_path / "flows.csv").stat().st_size > 10000 and (tmp_path / "all.json").exists()

@@ -26,33 +26,48 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, cli_command, sample
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="output sets switch with Linux's renameat2 and are traced with strace")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="output sets switch with Linux's renameat2 and are traced with strace"
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_pcaps"
-OLD = SAMPLES / "normal_mix.pcap"   # last night's capture: 50 connections
-NEW = SAMPLES / "demo.pcap"         # tonight's: 9 connections of several kinds
-CLI = [sys.executable, "-m", "tcpflow_audit"]
-SET_FILES = ("anomalies.csv", "flows.csv", "report.html", "sockets.csv", "summary.json", "timeline.csv")   # a run's
-WAIT = 30.0   # seconds: the bound on every wait
+OLD = sample("normal_mix.pcap")  # last night's capture: 50 connections
+NEW = sample("demo.pcap")  # tonight's: 9 connections of several kinds
+CLI = cli_command()
+SET_FILES = ("anomalies.csv", "flows.csv", "summary.json")  # what a run writes (no --sockets, no --parquet)
+WAIT = 30.0  # seconds: the bound on every wait
 # the calls with which a run makes, writes to disk and switches its output (names this machine lacks are skipped)
-STEPS = ("fsync", "fdatasync", "mkdir", "mkdirat", "symlink", "symlinkat", "rename", "renameat", "renameat2",
-         "unlink", "unlinkat", "rmdir")
+STEPS = (
+    "fsync",
+    "fdatasync",
+    "mkdir",
+    "mkdirat",
+    "symlink",
+    "symlinkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+)
 SET_NAME = re.compile(r"\d{8}T\d{6}Z-[a-z0-9_]{8}")
 
 
 def run_cli(*args, timeout=120, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          **kwargs)
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT, **kwargs)
 
 
 def _strace_problem() -> str | None:
     if shutil.which("strace") is None:
         return "strace is not installed (Debian/Ubuntu: apt-get install strace; `make test` does it as root)"
-    probe = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=none", "true"],
-                           capture_output=True, text=True, timeout=WAIT)
+    probe = subprocess.run(
+        ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=none", "true"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
     if probe.returncode != 0:
         return f"strace cannot trace here (ptrace not permitted?): {probe.stderr.strip()}"
     return None
@@ -65,7 +80,7 @@ needs_strace = pytest.mark.skipif(STRACE_PROBLEM is not None, reason=f"needs str
 def traced(args, *, log: Path | None = None, inject: str | None = None, paths=()) -> subprocess.CompletedProcess:
     """The CLI under strace: with `log`, the run's STEPS are written there; with `inject`, a signal is
     injected (an strace -e inject= expression); `paths` narrows the traced calls to those on these paths."""
-    command = ["strace", "-f", "-qq", "-y", "-o", str(log) if log else "/dev/null"]   # (-y: a descriptor's path)
+    command = ["strace", "-f", "-qq", "-y", "-o", str(log) if log else "/dev/null"]  # (-y: a descriptor's path)
     for path in paths:
         command += ["-P", str(path)]
     if inject is None:
@@ -101,7 +116,7 @@ def synced_around_the_switch(steps, out: Path) -> tuple[list[str], list[str]]:
                 paths.append(SET_NAME.sub("<set>", os.path.relpath(found.group(1), out.parent)))
         return paths
 
-    after = [line for _, _, line in steps[switch + 1:]]
+    after = [line for _, _, line in steps[switch + 1 :]]
     return synced(line for _, _, line in steps[:switch]), synced(after[:1])
 
 
@@ -153,10 +168,10 @@ def test_the_set_is_a_link_to_a_set_directory_replaced_whole(tmp_path, reference
     assert out.is_symlink() and SET_NAME.fullmatch(os.readlink(out).removeprefix(".out.sets/"))
     assert contents(out) == references["old"]
     first = os.readlink(out)
-    done = run_cli("--output-dir", f"{out}/", NEW)   # (a trailing slash names the same output)
+    done = run_cli("--output-dir", f"{out}/", NEW)  # (a trailing slash names the same output)
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert contents(out) == references["new"] and os.readlink(out) != first
-    assert leftovers(out) == []   # the previous set directory is gone
+    assert leftovers(out) == []  # the previous set directory is gone
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", ".out.sets", "out"]
 
 
@@ -186,8 +201,10 @@ def test_what_cannot_be_replaced_safely_is_refused_before_reading(tmp_path):
     (mine / "flows.csv").write_text("an earlier run's\n")
     refused = run_cli("--output-dir", mine, NEW)
     assert refused.returncode == 2, refused.stderr
-    assert (f"{mine} is a directory holding files tcpflow-audit does not write (notes.txt), which would be "
-            f"removed with it: give a new or empty directory") in refused.stderr
+    assert (
+        f"{mine} is a directory holding files tcpflow-audit does not write (notes.txt), which would be "
+        f"removed with it: give a new or empty directory"
+    ) in refused.stderr
     assert sorted(os.listdir(mine)) == ["flows.csv", "notes.txt"] and not mine.is_symlink()
     assert not (tmp_path / ".mine.sets").exists()
 
@@ -202,15 +219,16 @@ def test_what_cannot_be_replaced_safely_is_refused_before_reading(tmp_path):
 def test_files_put_into_a_set_stay_with_it_and_a_warning(tmp_path, references):
     out = tmp_path / "out"
     assert run_cli("--output-dir", out, OLD).returncode == 0
-    (out / "notes.txt").write_text("mine\n")   # lands in the current set directory
+    (out / "notes.txt").write_text("mine\n")  # lands in the current set directory
     old_set = tmp_path / os.readlink(out)
     done = run_cli("--output-dir", out, NEW)
     assert done.returncode == 0, done.stderr
-    assert done.stderr == (f"tcpflow-audit: warning: could not remove {old_set} (it holds files tcpflow-audit did not "
-                           f"write)\n")
+    assert done.stderr == (
+        f"tcpflow-audit: warning: could not remove {old_set} (it holds files tcpflow-audit did not write)\n"
+    )
     assert contents(out) == references["new"]
-    assert os.listdir(old_set) == ["notes.txt"]   # the set's own files went, the user's file stayed
-    quiet = run_cli("--output-dir", out, NEW, "-q")   # (each run tries again; --quiet hides the warning)
+    assert os.listdir(old_set) == ["notes.txt"]  # the set's own files went, the user's file stayed
+    quiet = run_cli("--output-dir", out, NEW, "-q")  # (each run tries again; --quiet hides the warning)
     assert (quiet.returncode, quiet.stderr) == (0, "") and os.listdir(old_set) == ["notes.txt"]
 
 
@@ -220,6 +238,7 @@ def _stop_at_every_step(tmp_path: Path, previous: Path, args, what, kind: str) -
     tonight's `args` (OUT stands for the output) under strace once to list its steps, then for every
     step and both signals: the run stopped there, the checks, and a next run that cleans up. The
     steps of the listing run are returned (its output is tmp_path/listing/out)."""
+
     def setup(name: str) -> Path:
         shutil.copytree(previous, tmp_path / name, symlinks=True)
         return tmp_path / name / "out"
@@ -241,21 +260,24 @@ def _stop_at_every_step(tmp_path: Path, previous: Path, args, what, kind: str) -
             stopped = traced(args_for(out), inject=f"{name}:signal={signame}:when={nth}")
             where = f"SIG{signame} at {name} #{nth}: {line}\n{stopped.stderr}"
             seen = what(out)
-            assert seen in ("old", "new"), where   # whole, never a mix
+            assert seen in ("old", "new"), where  # whole, never a mix
             outcomes.add((signame, seen))
             if signame == "TERM":
                 assert stopped.returncode == 143, where
                 assert "Traceback" not in stopped.stderr, where
                 said = interrupted_line(stopped.stderr)
                 if seen == "new" and kind == "set":
-                    said_right = said.endswith(f"; {out} holds this run's complete set (it was switched into place "
-                                               f"before the interrupt)")
+                    said_right = said.endswith(
+                        f"; {out} holds this run's complete set (it was switched into place before the interrupt)"
+                    )
                 elif seen == "new":
-                    said_right = said.endswith(f"; {out} holds this run's complete report (it was renamed into place "
-                                               f"before the interrupt)")
+                    said_right = said.endswith(
+                        f"; {out} holds this run's complete report (it was renamed into place before the interrupt)"
+                    )
                 elif kind == "set":
-                    said_right = said.endswith(f"; nothing was written to {out} (files of an earlier run, if any, are "
-                                               f"left as they were)")
+                    said_right = said.endswith(
+                        f"; nothing was written to {out} (files of an earlier run, if any, are left as they were)"
+                    )
                 else:
                     said_right = said.endswith(f"; {out} was not written (an earlier {out}, if any, is left as it was)")
                 assert said_right, where
@@ -276,13 +298,14 @@ def _which_set(references):
     def what(out: Path) -> str:
         seen = contents(out)
         return next((key for key, ref in references.items() if ref == seen), repr(seen)[:300])
+
     return what
 
 
 @needs_strace
 def test_a_signal_at_any_step_of_a_set_leaves_one_whole_set_and_says_which(tmp_path, references):
     previous = tmp_path / "previous"
-    assert run_cli("--output-dir", previous / "out", OLD).returncode == 0   # last night's, as the command left it
+    assert run_cli("--output-dir", previous / "out", OLD).returncode == 0  # last night's, as the command left it
     steps = _stop_at_every_step(tmp_path, previous, ["--output-dir", "OUT", NEW], _which_set(references), "set")
     # the files, their directory and its entry are on disk before the switch; the switch right after it
     before, after = synced_around_the_switch(steps, tmp_path / "listing" / "out")
@@ -297,7 +320,7 @@ def test_a_signal_at_any_step_of_a_set_leaves_one_whole_set_and_says_which(tmp_p
 
 @needs_strace
 def test_a_signal_at_any_step_of_the_one_step_migration_leaves_one_whole_set(tmp_path, references):
-    previous = tmp_path / "previous"   # last night's, as a version before output sets left it: a plain directory
+    previous = tmp_path / "previous"  # last night's, as a version before output sets left it: a plain directory
     (previous / "out").mkdir(parents=True)
     for name, data in references["old"].items():
         (previous / "out" / name).write_bytes(data)
@@ -340,14 +363,17 @@ def test_a_signal_during_the_imports_is_handled_and_reported(tmp_path):
 
     module = [click.core.__file__, importlib.util.cache_from_source(click.core.__file__)]
     out = tmp_path / "out"
-    for signame, status, prefix in (("TERM", 143, "tcpflow-audit: interrupted by SIGTERM: "),
-                                    ("INT", 130, "tcpflow-audit: interrupted: ")):
+    for signame, status, prefix in (
+        ("TERM", 143, "tcpflow-audit: interrupted by SIGTERM: "),
+        ("INT", 130, "tcpflow-audit: interrupted: "),
+    ):
         stopped = traced(["--output-dir", out, NEW], inject=f"openat:signal={signame}:when=1", paths=module)
         assert stopped.returncode == status, stopped.stderr
         assert "Traceback" not in stopped.stderr, stopped.stderr
         assert interrupted_line(stopped.stderr) == (
             f"{prefix}read 0 packets (0 bytes), 0 connections; nothing was written to {out} (files of an "
-            f"earlier run, if any, are left as they were)")
+            f"earlier run, if any, are left as they were)"
+        )
         assert not out.exists()
     # a command that reads nothing says so too
     stopped = traced(["--version"], inject="openat:signal=TERM:when=1", paths=module)
@@ -383,8 +409,9 @@ class _SlowRun:
     def __init__(self, tmp_path: Path, *args) -> None:
         self.err_path = tmp_path / f"slow-{time.monotonic_ns()}.err"
         with open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen([*CLI, "-", *map(str, args)], stdin=subprocess.PIPE,
-                                         stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+            self.proc = subprocess.Popen(
+                [*CLI, "-", *map(str, args)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT
+            )
 
     def finish(self, capture: Path) -> int:
         self.proc.stdin.write(capture.read_bytes())
@@ -404,14 +431,17 @@ def test_a_second_run_waits_for_the_first_and_then_writes_its_own_whole_set(tmp_
         _wait_for(lambda: _lock_is_held(tmp_path / ".out.lock"), "the first run did not lock its output")
         err_path = tmp_path / "second.err"
         with open(err_path, "wb") as err:
-            second = subprocess.Popen([*CLI, "--output-dir", str(out), str(NEW)], stdout=subprocess.DEVNULL,
-                                      stderr=err, cwd=ROOT)
+            second = subprocess.Popen(
+                [*CLI, "--output-dir", str(out), str(NEW)], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT
+            )
         try:
             _wait_for(lambda: "waiting" in err_path.read_text(), "the second run did not say it waits")
-            assert err_path.read_text() == (f"tcpflow-audit: {out} is being written by another run "
-                                            f"(pid {first.proc.pid}): waiting for it, up to 300 s (--lock-timeout)\n")
+            assert err_path.read_text() == (
+                f"tcpflow-audit: {out} is being written by another run "
+                f"(pid {first.proc.pid}): waiting for it, up to 300 s (--lock-timeout)\n"
+            )
             time.sleep(0.3)
-            assert second.poll() is None and not out.exists()   # nothing written while the first holds it
+            assert second.poll() is None and not out.exists()  # nothing written while the first holds it
             assert first.finish(OLD) == 0, first.err_path.read_text()
             assert second.wait(timeout=WAIT) == 0, err_path.read_text()
         finally:
@@ -420,7 +450,7 @@ def test_a_second_run_waits_for_the_first_and_then_writes_its_own_whole_set(tmp_
                 second.wait(timeout=WAIT)
     finally:
         first.kill()
-    assert contents(out) == references["new"]   # the second run's whole set, after the first's
+    assert contents(out) == references["new"]  # the second run's whole set, after the first's
     assert leftovers(out) == []
 
 
@@ -428,8 +458,10 @@ def test_with_lock_timeout_the_second_run_gives_up_with_status_75(tmp_path, refe
     out = tmp_path / "out"
     assert run_cli("--output-dir", out, NEW).returncode == 0
     report = tmp_path / "report.csv"
-    for args, target, lock in ((["--output-dir", out], out, ".out.lock"),
-                               (["--report", "flows", "--csv", "-o", report], report, ".report.csv.lock")):
+    for args, target, lock in (
+        (["--output-dir", out], out, ".out.lock"),
+        (["--report", "flows", "--csv", "-o", report], report, ".report.csv.lock"),
+    ):
         first = _SlowRun(tmp_path, *args)
         try:
             _wait_for(lambda lock=lock: _lock_is_held(tmp_path / lock), "the first run did not lock its output")
@@ -437,14 +469,16 @@ def test_with_lock_timeout_the_second_run_gives_up_with_status_75(tmp_path, refe
                 started = time.monotonic()
                 busy = run_cli(*args, NEW, "--lock-timeout", timeout, "-q")
                 assert busy.returncode == 75, busy.stderr
-                assert busy.stderr == (f"tcpflow-audit: error: {target} is being written by another run "
-                                       f"(pid {first.proc.pid}); gave up after waiting {timeout} s (--lock-timeout): "
-                                       f"nothing was written\n")
+                assert busy.stderr == (
+                    f"tcpflow-audit: error: {target} is being written by another run "
+                    f"(pid {first.proc.pid}); gave up after waiting {timeout} s (--lock-timeout): "
+                    f"nothing was written\n"
+                )
                 assert time.monotonic() - started >= float(timeout)
             assert first.finish(OLD) == 0, first.err_path.read_text()
         finally:
             first.kill()
-    assert contents(out) == references["old-stdin"]   # the first run's set, untouched by the ones that gave up
+    assert contents(out) == references["old-stdin"]  # the first run's set, untouched by the ones that gave up
     assert leftovers(out) == []
     assert report.read_text() == run_cli(OLD, "--report", "flows", "--csv").stdout
 
@@ -457,8 +491,9 @@ def test_sigterm_while_waiting_for_the_lock_writes_nothing(tmp_path, references)
         _wait_for(lambda: _lock_is_held(tmp_path / ".out.lock"), "the first run did not lock its output")
         err_path = tmp_path / "second.err"
         with open(err_path, "wb") as err:
-            second = subprocess.Popen([*CLI, "--output-dir", str(out), str(NEW)], stdout=subprocess.DEVNULL,
-                                      stderr=err, cwd=ROOT)
+            second = subprocess.Popen(
+                [*CLI, "--output-dir", str(out), str(NEW)], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT
+            )
         try:
             _wait_for(lambda: "waiting" in err_path.read_text(), "the second run did not say it waits")
             second.send_signal(signal.SIGTERM)
@@ -468,27 +503,30 @@ def test_sigterm_while_waiting_for_the_lock_writes_nothing(tmp_path, references)
                 second.kill()
                 second.wait(timeout=WAIT)
         line = interrupted_line(err_path.read_text())
-        assert line == (f"tcpflow-audit: interrupted by SIGTERM: read 0 packets (0 bytes), 0 connections; nothing was "
-                        f"written to {out} (files of an earlier run, if any, are left as they were)")
+        assert line == (
+            f"tcpflow-audit: interrupted by SIGTERM: read 0 packets (0 bytes), 0 connections; nothing was "
+            f"written to {out} (files of an earlier run, if any, are left as they were)"
+        )
         assert contents(out) == references["old"]
         assert first.finish(OLD) == 0
     finally:
         first.kill()
-    assert contents(out) == references["old-stdin"]   # the first run's
+    assert contents(out) == references["old-stdin"]  # the first run's
 
 
 # ------------------------------------------------------------------ leftovers of a killed run
 def test_the_leftovers_of_a_killed_run_are_removed_by_the_next(tmp_path, references):
     out, report = tmp_path / "out", tmp_path / "report.csv"
     assert run_cli("--output-dir", out, OLD).returncode == 0
-    for args, started in ((["--output-dir", out], lambda: leftovers(out) != []),
-                          (["--report", "flows", "--csv", "-o", report],
-                           lambda: list(tmp_path.glob(".report.csv.*.partial")) != [])):
+    for args, started in (
+        (["--output-dir", out], lambda: leftovers(out) != []),
+        (["--report", "flows", "--csv", "-o", report], lambda: list(tmp_path.glob(".report.csv.*.partial")) != []),
+    ):
         killed = _SlowRun(tmp_path, *args)
         try:
             # its new set directory (its temporary file) is there once it holds the lock, before it reads
             _wait_for(started, "the run did not start its output")
-            killed.proc.stdin.write(OLD.read_bytes()[:100_000])   # part of a capture
+            killed.proc.stdin.write(OLD.read_bytes()[:100_000])  # part of a capture
             killed.proc.stdin.flush()
         finally:
             killed.proc.send_signal(signal.SIGKILL)
@@ -497,10 +535,10 @@ def test_the_leftovers_of_a_killed_run_are_removed_by_the_next(tmp_path, referen
     partials = [p.name for p in tmp_path.glob(".report.csv.*.partial")]
     assert len(partials) == 1 and not report.exists()
     stale = [entry for entry in leftovers(out) if not entry.endswith(".partial")]
-    assert len(stale) == 1 and SET_NAME.fullmatch(stale[0].split("/")[1])   # the set that was never switched
+    assert len(stale) == 1 and SET_NAME.fullmatch(stale[0].split("/")[1])  # the set that was never switched
     assert contents(out) == references["old"]
 
     assert run_cli("--output-dir", out, NEW).returncode == 0
-    assert leftovers(out) == partials and contents(out) == references["new"]   # the other output's is its own
+    assert leftovers(out) == partials and contents(out) == references["new"]  # the other output's is its own
     assert run_cli("--report", "flows", "--csv", "-o", report, NEW).returncode == 0
     assert leftovers(out) == [] and report.read_text() == run_cli(NEW, "--report", "flows", "--csv").stdout

@@ -33,9 +33,9 @@ def test_same_as_round(x: float, places: int) -> None:
 
 
 @settings(max_examples=3000, deadline=None)
-@given(st.integers(-10**12, 10**12), st.integers(-4, 4), st.sampled_from([3, 6]))
+@given(st.integers(-(10**12), 10**12), st.integers(-4, 4), st.sampled_from([3, 6]))
 def test_same_as_round_next_to_a_tie(k: int, steps: int, places: int) -> None:
-    x = nudge((k + 0.5) / 10 ** places, steps)   # (k + 1/2) units of the last place, give or take
+    x = nudge((k + 0.5) / 10**places, steps)  # (k + 1/2) units of the last place, give or take
     assert same_float(round_places(x, places), round(x, places)), (x, places)
 
 

@@ -35,9 +35,16 @@ from tcpflow_audit.sockets import STATE_COLUMNS, SocketTable, Timeline, _Tracked
 
 # ss's names for the states (`ss -tan`'s first column) -> the table's columns
 SS_STATES = {
-    "ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECV", "FIN-WAIT-1": "FIN_WAIT_1",
-    "FIN-WAIT-2": "FIN_WAIT_2", "TIME-WAIT": "TIME_WAIT", "CLOSE-WAIT": "CLOSE_WAIT", "LAST-ACK": "LAST_ACK",
-    "CLOSING": "CLOSING", "LISTEN": "LISTEN",
+    "ESTAB": "ESTABLISHED",
+    "SYN-SENT": "SYN_SENT",
+    "SYN-RECV": "SYN_RECV",
+    "FIN-WAIT-1": "FIN_WAIT_1",
+    "FIN-WAIT-2": "FIN_WAIT_2",
+    "TIME-WAIT": "TIME_WAIT",
+    "CLOSE-WAIT": "CLOSE_WAIT",
+    "LAST-ACK": "LAST_ACK",
+    "CLOSING": "CLOSING",
+    "LISTEN": "LISTEN",
 }
 ClassKey = tuple[str, int | None, str]
 
@@ -62,8 +69,9 @@ def kernel_table(ss_text: str, address: str) -> dict[ClassKey, Counter]:
 
 
 def reconstructed(rows: list[dict[str, Any]]) -> dict[ClassKey, Counter]:
-    return {(row["host"], row["port"], row["role"]): Counter({c: row[c] for c in STATE_COLUMNS if row[c]})
-            for row in rows}
+    return {
+        (row["host"], row["port"], row["role"]): Counter({c: row[c] for c in STATE_COLUMNS if row[c]}) for row in rows
+    }
 
 
 def assert_matches_kernel(rows: list[dict[str, Any]], kernel: dict[ClassKey, Counter]) -> int:
@@ -109,10 +117,8 @@ def test_mix_equals_ss_at_the_end_and_during_the_capture(cli):
     SYN on its 4-tuple (the kernel reuses the socket)."""
     assert check_against_snapshots(cli, sample("sockets_mix.pcap")) == [0, 1, 1]
     end = reconstructed(socket_rows(cli, sample("sockets_mix.pcap")))
-    assert end[("10.99.0.1", None, "client")] == Counter(
-        TIME_WAIT=5, SYN_SENT=1, UNKNOWN=1, FIN_WAIT_2=3)
-    assert end[("10.99.0.2", 8080, "server")] == Counter(
-        LISTEN=1, SYN_RECV=1, TIME_WAIT=4, CLOSE_WAIT=3)
+    assert end[("10.99.0.1", None, "client")] == Counter(TIME_WAIT=5, SYN_SENT=1, UNKNOWN=1, FIN_WAIT_2=3)
+    assert end[("10.99.0.2", 8080, "server")] == Counter(LISTEN=1, SYN_RECV=1, TIME_WAIT=4, CLOSE_WAIT=3)
 
 
 def test_churn_equals_ss(cli):
@@ -144,9 +150,21 @@ def test_live_kernel_captures(cli, tmp_path: Path):
     if reason is not None:
         pytest.skip(f"live kernel captures: {reason}")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "sample_pcaps" / "make_samples.py"), "--only", "sockets_mix,sockets_churn",
-         "--out", str(tmp_path), "--netns-prefix", f"tfa{os.getpid()}"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "TFA_SOCKETS_CHURN": "3000"})
+        [
+            sys.executable,
+            str(ROOT / "sample_pcaps" / "make_samples.py"),
+            "--only",
+            "sockets_mix,sockets_churn",
+            "--out",
+            str(tmp_path),
+            "--netns-prefix",
+            f"tfa{os.getpid()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TFA_SOCKETS_CHURN": "3000"},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert check_against_snapshots(cli, tmp_path / "sockets_mix.pcap") == [0, 1, 1]
     assert check_against_snapshots(cli, tmp_path / "sockets_churn.pcap") == [0]
@@ -180,11 +198,13 @@ def test_at_before_during_and_after(cli):
     assert socket_rows(cli, capture, start - 1.0) == []
     assert reconstructed(socket_rows(cli, capture, start + 0.0001)) == {
         ("10.99.0.1", None, "client"): Counter(ESTABLISHED=1),
-        ("10.99.0.2", 8080, "server"): Counter(ESTABLISHED=1, LISTEN=1)}
+        ("10.99.0.2", 8080, "server"): Counter(ESTABLISHED=1, LISTEN=1),
+    }
     # a CLOSE_WAIT socket stays until its FIN, however long after the capture
     assert reconstructed(socket_rows(cli, capture, start + 86400.0)) == {
         ("10.99.0.1", None, "client"): Counter(FIN_WAIT_2=1),
-        ("10.99.0.2", 8080, "server"): Counter(CLOSE_WAIT=1, LISTEN=1)}
+        ("10.99.0.2", 8080, "server"): Counter(CLOSE_WAIT=1, LISTEN=1),
+    }
     iso = cli(capture, "--report", "sockets", "--json", "--at", "1970-01-01T00:00:00Z").stdout
     assert json.loads(iso) == {"at": "1970-01-01T00:00:00.000000Z", "at_epoch": 0.0, "sockets": []}
     assert "--at" in cli(capture, "--report", "sockets", "--at", "yesterday", status=2).stderr
@@ -221,8 +241,10 @@ def test_unknown_where_the_capture_cannot_tell(cli):
     """missing_third_ack: the client's ACK of the SYN-ACK never shows, so the client may be ESTABLISHED
     (it is: its kernel got the SYN-ACK) or still SYN_SENT; the server's request is SYN_RECV."""
     rows = reconstructed(socket_rows(cli, sample("missing_third_ack.pcap")))
-    assert rows == {("10.99.0.1", None, "client"): Counter(UNKNOWN=1),
-                    ("10.99.0.2", 8080, "server"): Counter(SYN_RECV=1, LISTEN=1)}
+    assert rows == {
+        ("10.99.0.1", None, "client"): Counter(UNKNOWN=1),
+        ("10.99.0.2", 8080, "server"): Counter(SYN_RECV=1, LISTEN=1),
+    }
 
 
 def test_formats_agree(cli):
@@ -254,25 +276,31 @@ def test_timeline_ends_where_the_table_does(cli):
     to_8080 = [f for f in flows if f["server_port"] == "8080"]
     assert sum(int(row["syn"]) for row in service) == len(to_8080) == 15
     assert sum(int(row["handshakes"]) for row in service) == sum(1 for f in to_8080 if f["synack_ack_ms"])
-    assert sum(int(row["rst"]) for row in service) == 1   # the abort (the refused one was to 8081)
+    assert sum(int(row["rst"]) for row in service) == 1  # the abort (the refused one was to 8081)
     buckets = [float(b) for b in dict.fromkeys(row["time_epoch"] for row in timeline)]
     assert buckets == sorted(buckets) and all(b.is_integer() for b in buckets) and len(buckets) >= 3
 
 
 def test_timeline_leaves_out_the_buckets_where_nothing_happened(cli):
     """Two captures three years apart: rows for the buckets with something in them, none for the years between."""
-    rows = list(csv.DictReader(io.StringIO(cli(sample("syn_flood.pcap"), sample("demo.pcap"), "--report", "timeline",
-                                               "--csv").stdout)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(cli(sample("syn_flood.pcap"), sample("demo.pcap"), "--report", "timeline", "--csv").stdout)
+        )
+    )
     years = {row["time"][:4] for row in rows}
     assert years == {"2023", "2026"} and len(rows) < 200
     flood = [int(row["SYN_RECV"]) for row in rows if row["time"].startswith("2023") and row["port"] == "80"]
-    assert max(flood) == 750 and flood[-1] == 0   # the requests given up 63 s after their SYN-ACK
+    assert max(flood) == 750 and flood[-1] == 0  # the requests given up 63 s after their SYN-ACK
 
 
 def test_timeline_buckets_and_top(cli):
     capture = sample("syn_flood.pcap")
-    rows = list(csv.DictReader(io.StringIO(cli(capture, "--report", "timeline", "--csv", "--bucket", "500ms",
-                                               "--top", "2").stdout)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(cli(capture, "--report", "timeline", "--csv", "--bucket", "500ms", "--top", "2").stdout)
+        )
+    )
     assert {(row["host"], row["port"]) for row in rows} == {("10.99.0.2", ""), ("10.99.0.1", ""), ("10.99.0.2", "80")}
     service = [row for row in rows if row["port"] == "80"]
     assert len(service) == 5 and sum(int(row["syn"]) for row in service) == 3020
@@ -299,7 +327,7 @@ def test_timeline_memory_is_bounded_by_the_hosts_shown():
         if series is not None:
             series[n] = [1]
         assert len(tracked.buckets) <= 6
-    for _ in range(5):   # one more active than the rest is taken in (the others were dropped or refused)
+    for _ in range(5):  # one more active than the rest is taken in (the others were dropped or refused)
         tracked.active("busy")
     assert tracked.series("busy") == {} and "busy" in tracked.buckets and "busy" not in tracked.incomplete
     tracked.active("idle")
@@ -329,9 +357,19 @@ def test_state_changes_are_kept_only_when_asked():
     auditor.add_flow_sink(records.append)
     auditor.run([str(sample("client_close.pcap"))])
     facts = records[1].facts
-    assert [state for _, state in facts.client_state_changes] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1",
-                                                                  "FIN_WAIT_2", "TIME_WAIT"]
-    assert [state for _, state in facts.server_state_changes] == ["SYN_RCVD", "ESTABLISHED", "CLOSE_WAIT",
-                                                                  "LAST_ACK", "CLOSED"]
+    assert [state for _, state in facts.client_state_changes] == [
+        "SYN_SENT",
+        "ESTABLISHED",
+        "FIN_WAIT_1",
+        "FIN_WAIT_2",
+        "TIME_WAIT",
+    ]
+    assert [state for _, state in facts.server_state_changes] == [
+        "SYN_RCVD",
+        "ESTABLISHED",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "CLOSED",
+    ]
     times = [ts for ts, _ in facts.client_state_changes]
     assert times == sorted(times) and times[0] == facts.syn_ts

@@ -1,92 +1,66 @@
 """Detector thresholds: every number a detector compares against, with its default and the reason.
 
+`Thresholds` is one flat dataclass whose fields are the `SETTINGS` of every kind module
+(`detectors/kinds/`) and of the shared machinery (`base.SHARED_SETTINGS`): a kind declares its own
+thresholds, with their defaults and reasons, and they appear here (and as `--threshold NAME=VALUE`,
+and as keys of the `--config` TOML file) without being listed anywhere else.
+
 `Thresholds()` gives the defaults; `Thresholds.from_toml(path)` reads overrides from a TOML file
 (top-level keys and/or a `[thresholds]` table; with `engine_fields`, engine settings too) and rejects
 unknown keys; `parse_setting("NAME=VALUE")` reads one from the command line (--threshold);
-`checked_value` is the one rule both go through; `as_dict()` lists them all.
+`checked_value` is the one rule both go through; `as_dict()` lists them all; `describe()` gives
+(name, default, reason, kind) for each.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable
-from dataclasses import MISSING, asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import MISSING, asdict, field, fields, make_dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-#: Linux net.ipv4.ip_local_port_range default 32768-60999: the ports one client can use to one server ip:port.
-LINUX_EPHEMERAL_PORTS = 60999 - 32768 + 1   # 28232
+from .base import SHARED_SETTINGS, Setting
+from .kinds import MODULES
+from .kinds.excess_time_wait import LINUX_EPHEMERAL_PORTS
+
+__all__ = ["LINUX_EPHEMERAL_PORTS", "Thresholds", "SETTINGS_BY_KIND"]
+
+# The order of the fields (as_dict, --show-config, error messages): a connection's life, from the
+# handshake to the close and after; a kind not named here comes after these, in its ORDER.
+_FIELD_ORDER = (
+    "missing_third_ack",
+    "syn_timeout",
+    "handshake_reset",
+    "syn_flood",
+    "connection_refused",
+    "stuck_close_wait",
+    "excess_time_wait",
+    "fin_retransmit",
+    "rst_abort",
+    "syn_during_time_wait",
+    "zero_window_stall",
+    "half_open_peer",
+)
+
+#: every threshold, by the kind that owns it ("" for the shared ones), in field order
+SETTINGS_BY_KIND: tuple[tuple[str, Setting], ...] = (
+    *(
+        (m.KIND, s)
+        for m in sorted(
+            MODULES,
+            key=lambda m: (_FIELD_ORDER.index(m.KIND) if m.KIND in _FIELD_ORDER else len(_FIELD_ORDER), m.ORDER),
+        )
+        for s in m.SETTINGS
+    ),
+    *(("", s) for s in SHARED_SETTINGS),
+)
 
 
-@dataclass(slots=True)
-class Thresholds:
-    # --- handshake -----------------------------------------------------------------------------------
-    # Linux/RFC 6298 initial RTO is 1 s; by 3 s a server has retransmitted its SYN-ACK twice (1 s + 2 s).
-    handshake_timeout_s: float = 3.0
-    # Linux backs the SYN-ACK off 1 s, 2 s, 4 s...: 2 retransmissions prove >= 3 s without the third ACK
-    # even when the capture's own clock cannot show it.
-    missing_ack_synack_retries: int = 2
-    # One SYN retransmission proves the first SYN went a full RTO (Linux: 1 s) without any reply.
-    syn_timeout_retries: int = 1
-    # A handful of backscatter RSTs is noise on the Internet; 10 on one service points at spoofed SYNs.
-    handshake_reset_warn_count: int = 10
-    # --- SYN flood (per server ip:port, sliding window) ------------------------------------------------
-    # Rates are per second over this window (Juniper SRX syn-flood screen and Snort/Suricata
-    # detection_filter rules count per 1 s).
-    syn_flood_window_s: float = 1.0
-    # Juniper SRX screen "syn-flood attack-threshold" default: 200 SYNs/s to one destination without
-    # a completed handshake.
-    syn_flood_rate: int = 200
-    # Distinct-source counting keeps at most this many addresses per server (memory bound).
-    max_tracked_sources: int = 65536
-    # --- refused connections (per server ip:port) ----------------------------------------------------
-    # Sliding window for counting refusals (RST to a SYN: Zeek REJ).
-    refused_window_s: float = 10.0
-    # A retrying client refuses about once per second (Linux connect() returns at once); 20 in 10 s
-    # to one port means several clients or a tight retry loop against a service that is down.
-    refused_storm_count: int = 20
-    # --- close ---------------------------------------------------------------------------------------
-    # Linux tcp_fin_timeout is 60 s: after that the peer's orphaned FIN_WAIT_2 socket is gone, and a
-    # socket still in CLOSE_WAIT is a file descriptor the application forgot to close().
-    close_wait_s: float = 60.0
-    # 10 sockets left in CLOSE_WAIT on one service is a descriptor leak, not a one-off race.
-    close_wait_critical_count: int = 10
-    # Report (info) a server ip:port whose TIME_WAIT population reaches this peak; Linux keeps
-    # tcp_max_tw_buckets (>= 4096) so a few hundred is harmless but worth showing.
-    time_wait_info_peak: int = 100
-    # Linux ip_local_port_range 32768-60999: 28232 ports from one client to one server ip:port.
-    ephemeral_ports: int = LINUX_EPHEMERAL_PORTS
-    # Warn when one client's TIME_WAIT sockets towards one server ip:port reach this share of the
-    # ephemeral range (new connect()s start to fail with EADDRNOTAVAIL near 1.0).
-    ephemeral_warn_fraction: float = 0.5
-    ephemeral_critical_fraction: float = 0.9
-    # Server-side TIME_WAIT accumulation: warn when the server closes first on at least this share of
-    # its closed connections ("most") ...
-    server_active_close_fraction: float = 0.8
-    # ... and has closed at least this many (one server_close.pcap is not a pattern).
-    server_active_close_min: int = 50
-    # A server FIN or client FIN repeated now and then is a lost ACK; 10 on one service is a lossy path.
-    fin_retransmit_warn_count: int = 10
-    # --- aborts and reuse ----------------------------------------------------------------------------
-    # RST-closing connection pools are common: warn only when at least this many established
-    # connections of one service end in RST ...
-    rst_abort_warn_count: int = 20
-    # ... and they are at least this share of its established connections.
-    rst_abort_warn_fraction: float = 0.2
-    # Linux accepts a SYN in TIME_WAIT (higher ISN / timestamp); occasional reuse is normal, 10 on one
-    # service means clients recycle ports faster than 2*MSL (60 s).
-    syn_in_time_wait_warn_count: int = 10
-    # --- stalls and dead peers -----------------------------------------------------------------------
-    # Linux's zero-window probes start at the RTO (>= 200 ms) and back off; a window closed for 2 s
-    # has outlived several probes: the receiving application stopped reading.
-    zero_window_s: float = 2.0
-    # Linux tcp_keepalive_intvl is 75 s: one side sending that long after the other's last packet has
-    # had at least one probe/retransmission go unanswered.
-    half_open_silence_s: float = 75.0
-    # --- memory bound --------------------------------------------------------------------------------
-    # Most (kind, server ip:port) aggregates kept; past this, new servers are counted in `dropped_keys`.
-    max_tracked_servers: int = 100_000
+class _ThresholdMethods:
+    """The methods of `Thresholds` (its fields are made from the settings of the kinds)."""
 
-    # -----------------------------------------------------------------------------------------------
+    __slots__ = ()
+
     @classmethod
     def from_toml(cls, path: str, engine_fields: Iterable[str] | None = None) -> Any:
         """Thresholds from a TOML file: top-level keys and/or a `[thresholds]` table.
@@ -114,24 +88,23 @@ class Thresholds:
                 engine[key] = value
             else:
                 values[key] = value
-        known = {f.name for f in fields(cls)}
-        unknown += sorted(k for k in values if k not in known)
+        unknown += sorted(k for k in values if k not in _FIELDS)
         if unknown:
             raise ValueError("unknown setting(s): %s" % ", ".join(unknown))
         thresholds = cls.from_dict(values)
         return thresholds if engine_names is None else (thresholds, engine)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Thresholds:
+    def from_dict(cls, data: dict[str, Any]) -> Any:
         return cls().updated(data)
 
-    def updated(self, data: dict[str, Any]) -> Thresholds:
+    def updated(self, data: dict[str, Any]) -> Any:
         """A copy with the thresholds in `data` set, each checked by `checked_value`."""
         unknown = sorted(k for k in data if k not in _FIELDS)
         if unknown:
             raise ValueError("unknown threshold(s): %s (known: %s)" % (", ".join(unknown), ", ".join(_FIELDS)))
         values: dict[str, Any] = {name: self.checked_value(name, value) for name, value in data.items()}
-        return replace(self, **values)
+        return replace(self, **values)  # type: ignore[type-var]
 
     @staticmethod
     def checked_value(name: str, value: Any) -> int | float:
@@ -139,8 +112,12 @@ class Thresholds:
         not a number, not a whole number for a count, negative."""
         default = _FIELDS[name].default
         assert default is not MISSING
-        if (isinstance(default, bool) or not isinstance(value, (int, float)) or isinstance(value, bool)
-                or value != value):   # (NaN: every comparison with it is false, the detector would never fire)
+        if (
+            isinstance(default, bool)
+            or not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or value != value
+        ):  # (NaN: every comparison with it is false, the detector would never fire)
             raise ValueError("threshold %s must be a number, got %r" % (name, value))
         if isinstance(default, int):
             if isinstance(value, float) and not value.is_integer():
@@ -172,7 +149,44 @@ class Thresholds:
         return name, cls.checked_value(name, value)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self)  # type: ignore[call-overload]
+
+    @staticmethod
+    def describe() -> list[tuple[str, float | int, str, str]]:
+        """(name, default, reason, kind) of every threshold, in field order ("" kind: shared)."""
+        return [(s.name, s.default, s.why, kind) for kind, s in SETTINGS_BY_KIND]
 
 
-_FIELDS = {f.name: f for f in fields(Thresholds)}
+def _make() -> type:
+    names = [s.name for _, s in SETTINGS_BY_KIND]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise RuntimeError("thresholds declared by two kinds: %s" % ", ".join(duplicates))
+    return make_dataclass(
+        "Thresholds",
+        [
+            (s.name, type(s.default), field(default=s.default, metadata={"why": s.why, "kind": kind}))
+            for kind, s in SETTINGS_BY_KIND
+        ],
+        bases=(_ThresholdMethods,),
+        slots=True,
+        namespace={"__module__": __name__},
+    )
+
+
+if TYPE_CHECKING:
+
+    class Thresholds(_ThresholdMethods):
+        """Static view for the type checker: one attribute per setting (made at run time)."""
+
+        def __init__(self, **values: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
+else:
+    Thresholds = _make()
+    Thresholds.__doc__ = (
+        "Every detector threshold (fields made from the kinds' SETTINGS: see "
+        "Thresholds.describe() for each one's default and reason)."
+    )
+
+_FIELDS = {f.name: f for f in fields(Thresholds)}  # type: ignore[arg-type]
