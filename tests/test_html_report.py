@@ -1,10 +1,13 @@
-"""The HTML report (`--html FILE`, `report.html` in `--output-dir` with `--sockets`): one self-contained file, its sections,
-findings linked to their connections, bounded plots; and drawn in a real browser (headless Chromium,
-where installed: `make test` installs it as root on Debian/Ubuntu; elsewhere the test says why it skips).
+"""The HTML report (`--html FILE`, `report.html` in `--output-dir` with `--sockets`): one self-contained
+file, its sections, findings linked to their connections, bounded plots; and drawn in a real browser
+(headless Chromium, where installed: `make test` installs it as root on Debian/Ubuntu; elsewhere the
+test says why it skips).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import sys
 from pathlib import Path
@@ -37,13 +40,16 @@ def test_one_self_contained_file(cli, tmp_path: Path):
 
 def test_each_finding_links_to_its_connections(cli, tmp_path: Path):
     _, text = report(cli, tmp_path, "demo.pcap")
+    findings = list(csv.DictReader(io.StringIO(cli(sample("demo.pcap"), "--report", "anomalies", "--csv").stdout)))
     links = re.findall(r'<a href="#(finding-\d+)">([a-z_]+)</a>', text)
-    assert sorted(kind for _, kind in links) == ["connection_refused", "rst_abort"]
+    assert sorted(kind for _, kind in links) == sorted(f["kind"] for f in findings)
+    assert {"connection_refused", "rst_abort", "stuck_close_wait"} <= {kind for _, kind in links}
+    sections = {}
     for anchor, kind in links:
-        section = text.split(f'id="{anchor}"', 1)[1].split("</section>", 1)[0]
+        section = sections[kind] = text.split(f'id="{anchor}"', 1)[1].split("</section>", 1)[0]
         assert kind in section and "<table" in section
-    refused = text.split('id="finding-0"', 1)[1].split("</section>", 1)[0]
-    assert "10.99.0.1:40104" in refused and "10.99.0.2:8081" in refused and "REJ" in refused
+    assert all(s in sections["connection_refused"] for s in ("10.99.0.1:40104", "10.99.0.2:8081", "REJ"))
+    assert all(s in sections["stuck_close_wait"] for s in ("10.99.0.1:40107", "CLOSE_WAIT"))
 
 
 def test_plots_stay_small_whatever_the_span(cli, tmp_path: Path):
