@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv pure samples bench clean screenshots
+.PHONY: demo test lint venv pure samples bench clean screenshots system-tools
 
 # The per-packet modules are compiled with mypyc (see setup.py): rebuild when any of them changes.
 # Their list is kept once, in tcpflow_audit/build.py.
@@ -32,15 +32,21 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tcpflow-audit sample_pcaps/demo.pcap
 
-# tests/test_output_sets.py stops runs at each step with strace (Debian's strace package), and
-# tests/test_html_report.py draws the HTML report in headless Chromium; as root on Debian or Ubuntu they
-# are installed here when missing, elsewhere those tests skip and say why
-test: $(STAMP)
-	@command -v strace >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  { apt-get install -y -q strace || { apt-get update -q && apt-get install -y -q strace; }; } >/dev/null; } || true
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { [ "$$(id -u)" = 0 ] && \
-	  command -v apt-get >/dev/null && { apt-get install -y -q chromium || \
-	  { apt-get update -q && apt-get install -y -q chromium; }; } >/dev/null; } || true
+# Tools some tests drive, as command:Debian package. As root on Debian or Ubuntu the missing ones are
+# installed here; elsewhere those tests skip and say why. strace: tests/test_output_sets.py stops runs at
+# each step; chromium: tests/test_html_report.py draws the HTML report; ip, ss, tcpdump, nft, tshark:
+# tests/test_sockets.py makes new kernel captures in network namespaces and checks them against ss.
+TEST_TOOLS := strace:strace chromium:chromium ip:iproute2 ss:iproute2 tcpdump:tcpdump nft:nftables tshark:tshark
+
+system-tools:
+	@missing=$$(for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null || echo $${t#*:}; done | sort -u); \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing for the tests:" $$missing; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get install -y -q $$missing || { apt-get update -q && apt-get install -y -q $$missing; }; } >/dev/null || true; \
+	fi
+
+test: $(STAMP) system-tools
 	$(BIN)/python -m pytest -q
 
 # the HTML report of sample captures, drawn in headless Chromium, as the documentation shows them
