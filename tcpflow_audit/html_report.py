@@ -451,6 +451,8 @@ def _figure(
         "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
         "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
         "legend": {"orientation": "h", "y": -0.2},
+        # Plotly hides the legend of a one-trace plot, which leaves its only state unnamed
+        "showlegend": True,
         "hovermode": "x unified",
     }
     if barmode:

@@ -99,7 +99,7 @@ def main() -> int:
                     sys.executable,
                     "-m",
                     "tcpflow_audit",
-                    str(root / "sample_pcaps" / capture),
+                    f"sample_pcaps/{capture}",  # relative: the report names the file as given
                     "-q",
                     "--html",
                     str(page),
