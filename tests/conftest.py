@@ -49,6 +49,7 @@ tests/ on sys.path (the default "prepend" import mode, for a tests folder withou
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -133,6 +134,14 @@ def cli_command(*args: Any) -> list[str]:
     return [sys.executable, "-m", "tcpflow_audit", *map(str, args)]
 
 
+def plain_environ(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without PLAIN_ENV's variables (a table as wide as its content), plus `env`."""
+    return {
+        **{name: value for name, value in os.environ.items() if name not in PLAIN_ENV},
+        **(env or {}),
+    }
+
+
 @pytest.fixture
 def cli_process() -> Callable[..., subprocess.CompletedProcess]:
     """Run the CLI as a child process: cli_process(*args, stdin=None, status=0, env=None, cwd=ROOT, text=True)."""
@@ -146,7 +155,13 @@ def cli_process() -> Callable[..., subprocess.CompletedProcess]:
         text: bool = True,
     ) -> subprocess.CompletedProcess:
         done = subprocess.run(
-            cli_command(*args), stdin=stdin, capture_output=True, text=text, env=env, cwd=cwd, timeout=CLI_TIMEOUT
+            cli_command(*args),
+            stdin=stdin,
+            capture_output=True,
+            text=text,
+            env=plain_environ(env),
+            cwd=cwd,
+            timeout=CLI_TIMEOUT,
         )
         _check_run(done.stderr if text else done.stderr.decode(errors="replace"), status, done.returncode)
         return done

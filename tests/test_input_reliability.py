@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from capture_helpers import pcap_records, pcapng_from_pcap
+from conftest import plain_environ
 
 from tcpflow_audit.capture import CaptureReader
 from tcpflow_audit.config import EngineConfig
@@ -40,7 +41,9 @@ FORMATS = {
 
 
 def run_cli(*args: str | bytes | Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "tcpflow_audit", *args], capture_output=True, timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "tcpflow_audit", *args], capture_output=True, timeout=120, cwd=ROOT, env=plain_environ()
+    )
     assert b"Traceback" not in result.stderr, result.stderr.decode(errors="replace")
     return result
 
