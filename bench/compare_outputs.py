@@ -2,7 +2,7 @@
 """Compare what two builds of tcpflow-audit write with --output-dir, byte for byte, capture by capture.
 
 The engine's results must not change when its code is restructured (or made faster): this runs
-`CMD --output-dir DIR -q CAPTURE` (and variants: the filtered record loop, checksum checks,
+`CMD --output-dir DIR -q CAPTURE` (and variants: a filter keeping every packet, checksum checks,
 --sockets) for every capture with a baseline build and a candidate build, and lists every
 output file that differs, with its first differing line. summary.json is compared as JSON with
 only the fields that name the run rather than its results left out (the input paths).
@@ -51,7 +51,7 @@ CONFORMANCE = next(
 # variant name -> extra options; the big generated captures run the plain variant only (time)
 VARIANTS = {
     "plain": [],
-    # a filter that keeps every packet: the record loop instead of the fast lane
+    # a filter that keeps every packet: every frame through the general decoder
     "filtered": ["--net", "0.0.0.0/0", "--net", "::/0"],
     "checksums": ["--verify-checksums"],
     "sockets": ["--sockets"],
