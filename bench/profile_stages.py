@@ -3,9 +3,9 @@
 
     .venv/bin/python bench/profile_stages.py bench/work/traffic-2000000-s1.pcap [--runs 3]
 
-Each line runs the pipeline up to and including one more stage (reading records; decoding them;
-the connection engine; the detectors; the summary; writing the flows.csv rows to /dev/null; with
-the compiled fast lane, decoding and the engine are one stage), takes the best CPU time of --runs
+Each line runs the pipeline up to and including one more stage (reading record blocks; decoding
+and the connection engine, one loop; the detectors; the summary; writing the flows.csv rows to
+/dev/null), takes the best CPU time of --runs
 runs, and prints what that stage added, per packet and as a share of the whole. CPU time (not
 wall time) and the best of several runs keep the noise of a shared machine out. The build
 (compiled or pure Python) is printed first.
@@ -19,41 +19,25 @@ from collections.abc import Callable
 
 from tcpflow_audit.build import describe
 from tcpflow_audit.capture import CaptureReader, RecordBlock
-from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder
+from tcpflow_audit.decode import SUPPORTED_LINKTYPES
 from tcpflow_audit.detectors import DetectorSet
 from tcpflow_audit.pipeline import Auditor
 from tcpflow_audit.report import FLOW_COLUMNS, RowWriter, SummaryCollector
 
 
-def read_only(path: str) -> int:
-    packets = 0
-    for _ in CaptureReader(path, supported_linktypes=SUPPORTED_LINKTYPES):
-        packets += 1
-    return packets
-
-
 def read_blocks(path: str) -> int:
-    """What the fast lane reads: RecordBlock runs (classic pcap), records otherwise."""
+    """What the loop reads: RecordBlock runs, records otherwise."""
     packets = 0
     for item in CaptureReader(path, supported_linktypes=SUPPORTED_LINKTYPES).blocks():
         packets += item.count if isinstance(item, RecordBlock) else 1
     return packets
 
 
-def read_and_decode(path: str) -> int:
-    decode = Decoder().decode
-    packets = 0
-    for _, linktype, frame in CaptureReader(path, supported_linktypes=SUPPORTED_LINKTYPES):
-        decode(linktype, frame)
-        packets += 1
-    return packets
-
-
-def auditor_with(level: int, fast_lane: bool | None = None) -> Callable[[str], int]:
+def auditor_with(level: int) -> Callable[[str], int]:
     """The real Auditor with the first `level` flow sinks of the CLI's --output-dir job."""
 
     def run(path: str) -> int:
-        auditor = Auditor(fast_lane=fast_lane)
+        auditor = Auditor()
         if level >= 1:
             DetectorSet.attach(auditor)
         if level >= 2:
@@ -68,41 +52,22 @@ def auditor_with(level: int, fast_lane: bool | None = None) -> Callable[[str], i
     return run
 
 
-# The record loop's stages (as in the pure Python build, or with filters or --verify-checksums)
-RECORD_LOOP_STAGES: list[tuple[str, Callable[[str], int]]] = [
-    ("read records (capture.py)", read_only),
-    ("decode link/IP/TCP (decode.py)", read_and_decode),
-    ("connection engine (tracker, timers, connection)", auditor_with(0, fast_lane=False)),
-]
-# The compiled fast lane's: it decodes in place inside its loop, so decoding is not a stage of its own
-FAST_LANE_STAGES: list[tuple[str, Callable[[str], int]]] = [
+# The loop decodes in place as it goes, so decoding is not a stage of its own
+STAGES: list[tuple[str, Callable[[str], int]]] = [
     ("read record blocks (capture.py)", read_blocks),
-    ("decode in place + engine (fastlane, tracker, ...)", auditor_with(0, fast_lane=True)),
+    ("decode + engine (fastlane, decode, tracker, connection)", auditor_with(0)),
+    ("detectors", auditor_with(1)),
+    ("summary counts", auditor_with(2)),
+    ("flows.csv rows (RowWriter.write_flow)", auditor_with(3)),
 ]
-
-
-def sink_stages(fast_lane: bool) -> list[tuple[str, Callable[[str], int]]]:
-    return [
-        ("detectors", auditor_with(1, fast_lane)),
-        ("summary counts", auditor_with(2, fast_lane)),
-        ("flows.csv rows (RowWriter.write_flow)", auditor_with(3, fast_lane)),
-    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("capture")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument(
-        "--record-loop",
-        action="store_true",
-        help="profile the record loop instead of the fast lane (the default when compiled)",
-    )
     args = parser.parse_args()
     print(f"build: {describe()}")
-    lane = not args.record_loop and Auditor().fast_lane
-    print(f"loop: {'fast lane' if lane else 'record loop'}")
-    STAGES = (FAST_LANE_STAGES if lane else RECORD_LOOP_STAGES) + sink_stages(lane)
     previous = 0.0
     rows = []
     packets = 0

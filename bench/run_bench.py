@@ -4,9 +4,7 @@
 Builds (or reuses) the generated captures in bench/work/, runs tcpflow-audit,
 `tshark -q -z conv,tcp` and `tcptrace -n` on each BENCH_RUNS times under
 `/usr/bin/time -f '%e %M'`, and prints / writes one table per capture. The header and the results
-name the build of the per-packet modules (mypyc-compiled or pure Python). After the timing runs,
-bench/differential.py checks on the largest traffic capture that the engine's hot path gives exactly
-the flows and findings of its reference path (BENCH_DIFF=0 skips it).
+name the build of the per-packet modules (mypyc-compiled or pure Python).
 
 Environment:
   BENCH_SIZES   packet counts of the generated captures   (default "500000 2000000 4000000")
@@ -16,7 +14,6 @@ Environment:
   BENCH_TOOLS   tools to run                               (default "tcpflow-audit tshark tcptrace")
   BENCH_WORK    work directory                             (default bench/work)
   TCPFLOW_AUDIT command to run as tcpflow-audit            (default .venv/bin/tcpflow-audit)
-  BENCH_DIFF    0 = no differential check (hot path vs reference path) after the timing runs (default 1)
 """
 
 from __future__ import annotations
@@ -37,7 +34,6 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 GEN = BENCH / "gen_capture.py"
-DIFF = BENCH / "differential.py"
 TIME = "/usr/bin/time"
 
 
@@ -181,49 +177,6 @@ def build_info(python: str) -> str:
     return p.stdout.strip()
 
 
-def differential(python: str, label: str, pcap: Path, tmp: Path) -> dict:
-    """Run bench/differential.py on one capture (its lines are shown as it goes); its outcome."""
-    out_json = tmp / "differential.json"
-    cmd = [python, str(DIFF), str(pcap), "--json", str(out_json)]
-    print(f"differential check on {label} ({pcap.name}): hot path vs reference path ...", flush=True)
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, cwd=ROOT)
-    res = {
-        "capture": label,
-        "file": pcap.name,
-        "command": shlex.join(cmd),
-        "rc": p.returncode,
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    try:
-        data = json.loads(out_json.read_text())
-        one = data["results"][0]
-        res.update(
-            identical=data["identical"],
-            build=data["build"],
-            packets=one["packets"],
-            flows=one["flows"],
-            findings=one["findings"],
-            difference=one["difference"],
-            hot_s=round(one["hot_s"], 1),
-            reference_s=round(one["reference_s"], 1),
-        )
-    except (OSError, ValueError, KeyError, IndexError):
-        res["identical"] = False
-        res["difference"] = f"differential.py failed (rc {p.returncode}, no results)"
-    print(flush=True)
-    return res
-
-
-def differential_md(d: dict) -> str:
-    if d.get("identical"):
-        return (
-            f"Differential check ({d['capture']}, `bench/differential.py`): hot path and reference path "
-            f"identical: {d['flows']:,} flows, {d['findings']:,} findings."
-        )
-    return f"Differential check ({d['capture']}, `bench/differential.py`): **DIFFERENT**: {d.get('difference')}"
-
-
 def machine_info() -> dict:
     cpu = "unknown"
     try:
@@ -266,7 +219,6 @@ def main() -> int:
     tools = env("BENCH_TOOLS", "tcpflow-audit tshark tcptrace").split()
     work = Path(env("BENCH_WORK", str(BENCH / "work"))).resolve()
     tool_cmd = env("TCPFLOW_AUDIT", str(ROOT / ".venv" / "bin" / "tcpflow-audit"))
-    run_diff = env("BENCH_DIFF", "1") != "0"
     python = venv_python()
     work.mkdir(parents=True, exist_ok=True)
 
@@ -395,27 +347,14 @@ def main() -> int:
         results["captures"].append(
             {"label": label, "file": pcap.name, "packets": packets, "bytes": meta["bytes"], "tools": rows}
         )
-    diff = None
-    if not run_diff:
-        print("differential check skipped (BENCH_DIFF=0)\n")
-    elif "tcpflow-audit" not in tools:
-        print("differential check skipped (tcpflow-audit not in BENCH_TOOLS)\n")
-    elif sizes:
-        label, pcap, _ = caps[sizes.index(max(sizes))]  # caps begin with the traffic captures, in BENCH_SIZES order
-        diff = differential(python, label, pcap, tmp)
-        results["differential"] = diff
     shutil.rmtree(tmp, ignore_errors=True)
     (work / "results.json").write_text(json.dumps(results, indent=1))
     head = (
         f"Machine: {mi['nproc']} CPUs, {mi['cpu']}, Python {mi['python']}; tcpflow-audit build: {build}; "
         f"{runs} runs each, median wall time.\n\n"
     )
-    tail = f"\n{differential_md(diff)}\n" if diff is not None else ""
-    (work / "results.md").write_text(head + "\n".join(md) + "\n" + tail)
+    (work / "results.md").write_text(head + "\n".join(md) + "\n")
     print(f"wrote {(work / 'results.json')} and {(work / 'results.md')}")
-    if diff is not None and not diff.get("identical"):
-        print(f"DIFFERENTIAL CHECK FAILED on {diff['file']}: {diff.get('difference')}", file=sys.stderr)
-        return 1
     return 0
 
 

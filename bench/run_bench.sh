@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark tcpflow-audit against tshark and tcptrace on generated captures.
 # Usage: bash bench/run_bench.sh        (see bench/README.md; env: BENCH_SIZES, BENCH_RUNS,
-#        BENCH_FLOOD, BENCH_SEED, BENCH_TOOLS, BENCH_WORK, TCPFLOW_AUDIT, BENCH_DIFF)
+#        BENCH_FLOOD, BENCH_SEED, BENCH_TOOLS, BENCH_WORK, TCPFLOW_AUDIT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,15 +1,21 @@
 """One TCP connection: two endpoint objects and the session that feeds them each segment.
 
-Modelled on Zeek's split (TCP_Endpoint x2 + the session adapter). For every segment the
-session does two things:
+Modelled on Zeek's split (TCP_Endpoint x2 + the session adapter). Every segment goes through
+`Connection.segment`, one sequence of steps, each written once:
 
-1. Zeek bookkeeping (`_zeek_segment`): the analyzer endpoint states, relative sequence
-   numbers, retransmission and zero-window counters and the history string, following
-   Zeek's TCPSessionAdapter rule for rule, so `conn_state` and `history` match conn.log.
-2. RFC 9293 inference (`_rfc_segment`): checks the segment's SEQ/ACK against what each side
-   has sent and raises events (`tcp_states`) only when the numbers prove the peer saw
-   something: a SYN-ACK counts only if it acks ISN+1, the third ACK only if it acks the
-   server's ISN+1, a FIN moves its sender on only once an ACK covers FIN seq+1.
+1. Zeek's analyzer, rule for rule and named after its steps (`_init_endpoint`,
+   `_update_history`, update_window in `_note_window`, `_update_ack_seq`, `_update_last_seq`, and
+   the state machine, one update per state: `_update_inactive`, `_update_syn_sent`,
+   `_update_established`, `_update_closed`), so `conn_state` and `history` match conn.log.
+2. RFC 9293 inference, named after the checks of its SEGMENT ARRIVES processing (`_rfc_syn`,
+   `_rfc_ack`, `_rfc_text`, `_rfc_fin`, `_rfc_rst`, and `_rfc_send_next` for SND.NXT): the
+   segment's SEQ/ACK are checked against what each side has sent, and events (`tcp_states`) are
+   raised only when the numbers prove the peer saw something: a SYN-ACK counts only if it acks
+   ISN+1, the third ACK only if it acks the server's ISN+1, a FIN moves its sender on only once an
+   ACK covers FIN seq+1.
+
+Most segments carry no SYN, FIN or RST and come from an endpoint already seen: the steps that
+cannot concern them end at their first test, so that common case is the general code, not a copy.
 
 Connections are created, timed out and released by `tracker.py`; a finished connection is
 turned into a `FlowRecord` by `to_record()`.
@@ -51,6 +57,7 @@ FIN: Final = 0x01
 SYN: Final = 0x02
 RST: Final = 0x04
 ACK: Final = 0x10
+CONTROL: Final = SYN | FIN | RST  # the flags that can move a state; a segment with none is the common case
 
 # Zeek timers a segment can set (Connection.pending_timers), in the order it sets them: the attempt
 # timer on the first SYN, then, when a side closes, the close delay or the dead-connection check
@@ -63,7 +70,7 @@ def _ms_between(later: float | None, earlier: float | None) -> float | None:
     return None if later is None or earlier is None else round_places(1000.0 * (later - earlier), 3)
 
 
-def seq_delta(a: int, b: int) -> int:
+def seq_delta(a: i64, b: i64) -> i64:
     """a - b in 32-bit sequence space, as a signed number."""
     return ((a - b + 0x80000000) & SEQ_MASK) - 0x80000000
 
@@ -520,51 +527,26 @@ class Connection:
         self.pending_timers: i64 = 0
         self.pending_base = 0.0
 
-    # ------------------------------------------------------------------ history
-    def _check_history(self, endpoint: Endpoint, mask: int, code: str) -> bool:
-        """Zeek's CheckHistory: add the letter the first time; True if it had been seen before."""
-        if not endpoint.is_orig:
-            mask <<= 16
-            code = code.lower()
-        if self.hist_seen & mask:
-            return True
-        self.hist_seen |= mask
-        self.history += code
-        return False
-
-    def _add_history(self, endpoint: Endpoint, code: str) -> None:
-        self.history += code if endpoint.is_orig else code.lower()
-
     # ------------------------------------------------------------------ per segment
-    def process(
-        self,
-        ts: float,
-        is_orig: bool,
-        seq: int,
-        ack: int,
-        flags: int,
-        window: int,
-        length: int,
-        checksum_ok: bool = True,
-    ) -> None:
-        """Feed one segment sent by the originator (is_orig) or the responder.
+    def bad_checksum(self, endpoint: Endpoint) -> None:
+        """Zeek: a bad TCP checksum marks the history (c/C, logarithmically); the segment is otherwise ignored."""
+        endpoint.chk_cnt += 1
+        if endpoint.chk_cnt == endpoint.chk_thresh:
+            self._add_history(endpoint, "C")
+            endpoint.chk_thresh *= 10
 
-        This is the reference path: every rule, for every segment. The tracker sends ordinary
-        segments to `_ordinary_segment` instead, which must give identical results.
+    def segment(
+        self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64, flags: i64, window: i64, length: i64
+    ) -> None:
+        """One segment from `endpoint` to `peer` (with a good checksum): every segment takes these steps.
+
+        First Zeek's analyzer (TCPSessionAdapter::DeliverPacket: init_endpoint, update_history,
+        update_window, update_ack_seq, update_last_seq, then the update of the sender's state),
+        then what RFC 9293 lets an observer infer (the SYN, the ACK field, the segment text, the
+        FIN, the RST, SND.NXT). A step the segment cannot concern ends at its first test: the
+        common segment (no SYN, FIN or RST, from an endpoint Zeek has seen) moves no Zeek state
+        and skips the endpoint's initialisation and the state machine.
         """
-        if is_orig:
-            endpoint = self.orig
-            peer = self.resp
-        else:
-            endpoint = self.resp
-            peer = self.orig
-        if not checksum_ok:
-            # Zeek: a bad TCP checksum marks the history (c/C, logarithmically) and the packet is otherwise ignored.
-            endpoint.chk_cnt += 1
-            if endpoint.chk_cnt == endpoint.chk_thresh:
-                self._add_history(endpoint, "C")
-                endpoint.chk_thresh *= 10
-            return
         endpoint.packets += 1
         idle_since = endpoint.last_ts
         endpoint.last_ts = ts
@@ -573,207 +555,129 @@ class Connection:
         if endpoint.first_ts is None:
             endpoint.first_ts = ts
             idle_since = ts
-        self._zeek_segment(ts, endpoint, peer, seq, ack, flags, window, length)
-        self._rfc_segment(ts, endpoint, peer, seq, ack, flags, window, length, idle_since)
-
-    def _ordinary_segment(
-        self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64, flags: i64, window: i64, length: i64
-    ) -> None:
-        """The hot path: a segment without SYN, FIN or RST from an endpoint Zeek has already seen.
-
-        Such a segment cannot move a Zeek analyzer state, and moves an RFC state only by
-        acknowledging a SYN-ACK or a FIN (handled by `_rfc_ack`). This does exactly the
-        bookkeeping of `_zeek_segment` + `_rfc_segment` for it, with the work they would skip
-        skipped; `tests/test_fast_path.py` checks that both paths give identical results
-        (the tracker's `reference=True` mode uses `process` for everything).
-        """
-        endpoint.packets += 1
-        idle_since = endpoint.last_ts
-        endpoint.last_ts = ts
-        endpoint.packets_since_peer += 1
-        peer.packets_since_peer = 0
-        # history: d/a once per direction
-        if length:
-            bit = z.HIST_DATA_PKT if endpoint.is_orig else z.HIST_DATA_PKT << 16
-            if not self.hist_seen & bit:
-                self.hist_seen |= bit
-                self.history += "D" if endpoint.is_orig else "d"
-        elif flags & ACK:
-            bit = z.HIST_ACK_PKT if endpoint.is_orig else z.HIST_ACK_PKT << 16
-            if not self.hist_seen & bit:
-                self.hist_seen |= bit
-                self.history += "A" if endpoint.is_orig else "a"
+        # Zeek's analyzer
+        control = flags & CONTROL
+        seen = endpoint.zstate != z.INACTIVE
+        if control or not seen:
+            self._init_endpoint(endpoint, seq, flags, length)
+        self._update_history(endpoint, seq, flags, length)
         if window == 0 or endpoint.zero_window_since is not None:
-            self._note_window(ts, endpoint, peer, window, flags)
+            self._note_window(ts, endpoint, peer, window, flags)  # update_window
         if not (self.orig.did_close and self.resp.did_close):
             self.last_time = ts
+        if control:
+            if flags & FIN:
+                endpoint.fin_cnt += 1
+            if flags & RST:
+                endpoint.rst_cnt += 1
         if flags & ACK:
-            if peer.zstate == z.INACTIVE:
-                start = (ack - 1) & SEQ_MASK
-                peer.start_seq = peer.ack_seq = peer.last_seq = start
-                peer.seq_wraps = peer.ack_wraps = 0
-            else:
-                delta_ack = ((ack - peer.ack_seq + 0x80000000) & SEQ_MASK) - 0x80000000
-                if delta_ack > 0 and not (ack == 0 and delta_ack > TOO_LARGE_SEQ_DELTA):
-                    wraps = peer.ack_wraps + 1 if ack < peer.ack_seq else peer.ack_wraps
-                    if wraps or ((ack - peer.start_seq + 0x80000000) & SEQ_MASK) >= 0x80000000:
-                        peer.ack_wraps = wraps
-                        peer.ack_seq = ack
-            if (
-                peer.state == rfc.SYN_RCVD
-                or endpoint.state == rfc.SYN_SENT
-                or (peer.fin_seq is not None and not peer.fin_acked)
-            ):
-                self._rfc_ack(ts, endpoint, peer, ack)
-        # update_last_seq
-        seq_end = (seq + length) & SEQ_MASK
-        delta_last = ((seq_end - endpoint.last_seq + 0x80000000) & SEQ_MASK) - 0x80000000
-        if endpoint.zstate == z.RESET:
-            pass
-        elif delta_last > 0:
-            if seq_end < endpoint.last_seq:
-                endpoint.seq_wraps += 1
-            endpoint.last_seq = seq_end
-        elif length:
-            endpoint.rxmit_cnt += 1
-            if endpoint.rxmit_cnt == endpoint.rxmit_thresh:
-                self._add_history(endpoint, "T")
-                endpoint.rxmit_thresh *= 10
-        if length:
-            endpoint.payload_packets += 1
-            endpoint.last_data_ts = ts
-            if endpoint.fin_seq is not None or endpoint.rst_ts is not None or peer.rst_ts is not None:
-                self._note_data_after_close(endpoint, peer, seq)
-        snd_nxt = endpoint.snd_nxt
-        if snd_nxt is None:
-            endpoint.snd_nxt = seq_end
+            self._update_ack_seq(peer, ack, flags)
+        self._update_last_seq(endpoint, seq, flags, length)
+        if control or not seen:
+            self._update_state(endpoint, peer, seq, flags, length)
+        # RFC 9293
+        if flags & SYN:
+            self._rfc_syn(ts, endpoint, peer, seq, ack, flags)
+        elif flags & ACK and not flags & RST:
+            self._rfc_ack(ts, endpoint, peer, ack)
+        if length and not flags & RST:
+            self._rfc_text(ts, endpoint, peer, seq)
+        if flags & RST:
+            self._rfc_rst(ts, endpoint, peer, seq, ack, flags)
         else:
-            nxt: i64 = snd_nxt
-            ahead = ((seq_end - nxt + 0x80000000) & SEQ_MASK) - 0x80000000
-            if ahead > 0:
-                if seq != nxt:  # (rare: a gap before this data)
-                    self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
-                endpoint.snd_nxt = seq_end
-            elif ahead < 0 or length:  # (rare: a retransmission, a probe, a segment out of order)
-                self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
+            fin_repeat = bool(flags & FIN) and self._rfc_fin(ts, endpoint, peer, seq, ack, flags, length)
+            self._rfc_send_next(ts, idle_since, endpoint, peer, seq, flags, length, fin_repeat)
 
     # ------------------------------------------------------------------ Zeek's analyzer, rule for rule
-    def _zeek_segment(
-        self,
-        ts: float,
-        endpoint: Endpoint,
-        peer: Endpoint,
-        base_seq: int,
-        ack_seq: int,
-        flags: int,
-        window: int,
-        length: int,
-    ) -> None:
-        syn = flags & SYN
-        fin = flags & FIN
-        rst = flags & RST
-        ack_flag = flags & ACK
-        seg_len = length + (1 if syn else 0) + (1 if fin else 0)
-        if rst:
+    @staticmethod
+    def _seq_one_past(seq: i64, flags: i64, length: i64) -> i64:
+        """The sequence number after the segment: its payload, SYN and FIN (an RST's payload does not count)."""
+        if not flags & CONTROL:
+            return (seq + length) & SEQ_MASK
+        seg_len = length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        if flags & RST:
             seg_len -= length
-        seq_one_past = (base_seq + seg_len) & SEQ_MASK
+        return (seq + seg_len) & SEQ_MASK
 
-        # init_endpoint
+    def _init_endpoint(self, endpoint: Endpoint, seq: i64, flags: i64, length: i64) -> None:
+        """Zeek's init_endpoint: an endpoint's sequence space starts at its first segment, or again at a new SYN."""
         state = endpoint.zstate
         if state == z.INACTIVE:
-            if syn:
-                endpoint.ack_seq = base_seq
-                endpoint.start_seq = base_seq
-                endpoint.last_seq = seq_one_past
+            if flags & SYN:
+                endpoint.ack_seq = endpoint.start_seq = seq
+                endpoint.last_seq = self._seq_one_past(seq, flags, length)
             else:
-                endpoint.ack_seq = (base_seq - 1) & SEQ_MASK
-                endpoint.start_seq = (base_seq - 1) & SEQ_MASK
-                endpoint.last_seq = base_seq
+                endpoint.ack_seq = endpoint.start_seq = (seq - 1) & SEQ_MASK
+                endpoint.last_seq = seq
             endpoint.seq_wraps = endpoint.ack_wraps = 0
-        elif syn and (
-            (state in (z.SYN_SENT, z.SYN_ACK_SENT) and base_seq != endpoint.start_seq)
+        elif flags & SYN and (
+            (state in (z.SYN_SENT, z.SYN_ACK_SENT) and seq != endpoint.start_seq)
             or state in (z.ESTABLISHED, z.PARTIAL)
             or (state == z.RESET and endpoint.zprev == z.INACTIVE)
         ):
-            endpoint.start_seq = base_seq
-            endpoint.ack_seq = base_seq
-            endpoint.last_seq = seq_one_past
+            endpoint.ack_seq = endpoint.start_seq = seq
+            endpoint.last_seq = self._seq_one_past(seq, flags, length)
             endpoint.seq_wraps = endpoint.ack_wraps = 0
 
-        rel_seq, seq_underflow = self._relative_seq(endpoint, base_seq, endpoint.last_seq, endpoint.seq_wraps)
+    def _check_history(self, endpoint: Endpoint, mask: int, code: str) -> bool:
+        """Zeek's CheckHistory: add the letter the first time; True if it had been seen before."""
+        if not endpoint.is_orig:
+            mask <<= 16
+        if self.hist_seen & mask:
+            return True
+        self.hist_seen |= mask
+        self.history += code if endpoint.is_orig else code.lower()
+        return False
 
-        # update_history
-        bits_set = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
-        if bits_set > 1:
+    def _add_history(self, endpoint: Endpoint, code: str) -> None:
+        self.history += code if endpoint.is_orig else code.lower()
+
+    def _update_history(self, endpoint: Endpoint, seq: i64, flags: i64, length: i64) -> None:
+        """Zeek's update_history: a letter for each kind of segment, once per direction (S, H, F and R
+        again when the segment is a new one, not a copy at the same relative sequence number)."""
+        if flags & CONTROL:
+            self._control_history(endpoint, seq, flags, length)
+        elif length:
+            self._check_history(endpoint, z.HIST_DATA_PKT, "D")
+        elif flags & ACK:
+            self._check_history(endpoint, z.HIST_ACK_PKT, "A")
+
+    def _control_history(self, endpoint: Endpoint, seq: i64, flags: i64, length: i64) -> None:
+        syn, fin, rst = flags & SYN, flags & FIN, flags & RST
+        rel_seq = self._relative_seq(endpoint, seq, endpoint.last_seq, endpoint.seq_wraps)
+        if (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0) > 1:
             if fin and rst:
                 self._check_history(endpoint, z.HIST_FIN_RST_PKT, "I")
             else:
                 self._check_history(endpoint, z.HIST_MULTI_FLAG_PKT, "Q")
-        elif bits_set == 1:
-            if syn:
-                code = "H" if ack_flag else "S"
-                if self._check_history(endpoint, z.HIST_SYN_PKT, code) and rel_seq != endpoint.hist_last_syn:
-                    self._add_history(endpoint, code)
-                endpoint.hist_last_syn = rel_seq
-            if fin:
-                if self._check_history(endpoint, z.HIST_FIN_PKT, "F") and rel_seq + length != endpoint.hist_last_fin:
-                    self._add_history(endpoint, "F")
-                endpoint.hist_last_fin = rel_seq + length
-            if rst:
-                if self._check_history(endpoint, z.HIST_RST_PKT, "R") and rel_seq != endpoint.hist_last_rst:
-                    self._add_history(endpoint, "R")
-                endpoint.hist_last_rst = rel_seq
-        elif length:
-            self._check_history(endpoint, z.HIST_DATA_PKT, "D")
-        elif ack_flag:
-            self._check_history(endpoint, z.HIST_ACK_PKT, "A")
+        elif syn:
+            code = "H" if flags & ACK else "S"
+            if self._check_history(endpoint, z.HIST_SYN_PKT, code) and rel_seq != endpoint.hist_last_syn:
+                self._add_history(endpoint, code)
+            endpoint.hist_last_syn = rel_seq
+        elif fin:
+            if self._check_history(endpoint, z.HIST_FIN_PKT, "F") and rel_seq + length != endpoint.hist_last_fin:
+                self._add_history(endpoint, "F")
+            endpoint.hist_last_fin = rel_seq + length
+        else:
+            if self._check_history(endpoint, z.HIST_RST_PKT, "R") and rel_seq != endpoint.hist_last_rst:
+                self._add_history(endpoint, "R")
+            endpoint.hist_last_rst = rel_seq
 
-        self._note_window(ts, endpoint, peer, window, flags)
+    @staticmethod
+    def _relative_seq(endpoint: Endpoint, cur: i64, last: i64, wraps: i64) -> i64:
+        """Zeek's relative sequence number of `cur` (the endpoint's last one `last`, after `wraps` wraps)."""
+        delta = seq_delta(cur, last)
+        if delta < 0:
+            if wraps and cur > last:
+                wraps -= 1
+        elif delta > 0 and cur < last:
+            wraps += 1
+        if wraps == 0:
+            return seq_delta(cur, endpoint.start_seq)
+        return ((wraps << 32) | cur) - endpoint.start_seq
 
-        if not self.orig.did_close or not self.resp.did_close:
-            self.last_time = ts
-
-        if fin:
-            endpoint.fin_cnt += 1
-        if rst:
-            endpoint.rst_cnt += 1
-
-        if ack_flag:
-            if peer.zstate == z.INACTIVE:
-                start = (ack_seq - 1) & SEQ_MASK
-                peer.start_seq = peer.ack_seq = peer.last_seq = start
-                peer.seq_wraps = peer.ack_wraps = 0
-            else:
-                _, ack_underflow = self._relative_seq(peer, ack_seq, peer.ack_seq, peer.ack_wraps)
-                if not ack_underflow and not rst:
-                    delta_ack = seq_delta(ack_seq, peer.ack_seq)
-                    if not (ack_seq == 0 and delta_ack > TOO_LARGE_SEQ_DELTA) and delta_ack > 0:
-                        if ack_seq < peer.ack_seq:
-                            peer.ack_wraps += 1
-                        peer.ack_seq = ack_seq
-
-        # update_last_seq
-        delta_last = seq_delta(seq_one_past, endpoint.last_seq)
-        if (syn or rst) and (delta_last > TOO_LARGE_SEQ_DELTA or delta_last < -TOO_LARGE_SEQ_DELTA):
-            pass
-        elif fin and endpoint.last_seq == ((endpoint.start_seq + 1) & SEQ_MASK):
-            self._update_last_seq(endpoint, seq_one_past)
-        elif endpoint.zstate == z.RESET:
-            pass
-        elif delta_last > 0:
-            self._update_last_seq(endpoint, seq_one_past)
-        elif length > 0:
-            endpoint.rxmit_cnt += 1
-            if endpoint.rxmit_cnt == endpoint.rxmit_thresh:
-                self._add_history(endpoint, "T")
-                endpoint.rxmit_thresh *= 10
-
-        do_close, gen_event = self._zeek_state_machine(endpoint, peer, base_seq, ack_seq, length, flags)
-        if do_close:
-            self._zeek_connection_closed(endpoint, peer, gen_event)
-        del seq_underflow  # (Zeek only skips reassembly on underflow; nothing here depends on it)
-
-    def _note_window(self, ts: float, endpoint: Endpoint, peer: Endpoint, window: int, flags: int) -> None:
+    def _note_window(self, ts: float, endpoint: Endpoint, peer: Endpoint, window: i64, flags: i64) -> None:
         """Zero windows: Zeek's W/w history letter (update_window; scaling cannot turn a zero into
         anything else) and the stall time the zero_window_stall detector reads."""
         if window == 0:
@@ -782,7 +686,7 @@ class Connection:
                 if endpoint.win0_cnt == endpoint.win0_thresh:
                     self._add_history(endpoint, "W")
                     endpoint.win0_thresh *= 10
-            if not flags & 0x07:
+            if not flags & CONTROL:
                 endpoint.zero_window_packets += 1
                 if endpoint.zero_window_since is None:
                     endpoint.zero_window_since = ts
@@ -796,95 +700,136 @@ class Connection:
             endpoint.zero_window_since = None
 
     @staticmethod
-    def _update_last_seq(endpoint: Endpoint, seq: int) -> None:
+    def _update_ack_seq(peer: Endpoint, ack: i64, flags: i64) -> None:
+        """Zeek's update_ack_seq: the highest acknowledgement of the peer's data (an ACK is the first sign
+        of a peer not seen yet: its sequence space starts one before). Not from an RST, not one that
+        would lie before the peer's start (a relative sequence number underflowing), not a zero one far
+        ahead (a stack's bogus ACK)."""
+        if peer.zstate == z.INACTIVE:
+            peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & SEQ_MASK
+            peer.seq_wraps = peer.ack_wraps = 0
+        elif not flags & RST:
+            delta_ack = seq_delta(ack, peer.ack_seq)
+            if delta_ack > 0 and not (ack == 0 and delta_ack > TOO_LARGE_SEQ_DELTA):
+                wraps = peer.ack_wraps + 1 if ack < peer.ack_seq else peer.ack_wraps
+                if wraps or seq_delta(ack, peer.start_seq) >= 0:
+                    peer.ack_wraps = wraps
+                    peer.ack_seq = ack
+
+    def _update_last_seq(self, endpoint: Endpoint, seq: i64, flags: i64, length: i64) -> None:
+        """Zeek's update_last_seq: the highest sequence number the endpoint has sent; payload that does not
+        reach past it is a retransmission (the T history letter, logarithmically)."""
+        seq_one_past = self._seq_one_past(seq, flags, length)
+        delta_last = seq_delta(seq_one_past, endpoint.last_seq)
+        if flags & CONTROL:
+            if flags & (SYN | RST) and (delta_last > TOO_LARGE_SEQ_DELTA or delta_last < -TOO_LARGE_SEQ_DELTA):
+                return  # sequence numbers too far off to trust
+            if flags & FIN and endpoint.last_seq == ((endpoint.start_seq + 1) & SEQ_MASK):
+                self._set_last_seq(endpoint, seq_one_past)
+                return
+        if endpoint.zstate == z.RESET:
+            return
+        if delta_last > 0:
+            self._set_last_seq(endpoint, seq_one_past)
+        elif length > 0:
+            endpoint.rxmit_cnt += 1
+            if endpoint.rxmit_cnt == endpoint.rxmit_thresh:
+                self._add_history(endpoint, "T")
+                endpoint.rxmit_thresh *= 10
+
+    @staticmethod
+    def _set_last_seq(endpoint: Endpoint, seq: i64) -> None:
         if seq < endpoint.last_seq:
             endpoint.seq_wraps += 1
         endpoint.last_seq = seq
 
-    @staticmethod
-    def _relative_seq(endpoint: Endpoint, cur: int, last: int, wraps: int) -> tuple[int, bool]:
-        delta = seq_delta(cur, last)
-        if delta < 0:
-            if wraps and cur > last:
-                wraps -= 1
-        elif delta > 0 and cur < last:
-            wraps += 1
-        if wraps == 0:
-            delta = seq_delta(cur, endpoint.start_seq)
-            return delta, delta < 0
-        return ((wraps << 32) | cur) - endpoint.start_seq, False
-
-    def _zeek_state_machine(
-        self, endpoint: Endpoint, peer: Endpoint, base_seq: int, ack_seq: int, length: int, flags: int
-    ) -> tuple[bool, bool]:
-        syn = flags & SYN
-        fin = flags & FIN
-        rst = flags & RST
-        ack_flag = flags & ACK
-        do_close = gen_event = False
+    # Zeek's state machine (UpdateStateMachine): one update per state of the sending endpoint, each
+    # returning (do_close, gen_event) for ConnectionClosed
+    def _update_state(self, endpoint: Endpoint, peer: Endpoint, seq: i64, flags: i64, length: i64) -> None:
         state = endpoint.zstate
-        is_orig = endpoint.is_orig
-
         if state == z.INACTIVE:
-            if syn:
-                if is_orig:
-                    endpoint.set_zstate(z.SYN_ACK_SENT if ack_flag else z.SYN_SENT)
-                    self.pending_timers |= PENDING_ATTEMPT
-                    self.pending_base = self.last_time
-                else:
-                    if not ack_flag and peer.zstate == z.SYN_ACK_SENT and base_seq == endpoint.start_seq:
-                        # SYN/SYN-ACK reversal: flip the endpoints and establish
-                        self._flip_roles()
-                        peer.set_zstate(z.ESTABLISHED)
-                    if peer.zstate == z.SYN_SENT:
-                        peer.set_zstate(z.ESTABLISHED)
-                    endpoint.set_zstate(z.ESTABLISHED)
-            if fin:
-                endpoint.set_zstate(z.CLOSED)
-                do_close = gen_event = True
-            if rst:
-                endpoint.set_zstate(z.RESET)
-                if endpoint.is_orig:
-                    is_reject = peer.zstate == z.ESTABLISHED
-                else:
-                    is_reject = peer.zstate in (z.SYN_SENT, z.SYN_ACK_SENT)
-                do_close = True
-                gen_event = not is_reject
-            if endpoint.zstate == z.INACTIVE:
-                if not endpoint.is_orig and length == 0 and self.orig.zstate == z.SYN_SENT:
-                    pass  # an ACK of the SYN before the SYN-ACK: not a partial connection
-                elif ack_flag and peer.zstate == z.ESTABLISHED:
-                    endpoint.set_zstate(z.ESTABLISHED)
-                else:
-                    endpoint.set_zstate(z.PARTIAL)
-        elif state in (z.SYN_SENT, z.SYN_ACK_SENT):
-            if fin:
-                endpoint.set_zstate(z.CLOSED)
-                do_close = gen_event = True
-            if rst:
-                endpoint.set_zstate(z.RESET)
-                self.zeek_active = False  # ConnectionReset()
-                do_close = True
-        elif state in (z.ESTABLISHED, z.PARTIAL):
-            if syn and state == z.PARTIAL and peer.zstate == z.INACTIVE and not ack_flag:
-                endpoint.set_zstate(z.SYN_SENT)
-            if fin and not rst:
-                endpoint.set_zstate(z.CLOSED)
-                if peer.zstate == z.RESET and peer.zprev == z.CLOSED:
-                    peer.set_zstate(z.CLOSED)
-                do_close = gen_event = True
-            if rst:
-                endpoint.set_zstate(z.RESET)
-                do_close = True
-                if peer.zstate != z.RESET or peer.zprev != z.ESTABLISHED:
-                    self.zeek_active = False  # ConnectionReset()
+            do_close, gen_event = self._update_inactive(endpoint, peer, seq, flags, length)
+        elif state == z.SYN_SENT or state == z.SYN_ACK_SENT:
+            do_close, gen_event = self._update_syn_sent(endpoint, flags)
+        elif state == z.ESTABLISHED or state == z.PARTIAL:
+            do_close, gen_event = self._update_established(endpoint, peer, flags)
         elif state == z.CLOSED:
-            if rst and peer.zstate != z.CLOSED:
-                endpoint.set_zstate(z.RESET)
-                if not endpoint.did_close:
-                    do_close = True
-        # RESET: nothing moves
+            do_close, gen_event = self._update_closed(endpoint, peer, flags)
+        else:  # RESET: nothing moves
+            return
+        if do_close:
+            self._connection_closed(endpoint, peer, gen_event)
+
+    def _update_inactive(
+        self, endpoint: Endpoint, peer: Endpoint, seq: i64, flags: i64, length: i64
+    ) -> tuple[bool, bool]:
+        do_close = gen_event = False
+        if flags & SYN:
+            if endpoint.is_orig:
+                endpoint.set_zstate(z.SYN_ACK_SENT if flags & ACK else z.SYN_SENT)
+                self.pending_timers |= PENDING_ATTEMPT
+                self.pending_base = self.last_time
+            else:
+                if not flags & ACK and peer.zstate == z.SYN_ACK_SENT and seq == endpoint.start_seq:
+                    # SYN/SYN-ACK reversal: flip the endpoints and establish
+                    self._flip_roles()
+                    peer.set_zstate(z.ESTABLISHED)
+                if peer.zstate == z.SYN_SENT:
+                    peer.set_zstate(z.ESTABLISHED)
+                endpoint.set_zstate(z.ESTABLISHED)
+        if flags & FIN:
+            endpoint.set_zstate(z.CLOSED)
+            do_close = gen_event = True
+        if flags & RST:
+            endpoint.set_zstate(z.RESET)
+            if endpoint.is_orig:
+                is_reject = peer.zstate == z.ESTABLISHED
+            else:
+                is_reject = peer.zstate in (z.SYN_SENT, z.SYN_ACK_SENT)
+            do_close = True
+            gen_event = not is_reject
+        if endpoint.zstate == z.INACTIVE:
+            if not endpoint.is_orig and length == 0 and self.orig.zstate == z.SYN_SENT:
+                pass  # an ACK of the SYN before the SYN-ACK: not a partial connection
+            elif flags & ACK and peer.zstate == z.ESTABLISHED:
+                endpoint.set_zstate(z.ESTABLISHED)
+            else:
+                endpoint.set_zstate(z.PARTIAL)
         return do_close, gen_event
+
+    def _update_syn_sent(self, endpoint: Endpoint, flags: i64) -> tuple[bool, bool]:
+        do_close = gen_event = False
+        if flags & FIN:
+            endpoint.set_zstate(z.CLOSED)
+            do_close = gen_event = True
+        if flags & RST:
+            endpoint.set_zstate(z.RESET)
+            self.zeek_active = False  # ConnectionReset()
+            do_close = True
+        return do_close, gen_event
+
+    def _update_established(self, endpoint: Endpoint, peer: Endpoint, flags: i64) -> tuple[bool, bool]:
+        do_close = gen_event = False
+        if flags & SYN and endpoint.zstate == z.PARTIAL and peer.zstate == z.INACTIVE and not flags & ACK:
+            endpoint.set_zstate(z.SYN_SENT)
+        if flags & FIN and not flags & RST:
+            endpoint.set_zstate(z.CLOSED)
+            if peer.zstate == z.RESET and peer.zprev == z.CLOSED:
+                peer.set_zstate(z.CLOSED)
+            do_close = gen_event = True
+        if flags & RST:
+            endpoint.set_zstate(z.RESET)
+            do_close = True
+            if peer.zstate != z.RESET or peer.zprev != z.ESTABLISHED:
+                self.zeek_active = False  # ConnectionReset()
+        return do_close, gen_event
+
+    @staticmethod
+    def _update_closed(endpoint: Endpoint, peer: Endpoint, flags: i64) -> tuple[bool, bool]:
+        if flags & RST and peer.zstate != z.CLOSED:
+            endpoint.set_zstate(z.RESET)
+            return not endpoint.did_close, False
+        return False, False
 
     def _flip_roles(self) -> None:
         self.orig, self.resp = self.resp, self.orig
@@ -892,7 +837,8 @@ class Connection:
         self.resp.is_orig = False
         self.history += "^"
 
-    def _zeek_connection_closed(self, endpoint: Endpoint, peer: Endpoint, gen_event: bool) -> None:
+    def _connection_closed(self, endpoint: Endpoint, peer: Endpoint, gen_event: bool) -> None:
+        """Zeek's ConnectionClosed: a side closed; the connection is done (the close delay) or waits for the other."""
         if endpoint.did_close:
             return
         endpoint.did_close = True
@@ -918,12 +864,43 @@ class Connection:
             if changes is not None:
                 changes.append((ts, new_state))
 
-    def _rfc_ack(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: int) -> None:
-        """What an acknowledgement number proves (segments without SYN or RST)."""
+    def _rfc_syn(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64, flags: i64) -> None:
+        """Check the SYN bit: a SYN (or a SYN-ACK acking the peer's ISN+1) with a new ISN opens the
+        sender's side; the same ISN again is a retransmission; a SYN-ACK acking anything else is bad."""
+        if not flags & ACK:
+            if endpoint.isn == seq:
+                endpoint.syn_retransmits += 1
+                endpoint.retransmitted += 1
+            else:
+                endpoint.isn = seq
+                endpoint.snd_nxt = (seq + 1) & SEQ_MASK
+                self._event(endpoint, rfc.SEND_SYN, ts)
+                if self.syn_ts is None:
+                    self.syn_ts = ts
+        elif peer.isn is not None and ack != ((peer.isn + 1) & SEQ_MASK):
+            self.bad_synack += 1
+            if self.bad_ack_ts is None:
+                self.bad_ack_ts = ts
+        elif endpoint.isn == seq:
+            endpoint.synack_retransmits += 1
+            endpoint.retransmitted += 1
+        else:
+            endpoint.isn = seq
+            endpoint.snd_nxt = (seq + 1) & SEQ_MASK
+            self._event(endpoint, rfc.SEND_SYN_ACK, ts)
+            if self.synack_ts is None:
+                self.synack_ts = ts
+
+    def _rfc_ack(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: i64) -> None:
+        """Check the ACK field: what an acknowledgement number proves (segments without SYN or RST).
+        Only during the handshake or while the peer's FIN is unacknowledged can it prove anything."""
+        handshake = peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT
+        if not handshake and (peer.fin_seq is None or peer.fin_acked):
+            return
         # The third ACK (or data carrying it) completes the handshake only if it acks the server's ISN+1.
         # (The server may already have moved on, e.g. sent a FIN from SYN_RCVD: the client's ACK still
         # proves it saw the SYN-ACK.)
-        if peer.isn is not None and (peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT):
+        if handshake and peer.isn is not None:
             if peer.snd_nxt is not None and 0 < seq_delta(ack, peer.isn) <= max(1, seq_delta(peer.snd_nxt, peer.isn)):
                 self._event(peer, rfc.RECV_ACK_OF_SYN, ts)
                 self._event(endpoint, rfc.RECV_SYN_ACK, ts)
@@ -942,8 +919,106 @@ class Connection:
                 self._event(peer, rfc.RECV_FIN, ts)
             self._event(peer, rfc.RECV_ACK_OF_FIN, ts)
 
+    def _rfc_text(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64) -> None:
+        """Process the segment text (a segment with payload, not an RST): counted, and noted when it
+        comes after its sender's FIN or after either side's RST."""
+        endpoint.payload_packets += 1
+        endpoint.last_data_ts = ts
+        if endpoint.fin_seq is not None or endpoint.rst_ts is not None or peer.rst_ts is not None:
+            self._note_data_after_close(endpoint, peer, seq)
+
+    @staticmethod
+    def _note_data_after_close(endpoint: Endpoint, peer: Endpoint, seq: i64) -> None:
+        if endpoint.fin_seq is not None and seq_delta(seq, endpoint.fin_seq) >= 1:
+            endpoint.data_after_fin += 1
+        elif endpoint.rst_ts is not None or peer.rst_ts is not None:
+            endpoint.data_after_rst += 1
+
+    def _rfc_fin(
+        self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64, flags: i64, length: i64
+    ) -> bool:
+        """Check the FIN bit (not with RST): the first FIN closes the sender's side and names who closed
+        first; the same FIN again is a retransmission. True for such a repeat."""
+        fin_pos = (seq + length + (1 if flags & SYN else 0)) & SEQ_MASK
+        if endpoint.fin_seq is None:
+            endpoint.fin_seq = fin_pos
+            endpoint.fin_ts = endpoint.fin_copy_ts = ts
+            if not self.close_initiator:
+                self.close_initiator = "client" if endpoint.is_orig else "server"
+            elif peer.fin_seq is not None and not peer.fin_acked and self.close_initiator != "both":
+                self.close_initiator = "both"  # the FINs crossed
+            self._event(endpoint, rfc.SEND_FIN, ts)
+            return False
+        if fin_pos != endpoint.fin_seq:
+            return False
+        endpoint.retransmitted += 1
+        if self._fin_resent_for_loss(ts, endpoint, peer, ack, flags):
+            endpoint.fin_retransmits += 1
+            endpoint.last_fin_retransmit_ts = ts
+        endpoint.fin_copy_ts = ts
+        return True
+
+    def _fin_resent_for_loss(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: i64, flags: i64) -> bool:
+        """Whether a repeated FIN is a retransmission of the close (its ACK did not come back in time), not:
+        a FIN without ACK (a scan probe, not a close); a copy within MIN_RESEND_GAP of the previous one
+        (captured twice, or repeated at once); the FIN a stack sends again in CLOSING to acknowledge the
+        peer's crossing FIN (the first copy acknowledging it, when the FINs crossed)."""
+        if not flags & ACK:
+            return False
+        previous = endpoint.fin_copy_ts
+        if previous is not None and ts - previous < MIN_RESEND_GAP:
+            return False
+        if (
+            self.close_initiator == "both"
+            and not endpoint.fin_ack_resent
+            and peer.fin_seq is not None
+            and seq_delta(ack, peer.fin_seq) >= 1
+        ):
+            endpoint.fin_ack_resent = True
+            return False
+        return True
+
+    def _rfc_rst(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64, flags: i64) -> None:
+        """Check the RST bit: the sender is closed; the peer too if the RST is acceptable to it (in a
+        SYN_SENT, only one acking its SYN; else one near the sender's next sequence number)."""
+        if endpoint.rst_ts is None:
+            endpoint.rst_ts = ts
+        if peer.state == rfc.SYN_SENT:
+            acceptable = bool(flags & ACK) and peer.isn is not None and ack == ((peer.isn + 1) & SEQ_MASK)
+        else:
+            distance = 0 if endpoint.snd_nxt is None else seq_delta(seq, endpoint.snd_nxt)
+            acceptable = -RST_ACCEPT_WINDOW <= distance <= RST_ACCEPT_WINDOW
+        self._event(endpoint, rfc.SEND_RST, ts)
+        if acceptable:
+            self._event(peer, rfc.RECV_RST, ts)
+
+    def _rfc_send_next(
+        self,
+        ts: float,
+        idle_since: float,
+        endpoint: Endpoint,
+        peer: Endpoint,
+        seq: i64,
+        flags: i64,
+        length: i64,
+        fin_repeat: bool,
+    ) -> None:
+        """SND.NXT of the sender (segments without RST): a segment that does not start there is out of line
+        (`_out_of_line`: a gap, a probe, a retransmission...), unless a SYN or a repeated FIN; one reaching
+        past it moves it on."""
+        seq_end = (seq + length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & SEQ_MASK
+        snd_nxt = endpoint.snd_nxt
+        if snd_nxt is None:
+            endpoint.snd_nxt = seq_end
+            return
+        nxt: i64 = snd_nxt
+        if seq != nxt and not (flags & SYN or fin_repeat):
+            self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
+        if seq_delta(seq_end, nxt) > 0:
+            endpoint.snd_nxt = seq_end
+
     def _out_of_line(
-        self, ts: float, idle_since: float, endpoint: Endpoint, peer: Endpoint, seq: int, length: int
+        self, ts: float, idle_since: float, endpoint: Endpoint, peer: Endpoint, seq: i64, length: i64
     ) -> None:
         """A segment (no SYN or RST, not a repeated FIN) that does not start at its sender's snd_nxt: a gap
         opening (segments missing from the capture, or coming out of order), a keepalive or zero-window
@@ -1008,119 +1083,6 @@ class Connection:
         else:
             endpoint.keepalive_run += 1
         endpoint.last_keepalive_ts = ts
-
-    def _fin_resent_for_loss(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: int, flags: int) -> bool:
-        """Whether a repeated FIN is a retransmission of the close (its ACK did not come back in time), not:
-        a FIN without ACK (a scan probe, not a close); a copy within MIN_RESEND_GAP of the previous one
-        (captured twice, or repeated at once); the FIN a stack sends again in CLOSING to acknowledge the
-        peer's crossing FIN (the first copy acknowledging it, when the FINs crossed)."""
-        if not flags & ACK:
-            return False
-        previous = endpoint.fin_copy_ts
-        if previous is not None and ts - previous < MIN_RESEND_GAP:
-            return False
-        if (
-            self.close_initiator == "both"
-            and not endpoint.fin_ack_resent
-            and peer.fin_seq is not None
-            and seq_delta(ack, peer.fin_seq) >= 1
-        ):
-            endpoint.fin_ack_resent = True
-            return False
-        return True
-
-    @staticmethod
-    def _note_data_after_close(endpoint: Endpoint, peer: Endpoint, seq: int) -> None:
-        if endpoint.fin_seq is not None and seq_delta(seq, endpoint.fin_seq) >= 1:
-            endpoint.data_after_fin += 1
-        elif endpoint.rst_ts is not None or peer.rst_ts is not None:
-            endpoint.data_after_rst += 1
-
-    def _rfc_segment(
-        self,
-        ts: float,
-        endpoint: Endpoint,
-        peer: Endpoint,
-        seq: int,
-        ack: int,
-        flags: int,
-        window: int,
-        length: int,
-        idle_since: float,
-    ) -> None:
-        syn = flags & SYN
-        fin = flags & FIN
-        rst = flags & RST
-        ack_flag = flags & ACK
-
-        if syn:
-            if not ack_flag:
-                if endpoint.isn == seq:
-                    endpoint.syn_retransmits += 1
-                    endpoint.retransmitted += 1
-                else:
-                    endpoint.isn = seq
-                    endpoint.snd_nxt = (seq + 1) & SEQ_MASK
-                    self._event(endpoint, rfc.SEND_SYN, ts)
-                    if self.syn_ts is None:
-                        self.syn_ts = ts
-            elif peer.isn is not None and ack != ((peer.isn + 1) & SEQ_MASK):
-                self.bad_synack += 1
-                if self.bad_ack_ts is None:
-                    self.bad_ack_ts = ts
-            elif endpoint.isn == seq:
-                endpoint.synack_retransmits += 1
-                endpoint.retransmitted += 1
-            else:
-                endpoint.isn = seq
-                endpoint.snd_nxt = (seq + 1) & SEQ_MASK
-                self._event(endpoint, rfc.SEND_SYN_ACK, ts)
-                if self.synack_ts is None:
-                    self.synack_ts = ts
-
-        elif ack_flag and not rst:
-            self._rfc_ack(ts, endpoint, peer, ack)
-
-        if length and not rst:
-            self._note_data_after_close(endpoint, peer, seq)
-            endpoint.payload_packets += 1
-            endpoint.last_data_ts = ts
-
-        fin_repeat = False
-        if fin and not rst:
-            fin_pos = (seq + length + (1 if syn else 0)) & SEQ_MASK
-            if endpoint.fin_seq is None:
-                endpoint.fin_seq = fin_pos
-                endpoint.fin_ts = endpoint.fin_copy_ts = ts
-                if not self.close_initiator:
-                    self.close_initiator = "client" if endpoint.is_orig else "server"
-                elif peer.fin_seq is not None and not peer.fin_acked and self.close_initiator != "both":
-                    self.close_initiator = "both"  # the FINs crossed
-                self._event(endpoint, rfc.SEND_FIN, ts)
-            elif fin_pos == endpoint.fin_seq:
-                fin_repeat = True
-                endpoint.retransmitted += 1
-                if self._fin_resent_for_loss(ts, endpoint, peer, ack, flags):
-                    endpoint.fin_retransmits += 1
-                    endpoint.last_fin_retransmit_ts = ts
-                endpoint.fin_copy_ts = ts
-        if not (syn or rst or fin_repeat) and endpoint.snd_nxt is not None and seq != endpoint.snd_nxt:
-            self._out_of_line(ts, idle_since, endpoint, peer, seq, length)
-
-        if rst:
-            if endpoint.rst_ts is None:
-                endpoint.rst_ts = ts
-            if peer.state == rfc.SYN_SENT:
-                acceptable = bool(ack_flag) and peer.isn is not None and ack == ((peer.isn + 1) & SEQ_MASK)
-            else:
-                acceptable = endpoint.snd_nxt is None or abs(seq_delta(seq, endpoint.snd_nxt)) <= RST_ACCEPT_WINDOW
-            self._event(endpoint, rfc.SEND_RST, ts)
-            if acceptable:
-                self._event(peer, rfc.RECV_RST, ts)
-        else:
-            seq_end = (seq + length + (1 if syn else 0) + (1 if fin else 0)) & SEQ_MASK
-            if endpoint.snd_nxt is None or seq_delta(seq_end, endpoint.snd_nxt) > 0:
-                endpoint.snd_nxt = seq_end
 
     # ------------------------------------------------------------------ timers (Zeek's, evaluated by the tracker)
     def timer_fires(self, kind: str, now: float, linger: float) -> bool:

@@ -1,17 +1,16 @@
-"""The fast lane: captured frames decoded where they lie and fed to the tracker, no objects per packet.
+"""The one loop from the captures to the tracker: records counted, filtered, decoded and fed in order.
 
 It owns no rule of its own, only the loop. `capture` delimits and checks the records
 (`CaptureReader.blocks()` yields `RecordBlock` runs of classic pcap records or pcapng Enhanced
-Packet Blocks), `decode.decode_in_place` reads the header
-fields in place (the frames and fields of `Decoder.decode`'s fast path), and
-`ConnectionTracker.fast_packet` takes the hot-path segments. Every other record, frame or segment
-goes the ordinary way, `Decoder.decode` then `ConnectionTracker.packet`, in the same order, so
-results are the same as the record-by-record loop in `pipeline` (tests/test_fast_lane.py checks).
-Data still flows one way: capture -> decode -> tracker.
+Packet Blocks, and single records), `decode.decode_in_place` reads the header fields of an
+ordinary frame where it lies, and `ConnectionTracker.segment` takes the segment with its addresses
+still in the frame's buffer. Every other frame (and every frame when a host, port or net filter or
+checksum verification is asked for, which the in-place decoder does not do) goes the general way,
+`Decoder.decode` then `ConnectionTracker.packet`, which is `ConnectionTracker.segment` too.
+Data flows one way: capture -> decode -> tracker.
 
 Compiled with mypyc (setup.py) this loop makes no Python object for an ordinary packet, which is
-where the packet rate comes from; as pure Python it would be slower than the ordinary loop, so
-`pipeline` only takes it when `COMPILED` (or when asked to, for the tests).
+where the packet rate comes from.
 """
 
 from __future__ import annotations
@@ -28,11 +27,11 @@ from .tracker import ConnectionTracker, address_key_at
 if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
 
-COMPILED: Final = not __file__.endswith(".py")
-"""True when this module runs compiled (the lane is then the fastest way through a capture)."""
+SegmentFilter = Callable[[bytes, int, bytes, int], bool]
+"""Whether a segment (source address and port, destination address and port) is kept."""
 
 PROGRESS_EVERY: Final = 0x4000
-"""Packets between two calls of the progress callback (the same as the ordinary loop's)."""
+"""Packets between two calls of the progress callback."""
 
 
 EXACT_IN_DOUBLE: Final = 1 << 53
@@ -40,7 +39,7 @@ EXACT_IN_DOUBLE: Final = 1 << 53
 
 
 def seconds(units: int, per_second: int) -> float:
-    """units / per_second exactly as Python divides the two integers (the record loop's timestamps):
+    """units / per_second exactly as Python divides the two integers (as CaptureReader's records are stamped):
     natively while both are exact as doubles, which then gives the same correctly rounded result."""
     if 0 <= units < EXACT_IN_DOUBLE and per_second < EXACT_IN_DOUBLE:
         return float(units) / per_second
@@ -48,7 +47,7 @@ def seconds(units: int, per_second: int) -> float:
 
 
 def exact_quotient(units: Any, per_second: int) -> float:
-    """units / per_second rounded once, as Python divides integers (the record loop's timestamps).
+    """units / per_second rounded once, as Python divides integers (as CaptureReader's records are stamped).
 
     Compiled code divides two native integers as doubles, which rounds twice once the dividend
     passes 2**53 (nanosecond captures do); `units` is typed Any so this division is Python's.
@@ -75,11 +74,13 @@ def run_lane(
     limit: float = math.inf,
     since: float = -math.inf,
     until: float = math.inf,
+    segment_ok: SegmentFilter | None = None,
 ) -> Iterator[Record] | None:
-    """Feed the records of `items` (from `CaptureReader.blocks()`) to the tracker, in order.
+    """Feed the records of `items` (from `CaptureReader.blocks()`, or records) to the tracker, in order.
 
-    Records stamped before `since` or at or after `until` are counted as filtered out, as the
-    record loop's time filter does.
+    Records stamped before `since` or at or after `until` are counted as filtered out, and so are
+    segments `segment_ok` (when given) turns down. Frames are decoded in place unless there is such a
+    filter or the decoder verifies checksums (neither is done in place).
 
     Stops at the first record stamped after `limit` (the next capture's first packet, where the
     two must be merged by time) and returns the records from that one on, unread; returns None
@@ -87,6 +88,7 @@ def run_lane(
     (Ctrl-C); `progress`, when given, is called with the number of packets this call has read
     every `PROGRESS_EVERY` packets.
     """
+    in_place = segment_ok is None and not decoder.verify_checksums
     packets_read = tcp_packets = filtered = 0
     pos: i64 = 0
     end: i64 = 0
@@ -123,58 +125,53 @@ def run_lane(
                 if ts < since or ts >= until:
                     filtered += 1
                     continue
-                version, ip, src, sport, dst, dport, seq, ack, flags, window, length = decode_in_place(
-                    buf, frame_start, frame_end, linktype
-                )
+                if in_place:
+                    version, ip, src, sport, dst, dport, seq, ack, flags, window, length = decode_in_place(
+                        buf, frame_start, frame_end, linktype
+                    )
+                else:  # (version 0: the general way below)
+                    version, ip, src, sport, dst, dport, seq, ack, flags, window, length = (
+                        0,
+                        -1,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                    )
                 if version == 4:
                     tcp_packets += 1
                     # (methods called on the tracker directly: compiled, that is a native call)
                     # (src << 16 | sport is the address_key of an IPv4 address decoded as an integer)
-                    if not tracker.fast_packet(
-                        ts, src << 16 | sport, dst << 16 | dport, seq, ack, flags, window, length
-                    ):
-                        tracker.packet(
-                            ts,
-                            buf[ip + 12 : ip + 16],
-                            sport,
-                            buf[ip + 16 : ip + 20],
-                            dport,
-                            seq,
-                            ack,
-                            flags,
-                            window,
-                            length,
-                            True,
-                        )
+                    tracker.segment(
+                        ts, src << 16 | sport, dst << 16 | dport, buf, ip + 12, 4, seq, ack, flags, window, length
+                    )
                 elif version == 6:
                     tcp_packets += 1
-                    if not tracker.fast_packet(
+                    tracker.segment(
                         ts,
                         address_key_at(buf, ip + 8, 16, sport),
                         address_key_at(buf, ip + 24, 16, dport),
+                        buf,
+                        ip + 8,
+                        16,
                         seq,
                         ack,
                         flags,
                         window,
                         length,
-                        buf,
-                        ip,
-                    ):
-                        tracker.packet(
-                            ts,
-                            buf[ip + 8 : ip + 24],
-                            sport,
-                            buf[ip + 24 : ip + 40],
-                            dport,
-                            seq,
-                            ack,
-                            flags,
-                            window,
-                            length,
-                            True,
-                        )
-                elif feed_record(ts, linktype, buf if block is None else buf[frame_start:frame_end], tracker, decoder):
-                    tcp_packets += 1
+                    )
+                else:
+                    frame = buf if block is None else buf[frame_start:frame_end]
+                    taken = feed_record(ts, linktype, frame, tracker, decoder, segment_ok)
+                    if taken == TAKEN:
+                        tcp_packets += 1
+                    elif taken == FILTERED:
+                        filtered += 1
     finally:
         counts.packets_read += packets_read
         counts.tcp_packets += tcp_packets
@@ -212,11 +209,26 @@ def _records_from(block: RecordBlock, pos: int, items: Iterator[Any]) -> Iterato
             yield item
 
 
-def feed_record(ts: float, linktype: int, frame: bytes, tracker: ConnectionTracker, decoder: Decoder) -> bool:
-    """The ordinary way for one record: decode it, hand a TCP segment to the tracker. True if TCP."""
+NOT_TCP: Final = 0
+TAKEN: Final = 1
+FILTERED: Final = 2
+
+
+def feed_record(
+    ts: float,
+    linktype: int,
+    frame: bytes,
+    tracker: ConnectionTracker,
+    decoder: Decoder,
+    segment_ok: SegmentFilter | None = None,
+) -> int:
+    """One record the general way: decode it, hand a TCP segment `segment_ok` lets through to the
+    tracker. NOT_TCP, TAKEN, or FILTERED (a TCP segment the filter turned down)."""
     segment = decoder.decode(linktype, frame)
     if segment is None:
-        return False
+        return NOT_TCP
     src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok = segment
+    if segment_ok is not None and not segment_ok(src, sport, dst, dport):
+        return FILTERED
     tracker.packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok)
-    return True
+    return TAKEN

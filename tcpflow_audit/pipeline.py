@@ -4,9 +4,8 @@ Data flows one way: `capture` (records) -> `decode` (TCP fields) -> `tracker`/`c
 (state) -> flow sinks (`detectors`, reports). `Auditor` is the streaming engine the CLI drives;
 `audit()` is the convenience call for Python users, returning pandas DataFrames.
 
-Two loops carry packets from the readers to the tracker, with identical results: the record loop
-here (host, port and net filters, checksum checks, captures that overlap in time) and, for the
-common case, the compiled `fastlane`.
+One loop carries packets from the readers to the tracker, `fastlane.run_lane`: capture after
+capture in time order, merged by time where captures overlap (`Auditor._consume`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from .config import EngineConfig
 from .connection import FlowRecord
 from .decode import SUPPORTED_LINKTYPES, Decoder
 from .errors import InputProblem
-from .fastlane import COMPILED, LaneCounts, run_lane
+from .fastlane import LaneCounts, run_lane
 from .tracker import ConnectionTracker
 
 
@@ -49,8 +48,8 @@ def _no_cyclic_collections() -> Iterator[None]:
 
 
 def _signals_checkpoint(packets: int) -> None:
-    """Called by the fast lane every few thousand packets: Python runs signal handlers (Ctrl-C,
-    SIGTERM) only between interpreted instructions, and the compiled lane alone has none."""
+    """Called by the loop every few thousand packets: Python runs signal handlers (Ctrl-C, SIGTERM)
+    only between interpreted instructions, and the compiled loop alone has none."""
 
 
 @dataclass(slots=True)
@@ -109,22 +108,14 @@ class RunStats:
 class Auditor:
     """Streams packets from captures through the engine; finished flows go to `on_flow` callbacks."""
 
-    def __init__(
-        self,
-        config: EngineConfig | None = None,
-        packet_filter: PacketFilter | None = None,
-        fast_lane: bool | None = None,
-    ) -> None:
+    def __init__(self, config: EngineConfig | None = None, packet_filter: PacketFilter | None = None) -> None:
         self.config = config or EngineConfig()
         self.packet_filter = packet_filter or PacketFilter()
-        # the compiled fast lane for one capture without filters or checksum checks: None = when compiled
-        self.fast_lane = COMPILED if fast_lane is None else fast_lane
         # after Ctrl-C, still finalise the connections that were live (a report of what was read
         # needs them); the CLI turns it off when an interrupted run writes nothing, so it stops at once
         self.finalise_when_interrupted = True
         self.decoder = Decoder(verify_checksums=self.config.verify_checksums)
-        # (keyed as the fast lane looks connections up, when it will run)
-        self.tracker = ConnectionTracker(self.config, by_fast_key=self._fast_lane_applies())
+        self.tracker = ConnectionTracker(self.config)
         # the tracker calls these itself (one list, shared); a tracker swapped in later can be
         # given `on_flow=auditor._emit`
         self.flow_sinks: list[Callable[[FlowRecord], None]] = self.tracker.flow_sinks
@@ -153,10 +144,7 @@ class Auditor:
         counts = LaneCounts()
         with _no_cyclic_collections():
             try:
-                if self._fast_lane_applies():
-                    self._consume_fast(readers, counts)
-                else:
-                    self._consume(self._timeline(readers), readers, counts)
+                self._consume(readers, counts)
             except KeyboardInterrupt:
                 self.stats.interrupted = True
             finally:
@@ -173,39 +161,33 @@ class Auditor:
                     self.finish()
         return self.stats
 
-    def _fast_lane_applies(self) -> bool:
-        """The fast lane verifies no checksums and filters by time only (not by host, port or net)."""
-        packet_filter = self.packet_filter
-        return (
-            self.fast_lane
-            and not self.config.verify_checksums
-            and not (packet_filter.hosts or packet_filter.ports or packet_filter.nets)
-        )
+    def _consume(self, readers: list[CaptureReader], counts: LaneCounts) -> None:
+        """The captures through the loop (`run_lane`), one after the other in time order.
 
-    def _consume_fast(self, readers: list[CaptureReader], counts: LaneCounts) -> None:
-        """The captures through the compiled fast lane, one after the other (same results as `_consume`).
-
-        Files that follow each other in time (rotated captures) each go through the lane whole. A
-        file whose packets run past the next file's first packet is merged by time with the rest
-        from that packet on, by the record loop, exactly as `_timeline` would have merged them.
+        Files that follow each other in time (rotated captures) each go through whole. A file whose
+        packets run past the next file's first packet is merged by time with the rest from that
+        packet on (a stable merge: of records stamped alike, the earlier file's come first).
         """
         ordered = self._ordered(readers)
         starts = [reader.first_timestamp() for reader in ordered] if len(ordered) > 1 else [None]
         packet_filter = self.packet_filter
         since = -math.inf if packet_filter.since is None else packet_filter.since
         until = math.inf if packet_filter.until is None else packet_filter.until
+        by_segment = packet_filter.hosts or packet_filter.ports or packet_filter.nets
+        segment_ok = packet_filter.segment_ok if by_segment else None
         progress = self.progress
         report: Callable[[int], None] = _signals_checkpoint
         if progress is not None:
             progress(readers, 0)
             report = lambda packets: progress(readers, counts.packets_read + packets)  # noqa: E731
+        tracker, decoder = self.tracker, self.decoder
         for index, reader in enumerate(ordered):
             later = [start for start in starts[index + 1 :] if start is not None]
             limit = later[0] if later else math.inf
-            leftover = run_lane(reader.blocks(), self.tracker, self.decoder, counts, report, limit, since, until)
+            leftover = run_lane(reader.blocks(), tracker, decoder, counts, report, limit, since, until, segment_ok)
             if leftover is not None:
-                rest = ordered[index + 1 :]
-                self._consume(heapq.merge(leftover, *rest, key=lambda record: record[0]), readers, counts)
+                merged = heapq.merge(leftover, *ordered[index + 1 :], key=lambda record: record[0])
+                run_lane(merged, tracker, decoder, counts, report, math.inf, since, until, segment_ok)
                 return
 
     @staticmethod
@@ -213,54 +195,6 @@ class Auditor:
         if len(readers) == 1:
             return readers
         return sorted(readers, key=lambda r: (r.first_timestamp() is None, r.first_timestamp() or 0.0))
-
-    @classmethod
-    def _timeline(cls, readers: list[CaptureReader]) -> Iterator[tuple[float, int, bytes]]:
-        if len(readers) == 1:
-            return iter(readers[0])
-        return heapq.merge(*cls._ordered(readers), key=lambda record: record[0])
-
-    def _consume(
-        self, records: Iterator[tuple[float, int, bytes]], readers: list[CaptureReader], counts: LaneCounts
-    ) -> None:
-        decode = self.decoder.decode
-        packet = self.tracker.packet
-        packet_filter = self.packet_filter
-        filtering = packet_filter.active
-        progress = self.progress
-        done = counts.packets_read
-        packets_read = tcp_packets = filtered = 0
-        first_ts = last_ts = None
-        if progress is not None and not done:
-            progress(readers, 0)
-        try:
-            for ts, linktype, frame in records:
-                packets_read += 1
-                if first_ts is None:
-                    first_ts = ts
-                last_ts = ts
-                if progress is not None and not packets_read & 0x3FFF:
-                    progress(readers, done + packets_read)
-                if filtering and not packet_filter.time_ok(ts):
-                    filtered += 1
-                    continue
-                segment = decode(linktype, frame)
-                if segment is None:
-                    continue
-                src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok = segment
-                if filtering and not packet_filter.segment_ok(src, sport, dst, dport):
-                    filtered += 1
-                    continue
-                tcp_packets += 1
-                packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok)
-        finally:
-            counts.packets_read += packets_read
-            counts.tcp_packets += tcp_packets
-            counts.filtered += filtered
-            if first_ts is not None and counts.first_ts is None:
-                counts.first_ts = first_ts
-            if last_ts is not None:
-                counts.last_ts = last_ts
 
     def _account(self, counts: LaneCounts) -> None:
         stats = self.stats

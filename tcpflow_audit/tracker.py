@@ -1,7 +1,8 @@
 """The connection table: which connection each segment belongs to, and when connections end.
 
-Segments are matched to a connection by their 4-tuple (both directions map to the same
-object). A SYN with a new ISN on a 4-tuple whose connection has closed starts a new
+Every segment comes through `ConnectionTracker.segment` and is matched to a connection by its
+4-tuple (both directions map to the same object; each side's address and port are one integer,
+`address_key`, so the lookup makes no object). A SYN with a new ISN on a 4-tuple whose connection has closed starts a new
 connection (port reuse), by Zeek's IsReuse rule. Connections are finalised by Zeek's timers
 (attempt, close delay, dead-connection check, inactivity), evaluated in capture time before
 each packet, so memory is bounded by live connections; a hard cap evicts the oldest if
@@ -71,10 +72,17 @@ def recent_slot(sender: i64, receiver: i64) -> i64:
     return (sender ^ receiver ^ (sender >> 20) ^ (receiver >> 20)) & RECENT_MASK
 
 
-def _joins(conn: Connection, sender: i64, receiver: i64) -> bool:
-    """Whether the connection's endpoints have these two address keys, either way round."""
-    orig, resp = conn.orig.addr_key, conn.resp.addr_key
-    return (orig == sender and resp == receiver) or (resp == sender and orig == receiver)
+def _joins(conn: Connection, sender: i64, receiver: i64, buf: bytes, at: i64, size: i64) -> bool:
+    """Whether the connection is between these two sides, either way round: the endpoints' address
+    keys are the segment's (exact for IPv4), and for IPv6 (whose keys fold the address) so are the
+    addresses at buf[at:] (sender's, then receiver's)."""
+    orig, resp = conn.orig, conn.resp
+    orig_key, resp_key = orig.addr_key, resp.addr_key
+    if orig_key == sender and resp_key == receiver:
+        return size == 4 or (_same_address(buf, at, orig.ip) and _same_address(buf, at + size, resp.ip))
+    if resp_key == sender and orig_key == receiver:
+        return size == 4 or (_same_address(buf, at, resp.ip) and _same_address(buf, at + size, orig.ip))
+    return False
 
 
 def _no_connection() -> Connection:
@@ -110,22 +118,16 @@ def _same_address(buf: bytes, at: int, ip: bytes) -> bool:
 
 
 class ConnectionTracker:
-    def __init__(
-        self,
-        config: EngineConfig | None = None,
-        on_flow: FlowSink | None = None,
-        reference: bool = False,
-        by_fast_key: bool = False,
-    ) -> None:
+    def __init__(self, config: EngineConfig | None = None, on_flow: FlowSink | None = None) -> None:
         self.config = config or EngineConfig()
-        self.reference = reference  # True: every segment through Connection.process (no hot path)
-        # True: keep connections by fast key (`fast_index`), as the fast lane looks them up; False:
-        # by 4-tuple (`table`), as `packet` looks them up fastest in the pure Python build
-        self.by_fast_key = by_fast_key
         # called with every finished connection's record, in order (`pipeline.Auditor` shares this list)
         self.flow_sinks: list[FlowSink] = [] if on_flow is None else [on_flow]
-        # live connections by their 4-tuple (both directions): all of them, or with by_fast_key only
-        # those the fast index could not take
+        # live connections by one integer made without objects from the segment's two `address_key`s,
+        # `fast_key(sender, receiver)` (nearly all of them); a key is not one to one, so a connection
+        # found here is checked against the segment's addresses
+        self.fast_index: dict[int, Connection] = {}
+        # the live connections whose fast key another live connection holds, by their 4-tuple (both
+        # directions): empty but under unlucky (or hostile) addresses
         self.table: dict[tuple, Connection] = {}
         # every live connection in creation order (for eviction and the final flush), and behind them
         # finished ones not yet dropped: a finished connection leaves when it reaches the front or at
@@ -135,16 +137,12 @@ class ConnectionTracker:
         self.live_count = 0
         self.timers = TimerQueue()
         self._dead_timer_owners = 0
-        # with by_fast_key, the other live connections (nearly all), keyed by one integer the fast
-        # lane computes without making objects: fast_key(address_key(sender), address_key(receiver))
-        # (`fast_packet`); a key is not one to one, so a connection found here is checked against
-        # the segment's addresses
-        self.fast_index: dict[int, Connection] = {}
         # in front of fast_index: by a hash of the two address keys that is the same both ways, the
-        # connection a segment last found there (a dict lookup boxes and hashes the key; this is
-        # one list index). A slot is trusted only when the endpoints' address keys are the
-        # segment's: only a connection in fast_index has them (a finished one has let go of its
-        # endpoints, see Connection.release), and it is the one fast_index would give.
+        # connection a segment last found (a dict lookup boxes and hashes the key; this is one list
+        # index). A slot is trusted only when the endpoints' address keys are the segment's (and, for
+        # IPv6, whose keys fold the address, the addresses too): only a live connection has them (a
+        # finished one has let go of its endpoints, see Connection.release), and it is the one
+        # fast_index or table would give.
         self.recent: list[Connection] = [_NO_CONNECTION] * RECENT_SLOTS
         # 4-tuple -> the TIME_WAIT its finalised connection left, while it lasts (`_time_wait_keys`)
         self.recent_time_wait: dict[object, TimeWait] = {}
@@ -179,81 +177,84 @@ class ConnectionTracker:
         length: int,
         checksum_ok: bool = True,
     ) -> Connection:
-        if ts > self.now:
-            self.now = ts
-        if self.timers.next_due < ts:
-            self._run_timers(ts)
-        conn = self._lookup(src, sport, dst, dport)
-        if conn is not None and not flags & 0x07 and checksum_ok and not self.reference:
-            # Hot path: no SYN/FIN/RST on a known connection (most packets of a busy capture).
-            orig = conn.orig
-            if orig.port == sport and orig.ip == src:
-                endpoint, peer = orig, conn.resp
-            else:
-                endpoint, peer = conn.resp, orig
-            if endpoint.zstate != z.INACTIVE:
-                conn._ordinary_segment(ts, endpoint, peer, seq, ack, flags, window, length)
-                return conn
-        if conn is not None and flags & SYN and self._is_reuse(conn, flags, seq):
-            self._finish(conn, "reused", ts)
-            conn = None
-        if conn is None:
-            conn = self._new_connection(ts, src, sport, dst, dport, flags)
-        is_orig = conn.orig.port == sport and conn.orig.ip == src
-        conn.process(ts, is_orig, seq, ack, flags, window, length, checksum_ok)
-        if conn.pending_timers:
-            self._schedule_pending(conn)
-        return conn
+        """`segment` for a decoded segment, its IPv4 or IPv6 addresses given as bytes."""
+        return self.segment(
+            ts,
+            address_key(src, sport),
+            address_key(dst, dport),
+            src + dst,
+            0,
+            len(src),
+            seq,
+            ack,
+            flags,
+            window,
+            length,
+            checksum_ok,
+        )
 
-    def fast_packet(
+    def segment(
         self,
         ts: float,
         sender: i64,
         receiver: i64,
+        buf: bytes,
+        at: i64,
+        size: i64,
         seq: i64,
         ack: i64,
         flags: i64,
         window: i64,
         length: i64,
-        buf: bytes = b"",
-        ip6: i64 = -1,
-    ) -> bool:
-        """`packet` for the fast lane's segments, each side's address and port as one integer
-        (`address_key`; for IPv6, ip6 is where the IPv6 header lies in buf, to check the addresses).
+        checksum_ok: bool = True,
+    ) -> Connection:
+        """One TCP segment, every one: the clock and the timers due, the connection it belongs to (a new
+        one, or a new one in place of a finished incarnation: port reuse), then the connection's steps.
 
-        Takes every segment of a known connection except a SYN (which may start a new connection
-        on the 4-tuple), doing exactly what `packet` does with it, and returns True; returns False,
-        having done nothing that `packet` would not do first anyway (advance the clock, run due
-        timers), for the others: the caller then hands them to `packet`.
+        `sender` and `receiver` are the `address_key`s of each side's address and port; the addresses
+        themselves lie side by side in `buf` from `at` on, `size` bytes each (4: IPv4, 16: IPv6), as
+        they do in an IP header (the loop passes the frame's buffer: no object is made for them).
         """
-        if flags & SYN or self.reference:
-            return False
         if ts > self.now:
             self.now = ts
         if self.timers.next_due < ts:
             self._run_timers(ts)
-        # the connection this slot of `recent` last led to, if the segment is its; else the index's
+        conn = self._find(sender, receiver, buf, at, size)
+        if conn is not None and flags & SYN and self._is_reuse(conn, flags, seq):
+            self._finish(conn, "reused", ts)
+            conn = None
+        if conn is None:
+            conn = self._new_connection(ts, sender, receiver, buf, at, size, flags)
+        orig = conn.orig
+        if orig.addr_key == sender and (size == 4 or _same_address(buf, at, orig.ip)):
+            endpoint, peer = orig, conn.resp
+        else:
+            endpoint, peer = conn.resp, orig
+        if checksum_ok:
+            conn.segment(ts, endpoint, peer, seq, ack, flags, window, length)
+        else:
+            conn.bad_checksum(endpoint)
+        if conn.pending_timers:
+            self._schedule_pending(conn)
+        return conn
+
+    def _find(self, sender: i64, receiver: i64, buf: bytes, at: i64, size: i64) -> Connection | None:
+        """The live connection between the two sides (either way round), if any: the one `recent` last
+        gave for this slot, else the fast index's, else (a fast key shared) the table's."""
         slot = recent_slot(sender, receiver)
         conn = self.recent[slot]
-        orig_key, resp_key = conn.orig.addr_key, conn.resp.addr_key  # (_joins, written out: every packet)
-        if not ((orig_key == sender and resp_key == receiver) or (resp_key == sender and orig_key == receiver)):
+        if not _joins(conn, sender, receiver, buf, at, size):
             found = self.fast_index.get(fast_key(sender, receiver))
-            if found is None or not _joins(found, sender, receiver):
-                return False  # none, or another connection with the same fast key: the tuple table decides
+            if found is None or not _joins(found, sender, receiver, buf, at, size):
+                if not self.table:
+                    return None
+                found = self.table.get(
+                    (buf[at : at + size], sender & 0xFFFF, buf[at + size : at + 2 * size], receiver & 0xFFFF)
+                )
+                if found is None:
+                    return None
             conn = self.recent[slot] = found
-        if conn.orig.addr_key == sender:
-            endpoint, peer, is_orig = conn.orig, conn.resp, True
-        else:
-            endpoint, peer, is_orig = conn.resp, conn.orig, False
-        if ip6 >= 0 and not (_same_address(buf, ip6 + 8, endpoint.ip) and _same_address(buf, ip6 + 24, peer.ip)):
-            return False  # an IPv6 key folds the address: another connection's, the tuple table decides
-        if not flags & 0x07 and endpoint.zstate != z.INACTIVE:
-            conn._ordinary_segment(ts, endpoint, peer, seq, ack, flags, window, length)
-        else:  # FIN or RST, or the first segment Zeek sees from this endpoint: as `packet` does
-            conn.process(ts, is_orig, seq, ack, flags, window, length, True)
-            if conn.pending_timers:
-                self._schedule_pending(conn)
-        return True
+        return conn
 
     def flush(self) -> None:
         """End of input: finalise every live connection (in creation order); no SYN can arrive in a
@@ -267,7 +268,9 @@ class ConnectionTracker:
         self._time_wait_order.clear()
 
     # ------------------------------------------------------------------ connections
-    def _new_connection(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, flags: int) -> Connection:
+    def _new_connection(
+        self, ts: float, sender: i64, receiver: i64, buf: bytes, at: i64, size: i64, flags: i64
+    ) -> Connection:
         config = self.config
         if self.live_count >= config.max_connections:
             order = self.creation_order
@@ -276,25 +279,27 @@ class ConnectionTracker:
                 oldest = order.popleft()
             self.evicted += 1
             self._finish(oldest, "evicted", ts)
+        src, sport = buf[at : at + size], sender & 0xFFFF
+        dst, dport = buf[at + size : at + 2 * size], receiver & 0xFFFF
         flipped = z.should_flip(sport, dport, flags)
         midstream = not (flags & SYN and not flags & ACK)
         if flipped:
             conn = Connection(ts, dst, dport, src, sport, True, midstream)
+            conn.resp.addr_key, conn.orig.addr_key = sender, receiver
         else:
             conn = Connection(ts, src, sport, dst, dport, False, midstream)
+            conn.orig.addr_key, conn.resp.addr_key = sender, receiver
         if self.record_state_changes:
             conn.orig.state_changes = []
             conn.resp.state_changes = []
         key = (src, sport, dst, dport)
         conn.key = key
-        if not (
-            self.by_fast_key
-            and len(src) == len(dst)
-            and (len(src) == 4 or len(src) == 16)
-            and self._index_fast(conn, src, sport, dst, dport)
-        ):
+        index_key = fast_key(sender, receiver)
+        if index_key in self.fast_index:
             self.table[key] = conn
             self.table[(dst, dport, src, sport)] = conn
+        else:
+            self.fast_index[index_key] = conn
         self.creation_order.append(conn)
         self.live_count += 1
         self.connections_seen += 1
@@ -308,36 +313,6 @@ class ConnectionTracker:
         self.timers.push(ts + config.syn_timeout, conn, "expire", "expire after the first packet")
         self.timers.push(ts + config.inactivity_timeout, conn, "inactivity")
         return conn
-
-    def _index_fast(self, conn: Connection, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
-        """Enter a connection in the fast index and give its endpoints their `addr_key`; False,
-        doing nothing, when another live connection holds its key (this one then goes into
-        `table`, and the fast lane sends its segments to `packet`)."""
-        sender = address_key(src, sport)
-        receiver = address_key(dst, dport)
-        fast_index = self.fast_index
-        key = fast_key(sender, receiver)
-        if key in fast_index:
-            return False
-        fast_index[key] = conn
-        src_endpoint, dst_endpoint = (
-            (conn.resp, conn.orig) if conn.orig.port != sport or conn.orig.ip != src else (conn.orig, conn.resp)
-        )
-        src_endpoint.addr_key = sender
-        dst_endpoint.addr_key = receiver
-        return True
-
-    def _lookup(self, src: bytes, sport: int, dst: bytes, dport: int) -> Connection | None:
-        """The live connection on this 4-tuple (either direction), if any."""
-        if self.by_fast_key and len(src) == len(dst) and (len(src) == 4 or len(src) == 16):
-            conn = self.fast_index.get(fast_key(address_key(src, sport), address_key(dst, dport)))
-            if conn is not None:
-                orig, resp = conn.orig, conn.resp
-                if (orig.port == sport and resp.port == dport and orig.ip == src and resp.ip == dst) or (
-                    resp.port == sport and orig.port == dport and resp.ip == src and orig.ip == dst
-                ):
-                    return conn
-        return self.table.get((src, sport, dst, dport)) if self.table else None
 
     @staticmethod
     def _is_reuse(conn: Connection, flags: int, seq: int) -> bool:
@@ -366,9 +341,9 @@ class ConnectionTracker:
         conn.end_cause = cause
         key = conn.key
         self.live_count -= 1
-        sender, receiver = conn.orig.addr_key, conn.resp.addr_key
-        if sender >= 0:  # in the fast index, whose key is its own while it lives
-            del self.fast_index[fast_key(sender, receiver)]
+        index_key = fast_key(conn.orig.addr_key, conn.resp.addr_key)
+        if self.fast_index.get(index_key) is conn:
+            del self.fast_index[index_key]
         else:
             _forget(self.table, key, conn)
             _forget(self.table, (key[2], key[3], key[0], key[1]), conn)

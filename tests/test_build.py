@@ -1,15 +1,13 @@
-"""Identical results, however fast: the hot path against the reference path, compiled against pure.
+"""One source, two builds: the mypyc-compiled modules give exactly what their pure Python source gives.
 
-* The tracker's hot path (ordinary segments, no SYN/FIN/RST) must give exactly the flows and
-  findings of the reference path (`reference=True`: every segment through `Connection.process`),
-  on every sample capture and on a generated capture of a few thousand connections.
-* When the per-packet modules are compiled with mypyc (the normal build), the pure Python
-  source must give exactly the same CSV output as the compiled build.
+When the per-packet modules are compiled with mypyc (the normal build), the pure Python source
+must give exactly the same CSV output as the compiled build (native integers and floats, the
+compiled division of timestamps...), on every sample capture and a generated traffic mix; and a
+compiled module older than its source is reported.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -20,36 +18,8 @@ import pytest
 from conftest import ROOT, sample_captures
 
 from tcpflow_audit.build import is_compiled
-from tcpflow_audit.capture import CaptureReader
-from tcpflow_audit.decode import SUPPORTED_LINKTYPES, Decoder
-from tcpflow_audit.detectors import DetectorSet
-from tcpflow_audit.tracker import ConnectionTracker
 
 SAMPLES = sample_captures()
-
-
-def flows_and_findings(path: Path, reference: bool) -> tuple[list[dict], list[dict]]:
-    records = []
-    tracker = ConnectionTracker(on_flow=records.append, reference=reference)
-    detectors = DetectorSet()
-    decoder = Decoder()
-    for ts, linktype, frame in CaptureReader(str(path), supported_linktypes=SUPPORTED_LINKTYPES):
-        segment = decoder.decode(linktype, frame)
-        if segment is not None:
-            tracker.packet(ts, *segment)
-    tracker.flush()
-    for record in records:
-        detectors.on_flow(record)
-    findings = detectors.finish()
-    return [dataclasses.asdict(r) for r in records], [dataclasses.asdict(f) for f in findings]
-
-
-@pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
-def test_hot_path_matches_reference(path: Path) -> None:
-    fast = flows_and_findings(path, reference=False)
-    reference = flows_and_findings(path, reference=True)
-    assert fast[0], "every sample capture holds at least one connection"
-    assert fast == reference
 
 
 @pytest.fixture(scope="module")
@@ -76,17 +46,6 @@ def generated_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=300,
     )
     return out
-
-
-def test_hot_path_matches_reference_on_generated_traffic(generated_capture: Path) -> None:
-    fast_flows, fast_findings = flows_and_findings(generated_capture, reference=False)
-    ref_flows, ref_findings = flows_and_findings(generated_capture, reference=True)
-    assert len(fast_flows) > 1000
-    # the mix must exercise what the hot path takes care of: retransmissions, closes, resets
-    assert sum(f["retransmits"] for f in fast_flows) > 0
-    assert {"SF", "RSTO", "REJ"} <= {f["conn_state"] for f in fast_flows}
-    assert fast_flows == ref_flows
-    assert fast_findings == ref_findings
 
 
 def _cli_csv(cli_process, python_path: str | None, capture: Path, tmp: Path, name: str) -> str:
