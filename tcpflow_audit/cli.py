@@ -36,6 +36,7 @@ from . import __version__, columnar, html_report
 from .build import describe as describe_build
 from .build import stale_modules
 from .config import EngineConfig
+from .decode import TUNNEL_NAMES
 from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
 from .html_report import HtmlReport
@@ -103,6 +104,18 @@ def build_filter(
         ports=frozenset(ports),
         nets=networks,
     )
+
+
+def parse_tunnel_port(value: str) -> tuple[str, int]:
+    """--tunnel-port NAME=PORT: (name, port), or a usage error saying what is wrong."""
+    name, equals, port = value.partition("=")
+    name = name.strip().lower()
+    if not equals or name not in TUNNEL_NAMES or not port.strip().isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(
+            f"{value!r}: expected NAME=PORT, NAME one of {', '.join(sorted(TUNNEL_NAMES))}, PORT 1 to 65535",
+            param_hint="--tunnel-port",
+        )
+    return name, int(port)
 
 
 def table_style(width: int | None, color: bool | None, to_stdout: bool) -> TableStyle:
@@ -257,6 +270,14 @@ def threshold_options(function):
         is_flag=True,
         help="validate IP/TCP checksums as Zeek does without -C (off: captures from a sending host "
         "carry offloaded, 'bad' checksums)",
+    ),
+    click.option(
+        "--tunnel-port",
+        "tunnel_ports",
+        multiple=True,
+        metavar="NAME=PORT",
+        callback=lambda _ctx, _param, values: [parse_tunnel_port(value) for value in values],
+        help="read UDP PORT as tunnel NAME too (vxlan, geneve, gtp, teredo, l2tp, ayiya); repeatable",
     ),
 )
 @option_group(
@@ -442,6 +463,7 @@ def main(
     width: int | None,
     color: bool | None,
     verify_checksums: bool,
+    tunnel_ports: list[tuple[str, int]],
     since: str | None,
     until: str | None,
     hosts: tuple[str, ...],
@@ -547,6 +569,8 @@ def main(
         raise click.UsageError("no capture files found in the arguments given")
 
     auditor = Auditor(engine, packet_filter)
+    for name, port in tunnel_ports:
+        auditor.decoder.add_tunnel_port(name, port)
     auditor.stats.passed_over = inputs.passed_over
     detectors = DetectorSet.attach(auditor, thresholds)  # first sink: it tags records before rows are written
     summary = SummaryCollector()

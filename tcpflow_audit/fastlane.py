@@ -214,9 +214,9 @@ def _records_from(block: RecordBlock, pos: int, items: Iterator[Any]) -> Iterato
 
 def feed_record(ts: float, linktype: int, frame: bytes, tracker: ConnectionTracker, decoder: Decoder) -> bool:
     """The ordinary way for one record: decode it, hand a TCP segment to the tracker. True if TCP."""
-    segment = decoder.decode(linktype, frame)
+    segment = decoder.decode(linktype, frame, ts)
     if segment is None:
         return False
     src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok = segment
-    tracker.packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok)
+    tracker.packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok, decoder.tunnel)
     return True

@@ -244,7 +244,7 @@ class Auditor:
                 if filtering and not packet_filter.time_ok(ts):
                     filtered += 1
                     continue
-                segment = decode(linktype, frame)
+                segment = decode(linktype, frame, ts)
                 if segment is None:
                     continue
                 src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok = segment
@@ -252,7 +252,7 @@ class Auditor:
                     filtered += 1
                     continue
                 tcp_packets += 1
-                packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok)
+                packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok, self.decoder.tunnel)
         finally:
             counts.packets_read += packets_read
             counts.tcp_packets += tcp_packets

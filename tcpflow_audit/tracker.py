@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 from . import zeek_states as z
 from .config import EngineConfig
 from .connection import ACK, PENDING_ATTEMPT, PENDING_DELETE, PENDING_EXPIRE, SYN, Connection, FlowRecord, TimeWait
+from .decode import tunnel_key
 from .timers import TimerQueue
 
 if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
@@ -178,12 +179,17 @@ class ConnectionTracker:
         window: int,
         length: int,
         checksum_ok: bool = True,
+        tunnel: str = "",
     ) -> Connection:
+        """One TCP segment; `tunnel` is its tunnel path (`Decoder.tunnel`), part of the connection's identity."""
         if ts > self.now:
             self.now = ts
         if self.timers.next_due < ts:
             self._run_timers(ts)
-        conn = self._lookup(src, sport, dst, dport)
+        if tunnel:  # (tunnelled connections live in `table` only, keyed with the tunnel)
+            conn = self.table.get((src, sport, dst, dport, tunnel_key(tunnel)))
+        else:
+            conn = self._lookup(src, sport, dst, dport)
         if conn is not None and not flags & 0x07 and checksum_ok and not self.reference:
             # Hot path: no SYN/FIN/RST on a known connection (most packets of a busy capture).
             orig = conn.orig
@@ -198,7 +204,7 @@ class ConnectionTracker:
             self._finish(conn, "reused", ts)
             conn = None
         if conn is None:
-            conn = self._new_connection(ts, src, sport, dst, dport, flags)
+            conn = self._new_connection(ts, src, sport, dst, dport, flags, tunnel)
         is_orig = conn.orig.port == sport and conn.orig.ip == src
         conn.process(ts, is_orig, seq, ack, flags, window, length, checksum_ok)
         if conn.pending_timers:
@@ -267,7 +273,9 @@ class ConnectionTracker:
         self._time_wait_order.clear()
 
     # ------------------------------------------------------------------ connections
-    def _new_connection(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, flags: int) -> Connection:
+    def _new_connection(
+        self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, flags: int, tunnel: str = ""
+    ) -> Connection:
         config = self.config
         if self.live_count >= config.max_connections:
             order = self.creation_order
@@ -287,7 +295,13 @@ class ConnectionTracker:
             conn.resp.state_changes = []
         key = (src, sport, dst, dport)
         conn.key = key
-        if not (
+        if tunnel:
+            conn.tunnel = tunnel
+            route = tunnel_key(tunnel)
+            conn.key = (src, sport, dst, dport, route)
+            self.table[conn.key] = conn
+            self.table[(dst, dport, src, sport, route)] = conn
+        elif not (
             self.by_fast_key
             and len(src) == len(dst)
             and (len(src) == 4 or len(src) == 16)
@@ -371,7 +385,7 @@ class ConnectionTracker:
             del self.fast_index[fast_key(sender, receiver)]
         else:
             _forget(self.table, key, conn)
-            _forget(self.table, (key[2], key[3], key[0], key[1]), conn)
+            _forget(self.table, (key[2], key[3], key[0], key[1], *key[4:]), conn)
         self._dead_timer_owners += 1
         if self._dead_timer_owners > 2 * self.live_count + 4096:
             self._compact()
