@@ -28,6 +28,7 @@ Skip reasons counted in ``Decoder.skipped`` (stable names):
     truncated_tunnel      the frame ends inside a tunnel header (UDP, GRE, VXLAN, Geneve, GTP-U, ...)
     bad_<name>_header     a tunnel header with an impossible field (name: gre, erspan, vxlan, geneve,
                           gtp, teredo, l2tp, ayiya)
+    ipcomp_unreadable     IPComp whose algorithm is not DEFLATE, or data that does not inflate
     tunnel_depth          more than MAX_TUNNELS tunnels nested (a decoding loop is cut there)
     truncated_tcp         fewer than the 20 fixed TCP header bytes were captured
     bad_tcp_offset        TCP data offset < 5
@@ -41,7 +42,7 @@ native-integer functions that read the bytes in place) and called by both ways t
   lane calls it on every frame; `Decoder.decode` calls it first.
 * the general walk (`Decoder.decode_general`): every link type, the ethertype shims (VLAN tags,
   QinQ, E-Tag, PBB, VN-Tag, FabricPath, MPLS, PPPoE, LLC/SNAP), IPv4 options and AH, IPv6
-  extension headers, and tunnels: IP-in-IP (4in4, 6in4, 4in6, 6in6), GRE (IPv4/IPv6 payload,
+  extension headers, IPComp (DEFLATE), and tunnels: IP-in-IP (4in4, 6in4, 4in6, 6in6), GRE (IPv4/IPv6 payload,
   transparent Ethernet bridging, ERSPAN I/II/III, WCCP, MPLS, PPTP's PPP), and over UDP by port
   then by content: VXLAN (4789, 8472), Geneve (6081), GTP-U (2152), Teredo (3544), L2TPv2 with
   PPP (1701) and AYIYA (5072). Each tunnel adds a layer to the path (`Decoder.tunnel`,
@@ -62,6 +63,7 @@ Checksums use int.from_bytes(...) % 0xFFFF, which is the ones'-complement sum mo
 from __future__ import annotations
 
 import socket
+import zlib
 from collections import Counter
 from struct import error as _StructError
 from typing import TYPE_CHECKING, Final
@@ -852,6 +854,17 @@ class Decoder:
             return self._gre(buf, t, stop, src, dst, path)
         if proto == 50:
             return "ipsec_esp"
+        if proto == 108:  # IPComp (RFC 3173): DEFLATE (RFC 2394) is inflated, within an IP datagram's size
+            if t + 4 > stop:
+                return "truncated_ip"
+            cpi = be16(buf, t + 2)
+            if cpi == 1 or cpi == 3 or cpi == 4:  # OUI, LZS, LZJH: not inflated here
+                return "ipcomp_unreadable"
+            try:  # DEFLATE (2), or a CPI negotiated for the SA (256 and up): DEFLATE is tried, as tshark does
+                whole = zlib.decompressobj(-15).decompress(buf[t + 4 : stop], 0xFFFF)
+            except zlib.error:
+                return "ipcomp_unreadable"
+            return self._payload(whole, buf[t], 0, len(whole), len(whole), False, src, -1, dst, path)
         return "not_tcp"
 
     # -- tunnels -----------------------------------------------------------------------------------
@@ -934,6 +947,12 @@ class Decoder:
         if first is None:
             first, second = second, None
         if first is None:
+            # no tunnel's port: Teredo by content alone (its relays use any port), as Zeek and tshark
+            # do: IPv6 filling the datagram, from or to a Teredo address (2001:0::/32)
+            if _looks_like_teredo(buf, p + 8, end):
+                r = self._udp_tunnel("teredo", buf, p + 8, end, src, dst, path)
+                if r is not None:
+                    return r
             return "not_tcp"
         r = self._udp_tunnel(first, buf, p + 8, end, src, dst, path)
         if r is None and second is not None and second != first:
@@ -1006,13 +1025,7 @@ class Decoder:
                 return "tunnel_depth"
             return self._ether(buf, _ET_GUESS_IP, q, end, deeper)
         if name == "teredo":  # RFC 4380: optional authentication and origin indication, then IPv6
-            q = p
-            if q + 2 <= end and buf[q] == 0 and buf[q + 1] == 1:  # authentication
-                if q + 4 > end:
-                    return "truncated_tunnel"
-                q += 4 + buf[q + 2] + buf[q + 3] + 9
-            if q + 2 <= end and buf[q] == 0 and buf[q + 1] == 0:  # origin indication
-                q += 8
+            q = _teredo_start(buf, p, end)
             if q >= end or buf[q] >> 4 != 6:
                 return None
             deeper = _deeper(path, "teredo:", src, dst)
@@ -1064,6 +1077,30 @@ class Decoder:
 
     def __repr__(self) -> str:
         return f"Decoder(verify_checksums={self.verify_checksums}, skipped={dict(self.skipped)})"
+
+
+def _teredo_start(buf: bytes, p: int, end: int) -> int:
+    """Where the IPv6 packet of a Teredo datagram at p starts, past its optional authentication
+    and origin indication headers (RFC 4380 5.1.1)."""
+    if p + 2 <= end and buf[p] == 0 and buf[p + 1] == 1:  # authentication
+        if p + 4 > end:
+            return end
+        p += 4 + buf[p + 2] + buf[p + 3] + 9
+    if p + 2 <= end and buf[p] == 0 and buf[p + 1] == 0:  # origin indication
+        p += 8
+    return p
+
+
+def _looks_like_teredo(buf: bytes, p: int, end: int) -> bool:
+    """A UDP payload that is Teredo by its content: an IPv6 packet filling the rest of the datagram
+    whose source or destination is a Teredo address (2001:0::/32)."""
+    q = _teredo_start(buf, p, end)
+    if q + 40 > end or buf[q] >> 4 != 6 or q + 40 + be16(buf, q + 4) != end:
+        return False
+    for a in (q + 8, q + 24):
+        if buf[a] == 0x20 and buf[a + 1] == 0x01 and buf[a + 2] == 0 and buf[a + 3] == 0:
+            return True
+    return False
 
 
 def _deeper(path: list[str], head: str, src: bytes, dst: bytes) -> list[str] | None:
