@@ -63,6 +63,14 @@ def _time_wait_keys(src: bytes, sport: int, dst: bytes, dport: int) -> tuple[obj
     return (src, sport, dst, dport), (dst, dport, src, sport)
 
 
+def _connection_time_wait_keys(key: tuple) -> tuple[object, object | None]:
+    """`_time_wait_keys` of a connection's key: a tunnelled one's (5 items) with its tunnel path."""
+    either_way, other_way = _time_wait_keys(key[0], key[1], key[2], key[3])
+    if len(key) == 5:
+        return (either_way, key[4]), None if other_way is None else (other_way, key[4])
+    return either_way, other_way
+
+
 RECENT_SLOTS: Final = 4096
 RECENT_MASK: Final = RECENT_SLOTS - 1
 
@@ -315,7 +323,7 @@ class ConnectionTracker:
         if self.live_count > self.peak_live:
             self.peak_live = self.live_count
         if self.recent_time_wait:
-            time_wait = self.recent_time_wait.get(_time_wait_keys(src, sport, dst, dport)[0])
+            time_wait = self.recent_time_wait.get(_connection_time_wait_keys(conn.key)[0])
             if time_wait is not None and ts < time_wait.until and flags & SYN:
                 conn.syn_in_time_wait = True
                 conn.prev_time_wait = time_wait
@@ -400,7 +408,7 @@ class ConnectionTracker:
                 if client_until is not None and server_until is not None and min(client_until, server_until) > now:
                     holder = "both"
                 time_wait = TimeWait(until, holder, ip, port)
-                either_way, other_way = _time_wait_keys(key[0], key[1], key[2], key[3])
+                either_way, other_way = _connection_time_wait_keys(key)
                 self.recent_time_wait[either_way] = time_wait
                 if other_way is not None:
                     self.recent_time_wait[other_way] = time_wait

@@ -225,3 +225,31 @@ def test_fragment_memory_is_bounded() -> None:
     # and the capture-time timeout lets go of the rest
     decoder.decode(1, b"\x02" * 12 + b"\x08\x00" + ip + payload, 1000.0)
     assert len(decoder.fragments.pending) == 1
+
+
+def test_teredo_on_any_port_by_content(cli, tmp_path) -> None:
+    # the relay's port moved from 3544 to 33000: still Teredo (a Teredo address inside, IPv6 filling the datagram)
+    data = sample("teredo.pcap").read_bytes()
+    moved = data.replace(struct.pack("!HH", 40123, 3544), struct.pack("!HH", 40123, 33000))
+    moved = moved.replace(struct.pack("!HH", 3544, 40123), struct.pack("!HH", 33000, 40123))
+    path = tmp_path / "teredo_33000.pcap"
+    path.write_bytes(moved)
+    rows = list(csv.DictReader(io.StringIO(cli(path, "--report", "flows", "--format", "csv").stdout)))
+    assert [(row["conn_state"], row["tunnel"]) for row in rows] == [("SF", "teredo:192.0.2.1>203.0.113.1")]
+
+
+def test_ipcomp_deflate_inflated() -> None:
+    import zlib
+
+    tcp_ip = bytes.fromhex("4500002800010000400600000a0000010a000002") + bytes(12) + b"\x50\x10" + bytes(6)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    compressed = deflate.compress(tcp_ip) + deflate.flush()
+    ipcomp = bytes([4, 0]) + struct.pack("!H", 2) + compressed  # next header IPv4, DEFLATE
+    outer = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(ipcomp), 1, 0, 64, 108, 0, bytes(4), bytes(4)) + ipcomp
+    decoder = Decoder()
+    segment = decoder.decode(1, b"\x02" * 12 + b"\x08\x00" + outer)
+    assert segment is not None and segment[:4] == (bytes([10, 0, 0, 1]), 0, bytes([10, 0, 0, 2]), 0)
+    assert decoder.tunnel == "4in4:0.0.0.0>0.0.0.0"
+    garbage = outer[:24] + b"\xff" * 20
+    assert decoder.decode(1, b"\x02" * 12 + b"\x08\x00" + garbage) is None
+    assert decoder.skipped == {"ipcomp_unreadable": 1}
