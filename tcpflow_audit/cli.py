@@ -268,8 +268,7 @@ def threshold_options(function):
     click.option(
         "--verify-checksums",
         is_flag=True,
-        help="validate IP/TCP checksums as Zeek does without -C (off: captures from a sending host "
-        "carry offloaded, 'bad' checksums)",
+        help="validate IP/TCP checksums, as Zeek without -C (off by default)",
     ),
     click.option(
         "--tunnel-port",
@@ -277,7 +276,7 @@ def threshold_options(function):
         multiple=True,
         metavar="NAME=PORT",
         callback=lambda _ctx, _param, values: [parse_tunnel_port(value) for value in values],
-        help="read UDP PORT as tunnel NAME too (vxlan, geneve, gtp, teredo, l2tp, ayiya); repeatable",
+        help="UDP PORT carries tunnel NAME too, e.g. vxlan=4790 (repeatable)",
     ),
 )
 @option_group(
