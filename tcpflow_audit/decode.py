@@ -606,7 +606,7 @@ class Decoder:
         buf = frame if frame.__class__ is bytes else bytes(frame)
         try:
             r = self._link(linktype, buf)
-        except (IndexError, _StructError, TypeError, ValueError):  # pragma: no cover - safety net
+        except (IndexError, _StructError, TypeError, ValueError, RecursionError):  # pragma: no cover - safety net
             r = "malformed"
         if isinstance(r, tuple):
             return r
@@ -863,6 +863,8 @@ class Decoder:
             try:  # DEFLATE (2), or a CPI negotiated for the SA (256 and up): DEFLATE is tried, as tshark does
                 whole = zlib.decompressobj(-15).decompress(buf[t + 4 : stop], 0xFFFF)
             except zlib.error:
+                return "ipcomp_unreadable"
+            if buf[t] == 108:  # IPComp inside IPComp: never sent; a decompression bomb's nesting
                 return "ipcomp_unreadable"
             return self._payload(whole, buf[t], 0, len(whole), len(whole), False, src, -1, dst, path)
         return "not_tcp"

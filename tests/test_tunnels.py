@@ -253,3 +253,8 @@ def test_ipcomp_deflate_inflated() -> None:
     garbage = outer[:24] + b"\xff" * 20
     assert decoder.decode(1, b"\x02" * 12 + b"\x08\x00" + garbage) is None
     assert decoder.skipped == {"ipcomp_unreadable": 1}
+    # IPComp inside IPComp (a decompression bomb's nesting) is not followed
+    nested = bytes([108, 0]) + struct.pack("!H", 2) + zlib.compress(ipcomp, 9, -15)
+    outer = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(nested), 1, 0, 64, 108, 0, bytes(4), bytes(4)) + nested
+    assert decoder.decode(1, b"\x02" * 12 + b"\x08\x00" + outer) is None
+    assert decoder.skipped == {"ipcomp_unreadable": 2}
