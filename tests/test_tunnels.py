@@ -157,6 +157,14 @@ def test_tunnel_port_option(cli, tmp_path) -> None:
     assert row["tunnel"] == "geneve:vni=100,192.0.2.1>192.0.2.2" and row["conn_state"] == "SF"
     bad = cli(path, "--tunnel-port", "wireguard=51820", status=2)
     assert "--tunnel-port" in bad.stderr and "vxlan" in bad.stderr
+    # the same from Python
+    from tcpflow_audit import audit
+
+    assert audit(str(path)).flows.empty
+    flows = audit(str(path), tunnel_ports=[("geneve", 6090)]).flows
+    assert list(flows["tunnel"]) == ["geneve:vni=100,192.0.2.1>192.0.2.2"]
+    with pytest.raises(ValueError, match="unknown tunnel"):
+        audit(str(path), tunnel_ports=[("wireguard", 51820)])
 
 
 def test_gtp_outer_fragments_reassembled() -> None:
