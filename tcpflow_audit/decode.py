@@ -26,6 +26,7 @@ Skip reasons counted in ``Decoder.skipped`` (stable names):
     truncated_tcp         fewer than the 20 fixed TCP header bytes were captured
     bad_tcp_offset        TCP data offset < 5
     malformed             safety net: a decoding error nobody foresaw (should stay 0; decode() never raises)
+    (and the link-layer reasons of link_layers.py: bad_link_header, wlan_protected, wlan_amsdu)
 
 Design: ``Decoder.decode``'s fast path handles Ethernet (+ one 802.1Q tag) / LINUX_SLL / LINUX_SLL2 / RAW
 carrying IPv4 with a 20-byte header and TCP, using ONE precompiled ``struct`` call that returns every
@@ -44,6 +45,8 @@ from struct import error as _StructError
 from typing import TYPE_CHECKING, Final
 
 from .capture import be16, be32
+from .link_layers import LINKTYPES as _OTHER_LINKTYPES
+from .link_layers import network_layer, ppp_payload
 
 if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
@@ -96,23 +99,26 @@ LT_IPV4: Final = 228
 LT_IPV6: Final = 229
 LT_LINUX_SLL2: Final = 276
 
-SUPPORTED_LINKTYPES: frozenset[int] = frozenset(
-    {
-        LT_NULL,
-        LT_EN10MB,
-        LT_PPP,
-        LT_FDDI,
-        LT_RAW_12,
-        LT_RAW_14,
-        LT_PPP_HDLC,
-        LT_RAW,
-        LT_LOOP,
-        LT_LINUX_SLL,
-        LT_IPV4,
-        LT_IPV6,
-        LT_LINUX_SLL2,
-    }
-)
+SUPPORTED_LINKTYPES: frozenset[int] = (
+    frozenset(
+        {
+            LT_NULL,
+            LT_EN10MB,
+            LT_PPP,
+            LT_FDDI,
+            LT_RAW_12,
+            LT_RAW_14,
+            LT_PPP_HDLC,
+            LT_RAW,
+            LT_LOOP,
+            LT_LINUX_SLL,
+            LT_IPV4,
+            LT_IPV6,
+            LT_LINUX_SLL2,
+        }
+    )
+    | _OTHER_LINKTYPES
+)  # (the rarer ones, read in link_layers.py)
 
 
 # Structs.  "!" = network order, no alignment.
@@ -249,14 +255,11 @@ def _walk_ethertype(frame, et: int, p: int, n: int):
                 return 6, p
             return "not_ip"
         if et == 0x8864:  # PPPoE session: ver/type, code, session id, length, then PPP protocol
-            if p + 8 > n:
-                return "truncated_link"
-            proto = frame[p + 6] << 8 | frame[p + 7]
-            if proto == 0x0021:
-                return 4, p + 8
-            if proto == 0x0057:
-                return 6, p + 8
-            return "not_ip"
+            r = ppp_payload(frame, p + 6, n)
+            if isinstance(r, str):
+                return r
+            et, p = r
+            continue
         if et <= 1500:  # 802.3 length field: accept an 802.2 LLC/SNAP header carrying an ethertype
             if p + 8 > n:
                 return "truncated_link"
@@ -423,6 +426,14 @@ def _after_walk(frame, r, n: int, verify: bool):
     return _ip6(frame, o, n, verify)
 
 
+def _after_link(frame, r, n: int, verify: bool):
+    """A link layer's (ethertype, payload offset), or its skip reason, through the walk to TCP."""
+    if isinstance(r, str):
+        return r
+    et, p = r
+    return _after_walk(frame, _walk_ethertype(frame, et, p, n), n, verify)
+
+
 def _decode_general(linktype: int, frame, verify: bool):
     """Any supported link type; returns a Segment tuple or a skip reason."""
     n = len(frame)
@@ -473,22 +484,7 @@ def _decode_general(linktype: int, frame, verify: bool):
                 if n < 4:
                     return "truncated_link"
                 return _after_walk(frame, _walk_ethertype(frame, frame[2] << 8 | frame[3], 4, n), n, verify)
-        if p >= n:
-            return "truncated_link"
-        b = frame[p]
-        if b & 1:  # protocol field compression: one-byte protocol
-            proto = b
-            p += 1
-        else:
-            if p + 2 > n:
-                return "truncated_link"
-            proto = b << 8 | frame[p + 1]
-            p += 2
-        if proto == 0x21:
-            return _ip4(frame, p, n, verify)
-        if proto == 0x57:
-            return _ip6(frame, p, n, verify)
-        return "not_ip"
+        return _after_link(frame, ppp_payload(frame, p, n), n, verify)
     if linktype == LT_FDDI:
         # frame control(1), dst(6), src(6), then 802.2 LLC/SNAP: AA AA 03 OUI(3) ethertype(2)
         if n < 21:
@@ -496,7 +492,7 @@ def _decode_general(linktype: int, frame, verify: bool):
         if frame[13] != 0xAA or frame[14] != 0xAA or frame[15] != 0x03:
             return "not_ip"
         return _after_walk(frame, _walk_ethertype(frame, frame[19] << 8 | frame[20], 21, n), n, verify)
-    return "unsupported_linktype"
+    return _after_link(frame, network_layer(linktype, frame, n), n, verify)
 
 
 def _general_safe(linktype: int, frame, verify: bool):
