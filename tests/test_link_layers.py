@@ -12,12 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import struct
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import sample
+from conftest import ROOT, sample
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -52,10 +55,18 @@ def test_the_link_types_are_accepted():
     assert LINKTYPES <= SUPPORTED_LINKTYPES
 
 
-def test_nflog_kernel_capture(cli):
-    """Three connections logged by the kernel (sample_pcaps/make_nflog.py), IPv4 and IPv6."""
-    flows, summary = run(cli, "nflog.pcap")
-    got = {
+NFLOG_STATES = {
+    # 6-byte request, 20,000-byte answer in one loopback segment, client FIN first
+    ("127.0.0.1", "8080"): ("SF", "ShADadFf", "TIME_WAIT", "CLOSED", 6, 4, 20000),
+    ("127.0.0.1", "8081"): ("REJ", "Sr", "CLOSED", "CLOSED", 1, 1, 0),
+    # 6-byte request, 3,000-byte answer, server FIN first
+    ("::1", "8080"): ("SF", "ShADadfF", "CLOSED", "TIME_WAIT", 5, 5, 3000),
+}
+
+
+def nflog_states(cli, path: Path) -> dict:
+    flows = csv.DictReader(io.StringIO(cli(path, "--report", "flows", "--format", "csv").stdout))
+    return {
         (f["server_ip"], f["server_port"]): (
             f["conn_state"],
             f["history"],
@@ -67,15 +78,26 @@ def test_nflog_kernel_capture(cli):
         )
         for f in flows
     }
-    assert got == {
-        # 6-byte request, 20,000-byte answer in one loopback segment, client FIN first
-        ("127.0.0.1", "8080"): ("SF", "ShADadFf", "TIME_WAIT", "CLOSED", 6, 4, 20000),
-        ("127.0.0.1", "8081"): ("REJ", "Sr", "CLOSED", "CLOSED", 1, 1, 0),
-        # 6-byte request, 3,000-byte answer, server FIN first
-        ("::1", "8080"): ("SF", "ShADadfF", "CLOSED", "TIME_WAIT", 5, 5, 3000),
-    }
+
+
+def test_nflog_kernel_capture(cli):
+    """Three connections logged by the kernel (sample_pcaps/make_nflog.py), IPv4 and IPv6."""
+    assert nflog_states(cli, sample("nflog.pcap")) == NFLOG_STATES
+    _, summary = run(cli, "nflog.pcap")
     assert summary["tcp_packets"] == 22 and summary["skipped_packets"] == {}
     assert summary["input_problems"] == []
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("tcpdump") or not shutil.which("nft"),
+    reason="making an NFLOG capture needs root, tcpdump and nft",
+)
+def test_nflog_capture_made_again(cli, tmp_path: Path):
+    """The kernel logs the same three connections again (a namespace of this test's own, removed after)."""
+    env = {**os.environ, "TFA_NS_PREFIX": f"tfa{os.getpid() % 100000}"}
+    script = ROOT / "sample_pcaps" / "make_nflog.py"
+    subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], check=True, timeout=120, env=env)
+    assert nflog_states(cli, tmp_path / "nflog.pcap") == NFLOG_STATES
 
 
 @pytest.mark.parametrize("name,linktype,skipped", CRAFTED)
