@@ -251,9 +251,7 @@ def threshold_options(function):
 @click.argument("pcaps", nargs=-1, metavar="PCAP...")
 @option_group(
     "Input",
-    click.option(
-        "--strict", is_flag=True, help="input warnings (cut short, damaged record) are errors (exit 3)"
-    ),
+    click.option("--strict", is_flag=True, help="input warnings (cut short, damaged record) are errors (exit 3)"),
     click.option(
         "--verify-checksums",
         is_flag=True,
