@@ -224,6 +224,9 @@ def test_pseudo_headers_that_say_no():
     pktap = frames_of("link_pktap.pcap")[0]
     assert layer(258, pktap[:4] + struct.pack("<I", 2) + pktap[8:]) == "not_ip"  # not a packet record
     assert layer(226, frames_of("link_ipnet.pcap")[0][:1] + b"\x07" + frames_of("link_ipnet.pcap")[0][2:]) == "not_ip"
+    ipnet = frames_of("link_ipnet.pcap")[0]
+    assert layer(226, ipnet) == (0x0800, 24)
+    assert layer(226, ipnet[:1] + b"\x1a" + ipnet[2:]) == (0x86DD, 24)  # IPH_AF_INET6 (26)
     assert layer(147, b"\x00" * 60) == "unsupported_linktype"
 
 
