@@ -99,26 +99,24 @@ LT_IPV4: Final = 228
 LT_IPV6: Final = 229
 LT_LINUX_SLL2: Final = 276
 
-SUPPORTED_LINKTYPES: frozenset[int] = (
-    frozenset(
-        {
-            LT_NULL,
-            LT_EN10MB,
-            LT_PPP,
-            LT_FDDI,
-            LT_RAW_12,
-            LT_RAW_14,
-            LT_PPP_HDLC,
-            LT_RAW,
-            LT_LOOP,
-            LT_LINUX_SLL,
-            LT_IPV4,
-            LT_IPV6,
-            LT_LINUX_SLL2,
-        }
-    )
-    | _OTHER_LINKTYPES
-)  # (the rarer ones, read in link_layers.py)
+SUPPORTED_LINKTYPES: frozenset[int] = frozenset(
+    {
+        LT_NULL,
+        LT_EN10MB,
+        LT_PPP,
+        LT_FDDI,
+        LT_RAW_12,
+        LT_RAW_14,
+        LT_PPP_HDLC,
+        LT_RAW,
+        LT_LOOP,
+        LT_LINUX_SLL,
+        LT_IPV4,
+        LT_IPV6,
+        LT_LINUX_SLL2,
+        *_OTHER_LINKTYPES,  # the rarer ones, read in link_layers.py
+    }
+)
 
 
 # Structs.  "!" = network order, no alignment.
