@@ -1,10 +1,10 @@
 """The command line: a thin click shell over the library (`pipeline`, `detectors`, `report`, `outputs`).
 
 Exit status (documented in docs/cli.md): 0 clean; 1 a finding at or above --fail-on; 2 usage
-error; 3 input errors (a file that could not be read to its end; a cut-short file only with
---strict); 75 the output is locked by another run for longer than --lock-timeout (EX_TEMPFAIL:
-try again later); 130 interrupted (Ctrl-C); 141 the reader of standard output left (as SIGPIPE would
-end a program); 143 terminated (SIGTERM). Input problems are reported on
+error; 3 input errors (a file that could not be read to its end; a cut-short file, or a damaged
+record read on past, only with --strict); 75 the output is locked by another run for longer than
+--lock-timeout (EX_TEMPFAIL: try again later); 130 interrupted (Ctrl-C); 141 the reader of standard
+output left (as SIGPIPE would end a program); 143 terminated (SIGTERM). Input problems are reported on
 stderr as one line each, naming the file and byte offset (input errors also with --quiet, which
 hides only warnings and the progress line); everything read before a problem is kept and reported.
 
@@ -264,7 +264,7 @@ def threshold_options(function):
 @click.argument("pcaps", nargs=-1, metavar="PCAP...")
 @option_group(
     "Input",
-    click.option("--strict", is_flag=True, help="a capture cut short mid-record is an input error (exit 3)"),
+    click.option("--strict", is_flag=True, help="input warnings (cut short, damaged record) are errors (exit 3)"),
     click.option(
         "--verify-checksums",
         is_flag=True,
@@ -687,7 +687,7 @@ def main(
         if any(SEVERITIES.index(f.severity) >= floor for f in findings):
             status = EXIT_FINDINGS
     for problem in stats.problems:
-        is_error = problem.fatal or strict  # --strict: a cut-short capture is an input error too
+        is_error = problem.fatal or strict  # --strict: input warnings (cut short, damaged record) are errors too
         if is_error:
             status = EXIT_INPUT
         if is_error or not quiet:  # --quiet hides warnings, never the reason for exit status 3

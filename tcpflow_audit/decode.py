@@ -33,6 +33,7 @@ Skip reasons counted in ``Decoder.skipped`` (stable names):
     truncated_tcp         fewer than the 20 fixed TCP header bytes were captured
     bad_tcp_offset        TCP data offset < 5
     malformed             safety net: a decoding error nobody foresaw (should stay 0; decode() never raises)
+    (and the link-layer reasons of link_layers.py: bad_link_header, wlan_protected, wlan_amsdu)
 
 Design. The IP and TCP header rules are written once (`ip4_header`, `ip6_header`, `tcp_header`:
 native-integer functions that read the bytes in place) and called by both ways through the module:
@@ -69,6 +70,8 @@ from struct import error as _StructError
 from typing import TYPE_CHECKING, Final
 
 from .capture import be16, be32
+from .link_layers import LINKTYPES as _OTHER_LINKTYPES
+from .link_layers import network_layer, ppp_payload
 
 if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
@@ -143,6 +146,7 @@ SUPPORTED_LINKTYPES: frozenset[int] = frozenset(
         LT_IPV4,
         LT_IPV6,
         LT_LINUX_SLL2,
+        *_OTHER_LINKTYPES,  # the rarer ones, read in link_layers.py
     }
 )
 
@@ -457,7 +461,6 @@ TUNNEL_NAMES: Final = frozenset(UDP_TUNNEL_PORTS.values())
 # Pseudo-ethertypes for what the walk meets next when no ethertype says it
 _ET_ETHERNET: Final = 0x6558  # an Ethernet frame (transparent Ethernet bridging)
 _ET_GUESS_IP: Final = -1  # IPv4 or IPv6, by the version nibble
-_ET_MPLS: Final = 0x8847
 
 _FRAGMENT_TIMEOUT: Final = 30.0  # seconds of capture time, as Linux's ipfrag_time
 _FRAGMENT_DATAGRAMS: Final = 1024  # datagrams being reassembled at once
@@ -663,9 +666,11 @@ class Decoder:
             if frame[13] != 0xAA or frame[14] != 0xAA or frame[15] != 0x03:
                 return "not_ip"
             return self._ether(frame, frame[19] << 8 | frame[20], 21, n, [])
-        # Link types of other modules go here: a walker that finds the ethertype (or IP) and its
-        # offset hands them to self._ether(frame, ethertype, offset, n, []).
-        return "unsupported_linktype"
+        # the rarer link types: link_layers.py finds where their network layer starts
+        r = network_layer(linktype, frame, n)
+        if isinstance(r, str):
+            return r
+        return self._ether(frame, r[0], r[1], n, [])
 
     def _ppp(self, buf: bytes, p: int, end: int, path: list[str]):
         """A PPP frame at p: optional HDLC address and control (FF 03), a 1- or 2-byte protocol."""
@@ -675,24 +680,10 @@ class Decoder:
             if buf[p + 1] != 0x03:
                 return "not_ip"
             p += 2
-        if p >= end:
-            return "truncated_link"
-        b = buf[p]
-        if b & 1:  # protocol field compression: one-byte protocol
-            proto = b
-            p += 1
-        else:
-            if p + 2 > end:
-                return "truncated_link"
-            proto = b << 8 | buf[p + 1]
-            p += 2
-        if proto == 0x21:
-            return self._ip4(buf, p, end, path)
-        if proto == 0x57:
-            return self._ip6(buf, p, end, path)
-        if proto == 0x0281 or proto == 0x0283:  # MPLS unicast / multicast
-            return self._ether(buf, _ET_MPLS, p, end, path)
-        return "not_ip"
+        r = ppp_payload(buf, p, end)
+        if isinstance(r, str):
+            return r
+        return self._ether(buf, r[0], r[1], end, path)
 
     def _ether(self, buf: bytes, et: int, p: int, end: int, path: list[str], other: str = "not_ip"):
         """Follow an ethertype whose payload starts at p through tags and shims to IP."""
