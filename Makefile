@@ -62,6 +62,8 @@ lint: $(STAMP)
 samples: $(STAMP)
 	$(BIN)/python sample_pcaps/make_samples.py
 	$(BIN)/python sample_pcaps/make_crafted.py
+	$(BIN)/python sample_pcaps/make_vxlan.py
+	$(BIN)/python sample_pcaps/make_tunnels.py
 
 bench: $(STAMP)
 	bash bench/run_bench.sh

@@ -34,9 +34,17 @@ class AuditResult:
 
 
 def audit(
-    captures: str | Iterable[str], *, verify_checksums: bool = False, thresholds: Any = None, **engine_settings: Any
+    captures: str | Iterable[str],
+    *,
+    verify_checksums: bool = False,
+    thresholds: Any = None,
+    tunnel_ports: Iterable[tuple[str, int]] = (),
+    **engine_settings: Any,
 ) -> AuditResult:
-    """Read captures (paths, directories or globs) and return flows, findings and the summary."""
+    """Read captures (paths, directories or globs) and return flows, findings and the summary.
+
+    `tunnel_ports`: (tunnel name, UDP port) pairs read as tunnels beside the usual ports, as
+    `--tunnel-port NAME=PORT` (e.g. `[("vxlan", 4790)]`); ValueError for an unknown name or port."""
     import pandas as pd
 
     from .config import EngineConfig
@@ -51,6 +59,8 @@ def audit(
     inputs = expand_inputs(list(captures))
     engine = EngineConfig(verify_checksums=verify_checksums, **engine_settings)
     auditor = Auditor(engine)
+    for name, port in tunnel_ports:
+        auditor.decoder.add_tunnel_port(name, port)
     auditor.stats.passed_over = inputs.passed_over
     detectors = DetectorSet.attach(auditor, thresholds or Thresholds())
     summary = SummaryCollector()

@@ -42,12 +42,16 @@ Timestamps are ``seconds + fraction / units`` with the fraction divided exactly 
 instant gives the same float whether it came from classic pcap or pcapng. A Simple Packet Block
 has no timestamp and gets the previous record's (0.0 if it is the first record).
 
-Checks: a classic pcap record is "corrupt_record" (fatal) when its captured length exceeds
-262144, the file's snap length (when that is positive), or its original length, or when its
-sub-second field is out of range. A pcapng block is "corrupt_block" (fatal) when its length is
-under 12, not a multiple of 4, over 16 MiB, or disagrees with its trailing copy, when its
-contents overrun it, or when a packet names an undeclared interface. In pcapng the block length
-frames each packet, so a captured length over the original length is accepted there.
+Checks: a classic pcap record header fails when its captured length exceeds 262144, the file's
+snap length (when that is positive), or its original length, or when its sub-second field is out
+of range. Such a record is "damaged_record" (a warning, one per file, counting them all) and is
+read, its framing intact, when its captured length is at most 262144 and it ends where the input
+does or where a plausible record header starts (captured length from 1 to 262144, original length
+from it to 1 MiB, time within a day of the last sound record's or of the damaged one's); otherwise
+it is "corrupt_record" (fatal) and reading stops there. A pcapng block is "corrupt_block" (fatal)
+when its length is under 12, not a multiple of 4, over 16 MiB, or disagrees with its trailing
+copy, when its contents overrun it, or when a packet names an undeclared interface. In pcapng the
+block length frames each packet, so a captured length over the original length is accepted there.
 
 A file that ends inside a record is a capture cut short ("truncated", a warning), unless records
 follow inside the bytes the record claims: then its length is damaged and the file holds more
@@ -297,13 +301,15 @@ def pcap_record_header(buf: bytes, pos: i64, little_endian: bool) -> tuple[i64, 
 
 def _walk_pcap_records(
     buf: bytes, pos: int, buflen: int, hdrlen: int, little_endian: bool, maxcap: int, fracmax: int
-) -> tuple[int, int]:
-    """From pos, the end of the run of complete, valid records in buf and how many there are.
+) -> tuple[int, int, int]:
+    """From pos, the end of the run of complete, valid records in buf, how many there are, and where
+    the last one starts.
 
     The walk stops at the first record that is incomplete or fails a check; the caller then reads
     more or reports that record exactly as the record-by-record path does.
     """
     count = 0
+    last = pos
     while pos + hdrlen <= buflen:
         _, frac, caplen, wirelen = pcap_record_header(buf, pos, little_endian)
         if caplen > maxcap or frac >= fracmax or caplen > wirelen:
@@ -312,12 +318,46 @@ def _walk_pcap_records(
         if end > buflen:
             break
         count += 1
+        last = pos
         pos = end
-    return pos, count
+    return pos, count, last
+
+
+def _record_fault(frac: int, caplen: int, wirelen: int, maxcap: int, fracmax: int) -> str:
+    """What is wrong with a classic pcap record header that fails the checks."""
+    if caplen > MAX_CAPLEN:
+        return f"captured length {caplen} is over {MAX_CAPLEN}"
+    if caplen > maxcap:
+        return f"captured length {caplen} is over the snap length {maxcap}"
+    if caplen > wirelen:
+        return f"captured length {caplen} is over the original length {wirelen}"
+    unit = "nanoseconds" if fracmax > 1_000_000 else "microseconds"
+    return f"sub-second field {frac} is out of range for {unit}"
+
+
+MAX_WIRELEN: Final = 1 << 20
+"""Largest original length taken as plausible in the record header after a damaged one."""
 
 
 NEARBY_SECONDS: Final = 86400
 """Records taken for a run of real ones (after a damaged length) lie within this many seconds of each other."""
+
+
+def _plausible_record_header(buf: bytes, pos: int, little_endian: bool, near: int, near_too: int) -> bool:
+    """The classic pcap record header at pos could be real: a captured length from 1 to `MAX_CAPLEN`,
+    an original length from it to `MAX_WIRELEN`, and a time within `NEARBY_SECONDS` of the second
+    ``near`` or ``near_too`` (negative: none). Random bytes pass with a chance of about one in 2**40,
+    zeros never. (Its sub-second field is not asked for: damage there leaves the framing intact,
+    and that record is read on past in its turn.)"""
+    sec, _, caplen, wirelen = pcap_record_header(buf, pos, little_endian)
+    return (
+        1 <= caplen <= MAX_CAPLEN
+        and caplen <= wirelen <= MAX_WIRELEN
+        and (
+            (near >= 0 and -NEARBY_SECONDS <= sec - near <= NEARBY_SECONDS)
+            or (near_too >= 0 and -NEARBY_SECONDS <= sec - near_too <= NEARBY_SECONDS)
+        )
+    )
 
 
 def _pcap_records_follow(buf: bytes, pos: int, hdrlen: int, little_endian: bool, maxcap: int, fracmax: int) -> int:
@@ -474,6 +514,9 @@ class CaptureReader:
         self.size: int | None = None
         self.bytes_read = 0
         self.skipped_unsupported = 0
+        self._damaged_records = 0  # classic pcap records read on past (see `_damaged_record`)
+        self._damaged_at = 0
+        self._damaged_first: tuple[int, str] = (0, "")
         self.format: str | None = None
         self.compression: str | None = None
         self.linktype: int | None = None
@@ -891,10 +934,12 @@ class CaptureReader:
         buflen = len(buf)
         self.offset = 24
         little_endian = order == "<"
+        last_sec = -1  # the time (seconds) of the last record read whole and sound
         while True:
             if blocks:
-                run_end, count = _walk_pcap_records(buf, pos, buflen, hdrlen, little_endian, maxcap, fracmax)
+                run_end, count, last = _walk_pcap_records(buf, pos, buflen, hdrlen, little_endian, maxcap, fracmax)
                 if count:
+                    last_sec = pcap_record_header(buf, last, little_endian)[0]
                     self.offset = base + run_end
                     self.packets += count
                     yield RecordBlock(buf, pos, run_end, count, little_endian, linktype, fracmax, False, hdrlen)
@@ -911,7 +956,28 @@ class CaptureReader:
                 continue
             sec, frac, caplen, wirelen = unpack(buf, pos)
             if caplen > maxcap or frac >= fracmax or caplen > wirelen:
-                raise self._corrupt_record(base + pos, sec, frac, caplen, wirelen, maxcap, fracmax)
+                if caplen > MAX_CAPLEN:  # a length no capture tool writes: the framing is lost
+                    raise self._corrupt_record(base + pos, sec, frac, caplen, wirelen, maxcap, fracmax)
+                # a damaged field that may leave the framing intact: read on when the record ends
+                # where the input does or where a plausible record header starts
+                need = 2 * hdrlen + caplen
+                if buflen - pos < need:
+                    buf, start = more(buf, pos, need)
+                    base += pos - start
+                    pos = start
+                    buflen = len(buf)
+                end = pos + hdrlen + caplen
+                if not (
+                    (end == buflen and not self._input_failed)
+                    or (end + hdrlen <= buflen and _plausible_record_header(buf, end, little_endian, last_sec, sec))
+                ):
+                    raise self._corrupt_record(base + pos, sec, frac, caplen, wirelen, maxcap, fracmax)
+                self._damaged_record(base + pos, _record_fault(frac, caplen, wirelen, maxcap, fracmax))
+                self.offset = base + end
+                self.packets += 1
+                yield ((sec * fracmax + frac) / fracmax, linktype, buf[pos + hdrlen : end])
+                pos = end
+                continue
             end = hdr_end + caplen
             if end > buflen:
                 buf, start = more(buf, pos, hdrlen + caplen)
@@ -937,22 +1003,39 @@ class CaptureReader:
                 continue
             self.offset = base + end
             self.packets += 1
+            last_sec = sec
             yield ((sec * fracmax + frac) / fracmax, linktype, buf[hdr_end:end])
             pos = end
 
     def _corrupt_record(
         self, offset: int, sec: int, frac: int, caplen: int, wirelen: int, maxcap: int, fracmax: int
     ) -> _Stop:
-        if caplen > MAX_CAPLEN:
-            reason = f"captured length {caplen} is over {MAX_CAPLEN}"
-        elif caplen > maxcap:
-            reason = f"captured length {caplen} is over the snap length {maxcap}"
-        elif caplen > wirelen:
-            reason = f"captured length {caplen} is over the original length {wirelen}"
-        else:
-            unit = "nanoseconds" if fracmax > 1_000_000 else "microseconds"
-            reason = f"sub-second field {frac} is out of range for {unit}"
+        reason = _record_fault(frac, caplen, wirelen, maxcap, fracmax)
         return _Stop("corrupt_record", offset, f"corrupt record header: {reason}{self._in_stream()}")
+
+    def _damaged_record(self, offset: int, reason: str) -> None:
+        """A record with a damaged header field whose framing is intact, kept: one warning per file,
+        at the first such record, with the count of them all (bounded memory for any number)."""
+        self._damaged_records += 1
+        count = self._damaged_records
+        if count == 1:
+            self._damaged_at = len(self.problems)
+            self._damaged_first = (offset, reason)
+        else:
+            offset, reason = self._damaged_first
+        also = f" ({count} damaged records in all, this the first)" if count > 1 else ""
+        problem = InputProblem(
+            self.name,
+            offset,
+            "damaged_record",
+            f"damaged record header: {reason}; its length and the next record header are plausible: "
+            f"read on{also}{self._in_stream()}",
+            False,
+        )
+        if count == 1:
+            self.problems.append(problem)
+        else:
+            self.problems[self._damaged_at] = problem
 
     def _corrupt_block(self, offset: int, reason: str) -> _Stop:
         return _Stop("corrupt_block", offset, f"corrupt pcapng block: {reason}{self._in_stream()}")

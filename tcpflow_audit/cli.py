@@ -1,10 +1,10 @@
 """The command line: a thin click shell over the library (`pipeline`, `detectors`, `report`, `outputs`).
 
 Exit status (documented in docs/cli.md): 0 clean; 1 a finding at or above --fail-on; 2 usage
-error; 3 input errors (a file that could not be read to its end; a cut-short file only with
---strict); 75 the output is locked by another run for longer than --lock-timeout (EX_TEMPFAIL:
-try again later); 130 interrupted (Ctrl-C); 141 the reader of standard output left (as SIGPIPE would
-end a program); 143 terminated (SIGTERM). Input problems are reported on
+error; 3 input errors (a file that could not be read to its end; a cut-short file, or a damaged
+record read on past, only with --strict); 75 the output is locked by another run for longer than
+--lock-timeout (EX_TEMPFAIL: try again later); 130 interrupted (Ctrl-C); 141 the reader of standard
+output left (as SIGPIPE would end a program); 143 terminated (SIGTERM). Input problems are reported on
 stderr as one line each, naming the file and byte offset (input errors also with --quiet, which
 hides only warnings and the progress line); everything read before a problem is kept and reported.
 
@@ -36,6 +36,7 @@ from . import __version__, columnar, html_report
 from .build import describe as describe_build
 from .build import stale_modules
 from .config import EngineConfig
+from .decode import TUNNEL_NAMES
 from .detectors import ANOMALY_COLUMNS, SEVERITIES, DetectorSet, finding_row
 from .detectors.thresholds import Thresholds
 from .html_report import HtmlReport
@@ -103,6 +104,18 @@ def build_filter(
         ports=frozenset(ports),
         nets=networks,
     )
+
+
+def parse_tunnel_port(value: str) -> tuple[str, int]:
+    """--tunnel-port NAME=PORT: (name, port), or a usage error saying what is wrong."""
+    name, equals, port = value.partition("=")
+    name = name.strip().lower()
+    if not equals or name not in TUNNEL_NAMES or not port.strip().isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(
+            f"{value!r}: expected NAME=PORT, NAME one of {', '.join(sorted(TUNNEL_NAMES))}, PORT 1 to 65535",
+            param_hint="--tunnel-port",
+        )
+    return name, int(port)
 
 
 def table_style(width: int | None, color: bool | None, to_stdout: bool) -> TableStyle:
@@ -251,12 +264,19 @@ def threshold_options(function):
 @click.argument("pcaps", nargs=-1, metavar="PCAP...")
 @option_group(
     "Input",
-    click.option("--strict", is_flag=True, help="a capture cut short mid-record is an input error (exit 3)"),
+    click.option("--strict", is_flag=True, help="input warnings (cut short, damaged record) are errors (exit 3)"),
     click.option(
         "--verify-checksums",
         is_flag=True,
-        help="validate IP/TCP checksums as Zeek does without -C (off: captures from a sending host "
-        "carry offloaded, 'bad' checksums)",
+        help="validate IP/TCP checksums, as Zeek without -C (off by default)",
+    ),
+    click.option(
+        "--tunnel-port",
+        "tunnel_ports",
+        multiple=True,
+        metavar="NAME=PORT",
+        callback=lambda _ctx, _param, values: [parse_tunnel_port(value) for value in values],
+        help="UDP PORT carries tunnel NAME too, e.g. vxlan=4790 (repeatable)",
     ),
 )
 @option_group(
@@ -442,6 +462,7 @@ def main(
     width: int | None,
     color: bool | None,
     verify_checksums: bool,
+    tunnel_ports: list[tuple[str, int]],
     since: str | None,
     until: str | None,
     hosts: tuple[str, ...],
@@ -547,6 +568,8 @@ def main(
         raise click.UsageError("no capture files found in the arguments given")
 
     auditor = Auditor(engine, packet_filter)
+    for name, port in tunnel_ports:
+        auditor.decoder.add_tunnel_port(name, port)
     auditor.stats.passed_over = inputs.passed_over
     detectors = DetectorSet.attach(auditor, thresholds)  # first sink: it tags records before rows are written
     summary = SummaryCollector()
@@ -664,7 +687,7 @@ def main(
         if any(SEVERITIES.index(f.severity) >= floor for f in findings):
             status = EXIT_FINDINGS
     for problem in stats.problems:
-        is_error = problem.fatal or strict  # --strict: a cut-short capture is an input error too
+        is_error = problem.fatal or strict  # --strict: input warnings (cut short, damaged record) are errors too
         if is_error:
             status = EXIT_INPUT
         if is_error or not quiet:  # --quiet hides warnings, never the reason for exit status 3

@@ -51,6 +51,7 @@ FLOW_TYPES: Final = {
     "synack_ack_ms": "float",
     "direction_guessed": "bool",
     "anomalies": "string",
+    "tunnel": "string",
 }
 ANOMALY_TYPES: Final = {
     "kind": "string",

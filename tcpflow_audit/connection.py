@@ -217,6 +217,7 @@ class FlowRecord:
     server_time_wait_until: float | None
     facts: ConnectionFacts
     finalised_at: float = 0.0  # capture time when the tracker finalised it (timer, reuse or capture end)
+    tunnel: str = ""  # the tunnel path the connection came through ("" for none), see decode.Decoder.tunnel
 
     def __init__(
         self,
@@ -244,6 +245,7 @@ class FlowRecord:
         server_time_wait_until: float | None,
         facts: ConnectionFacts,
         finalised_at: float = 0.0,
+        tunnel: str = "",
     ) -> None:
         self.start = start
         self.end = end
@@ -269,6 +271,7 @@ class FlowRecord:
         self.server_time_wait_until = server_time_wait_until
         self.facts = facts
         self.finalised_at = finalised_at
+        self.tunnel = tunnel
 
 
 @dataclass(slots=True, init=False)
@@ -491,6 +494,7 @@ class Connection:
         "syn_in_time_wait",
         "prev_time_wait",
         "key",
+        "tunnel",
         "pending_timers",
         "pending_base",
     )
@@ -522,6 +526,7 @@ class Connection:
         self.syn_in_time_wait = False
         self.prev_time_wait: TimeWait | None = None  # the previous connection's TIME_WAIT its SYN met
         self.key: tuple = ()
+        self.tunnel = ""  # the tunnel path of its first segment (`decode.Decoder.tunnel`), "" for none
         # Zeek timers this segment set (PENDING_* bits), each due a delay after pending_base (the
         # connection's last_time then): the tracker schedules them, in that bit order, and clears them
         self.pending_timers: i64 = 0
@@ -1234,4 +1239,5 @@ class Connection:
             server_time_wait_until=None if resp.time_wait_since is None else resp.time_wait_since + time_wait_s,
             facts=facts,
             finalised_at=now,
+            tunnel=self.tunnel,
         )

@@ -1,13 +1,14 @@
-"""Decoding frames to the few TCP fields the engine needs, straight from the bytes.
+"""Decoding frames to the few TCP fields the engine needs, straight from the bytes, through tunnels.
 
 Interface:
 
     decoder = Decoder(verify_checksums=False)
     seg = decoder.decode(linktype, frame)   # -> Segment tuple or None (skipped; reason counted)
-    decoder.skipped -> collections.Counter[str]  # reason -> count, e.g. "not_ip", "not_tcp", "ip_fragment",
-                                                 # "truncated_ip", "truncated_tcp", "bad_ip_header", "bad_tcp_offset",
-                                                 # "bad_ip_checksum", "ipv6_ext_loop", "unsupported_linktype"
+    decoder.tunnel -> str                   # the tunnel path of the segment decode() last returned ("" for none)
+    decoder.skipped -> collections.Counter[str]  # reason -> count (the names below)
+    decoder.add_tunnel_port(name, port)     # e.g. ("vxlan", 4790): a UDP port the deployment uses
     SUPPORTED_LINKTYPES: frozenset[int]
+    decode_in_place(buf, start, end, linktype)  # the fast case, fields read where they lie (fastlane)
 
 Segment is a plain tuple (allocation-light on the hot path), indexed by the constants below:
     (src_ip: bytes, src_port: int, dst_ip: bytes, dst_port: int, seq: int, ack: int,
@@ -15,35 +16,62 @@ Segment is a plain tuple (allocation-light on the hot path), indexed by the cons
 
 Skip reasons counted in ``Decoder.skipped`` (stable names):
     unsupported_linktype  the link type is not in SUPPORTED_LINKTYPES
-    truncated_link        the frame ends inside a link-layer / tunnel header (Ethernet, VLAN, MPLS, PPPoE, ...)
-    not_ip                the link layer carries something other than IPv4/IPv6 (ARP, LLDP, ...)
+    truncated_link        the frame ends inside a link-layer header (Ethernet, VLAN, MPLS, PPPoE, PPP ...)
+    not_ip                the link layer (or a tunnel) carries something other than IPv4/IPv6 (ARP, LLDP, ...)
     truncated_ip          the frame ends inside the IPv4 fixed header / IPv6 header or extension chain
     bad_ip_header         wrong version, IHL < 5 or past the captured bytes, or inconsistent IP length fields
     bad_ip_checksum       (verify_checksums only) the IPv4 header checksum is wrong
-    ip_fragment           a non-first IPv4/IPv6 fragment (first fragments are decoded)
+    ip_fragment           a non-first fragment of TCP, or a fragment held until its datagram is whole
     ipv6_ext_loop         more than 16 IPv6 extension headers
-    not_tcp               IP carrying another protocol (or IPv6 "no next header")
+    not_tcp               IP carrying another protocol (UDP that is no tunnel, ICMP, IPv6 "no next header")
+    ipsec_esp             IPsec ESP: encrypted, the TCP inside cannot be read
+    truncated_tunnel      the frame ends inside a tunnel header (UDP, GRE, VXLAN, Geneve, GTP-U, ...)
+    bad_<name>_header     a tunnel header with an impossible field (name: gre, erspan, vxlan, geneve,
+                          gtp, teredo, l2tp, ayiya)
+    ipcomp_unreadable     IPComp whose algorithm is not DEFLATE, or data that does not inflate
+    tunnel_depth          more than MAX_TUNNELS tunnels nested (a decoding loop is cut there)
     truncated_tcp         fewer than the 20 fixed TCP header bytes were captured
     bad_tcp_offset        TCP data offset < 5
     malformed             safety net: a decoding error nobody foresaw (should stay 0; decode() never raises)
+    (and the link-layer reasons of link_layers.py: bad_link_header, wlan_protected, wlan_amsdu)
 
-Design: ``Decoder.decode``'s fast path handles Ethernet (+ one 802.1Q tag) / LINUX_SLL / LINUX_SLL2 / RAW
-carrying IPv4 with a 20-byte header and TCP, using ONE precompiled ``struct`` call that returns every
-field at once (plus two int.from_bytes sums when verifying checksums); everything else goes through
-the general path (link walk, IPv4/IPv6 with options and extension headers), which gives the same
-answers for the frames the fast path takes.  Checksums use int.from_bytes(...) % 0xFFFF, which is
-the ones'-complement sum modulo 0xFFFF (2**16 == 1 mod 0xFFFF); a valid header/segment sums to 0.
+Design. The IP and TCP header rules are written once (`ip4_header`, `ip6_header`, `tcp_header`:
+native-integer functions that read the bytes in place) and called by both ways through the module:
+
+* the fast case, `decode_in_place`: Ethernet (one 802.1Q tag), LINUX_SLL, LINUX_SLL2 and raw IP
+  carrying TCP straight over IPv4 or IPv6 (no extension header, not a non-first fragment). The fast
+  lane calls it on every frame; `Decoder.decode` calls it first.
+* the general walk (`Decoder.decode_general`): every link type, the ethertype shims (VLAN tags,
+  QinQ, E-Tag, PBB, VN-Tag, FabricPath, MPLS, PPPoE, LLC/SNAP), IPv4 options and AH, IPv6
+  extension headers, IPComp (DEFLATE), and tunnels: IP-in-IP (4in4, 6in4, 4in6, 6in6), GRE (IPv4/IPv6 payload,
+  transparent Ethernet bridging, ERSPAN I/II/III, WCCP, MPLS, PPTP's PPP), and over UDP by port
+  then by content: VXLAN (4789, 8472), Geneve (6081), GTP-U (2152), Teredo (3544), L2TPv2 with
+  PPP (1701) and AYIYA (5072). Each tunnel adds a layer to the path (`Decoder.tunnel`,
+  "name:param,outer-src>outer-dst", layers outermost first joined by ";"); at most MAX_TUNNELS.
+  Fragments of tunnel-carrying datagrams are reassembled (`_Reassembly`: bounded in datagrams and
+  bytes, a 30 s timeout in capture time when the caller gives times); TCP's own fragments keep
+  the rule of the plain path (the first is decoded, the others skipped).
+
+The tunnel headers are parsed here rather than with dpkt: each is a few fixed fields, read in
+place without building an object per layer, and dpkt's classes raise on the truncated and odd
+frames real captures hold (a capture must never stop the run). Link types of other modules plug
+into `_link` (see the marked place at its end).
+
+Checksums use int.from_bytes(...) % 0xFFFF, which is the ones'-complement sum modulo 0xFFFF
+(2**16 == 1 mod 0xFFFF); a valid header/segment sums to 0.
 """
 
 from __future__ import annotations
 
 import socket
+import zlib
 from collections import Counter
-from struct import Struct
 from struct import error as _StructError
 from typing import TYPE_CHECKING, Final
 
 from .capture import be16, be32
+from .link_layers import LINKTYPES as _OTHER_LINKTYPES
+from .link_layers import network_layer, ppp_payload
 
 if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
@@ -73,6 +101,13 @@ __all__ = [
     "ones_complement_sum",
     "internet_checksum",
     "decode_in_place",
+    "ip4_header",
+    "ip6_header",
+    "tcp_header",
+    "tunnel_key",
+    "UDP_TUNNEL_PORTS",
+    "TUNNEL_NAMES",
+    "MAX_TUNNELS",
 ]
 
 # Segment tuple indexes.
@@ -111,27 +146,10 @@ SUPPORTED_LINKTYPES: frozenset[int] = frozenset(
         LT_IPV4,
         LT_IPV6,
         LT_LINUX_SLL2,
+        *_OTHER_LINKTYPES,  # the rarer ones, read in link_layers.py
     }
 )
 
-
-# Structs.  "!" = network order, no alignment.
-# Ethernet + IPv4 (IHL 5) + TCP fixed header up to the window, all at once:
-#   ethertype | vhl, tot_len, frag, proto, src, dst | sport, dport, seq, ack, off, flags, window
-_ETH_IP4_TCP = Struct("!12xHBxH2xHxB2x4s4sHHIIBBH")
-# The same without the Ethernet header: vhl, tot_len, frag, proto, src, dst, sport, ..., window
-_IP4_TCP = Struct("!BxH2xHxB2x4s4sHHIIBBH")
-# IPv4 fixed header fields the general path needs (20 bytes): tot_len, frag, proto, src, dst
-_IP4 = Struct("!2xH2xHxB2x4s4s")
-# IPv6 fixed header (40 bytes): ver/tc byte, payload length, next header, src, dst
-_IP6 = Struct("!B3xHBx16s16s")
-# TCP fixed header (first 16 of the 20 bytes that must be captured): sport, dport, seq, ack, off, flags, window
-_TCP = Struct("!HHIIBBH")
-
-# The structs stop after the window field; the fast path still requires all 20 fixed TCP header
-# bytes to be captured (Ethernet: 54 bytes, 58 with a VLAN tag; IP alone: 40).
-assert _ETH_IP4_TCP.size == 50 and _IP4_TCP.size == 36 and _IP4.size == 20 and _IP6.size == 40
-assert _TCP.size == 16
 
 # "Shim" headers walked inside Ethernet: ethertype -> (bytes from the payload start to the next
 # payload start, offset of the next ethertype from the payload start).
@@ -142,6 +160,7 @@ _SHIMS: dict[int, tuple[int, int]] = {
     0x88E7: (18, 16),  # 802.1ah PBB: I-TAG(4), inner dst(6), inner src(6), ethertype
     0x8926: (6, 4),  # Cisco VN-Tag: tag(4), ethertype
     0x8903: (16, 14),  # Cisco FabricPath: rest of the 16-byte outer header (ftag/ttl), inner dst/src, ethertype
+    0x893F: (8, 6),  # 802.1BR E-Tag: the rest of the 8-byte tag (6 bytes), ethertype
 }
 
 _ETHERTYPE_IP4: Final = 0x0800
@@ -209,306 +228,143 @@ def format_ip(b: bytes) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# General path.  Each function returns a Segment tuple, or a skip-reason string.
+# The IP and TCP header rules, written once: the fast case and the general walk both call them.
+# They return native integers (no objects), a reason number first: 0, or an index of _REASONS.
 # ---------------------------------------------------------------------------------------------
 
+_TRUNCATED_IP: Final = 1
+_BAD_IP_HEADER: Final = 2
+_TRUNCATED_TCP: Final = 3
+_BAD_TCP_OFFSET: Final = 4
+_IPV6_EXT_LOOP: Final = 5
+_REASONS: Final = ("", "truncated_ip", "bad_ip_header", "truncated_tcp", "bad_tcp_offset", "ipv6_ext_loop")
 
-def _walk_ethertype(frame, et: int, p: int, n: int):
-    """Follow an ethertype whose payload starts at ``p`` through tags/tunnels to IP.
 
-    Returns (ip_version, offset) with ip_version 4 or 6, or a skip reason.
+def ip4_header(buf: bytes, o: i64, end: i64) -> tuple[i64, i64, i64, i64, i64]:
+    """The IPv4 header at buf[o:end]: (reason, protocol, payload offset, payload length, fragment field).
+
+    The payload length is -1 when the total length is 0 (segmentation offload on the capturing
+    host: the caller uses what was captured). The header checksum is the caller's to verify.
     """
-    shims = _SHIMS
-    while True:
-        if et == _ETHERTYPE_IP4:
-            return 4, p
-        if et == _ETHERTYPE_IP6:
-            return 6, p
-        shim = shims.get(et)
-        if shim is not None:
-            hlen, eo = shim
-            if p + hlen > n:
-                return "truncated_link"
-            et = frame[p + eo] << 8 | frame[p + eo + 1]
-            p += hlen
-            continue
-        if et == 0x8847 or et == 0x8848:  # MPLS unicast / multicast: pop to bottom of stack
-            while True:
-                if p + 4 > n:
-                    return "truncated_link"
-                bos = frame[p + 2] & 1
-                p += 4
-                if bos:
-                    break
-            if p >= n:
-                return "truncated_ip"
-            v = frame[p] >> 4
-            if v == 4:
-                return 4, p
-            if v == 6:
-                return 6, p
-            return "not_ip"
-        if et == 0x8864:  # PPPoE session: ver/type, code, session id, length, then PPP protocol
-            if p + 8 > n:
-                return "truncated_link"
-            proto = frame[p + 6] << 8 | frame[p + 7]
-            if proto == 0x0021:
-                return 4, p + 8
-            if proto == 0x0057:
-                return 6, p + 8
-            return "not_ip"
-        if et <= 1500:  # 802.3 length field: accept an 802.2 LLC/SNAP header carrying an ethertype
-            if p + 8 > n:
-                return "truncated_link"
-            if frame[p] == 0xAA and frame[p + 1] == 0xAA and frame[p + 2] == 0x03:
-                et = frame[p + 6] << 8 | frame[p + 7]
-                p += 8
-                continue
-            return "not_ip"
-        return "not_ip"
+    if end - o < 20:
+        return (_TRUNCATED_IP, 0, 0, 0, 0)
+    version_ihl: i64 = buf[o]
+    hl = (version_ihl & 0x0F) << 2
+    if version_ihl >> 4 != 4 or hl < 20 or o + hl > end:
+        return (_BAD_IP_HEADER, 0, 0, 0, 0)
+    total = be16(buf, o + 2)
+    protocol: i64 = buf[o + 9]
+    payload = total - hl if total else -1
+    if total and payload < 0:
+        return (_BAD_IP_HEADER, 0, 0, 0, 0)
+    return (0, protocol, o + hl, payload, be16(buf, o + 6))
 
 
-def _ip4(frame, o: int, n: int, verify: bool):
-    """IPv4 at offset ``o`` of a ``n``-byte frame, then TCP."""
-    if n - o < 20:
-        return "truncated_ip"
-    vhl = frame[o]
-    hl = (vhl & 0x0F) << 2
-    if vhl >> 4 != 4 or hl < 20 or o + hl > n:
-        return "bad_ip_header"
-    if verify and _from_bytes(frame[o : o + hl], "big") % 0xFFFF:
-        # a correct header sums (ones' complement) to 0xFFFF; it cannot be all zeros (version 4)
-        return "bad_ip_checksum"
-    if hl == 20 and n - o >= 40:
-        _, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = _IP4_TCP.unpack_from(frame, o)
-        tcp_in = True
-    else:
-        tot, frag, proto, src, dst = _IP4.unpack_from(frame, o)
-        tcp_in = False
-    if proto != 6:
-        return "not_tcp"
-    if frag & 0x1FFF:
-        return "ip_fragment"
-    t = o + hl
-    if tot:
-        if tot < hl + 20:
-            return "bad_ip_header"
-        seglen = tot - hl
-    if not tcp_in:
-        if n - t < 20:
-            return "truncated_tcp"
-        sport, dport, seq, ack, off, flags, win = _TCP.unpack_from(frame, t)
-    thl = (off >> 4) << 2
-    if thl < 20:
-        return "bad_tcp_offset"
-    if tot:
-        plen = seglen - thl
-        if plen < 0:
-            return "bad_ip_header"
-        ok = True
-        # verify only when the whole segment is here (and not a first fragment: MF set)
-        if verify and t + seglen <= n and not frag & 0x2000:
-            ok = (
-                not (_word_sum(frame, t, t + seglen) + _from_bytes(src, "big") + _from_bytes(dst, "big") + 6 + seglen)
-                % 0xFFFF
-            )
-    else:
-        # total length 0: segmentation offload on the capturing host; use what was captured
-        plen = n - t - thl
-        if plen < 0:
-            plen = 0
-        ok = True
-    return (src, sport, dst, dport, seq, ack, flags, win, plen, ok)
+def ip6_header(buf: bytes, o: i64, end: i64) -> tuple[i64, i64, i64, i64, i64, i64]:
+    """The IPv6 header at buf[o:end] and its extension headers:
+    (reason, next header, payload offset, payload length, fragment header offset, destination offset).
 
-
-def _ip6(frame, o: int, n: int, verify: bool):
-    """IPv6 at offset ``o`` of a ``n``-byte frame, through extension headers, then TCP."""
-    if n - o < 40:
-        return "truncated_ip"
-    vtc, plen6, nh, src, dst = _IP6.unpack_from(frame, o)
-    if vtc >> 4 != 6:
-        return "bad_ip_header"
+    The walk stops at the first header that is no extension header (TCP, UDP, IP-in-IP, ...), or
+    after a fragment header whose offset is not 0 (the rest is another fragment's). The payload
+    length is what follows the extension headers, -1 when the IPv6 payload length is 0 (offload,
+    or a jumbogram: the caller uses what was captured). The fragment header offset is -1 when there
+    is none. The destination is where the connection's destination address lies: the fixed
+    header's, or a routing header's final destination (RFC 8200 8.1; Zeek does the same).
+    """
+    if end - o < 40:
+        return (_TRUNCATED_IP, 0, 0, 0, 0, 0)
+    version: i64 = buf[o]
+    if version >> 4 != 6:
+        return (_BAD_IP_HEADER, 0, 0, 0, 0, 0)
+    payload6 = be16(buf, o + 4)
+    nh: i64 = buf[o + 6]
     p = o + 40
-    count = 0
-    more_frags = False
-    pseudo_dst = dst
-    ext_set = _IP6_EXT
-    while nh != 6:
-        if nh not in ext_set:
-            return "not_tcp"  # includes 59 (no next header)
+    count: i64 = 0
+    fragment_at: i64 = -1
+    dst_at = o + 24
+    while nh in _IP6_EXT:
         count += 1
         if count > _IP6_MAX_EXT:
-            return "ipv6_ext_loop"
+            return (_IPV6_EXT_LOOP, 0, 0, 0, 0, 0)
+        if p + 2 > end:
+            return (_TRUNCATED_IP, 0, 0, 0, 0, 0)
         if nh == 44:  # fragment
-            if p + 8 > n:
-                return "truncated_ip"
-            fo = frame[p + 2] << 8 | frame[p + 3]
-            if fo & 0xFFF8:
-                return "ip_fragment"
-            more_frags = bool(fo & 1)
-            hlen = 8
+            if p + 8 > end:
+                return (_TRUNCATED_IP, 0, 0, 0, 0, 0)
+            fragment_at = p
+            if be16(buf, p + 2) & 0xFFF8:  # not the first: the headers after it are not here
+                following: i64 = buf[p]
+                return (0, following, p + 8, payload6 - (p + 8 - o - 40) if payload6 else -1, p, dst_at)
+            hlen: i64 = 8
+        elif nh == 51:  # AH: length in 4-byte units, minus 2
+            length: i64 = buf[p + 1]
+            hlen = (length + 2) << 2
         else:
-            if p + 2 > n:
-                return "truncated_ip"
-            if nh == 51:  # AH: length in 4-byte units, minus 2
-                hlen = (frame[p + 1] + 2) << 2
-            else:
-                hlen = (frame[p + 1] + 1) << 3
-                if nh == 43 and p + 4 <= n and frame[p + 3]:
-                    # routing header with segments left: the final destination goes in the
-                    # pseudo-header (RFC 8200 8.1) and, as in Zeek, in the connection id
-                    rtype = frame[p + 2]
-                    ln = frame[p + 1]
-                    if rtype == 0 and ln >= 2 and not ln & 1:
-                        a = p + 8 + 16 * (ln // 2 - 1)
-                        if a + 16 <= n:
-                            pseudo_dst = bytes(frame[a : a + 16])
-                    elif rtype == 2 and ln == 2 and p + 24 <= n:
-                        pseudo_dst = bytes(frame[p + 8 : p + 24])
-        nh = frame[p]
+            length = buf[p + 1]
+            hlen = (length + 1) << 3
+            if nh == 43 and p + 4 <= end and buf[p + 3]:
+                # routing header with segments left: the final destination goes in the
+                # pseudo-header (RFC 8200 8.1) and, as in Zeek, in the connection id
+                rtype: i64 = buf[p + 2]
+                if rtype == 0 and length >= 2 and not length & 1:
+                    a = p + 8 + 16 * (length // 2 - 1)
+                    if a + 16 <= end:
+                        dst_at = a
+                elif rtype == 2 and length == 2 and p + 24 <= end:
+                    dst_at = p + 8
+        nh = buf[p]
         p += hlen
-    if p > n:
-        return "truncated_ip"
-    ext_len = p - o - 40
-    if plen6 and plen6 < ext_len + 20:
-        return "bad_ip_header"
-    if n - p < 20:
-        return "truncated_tcp"
-    sport, dport, seq, ack, off, flags, win = _TCP.unpack_from(frame, p)
-    thl = (off >> 4) << 2
+    if p > end:
+        return (_TRUNCATED_IP, 0, 0, 0, 0, 0)
+    payload = payload6 - (p - o - 40) if payload6 else -1
+    if payload6 and payload < 0:
+        return (_BAD_IP_HEADER, 0, 0, 0, 0, 0)
+    return (0, nh, p, payload, fragment_at, dst_at)
+
+
+def tcp_header(buf: bytes, t: i64, segment: i64, end: i64) -> tuple[i64, i64, i64, i64, i64, i64, i64, i64]:
+    """The TCP header at buf[t:end] of a `segment`-byte segment (-1: unknown, use what was captured):
+    (reason, sport, dport, seq, ack, flags, window, payload length)."""
+    if 0 <= segment < 20:
+        return (_BAD_IP_HEADER, 0, 0, 0, 0, 0, 0, 0)
+    if end - t < 20:
+        return (_TRUNCATED_TCP, 0, 0, 0, 0, 0, 0, 0)
+    offset: i64 = buf[t + 12]
+    thl = offset >> 2 & 0x3C
     if thl < 20:
-        return "bad_tcp_offset"
-    ok = True
-    if plen6:
-        seglen = plen6 - ext_len
-        plen = seglen - thl
+        return (_BAD_TCP_OFFSET, 0, 0, 0, 0, 0, 0, 0)
+    if segment >= 0:
+        plen = segment - thl
         if plen < 0:
-            return "bad_ip_header"
-        if verify and p + seglen <= n and not more_frags:
-            ok = (
-                not (
-                    _word_sum(frame, p, p + seglen)
-                    + _from_bytes(src, "big")
-                    + _from_bytes(pseudo_dst, "big")
-                    + 6
-                    + seglen
-                )
-                % 0xFFFF
-            )
+            return (_BAD_IP_HEADER, 0, 0, 0, 0, 0, 0, 0)
     else:
-        # payload length 0 (offload, or a jumbogram): use what was captured
-        plen = n - p - thl
+        plen = end - t - thl
         if plen < 0:
             plen = 0
-    return (src, sport, pseudo_dst, dport, seq, ack, flags, win, plen, ok)
+    flags: i64 = buf[t + 13]
+    return (0, be16(buf, t), be16(buf, t + 2), be32(buf, t + 4), be32(buf, t + 8), flags, be16(buf, t + 14), plen)
 
 
-def _guess_ip(frame, o: int, n: int, verify: bool, other: str):
-    if o >= n:
-        return "truncated_ip"
-    v = frame[o] >> 4
-    if v == 4:
-        return _ip4(frame, o, n, verify)
-    if v == 6:
-        return _ip6(frame, o, n, verify)
-    return other
-
-
-def _after_walk(frame, r, n: int, verify: bool):
-    if r.__class__ is str:
-        return r
-    v, o = r
-    if v == 4:
-        return _ip4(frame, o, n, verify)
-    return _ip6(frame, o, n, verify)
-
-
-def _decode_general(linktype: int, frame, verify: bool):
-    """Any supported link type; returns a Segment tuple or a skip reason."""
-    n = len(frame)
-    if linktype == LT_EN10MB:
-        if n < 14:
-            return "truncated_link"
-        return _after_walk(frame, _walk_ethertype(frame, frame[12] << 8 | frame[13], 14, n), n, verify)
-    if linktype == LT_RAW or linktype == LT_RAW_12 or linktype == LT_RAW_14:
-        return _guess_ip(frame, 0, n, verify, "bad_ip_header")
-    if linktype == LT_LINUX_SLL:
-        if n < 16:
-            return "truncated_link"
-        return _after_walk(frame, _walk_ethertype(frame, frame[14] << 8 | frame[15], 16, n), n, verify)
-    if linktype == LT_LINUX_SLL2:
-        if n < 20:
-            return "truncated_link"
-        return _after_walk(frame, _walk_ethertype(frame, frame[0] << 8 | frame[1], 20, n), n, verify)
-    if linktype == LT_IPV4:
-        return _ip4(frame, 0, n, verify)
-    if linktype == LT_IPV6:
-        return _ip6(frame, 0, n, verify)
-    if linktype == LT_NULL or linktype == LT_LOOP:
-        if n < 4:
-            return "truncated_link"
-        if linktype == LT_LOOP:
-            af = _from_bytes(frame[0:4], "big")
-        else:  # host byte order of the capturing machine: the family is small, so guess the order
-            af = _from_bytes(frame[0:4], "little")
-            if af > 0xFFFF:
-                af = _from_bytes(frame[0:4], "big")
-        if af == 2:
-            return _ip4(frame, 4, n, verify)
-        if af in _AF_INET6_VALUES:
-            return _ip6(frame, 4, n, verify)
-        return "not_ip"
-    if linktype == LT_PPP or linktype == LT_PPP_HDLC:
-        p = 0
-        if n >= 1:
-            b0 = frame[0]
-            if b0 == 0xFF:  # HDLC address: FF 03 (0xFF is no protocol number)
-                if n < 2:
-                    return "truncated_link"
-                if frame[1] != 0x03:
-                    return "not_ip"
-                p = 2
-            elif linktype == LT_PPP_HDLC and (b0 == 0x0F or b0 == 0x8F):
-                # Cisco HDLC framing seen under this link type: address, control, ethertype
-                if n < 4:
-                    return "truncated_link"
-                return _after_walk(frame, _walk_ethertype(frame, frame[2] << 8 | frame[3], 4, n), n, verify)
-        if p >= n:
-            return "truncated_link"
-        b = frame[p]
-        if b & 1:  # protocol field compression: one-byte protocol
-            proto = b
-            p += 1
-        else:
-            if p + 2 > n:
-                return "truncated_link"
-            proto = b << 8 | frame[p + 1]
-            p += 2
-        if proto == 0x21:
-            return _ip4(frame, p, n, verify)
-        if proto == 0x57:
-            return _ip6(frame, p, n, verify)
-        return "not_ip"
-    if linktype == LT_FDDI:
-        # frame control(1), dst(6), src(6), then 802.2 LLC/SNAP: AA AA 03 OUI(3) ethertype(2)
-        if n < 21:
-            return "truncated_link"
-        if frame[13] != 0xAA or frame[14] != 0xAA or frame[15] != 0x03:
-            return "not_ip"
-        return _after_walk(frame, _walk_ethertype(frame, frame[19] << 8 | frame[20], 21, n), n, verify)
-    return "unsupported_linktype"
-
-
-def _general_safe(linktype: int, frame, verify: bool):
-    try:
-        return _decode_general(linktype, frame, verify)
-    except (IndexError, _StructError, TypeError, ValueError):  # pragma: no cover - safety net
-        return "malformed"
+def _tcp_checksum_ok(buf: bytes, src_at: int, dst: bytes, t: int, segment: int) -> bool:
+    """The TCP checksum of buf[t:t + segment] with its pseudo-header (source at src_at) is right."""
+    size = len(dst)
+    return (
+        not (
+            _word_sum(buf, t, t + segment)
+            + _word_sum(buf, src_at, src_at + size)
+            + _from_bytes(dst, "big")
+            + 6
+            + segment
+        )
+        % 0xFFFF
+    )
 
 
 # ---------------------------------------------------------------------------------------------
-# Decoder
+# The fast case
 # ---------------------------------------------------------------------------------------------
+
+_NOT_TAKEN: Final = (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
 def _ip_at(ethertype: i64, offset: i64) -> tuple[i64, i64]:
@@ -527,178 +383,721 @@ def decode_in_place(
 
     Returns (ip_version, ip_offset, src, sport, dst, dport, seq, ack, flags, window, payload_len).
     ip_version is 4 or 6 for a frame it takes, 0 for any other (then `Decoder.decode` must
-    decode it); ip_offset is the IP header's position in buf. IPv4 (the frames of the fast path
-    in `Decoder.decode`) comes with its addresses as 32-bit integers; IPv6 with src and dst 0:
-    its addresses are ``buf[ip_offset + 8:ip_offset + 24]`` and ``buf[ip_offset + 24:ip_offset + 40]``.
-    IPv6 is taken when TCP follows the fixed header directly with a non-zero payload length
-    (extension headers, jumbograms and the like go to `Decoder.decode`). For every frame it takes
-    the fields are the ones `Decoder.decode` gives (checksums are not verified: the fast lane
-    does not run with --verify-checksums). Compiled, it reads the bytes in place and makes no objects;
-    its offsets and fields are native 64-bit integers (`i64`), so the arithmetic is single instructions.
+    decode it); ip_offset is the IP header's position in buf. IPv4 comes with its addresses as
+    32-bit integers; IPv6 with src and dst 0: its addresses are ``buf[ip_offset + 8:ip_offset + 24]``
+    and ``buf[ip_offset + 24:ip_offset + 40]``. It takes TCP straight over IPv4 (any header length,
+    not a non-first fragment) or IPv6 (no extension header) on Ethernet with at most one 802.1Q tag,
+    LINUX_SLL, LINUX_SLL2 or raw IP; checksums are not verified (the fast lane does not run with
+    --verify-checksums). The header rules are `ip4_header`, `ip6_header` and `tcp_header`, the
+    general walk's. Compiled, it reads the bytes in place and makes no objects.
     """
     n = end - start
     o: i64 = -1  # where the IPv4 header starts
     o6: i64 = -1  # where the IPv6 header starts
     if linktype == 1:
-        if n >= 54:
+        if n >= 14:
             ethertype = be16(buf, start + 12)
             if ethertype == 0x8100:  # one 802.1Q tag
-                if n >= 58:
+                if n >= 18:
                     o, o6 = _ip_at(be16(buf, start + 16), start + 18)
             else:
                 o, o6 = _ip_at(ethertype, start + 14)
     elif linktype == 113:  # LINUX_SLL: the protocol at 14
-        if n >= 56:
+        if n >= 16:
             o, o6 = _ip_at(be16(buf, start + 14), start + 16)
     elif linktype == 101 or linktype == 12 or linktype == 14:  # raw IP: the version says which
-        if n >= 40:
+        if n >= 1:
             version: i64 = buf[start]
             if version >> 4 == 6:
                 o6 = start
             else:
                 o = start
     elif linktype == 228:
-        if n >= 40:
-            o = start
+        o = start
     elif linktype == 229:
         o6 = start
     elif linktype == 276:  # LINUX_SLL2: the protocol at 0
-        if n >= 60:
+        if n >= 20:
             o, o6 = _ip_at(be16(buf, start), start + 20)
     if o >= 0:
-        version_ihl: i64 = buf[o]
-        protocol: i64 = buf[o + 9]
-        fragment: i64 = be16(buf, o + 6)
-        if version_ihl != 0x45 or protocol != 6 or fragment & 0x1FFF:
-            return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        t = o + 20
-        offset_byte: i64 = buf[t + 12]
-        thl = offset_byte >> 2 & 0x3C
-        plen = be16(buf, o + 2) - 20 - thl
-        if plen < 0 or thl < 20:
-            return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        flags: i64 = buf[t + 13]
-        return (
-            4,
-            o,
-            be32(buf, o + 12),
-            be16(buf, t),
-            be32(buf, o + 16),
-            be16(buf, t + 2),
-            be32(buf, t + 4),
-            be32(buf, t + 8),
-            flags,
-            be16(buf, t + 14),
-            plen,
-        )
-    if o6 >= 0 and end - o6 >= 60:
-        version6: i64 = buf[o6]
+        reason, protocol, t, segment, fragment = ip4_header(buf, o, end)
+        if reason or protocol != 6 or fragment & 0x1FFF:
+            return _NOT_TAKEN
+        reason, sport, dport, seq, ack, flags, window, plen = tcp_header(buf, t, segment, end)
+        if reason:
+            return _NOT_TAKEN
+        return (4, o, be32(buf, o + 12), sport, be32(buf, o + 16), dport, seq, ack, flags, window, plen)
+    if o6 >= 0 and end - o6 >= 40:
         next_header: i64 = buf[o6 + 6]
-        if version6 >> 4 == 6 and next_header == 6:
-            t = o6 + 40
-            payload = be16(buf, o6 + 4)
-            offset_byte6: i64 = buf[t + 12]
-            thl = offset_byte6 >> 2 & 0x3C
-            plen = payload - thl
-            if thl >= 20 and payload >= 20 and plen >= 0:
-                flags6: i64 = buf[t + 13]
-                return (
-                    6,
-                    o6,
-                    0,
-                    be16(buf, t),
-                    0,
-                    be16(buf, t + 2),
-                    be32(buf, t + 4),
-                    be32(buf, t + 8),
-                    flags6,
-                    be16(buf, t + 14),
-                    plen,
-                )
-    return (0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        if next_header != 6:
+            return _NOT_TAKEN
+        reason, _protocol, t, segment, _fragment_at, _dst_at = ip6_header(buf, o6, end)
+        if reason or segment < 0:  # (payload length 0: the general walk's case)
+            return _NOT_TAKEN
+        reason, sport, dport, seq, ack, flags, window, plen = tcp_header(buf, t, segment, end)
+        if reason:
+            return _NOT_TAKEN
+        return (6, o6, 0, sport, 0, dport, seq, ack, flags, window, plen)
+    return _NOT_TAKEN
+
+
+# ---------------------------------------------------------------------------------------------
+# Tunnels
+# ---------------------------------------------------------------------------------------------
+
+MAX_TUNNELS: Final = 8  # tunnels nested in one frame; deeper is a loop or a hostile frame
+# UDP ports of the tunnels recognised over UDP (checked by content too); --tunnel-port adds to them
+UDP_TUNNEL_PORTS: Final[dict[int, str]] = {
+    4789: "vxlan",  # IANA
+    8472: "vxlan",  # the Linux kernel's default (and flannel's)
+    6081: "geneve",
+    2152: "gtp",  # GTP-U
+    3544: "teredo",
+    1701: "l2tp",
+    5072: "ayiya",
+}
+TUNNEL_NAMES: Final = frozenset(UDP_TUNNEL_PORTS.values())
+
+# Pseudo-ethertypes for what the walk meets next when no ethertype says it
+_ET_ETHERNET: Final = 0x6558  # an Ethernet frame (transparent Ethernet bridging)
+_ET_GUESS_IP: Final = -1  # IPv4 or IPv6, by the version nibble
+
+_FRAGMENT_TIMEOUT: Final = 30.0  # seconds of capture time, as Linux's ipfrag_time
+_FRAGMENT_DATAGRAMS: Final = 1024  # datagrams being reassembled at once
+_FRAGMENT_BYTES: Final = 8 << 20  # bytes held for them
+
+
+class _Datagram:
+    """The fragments of one IP datagram received so far."""
+
+    def __init__(self, first_ts: float) -> None:
+        self.first_ts = first_ts
+        self.parts: list[tuple[int, bytes]] = []
+        self.total = -1  # known once the last fragment (MF clear) has come
+        self.size = 0
+
+
+class _Reassembly:
+    """IP datagrams being put back together from fragments, bounded in number, bytes and time:
+    past either bound, or after _FRAGMENT_TIMEOUT of capture time, the oldest is dropped."""
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple, _Datagram] = {}
+        self.size = 0
+        self.dropped = 0  # datagrams given up (timeout, bounds, impossible sizes)
+
+    def add(self, key: tuple, offset: int, more: bool, data: bytes, now: float) -> bytes | None:
+        """Add a fragment; the whole datagram's payload when this one completes it."""
+        pending = self.pending
+        while pending:
+            oldest_key = next(iter(pending))
+            oldest = pending[oldest_key]
+            if (
+                oldest.first_ts + _FRAGMENT_TIMEOUT >= now
+                and len(pending) < _FRAGMENT_DATAGRAMS
+                and self.size + len(data) <= _FRAGMENT_BYTES
+            ):
+                break
+            self._drop(oldest_key)
+        if offset + len(data) > 0xFFFF:
+            self.dropped += 1
+            return None
+        datagram = pending.get(key)
+        if datagram is None:
+            datagram = pending[key] = _Datagram(now)
+        datagram.parts.append((offset, data))
+        datagram.size += len(data)
+        self.size += len(data)
+        if not more:
+            datagram.total = offset + len(data)
+        if datagram.total < 0:
+            return None
+        reached = 0
+        for part_offset, part in sorted(datagram.parts, key=lambda item: item[0]):
+            if part_offset > reached:
+                return None  # a hole
+            reached = max(reached, part_offset + len(part))
+        if reached < datagram.total:
+            return None
+        whole = bytearray(datagram.total)
+        for part_offset, part in datagram.parts:
+            whole[part_offset : part_offset + len(part)] = part
+        self._drop(key, counted=False)
+        return bytes(whole[: datagram.total])
+
+    def _drop(self, key: tuple, counted: bool = True) -> None:
+        datagram = self.pending.pop(key)
+        self.size -= datagram.size
+        if counted:
+            self.dropped += 1
+
+
+_tunnel_keys: dict[str, str] = {}
+
+
+def tunnel_key(tunnel: str) -> str:
+    """The tunnel path as a connection's identity, the same in both directions: each layer's two
+    outer endpoints in a fixed order ("a>b" and "b>a" give one key)."""
+    key = _tunnel_keys.get(tunnel)
+    if key is None:
+        layers = []
+        for layer in tunnel.split(";"):
+            head, comma, ends = layer.rpartition(",")
+            if not comma:
+                head, _, ends = layer.partition(":")
+                head += ":"
+            else:
+                head += ","
+            a, _, b = ends.partition(">")
+            layers.append(head + (a + ">" + b if a <= b else b + ">" + a))
+        key = ";".join(layers)
+        if len(_tunnel_keys) >= 4096:
+            _tunnel_keys.clear()
+        _tunnel_keys[tunnel] = key
+    return key
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoder: the fast case, then the general walk
+# ---------------------------------------------------------------------------------------------
 
 
 class Decoder:
     """Decodes one frame at a time to a Segment tuple; counts skipped frames by reason.
 
-    ``decode`` has a fast path for the common cases, then the general path. Fast path: Ethernet
-    (optionally one 802.1Q tag), LINUX_SLL, LINUX_SLL2 and raw IPv4 carrying IPv4 without options
-    (IHL 5), not a non-first fragment, and TCP with consistent lengths. One struct call yields every
-    field; with ``verify_checksums`` the two checksums cost one int.from_bytes each (the TCP sum
-    covers src, dst and the segment in one contiguous slice of the frame). Everything else - and
-    every frame the fast path declines - goes through ``decode_general``, which gives the same
-    answer for every frame (tests/test_decode.py checks both on each case).
+    ``decode`` tries the fast case (`decode_in_place`), then the general walk (``decode_general``),
+    which gives the same answer for every frame the fast case takes (tests/test_decode.py checks
+    both on each case). ``tunnel`` is the tunnel path of the last segment returned ("" for none).
+    Give ``decode`` the frame's capture time (``ts``) to time out fragments left incomplete.
     """
 
     def __init__(self, verify_checksums: bool = False) -> None:
         self.verify_checksums = bool(verify_checksums)
         self.skipped: Counter[str] = Counter()  # skip reason -> frames (see the module docstring)
+        self.tunnel = ""
+        self.udp_tunnels: dict[int, str] = dict(UDP_TUNNEL_PORTS)
+        self.fragments = _Reassembly()
+        self.now = 0.0
 
-    def decode(self, linktype: int, frame: bytes | bytearray | memoryview) -> tuple | None:
+    def add_tunnel_port(self, name: str, port: int) -> None:
+        """Recognise tunnel `name` (one of TUNNEL_NAMES) on UDP `port` too."""
+        if name not in TUNNEL_NAMES:
+            raise ValueError(f"unknown tunnel {name!r} (one of {', '.join(sorted(TUNNEL_NAMES))})")
+        if not 0 < port < 65536:
+            raise ValueError(f"port {port} is not a UDP port (1 to 65535)")
+        self.udp_tunnels[port] = name
+
+    def decode(self, linktype: int, frame: bytes | bytearray | memoryview, ts: float = -1.0) -> tuple | None:
         """Decode one frame of the given pcap link type: a Segment tuple, or None (reason counted)."""
-        n = len(frame)
-        o = -1
-        vhl = tot = frag = proto = sport = dport = seq = ack = off = flags = win = 0
-        src = dst = b""
-        if linktype == 1:
-            if n >= 54:
-                et, vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = _ETH_IP4_TCP.unpack_from(
-                    frame
-                )
-                if et == 0x0800:
-                    o = 14
-                elif et == 0x8100 and n >= 58:
-                    et, vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = (
-                        _ETH_IP4_TCP.unpack_from(frame, 4)
-                    )
-                    if et == 0x0800:
-                        o = 18
-        else:
-            if linktype == 113:  # LINUX_SLL, protocol IPv4
-                o = 16 if n >= 56 and frame[14] == 8 and not frame[15] else -1
-            elif linktype == 101 or linktype == 228 or linktype == 12 or linktype == 14:
-                o = 0 if n >= 40 else -1
-            elif linktype == 276:  # LINUX_SLL2, protocol IPv4
-                o = 20 if n >= 60 and frame[0] == 8 and not frame[1] else -1
-            if o >= 0:
-                vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win = _IP4_TCP.unpack_from(
-                    frame, o
-                )
-        if o >= 0 and vhl == 0x45 and proto == 6 and not frag & 0x1FFF:
-            thl = off >> 2 & 0x3C
-            seglen = tot - 20
-            plen = seglen - thl
-            if plen >= 0 and thl >= 20:  # (also means tot != 0: TSO frames take the general path)
-                if not self.verify_checksums:
-                    return (src, sport, dst, dport, seq, ack, flags, win, plen, True)
-                if _from_bytes(frame[o : o + 20], "big") % 0xFFFF:
-                    self.skipped["bad_ip_checksum"] += 1
-                    return None
-                end = o + tot
-                if end <= n and not frag & 0x2000:
-                    # src, dst and the whole segment are contiguous: frame[o+12:end] (8 + seglen bytes)
-                    return (
-                        src,
-                        sport,
-                        dst,
-                        dport,
-                        seq,
-                        ack,
-                        flags,
-                        win,
-                        plen,
-                        not (_word_sum(frame, o + 12, end) + 6 + seglen) % 0xFFFF,
-                    )
-                return (src, sport, dst, dport, seq, ack, flags, win, plen, True)
+        if frame.__class__ is not bytes:
+            frame = bytes(frame)
+        if ts > self.now:
+            self.now = ts
+        if not self.verify_checksums:
+            buf: bytes = frame
+            version, o, _, sport, _, dport, seq, ack, flags, window, plen = decode_in_place(buf, 0, len(buf), linktype)
+            if version == 4:
+                self.tunnel = ""
+                return (buf[o + 12 : o + 16], sport, buf[o + 16 : o + 20], dport, seq, ack, flags, window, plen, True)
+            if version == 6:
+                self.tunnel = ""
+                return (buf[o + 8 : o + 24], sport, buf[o + 24 : o + 40], dport, seq, ack, flags, window, plen, True)
         return self.decode_general(linktype, frame)
 
     def decode_general(self, linktype: int, frame: bytes | bytearray | memoryview) -> tuple | None:
-        """The general path alone (link walk, IP options, IPv6 extension headers): same answers."""
-        r = _general_safe(linktype, frame, self.verify_checksums)
+        """The general walk alone (every link type, IP options and extension headers, tunnels)."""
+        buf = frame if frame.__class__ is bytes else bytes(frame)
+        try:
+            r = self._link(linktype, buf)
+        except (IndexError, _StructError, TypeError, ValueError, RecursionError):  # pragma: no cover - safety net
+            r = "malformed"
         if isinstance(r, tuple):
             return r
         self.skipped[r] += 1
         return None
 
+    # -- link layers -----------------------------------------------------------------------------
+    def _link(self, linktype: int, frame: bytes):
+        """Any supported link type; returns a Segment tuple or a skip reason."""
+        n = len(frame)
+        if linktype == LT_EN10MB:
+            if n < 14:
+                return "truncated_link"
+            return self._ether(frame, frame[12] << 8 | frame[13], 14, n, [])
+        if linktype == LT_RAW or linktype == LT_RAW_12 or linktype == LT_RAW_14:
+            return self._ether(frame, _ET_GUESS_IP, 0, n, [], "bad_ip_header")
+        if linktype == LT_LINUX_SLL:
+            if n < 16:
+                return "truncated_link"
+            return self._ether(frame, frame[14] << 8 | frame[15], 16, n, [])
+        if linktype == LT_LINUX_SLL2:
+            if n < 20:
+                return "truncated_link"
+            return self._ether(frame, frame[0] << 8 | frame[1], 20, n, [])
+        if linktype == LT_IPV4:
+            return self._ip4(frame, 0, n, [])
+        if linktype == LT_IPV6:
+            return self._ip6(frame, 0, n, [])
+        if linktype == LT_NULL or linktype == LT_LOOP:
+            if n < 4:
+                return "truncated_link"
+            if linktype == LT_LOOP:
+                af = _from_bytes(frame[0:4], "big")
+            else:  # host byte order of the capturing machine: the family is small, so guess the order
+                af = _from_bytes(frame[0:4], "little")
+                if af > 0xFFFF:
+                    af = _from_bytes(frame[0:4], "big")
+            if af == 2:
+                return self._ip4(frame, 4, n, [])
+            if af in _AF_INET6_VALUES:
+                return self._ip6(frame, 4, n, [])
+            return "not_ip"
+        if linktype == LT_PPP or linktype == LT_PPP_HDLC:
+            if linktype == LT_PPP_HDLC and n >= 1 and (frame[0] == 0x0F or frame[0] == 0x8F):
+                # Cisco HDLC framing seen under this link type: address, control, ethertype
+                if n < 4:
+                    return "truncated_link"
+                return self._ether(frame, frame[2] << 8 | frame[3], 4, n, [])
+            return self._ppp(frame, 0, n, [])
+        if linktype == LT_FDDI:
+            # frame control(1), dst(6), src(6), then 802.2 LLC/SNAP: AA AA 03 OUI(3) ethertype(2)
+            if n < 21:
+                return "truncated_link"
+            if frame[13] != 0xAA or frame[14] != 0xAA or frame[15] != 0x03:
+                return "not_ip"
+            return self._ether(frame, frame[19] << 8 | frame[20], 21, n, [])
+        # the rarer link types: link_layers.py finds where their network layer starts
+        r = network_layer(linktype, frame, n)
+        if isinstance(r, str):
+            return r
+        return self._ether(frame, r[0], r[1], n, [])
+
+    def _ppp(self, buf: bytes, p: int, end: int, path: list[str]):
+        """A PPP frame at p: optional HDLC address and control (FF 03), a 1- or 2-byte protocol."""
+        if p < end and buf[p] == 0xFF:  # HDLC address: FF 03 (0xFF is no protocol number)
+            if p + 2 > end:
+                return "truncated_link"
+            if buf[p + 1] != 0x03:
+                return "not_ip"
+            p += 2
+        r = ppp_payload(buf, p, end)
+        if isinstance(r, str):
+            return r
+        return self._ether(buf, r[0], r[1], end, path)
+
+    def _ether(self, buf: bytes, et: int, p: int, end: int, path: list[str], other: str = "not_ip"):
+        """Follow an ethertype whose payload starts at p through tags and shims to IP."""
+        shims = _SHIMS
+        while True:
+            if et == _ETHERTYPE_IP4:
+                return self._ip4(buf, p, end, path)
+            if et == _ETHERTYPE_IP6:
+                return self._ip6(buf, p, end, path)
+            shim = shims.get(et)
+            if shim is not None:
+                hlen, eo = shim
+                if p + hlen > end:
+                    return "truncated_link"
+                et = buf[p + eo] << 8 | buf[p + eo + 1]
+                p += hlen
+                continue
+            if et == _ET_GUESS_IP:
+                if p >= end:
+                    return "truncated_ip"
+                v = buf[p] >> 4
+                if v == 4:
+                    return self._ip4(buf, p, end, path)
+                if v == 6:
+                    return self._ip6(buf, p, end, path)
+                return other
+            if et == _ET_ETHERNET:  # an Ethernet frame inside a tunnel
+                if p + 14 > end:
+                    return "truncated_link"
+                et = buf[p + 12] << 8 | buf[p + 13]
+                p += 14
+                continue
+            if et == 0x8847 or et == 0x8848:  # MPLS unicast / multicast: pop to bottom of stack
+                while True:
+                    if p + 4 > end:
+                        return "truncated_link"
+                    bos = buf[p + 2] & 1
+                    p += 4
+                    if bos:
+                        break
+                if p >= end:
+                    return "truncated_ip"
+                et = _ET_GUESS_IP
+                continue
+            if et == 0x8864:  # PPPoE session: ver/type, code, session id, length, then PPP
+                if p + 6 > end:
+                    return "truncated_link"
+                return self._ppp(buf, p + 6, end, path)
+            if et <= 1500:  # 802.3 length field: accept an 802.2 LLC/SNAP header carrying an ethertype
+                if p + 8 > end:
+                    return "truncated_link"
+                if buf[p] == 0xAA and buf[p + 1] == 0xAA and buf[p + 2] == 0x03:
+                    et = buf[p + 6] << 8 | buf[p + 7]
+                    p += 8
+                    continue
+            return other
+
+    # -- IP ----------------------------------------------------------------------------------------
+    def _ip4(self, buf: bytes, o: int, end: int, path: list[str]):
+        reason, proto, t, payload, fragment = ip4_header(buf, o, end)
+        if reason:
+            return _REASONS[reason]
+        if self.verify_checksums and _from_bytes(buf[o:t], "big") % 0xFFFF:
+            # a correct header sums (ones' complement) to 0xFFFF; it cannot be all zeros (version 4)
+            return "bad_ip_checksum"
+        src, dst = buf[o + 12 : o + 16], buf[o + 16 : o + 20]
+        if fragment & 0x3FFF:  # a fragment: offset, or more fragments
+            if proto == 6:
+                if fragment & 0x1FFF:
+                    return "ip_fragment"
+            else:
+                stop = end if payload < 0 else min(end, t + payload)
+                whole = self.fragments.add(
+                    (src, dst, be16(buf, o + 4), proto),
+                    (fragment & 0x1FFF) << 3,
+                    bool(fragment & 0x2000),
+                    buf[t:stop],
+                    self.now,
+                )
+                if whole is None:
+                    return "ip_fragment"
+                return self._payload(whole, proto, 0, len(whole), len(whole), False, src, -1, dst, path)
+        return self._payload(buf, proto, t, payload, end, bool(fragment & 0x2000), src, o + 12, dst, path)
+
+    def _ip6(self, buf: bytes, o: int, end: int, path: list[str]):
+        reason, nh, t, payload, fragment_at, dst_at = ip6_header(buf, o, end)
+        if reason:
+            return _REASONS[reason]
+        src, dst = buf[o + 8 : o + 24], buf[dst_at : dst_at + 16]
+        more = False
+        if fragment_at >= 0:
+            field = be16(buf, fragment_at + 2)
+            more = bool(field & 1)
+            if nh == 6 or buf[fragment_at] == 6:
+                if field & 0xFFF8:
+                    return "ip_fragment"
+            elif field & 0xFFF9:  # a fragment of a datagram that is not TCP: put it back together
+                payload6 = be16(buf, o + 4)
+                stop = end if not payload6 else min(end, o + 40 + payload6)
+                whole = self.fragments.add(
+                    (src, buf[o + 24 : o + 40], be32(buf, fragment_at + 4)),
+                    field & 0xFFF8,
+                    more,
+                    buf[fragment_at + 8 : stop],
+                    self.now,
+                )
+                if whole is None:
+                    return "ip_fragment"
+                return self._payload(whole, buf[fragment_at], 0, len(whole), len(whole), False, src, -1, dst, path)
+        return self._payload(buf, nh, t, payload, end, more, src, o + 8, dst, path)
+
+    def _payload(
+        self,
+        buf: bytes,
+        proto: int,
+        t: int,
+        payload: int,
+        end: int,
+        more_fragments: bool,
+        src: bytes,
+        src_at: int,
+        dst: bytes,
+        path: list[str],
+    ):
+        """What an IP header at (src, dst) carries: `proto` at buf[t:], `payload` bytes long (-1: to end)."""
+        while proto == 51:  # AH (IPv4; IPv6 walks it as an extension header): length in 4-byte units, minus 2
+            if t + 2 > end:
+                return "truncated_ip"
+            ah_length = (buf[t + 1] + 2) << 2
+            proto = buf[t]
+            t += ah_length
+            if payload >= 0:
+                payload -= ah_length
+                if payload < 0:
+                    return "bad_ip_header"
+        if proto == 6:
+            reason, sport, dport, seq, ack, flags, window, plen = tcp_header(buf, t, payload, end)
+            if reason:
+                return _REASONS[reason]
+            ok = True
+            # verify only when the whole segment is here (and not a first fragment: MF set)
+            if self.verify_checksums and payload >= 0 and t + payload <= end and not more_fragments and src_at >= 0:
+                ok = _tcp_checksum_ok(buf, src_at, dst, t, payload)
+            self.tunnel = ";".join(path)
+            return (src, sport, dst, dport, seq, ack, flags, window, plen, ok)
+        stop = end if payload < 0 else min(end, t + payload)
+        if proto == 4 or proto == 41:  # IP in IP
+            inner = "4" if proto == 4 else "6"
+            outer = "4" if len(src) == 4 else "6"
+            deeper = _deeper(path, inner + "in" + outer + ":", src, dst)
+            if deeper is None:
+                return "tunnel_depth"
+            if proto == 4:
+                return self._ip4(buf, t, stop, deeper)
+            return self._ip6(buf, t, stop, deeper)
+        if proto == 17:
+            return self._udp(buf, t, stop, src, dst, path)
+        if proto == 47:
+            return self._gre(buf, t, stop, src, dst, path)
+        if proto == 50:
+            return "ipsec_esp"
+        if proto == 108:  # IPComp (RFC 3173): DEFLATE (RFC 2394) is inflated, within an IP datagram's size
+            if t + 4 > stop:
+                return "truncated_ip"
+            cpi = be16(buf, t + 2)
+            if cpi == 1 or cpi == 3 or cpi == 4:  # OUI, LZS, LZJH: not inflated here
+                return "ipcomp_unreadable"
+            try:  # DEFLATE (2), or a CPI negotiated for the SA (256 and up): DEFLATE is tried, as tshark does
+                whole = zlib.decompressobj(-15).decompress(buf[t + 4 : stop], 0xFFFF)
+            except zlib.error:
+                return "ipcomp_unreadable"
+            if buf[t] == 108:  # IPComp inside IPComp: never sent; a decompression bomb's nesting
+                return "ipcomp_unreadable"
+            return self._payload(whole, buf[t], 0, len(whole), len(whole), False, src, -1, dst, path)
+        return "not_tcp"
+
+    # -- tunnels -----------------------------------------------------------------------------------
+    def _gre(self, buf: bytes, p: int, end: int, src: bytes, dst: bytes, path: list[str]):
+        """GRE (RFC 2784/2890; version 1 is PPTP's enhanced GRE, RFC 2637) at p."""
+        if p + 4 > end:
+            return "truncated_tunnel"
+        flags = buf[p] << 8 | buf[p + 1]
+        proto = buf[p + 2] << 8 | buf[p + 3]
+        version = flags & 7
+        q = p + 4
+        param = ""
+        if version == 0:
+            if flags & 0x4000:  # routing present (RFC 1701 source routing): obsolete, not followed
+                return "bad_gre_header"
+            if flags & 0x8000:  # checksum and reserved
+                q += 4
+            if flags & 0x2000:  # key
+                if q + 4 > end:
+                    return "truncated_tunnel"
+                param = "key=%d," % be32(buf, q)
+                q += 4
+            if flags & 0x1000:  # sequence number
+                q += 4
+        elif version == 1:  # PPTP: key (payload length, call id: not the same both ways), [seq], [ack]
+            q += 4
+            if flags & 0x1000:
+                q += 4
+            if flags & 0x0080:
+                q += 4
+        else:
+            return "bad_gre_header"
+        if q > end:
+            return "truncated_tunnel"
+        name = "gre:"
+        if proto == 0x88BE or proto == 0x22EB:
+            name = "erspan:"
+            if proto == 0x22EB:  # ERSPAN type III: 12 bytes, and an 8-byte platform header when O is set
+                if q + 12 > end:
+                    return "truncated_tunnel"
+                session = be16(buf, q + 2) & 0x3FF
+                optional = buf[q + 11] & 1
+                q += 12 + 8 * optional
+            elif flags & 0x1000:  # ERSPAN type II (sequence number present): 8 bytes
+                if q + 8 > end:
+                    return "truncated_tunnel"
+                if buf[q] >> 4 != 1:
+                    return "bad_erspan_header"
+                session = be16(buf, q + 2) & 0x3FF
+                q += 8
+            else:  # type I: the Ethernet frame follows GRE directly
+                session = -1
+            if session >= 0:
+                param = "id=%d," % session
+            proto = _ET_ETHERNET
+        elif proto == 0x883E:  # WCCP redirect header (4 bytes), then IPv4
+            q += 4
+            proto = _ET_GUESS_IP
+        deeper = _deeper(path, name + param, src, dst)
+        if deeper is None:
+            return "tunnel_depth"
+        if proto == 0x880B:  # PPP (PPTP)
+            return self._ppp(buf, q, end, deeper)
+        if proto == 0x0800 or proto == 0x86DD or proto == _ET_ETHERNET or proto == _ET_GUESS_IP or proto == 0x8847:
+            return self._ether(buf, proto, q, end, deeper)
+        return "not_ip"
+
+    def _udp(self, buf: bytes, p: int, end: int, src: bytes, dst: bytes, path: list[str]):
+        """UDP at p: a tunnel when one of its ports is a tunnel's and the content is that tunnel's."""
+        if p + 8 > end:
+            return "not_tcp"
+        sport = buf[p] << 8 | buf[p + 1]
+        dport = buf[p + 2] << 8 | buf[p + 3]
+        length = buf[p + 4] << 8 | buf[p + 5]
+        if 8 <= length and p + length < end:
+            end = p + length
+        tunnels = self.udp_tunnels
+        first = tunnels.get(dport)
+        second = tunnels.get(sport)
+        if first is None:
+            first, second = second, None
+        if first is None:
+            # no tunnel's port: Teredo by content alone (its relays use any port), as Zeek and tshark
+            # do: IPv6 filling the datagram, from or to a Teredo address (2001:0::/32)
+            if _looks_like_teredo(buf, p + 8, end):
+                r = self._udp_tunnel("teredo", buf, p + 8, end, src, dst, path)
+                if r is not None:
+                    return r
+            return "not_tcp"
+        r = self._udp_tunnel(first, buf, p + 8, end, src, dst, path)
+        if r is None and second is not None and second != first:
+            r = self._udp_tunnel(second, buf, p + 8, end, src, dst, path)
+        return "not_tcp" if r is None else r
+
+    def _udp_tunnel(self, name: str, buf: bytes, p: int, end: int, src: bytes, dst: bytes, path: list[str]):
+        """The tunnel `name` over UDP at p; None when the content is not that tunnel's."""
+        if name == "vxlan":  # RFC 7348: flags (I = 0x08), 3 reserved, VNI (3), reserved
+            if p + 8 > end:
+                return "truncated_tunnel"
+            flags = buf[p]
+            if not flags & 0x08:
+                return None
+            vni = buf[p + 4] << 16 | buf[p + 5] << 8 | buf[p + 6]
+            deeper = _deeper(path, "vxlan:vni=%d," % vni, src, dst)
+            if deeper is None:
+                return "tunnel_depth"
+            if flags & 0x04:  # VXLAN-GPE: next protocol in byte 3
+                next_protocol = buf[p + 3]
+                if next_protocol == 1:
+                    return self._ip4(buf, p + 8, end, deeper)
+                if next_protocol == 2:
+                    return self._ip6(buf, p + 8, end, deeper)
+                if next_protocol != 3:
+                    return "not_ip"
+            return self._ether(buf, _ET_ETHERNET, p + 8, end, deeper)
+        if name == "geneve":  # RFC 8926: version, option length, flags, protocol type, VNI, options
+            if p + 8 > end:
+                return "truncated_tunnel"
+            if buf[p] >> 6:
+                return "bad_geneve_header"
+            q = p + 8 + ((buf[p] & 0x3F) << 2)
+            proto = buf[p + 2] << 8 | buf[p + 3]
+            vni = buf[p + 4] << 16 | buf[p + 5] << 8 | buf[p + 6]
+            if q > end:
+                return "truncated_tunnel"
+            deeper = _deeper(path, "geneve:vni=%d," % vni, src, dst)
+            if deeper is None:
+                return "tunnel_depth"
+            if proto == _ET_ETHERNET or proto == 0x0800 or proto == 0x86DD:
+                return self._ether(buf, proto, q, end, deeper)
+            return "not_ip"
+        if name == "gtp":  # GTP-U version 1 (3GPP TS 29.281)
+            if p + 8 > end:
+                return "truncated_tunnel"
+            flags = buf[p]
+            if flags >> 5 != 1 or not flags & 0x10:
+                return None
+            if buf[p + 1] != 0xFF:  # not a G-PDU (echo, error indication, end marker)
+                return "not_tcp"
+            q = p + 8
+            if flags & 0x07:  # sequence number, N-PDU number, next extension header type
+                if q + 4 > end:
+                    return "truncated_tunnel"
+                following = buf[q + 3]
+                q += 4
+                while following:
+                    if q >= end:
+                        return "truncated_tunnel"
+                    size = buf[q] << 2
+                    if not size:
+                        return "bad_gtp_header"
+                    if q + size > end:
+                        return "truncated_tunnel"
+                    following = buf[q + size - 1]
+                    q += size
+            deeper = _deeper(path, "gtp:", src, dst)
+            if deeper is None:
+                return "tunnel_depth"
+            return self._ether(buf, _ET_GUESS_IP, q, end, deeper)
+        if name == "teredo":  # RFC 4380: optional authentication and origin indication, then IPv6
+            q = _teredo_start(buf, p, end)
+            if q >= end or buf[q] >> 4 != 6:
+                return None
+            deeper = _deeper(path, "teredo:", src, dst)
+            if deeper is None:
+                return "tunnel_depth"
+            return self._ip6(buf, q, end, deeper)
+        if name == "l2tp":  # L2TPv2 (RFC 2661) data messages carry PPP
+            if p + 6 > end:
+                return "truncated_tunnel"
+            flags = buf[p] << 8 | buf[p + 1]
+            if flags & 0x0F != 2:
+                return None
+            if flags & 0x8000:  # control message
+                return "not_tcp"
+            q = p + 2
+            if flags & 0x4000:  # length
+                q += 2
+            q += 4  # tunnel id, session id (each side's own: not the same both ways)
+            if flags & 0x0800:  # Ns, Nr
+                q += 4
+            if flags & 0x0200:  # offset size, then that much padding
+                if q + 2 > end:
+                    return "truncated_tunnel"
+                q += 2 + (buf[q] << 8 | buf[q + 1])
+            if q > end:
+                return "truncated_tunnel"
+            deeper = _deeper(path, "l2tp:", src, dst)
+            if deeper is None:
+                return "tunnel_depth"
+            return self._ppp(buf, q, end, deeper)
+        if name == "ayiya":  # Anything In Anything: id and signature lengths, opcode, next header
+            if p + 8 > end:
+                return "truncated_tunnel"
+            q = p + 8 + (1 << (buf[p] >> 4)) + ((buf[p + 1] >> 4) << 2)
+            if buf[p + 2] & 0x0F != 1:  # not "forward": no packet inside
+                return "not_tcp"
+            following = buf[p + 3]
+            if q > end:
+                return "truncated_tunnel"
+            deeper = _deeper(path, "ayiya:", src, dst)
+            if deeper is None:
+                return "tunnel_depth"
+            if following == 4:
+                return self._ip4(buf, q, end, deeper)
+            if following == 41:
+                return self._ip6(buf, q, end, deeper)
+            return "not_ip"
+        return None
+
     def __repr__(self) -> str:
         return f"Decoder(verify_checksums={self.verify_checksums}, skipped={dict(self.skipped)})"
+
+
+def _teredo_start(buf: bytes, p: int, end: int) -> int:
+    """Where the IPv6 packet of a Teredo datagram at p starts, past its optional authentication
+    and origin indication headers (RFC 4380 5.1.1)."""
+    if p + 2 <= end and buf[p] == 0 and buf[p + 1] == 1:  # authentication
+        if p + 4 > end:
+            return end
+        p += 4 + buf[p + 2] + buf[p + 3] + 9
+    if p + 2 <= end and buf[p] == 0 and buf[p + 1] == 0:  # origin indication
+        p += 8
+    return p
+
+
+def _looks_like_teredo(buf: bytes, p: int, end: int) -> bool:
+    """A UDP payload that is Teredo by its content: an IPv6 packet filling the rest of the datagram
+    whose source or destination is a Teredo address (2001:0::/32)."""
+    q = _teredo_start(buf, p, end)
+    if q + 40 > end or buf[q] >> 4 != 6 or q + 40 + be16(buf, q + 4) != end:
+        return False
+    for a in (q + 8, q + 24):
+        if buf[a] == 0x20 and buf[a + 1] == 0x01 and buf[a + 2] == 0 and buf[a + 3] == 0:
+            return True
+    return False
+
+
+def _deeper(path: list[str], head: str, src: bytes, dst: bytes) -> list[str] | None:
+    """The tunnel path with one more layer ("name:param," then the outer endpoints), or None past MAX_TUNNELS."""
+    if len(path) >= MAX_TUNNELS:
+        return None
+    return [*path, head + format_ip(src) + ">" + format_ip(dst)]

@@ -17,6 +17,9 @@ class InputProblem:
 
     kind: a stable machine-readable name, one of
         "truncated"          the file ends in the middle of a record (normal for a killed tcpdump): a warning
+        "damaged_record"     a classic pcap record header has a damaged field but its framing is intact (a
+                             plausible record header follows it): the records are read on; a warning, one per
+                             file, counting them
         "corrupt_record"     a record header is absurd (length over the snap length or 256 KiB, bad timestamp),
                              or its length runs past the end of the file while further records follow
         "corrupt_block"      a pcapng block with a bad length or layout (also: a length that runs past the end
@@ -29,7 +32,7 @@ class InputProblem:
         "decompress"         the compressed stream is damaged
     fatal: True for an input error (exit status 3): the file was not read whole. Reading stops at
         every one but "unknown_linktype" in pcapng, after which the other interfaces' packets are read.
-        False for a warning: "truncated" (an error too with --strict).
+        False for a warning: "truncated", "damaged_record" (errors too with --strict).
     """
 
     path: str

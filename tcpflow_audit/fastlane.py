@@ -224,11 +224,11 @@ def feed_record(
 ) -> int:
     """One record the general way: decode it, hand a TCP segment `segment_ok` lets through to the
     tracker. NOT_TCP, TAKEN, or FILTERED (a TCP segment the filter turned down)."""
-    segment = decoder.decode(linktype, frame)
+    segment = decoder.decode(linktype, frame, ts)
     if segment is None:
         return NOT_TCP
     src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok = segment
     if segment_ok is not None and not segment_ok(src, sport, dst, dport):
         return FILTERED
-    tracker.packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok)
+    tracker.packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok, decoder.tunnel)
     return TAKEN

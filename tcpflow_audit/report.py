@@ -47,6 +47,7 @@ FLOW_COLUMNS: tuple[str, ...] = (
     "synack_ack_ms",
     "direction_guessed",
     "anomalies",
+    "tunnel",
 )
 
 
@@ -143,6 +144,7 @@ def flow_row(record: FlowRecord) -> dict[str, Any]:
         "synack_ack_ms": record.synack_ack_ms,
         "direction_guessed": record.direction_guessed,
         "anomalies": ";".join(record.facts.anomalies),
+        "tunnel": record.tunnel,
     }
 
 
@@ -184,6 +186,7 @@ def flow_csv_line(record: FlowRecord) -> str | None:
         "" if synack_ack is None else _finite_or_empty(synack_ack),
         "true" if record.direction_guessed else "false",
         _csv_text(";".join(anomalies)) if anomalies else "",
+        _csv_text(record.tunnel),
     )
     if line.count(",") == _FLOW_COMMAS and '"' not in line and "\r" not in line and line.find("\n") == len(line) - 1:
         return line

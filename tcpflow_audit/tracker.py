@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 from . import zeek_states as z
 from .config import EngineConfig
 from .connection import ACK, PENDING_ATTEMPT, PENDING_DELETE, PENDING_EXPIRE, SYN, Connection, FlowRecord, TimeWait
+from .decode import tunnel_key
 from .timers import TimerQueue
 
 if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
@@ -61,6 +62,14 @@ def _time_wait_keys(src: bytes, sport: int, dst: bytes, dport: int) -> tuple[obj
         sender, receiver = address_key(src, sport), address_key(dst, dport)
         return (sender << 48 | receiver if sender < receiver else receiver << 48 | sender), None
     return (src, sport, dst, dport), (dst, dport, src, sport)
+
+
+def _connection_time_wait_keys(key: tuple) -> tuple[object, object | None]:
+    """`_time_wait_keys` of a connection's key: a tunnelled one's (5 items) with its tunnel path."""
+    either_way, other_way = _time_wait_keys(key[0], key[1], key[2], key[3])
+    if len(key) == 5:
+        return (either_way, key[4]), None if other_way is None else (other_way, key[4])
+    return either_way, other_way
 
 
 RECENT_SLOTS: Final = 4096
@@ -176,8 +185,10 @@ class ConnectionTracker:
         window: int,
         length: int,
         checksum_ok: bool = True,
+        tunnel: str = "",
     ) -> Connection:
-        """`segment` for a decoded segment, its IPv4 or IPv6 addresses given as bytes."""
+        """`segment` for a decoded segment, its IPv4 or IPv6 addresses given as bytes; `tunnel` is its
+        tunnel path (`Decoder.tunnel`), part of the connection's identity."""
         return self.segment(
             ts,
             address_key(src, sport),
@@ -191,6 +202,7 @@ class ConnectionTracker:
             window,
             length,
             checksum_ok,
+            tunnel,
         )
 
     def segment(
@@ -207,6 +219,7 @@ class ConnectionTracker:
         window: i64,
         length: i64,
         checksum_ok: bool = True,
+        tunnel: str = "",
     ) -> Connection:
         """One TCP segment, every one: the clock and the timers due, the connection it belongs to (a new
         one, or a new one in place of a finished incarnation: port reuse), then the connection's steps.
@@ -214,17 +227,30 @@ class ConnectionTracker:
         `sender` and `receiver` are the `address_key`s of each side's address and port; the addresses
         themselves lie side by side in `buf` from `at` on, `size` bytes each (4: IPv4, 16: IPv6), as
         they do in an IP header (the loop passes the frame's buffer: no object is made for them).
+        `tunnel` is the segment's tunnel path, "" for none: a tunnelled connection is found in `table`
+        by its 4-tuple and tunnel, never by `_find` (it is in neither `recent` nor `fast_index`).
         """
         if ts > self.now:
             self.now = ts
         if self.timers.next_due < ts:
             self._run_timers(ts)
-        conn = self._find(sender, receiver, buf, at, size)
+        if tunnel:
+            conn = self.table.get(
+                (
+                    buf[at : at + size],
+                    sender & 0xFFFF,
+                    buf[at + size : at + 2 * size],
+                    receiver & 0xFFFF,
+                    tunnel_key(tunnel),
+                )
+            )
+        else:
+            conn = self._find(sender, receiver, buf, at, size)
         if conn is not None and flags & SYN and self._is_reuse(conn, flags, seq):
             self._finish(conn, "reused", ts)
             conn = None
         if conn is None:
-            conn = self._new_connection(ts, sender, receiver, buf, at, size, flags)
+            conn = self._new_connection(ts, sender, receiver, buf, at, size, flags, tunnel)
         orig = conn.orig
         if orig.addr_key == sender and (size == 4 or _same_address(buf, at, orig.ip)):
             endpoint, peer = orig, conn.resp
@@ -269,7 +295,7 @@ class ConnectionTracker:
 
     # ------------------------------------------------------------------ connections
     def _new_connection(
-        self, ts: float, sender: i64, receiver: i64, buf: bytes, at: i64, size: i64, flags: i64
+        self, ts: float, sender: i64, receiver: i64, buf: bytes, at: i64, size: i64, flags: i64, tunnel: str
     ) -> Connection:
         config = self.config
         if self.live_count >= config.max_connections:
@@ -294,8 +320,13 @@ class ConnectionTracker:
             conn.resp.state_changes = []
         key = (src, sport, dst, dport)
         conn.key = key
-        index_key = fast_key(sender, receiver)
-        if index_key in self.fast_index:
+        if tunnel:  # a tunnelled connection lives in `table` alone, keyed with its tunnel (see `segment`)
+            conn.tunnel = tunnel
+            route = tunnel_key(tunnel)
+            conn.key = (src, sport, dst, dport, route)
+            self.table[conn.key] = conn
+            self.table[(dst, dport, src, sport, route)] = conn
+        elif (index_key := fast_key(sender, receiver)) in self.fast_index:
             self.table[key] = conn
             self.table[(dst, dport, src, sport)] = conn
         else:
@@ -306,7 +337,7 @@ class ConnectionTracker:
         if self.live_count > self.peak_live:
             self.peak_live = self.live_count
         if self.recent_time_wait:
-            time_wait = self.recent_time_wait.get(_time_wait_keys(src, sport, dst, dport)[0])
+            time_wait = self.recent_time_wait.get(_connection_time_wait_keys(conn.key)[0])
             if time_wait is not None and ts < time_wait.until and flags & SYN:
                 conn.syn_in_time_wait = True
                 conn.prev_time_wait = time_wait
@@ -346,7 +377,7 @@ class ConnectionTracker:
             del self.fast_index[index_key]
         else:
             _forget(self.table, key, conn)
-            _forget(self.table, (key[2], key[3], key[0], key[1]), conn)
+            _forget(self.table, (key[2], key[3], key[0], key[1], *key[4:]), conn)
         self._dead_timer_owners += 1
         if self._dead_timer_owners > 2 * self.live_count + 4096:
             self._compact()
@@ -361,7 +392,7 @@ class ConnectionTracker:
                 if client_until is not None and server_until is not None and min(client_until, server_until) > now:
                     holder = "both"
                 time_wait = TimeWait(until, holder, ip, port)
-                either_way, other_way = _time_wait_keys(key[0], key[1], key[2], key[3])
+                either_way, other_way = _connection_time_wait_keys(key)
                 self.recent_time_wait[either_way] = time_wait
                 if other_way is not None:
                     self.recent_time_wait[other_way] = time_wait

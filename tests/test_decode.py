@@ -37,6 +37,7 @@ from tcpflow_audit.decode import (
     internet_checksum,
     ones_complement_sum,
 )
+from tcpflow_audit.link_layers import LINKTYPES
 
 SRC4, DST4 = bytes([10, 0, 0, 1]), bytes([192, 168, 7, 200])
 SRC6 = bytes.fromhex("20010db8000000000000000000000001")
@@ -171,7 +172,7 @@ def check_v6(s, plen=PAY_LEN, ok=True, dst=DST6):
 def test_constants():
     assert (SRC_IP, SRC_PORT, DST_IP, DST_PORT, SEQ, ACK, FLAGS, WINDOW, PAYLOAD_LEN, CHECKSUM_OK) == tuple(range(10))
     assert (FIN, SYN, RST, PSH, ACK_FLAG, URG, ECE, CWR) == (1, 2, 4, 8, 16, 32, 64, 128)
-    assert SUPPORTED_LINKTYPES == {0, 1, 9, 10, 12, 14, 50, 101, 108, 113, 228, 229, 276}
+    assert SUPPORTED_LINKTYPES == {0, 1, 9, 10, 12, 14, 50, 101, 108, 113, 228, 229, 276} | LINKTYPES
     assert isinstance(SUPPORTED_LINKTYPES, frozenset)
 
 
@@ -220,7 +221,7 @@ def test_skipped_counter_replaced_and_cleared():
 
 
 def test_unsupported_linktype():
-    assert reason(105, eth(V4)) == "unsupported_linktype"
+    assert reason(147, eth(V4)) == "unsupported_linktype"  # DLT_USER0
     assert reason(999999, b"") == "unsupported_linktype"
 
 
