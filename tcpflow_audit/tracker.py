@@ -2,8 +2,9 @@
 
 Every segment comes through `ConnectionTracker.segment` and is matched to a connection by its
 4-tuple (both directions map to the same object; each side's address and port are one integer,
-`address_key`, so the lookup makes no object). A SYN with a new ISN on a 4-tuple whose connection has closed starts a new
-connection (port reuse), by Zeek's IsReuse rule. Connections are finalised by Zeek's timers
+`address_key`, so the lookup makes no object), and a tunnelled one by its 4-tuple and tunnel path.
+A SYN with a new ISN on a 4-tuple whose connection has closed starts a new connection (port
+reuse), by Zeek's IsReuse rule. Connections are finalised by Zeek's timers
 (attempt, close delay, dead-connection check, inactivity), evaluated in capture time before
 each packet, so memory is bounded by live connections; a hard cap evicts the oldest if
 hostile traffic would grow the table past it. Every finished connection is handed, as a
