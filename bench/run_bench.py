@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """Benchmark driver (called by bench/run_bench.sh, the documented entry point).
 
-Builds (or reuses) the generated captures in bench/work/, runs tcpflow-audit,
-`tshark -q -z conv,tcp` and `tcptrace -n` on each BENCH_RUNS times under
-`/usr/bin/time -f '%e %M'`, and prints / writes one table per capture. The header and the results
+The main capture is made by the Linux kernel (bench/make_kernel_capture.py: short connections closed
+by either side, paced bulk transfers with loss, full-size frames; built when missing and running as
+root, reused otherwise); beside it, the generated captures in bench/work/ (bench/gen_capture.py:
+sizes and the SYN flood). On each it runs tcpflow-audit, `tshark -q -z conv,tcp` (on the kernel
+capture: on its first BENCH_TSHARK_SLICE packets, tshark being ~50x slower) and `tcptrace -n`
+BENCH_RUNS times under `/usr/bin/time -f '%e %M %U %S'`, and prints / writes one table per capture,
+with the CPU time tcpflow-audit spends per connection. The header and the results
 name the build of the per-packet modules (mypyc-compiled or pure Python).
 
 Environment:
+  BENCH_KERNEL  the kernel-made capture, 0 = none          (default bench/work/kernel.pcap)
+  BENCH_TSHARK_SLICE  packets of the kernel capture tshark reads (default 300000)
   BENCH_SIZES   packet counts of the generated captures   (default "500000 2000000 4000000")
   BENCH_FLOOD   SYNs in the SYN-flood capture, 0 = none    (default 1000000)
   BENCH_RUNS    runs per tool and capture (median is kept) (default 3)
@@ -34,6 +40,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 GEN = BENCH / "gen_capture.py"
+KERNEL = BENCH / "make_kernel_capture.py"
 TIME = "/usr/bin/time"
 
 
@@ -104,18 +111,56 @@ def run_once(cmd: list[str], tmp: Path) -> dict:
     err = tmp / "stderr.txt"
     with open(out, "wb") as fo, open(err, "wb") as fe:
         t0 = time.perf_counter()
-        p = subprocess.run([TIME, "-f", "%e %M", "-o", str(tf), *cmd], stdout=fo, stderr=fe)
+        p = subprocess.run([TIME, "-f", "%e %M %U %S", "-o", str(tf), *cmd], stdout=fo, stderr=fe)
         wall = time.perf_counter() - t0
-    e, m = None, None
+    e, m, cpu = None, None, None
     try:
         parts = tf.read_text().strip().splitlines()[-1].split()
-        e, m = float(parts[0]), int(parts[1])
+        e, m, cpu = float(parts[0]), int(parts[1]), float(parts[2]) + float(parts[3])
     except (OSError, IndexError, ValueError):
         pass
-    res = {"rc": p.returncode, "wall": wall, "time_e": e, "rss_kib": m}
+    res = {"rc": p.returncode, "wall": wall, "time_e": e, "rss_kib": m, "cpu_s": cpu}
     if p.returncode != 0:
         res["stderr"] = err.read_text(errors="replace")[-800:]
     return res
+
+
+def kernel_capture(path: Path) -> dict | None:
+    """The kernel-made capture's description (made by make_kernel_capture.py, built here when missing)."""
+    meta_path = path.with_suffix(".json")
+    if not (path.exists() and meta_path.exists()):
+        if os.geteuid() != 0:
+            print(f"no kernel capture at {shown(path)}: run as root `python3 {shown(KERNEL)} --out {path}`\n")
+            return None
+        print(f"building {shown(path)} from the kernel's TCP stack (a few minutes) ...", flush=True)
+        p = subprocess.run([sys.executable, str(KERNEL), "--out", str(path)])
+        if p.returncode != 0:
+            raise SystemExit(f"{shown(KERNEL)} failed (rc {p.returncode})")
+    meta = json.loads(meta_path.read_text())
+    seen = meta["capture"]
+    mib = seen["bytes"] / 2**20
+    print(
+        f"kernel capture {shown(path)}: {seen['packets']:,} packets, {mib:.0f} MiB, "
+        f"{seen['connections']:,} connections (kernel {meta['kernel']})",
+        flush=True,
+    )
+    return {"packets": seen["packets"], "bytes": path.stat().st_size, "kernel": meta}
+
+
+def tshark_slice(pcap: Path, packets: int, work: Path) -> tuple[Path, int]:
+    """The capture's first `packets` packets (editcap), for tshark; the capture itself if it is smaller."""
+    out = work / f"{pcap.stem}-first{packets}.pcap"
+    if not out.exists() or out.stat().st_mtime < pcap.stat().st_mtime:
+        subprocess.run(["editcap", "-r", str(pcap), str(out), f"1-{packets}"], check=True)
+    n, _ = count_packets(out, packets)
+    return out, n
+
+
+def connections_of(out_dir: Path) -> int | None:
+    try:
+        return int(json.loads((out_dir / "summary.json").read_text())["connections"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def tcpflow_cmd(tool: str, pcap: Path, outcsv: Path, variant: int) -> list[str]:
@@ -219,6 +264,8 @@ def main() -> int:
     tools = env("BENCH_TOOLS", "tcpflow-audit tshark tcptrace").split()
     work = Path(env("BENCH_WORK", str(BENCH / "work"))).resolve()
     tool_cmd = env("TCPFLOW_AUDIT", str(ROOT / ".venv" / "bin" / "tcpflow-audit"))
+    kernel_path = env("BENCH_KERNEL", str(BENCH / "work" / "kernel.pcap"))
+    slice_packets = int(env("BENCH_TSHARK_SLICE", "300000"))
     python = venv_python()
     work.mkdir(parents=True, exist_ok=True)
 
@@ -234,6 +281,11 @@ def main() -> int:
 
     gh = gen_hash()
     caps = []
+    if kernel_path != "0":
+        kpath = Path(kernel_path).resolve()
+        kmeta = kernel_capture(kpath)
+        if kmeta is not None:
+            caps.append(("kernel-made", kpath, kmeta))
     for n in sizes:
         key = {"packets": n, "seed": seed, "snaplen": 96, "generator": gh}
         meta = ensure_capture(work, f"traffic-{n}-s{seed}", ["--packets", str(n), "--seed", str(seed)], n, key)
@@ -272,16 +324,21 @@ def main() -> int:
         "| capture | tool | packets | median wall s | packets/s | peak RSS MiB | tcpflow-audit speed vs this tool |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
+    notes: list[str] = []  # lines under the table
     for label, pcap, meta in caps:
         packets = meta["packets"]
         cmds = {}
+        tool_packets = dict.fromkeys(tools, packets)
         for tool in tools:
             if tool == "tcpflow-audit":
                 if variant is None:
                     continue
                 cmd = tcpflow_cmd(tool_cmd, pcap, tmp / "out.csv", variant)
             elif tool == "tshark":
-                cmd = ["tshark", "-q", "-z", "conv,tcp", "-r", str(pcap)]
+                tshark_input = pcap
+                if "kernel" in meta and packets > slice_packets:
+                    tshark_input, tool_packets[tool] = tshark_slice(pcap, slice_packets, work)
+                cmd = ["tshark", "-q", "-z", "conv,tcp", "-r", str(tshark_input)]
             elif tool == "tcptrace":
                 cmd = ["tcptrace", "-n", str(pcap)]
             else:
@@ -310,10 +367,25 @@ def main() -> int:
             ok = [r for r in rs if r["rc"] == 0]
             row = {"command": shlex.join(cmds[tool]), "runs": rs, "ok": len(ok) == len(rs)}
             if ok and len(ok) == len(rs):
+                row["packets"] = tool_packets[tool]
                 row["wall_s"] = statistics.median(r["wall"] for r in ok)
-                row["pps"] = packets / row["wall_s"]
+                row["pps"] = tool_packets[tool] / row["wall_s"]
                 row["rss_mib"] = max((r["rss_kib"] or 0) for r in ok) / 1024
+                if all(r["cpu_s"] is not None for r in ok):
+                    row["cpu_s"] = statistics.median(r["cpu_s"] for r in ok)
             rows[tool] = row
+        conns = connections_of((tmp / "out.csv").with_suffix(".d")) if variant == 0 else None
+        per_conn = ""
+        if conns and "cpu_s" in rows.get("tcpflow-audit", {}):
+            row = rows["tcpflow-audit"]
+            row["connections"] = conns
+            row["cpu_us_per_connection"] = row["cpu_s"] / conns * 1e6
+            row["cpu_us_per_packet"] = row["cpu_s"] / packets * 1e6
+            per_conn = (
+                f"tcpflow-audit: {conns:,} connections; {row['cpu_s']:.2f} s CPU (median) = "
+                f"{row['cpu_us_per_connection']:.1f} us per connection, {row['cpu_us_per_packet']:.2f} us per packet "
+                "(all stages, start-up included)"
+            )
         base = rows.get("tcpflow-audit", {}).get("pps")
         for tool, row in rows.items():
             if base and row.get("pps") and tool != "tcpflow-audit":
@@ -323,16 +395,17 @@ def main() -> int:
             if "pps" not in row:
                 table.append([tool, str(packets), "FAILED", "-", "-", "-"])
                 continue
+            shown_packets = f"{row['packets']:,}" + (" (slice)" if row["packets"] != packets else "")
             ratio = (
                 f"{row['tcpflow_ratio']:.3f}x"
                 if "tcpflow_ratio" in row
                 else ("1x (reference)" if tool == "tcpflow-audit" else "-")
             )
             table.append(
-                [tool, f"{packets:,}", f"{row['wall_s']:.2f}", f"{row['pps']:,.0f}", f"{row['rss_mib']:.0f}", ratio]
+                [tool, shown_packets, f"{row['wall_s']:.2f}", f"{row['pps']:,.0f}", f"{row['rss_mib']:.0f}", ratio]
             )
             md.append(
-                f"| {label} | {tool} | {packets:,} | {row['wall_s']:.2f} | {row['pps']:,.0f} | "
+                f"| {label} | {tool} | {shown_packets} | {row['wall_s']:.2f} | {row['pps']:,.0f} | "
                 f"{row['rss_mib']:.0f} | {ratio} |"
             )
         print(f"\n== {label}: {pcap.name}, {packets:,} packets ({meta['bytes'] / 2**20:.0f} MiB)")
@@ -343,6 +416,9 @@ def main() -> int:
                 {1, 2, 3, 4, 5},
             )
         )
+        if per_conn:
+            print(per_conn)
+            notes.append(f"{label}: {per_conn}.")
         print(flush=True)
         results["captures"].append(
             {"label": label, "file": pcap.name, "packets": packets, "bytes": meta["bytes"], "tools": rows}
@@ -353,7 +429,10 @@ def main() -> int:
         f"Machine: {mi['nproc']} CPUs, {mi['cpu']}, Python {mi['python']}; tcpflow-audit build: {build}; "
         f"{runs} runs each, median wall time.\n\n"
     )
-    (work / "results.md").write_text(head + "\n".join(md) + "\n")
+    tail = "".join(f"\n{note}\n" for note in notes)
+    if slice_packets and any("kernel" in meta for _, _, meta in caps):
+        tail += f"\ntshark reads the kernel-made capture's first {slice_packets:,} packets (`editcap -r`).\n"
+    (work / "results.md").write_text(head + "\n".join(md) + "\n" + tail)
     print(f"wrote {(work / 'results.json')} and {(work / 'results.md')}")
     return 0
 

@@ -18,41 +18,14 @@ from decimal import Decimal
 from typing import IO, Any, Final
 
 from .detectors import ANOMALY_COLUMNS
-from .report import FLOW_COLUMNS
+from .report import FLOW_COLUMNS, FLOW_TYPES
 from .sockets import EVENT_COLUMNS, SOCKET_COLUMNS, STATE_COLUMNS, TIMELINE_COLUMNS
 
 ROW_GROUP: Final = 16384
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
-# The type of every column of every report: "timestamp", "float", "int", "bool" or "string".
-FLOW_TYPES: Final = {
-    "start": "timestamp",
-    "start_epoch": "float",
-    "end": "timestamp",
-    "end_epoch": "float",
-    "duration_s": "float",
-    "client_ip": "string",
-    "client_port": "int",
-    "server_ip": "string",
-    "server_port": "int",
-    "conn_state": "string",
-    "history": "string",
-    "client_state": "string",
-    "server_state": "string",
-    "client_packets": "int",
-    "server_packets": "int",
-    "client_bytes": "int",
-    "server_bytes": "int",
-    "retransmits": "int",
-    "close_initiator": "string",
-    "end_reason": "string",
-    "handshake_rtt_ms": "float",
-    "syn_synack_ms": "float",
-    "synack_ack_ms": "float",
-    "direction_guessed": "bool",
-    "anomalies": "string",
-    "tunnel": "string",
-}
+# The type of every column of every report: "timestamp", "float", "int", "bool" or "string" (the
+# flows report's are in its column definitions, report.FLOW_SPEC).
 ANOMALY_TYPES: Final = {
     "kind": "string",
     "severity": "string",

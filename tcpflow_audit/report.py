@@ -13,6 +13,7 @@ import csv
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any, Final
 
@@ -21,34 +22,59 @@ from .decode import format_ip
 from .names import shown
 from .rounding import round_places
 
-FLOW_COLUMNS: tuple[str, ...] = (
-    "start",
-    "start_epoch",
-    "end",
-    "end_epoch",
-    "duration_s",
-    "client_ip",
-    "client_port",
-    "server_ip",
-    "server_port",
-    "conn_state",
-    "history",
-    "client_state",
-    "server_state",
-    "client_packets",
-    "server_packets",
-    "client_bytes",
-    "server_bytes",
-    "retransmits",
-    "close_initiator",
-    "end_reason",
-    "handshake_rtt_ms",
-    "syn_synack_ms",
-    "synack_ack_ms",
-    "direction_guessed",
-    "anomalies",
-    "tunnel",
+# How flows.csv writes a column's value: the text csv.writer writes for `_csv_value(value)`, known
+# from the column's type so that no cell's type is looked up (a row is written per connection).
+INT: Final = 0  # an int: its digits
+TEXT: Final = 1  # a str: as it is, guarded against formula injection (spreadsheet_safe)
+FLOAT: Final = 2  # a float: str(value), nothing for an infinity or NaN
+OPTIONAL_FLOAT: Final = 3  # a float or None: as FLOAT, nothing for None
+BOOL: Final = 4  # true or false
+
+
+def _handshake_rtt_ms(record: FlowRecord) -> float | None:
+    if record.syn_synack_ms is None or record.synack_ack_ms is None:
+        return None
+    return round_places(record.syn_synack_ms + record.synack_ack_ms, 3)
+
+
+# The flows report's columns, each defined once, in order: its name; its value in a row (`flow_row`:
+# JSON, JSON Lines, the table, Parquet), a plain str/int/float/bool/None; how flows.csv writes that
+# value (above); and its type in Parquet (`columnar`): "timestamp", "float", "int", "bool" or "string".
+# A column added here is in every format. Names and order are part of the interface (docs/flows.md).
+FLOW_SPEC: Final[tuple[tuple[str, Callable[[FlowRecord], Any], int, str], ...]] = (
+    ("start", lambda r: iso_utc(r.start), TEXT, "timestamp"),
+    ("start_epoch", lambda r: _epoch(r.start), TEXT, "float"),
+    ("end", lambda r: iso_utc(r.end), TEXT, "timestamp"),
+    ("end_epoch", lambda r: _epoch(r.end), TEXT, "float"),
+    ("duration_s", lambda r: round_places(r.end - r.start, 6), FLOAT, "float"),
+    ("client_ip", lambda r: _ip_text(r.client_ip), TEXT, "string"),
+    ("client_port", lambda r: r.client_port, INT, "int"),
+    ("server_ip", lambda r: _ip_text(r.server_ip), TEXT, "string"),
+    ("server_port", lambda r: r.server_port, INT, "int"),
+    ("conn_state", lambda r: r.conn_state, TEXT, "string"),
+    ("history", lambda r: r.history, TEXT, "string"),
+    ("client_state", lambda r: r.client_state, TEXT, "string"),
+    ("server_state", lambda r: r.server_state, TEXT, "string"),
+    ("client_packets", lambda r: r.client_packets, INT, "int"),
+    ("server_packets", lambda r: r.server_packets, INT, "int"),
+    ("client_bytes", lambda r: r.client_bytes, INT, "int"),
+    ("server_bytes", lambda r: r.server_bytes, INT, "int"),
+    ("retransmits", lambda r: r.retransmits, INT, "int"),
+    ("close_initiator", lambda r: r.close_initiator, TEXT, "string"),
+    ("end_reason", lambda r: r.end_reason, TEXT, "string"),
+    ("handshake_rtt_ms", _handshake_rtt_ms, OPTIONAL_FLOAT, "float"),
+    ("syn_synack_ms", lambda r: r.syn_synack_ms, OPTIONAL_FLOAT, "float"),
+    ("synack_ack_ms", lambda r: r.synack_ack_ms, OPTIONAL_FLOAT, "float"),
+    ("direction_guessed", lambda r: r.direction_guessed, BOOL, "bool"),
+    ("anomalies", lambda r: ";".join(r.facts.anomalies), TEXT, "string"),
+    ("tunnel", lambda r: r.tunnel, TEXT, "string"),
 )
+FLOW_COLUMNS: Final[tuple[str, ...]] = tuple(column[0] for column in FLOW_SPEC)
+FLOW_TYPES: Final[dict[str, str]] = {column[0]: column[3] for column in FLOW_SPEC}
+_FLOW_VALUES: Final = [column[1] for column in FLOW_SPEC]
+_TEXT_CELLS: Final[list[int]] = [i for i, column in enumerate(FLOW_SPEC) if column[2] == TEXT]
+_FLOAT_CELLS: Final[list[int]] = [i for i, column in enumerate(FLOW_SPEC) if column[2] in (FLOAT, OPTIONAL_FLOAT)]
+_BOOL_CELLS: Final[list[int]] = [i for i, column in enumerate(FLOW_SPEC) if column[2] == BOOL]
 
 
 def iso_utc(ts: float | None) -> str:
@@ -115,79 +141,34 @@ def _epoch(ts: float | None) -> str:
 
 def flow_row(record: FlowRecord) -> dict[str, Any]:
     """One flows-report row: plain values (str/int/float/bool/None), in FLOW_COLUMNS order."""
-    handshake = None
-    if record.syn_synack_ms is not None and record.synack_ack_ms is not None:
-        handshake = round_places(record.syn_synack_ms + record.synack_ack_ms, 3)
-    return {
-        "start": iso_utc(record.start),
-        "start_epoch": _epoch(record.start),
-        "end": iso_utc(record.end),
-        "end_epoch": _epoch(record.end),
-        "duration_s": round_places(record.end - record.start, 6),
-        "client_ip": format_ip(record.client_ip),
-        "client_port": record.client_port,
-        "server_ip": format_ip(record.server_ip),
-        "server_port": record.server_port,
-        "conn_state": record.conn_state,
-        "history": record.history,
-        "client_state": record.client_state,
-        "server_state": record.server_state,
-        "client_packets": record.client_packets,
-        "server_packets": record.server_packets,
-        "client_bytes": record.client_bytes,
-        "server_bytes": record.server_bytes,
-        "retransmits": record.retransmits,
-        "close_initiator": record.close_initiator,
-        "end_reason": record.end_reason,
-        "handshake_rtt_ms": handshake,
-        "syn_synack_ms": record.syn_synack_ms,
-        "synack_ack_ms": record.synack_ack_ms,
-        "direction_guessed": record.direction_guessed,
-        "anomalies": ";".join(record.facts.anomalies),
-        "tunnel": record.tunnel,
-    }
+    row: dict[str, Any] = {}
+    i = 0
+    for value in _FLOW_VALUES:
+        row[FLOW_COLUMNS[i]] = value(record)
+        i += 1
+    return row
 
 
 def flow_csv_line(record: FlowRecord) -> str | None:
     """The record's flows.csv line, exactly what `RowWriter.write(flow_row(record))` writes, or None
-    when some cell needs quoting (that way then writes it). One %-format converts every number in
-    C: per-cell str() calls, the row dict and the type dispatch cost more than the engine spends
-    on a connection's ordinary segments (tests/test_flow_sinks.py compares the two ways)."""
-    duration: Any = round_places(record.end - record.start, 6)
-    syn_synack: Any = record.syn_synack_ms
-    synack_ack: Any = record.synack_ack_ms
-    handshake: Any = ""
-    if syn_synack is not None and synack_ack is not None:
-        handshake = _finite_or_empty(round_places(syn_synack + synack_ack, 3))
-    anomalies = record.facts.anomalies
-    line = _FLOW_LINE % (
-        _csv_text(iso_utc(record.start)),
-        _csv_text(_epoch(record.start)),
-        _csv_text(iso_utc(record.end)),
-        _csv_text(_epoch(record.end)),
-        _finite_or_empty(duration),
-        _ip_text(record.client_ip),
-        record.client_port,
-        _ip_text(record.server_ip),
-        record.server_port,
-        _csv_text(record.conn_state),
-        _csv_text(record.history),
-        _csv_text(record.client_state),
-        _csv_text(record.server_state),
-        record.client_packets,
-        record.server_packets,
-        record.client_bytes,
-        record.server_bytes,
-        record.retransmits,
-        _csv_text(record.close_initiator),
-        _csv_text(record.end_reason),
-        handshake,
-        "" if syn_synack is None else _finite_or_empty(syn_synack),
-        "" if synack_ack is None else _finite_or_empty(synack_ack),
-        "true" if record.direction_guessed else "false",
-        _csv_text(";".join(anomalies)) if anomalies else "",
-        _csv_text(record.tunnel),
-    )
+    when some cell needs quoting (that way then writes it).
+
+    Only the cells whose column type needs it are converted (a text's formula guard, a float's
+    infinity or NaN, a bool, None) and one %-format joins them in C: the row dict and a type dispatch
+    per cell would cost more than the engine spends on a connection's ordinary segments
+    (tests/test_flow_sinks.py compares the two ways)."""
+    cells: list[Any] = [value(record) for value in _FLOW_VALUES]
+    for i in _TEXT_CELLS:
+        text: str = cells[i]
+        if text and text[0] in _FORMULA_FIRST:
+            cells[i] = spreadsheet_safe(text)
+    for i in _FLOAT_CELLS:
+        number: float | None = cells[i]
+        if number is None or not _finite(number):
+            cells[i] = ""
+    for i in _BOOL_CELLS:
+        cells[i] = "true" if cells[i] else "false"
+    line = _FLOW_LINE % tuple(cells)
     if line.count(",") == _FLOW_COMMAS and '"' not in line and "\r" not in line and line.find("\n") == len(line) - 1:
         return line
     return None
@@ -202,14 +183,9 @@ def _finite(value: float) -> bool:
     return not (math.isinf(value) or math.isnan(value))
 
 
-def _finite_or_empty(value: float) -> Any:
-    """The float itself (%s writes it as str() does), or "" for an infinity or NaN (as _csv_text)."""
-    return value if _finite(value) else ""
-
-
 def _ip_text(address: bytes) -> str:
-    """format_ip(address) as a CSV cell (an address never needs guarding), remembered for the
-    addresses seen lately: a capture's connections mostly share a few hosts."""
+    """format_ip(address), remembered for the addresses seen lately: a capture's connections mostly
+    share a few hosts."""
     text = _ip_texts.get(address)
     if text is None:
         if len(_ip_texts) >= 65536:

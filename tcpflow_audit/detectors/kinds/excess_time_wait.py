@@ -91,6 +91,7 @@ class _Service:
         "server_tw",
         "clients",
         "client_partial",
+        "client_fold_at",
         "client_peak",
         "client_peak_ip",
         "client_peak_ts",
@@ -105,6 +106,10 @@ class _Service:
         # per client ip, its entries (towards this service), in the order of their first entry
         self.clients: dict[bytes, list[float]] = {}
         self.client_partial: dict[bytes, tuple[int, float]] = {}  # a busy client's peak folded so far
+        # a busy client's list is folded again when it is twice what its last fold kept (past
+        # _BUSY_CLIENT): folding sorts the list, and a client whose TIME_WAITs all stay within reach
+        # (a 70 s capture) would otherwise be sorted anew at every entry
+        self.client_fold_at: dict[bytes, int] = {}
         self.client_peak = 0  # the largest client population folded away so far
         self.client_peak_ip = b""
         self.client_peak_ts = 0.0
@@ -123,6 +128,10 @@ class _Service:
             return
         peak, peak_ts = self.client_partial.pop(ip, (0, 0.0))
         peak, peak_ts, kept = fold_times(self.clients[ip], window_s, upto, peak, peak_ts)
+        if 2 * len(kept) > _BUSY_CLIENT:
+            self.client_fold_at[ip] = 2 * len(kept)
+        else:
+            self.client_fold_at.pop(ip, None)
         if kept:
             self.clients[ip] = kept
             if peak:
@@ -205,7 +214,7 @@ class ExcessTimeWait(Detector):
                 s.clients[r.client_ip] = [entry]
             else:
                 times.append(entry)
-                if len(times) > _BUSY_CLIENT:
+                if len(times) > _BUSY_CLIENT and len(times) > s.client_fold_at.get(r.client_ip, 0):
                     s.fold_client(r.client_ip, self.time_wait_s, entry - 2.0 * self.time_wait_s)
         elif entry == start:
             return False
