@@ -10,6 +10,21 @@ from dataclasses import dataclass
 
 from .names import shown
 
+# every `InputProblem.kind` (their meanings are in its docstring)
+PROBLEM_KINDS = frozenset(
+    {
+        "truncated",
+        "damaged_record",
+        "corrupt_record",
+        "corrupt_block",
+        "not_a_capture",
+        "empty",
+        "unknown_linktype",
+        "unreadable",
+        "decompress",
+    }
+)
+
 
 @dataclass(slots=True, frozen=True)
 class InputProblem:

@@ -33,17 +33,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcpflow_audit.capture import CaptureReader
+from tcpflow_audit.errors import PROBLEM_KINDS
 
-KINDS = {
-    "truncated",
-    "corrupt_record",
-    "corrupt_block",
-    "not_a_capture",
-    "empty",
-    "unknown_linktype",
-    "unreadable",
-    "decompress",
-}
+KINDS = PROBLEM_KINDS
 
 USEC_RECORDS = [
     (1_700_000_000, 0, frame_bytes(0)),
