@@ -24,7 +24,7 @@ turned into a `FlowRecord` by `to_record()`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, final
 
 from . import tcp_states as rfc
 from . import zeek_states as z
@@ -75,6 +75,7 @@ def seq_delta(a: i64, b: i64) -> i64:
     return ((a - b + 0x80000000) & SEQ_MASK) - 0x80000000
 
 
+@final
 class Endpoint:
     """One side of a connection: what it sent, and what the observer can infer about its state.
 
@@ -469,6 +470,8 @@ _RELEASED: Final = Endpoint(b"", 0, False)
 """The endpoints of every finished connection, once `Connection.release` let go of its own."""
 
 
+# (final: the compiled build then calls the per-segment steps directly, not through a method table)
+@final
 class Connection:
     """A TCP connection incarnation on one 4-tuple, fed one segment at a time."""
 
@@ -1011,7 +1014,7 @@ class Connection:
         """SND.NXT of the sender (segments without RST): a segment that does not start there is out of line
         (`_out_of_line`: a gap, a probe, a retransmission...), unless a SYN or a repeated FIN; one reaching
         past it moves it on."""
-        seq_end = (seq + length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & SEQ_MASK
+        seq_end = self._seq_one_past(seq, flags, length)
         snd_nxt = endpoint.snd_nxt
         if snd_nxt is None:
             endpoint.snd_nxt = seq_end

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .capture import Record, RecordBlock, epb_header, pcap_record_header
 from .decode import Decoder, decode_in_place
-from .tracker import ConnectionTracker, address_key_at
+from .tracker import ConnectionTracker, address_key_at, ipv4_key
 
 if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
     from mypy_extensions import i64
@@ -146,9 +146,8 @@ def run_lane(
                 if version == 4:
                     tcp_packets += 1
                     # (methods called on the tracker directly: compiled, that is a native call)
-                    # (src << 16 | sport is the address_key of an IPv4 address decoded as an integer)
                     tracker.segment(
-                        ts, src << 16 | sport, dst << 16 | dport, buf, ip + 12, 4, seq, ack, flags, window, length
+                        ts, ipv4_key(src, sport), ipv4_key(dst, dport), buf, ip + 12, 4, seq, ack, flags, window, length
                     )
                 elif version == 6:
                     tcp_packets += 1

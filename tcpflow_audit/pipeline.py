@@ -54,20 +54,15 @@ def _signals_checkpoint(packets: int) -> None:
 
 @dataclass(slots=True)
 class PacketFilter:
-    """Simple filters applied before the engine (nightly jobs narrow a big capture with these)."""
+    """Simple filters applied before the engine (nightly jobs narrow a big capture with these): the loop
+    (`run_lane`) drops records stamped before `since` or at or after `until`, and segments
+    `segment_ok` turns down."""
 
     since: float | None = None
     until: float | None = None
     hosts: frozenset[bytes] = frozenset()
     ports: frozenset[int] = frozenset()
     nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-
-    @property
-    def active(self) -> bool:
-        return bool(self.since is not None or self.until is not None or self.hosts or self.ports or self.nets)
-
-    def time_ok(self, ts: float) -> bool:
-        return not ((self.since is not None and ts < self.since) or (self.until is not None and ts >= self.until))
 
     def segment_ok(self, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
         if self.hosts and src not in self.hosts and dst not in self.hosts:

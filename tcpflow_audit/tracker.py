@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, final
 
 from . import zeek_states as z
 from .config import EngineConfig
@@ -43,8 +43,13 @@ def address_key(ip: bytes, port: int) -> int:
 def address_key_at(buf: bytes, at: int, size: int, port: int) -> int:
     """`address_key` of the `size`-byte address at buf[at:], read in place."""
     if size == 4:
-        return (buf[at] << 24 | buf[at + 1] << 16 | buf[at + 2] << 8 | buf[at + 3]) << 16 | port
+        return ipv4_key(buf[at] << 24 | buf[at + 1] << 16 | buf[at + 2] << 8 | buf[at + 3], port)
     return IPV6_KEY | fold_ipv6(buf, at) << 16 | port
+
+
+def ipv4_key(address: i64, port: i64) -> i64:
+    """`address_key` of an IPv4 address read as an integer."""
+    return address << 16 | port
 
 
 def fast_key(sender: i64, receiver: i64) -> i64:
@@ -127,6 +132,7 @@ def _same_address(buf: bytes, at: int, ip: bytes) -> bool:
     return True
 
 
+@final
 class ConnectionTracker:
     def __init__(self, config: EngineConfig | None = None, on_flow: FlowSink | None = None) -> None:
         self.config = config or EngineConfig()

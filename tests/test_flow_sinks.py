@@ -94,7 +94,7 @@ def test_records_behave_as_dataclasses() -> None:
     b = ConnectionFacts(*[getattr(facts, name) for name in required])
     assert a == b and a.anomalies == [] and a.anomalies is not b.anomalies
     assert (a.time_wait_holder, a.time_wait_holder_ip, a.time_wait_holder_port, a.time_wait_until) == ("", b"", 0, None)
-    # replace and asdict (the tests and bench/differential.py compare records as dicts)
+    # replace and asdict (the tests compare records as dicts)
     copy = dataclasses.replace(record, facts=dataclasses.replace(facts))
     assert copy == record and copy.facts is not facts
     assert dataclasses.asdict(copy) == dataclasses.asdict(record)
