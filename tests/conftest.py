@@ -134,6 +134,30 @@ def cli_command(*args: Any) -> list[str]:
     return [sys.executable, "-m", "tcpflow_audit", *map(str, args)]
 
 
+def generated_traffic(out: Path, packets: int, seed: int, concurrency: int, loss: float = 0.02) -> Path:
+    """bench/gen_capture.py's traffic mix (HTTP-like and bulk, losses, RST aborts, refusals) written to `out`."""
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "gen_capture.py"),
+            "--packets",
+            str(packets),
+            "--seed",
+            str(seed),
+            "--concurrency",
+            str(concurrency),
+            "--loss",
+            str(loss),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        check=True,
+        timeout=300,
+    )
+    return out
+
+
 def plain_environ(env: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment without PLAIN_ENV's variables (a table as wide as its content), plus `env`."""
     return {

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, sample_captures
+from conftest import ROOT, generated_traffic, sample_captures
 
 from tcpflow_audit.build import is_compiled
 
@@ -25,27 +25,7 @@ SAMPLES = sample_captures()
 @pytest.fixture(scope="module")
 def generated_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """bench/gen_capture.py's traffic mix (HTTP-like and bulk, losses, RST aborts, refusals)."""
-    out = tmp_path_factory.mktemp("generated") / "traffic.pcap"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "gen_capture.py"),
-            "--packets",
-            "60000",
-            "--seed",
-            "7",
-            "--concurrency",
-            "200",
-            "--loss",
-            "0.02",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        check=True,
-        timeout=300,
-    )
-    return out
+    return generated_traffic(tmp_path_factory.mktemp("generated") / "traffic.pcap", 60000, seed=7, concurrency=200)
 
 
 def _cli_csv(cli_process, python_path: str | None, capture: Path, tmp: Path, name: str) -> str:

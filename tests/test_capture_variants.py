@@ -14,8 +14,6 @@ import heapq
 import ipaddress
 import random
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -32,7 +30,7 @@ from capture_helpers import (
     shb,
     spb,
 )
-from conftest import ROOT, sample, sample_captures, write_capture
+from conftest import generated_traffic, sample, sample_captures, write_capture
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,26 +93,7 @@ def test_a_filter_keeping_every_packet_changes_nothing(path: Path) -> None:
 @pytest.fixture(scope="module")
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[int, int, bytes]]:
     """(seconds, microseconds, Ethernet frame) of bench/gen_capture.py's traffic mix plus the IPv6 sample."""
-    out = tmp_path_factory.mktemp("lane") / "traffic.pcap"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "gen_capture.py"),
-            "--packets",
-            "20000",
-            "--seed",
-            "11",
-            "--concurrency",
-            "100",
-            "--loss",
-            "0.02",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        check=True,
-        timeout=300,
-    )
+    out = generated_traffic(tmp_path_factory.mktemp("lane") / "traffic.pcap", 20000, seed=11, concurrency=100)
     records = []
     for path in (out, sample("ipv6_client_close.pcap")):
         for ts, linktype, frame in CaptureReader(str(path)):
