@@ -45,6 +45,13 @@ KEEPALIVE_MIN_IDLE: Final = 0.5
 # the sender cannot have learned of a loss sooner. Without a handshake, 3 ms (as Wireshark assumes).
 REORDER_DEFAULT_WINDOW: Final = 0.003
 MAX_HOLES: Final = 8  # gaps remembered per direction (the oldest is forgotten first)
+# A payload retransmission after at least this much silence from its sender (and at least a round trip) was
+# sent by the retransmission timer, not by fast retransmit / SACK recovery: Linux's RTO floor is 200 ms
+# (RFC 6298's 1 s), and a fast retransmission follows the duplicate ACKs within a round trip.
+TIMEOUT_MIN_WAIT: Final = 0.2
+# Successive timeouts of one segment wait longer each time (RFC 6298 5.5 doubles the RTO): a wait at least
+# this many times the previous one continues a back-off run (room for jitter below 2).
+BACKOFF_GROWTH: Final = 1.5
 NEVER: Final = float("-inf")  # a time that has not happened (in a float field the compiled build keeps unboxed)
 
 FIN: Final = 0x01
@@ -66,6 +73,16 @@ def _ms_between(later: float | None, earlier: float | None) -> float | None:
 def seq_delta(a: int, b: int) -> int:
     """a - b in 32-bit sequence space, as a signed number."""
     return ((a - b + 0x80000000) & SEQ_MASK) - 0x80000000
+
+
+def _acked_part(hole: list[float], acked: int) -> int:
+    """How much of a gap [start, stop) in a sender's sequence space lies below `acked` (the peer's highest
+    acknowledgement): sequence space the receiver had, which the capture never showed."""
+    start, stop = int(hole[0]), int(hole[1])
+    covered = seq_delta(acked, start)
+    if covered <= 0:
+        return 0
+    return min(covered, seq_delta(stop, start))
 
 
 class Endpoint:
@@ -139,6 +156,27 @@ class Endpoint:
     keepalive_run: i64 = 0  # probes since the peer last answered one (or since the first)
     keepalive_run_from: float | None = None  # the first probe of that run
     last_keepalive_ts: float | None = None
+    # evidence counted where a segment is unusual (tshark's expert info; docs/flows.md says where they differ)
+    last_window: i64 = -1  # the window field of its previous segment (a duplicate ACK repeats it)
+    dup_acks: i64 = 0  # pure ACKs repeating its previous acknowledgement and window
+    zero_window_probes: i64 = 0  # segments probing the peer's closed window
+    out_of_order: i64 = 0  # segments filling a gap within a round trip of its opening
+    missed_bytes: i64 = 0  # its sequence space the peer acknowledged, never captured (gaps forgotten early)
+    # payload retransmissions, by what sent them: a fast retransmission or a retransmission timeout
+    resent_bytes: i64 = 0
+    fast_resends: i64 = 0
+    timeout_resends: i64 = 0
+    stall_max: float = 0.0  # the longest silence before a timeout retransmission, and when that one was sent
+    stall_at: float = NEVER
+    # the latest run of timeout retransmissions of one sequence number, each after a longer wait (RTO back-off)
+    backoff_seq: i64 = -1
+    backoff_run: i64 = 0
+    backoff_from: float = NEVER  # its first retransmission
+    backoff_last: float = NEVER  # its latest
+    backoff_wait: float = 0.0  # the silence before its latest
+    # ACKs it sent for another sequence number in answer to a SYN (RFC 5961 challenge ACKs), the first's time
+    challenge_acks: i64 = 0
+    challenge_ack_ts: float = NEVER
 
     def __init__(self, ip: bytes, port: int, is_orig: bool) -> None:
         self.ip = ip
@@ -171,6 +209,23 @@ class Endpoint:
         if self.fin_cnt > 0 and size != 0:
             size -= 1
         return size
+
+    def unseen_acked(self) -> int:
+        """Its sequence space the peer acknowledged that the capture never showed (Zeek's missed_bytes):
+        gaps below the highest acknowledgement, and what that acknowledgement covers beyond the last byte
+        seen."""
+        snd_nxt = self.snd_nxt
+        if snd_nxt is None:
+            return 0
+        acked = self.ack_seq  # (Zeek's bookkeeping: the peer's highest acknowledgement)
+        missed = self.missed_bytes
+        if self.holes is not None:
+            for hole in self.holes:
+                missed += _acked_part(hole, acked)
+        beyond = seq_delta(acked, snd_nxt)
+        if beyond > 0 and self.payload_packets:  # (without payload: a bogus handshake ACK, bad_handshake_ack's)
+            missed += beyond
+        return missed
 
     def _no_data_acked(self) -> bool:
         return self.ack_wraps == 0 and (
@@ -330,6 +385,39 @@ class ConnectionFacts:
     # None unless the tracker was asked to keep them (ConnectionTracker.record_state_changes)
     client_state_changes: list[tuple[float, str]] | None = None
     server_state_changes: list[tuple[float, str]] | None = None
+    # tshark-level evidence per side (the flows report's dup_acks, keepalive_probes, zero_window_probes,
+    # out_of_order and missed_bytes add both sides): duplicate ACKs, zero-window probes, segments out of order,
+    # sequence space acknowledged but never captured
+    client_dup_acks: int = 0
+    server_dup_acks: int = 0
+    client_zero_window_probes: int = 0
+    server_zero_window_probes: int = 0
+    client_out_of_order: int = 0
+    server_out_of_order: int = 0
+    client_missed_bytes: int = 0
+    server_missed_bytes: int = 0
+    # payload retransmissions: bytes, by what sent them (fast retransmit/SACK or a timeout), the longest
+    # silence before a timeout retransmission and when; the latest RTO back-off run of one segment
+    # (timeouts of one sequence number, each after a longer wait), from its first to its latest
+    client_resent_bytes: int = 0
+    server_resent_bytes: int = 0
+    client_fast_resends: int = 0
+    server_fast_resends: int = 0
+    client_timeout_resends: int = 0
+    server_timeout_resends: int = 0
+    client_stall_s: float = 0.0
+    server_stall_s: float = 0.0
+    client_stall_at: float | None = None
+    server_stall_at: float | None = None
+    client_backoff_resends: int = 0
+    server_backoff_resends: int = 0
+    client_backoff_from: float | None = None
+    server_backoff_from: float | None = None
+    client_backoff_last: float | None = None
+    server_backoff_last: float | None = None
+    # plain ACKs the server sent in answer to the client's SYN for another sequence number (RFC 5961)
+    challenge_acks: int = 0
+    challenge_ack_ts: float | None = None
 
     def __init__(
         self,
@@ -384,6 +472,32 @@ class ConnectionFacts:
         server_last_data_ts: float | None = None,
         client_state_changes: list[tuple[float, str]] | None = None,
         server_state_changes: list[tuple[float, str]] | None = None,
+        client_dup_acks: int = 0,
+        server_dup_acks: int = 0,
+        client_zero_window_probes: int = 0,
+        server_zero_window_probes: int = 0,
+        client_out_of_order: int = 0,
+        server_out_of_order: int = 0,
+        client_missed_bytes: int = 0,
+        server_missed_bytes: int = 0,
+        client_resent_bytes: int = 0,
+        server_resent_bytes: int = 0,
+        client_fast_resends: int = 0,
+        server_fast_resends: int = 0,
+        client_timeout_resends: int = 0,
+        server_timeout_resends: int = 0,
+        client_stall_s: float = 0.0,
+        server_stall_s: float = 0.0,
+        client_stall_at: float | None = None,
+        server_stall_at: float | None = None,
+        client_backoff_resends: int = 0,
+        server_backoff_resends: int = 0,
+        client_backoff_from: float | None = None,
+        server_backoff_from: float | None = None,
+        client_backoff_last: float | None = None,
+        server_backoff_last: float | None = None,
+        challenge_acks: int = 0,
+        challenge_ack_ts: float | None = None,
     ) -> None:
         self.syn_ts = syn_ts
         self.synack_ts = synack_ts
@@ -436,6 +550,74 @@ class ConnectionFacts:
         self.server_last_data_ts = server_last_data_ts
         self.client_state_changes = client_state_changes
         self.server_state_changes = server_state_changes
+        self.client_dup_acks = client_dup_acks
+        self.server_dup_acks = server_dup_acks
+        self.client_zero_window_probes = client_zero_window_probes
+        self.server_zero_window_probes = server_zero_window_probes
+        self.client_out_of_order = client_out_of_order
+        self.server_out_of_order = server_out_of_order
+        self.client_missed_bytes = client_missed_bytes
+        self.server_missed_bytes = server_missed_bytes
+        self.client_resent_bytes = client_resent_bytes
+        self.server_resent_bytes = server_resent_bytes
+        self.client_fast_resends = client_fast_resends
+        self.server_fast_resends = server_fast_resends
+        self.client_timeout_resends = client_timeout_resends
+        self.server_timeout_resends = server_timeout_resends
+        self.client_stall_s = client_stall_s
+        self.server_stall_s = server_stall_s
+        self.client_stall_at = client_stall_at
+        self.server_stall_at = server_stall_at
+        self.client_backoff_resends = client_backoff_resends
+        self.server_backoff_resends = server_backoff_resends
+        self.client_backoff_from = client_backoff_from
+        self.server_backoff_from = server_backoff_from
+        self.client_backoff_last = client_backoff_last
+        self.server_backoff_last = server_backoff_last
+        self.challenge_acks = challenge_acks
+        self.challenge_ack_ts = challenge_ack_ts
+
+
+def _evidence(facts: ConnectionFacts, orig: Endpoint, resp: Endpoint) -> None:
+    """The evidence counters and the data-loss account into the facts, where there is something (most
+    connections have none)."""
+    if orig.dup_acks:
+        facts.client_dup_acks = orig.dup_acks
+    if resp.dup_acks:
+        facts.server_dup_acks = resp.dup_acks
+    if orig.zero_window_probes:
+        facts.client_zero_window_probes = orig.zero_window_probes
+    if resp.zero_window_probes:
+        facts.server_zero_window_probes = resp.zero_window_probes
+    if orig.out_of_order:
+        facts.client_out_of_order = orig.out_of_order
+    if resp.out_of_order:
+        facts.server_out_of_order = resp.out_of_order
+    missed = orig.unseen_acked()
+    if missed:
+        facts.client_missed_bytes = missed
+    missed = resp.unseen_acked()
+    if missed:
+        facts.server_missed_bytes = missed
+    if orig.resent_bytes:
+        facts.client_resent_bytes = orig.resent_bytes
+        facts.client_fast_resends = orig.fast_resends
+        facts.client_timeout_resends = orig.timeout_resends
+        if orig.timeout_resends:
+            facts.client_stall_s, facts.client_stall_at = orig.stall_max, orig.stall_at
+            facts.client_backoff_resends = orig.backoff_run
+            facts.client_backoff_from, facts.client_backoff_last = orig.backoff_from, orig.backoff_last
+    if resp.resent_bytes:
+        facts.server_resent_bytes = resp.resent_bytes
+        facts.server_fast_resends = resp.fast_resends
+        facts.server_timeout_resends = resp.timeout_resends
+        if resp.timeout_resends:
+            facts.server_stall_s, facts.server_stall_at = resp.stall_max, resp.stall_at
+            facts.server_backoff_resends = resp.backoff_run
+            facts.server_backoff_from, facts.server_backoff_last = resp.backoff_from, resp.backoff_last
+    if resp.challenge_acks:
+        facts.challenge_acks = resp.challenge_acks
+        facts.challenge_ack_ts = resp.challenge_ack_ts
 
 
 class TimeWait:
@@ -573,6 +755,9 @@ class Connection:
         if endpoint.first_ts is None:
             endpoint.first_ts = ts
             idle_since = ts
+        if not length and flags & 0x17 == ACK and peer.zstate != z.INACTIVE and ack == peer.ack_seq:
+            self._note_repeated_ack(endpoint, seq, window)
+        endpoint.last_window = window
         self._zeek_segment(ts, endpoint, peer, seq, ack, flags, window, length)
         self._rfc_segment(ts, endpoint, peer, seq, ack, flags, window, length, idle_since)
 
@@ -619,12 +804,15 @@ class Connection:
                     if wraps or ((ack - peer.start_seq + 0x80000000) & SEQ_MASK) >= 0x80000000:
                         peer.ack_wraps = wraps
                         peer.ack_seq = ack
+                elif delta_ack == 0 and not length:  # (rare: a duplicate ACK, a window update, a probe)
+                    self._note_repeated_ack(endpoint, seq, window)
             if (
                 peer.state == rfc.SYN_RCVD
                 or endpoint.state == rfc.SYN_SENT
                 or (peer.fin_seq is not None and not peer.fin_acked)
             ):
                 self._rfc_ack(ts, endpoint, peer, ack)
+        endpoint.last_window = window
         # update_last_seq
         seq_end = (seq + length) & SEQ_MASK
         delta_last = ((seq_end - endpoint.last_seq + 0x80000000) & SEQ_MASK) - 0x80000000
@@ -644,6 +832,8 @@ class Connection:
             endpoint.last_data_ts = ts
             if endpoint.fin_seq is not None or endpoint.rst_ts is not None or peer.rst_ts is not None:
                 self._note_data_after_close(endpoint, peer, seq)
+            if peer.zero_window_since is not None:
+                self._note_data_into_zero_window(endpoint, seq, length)
         snd_nxt = endpoint.snd_nxt
         if snd_nxt is None:
             endpoint.snd_nxt = seq_end
@@ -954,33 +1144,92 @@ class Connection:
         if ahead > 0:  # a gap: [snd_nxt, seq) not seen (yet)
             if not length:
                 return  # (data a pure ACK shows was sent, seen later: retransmitted, as Wireshark judges)
+            # (a gap a pure ACK shows: data sent, not seen (yet); it never counts as reordering, only as
+            # missed bytes if acknowledged and never seen)
+            opened = ts if length else NEVER
             holes = endpoint.holes
             if holes is None:
                 holes = endpoint.holes = []
             elif len(holes) >= MAX_HOLES:
-                del holes[0]
-            holes.append([float(snd_nxt), float(seq), ts])
+                endpoint.missed_bytes += _acked_part(holes.pop(0), endpoint.ack_seq)
+            holes.append([float(snd_nxt), float(seq), opened])
             return
         if length <= 1 and ahead == -1:
             if peer.zero_window_since is not None:
-                return  # a zero-window probe: the peer's window is closed
+                endpoint.zero_window_probes += 1  # the peer's window is closed (Linux probes with seq SND.UNA-1)
+                return
             if ts - idle_since >= KEEPALIVE_MIN_IDLE and (not peer.packets or endpoint.ack_seq == snd_nxt):
                 self._note_keepalive(ts, endpoint, peer)
                 return
         if not length:
             return  # an ACK sent before the sender's latest segment, captured after it
         if endpoint.holes is not None and self._fills_hole(ts, endpoint, seq, length):
-            return  # out of order: never seen before, within a round trip of the gap opening
+            endpoint.out_of_order += 1  # never seen before, within a round trip of the gap opening
+            return
         endpoint.retransmitted += 1
+        self._note_resend(ts, idle_since, endpoint, seq, length)
+
+    def _round_trip(self) -> float:
+        """The handshake's round trip at the capture point (SYN to third ACK), 0.0 when not seen."""
+        if self.syn_ts is not None and self.handshake_done_ts is not None and self.handshake_done_ts > self.syn_ts:
+            return self.handshake_done_ts - self.syn_ts
+        return 0.0
+
+    def _note_resend(self, ts: float, idle_since: float, endpoint: Endpoint, seq: int, length: int) -> None:
+        """A payload retransmission: its bytes, and what sent it. After a silence of the sender of at least
+        TIMEOUT_MIN_WAIT and a round trip, its retransmission timer did (the wait is a stall the user saw);
+        sooner, fast retransmit or SACK recovery. Timeouts re-sending one sequence number, each after a
+        longer wait than the one before, are a back-off run (the peer is not acknowledging at all)."""
+        endpoint.resent_bytes += length
+        wait = ts - idle_since
+        if wait < TIMEOUT_MIN_WAIT or wait < self._round_trip():
+            endpoint.fast_resends += 1
+            return
+        endpoint.timeout_resends += 1
+        if wait > endpoint.stall_max:
+            endpoint.stall_max = wait
+            endpoint.stall_at = ts
+        if seq == endpoint.backoff_seq and wait >= BACKOFF_GROWTH * endpoint.backoff_wait:
+            endpoint.backoff_run += 1
+        else:
+            endpoint.backoff_seq = seq
+            endpoint.backoff_run = 1
+            endpoint.backoff_from = ts
+        endpoint.backoff_last = ts
+        endpoint.backoff_wait = wait
+
+    @staticmethod
+    def _note_repeated_ack(endpoint: Endpoint, seq: int, window: int) -> None:
+        """A pure ACK (no SYN, FIN or RST) acknowledging what its sender last acknowledged: a duplicate ACK
+        when it also repeats the sender's previous (non-zero) window and sits at its next sequence number
+        (Wireshark's rule; RFC 5681 2: the receiver saw a segment beyond a gap), else a window update or
+        a probe."""
+        if window and window == endpoint.last_window and endpoint.snd_nxt == seq:
+            endpoint.dup_acks += 1
+
+    @staticmethod
+    def _note_data_into_zero_window(endpoint: Endpoint, seq: int, length: int) -> None:
+        """Payload sent while the peer's window is closed: one new byte is a zero-window probe (Windows and
+        BSD probe so; Linux probes with SND.UNA-1, counted in `_out_of_line`)."""
+        if length == 1 and seq == endpoint.snd_nxt:
+            endpoint.zero_window_probes += 1
+
+    @staticmethod
+    def _note_answer_to_syn(ts: float, endpoint: Endpoint, peer: Endpoint, ack: int) -> None:
+        """The responder answered the client's SYN with a plain ACK (no SYN-ACK yet). For another number
+        than the SYN's + 1 it is a challenge ACK (RFC 5961 4: the responder still holds an earlier
+        connection on the 4-tuple and acknowledges that one's sequence space)."""
+        if peer.isn is not None and ack != ((peer.isn + 1) & SEQ_MASK):
+            endpoint.challenge_acks += 1
+            if endpoint.challenge_ack_ts == NEVER:
+                endpoint.challenge_ack_ts = ts
 
     def _fills_hole(self, ts: float, endpoint: Endpoint, seq: int, length: int) -> bool:
         """Take [seq, seq+length) out of the sender's gaps; True if it lay wholly in a gap that opened
         less than a round trip ago (then it was never sent before: out of order, not retransmitted)."""
         holes = endpoint.holes
         assert holes is not None
-        rtt = REORDER_DEFAULT_WINDOW
-        if self.syn_ts is not None and self.handshake_done_ts is not None and self.handshake_done_ts > self.syn_ts:
-            rtt = self.handshake_done_ts - self.syn_ts
+        rtt = self._round_trip() or REORDER_DEFAULT_WINDOW
         end = (seq + length) & SEQ_MASK
         inside = False
         for hole in list(holes):
@@ -1079,12 +1328,16 @@ class Connection:
                     self.synack_ts = ts
 
         elif ack_flag and not rst:
+            if peer.state == rfc.SYN_SENT and endpoint.isn is None and not endpoint.is_orig:
+                self._note_answer_to_syn(ts, endpoint, peer, ack)
             self._rfc_ack(ts, endpoint, peer, ack)
 
         if length and not rst:
             self._note_data_after_close(endpoint, peer, seq)
             endpoint.payload_packets += 1
             endpoint.last_data_ts = ts
+            if peer.zero_window_since is not None:
+                self._note_data_into_zero_window(endpoint, seq, length)
 
         fin_repeat = False
         if fin and not rst:
@@ -1246,6 +1499,7 @@ class Connection:
         if tw is not None:
             facts.time_wait_holder, facts.time_wait_holder_ip, facts.time_wait_holder_port = tw.holder, tw.ip, tw.port
             facts.time_wait_until = tw.until
+        _evidence(facts, orig, resp)
 
         return FlowRecord(
             start=self.start,

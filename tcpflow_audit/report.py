@@ -21,6 +21,9 @@ from .decode import format_ip
 from .names import shown
 from .rounding import round_places
 
+# per-connection evidence, both sides added (docs/flows.md: what each counts, and where tshark differs)
+EVIDENCE_COLUMNS: Final = ("dup_acks", "keepalive_probes", "zero_window_probes", "out_of_order", "missed_bytes")
+
 FLOW_COLUMNS: tuple[str, ...] = (
     "start",
     "start_epoch",
@@ -40,6 +43,7 @@ FLOW_COLUMNS: tuple[str, ...] = (
     "client_bytes",
     "server_bytes",
     "retransmits",
+    *EVIDENCE_COLUMNS,
     "close_initiator",
     "end_reason",
     "handshake_rtt_ms",
@@ -136,6 +140,7 @@ def flow_row(record: FlowRecord) -> dict[str, Any]:
         "client_bytes": record.client_bytes,
         "server_bytes": record.server_bytes,
         "retransmits": record.retransmits,
+        **dict(zip(EVIDENCE_COLUMNS, evidence(record), strict=True)),
         "close_initiator": record.close_initiator,
         "end_reason": record.end_reason,
         "handshake_rtt_ms": handshake,
@@ -144,6 +149,19 @@ def flow_row(record: FlowRecord) -> dict[str, Any]:
         "direction_guessed": record.direction_guessed,
         "anomalies": ";".join(record.facts.anomalies),
     }
+
+
+def evidence(record: FlowRecord) -> tuple[int, int, int, int, int]:
+    """The EVIDENCE_COLUMNS values (both sides added): duplicate ACKs, keepalive and zero-window probes,
+    segments out of order, bytes acknowledged but never captured."""
+    f = record.facts
+    return (
+        f.client_dup_acks + f.server_dup_acks,
+        f.client_keepalives + f.server_keepalives,
+        f.client_zero_window_probes + f.server_zero_window_probes,
+        f.client_out_of_order + f.server_out_of_order,
+        f.client_missed_bytes + f.server_missed_bytes,
+    )
 
 
 def flow_csv_line(record: FlowRecord) -> str | None:
@@ -158,6 +176,7 @@ def flow_csv_line(record: FlowRecord) -> str | None:
     if syn_synack is not None and synack_ack is not None:
         handshake = _finite_or_empty(round_places(syn_synack + synack_ack, 3))
     anomalies = record.facts.anomalies
+    dup_acks, keepalive_probes, zero_window_probes, out_of_order, missed_bytes = evidence(record)
     line = _FLOW_LINE % (
         _csv_text(iso_utc(record.start)),
         _csv_text(_epoch(record.start)),
@@ -177,6 +196,11 @@ def flow_csv_line(record: FlowRecord) -> str | None:
         record.client_bytes,
         record.server_bytes,
         record.retransmits,
+        dup_acks,
+        keepalive_probes,
+        zero_window_probes,
+        out_of_order,
+        missed_bytes,
         _csv_text(record.close_initiator),
         _csv_text(record.end_reason),
         handshake,
