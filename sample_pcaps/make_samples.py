@@ -860,7 +860,7 @@ def sc_data_loss(lab: Lab) -> None:
 def sc_bulk_little_loss(lab: Lab) -> None:
     # A long healthy transfer: 8 MB upload with SACK through 0.2% random loss (background loss): normal.
     lab.server()
-    td = lab.tcpdump(out("bulk_little_loss.pcap"), snaplen=80)
+    td = lab.tcpdump(out("bulk_little_loss.pcap"), snaplen=96)
     _random_loss(lab, 0.2)
     lab.client([dict(mode="UP", sport=44032, size=8_000_000)], timeout=60)
     time.sleep(0.3)

@@ -47,8 +47,9 @@ REORDER_DEFAULT_WINDOW: Final = 0.003
 MAX_HOLES: Final = 8  # gaps remembered per direction (the oldest is forgotten first)
 # A payload retransmission after at least this much silence from its sender (and at least a round trip) was
 # sent by the retransmission timer, not by fast retransmit / SACK recovery: Linux's RTO floor is 200 ms
-# (RFC 6298's 1 s), and a fast retransmission follows the duplicate ACKs within a round trip.
-TIMEOUT_MIN_WAIT: Final = 0.2
+# (RFC 6298's 1 s), and a fast retransmission follows the duplicate ACKs within a round trip. 5% under the
+# floor: the timer is armed a little before its segment reaches the capture point (seen: 199.94 ms).
+TIMEOUT_MIN_WAIT: Final = 0.19
 # Successive timeouts of one segment wait longer each time (RFC 6298 5.5 doubles the RTO): a wait at least
 # this many times the previous one continues a back-off run (room for jitter below 2).
 BACKOFF_GROWTH: Final = 1.5
@@ -756,7 +757,7 @@ class Connection:
             endpoint.first_ts = ts
             idle_since = ts
         if not length and flags & 0x17 == ACK and peer.zstate != z.INACTIVE and ack == peer.ack_seq:
-            self._note_repeated_ack(endpoint, seq, window)
+            self._note_repeated_ack(endpoint, peer, seq, window)
         endpoint.last_window = window
         self._zeek_segment(ts, endpoint, peer, seq, ack, flags, window, length)
         self._rfc_segment(ts, endpoint, peer, seq, ack, flags, window, length, idle_since)
@@ -805,7 +806,7 @@ class Connection:
                         peer.ack_wraps = wraps
                         peer.ack_seq = ack
                 elif delta_ack == 0 and not length:  # (rare: a duplicate ACK, a window update, a probe)
-                    self._note_repeated_ack(endpoint, seq, window)
+                    self._note_repeated_ack(endpoint, peer, seq, window)
             if (
                 peer.state == rfc.SYN_RCVD
                 or endpoint.state == rfc.SYN_SENT
@@ -1199,12 +1200,12 @@ class Connection:
         endpoint.backoff_wait = wait
 
     @staticmethod
-    def _note_repeated_ack(endpoint: Endpoint, seq: int, window: int) -> None:
+    def _note_repeated_ack(endpoint: Endpoint, peer: Endpoint, seq: int, window: int) -> None:
         """A pure ACK (no SYN, FIN or RST) acknowledging what its sender last acknowledged: a duplicate ACK
-        when it also repeats the sender's previous (non-zero) window and sits at its next sequence number
-        (Wireshark's rule; RFC 5681 2: the receiver saw a segment beyond a gap), else a window update or
-        a probe."""
-        if window and window == endpoint.last_window and endpoint.snd_nxt == seq:
+        when it also repeats the sender's previous (non-zero) window and sits at its next sequence number,
+        unless it answers a keepalive probe (the peer's last segment); Wireshark's rule. RFC 5681 2: the
+        receiver saw a segment beyond a gap, or a copy of one it had. Else a window update or a probe."""
+        if window and window == endpoint.last_window and endpoint.snd_nxt == seq and peer.last_keepalive_ts != peer.last_ts:
             endpoint.dup_acks += 1
 
     @staticmethod

@@ -10,10 +10,10 @@ congestion window per loss event) and, on a timeout, seconds the user sees.
 **Rule:** per direction (the sender of the lost data), payload bytes re-sent (the engine counts a
 segment re-sending sequence space already sent; segments that fill a gap within a round trip are out of
 order, not re-sent) against the payload sent, and each retransmission's kind: after a silence of its
-sender of at least 200 ms and a round trip, its retransmission timer sent it (the silence is a stall);
-sooner, fast retransmit or SACK recovery. A direction matches with at least `data_loss_share` of its
-payload re-sent in at least `data_loss_min_segments` segments, or with a stall of at least
-`data_loss_stall_s`. A direction whose peer went silent while the timer backed off is a dead peer
+sender of at least 190 ms (Linux's 200 ms RTO floor, less jitter) and a round trip, its retransmission
+timer sent it (the silence is a stall); sooner, fast retransmit or SACK recovery (or the rest of a
+window re-sent after a timeout). A direction matches with at least `data_loss_share` of its payload
+re-sent in at least `data_loss_min_segments` segments, or with a stall of at least `data_loss_stall_s`. A direction whose peer went silent while the timer backed off is a dead peer
 (`half_open_peer`), not loss. The row is per server ip:port, the detail names the direction, the
 recovery (fast / timeout), the worst stall and the receiver's duplicate ACKs.
 
@@ -46,8 +46,8 @@ SETTINGS: Final = (
     Setting(
         "data_loss_share",
         0.01,
-        "background loss on a healthy path is a fraction of a percent; from 1% of the payload re-sent, "
-        "TCP's throughput (Mathis: MSS / (RTT sqrt(p))) is a tenth of a loss-free path's",
+        "background loss on a healthy path is a fraction of a percent; at 1% TCP's throughput (Mathis et al.: "
+        "1.22 MSS / (RTT sqrt(p))) is at most ~7 Mbit/s per connection over a 20 ms path",
     ),
     Setting(
         "data_loss_min_segments",
@@ -58,8 +58,8 @@ SETTINGS: Final = (
     Setting(
         "data_loss_warning_share",
         0.03,
-        "3% re-sent: throughput down to about a twentieth and recovery stalls likely; the usual alarm level "
-        "of network monitors for a retransmission rate",
+        "3% re-sent: at most ~4 Mbit/s per connection over 20 ms (Mathis), and losses at a burst's tail, which "
+        "only the retransmission timer repairs, become likely",
     ),
     Setting(
         "data_loss_critical_share",
@@ -117,7 +117,8 @@ class DataLoss(RuleDetector):
             rank = SEVERITY_RANK["warning"]
         else:
             rank = SEVERITY_RANK["info"]
-        recovery = "%d fast (after the receiver's %s), %d on timeout" % (fast, plural(dup_acks, "duplicate ACK"), timeout)
+        recovery = "%d sent promptly (fast retransmit or SACK recovery after the receiver's %s, or the rest of a "\
+            "window after a timeout), %d by the retransmission timer" % (fast, plural(dup_acks, "duplicate ACK"), timeout)
         worst = "; longest stall %s waiting on the retransmission timer" % seconds_text(stall) if timeout else ""
         peer = "server" if side == "client" else "client"
         hit = Hit(
