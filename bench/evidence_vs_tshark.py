@@ -47,7 +47,20 @@ def tool_counts(tool: str, path: str) -> dict[Key, Counter]:
 def tshark_counts(path: str) -> dict[Key, Counter]:
     counts: dict[Key, Counter] = {}
     for name, flt in TSHARK_FLAGS.items():
-        fields = ["-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport"]
+        fields = [
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ipv6.dst",
+            "-e",
+            "tcp.dstport",
+        ]
         p = subprocess.run(
             ["tshark", "-r", path, "-Y", flt, "-T", "fields", "-E", "occurrence=l", *fields],
             capture_output=True,

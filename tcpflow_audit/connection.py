@@ -756,7 +756,7 @@ class Connection:
         if endpoint.first_ts is None:
             endpoint.first_ts = ts
             idle_since = ts
-        if not length and flags & 0x17 == ACK and peer.zstate != z.INACTIVE and ack == peer.ack_seq:
+        if not length and (flags & 0x17) == ACK and peer.zstate != z.INACTIVE and ack == peer.ack_seq:
             self._note_repeated_ack(endpoint, peer, seq, window)
         endpoint.last_window = window
         self._zeek_segment(ts, endpoint, peer, seq, ack, flags, window, length)
@@ -1205,7 +1205,12 @@ class Connection:
         when it also repeats the sender's previous (non-zero) window and sits at its next sequence number,
         unless it answers a keepalive probe (the peer's last segment); Wireshark's rule. RFC 5681 2: the
         receiver saw a segment beyond a gap, or a copy of one it had. Else a window update or a probe."""
-        if window and window == endpoint.last_window and endpoint.snd_nxt == seq and peer.last_keepalive_ts != peer.last_ts:
+        if (
+            window
+            and window == endpoint.last_window
+            and endpoint.snd_nxt == seq
+            and peer.last_keepalive_ts != peer.last_ts
+        ):
             endpoint.dup_acks += 1
 
     @staticmethod

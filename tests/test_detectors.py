@@ -561,7 +561,9 @@ def test_data_loss_fast_recovery_and_timeouts():
     assert fl.server_resent_bytes == fb.server_resent_bytes == 0  # only the client's data was lost
     assert run.anomalies(44030) == run.anomalies(44031) == ["data_loss"]
     # the ladder: below the warning share and the stall, info; above the critical share, critical
-    assert Run("data_loss.pcap", data_loss_warning_share=0.5, data_loss_stall_s=30.0).one("data_loss").severity == "info"
+    assert (
+        Run("data_loss.pcap", data_loss_warning_share=0.5, data_loss_stall_s=30.0).one("data_loss").severity == "info"
+    )
     assert Run("data_loss.pcap", data_loss_critical_share=0.03).one("data_loss").severity == "critical"
     assert Run("data_loss.pcap", data_loss_share=0.5, data_loss_stall_s=30.0).findings == []
 
@@ -610,6 +612,7 @@ def test_challenge_ack_on_a_4_tuple_the_server_still_holds():
         f.detail,
     )
     old, attempt, retry = run.records
+    assert (old.conn_state, old.end_reason, old.server_state) == ("S1", "reused", "ESTABLISHED")
     assert attempt.facts.challenge_acks == 1 and attempt.facts.bad_synack == 0
     assert attempt.facts.client_isn == retry.facts.client_isn and retry.conn_state == "SF"
     assert [a for *_, a in run.flows] == [[], ["challenge_ack"], []]
@@ -624,12 +627,16 @@ def test_capture_gap_missed_bytes_and_summary():
     assert (f.severity, f.count, f.client_ip, f.client_port) == ("warning", 3, CLIENT, None)
     missed = [r.facts.client_missed_bytes for r in run.records]
     assert all(m > 0 and m % 1448 == 0 for m in missed)  # whole segments, never captured, acknowledged
-    assert re.match(r"the capture is missing 3\.\d\d% of the traffic \(" + str(sum(missed)) + " of 1200039 bytes", f.detail)
+    assert re.match(
+        r"the capture is missing 3\.\d\d% of the traffic \(" + str(sum(missed)) + " of 1200039 bytes", f.detail
+    )
     assert all(r.facts.server_missed_bytes == 0 and r.retransmits == 0 for r in run.records)
     assert Run("capture_gap.pcap", capture_gap_critical_share=0.01).one("capture_gap").severity == "critical"
     assert Run("capture_gap.pcap", capture_gap_share=0.05).findings == []
     # missed_bytes is only what never came: reordered segments (retransmit_lookalikes) are not missing
-    assert [r.facts.client_missed_bytes + r.facts.server_missed_bytes for r in Run("retransmit_lookalikes.pcap").records] == [0]
+    assert [
+        r.facts.client_missed_bytes + r.facts.server_missed_bytes for r in Run("retransmit_lookalikes.pcap").records
+    ] == [0]
 
 
 def test_port_scan_vertical_and_horizontal():
@@ -649,12 +656,20 @@ def test_port_scan_vertical_and_horizontal():
     assert "port 22 of 30 hosts" in scans[2].detail
     # tagged from the attempt that reached the threshold on: 120 - 14 + 60 - 14 + 30 - 24
     assert run.tagged()["port_scan"] == 106 + 46 + 6
-    assert [f.kind for f in Run("port_scan.pcap", port_scan_ports=200, port_scan_hosts=40).findings].count("port_scan") == 0
+    assert [f.kind for f in Run("port_scan.pcap", port_scan_ports=200, port_scan_hosts=40).findings].count(
+        "port_scan"
+    ) == 0
 
 
 def test_busy_clients_are_no_scan():
     # many connections to a few services, completed (churn), refused on one port (refused_storm), or a flood
-    for name in ("client_churn.pcap", "refused_storm.pcap", "syn_flood.pcap", "time_wait_churn.pcap", "normal_mix.pcap"):
+    for name in (
+        "client_churn.pcap",
+        "refused_storm.pcap",
+        "syn_flood.pcap",
+        "time_wait_churn.pcap",
+        "normal_mix.pcap",
+    ):
         assert "port_scan" not in Run(name).kinds(), name
 
 

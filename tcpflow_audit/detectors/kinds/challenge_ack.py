@@ -106,7 +106,11 @@ class ChallengeAck(RuleDetector):
             first + held,
             "the server answered the client's SYN with %s for another sequence number (RFC 5961 challenge "
             "ACK: it still holds an earlier connection on this 4-tuple); the new connection was held up %s %s"
-            % ("a plain ACK" if f.challenge_acks == 1 else "%d plain ACKs" % f.challenge_acks, seconds_text(held), outcome),
+            % (
+                "a plain ACK" if f.challenge_acks == 1 else "%d plain ACKs" % f.challenge_acks,
+                seconds_text(held),
+                outcome,
+            ),
             "server",
             f.challenge_acks,
             held,

@@ -13,9 +13,10 @@ order, not re-sent) against the payload sent, and each retransmission's kind: af
 sender of at least 190 ms (Linux's 200 ms RTO floor, less jitter) and a round trip, its retransmission
 timer sent it (the silence is a stall); sooner, fast retransmit or SACK recovery (or the rest of a
 window re-sent after a timeout). A direction matches with at least `data_loss_share` of its payload
-re-sent in at least `data_loss_min_segments` segments, or with a stall of at least `data_loss_stall_s`. A direction whose peer went silent while the timer backed off is a dead peer
-(`half_open_peer`), not loss. The row is per server ip:port, the detail names the direction, the
-recovery (fast / timeout), the worst stall and the receiver's duplicate ACKs.
+re-sent in at least `data_loss_min_segments` segments, or with a stall of at least `data_loss_stall_s`.
+A direction whose peer went silent while the timer backed off is a dead peer (`half_open_peer`), not
+loss. The row is per server ip:port, the detail names the direction, the recovery (prompt / by the
+timer), the worst stall and the receiver's duplicate ACKs.
 
 **Severity:** info; warning with `data_loss_warning_share` re-sent or a stall of `data_loss_stall_s`
 (the user waited); critical with `data_loss_critical_share` re-sent.
@@ -69,8 +70,7 @@ SETTINGS: Final = (
     Setting(
         "data_loss_stall_s",
         1.0,
-        "a sender waiting a second on its retransmission timer is a pause users see (the RFC 6298 initial "
-        "RTO is 1 s)",
+        "a sender waiting a second on its retransmission timer is a pause users see (the RFC 6298 initial RTO is 1 s)",
     ),
 )
 
@@ -100,10 +100,20 @@ class DataLoss(RuleDetector):
     def _direction(self, r: FlowRecord, side: str) -> tuple[Hit, int] | None:
         f = r.facts
         if side == "client":
-            resent, sent, fast, timeout = f.client_resent_bytes, r.client_bytes, f.client_fast_resends, f.client_timeout_resends
+            resent, sent, fast, timeout = (
+                f.client_resent_bytes,
+                r.client_bytes,
+                f.client_fast_resends,
+                f.client_timeout_resends,
+            )
             stall, stall_at, dup_acks = f.client_stall_s, f.client_stall_at, f.server_dup_acks
         else:
-            resent, sent, fast, timeout = f.server_resent_bytes, r.server_bytes, f.server_fast_resends, f.server_timeout_resends
+            resent, sent, fast, timeout = (
+                f.server_resent_bytes,
+                r.server_bytes,
+                f.server_fast_resends,
+                f.server_timeout_resends,
+            )
             stall, stall_at, dup_acks = f.server_stall_s, f.server_stall_at, f.client_dup_acks
         if not resent or backed_off_unanswered(r, side, self.dead_peer_resends):
             return None
@@ -117,8 +127,11 @@ class DataLoss(RuleDetector):
             rank = SEVERITY_RANK["warning"]
         else:
             rank = SEVERITY_RANK["info"]
-        recovery = "%d sent promptly (fast retransmit or SACK recovery after the receiver's %s, or the rest of a "\
-            "window after a timeout), %d by the retransmission timer" % (fast, plural(dup_acks, "duplicate ACK"), timeout)
+        recovery = (
+            "%d sent promptly (fast retransmit or SACK recovery after the receiver's %s, or the rest of a "
+            "window after a timeout), %d by the retransmission timer"
+            % (fast, plural(dup_acks, "duplicate ACK"), timeout)
+        )
         worst = "; longest stall %s waiting on the retransmission timer" % seconds_text(stall) if timeout else ""
         peer = "server" if side == "client" else "client"
         hit = Hit(
@@ -163,13 +176,17 @@ class DataLoss(RuleDetector):
 
     def summary(self, agg: Aggregate, sid: int) -> str:
         stall = self.worst[sid][1]
-        return "%d connections %s lost data: up to %.1f%% of a direction's payload re-sent, %d retransmissions in all%s " "(lossy direction: %s)" % (
-            agg.count,
-            agg.clients_text(),
-            100.0 * agg.value_max,
-            agg.packets,
-            "; longest stall %s on the retransmission timer" % seconds_text(stall) if stall > 0 else "",
-            agg.sides_text(),
+        return (
+            "%d connections %s lost data: up to %.1f%% of a direction's payload re-sent, %d retransmissions in all%s "
+            "(lossy direction: %s)"
+            % (
+                agg.count,
+                agg.clients_text(),
+                100.0 * agg.value_max,
+                agg.packets,
+                "; longest stall %s on the retransmission timer" % seconds_text(stall) if stall > 0 else "",
+                agg.sides_text(),
+            )
         )
 
 
