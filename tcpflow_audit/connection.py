@@ -386,39 +386,19 @@ class ConnectionFacts:
     # None unless the tracker was asked to keep them (ConnectionTracker.record_state_changes)
     client_state_changes: list[tuple[float, str]] | None = None
     server_state_changes: list[tuple[float, str]] | None = None
-    # tshark-level evidence per side (the flows report's dup_acks, keepalive_probes, zero_window_probes,
-    # out_of_order and missed_bytes add both sides): duplicate ACKs, zero-window probes, segments out of order,
-    # sequence space acknowledged but never captured
+    # tshark-level evidence (the flows report's dup_acks, keepalive_probes, zero_window_probes, out_of_order and
+    # missed_bytes): duplicate ACKs each side sent; zero-window probes, segments out of order and sequence space
+    # acknowledged but never captured, both sides
     client_dup_acks: int = 0
     server_dup_acks: int = 0
-    client_zero_window_probes: int = 0
-    server_zero_window_probes: int = 0
-    client_out_of_order: int = 0
-    server_out_of_order: int = 0
-    client_missed_bytes: int = 0
-    server_missed_bytes: int = 0
-    # payload retransmissions: bytes, by what sent them (fast retransmit/SACK or a timeout), the longest
-    # silence before a timeout retransmission and when; the latest RTO back-off run of one segment
-    # (timeouts of one sequence number, each after a longer wait), from its first to its latest
-    client_resent_bytes: int = 0
-    server_resent_bytes: int = 0
-    client_fast_resends: int = 0
-    server_fast_resends: int = 0
-    client_timeout_resends: int = 0
-    server_timeout_resends: int = 0
-    client_stall_s: float = 0.0
-    server_stall_s: float = 0.0
-    client_stall_at: float | None = None
-    server_stall_at: float | None = None
-    client_backoff_resends: int = 0
-    server_backoff_resends: int = 0
-    client_backoff_from: float | None = None
-    server_backoff_from: float | None = None
-    client_backoff_last: float | None = None
-    server_backoff_last: float | None = None
+    zero_window_probes: int = 0
+    out_of_order: int = 0
+    missed_bytes: int = 0
     # plain ACKs the server sent in answer to the client's SYN for another sequence number (RFC 5961)
     challenge_acks: int = 0
     challenge_ack_ts: float | None = None
+    # payload retransmissions (None: none; a separate object so that a connection without them costs nothing)
+    resends: Resends | None = None
 
     def __init__(
         self,
@@ -475,30 +455,12 @@ class ConnectionFacts:
         server_state_changes: list[tuple[float, str]] | None = None,
         client_dup_acks: int = 0,
         server_dup_acks: int = 0,
-        client_zero_window_probes: int = 0,
-        server_zero_window_probes: int = 0,
-        client_out_of_order: int = 0,
-        server_out_of_order: int = 0,
-        client_missed_bytes: int = 0,
-        server_missed_bytes: int = 0,
-        client_resent_bytes: int = 0,
-        server_resent_bytes: int = 0,
-        client_fast_resends: int = 0,
-        server_fast_resends: int = 0,
-        client_timeout_resends: int = 0,
-        server_timeout_resends: int = 0,
-        client_stall_s: float = 0.0,
-        server_stall_s: float = 0.0,
-        client_stall_at: float | None = None,
-        server_stall_at: float | None = None,
-        client_backoff_resends: int = 0,
-        server_backoff_resends: int = 0,
-        client_backoff_from: float | None = None,
-        server_backoff_from: float | None = None,
-        client_backoff_last: float | None = None,
-        server_backoff_last: float | None = None,
+        zero_window_probes: int = 0,
+        out_of_order: int = 0,
+        missed_bytes: int = 0,
         challenge_acks: int = 0,
         challenge_ack_ts: float | None = None,
+        resends: Resends | None = None,
     ) -> None:
         self.syn_ts = syn_ts
         self.synack_ts = synack_ts
@@ -553,30 +515,47 @@ class ConnectionFacts:
         self.server_state_changes = server_state_changes
         self.client_dup_acks = client_dup_acks
         self.server_dup_acks = server_dup_acks
-        self.client_zero_window_probes = client_zero_window_probes
-        self.server_zero_window_probes = server_zero_window_probes
-        self.client_out_of_order = client_out_of_order
-        self.server_out_of_order = server_out_of_order
-        self.client_missed_bytes = client_missed_bytes
-        self.server_missed_bytes = server_missed_bytes
-        self.client_resent_bytes = client_resent_bytes
-        self.server_resent_bytes = server_resent_bytes
-        self.client_fast_resends = client_fast_resends
-        self.server_fast_resends = server_fast_resends
-        self.client_timeout_resends = client_timeout_resends
-        self.server_timeout_resends = server_timeout_resends
-        self.client_stall_s = client_stall_s
-        self.server_stall_s = server_stall_s
-        self.client_stall_at = client_stall_at
-        self.server_stall_at = server_stall_at
-        self.client_backoff_resends = client_backoff_resends
-        self.server_backoff_resends = server_backoff_resends
-        self.client_backoff_from = client_backoff_from
-        self.server_backoff_from = server_backoff_from
-        self.client_backoff_last = client_backoff_last
-        self.server_backoff_last = server_backoff_last
+        self.zero_window_probes = zero_window_probes
+        self.out_of_order = out_of_order
+        self.missed_bytes = missed_bytes
         self.challenge_acks = challenge_acks
         self.challenge_ack_ts = challenge_ack_ts
+        self.resends = resends
+
+
+class Resends:
+    """Each side's payload retransmissions: bytes re-sent, how many fast retransmit / SACK recovery sent
+    (within a round trip of the sender's previous segment) and how many its retransmission timer sent,
+    the longest silence before a timeout retransmission and when that one was sent, and the latest RTO
+    back-off run of one segment (timeouts of one sequence number, each after a longer wait: how many,
+    its first and its latest)."""
+
+    client_resent_bytes: int = 0
+    server_resent_bytes: int = 0
+    client_fast_resends: int = 0
+    server_fast_resends: int = 0
+    client_timeout_resends: int = 0
+    server_timeout_resends: int = 0
+    client_stall_s: float = 0.0
+    server_stall_s: float = 0.0
+    client_stall_at: float | None = None
+    server_stall_at: float | None = None
+    client_backoff_resends: int = 0
+    server_backoff_resends: int = 0
+    client_backoff_from: float | None = None
+    server_backoff_from: float | None = None
+    client_backoff_last: float | None = None
+    server_backoff_last: float | None = None
+
+    def __repr__(self) -> str:
+        return "Resends(client %d bytes, %d fast, %d timeout; server %d bytes, %d fast, %d timeout)" % (
+            self.client_resent_bytes,
+            self.client_fast_resends,
+            self.client_timeout_resends,
+            self.server_resent_bytes,
+            self.server_fast_resends,
+            self.server_timeout_resends,
+        )
 
 
 def _evidence(facts: ConnectionFacts, orig: Endpoint, resp: Endpoint) -> None:
@@ -586,36 +565,33 @@ def _evidence(facts: ConnectionFacts, orig: Endpoint, resp: Endpoint) -> None:
         facts.client_dup_acks = orig.dup_acks
     if resp.dup_acks:
         facts.server_dup_acks = resp.dup_acks
-    if orig.zero_window_probes:
-        facts.client_zero_window_probes = orig.zero_window_probes
-    if resp.zero_window_probes:
-        facts.server_zero_window_probes = resp.zero_window_probes
-    if orig.out_of_order:
-        facts.client_out_of_order = orig.out_of_order
-    if resp.out_of_order:
-        facts.server_out_of_order = resp.out_of_order
-    missed = orig.unseen_acked()
+    probes = orig.zero_window_probes + resp.zero_window_probes
+    if probes:
+        facts.zero_window_probes = probes
+    out_of_order = orig.out_of_order + resp.out_of_order
+    if out_of_order:
+        facts.out_of_order = out_of_order
+    missed = orig.unseen_acked() + resp.unseen_acked()
     if missed:
-        facts.client_missed_bytes = missed
-    missed = resp.unseen_acked()
-    if missed:
-        facts.server_missed_bytes = missed
-    if orig.resent_bytes:
-        facts.client_resent_bytes = orig.resent_bytes
-        facts.client_fast_resends = orig.fast_resends
-        facts.client_timeout_resends = orig.timeout_resends
-        if orig.timeout_resends:
-            facts.client_stall_s, facts.client_stall_at = orig.stall_max, orig.stall_at
-            facts.client_backoff_resends = orig.backoff_run
-            facts.client_backoff_from, facts.client_backoff_last = orig.backoff_from, orig.backoff_last
-    if resp.resent_bytes:
-        facts.server_resent_bytes = resp.resent_bytes
-        facts.server_fast_resends = resp.fast_resends
-        facts.server_timeout_resends = resp.timeout_resends
-        if resp.timeout_resends:
-            facts.server_stall_s, facts.server_stall_at = resp.stall_max, resp.stall_at
-            facts.server_backoff_resends = resp.backoff_run
-            facts.server_backoff_from, facts.server_backoff_last = resp.backoff_from, resp.backoff_last
+        facts.missed_bytes = missed
+    if orig.resent_bytes or resp.resent_bytes:
+        rs = facts.resends = Resends()
+        if orig.resent_bytes:
+            rs.client_resent_bytes = orig.resent_bytes
+            rs.client_fast_resends = orig.fast_resends
+            rs.client_timeout_resends = orig.timeout_resends
+            if orig.timeout_resends:
+                rs.client_stall_s, rs.client_stall_at = orig.stall_max, orig.stall_at
+                rs.client_backoff_resends = orig.backoff_run
+                rs.client_backoff_from, rs.client_backoff_last = orig.backoff_from, orig.backoff_last
+        if resp.resent_bytes:
+            rs.server_resent_bytes = resp.resent_bytes
+            rs.server_fast_resends = resp.fast_resends
+            rs.server_timeout_resends = resp.timeout_resends
+            if resp.timeout_resends:
+                rs.server_stall_s, rs.server_stall_at = resp.stall_max, resp.stall_at
+                rs.server_backoff_resends = resp.backoff_run
+                rs.server_backoff_from, rs.server_backoff_last = resp.backoff_from, resp.backoff_last
     if resp.challenge_acks:
         facts.challenge_acks = resp.challenge_acks
         facts.challenge_ack_ts = resp.challenge_ack_ts

@@ -140,7 +140,7 @@ def flow_row(record: FlowRecord) -> dict[str, Any]:
         "client_bytes": record.client_bytes,
         "server_bytes": record.server_bytes,
         "retransmits": record.retransmits,
-        **dict(zip(EVIDENCE_COLUMNS, evidence(record), strict=True)),
+        **dict(zip(EVIDENCE_COLUMNS, evidence(record) or _NO_EVIDENCE, strict=True)),
         "close_initiator": record.close_initiator,
         "end_reason": record.end_reason,
         "handshake_rtt_ms": handshake,
@@ -151,17 +151,15 @@ def flow_row(record: FlowRecord) -> dict[str, Any]:
     }
 
 
-def evidence(record: FlowRecord) -> tuple[int, int, int, int, int]:
+def evidence(record: FlowRecord) -> tuple[int, int, int, int, int] | None:
     """The EVIDENCE_COLUMNS values (both sides added): duplicate ACKs, keepalive and zero-window probes,
-    segments out of order, bytes acknowledged but never captured."""
+    segments out of order, bytes acknowledged but never captured; None when all are 0 (most connections)."""
     f = record.facts
-    return (
-        f.client_dup_acks + f.server_dup_acks,
-        f.client_keepalives + f.server_keepalives,
-        f.client_zero_window_probes + f.server_zero_window_probes,
-        f.client_out_of_order + f.server_out_of_order,
-        f.client_missed_bytes + f.server_missed_bytes,
-    )
+    dup_acks = f.client_dup_acks + f.server_dup_acks
+    keepalives = f.client_keepalives + f.server_keepalives
+    if not (dup_acks or keepalives or f.zero_window_probes or f.out_of_order or f.missed_bytes):
+        return None
+    return (dup_acks, keepalives, f.zero_window_probes, f.out_of_order, f.missed_bytes)
 
 
 def flow_csv_line(record: FlowRecord) -> str | None:
@@ -176,7 +174,7 @@ def flow_csv_line(record: FlowRecord) -> str | None:
     if syn_synack is not None and synack_ack is not None:
         handshake = _finite_or_empty(round_places(syn_synack + synack_ack, 3))
     anomalies = record.facts.anomalies
-    dup_acks, keepalive_probes, zero_window_probes, out_of_order, missed_bytes = evidence(record)
+    cells = evidence(record)
     line = _FLOW_LINE % (
         _csv_text(iso_utc(record.start)),
         _csv_text(_epoch(record.start)),
@@ -196,11 +194,7 @@ def flow_csv_line(record: FlowRecord) -> str | None:
         record.client_bytes,
         record.server_bytes,
         record.retransmits,
-        dup_acks,
-        keepalive_probes,
-        zero_window_probes,
-        out_of_order,
-        missed_bytes,
+        _NO_EVIDENCE_CELLS if cells is None else "%d,%d,%d,%d,%d" % cells,
         _csv_text(record.close_initiator),
         _csv_text(record.end_reason),
         handshake,
@@ -214,7 +208,10 @@ def flow_csv_line(record: FlowRecord) -> str | None:
     return None
 
 
-_FLOW_LINE: Final = ",".join(["%s"] * len(FLOW_COLUMNS)) + "\n"
+# (the evidence columns are one %s: on most connections they are all 0, one constant string)
+_FLOW_LINE: Final = ",".join(["%s"] * (len(FLOW_COLUMNS) - len(EVIDENCE_COLUMNS) + 1)) + "\n"
+_NO_EVIDENCE: Final = (0,) * len(EVIDENCE_COLUMNS)
+_NO_EVIDENCE_CELLS: Final = ",".join(["0"] * len(EVIDENCE_COLUMNS))
 _FLOW_COMMAS: Final = len(FLOW_COLUMNS) - 1
 
 
@@ -431,7 +428,7 @@ class SummaryCollector:
         self.end_reasons[record.end_reason] += 1
         self.bytes_carried += record.client_bytes + record.server_bytes
         f = record.facts
-        missed = f.client_missed_bytes + f.server_missed_bytes
+        missed = f.missed_bytes
         if missed:
             self.missed_bytes += missed
             self.gap_connections += 1

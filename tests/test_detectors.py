@@ -552,9 +552,9 @@ def test_data_loss_fast_recovery_and_timeouts():
     assert (f.severity, f.client_ip, f.server_port, f.count) == ("warning", CLIENT, 8080, 2)
     assert re.search(r"2 connections from 10\.99\.0\.1 lost data: up to [4-9]\.\d% .* longest stall \d+ ms", f.detail)
     lossy, blackout = run.records
-    fl, fb = lossy.facts, blackout.facts
+    fl, fb = lossy.facts.resends, blackout.facts.resends
     # the random loss is repaired by fast retransmit / SACK within a round trip, after duplicate ACKs
-    assert fl.client_fast_resends > 10 * fl.client_timeout_resends and fl.server_dup_acks > 30
+    assert fl.client_fast_resends > 10 * fl.client_timeout_resends and lossy.facts.server_dup_acks > 30
     assert 0.03 < fl.client_resent_bytes / lossy.client_bytes < 0.10
     # the black-out by the retransmission timer: timeouts, the longest wait at least 0.4 s (0.2, 0.4, 0.8 s)
     assert fb.client_timeout_resends >= 3 and fb.client_stall_s >= 0.4
@@ -572,7 +572,7 @@ def test_background_loss_is_not_data_loss():
     # bulk_little_loss.pcap: 8 MB through 0.2% random loss: SACK repairs it, well below 1%
     run = Run("bulk_little_loss.pcap")
     (record,) = run.records
-    assert 0 < record.facts.client_resent_bytes < 0.01 * record.client_bytes
+    assert 0 < record.facts.resends.client_resent_bytes < 0.01 * record.client_bytes
     assert run.findings == [] and Run("bulk_little_loss.pcap", data_loss_share=0.0001).kinds() == ["data_loss"]
 
 
@@ -591,7 +591,7 @@ def test_dead_peer_from_the_retransmission_back_off():
         f.detail,
     )
     (record,) = run.records
-    assert record.facts.handshake_done_ts is None and record.facts.client_backoff_resends == 5
+    assert record.facts.handshake_done_ts is None and record.facts.resends.client_backoff_resends == 5
     assert run.anomalies(44033) == ["half_open_peer"]  # not data_loss: a dead peer, not a lossy path
     # not proven dead with a longer run asked for: then it is what remains, a segment lost five times
     assert Run("rto_dead_peer.pcap", dead_peer_backoff_resends=6).kinds() == ["data_loss"]
@@ -625,18 +625,16 @@ def test_capture_gap_missed_bytes_and_summary():
     f = run.one("capture_gap")
     check_row(f)
     assert (f.severity, f.count, f.client_ip, f.client_port) == ("warning", 3, CLIENT, None)
-    missed = [r.facts.client_missed_bytes for r in run.records]
+    missed = [r.facts.missed_bytes for r in run.records]
     assert all(m > 0 and m % 1448 == 0 for m in missed)  # whole segments, never captured, acknowledged
     assert re.match(
         r"the capture is missing 3\.\d\d% of the traffic \(" + str(sum(missed)) + " of 1200039 bytes", f.detail
     )
-    assert all(r.facts.server_missed_bytes == 0 and r.retransmits == 0 for r in run.records)
+    assert all(r.retransmits == 0 and r.facts.resends is None for r in run.records)
     assert Run("capture_gap.pcap", capture_gap_critical_share=0.01).one("capture_gap").severity == "critical"
     assert Run("capture_gap.pcap", capture_gap_share=0.05).findings == []
     # missed_bytes is only what never came: reordered segments (retransmit_lookalikes) are not missing
-    assert [
-        r.facts.client_missed_bytes + r.facts.server_missed_bytes for r in Run("retransmit_lookalikes.pcap").records
-    ] == [0]
+    assert [r.facts.missed_bytes for r in Run("retransmit_lookalikes.pcap").records] == [0]
 
 
 def test_port_scan_vertical_and_horizontal():

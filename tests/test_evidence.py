@@ -65,12 +65,10 @@ def ours(name: str) -> dict[frozenset, Counter]:
             frozenset({(format_ip(r.client_ip), r.client_port), (format_ip(r.server_ip), r.server_port)}), Counter()
         )
         c["dup_acks"] += f.client_dup_acks + f.server_dup_acks
-        c["probes"] += (
-            f.client_keepalives + f.server_keepalives + f.client_zero_window_probes + f.server_zero_window_probes
-        )
-        c["out_of_order"] += f.client_out_of_order + f.server_out_of_order
+        c["probes"] += f.client_keepalives + f.server_keepalives + f.zero_window_probes
+        c["out_of_order"] += f.out_of_order
         c["resent"] += r.retransmits
-        c["missed"] += f.client_missed_bytes + f.server_missed_bytes
+        c["missed"] += f.missed_bytes
     return counts
 
 

@@ -249,7 +249,7 @@ def facts_seen(r: FlowRecord, quiet_gap: float) -> int:
         seen |= QUIET_PEER
     if f.client_keepalives_unanswered or f.server_keepalives_unanswered:
         seen |= KEEPALIVE_UNANSWERED
-    if f.client_resent_bytes or f.server_resent_bytes:
+    if f.resends is not None:
         seen |= RESENT
     if f.challenge_acks:
         seen |= CHALLENGE_ACK
@@ -261,10 +261,13 @@ def backed_off_unanswered(r: FlowRecord, side: str, min_resends: int) -> bool:
     one before (its retransmission timer backing off), and the other side sent nothing (no ACK) since the
     first of them: the peer is dead or unreachable."""
     f = r.facts
+    rs = f.resends
+    if rs is None:
+        return False
     if side == "client":
-        resends, first, silent_last = f.client_backoff_resends, f.client_backoff_from, f.server_last_ts
+        resends, first, silent_last = rs.client_backoff_resends, rs.client_backoff_from, f.server_last_ts
     else:
-        resends, first, silent_last = f.server_backoff_resends, f.server_backoff_from, f.client_last_ts
+        resends, first, silent_last = rs.server_backoff_resends, rs.server_backoff_from, f.client_last_ts
     return resends >= min_resends and first is not None and silent_last < first
 
 

@@ -61,7 +61,7 @@ class CaptureGap(Detector):
         f = r.facts
         carried = r.client_bytes + r.server_bytes
         self.carried += carried
-        missed = f.client_missed_bytes + f.server_missed_bytes
+        missed = f.missed_bytes
         if not missed:
             return False
         self._note(missed, r.start, r.end, (r.client_ip, r.client_port, r.server_ip, r.server_port))

@@ -99,22 +99,25 @@ class DataLoss(RuleDetector):
 
     def _direction(self, r: FlowRecord, side: str) -> tuple[Hit, int] | None:
         f = r.facts
+        rs = f.resends
+        if rs is None:
+            return None
         if side == "client":
             resent, sent, fast, timeout = (
-                f.client_resent_bytes,
+                rs.client_resent_bytes,
                 r.client_bytes,
-                f.client_fast_resends,
-                f.client_timeout_resends,
+                rs.client_fast_resends,
+                rs.client_timeout_resends,
             )
-            stall, stall_at, dup_acks = f.client_stall_s, f.client_stall_at, f.server_dup_acks
+            stall, stall_at, dup_acks = rs.client_stall_s, rs.client_stall_at, f.server_dup_acks
         else:
             resent, sent, fast, timeout = (
-                f.server_resent_bytes,
+                rs.server_resent_bytes,
                 r.server_bytes,
-                f.server_fast_resends,
-                f.server_timeout_resends,
+                rs.server_fast_resends,
+                rs.server_timeout_resends,
             )
-            stall, stall_at, dup_acks = f.server_stall_s, f.server_stall_at, f.client_dup_acks
+            stall, stall_at, dup_acks = rs.server_stall_s, rs.server_stall_at, f.client_dup_acks
         if not resent or backed_off_unanswered(r, side, self.dead_peer_resends):
             return None
         share = resent / max(sent, resent)
@@ -149,8 +152,9 @@ class DataLoss(RuleDetector):
 
     def aggregate(self, hit: Hit, r: FlowRecord, sid: int) -> None:
         super().aggregate(hit, r, sid)
-        f = r.facts
-        stall = f.client_stall_s if hit.side == "client" else f.server_stall_s
+        rs = r.facts.resends
+        assert rs is not None  # (a hit: there are retransmissions)
+        stall = rs.client_stall_s if hit.side == "client" else rs.server_stall_s
         worst = self.worst.get(sid)
         if worst is None:
             self.worst[sid] = [float(self._rank), stall]
