@@ -86,6 +86,32 @@ def _acked_part(hole: list[float], acked: int) -> int:
     return min(covered, seq_delta(stop, start))
 
 
+class Unusual:
+    """What one side's unusual segments showed (tshark's expert info; docs/flows.md says where they differ).
+
+    Kept apart from `Endpoint`, and made at the side's first such segment: most sides have none."""
+
+    dup_acks: i64 = 0  # pure ACKs repeating its previous acknowledgement and window
+    zero_window_probes: i64 = 0  # segments probing the peer's closed window
+    out_of_order: i64 = 0  # segments filling a gap within a round trip of its opening
+    missed_bytes: i64 = 0  # its sequence space the peer acknowledged, never captured (gaps forgotten early)
+    # payload retransmissions, by what sent them: a fast retransmission or a retransmission timeout
+    resent_bytes: i64 = 0
+    fast_resends: i64 = 0
+    timeout_resends: i64 = 0
+    stall_max: float = 0.0  # the longest silence before a timeout retransmission, and when that one was sent
+    stall_at: float = NEVER
+    # the latest run of timeout retransmissions of one sequence number, each after a longer wait (RTO back-off)
+    backoff_seq: i64 = -1
+    backoff_run: i64 = 0
+    backoff_from: float = NEVER  # its first retransmission
+    backoff_last: float = NEVER  # its latest
+    backoff_wait: float = 0.0  # the silence before its latest
+    # ACKs it sent for another sequence number in answer to a SYN (RFC 5961 challenge ACKs), the first's time
+    challenge_acks: i64 = 0
+    challenge_ack_ts: float = NEVER
+
+
 class Endpoint:
     """One side of a connection: what it sent, and what the observer can infer about its state.
 
@@ -157,27 +183,10 @@ class Endpoint:
     keepalive_run: i64 = 0  # probes since the peer last answered one (or since the first)
     keepalive_run_from: float | None = None  # the first probe of that run
     last_keepalive_ts: float | None = None
-    # evidence counted where a segment is unusual (tshark's expert info; docs/flows.md says where they differ)
     last_window: i64 = -1  # the window field of its previous segment (a duplicate ACK repeats it)
-    dup_acks: i64 = 0  # pure ACKs repeating its previous acknowledgement and window
-    zero_window_probes: i64 = 0  # segments probing the peer's closed window
-    out_of_order: i64 = 0  # segments filling a gap within a round trip of its opening
-    missed_bytes: i64 = 0  # its sequence space the peer acknowledged, never captured (gaps forgotten early)
-    # payload retransmissions, by what sent them: a fast retransmission or a retransmission timeout
-    resent_bytes: i64 = 0
-    fast_resends: i64 = 0
-    timeout_resends: i64 = 0
-    stall_max: float = 0.0  # the longest silence before a timeout retransmission, and when that one was sent
-    stall_at: float = NEVER
-    # the latest run of timeout retransmissions of one sequence number, each after a longer wait (RTO back-off)
-    backoff_seq: i64 = -1
-    backoff_run: i64 = 0
-    backoff_from: float = NEVER  # its first retransmission
-    backoff_last: float = NEVER  # its latest
-    backoff_wait: float = 0.0  # the silence before its latest
-    # ACKs it sent for another sequence number in answer to a SYN (RFC 5961 challenge ACKs), the first's time
-    challenge_acks: i64 = 0
-    challenge_ack_ts: float = NEVER
+    # what its unusual segments showed (duplicate ACKs, probes, retransmissions...): made at the first one
+    # (an Endpoint stays within pymalloc's 512 bytes: see docs/architecture.md)
+    unusual: Unusual | None = None
 
     def __init__(self, ip: bytes, port: int, is_orig: bool) -> None:
         self.ip = ip
@@ -211,6 +220,13 @@ class Endpoint:
             size -= 1
         return size
 
+    def noted(self) -> Unusual:
+        """Its `Unusual` record, made now if this is its first unusual segment."""
+        unusual = self.unusual
+        if unusual is None:
+            unusual = self.unusual = Unusual()
+        return unusual
+
     def unseen_acked(self) -> int:
         """Its sequence space the peer acknowledged that the capture never showed (Zeek's missed_bytes):
         gaps below the highest acknowledgement, and what that acknowledgement covers beyond the last byte
@@ -219,7 +235,7 @@ class Endpoint:
         if snd_nxt is None:
             return 0
         acked = self.ack_seq  # (Zeek's bookkeeping: the peer's highest acknowledgement)
-        missed = self.missed_bytes
+        missed = 0 if self.unusual is None else self.unusual.missed_bytes
         if self.holes is not None:
             for hole in self.holes:
                 missed += _acked_part(hole, acked)
@@ -561,40 +577,40 @@ class Resends:
 def _evidence(facts: ConnectionFacts, orig: Endpoint, resp: Endpoint) -> None:
     """The evidence counters and the data-loss account into the facts, where there is something (most
     connections have none)."""
-    if orig.dup_acks:
-        facts.client_dup_acks = orig.dup_acks
-    if resp.dup_acks:
-        facts.server_dup_acks = resp.dup_acks
-    probes = orig.zero_window_probes + resp.zero_window_probes
-    if probes:
-        facts.zero_window_probes = probes
-    out_of_order = orig.out_of_order + resp.out_of_order
-    if out_of_order:
-        facts.out_of_order = out_of_order
     missed = orig.unseen_acked() + resp.unseen_acked()
     if missed:
         facts.missed_bytes = missed
-    if orig.resent_bytes or resp.resent_bytes:
+    client, server = orig.unusual, resp.unusual
+    if client is None and server is None:
+        return
+    if client is None:
+        client = Unusual()
+    if server is None:
+        server = Unusual()
+    facts.client_dup_acks, facts.server_dup_acks = client.dup_acks, server.dup_acks
+    facts.zero_window_probes = client.zero_window_probes + server.zero_window_probes
+    facts.out_of_order = client.out_of_order + server.out_of_order
+    if client.resent_bytes or server.resent_bytes:
         rs = facts.resends = Resends()
-        if orig.resent_bytes:
-            rs.client_resent_bytes = orig.resent_bytes
-            rs.client_fast_resends = orig.fast_resends
-            rs.client_timeout_resends = orig.timeout_resends
-            if orig.timeout_resends:
-                rs.client_stall_s, rs.client_stall_at = orig.stall_max, orig.stall_at
-                rs.client_backoff_resends = orig.backoff_run
-                rs.client_backoff_from, rs.client_backoff_last = orig.backoff_from, orig.backoff_last
-        if resp.resent_bytes:
-            rs.server_resent_bytes = resp.resent_bytes
-            rs.server_fast_resends = resp.fast_resends
-            rs.server_timeout_resends = resp.timeout_resends
-            if resp.timeout_resends:
-                rs.server_stall_s, rs.server_stall_at = resp.stall_max, resp.stall_at
-                rs.server_backoff_resends = resp.backoff_run
-                rs.server_backoff_from, rs.server_backoff_last = resp.backoff_from, resp.backoff_last
-    if resp.challenge_acks:
-        facts.challenge_acks = resp.challenge_acks
-        facts.challenge_ack_ts = resp.challenge_ack_ts
+        if client.resent_bytes:
+            rs.client_resent_bytes = client.resent_bytes
+            rs.client_fast_resends = client.fast_resends
+            rs.client_timeout_resends = client.timeout_resends
+            if client.timeout_resends:
+                rs.client_stall_s, rs.client_stall_at = client.stall_max, client.stall_at
+                rs.client_backoff_resends = client.backoff_run
+                rs.client_backoff_from, rs.client_backoff_last = client.backoff_from, client.backoff_last
+        if server.resent_bytes:
+            rs.server_resent_bytes = server.resent_bytes
+            rs.server_fast_resends = server.fast_resends
+            rs.server_timeout_resends = server.timeout_resends
+            if server.timeout_resends:
+                rs.server_stall_s, rs.server_stall_at = server.stall_max, server.stall_at
+                rs.server_backoff_resends = server.backoff_run
+                rs.server_backoff_from, rs.server_backoff_last = server.backoff_from, server.backoff_last
+    if server.challenge_acks:
+        facts.challenge_acks = server.challenge_acks
+        facts.challenge_ack_ts = server.challenge_ack_ts
 
 
 class TimeWait:
@@ -1128,12 +1144,14 @@ class Connection:
             if holes is None:
                 holes = endpoint.holes = []
             elif len(holes) >= MAX_HOLES:
-                endpoint.missed_bytes += _acked_part(holes.pop(0), endpoint.ack_seq)
+                missed = _acked_part(holes.pop(0), endpoint.ack_seq)
+                if missed:
+                    endpoint.noted().missed_bytes += missed
             holes.append([float(snd_nxt), float(seq), opened])
             return
         if length <= 1 and ahead == -1:
             if peer.zero_window_since is not None:
-                endpoint.zero_window_probes += 1  # the peer's window is closed (Linux probes with seq SND.UNA-1)
+                endpoint.noted().zero_window_probes += 1  # the peer's window is closed (Linux: seq SND.UNA-1)
                 return
             if ts - idle_since >= KEEPALIVE_MIN_IDLE and (not peer.packets or endpoint.ack_seq == snd_nxt):
                 self._note_keepalive(ts, endpoint, peer)
@@ -1141,7 +1159,7 @@ class Connection:
         if not length:
             return  # an ACK sent before the sender's latest segment, captured after it
         if endpoint.holes is not None and self._fills_hole(ts, endpoint, seq, length):
-            endpoint.out_of_order += 1  # never seen before, within a round trip of the gap opening
+            endpoint.noted().out_of_order += 1  # never seen before, within a round trip of the gap opening
             return
         endpoint.retransmitted += 1
         self._note_resend(ts, idle_since, endpoint, seq, length)
@@ -1157,23 +1175,24 @@ class Connection:
         TIMEOUT_MIN_WAIT and a round trip, its retransmission timer did (the wait is a stall the user saw);
         sooner, fast retransmit or SACK recovery. Timeouts re-sending one sequence number, each after a
         longer wait than the one before, are a back-off run (the peer is not acknowledging at all)."""
-        endpoint.resent_bytes += length
+        noted = endpoint.noted()
+        noted.resent_bytes += length
         wait = ts - idle_since
         if wait < TIMEOUT_MIN_WAIT or wait < self._round_trip():
-            endpoint.fast_resends += 1
+            noted.fast_resends += 1
             return
-        endpoint.timeout_resends += 1
-        if wait > endpoint.stall_max:
-            endpoint.stall_max = wait
-            endpoint.stall_at = ts
-        if seq == endpoint.backoff_seq and wait >= BACKOFF_GROWTH * endpoint.backoff_wait:
-            endpoint.backoff_run += 1
+        noted.timeout_resends += 1
+        if wait > noted.stall_max:
+            noted.stall_max = wait
+            noted.stall_at = ts
+        if seq == noted.backoff_seq and wait >= BACKOFF_GROWTH * noted.backoff_wait:
+            noted.backoff_run += 1
         else:
-            endpoint.backoff_seq = seq
-            endpoint.backoff_run = 1
-            endpoint.backoff_from = ts
-        endpoint.backoff_last = ts
-        endpoint.backoff_wait = wait
+            noted.backoff_seq = seq
+            noted.backoff_run = 1
+            noted.backoff_from = ts
+        noted.backoff_last = ts
+        noted.backoff_wait = wait
 
     @staticmethod
     def _note_repeated_ack(endpoint: Endpoint, peer: Endpoint, seq: int, window: int) -> None:
@@ -1187,14 +1206,14 @@ class Connection:
             and endpoint.snd_nxt == seq
             and peer.last_keepalive_ts != peer.last_ts
         ):
-            endpoint.dup_acks += 1
+            endpoint.noted().dup_acks += 1
 
     @staticmethod
     def _note_data_into_zero_window(endpoint: Endpoint, seq: int, length: int) -> None:
         """Payload sent while the peer's window is closed: one new byte is a zero-window probe (Windows and
         BSD probe so; Linux probes with SND.UNA-1, counted in `_out_of_line`)."""
         if length == 1 and seq == endpoint.snd_nxt:
-            endpoint.zero_window_probes += 1
+            endpoint.noted().zero_window_probes += 1
 
     @staticmethod
     def _note_answer_to_syn(ts: float, endpoint: Endpoint, peer: Endpoint, ack: int) -> None:
@@ -1202,9 +1221,10 @@ class Connection:
         than the SYN's + 1 it is a challenge ACK (RFC 5961 4: the responder still holds an earlier
         connection on the 4-tuple and acknowledges that one's sequence space)."""
         if peer.isn is not None and ack != ((peer.isn + 1) & SEQ_MASK):
-            endpoint.challenge_acks += 1
-            if endpoint.challenge_ack_ts == NEVER:
-                endpoint.challenge_ack_ts = ts
+            noted = endpoint.noted()
+            noted.challenge_acks += 1
+            if noted.challenge_ack_ts == NEVER:
+                noted.challenge_ack_ts = ts
 
     def _fills_hole(self, ts: float, endpoint: Endpoint, seq: int, length: int) -> bool:
         """Take [seq, seq+length) out of the sender's gaps; True if it lay wholly in a gap that opened
