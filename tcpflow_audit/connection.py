@@ -539,6 +539,7 @@ class ConnectionFacts:
         self.resends = resends
 
 
+@dataclass(slots=True)
 class Resends:
     """Each side's payload retransmissions: bytes re-sent, how many fast retransmit / SACK recovery sent
     (within a round trip of the sender's previous segment) and how many its retransmission timer sent,
@@ -562,16 +563,6 @@ class Resends:
     server_backoff_from: float | None = None
     client_backoff_last: float | None = None
     server_backoff_last: float | None = None
-
-    def __repr__(self) -> str:
-        return "Resends(client %d bytes, %d fast, %d timeout; server %d bytes, %d fast, %d timeout)" % (
-            self.client_resent_bytes,
-            self.client_fast_resends,
-            self.client_timeout_resends,
-            self.server_resent_bytes,
-            self.server_fast_resends,
-            self.server_timeout_resends,
-        )
 
 
 def _evidence(facts: ConnectionFacts, orig: Endpoint, resp: Endpoint) -> None:
