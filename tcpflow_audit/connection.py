@@ -1075,7 +1075,7 @@ class Connection:
         """Check the ACK field: what an acknowledgement number proves (segments without SYN or RST).
         Only during the handshake or while the peer's FIN is unacknowledged can it prove anything,
         besides a responder's plain ACK to a SYN (`_note_answer_to_syn`: a challenge ACK?)."""
-        if peer.state == rfc.SYN_SENT and endpoint.isn is None and not endpoint.is_orig:
+        if peer.state == rfc.SYN_SENT and endpoint.isn is None and not endpoint.is_orig and not self.bad_synack:
             self._note_answer_to_syn(ts, endpoint, peer, ack)
         handshake = peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT
         if not handshake and (peer.fin_seq is None or peer.fin_acked):
@@ -1294,7 +1294,8 @@ class Connection:
 
     @staticmethod
     def _note_answer_to_syn(ts: float, endpoint: Endpoint, peer: Endpoint, ack: int) -> None:
-        """The responder answered the client's SYN with a plain ACK (no SYN-ACK yet). For another number
+        """The responder answered the client's SYN with a plain ACK (no SYN-ACK yet, not even a bad one:
+        that answer is bad_handshake_ack's). For another number
         than the SYN's + 1 it is a challenge ACK (RFC 5961 4: the responder still holds an earlier
         connection on the 4-tuple and acknowledges that one's sequence space)."""
         if peer.isn is not None and ack != ((peer.isn + 1) & SEQ_MASK):
