@@ -209,6 +209,18 @@ def _client_one(c: dict) -> str:
         time.sleep(c.get("hold", 30))
         s.close()
         return "silent"
+    if mode == "TRICKLE":  # 100 bytes every 0.1 s for `duration` s to a server that reads (and never closes)
+        s.sendall(b"CW 0\n")
+        end = time.time() + c.get("duration", 10.0)
+        s.setblocking(False)
+        while time.time() < end:
+            try:
+                s.send(b"t" * 99 + b"\n")
+            except OSError:
+                pass
+            time.sleep(0.1)
+        HELD.append(s)
+        return "trickle"
     if mode == "SIM":
         s.sendall(b"SIM %d %.6f\n" % (size, c["at"]))
     elif mode == "UP":
@@ -273,6 +285,20 @@ def _client_one(c: dict) -> str:
         HELD.append(s)
         return "zw:sent %d" % sent
     return "ok"
+
+
+def worker_scan(cfg: dict) -> None:
+    """One SYN to each [ip, port] of cfg["targets"] (a non-blocking connect, abandoned after `gap` s: a
+    refused port answers with a RST meanwhile, a filtered one not at all; closing a socket still in
+    SYN_SENT sends nothing)."""
+    for ip, port in cfg["targets"]:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.setblocking(False)
+        s.connect_ex((ip, port))
+        time.sleep(cfg.get("gap", 0.01))
+        s.close()
+    print("ALLDONE", flush=True)
 
 
 def worker_client(cfg: dict) -> None:
@@ -420,7 +446,13 @@ class Lab:
         return p
 
     def tcpdump(
-        self, path: str, ns: str | None = None, dev: str = DEV_SRV, snaplen: int | None = None, count: int | None = None
+        self,
+        path: str,
+        ns: str | None = None,
+        dev: str = DEV_SRV,
+        snaplen: int | None = None,
+        count: int | None = None,
+        bpf: str = "tcp",
     ) -> subprocess.Popen:
         ns = NS_SRV if ns is None else ns
         if os.path.exists(path):
@@ -430,7 +462,7 @@ class Lab:
             cmd += ["-s", str(snaplen)]
         if count:
             cmd += ["-c", str(count)]
-        cmd.append("tcp")
+        cmd.append(bpf)
         errf = open(os.path.join(self.tmp, "tcpdump.err"), "w+")
         p = subprocess.Popen(
             ["ip", "netns", "exec", ns, *cmd], stdout=subprocess.DEVNULL, stderr=errf, start_new_session=True
@@ -794,6 +826,109 @@ def sc_syn_timeout_split(lab: Lab) -> None:
     lab.stop(td)
 
 
+# -- what a TCP expert sees (issue 13) ------------------------------------------------------------
+# This kernel has no sch_netem: loss is made by nftables rules (`numgen random mod 100 < N drop`) in the
+# server's input hook, which runs after the capture point (tcpdump sees each packet first), so the
+# captures show the original segment, the receiver's duplicate ACKs and the retransmission.
+
+
+def _random_loss(lab: Lab, percent: float) -> None:
+    """Drop this share of the client's data segments on arrival at the server (after the capture point)."""
+    per_mille = int(percent * 10)
+    lab.fw(NS_SRV, "input", "tcp dport %d meta length > 200 numgen random mod 1000 < %d drop" % (PORT, per_mille))
+
+
+def sc_data_loss(lab: Lab) -> None:
+    # Two uploads: 1.5 MB through 5% random loss of the client's data segments (SACK / fast retransmit
+    # recovery), then 300 kB during which every data segment is dropped for 1.5 s (a black-out: the
+    # client's retransmission timer fires, backing off 0.2, 0.4, 0.8 s, before the path comes back).
+    lab.server()
+    td = lab.tcpdump(out("data_loss.pcap"), snaplen=96)
+    _random_loss(lab, 5)
+    lab.client([dict(mode="UP", sport=44030, size=1_500_000)], timeout=60)
+    lab.fw_flush(NS_SRV)
+    p = lab.client([dict(mode="UP", sport=44031, size=300_000, sndbuf=65536)], wait=False)
+    time.sleep(0.05)
+    lab.fw(NS_SRV, "input", "tcp dport %d meta length > 200 drop" % PORT)
+    time.sleep(1.5)
+    lab.fw_flush(NS_SRV)
+    p.communicate(timeout=30)
+    time.sleep(0.3)
+    lab.stop(td)
+
+
+def sc_bulk_little_loss(lab: Lab) -> None:
+    # A long healthy transfer: 8 MB upload with SACK through 0.2% random loss (background loss): normal.
+    lab.server()
+    td = lab.tcpdump(out("bulk_little_loss.pcap"), snaplen=96)
+    _random_loss(lab, 0.2)
+    lab.client([dict(mode="UP", sport=44032, size=8_000_000)], timeout=60)
+    time.sleep(0.3)
+    lab.stop(td)
+
+
+def sc_rto_dead_peer(lab: Lab) -> None:
+    # A client trickling 100 bytes every 0.1 s to a server that reads; the capture starts mid-stream,
+    # then the server's host drops everything from the client (a dead peer, seen from the client's side):
+    # the client re-sends its first unacknowledged segment as its retransmission timer backs off.
+    lab.server()
+    lab.client([dict(mode="TRICKLE", sport=44033, duration=12.0)], wait=False)
+    time.sleep(1.0)
+    td = lab.tcpdump(out("rto_dead_peer.pcap"), ns=NS_CLI, dev=DEV_CLI)
+    time.sleep(0.5)
+    lab.fw(NS_SRV, "input", "ip saddr %s drop" % CLI4)
+    time.sleep(7.0)
+    lab.stop(td)
+
+
+def sc_capture_gap(lab: Lab) -> None:
+    # Ordinary transfers (the network delivers every segment) captured through a BPF filter that leaves out
+    # the data segments whose IP ID ends in the 5 bits 00011 (1 in 32: the ID counts the sender's packets):
+    # the capture, not the network, is missing them; the receiver acknowledges them all.
+    lab.server()
+    td = lab.tcpdump(out("capture_gap.pcap"), snaplen=96, bpf="tcp and not (ip[5] & 0x1f = 3 and len > 200)")
+    lab.client([dict(mode="UP", sport=44034 + i, size=400_000, pause=0.05) for i in range(3)], timeout=60)
+    time.sleep(0.3)
+    lab.stop(td)
+
+
+def sc_port_scan(lab: Lab) -> None:
+    # One source tries 120 ports of the server (nothing listens: each refused by a RST), 60 ports of a
+    # filtered host (10.99.0.3: its SYNs dropped, never answered), and port 22 of 30 hosts (10.99.0.10-39,
+    # all refusing): a vertical scan of each host and a horizontal one of port 22.
+    for i in [3, *range(10, 40)]:
+        nsx(NS_SRV, "ip", "addr", "add", "10.99.0.%d/24" % i, "dev", DEV_SRV)
+    nsx(NS_CLI, "ip", "neigh", "replace", "10.99.0.3", "lladdr", MAC_SRV, "dev", DEV_CLI, "nud", "permanent")
+    for i in range(10, 40):
+        nsx(NS_CLI, "ip", "neigh", "replace", "10.99.0.%d" % i, "lladdr", MAC_SRV, "dev", DEV_CLI, "nud", "permanent")
+    lab.fw(NS_SRV, "input", "ip daddr 10.99.0.3 drop")
+    td = lab.tcpdump(out("port_scan.pcap"))
+    targets = [[SRV4, 9000 + i] for i in range(120)]
+    targets += [["10.99.0.3", 9000 + i] for i in range(60)]
+    targets += [["10.99.0.%d" % i, 22] for i in range(10, 40)]
+    p = lab.worker(NS_CLI, "scan", dict(targets=targets, gap=0.01))
+    p.communicate(timeout=60)
+    time.sleep(0.3)
+    lab.stop(td)
+
+
+def sc_challenge_ack(lab: Lab) -> None:
+    # The client aborts a connection from port 44040, but its RST never leaves its host (an nftables rule
+    # drops it): the server still holds the connection ESTABLISHED. The client then connects again from the
+    # same port: Linux answers the new SYN with a challenge ACK for the old connection (RFC 5961 4.2), the
+    # client answers that with a RST carrying the acknowledged number, which resets the old connection, and
+    # its SYN retransmission (1 s later) opens the new one.
+    lab.server()
+    td = lab.tcpdump(out("challenge_ack.pcap"))
+    lab.fw(NS_CLI, "output", "tcp sport 44040 tcp flags & (rst|fin) != 0 drop")
+    lab.client([dict(mode="RST", sport=44040, size=64)])
+    time.sleep(0.3)
+    lab.fw_flush(NS_CLI)
+    lab.client([dict(mode="CC", sport=44040, size=64)], timeout=30)
+    time.sleep(0.3)
+    lab.stop(td)
+
+
 def sc_data_retransmit(lab: Lab) -> None:
     # An upload of 20000 bytes whose 8th packet from the client (conntrack's count) is dropped once by the
     # server's host, after the capture point (tcpdump sees a packet before nftables' input hook; the client
@@ -916,6 +1051,12 @@ SCENARIOS = {
     "keepalive_unanswered": sc_keepalive_unanswered,
     "syn_timeout_split": sc_syn_timeout_split,
     "data_retransmit": sc_data_retransmit,
+    "data_loss": sc_data_loss,
+    "bulk_little_loss": sc_bulk_little_loss,
+    "rto_dead_peer": sc_rto_dead_peer,
+    "capture_gap": sc_capture_gap,
+    "port_scan": sc_port_scan,
+    "challenge_ack": sc_challenge_ack,
     "sockets_mix": sc_sockets_mix,
     "sockets_churn": sc_sockets_churn,
 }
@@ -936,7 +1077,7 @@ def main() -> int:
     if a.worker:
         role, cfg = a.worker[0], json.loads(a.worker[1])
         signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-        {"server": worker_server, "client": worker_client}[role](cfg)
+        {"server": worker_server, "client": worker_client, "scan": worker_scan}[role](cfg)
         return 0
     if a.list:
         print("\n".join(SCENARIOS))

@@ -51,6 +51,14 @@ KEEPALIVE_MIN_IDLE: Final = 0.5
 # the sender cannot have learned of a loss sooner. Without a handshake, 3 ms (as Wireshark assumes).
 REORDER_DEFAULT_WINDOW: Final = 0.003
 MAX_HOLES: Final = 8  # gaps remembered per direction (the oldest is forgotten first)
+# A payload retransmission after at least this much silence from its sender (and at least a round trip) was
+# sent by the retransmission timer, not by fast retransmit / SACK recovery: Linux's RTO floor is 200 ms
+# (RFC 6298's 1 s), and a fast retransmission follows the duplicate ACKs within a round trip. 5% under the
+# floor: the timer is armed a little before its segment reaches the capture point (seen: 199.94 ms).
+TIMEOUT_MIN_WAIT: Final = 0.19
+# Successive timeouts of one segment wait longer each time (RFC 6298 5.5 doubles the RTO): a wait at least
+# this many times the previous one continues a back-off run (room for jitter below 2).
+BACKOFF_GROWTH: Final = 1.5
 NEVER: Final = float("-inf")  # a time that has not happened (in a float field the compiled build keeps unboxed)
 
 FIN: Final = 0x01
@@ -73,6 +81,43 @@ def _ms_between(later: float | None, earlier: float | None) -> float | None:
 def seq_delta(a: i64, b: i64) -> i64:
     """a - b in 32-bit sequence space, as a signed number."""
     return ((a - b + 0x80000000) & SEQ_MASK) - 0x80000000
+
+
+def _acked_part(hole: list[float], acked: int) -> int:
+    """How much of a gap [start, stop) in a sender's sequence space lies below `acked` (the peer's highest
+    acknowledgement): sequence space the receiver had, which the capture never showed."""
+    start, stop = int(hole[0]), int(hole[1])
+    covered = seq_delta(acked, start)
+    if covered <= 0:
+        return 0
+    return min(covered, seq_delta(stop, start))
+
+
+@final
+class Unusual:
+    """What one side's unusual segments showed (tshark's expert info; docs/flows.md says where they differ).
+
+    Kept apart from `Endpoint`, and made at the side's first such segment: most sides have none."""
+
+    dup_acks: i64 = 0  # pure ACKs repeating its previous acknowledgement and window
+    zero_window_probes: i64 = 0  # segments probing the peer's closed window
+    out_of_order: i64 = 0  # segments filling a gap within a round trip of its opening
+    missed_bytes: i64 = 0  # its sequence space the peer acknowledged, never captured (gaps forgotten early)
+    # payload retransmissions, by what sent them: a fast retransmission or a retransmission timeout
+    resent_bytes: i64 = 0
+    fast_resends: i64 = 0
+    timeout_resends: i64 = 0
+    stall_max: float = 0.0  # the longest silence before a timeout retransmission, and when that one was sent
+    stall_at: float = NEVER
+    # the latest run of timeout retransmissions of one sequence number, each after a longer wait (RTO back-off)
+    backoff_seq: i64 = -1
+    backoff_run: i64 = 0
+    backoff_from: float = NEVER  # its first retransmission
+    backoff_last: float = NEVER  # its latest
+    backoff_wait: float = 0.0  # the silence before its latest
+    # ACKs it sent for another sequence number in answer to a SYN (RFC 5961 challenge ACKs), the first's time
+    challenge_acks: i64 = 0
+    challenge_ack_ts: float = NEVER
 
 
 @final
@@ -147,6 +192,10 @@ class Endpoint:
     keepalive_run: i64 = 0  # probes since the peer last answered one (or since the first)
     keepalive_run_from: float | None = None  # the first probe of that run
     last_keepalive_ts: float | None = None
+    last_window: i64 = -1  # the window field of its previous segment (a duplicate ACK repeats it)
+    # what its unusual segments showed (duplicate ACKs, probes, retransmissions...): made at the first one
+    # (an Endpoint stays within pymalloc's 512 bytes: see docs/architecture.md)
+    unusual: Unusual | None = None
 
     def __init__(self, ip: bytes, port: int, is_orig: bool) -> None:
         self.ip = ip
@@ -179,6 +228,30 @@ class Endpoint:
         if self.fin_cnt > 0 and size != 0:
             size -= 1
         return size
+
+    def noted(self) -> Unusual:
+        """Its `Unusual` record, made now if this is its first unusual segment."""
+        unusual = self.unusual
+        if unusual is None:
+            unusual = self.unusual = Unusual()
+        return unusual
+
+    def unseen_acked(self) -> int:
+        """Its sequence space the peer acknowledged that the capture never showed (Zeek's missed_bytes):
+        gaps below the highest acknowledgement, and what that acknowledgement covers beyond the last byte
+        seen."""
+        snd_nxt = self.snd_nxt
+        if snd_nxt is None:
+            return 0
+        acked = self.ack_seq  # (Zeek's bookkeeping: the peer's highest acknowledgement)
+        missed = 0 if self.unusual is None else self.unusual.missed_bytes
+        if self.holes is not None:
+            for hole in self.holes:
+                missed += _acked_part(hole, acked)
+        beyond = seq_delta(acked, snd_nxt)
+        if beyond > 0 and self.payload_packets:  # (without payload: a bogus handshake ACK, bad_handshake_ack's)
+            missed += beyond
+        return missed
 
     def _no_data_acked(self) -> bool:
         return self.ack_wraps == 0 and (
@@ -341,6 +414,19 @@ class ConnectionFacts:
     # None unless the tracker was asked to keep them (ConnectionTracker.record_state_changes)
     client_state_changes: list[tuple[float, str]] | None = None
     server_state_changes: list[tuple[float, str]] | None = None
+    # tshark-level evidence (the flows report's dup_acks, keepalive_probes, zero_window_probes, out_of_order and
+    # missed_bytes): duplicate ACKs each side sent; zero-window probes, segments out of order and sequence space
+    # acknowledged but never captured, both sides
+    client_dup_acks: int = 0
+    server_dup_acks: int = 0
+    zero_window_probes: int = 0
+    out_of_order: int = 0
+    missed_bytes: int = 0
+    # plain ACKs the server sent in answer to the client's SYN for another sequence number (RFC 5961)
+    challenge_acks: int = 0
+    challenge_ack_ts: float | None = None
+    # payload retransmissions (None: none; a separate object so that a connection without them costs nothing)
+    resends: Resends | None = None
 
     def __init__(
         self,
@@ -395,6 +481,14 @@ class ConnectionFacts:
         server_last_data_ts: float | None = None,
         client_state_changes: list[tuple[float, str]] | None = None,
         server_state_changes: list[tuple[float, str]] | None = None,
+        client_dup_acks: int = 0,
+        server_dup_acks: int = 0,
+        zero_window_probes: int = 0,
+        out_of_order: int = 0,
+        missed_bytes: int = 0,
+        challenge_acks: int = 0,
+        challenge_ack_ts: float | None = None,
+        resends: Resends | None = None,
     ) -> None:
         self.syn_ts = syn_ts
         self.synack_ts = synack_ts
@@ -447,6 +541,79 @@ class ConnectionFacts:
         self.server_last_data_ts = server_last_data_ts
         self.client_state_changes = client_state_changes
         self.server_state_changes = server_state_changes
+        self.client_dup_acks = client_dup_acks
+        self.server_dup_acks = server_dup_acks
+        self.zero_window_probes = zero_window_probes
+        self.out_of_order = out_of_order
+        self.missed_bytes = missed_bytes
+        self.challenge_acks = challenge_acks
+        self.challenge_ack_ts = challenge_ack_ts
+        self.resends = resends
+
+
+@dataclass(slots=True)
+class Resends:
+    """Each side's payload retransmissions: bytes re-sent, how many fast retransmit / SACK recovery sent
+    (within a round trip of the sender's previous segment) and how many its retransmission timer sent,
+    the longest silence before a timeout retransmission and when that one was sent, and the latest RTO
+    back-off run of one segment (timeouts of one sequence number, each after a longer wait: how many,
+    its first and its latest)."""
+
+    client_resent_bytes: int = 0
+    server_resent_bytes: int = 0
+    client_fast_resends: int = 0
+    server_fast_resends: int = 0
+    client_timeout_resends: int = 0
+    server_timeout_resends: int = 0
+    client_stall_s: float = 0.0
+    server_stall_s: float = 0.0
+    client_stall_at: float | None = None
+    server_stall_at: float | None = None
+    client_backoff_resends: int = 0
+    server_backoff_resends: int = 0
+    client_backoff_from: float | None = None
+    server_backoff_from: float | None = None
+    client_backoff_last: float | None = None
+    server_backoff_last: float | None = None
+
+
+def _evidence(facts: ConnectionFacts, orig: Endpoint, resp: Endpoint) -> None:
+    """The evidence counters and the data-loss account into the facts, where there is something (most
+    connections have none)."""
+    missed = orig.unseen_acked() + resp.unseen_acked()
+    if missed:
+        facts.missed_bytes = missed
+    client, server = orig.unusual, resp.unusual
+    if client is None and server is None:
+        return
+    if client is None:
+        client = Unusual()
+    if server is None:
+        server = Unusual()
+    facts.client_dup_acks, facts.server_dup_acks = client.dup_acks, server.dup_acks
+    facts.zero_window_probes = client.zero_window_probes + server.zero_window_probes
+    facts.out_of_order = client.out_of_order + server.out_of_order
+    if client.resent_bytes or server.resent_bytes:
+        rs = facts.resends = Resends()
+        if client.resent_bytes:
+            rs.client_resent_bytes = client.resent_bytes
+            rs.client_fast_resends = client.fast_resends
+            rs.client_timeout_resends = client.timeout_resends
+            if client.timeout_resends:
+                rs.client_stall_s, rs.client_stall_at = client.stall_max, client.stall_at
+                rs.client_backoff_resends = client.backoff_run
+                rs.client_backoff_from, rs.client_backoff_last = client.backoff_from, client.backoff_last
+        if server.resent_bytes:
+            rs.server_resent_bytes = server.resent_bytes
+            rs.server_fast_resends = server.fast_resends
+            rs.server_timeout_resends = server.timeout_resends
+            if server.timeout_resends:
+                rs.server_stall_s, rs.server_stall_at = server.stall_max, server.stall_at
+                rs.server_backoff_resends = server.backoff_run
+                rs.server_backoff_from, rs.server_backoff_last = server.backoff_from, server.backoff_last
+    if server.challenge_acks:
+        facts.challenge_acks = server.challenge_acks
+        facts.challenge_ack_ts = server.challenge_ack_ts
 
 
 class TimeWait:
@@ -579,7 +746,8 @@ class Connection:
             if flags & RST:
                 endpoint.rst_cnt += 1
         if flags & ACK:
-            self._update_ack_seq(peer, ack, flags)
+            self._update_ack_seq(endpoint, peer, seq, ack, flags, window, length)
+        endpoint.last_window = window
         self._update_last_seq(endpoint, seq, flags, length)
         if control or not seen:
             self._update_state(endpoint, peer, seq, flags, length)
@@ -589,7 +757,7 @@ class Connection:
         elif flags & ACK and not flags & RST:
             self._rfc_ack(ts, endpoint, peer, ack)
         if length and not flags & RST:
-            self._rfc_text(ts, endpoint, peer, seq)
+            self._rfc_text(ts, endpoint, peer, seq, length)
         if flags & RST:
             self._rfc_rst(ts, endpoint, peer, seq, ack, flags)
         else:
@@ -707,12 +875,14 @@ class Connection:
                 endpoint.zero_window_max_until = ts
             endpoint.zero_window_since = None
 
-    @staticmethod
-    def _update_ack_seq(peer: Endpoint, ack: i64, flags: i64) -> None:
+    def _update_ack_seq(
+        self, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64, flags: i64, window: i64, length: i64
+    ) -> None:
         """Zeek's update_ack_seq: the highest acknowledgement of the peer's data (an ACK is the first sign
         of a peer not seen yet: its sequence space starts one before). Not from an RST, not one that
         would lie before the peer's start (a relative sequence number underflowing), not a zero one far
-        ahead (a stack's bogus ACK)."""
+        ahead (a stack's bogus ACK). A pure ACK repeating the highest one may be a duplicate ACK
+        (`_note_repeated_ack`)."""
         if peer.zstate == z.INACTIVE:
             peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & SEQ_MASK
             peer.seq_wraps = peer.ack_wraps = 0
@@ -723,6 +893,8 @@ class Connection:
                 if wraps or seq_delta(ack, peer.start_seq) >= 0:
                     peer.ack_wraps = wraps
                     peer.ack_seq = ack
+            elif delta_ack == 0 and not length and not flags & CONTROL:  # (a duplicate ACK, a window update, a probe)
+                self._note_repeated_ack(endpoint, peer, seq, window)
 
     def _update_last_seq(self, endpoint: Endpoint, seq: i64, flags: i64, length: i64) -> None:
         """Zeek's update_last_seq: the highest sequence number the endpoint has sent; payload that does not
@@ -901,7 +1073,10 @@ class Connection:
 
     def _rfc_ack(self, ts: float, endpoint: Endpoint, peer: Endpoint, ack: i64) -> None:
         """Check the ACK field: what an acknowledgement number proves (segments without SYN or RST).
-        Only during the handshake or while the peer's FIN is unacknowledged can it prove anything."""
+        Only during the handshake or while the peer's FIN is unacknowledged can it prove anything,
+        besides a responder's plain ACK to a SYN (`_note_answer_to_syn`: a challenge ACK?)."""
+        if peer.state == rfc.SYN_SENT and endpoint.isn is None and not endpoint.is_orig and not self.bad_synack:
+            self._note_answer_to_syn(ts, endpoint, peer, ack)
         handshake = peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT
         if not handshake and (peer.fin_seq is None or peer.fin_acked):
             return
@@ -927,13 +1102,15 @@ class Connection:
                 self._event(peer, rfc.RECV_FIN, ts)
             self._event(peer, rfc.RECV_ACK_OF_FIN, ts)
 
-    def _rfc_text(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64) -> None:
+    def _rfc_text(self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, length: i64) -> None:
         """Process the segment text (a segment with payload, not an RST): counted, and noted when it
-        comes after its sender's FIN or after either side's RST."""
+        comes after its sender's FIN or after either side's RST, or into the peer's closed window."""
         endpoint.payload_packets += 1
         endpoint.last_data_ts = ts
         if endpoint.fin_seq is not None or endpoint.rst_ts is not None or peer.rst_ts is not None:
             self._note_data_after_close(endpoint, peer, seq)
+        if peer.zero_window_since is not None:
+            self._note_data_into_zero_window(endpoint, seq, length)
 
     @staticmethod
     def _note_data_after_close(endpoint: Endpoint, peer: Endpoint, seq: i64) -> None:
@@ -1037,33 +1214,102 @@ class Connection:
         if ahead > 0:  # a gap: [snd_nxt, seq) not seen (yet)
             if not length:
                 return  # (data a pure ACK shows was sent, seen later: retransmitted, as Wireshark judges)
+            # (a gap a pure ACK shows: data sent, not seen (yet); it never counts as reordering, only as
+            # missed bytes if acknowledged and never seen)
+            opened = ts if length else NEVER
             holes = endpoint.holes
             if holes is None:
                 holes = endpoint.holes = []
             elif len(holes) >= MAX_HOLES:
-                del holes[0]
-            holes.append([float(snd_nxt), float(seq), ts])
+                missed = _acked_part(holes.pop(0), endpoint.ack_seq)
+                if missed:
+                    endpoint.noted().missed_bytes += missed
+            holes.append([float(snd_nxt), float(seq), opened])
             return
         if length <= 1 and ahead == -1:
             if peer.zero_window_since is not None:
-                return  # a zero-window probe: the peer's window is closed
+                endpoint.noted().zero_window_probes += 1  # the peer's window is closed (Linux: seq SND.UNA-1)
+                return
             if ts - idle_since >= KEEPALIVE_MIN_IDLE and (not peer.packets or endpoint.ack_seq == snd_nxt):
                 self._note_keepalive(ts, endpoint, peer)
                 return
         if not length:
             return  # an ACK sent before the sender's latest segment, captured after it
         if endpoint.holes is not None and self._fills_hole(ts, endpoint, seq, length):
-            return  # out of order: never seen before, within a round trip of the gap opening
+            endpoint.noted().out_of_order += 1  # never seen before, within a round trip of the gap opening
+            return
         endpoint.retransmitted += 1
+        self._note_resend(ts, idle_since, endpoint, seq, length)
+
+    def _round_trip(self) -> float:
+        """The handshake's round trip at the capture point (SYN to third ACK), 0.0 when not seen."""
+        if self.syn_ts is not None and self.handshake_done_ts is not None and self.handshake_done_ts > self.syn_ts:
+            return self.handshake_done_ts - self.syn_ts
+        return 0.0
+
+    def _note_resend(self, ts: float, idle_since: float, endpoint: Endpoint, seq: int, length: int) -> None:
+        """A payload retransmission: its bytes, and what sent it. After a silence of the sender of at least
+        TIMEOUT_MIN_WAIT and a round trip, its retransmission timer did (the wait is a stall the user saw);
+        sooner, fast retransmit or SACK recovery. Timeouts re-sending one sequence number, each after a
+        longer wait than the one before, are a back-off run (the peer is not acknowledging at all)."""
+        noted = endpoint.noted()
+        noted.resent_bytes += length
+        wait = ts - idle_since
+        if wait < TIMEOUT_MIN_WAIT or wait < self._round_trip():
+            noted.fast_resends += 1
+            return
+        noted.timeout_resends += 1
+        if wait > noted.stall_max:
+            noted.stall_max = wait
+            noted.stall_at = ts
+        if seq == noted.backoff_seq and wait >= BACKOFF_GROWTH * noted.backoff_wait:
+            noted.backoff_run += 1
+        else:
+            noted.backoff_seq = seq
+            noted.backoff_run = 1
+            noted.backoff_from = ts
+        noted.backoff_last = ts
+        noted.backoff_wait = wait
+
+    @staticmethod
+    def _note_repeated_ack(endpoint: Endpoint, peer: Endpoint, seq: int, window: int) -> None:
+        """A pure ACK (no SYN, FIN or RST) acknowledging what its sender last acknowledged: a duplicate ACK
+        when it also repeats the sender's previous (non-zero) window and sits at its next sequence number,
+        unless it answers a keepalive probe (the peer's last segment); Wireshark's rule. RFC 5681 2: the
+        receiver saw a segment beyond a gap, or a copy of one it had. Else a window update or a probe."""
+        if (
+            window
+            and window == endpoint.last_window
+            and endpoint.snd_nxt == seq
+            and peer.last_keepalive_ts != peer.last_ts
+        ):
+            endpoint.noted().dup_acks += 1
+
+    @staticmethod
+    def _note_data_into_zero_window(endpoint: Endpoint, seq: int, length: int) -> None:
+        """Payload sent while the peer's window is closed: one new byte is a zero-window probe (Windows and
+        BSD probe so; Linux probes with SND.UNA-1, counted in `_out_of_line`)."""
+        if length == 1 and seq == endpoint.snd_nxt:
+            endpoint.noted().zero_window_probes += 1
+
+    @staticmethod
+    def _note_answer_to_syn(ts: float, endpoint: Endpoint, peer: Endpoint, ack: int) -> None:
+        """The responder answered the client's SYN with a plain ACK (no SYN-ACK yet, not even a bad one:
+        that answer is bad_handshake_ack's). For another number
+        than the SYN's + 1 it is a challenge ACK (RFC 5961 4: the responder still holds an earlier
+        connection on the 4-tuple and acknowledges that one's sequence space)."""
+        if peer.isn is not None and ack != ((peer.isn + 1) & SEQ_MASK):
+            noted = endpoint.noted()
+            noted.challenge_acks += 1
+            if noted.challenge_ack_ts == NEVER:
+                noted.challenge_ack_ts = ts
 
     def _fills_hole(self, ts: float, endpoint: Endpoint, seq: int, length: int) -> bool:
         """Take [seq, seq+length) out of the sender's gaps; True if it lay wholly in a gap that opened
         less than a round trip ago (then it was never sent before: out of order, not retransmitted)."""
         holes = endpoint.holes
         assert holes is not None
-        rtt = REORDER_DEFAULT_WINDOW
-        if self.syn_ts is not None and self.handshake_done_ts is not None and self.handshake_done_ts > self.syn_ts:
-            rtt = self.handshake_done_ts - self.syn_ts
+        rtt = self._round_trip() or REORDER_DEFAULT_WINDOW
         end = (seq + length) & SEQ_MASK
         inside = False
         for hole in list(holes):
@@ -1216,6 +1462,7 @@ class Connection:
         if tw is not None:
             facts.time_wait_holder, facts.time_wait_holder_ip, facts.time_wait_holder_port = tw.holder, tw.ip, tw.port
             facts.time_wait_until = tw.until
+        _evidence(facts, orig, resp)
 
         return FlowRecord(
             start=self.start,

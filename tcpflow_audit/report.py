@@ -60,6 +60,12 @@ FLOW_SPEC: Final[tuple[tuple[str, Callable[[FlowRecord], Any], int, str], ...]] 
     ("client_bytes", lambda r: r.client_bytes, INT, "int"),
     ("server_bytes", lambda r: r.server_bytes, INT, "int"),
     ("retransmits", lambda r: r.retransmits, INT, "int"),
+    # per-connection evidence, both sides added (docs/flows.md: what each counts, where tshark differs)
+    ("dup_acks", lambda r: r.facts.client_dup_acks + r.facts.server_dup_acks, INT, "int"),
+    ("keepalive_probes", lambda r: r.facts.client_keepalives + r.facts.server_keepalives, INT, "int"),
+    ("zero_window_probes", lambda r: r.facts.zero_window_probes, INT, "int"),
+    ("out_of_order", lambda r: r.facts.out_of_order, INT, "int"),
+    ("missed_bytes", lambda r: r.facts.missed_bytes, INT, "int"),
     ("close_initiator", lambda r: r.close_initiator, TEXT, "string"),
     ("end_reason", lambda r: r.end_reason, TEXT, "string"),
     ("handshake_rtt_ms", _handshake_rtt_ms, OPTIONAL_FLOAT, "float"),
@@ -374,16 +380,38 @@ class SummaryCollector:
         self.abnormal_total = 0
         self.keep_abnormal = keep_abnormal
         self.abnormal: list[dict[str, Any]] = []
+        # capture loss: bytes the connections carried, and those acknowledged but never captured
+        self.bytes_carried = 0
+        self.missed_bytes = 0
+        self.gap_connections = 0
 
     def __call__(self, record: FlowRecord) -> None:
         self.conn_states[record.conn_state] += 1
         self.client_states[record.client_state] += 1
         self.server_states[record.server_state] += 1
         self.end_reasons[record.end_reason] += 1
+        self.bytes_carried += record.client_bytes + record.server_bytes
+        f = record.facts
+        missed = f.missed_bytes
+        if missed:
+            self.missed_bytes += missed
+            self.gap_connections += 1
         if record.conn_state != "SF":
             self.abnormal_total += 1
             if len(self.abnormal) < self.keep_abnormal:
                 self.abnormal.append(flow_row(record))
+
+
+def capture_loss(collector: SummaryCollector) -> dict[str, Any]:
+    """What the capture is missing: bytes acknowledged by a receiver but never captured (the flows report's
+    missed_bytes, added up), against the bytes the connections carried."""
+    carried = max(collector.bytes_carried, collector.missed_bytes)
+    return {
+        "missed_bytes": collector.missed_bytes,
+        "bytes": collector.bytes_carried,
+        "connections": collector.gap_connections,
+        "percent": round_places(100.0 * collector.missed_bytes / carried, 3) if carried else 0.0,
+    }
 
 
 def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -404,6 +432,7 @@ def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] 
         "server_state": dict(collector.server_states.most_common()),
         "end_reason": dict(collector.end_reasons.most_common()),
         "not_ended_normally": collector.abnormal_total,
+        "capture_loss": capture_loss(collector),
         "input_problems": [str(p) for p in stats.problems],
         "interrupted": stats.interrupted,
     }

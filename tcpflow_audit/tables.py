@@ -319,6 +319,15 @@ def render_summary(summary: dict[str, Any], style: TableStyle) -> Iterator[str]:
         lines.append(("interrupted", "yes (Ctrl-C): this report covers the packets read until then"))
     if summary["evicted_connections"]:
         lines.append(("evicted (table full)", summary["evicted_connections"]))
+    loss = summary.get("capture_loss") or {}
+    if loss.get("missed_bytes"):
+        lines.append(
+            (
+                "capture loss",
+                "%s%% missed (%d bytes acknowledged, never captured, in %d connections)"
+                % (loss["percent"], loss["missed_bytes"], loss["connections"]),
+            )
+        )
     # (labels wrap to 20 and values to 16: both columns fit the narrowest width, 40)
     yield from render(
         (Column("", 0, wrap_to=20), Column("", 1, wrap_to=16)),

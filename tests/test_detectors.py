@@ -542,6 +542,135 @@ def test_zero_window_stall():
     assert Run("zero_window.pcap", zero_window_s=5.0).findings == []
 
 
+# ------------------------------------------------------------------------------ what a TCP expert sees (issue 13)
+def test_data_loss_fast_recovery_and_timeouts():
+    # data_loss.pcap: 1.5 MB through 5% random loss (44030), then 300 kB through a 1.5 s black-out (44031)
+    run = Run("data_loss.pcap")
+    assert run.kinds() == ["data_loss"]
+    f = run.one("data_loss")
+    check_row(f)
+    assert (f.severity, f.client_ip, f.server_port, f.count) == ("warning", CLIENT, 8080, 2)
+    assert re.search(r"2 connections from 10\.99\.0\.1 lost data: up to [4-9]\.\d% .* longest stall \d+ ms", f.detail)
+    lossy, blackout = run.records
+    fl, fb = lossy.facts.resends, blackout.facts.resends
+    # the random loss is repaired by fast retransmit / SACK within a round trip, after duplicate ACKs
+    assert fl.client_fast_resends > 10 * fl.client_timeout_resends and lossy.facts.server_dup_acks > 30
+    assert 0.03 < fl.client_resent_bytes / lossy.client_bytes < 0.10
+    # the black-out by the retransmission timer: timeouts, the longest wait at least 0.4 s (0.2, 0.4, 0.8 s)
+    assert fb.client_timeout_resends >= 3 and fb.client_stall_s >= 0.4
+    assert fl.server_resent_bytes == fb.server_resent_bytes == 0  # only the client's data was lost
+    assert run.anomalies(44030) == run.anomalies(44031) == ["data_loss"]
+    # the ladder: below the warning share and the stall, info; above the critical share, critical
+    assert (
+        Run("data_loss.pcap", data_loss_warning_share=0.5, data_loss_stall_s=30.0).one("data_loss").severity == "info"
+    )
+    assert Run("data_loss.pcap", data_loss_critical_share=0.03).one("data_loss").severity == "critical"
+    assert Run("data_loss.pcap", data_loss_share=0.5, data_loss_stall_s=30.0).findings == []
+
+
+def test_background_loss_is_not_data_loss():
+    # bulk_little_loss.pcap: 8 MB through 0.2% random loss: SACK repairs it, well below 1%
+    run = Run("bulk_little_loss.pcap")
+    (record,) = run.records
+    assert 0 < record.facts.resends.client_resent_bytes < 0.01 * record.client_bytes
+    assert run.findings == [] and Run("bulk_little_loss.pcap", data_loss_share=0.0001).kinds() == ["data_loss"]
+
+
+def test_dead_peer_from_the_retransmission_back_off():
+    # rto_dead_peer.pcap: picked up mid-stream, the server's host then drops everything: the client re-sends
+    # its first unacknowledged segment at 0.2, 0.4, 0.8, 1.6, 3.3 s
+    run = Run("rto_dead_peer.pcap")
+    assert run.kinds() == ["half_open_peer"]
+    f = run.one("half_open_peer")
+    check_row(f)
+    assert (f.severity, f.client_port, f.count) == ("warning", 44033, 1)
+    assert re.fullmatch(
+        r"client re-sent the same segment 5 times over 6\.\d s, each after a longer wait \(its retransmission timer "
+        r"backing off\), and the server sent nothing since \d+ ms before the first \(dead or unreachable peer\); "
+        r"still unanswered when the capture ended",
+        f.detail,
+    )
+    (record,) = run.records
+    assert record.facts.handshake_done_ts is None and record.facts.resends.client_backoff_resends == 5
+    assert run.anomalies(44033) == ["half_open_peer"]  # not data_loss: a dead peer, not a lossy path
+    # not proven dead with a longer run asked for: then it is what remains, a segment lost five times
+    assert Run("rto_dead_peer.pcap", dead_peer_backoff_resends=6).kinds() == ["data_loss"]
+
+
+def test_challenge_ack_on_a_4_tuple_the_server_still_holds():
+    # challenge_ack.pcap: the client's RST never left its host; its new SYN from the same port meets the old
+    # connection: a challenge ACK, the client's RST, its retried SYN 12 ms later opens the new connection
+    run = Run("challenge_ack.pcap")
+    assert run.kinds() == ["challenge_ack"]
+    f = run.one("challenge_ack")
+    check_row(f)
+    assert (f.severity, f.client_ip, f.client_port, f.server_port, f.count) == ("warning", CLIENT, 44040, 8080, 1)
+    assert re.fullmatch(
+        r"the server answered the client's SYN with a plain ACK for another sequence number \(RFC 5961 challenge "
+        r"ACK: it still holds an earlier connection on this 4-tuple\); the new connection was held up \d+(\.\d)? ms "
+        r"until the client, having reset it, opened it with its retried SYN \(a new row on the 4-tuple\)",
+        f.detail,
+    )
+    old, attempt, retry = run.records
+    assert (old.conn_state, old.end_reason, old.server_state) == ("S1", "reused", "ESTABLISHED")
+    assert attempt.facts.challenge_acks == 1 and attempt.facts.bad_synack == 0
+    assert attempt.facts.client_isn == retry.facts.client_isn and retry.conn_state == "SF"
+    assert [a for *_, a in run.flows] == [[], ["challenge_ack"], []]
+
+
+def test_capture_gap_missed_bytes_and_summary():
+    # capture_gap.pcap: three uploads captured through a BPF filter leaving out 1 data segment in 32 (by IP ID)
+    run = Run("capture_gap.pcap")
+    assert run.kinds() == ["capture_gap"]
+    f = run.one("capture_gap")
+    check_row(f)
+    assert (f.severity, f.count, f.client_ip, f.client_port) == ("warning", 3, CLIENT, None)
+    missed = [r.facts.missed_bytes for r in run.records]
+    assert all(m > 0 and m % 1448 == 0 for m in missed)  # whole segments, never captured, acknowledged
+    assert re.match(
+        r"the capture is missing 3\.\d\d% of the traffic \(" + str(sum(missed)) + " of 1200039 bytes", f.detail
+    )
+    assert all(r.retransmits == 0 and r.facts.resends is None for r in run.records)
+    assert Run("capture_gap.pcap", capture_gap_critical_share=0.01).one("capture_gap").severity == "critical"
+    assert Run("capture_gap.pcap", capture_gap_share=0.05).findings == []
+    # missed_bytes is only what never came: reordered segments (retransmit_lookalikes) are not missing
+    assert [r.facts.missed_bytes for r in Run("retransmit_lookalikes.pcap").records] == [0]
+
+
+def test_port_scan_vertical_and_horizontal():
+    # port_scan.pcap: 120 refused ports of 10.99.0.2, 60 filtered ports of 10.99.0.3, port 22 of 30 hosts
+    run = Run("port_scan.pcap")
+    scans = sorted((f for f in run.findings if f.kind == "port_scan"), key=lambda f: f.first_seen)
+    assert set(run.kinds()) == {"port_scan", "connection_refused"}
+    assert [(f.severity, f.client_ip, f.server_ip, f.server_port, f.count) for f in scans] == [
+        ("warning", CLIENT, SERVER, 0, 120),
+        ("warning", CLIENT, "10.99.0.3", 0, 60),
+        ("warning", CLIENT, "", 22, 30),
+    ]
+    for f in scans:
+        check_row(f)
+    assert "120 ports of 10.99.0.2" in scans[0].detail and "120 refused by a RST, 0 unanswered" in scans[0].detail
+    assert "0 refused by a RST, 60 unanswered" in scans[1].detail
+    assert "port 22 of 30 hosts" in scans[2].detail
+    # tagged from the attempt that reached the threshold on: 120 - 14 + 60 - 14 + 30 - 24
+    assert run.tagged()["port_scan"] == 106 + 46 + 6
+    assert [f.kind for f in Run("port_scan.pcap", port_scan_ports=200, port_scan_hosts=40).findings].count(
+        "port_scan"
+    ) == 0
+
+
+def test_busy_clients_are_no_scan():
+    # many connections to a few services, completed (churn), refused on one port (refused_storm), or a flood
+    for name in (
+        "client_churn.pcap",
+        "refused_storm.pcap",
+        "syn_flood.pcap",
+        "time_wait_churn.pcap",
+        "normal_mix.pcap",
+    ):
+        assert "port_scan" not in Run(name).kinds(), name
+
+
 # ------------------------------------------------------------------------------ no false positives
 # "Normal" = complete handshake, data, FIN in both directions (any closer, half close, simultaneous
 # close), no RST, no retransmission: not one finding and no flow tagged.
@@ -557,6 +686,7 @@ def test_zero_window_stall():
         "keepalive_answered.pcap",
         "data_retransmit.pcap",
         "retransmit_lookalikes.pcap",
+        "bulk_little_loss.pcap",
     ],
 )
 def test_normal_traffic_has_no_findings(name):
@@ -589,6 +719,10 @@ def test_every_kind_is_proven_by_a_capture():
         "data_after_close",
         "half_open_peer",
         "zero_window_stall",
+        "data_loss",
+        "challenge_ack",
+        "capture_gap",
+        "port_scan",
     }
     assert proven == set(KINDS)
 

@@ -218,6 +218,8 @@ FIN_RETRANSMITTED: Final = 1 << 6  # a FIN sent again
 ZERO_WINDOW: Final = 1 << 7  # a zero-window stall
 QUIET_PEER: Final = 1 << 8  # one side's last packet long after the other's (see facts_seen)
 KEEPALIVE_UNANSWERED: Final = 1 << 9  # keepalive probes with no answer after them
+RESENT: Final = 1 << 10  # payload retransmitted
+CHALLENGE_ACK: Final = 1 << 11  # a SYN answered by an ACK for another sequence number
 ALWAYS: Final = 1 << 29  # present on every connection
 EVERY_FLOW: Final = (1 << 30) - 1  # `watches` of a detector that sees every connection
 
@@ -247,7 +249,26 @@ def facts_seen(r: FlowRecord, quiet_gap: float) -> int:
         seen |= QUIET_PEER
     if f.client_keepalives_unanswered or f.server_keepalives_unanswered:
         seen |= KEEPALIVE_UNANSWERED
+    if f.resends is not None:
+        seen |= RESENT
+    if f.challenge_acks:
+        seen |= CHALLENGE_ACK
     return seen
+
+
+def backed_off_unanswered(r: FlowRecord, side: str, min_resends: int) -> bool:
+    """Whether `side` re-sent one segment at least `min_resends` times, each after a longer wait than the
+    one before (its retransmission timer backing off), and the other side sent nothing (no ACK) since the
+    first of them: the peer is dead or unreachable."""
+    f = r.facts
+    rs = f.resends
+    if rs is None:
+        return False
+    if side == "client":
+        resends, first, silent_last = rs.client_backoff_resends, rs.client_backoff_from, f.server_last_ts
+    else:
+        resends, first, silent_last = rs.server_backoff_resends, rs.server_backoff_from, f.client_last_ts
+    return resends >= min_resends and first is not None and silent_last < first
 
 
 # ---------------------------------------------------------------------------------- bounded sets

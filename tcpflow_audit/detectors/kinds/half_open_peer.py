@@ -1,12 +1,16 @@
-"""`half_open_peer`: one side kept probing or sending while the other stayed silent (a dead peer).
+"""`half_open_peer`: one side kept probing or re-sending while the other stayed silent (a dead peer).
 
 **TCP:** one side is ESTABLISHED and keeps sending (keepalive probes, retransmissions of data or FIN)
 while the other side has vanished (crashed host, pulled cable, a firewall that dropped the state).
 The live side gives up eventually (Linux: `tcp_keepalive_probes` x `tcp_keepalive_intvl`, or
 `tcp_retries2`, or TCP_USER_TIMEOUT) and resets the connection (ETIMEDOUT).
 
-**Rule:** the handshake completed, the silent side sent no RST (a RST would prove it alive), and
-either
+**Rule:** the silent side sent no RST (a RST would prove it alive), and either
+* one side re-sent the same segment `dead_peer_backoff_resends` times or more on its retransmission
+  timer, each after a longer wait than the one before (RFC 6298 5.5 back-off), and the other side sent
+  nothing since the first of them (on a connection seen from its start or picked up mid-stream);
+
+or, the handshake completed and
 * keepalive probes went unanswered (the engine recognises a probe by its bytes: sequence number
   SND.NXT-1, no payload or one garbage byte, after at least 0.5 s of silence from its sender, nothing
   unacknowledged, the peer's window open (else it is a zero-window probe); RFC 9293 3.8.4, RFC 1122
@@ -14,7 +18,8 @@ either
   with no answer after them, or one with none for `keepalive_answer_s`; whatever the probe interval;
 * or one side's last packet is at least `half_open_silence_s` after the other side's (retransmissions
   unanswered, no keepalive needed).
-Answered keepalives are normal and silent.
+Answered keepalives are normal and silent. The back-off is the same diagnosis proven sooner (seconds,
+not 75 s) and without the handshake, which is why it is this kind and not one of its own.
 
 **Severity:** warning.
 """
@@ -27,11 +32,13 @@ from ...connection import FlowRecord
 from ..base import (
     KEEPALIVE_UNANSWERED,
     QUIET_PEER,
+    RESENT,
     Aggregate,
     Context,
     Hit,
     RuleDetector,
     Setting,
+    backed_off_unanswered,
     plural,
     seconds_text,
 )
@@ -46,6 +53,13 @@ SETTINGS: Final = (
         "at least one probe/retransmission go unanswered",
     ),
     Setting(
+        "dead_peer_backoff_resends",
+        3,
+        "three timeouts of one segment, each waiting longer (Linux: 0.2 + 0.4 + 0.8 s at least), with nothing "
+        "back from the peer: a live peer acknowledges one of them; Linux's tcp_retries1 = 3 is where the "
+        "kernel itself starts suspecting the path",
+    ),
+    Setting(
         "keepalive_answer_s",
         1.0,
         "a live peer answers a keepalive probe within one round trip: one probe still unanswered this long "
@@ -56,15 +70,17 @@ SETTINGS: Final = (
 
 class HalfOpenPeer(RuleDetector):
     def __init__(self, t: Any, context: Context) -> None:
-        super().__init__(KIND, QUIET_PEER | KEEPALIVE_UNANSWERED, context)
+        super().__init__(KIND, QUIET_PEER | KEEPALIVE_UNANSWERED | RESENT, context)
+        self.backoff_resends: int = t.dead_peer_backoff_resends
         self.silence_s: float = t.half_open_silence_s
         self.answer_s: float = t.keepalive_answer_s
         self.quiet_gap = self.silence_s
 
     def rule(self, r: FlowRecord, obs_end: float) -> Hit | None:
         f = r.facts
-        if f.handshake_done_ts is None:
-            return None
+        hit = self._backoff(r, "client") or self._backoff(r, "server")
+        if hit is not None or f.handshake_done_ts is None:
+            return hit
         hit = self._keepalive(r, obs_end, "client") or self._keepalive(r, obs_end, "server")
         if hit is not None:
             return hit
@@ -96,6 +112,39 @@ class HalfOpenPeer(RuleDetector):
             prober,
             max(1, unanswered),
             gap,
+        )
+
+    def _backoff(self, r: FlowRecord, prober: str) -> Hit | None:
+        """`prober`'s retransmission timer backing off on one segment that the silent side never answered."""
+        if not backed_off_unanswered(r, prober, self.backoff_resends):
+            return None
+        f = r.facts
+        rs = f.resends
+        assert rs is not None  # (backed_off_unanswered: there are retransmissions)
+        if prober == "client":
+            resends, first, last = rs.client_backoff_resends, rs.client_backoff_from, rs.client_backoff_last
+            silent, silent_last, silent_rst, prober_rst = "server", f.server_last_ts, f.server_rst_ts, f.client_rst_ts
+        else:
+            resends, first, last = rs.server_backoff_resends, rs.server_backoff_from, rs.server_backoff_last
+            silent, silent_last, silent_rst, prober_rst = "client", f.client_last_ts, f.client_rst_ts, f.server_rst_ts
+        if silent_rst is not None or first is None or last is None:
+            return None
+        end = "then gave up with a RST" if prober_rst is not None else "still unanswered when the capture ended"
+        since = (
+            "sent nothing in the capture"
+            if silent_last <= 0.0
+            else "sent nothing since %s before the first" % seconds_text(first - silent_last)
+        )
+        return Hit(
+            KIND,
+            first,
+            last,
+            "%s re-sent the same segment %s over %.1f s, each after a longer wait (its retransmission timer "
+            "backing off), and the %s %s (dead or unreachable peer); %s"
+            % (prober, plural(resends, "time"), last - first, silent, since, end),
+            prober,
+            resends,
+            last - (silent_last if silent_last > 0.0 else first),
         )
 
     def _keepalive(self, r: FlowRecord, obs_end: float, prober: str) -> Hit | None:

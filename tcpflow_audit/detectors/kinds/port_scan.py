@@ -1,0 +1,205 @@
+"""`port_scan`: one source trying many ports of one host, or one port of many hosts, mostly failing.
+
+**TCP:** a scanner sends a SYN to each port (or host) it probes: a closed port answers with a RST, a
+filtered one not at all, an open one with a SYN-ACK that the scanner resets or leaves half-open (a SYN
+scan never completes the handshake). Seen per server ip:port each port gets one SYN, which no
+per-service kind notices.
+
+**Rule:** a failed attempt is a SYN whose handshake did not complete and that carried no data (refused,
+unanswered or left half-open). Per (source, destination host) the distinct destination ports of failed
+attempts, and per (source, destination port) the distinct destination hosts, are counted in a sliding
+window of `port_scan_window_s`, each port (host) at its first failed attempt: when `port_scan_ports`
+ports of one host (a vertical scan) or `port_scan_hosts` hosts on one port (a horizontal scan) are
+reached, a row names the source, the target and the attempts' outcomes (refused / unanswered /
+half-open). Completed connections never count, so a busy client (many connections to a few services,
+mostly completed) does not match. The attempts counted while the window was at the threshold are tagged.
+Memory: at most `max_tracked_sources` (source, target) pairs of each sort, 1024 ports or hosts each.
+
+**Severity:** warning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ...connection import FlowRecord
+from ...decode import format_ip
+from ..base import CLIENT_SET_CAP, HANDSHAKE_INCOMPLETE, Context, Detector, Finding, RateWindow, Setting
+
+KIND: Final = "port_scan"
+ORDER: Final = 135
+SETTINGS: Final = (
+    Setting("port_scan_window_s", 300.0, "Zeek's scan policy (misc/scan.zeek) counts over 5 minutes"),
+    Setting(
+        "port_scan_ports",
+        15,
+        "Zeek's Scan::port_scan_threshold: 15 ports of one host failing from one source is no client's "
+        "mistake (a client tries a handful of known ports)",
+    ),
+    Setting(
+        "port_scan_hosts",
+        25,
+        "Zeek's Scan::addr_scan_threshold: 25 hosts failing on one port from one source",
+    ),
+)
+
+
+class _Sweep:
+    """One (source, target) pair: the distinct items (ports or hosts) of its failed attempts."""
+
+    __slots__ = ("items", "capped", "window", "first", "last", "refused", "unanswered", "half_open")
+
+    def __init__(self, window_s: float, level: int) -> None:
+        self.items: set[Any] = set()
+        self.capped = False
+        self.window = RateWindow(window_s, level)
+        self.first = float("inf")
+        self.last = float("-inf")
+        self.refused = self.unanswered = self.half_open = 0
+
+    def add(self, item: Any, ts: float, outcome: int) -> int:
+        """Count one failed attempt; the distinct items in the window ending at it (as known so far)."""
+        self.first = min(self.first, ts)
+        self.last = max(self.last, ts)
+        if outcome == 0:
+            self.refused += 1
+        elif outcome == 1:
+            self.unanswered += 1
+        else:
+            self.half_open += 1
+        if item in self.items:
+            return 0
+        if len(self.items) >= CLIENT_SET_CAP:
+            self.capped = True
+            return 0
+        self.items.add(item)
+        return self.window.add(ts)
+
+    def merge(self, other: _Sweep) -> None:
+        self.first = min(self.first, other.first)
+        self.last = max(self.last, other.last)
+        self.refused += other.refused
+        self.unanswered += other.unanswered
+        self.half_open += other.half_open
+        self.capped = self.capped or other.capped
+        for item in other.items:
+            if item not in self.items and len(self.items) < CLIENT_SET_CAP:
+                self.items.add(item)
+        self.window.merge(other.window)
+
+    def outcomes(self) -> str:
+        return "%d refused by a RST, %d unanswered, %d left half-open" % (self.refused, self.unanswered, self.half_open)
+
+    def distinct(self) -> str:
+        return "%s%d" % (">=" if self.capped else "", len(self.items))
+
+
+class PortScan(Detector):
+    def __init__(self, t: Any, context: Context) -> None:
+        super().__init__(KIND, HANDSHAKE_INCOMPLETE, context)
+        self.window_s: float = t.port_scan_window_s
+        self.ports: int = t.port_scan_ports
+        self.hosts: int = t.port_scan_hosts
+        self.max_pairs: int = t.max_tracked_sources
+        self.vertical: dict[tuple[bytes, bytes], _Sweep] = {}  # (source, host) -> its ports
+        self.horizontal: dict[tuple[bytes, int], _Sweep] = {}  # (source, port) -> its hosts
+
+    def observe(self, r: FlowRecord, obs_end: float, sid: int) -> bool:
+        f = r.facts
+        if f.syn_ts is None or f.handshake_done_ts is not None or f.client_payload_packets:
+            return False
+        if f.synack_ts is None:
+            outcome = 0 if f.server_rst_ts is not None else 1
+        else:
+            outcome = 2
+        ts = f.syn_ts
+        hit = False
+        vkey = (r.client_ip, r.server_ip)
+        sweep = self.vertical.get(vkey)
+        if sweep is None and len(self.vertical) < self.max_pairs:
+            sweep = self.vertical[vkey] = _Sweep(self.window_s, self.ports)
+        if sweep is not None and sweep.add(r.server_port, ts, outcome) >= self.ports:
+            hit = True
+        hkey = (r.client_ip, r.server_port)
+        sweep = self.horizontal.get(hkey)
+        if sweep is None and len(self.horizontal) < self.max_pairs:
+            sweep = self.horizontal[hkey] = _Sweep(self.window_s, self.hosts)
+        if sweep is not None and sweep.add(r.server_ip, ts, outcome) >= self.hosts:
+            hit = True
+        return hit
+
+    def prune(self, latest: float) -> None:
+        for sweeps in (self.vertical, self.horizontal):
+            for sweep in sweeps.values():
+                sweep.window.prune(latest)
+
+    def merge(self, other: Any, ids: list[int]) -> None:
+        for mine, theirs in ((self.vertical, other.vertical), (self.horizontal, other.horizontal)):
+            for key, sweep in theirs.items():
+                found = mine.get(key)
+                if found is None:
+                    if len(mine) < self.max_pairs:
+                        mine[key] = sweep
+                else:
+                    found.merge(sweep)
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for (source, host), sweep in self.vertical.items():
+            sweep.window.result()
+            if sweep.window.peak >= self.ports:
+                out.append(
+                    Finding(
+                        KIND,
+                        "warning",
+                        sweep.first,
+                        sweep.last,
+                        format_ip(source),
+                        None,
+                        format_ip(host),
+                        0,
+                        sweep.refused + sweep.unanswered + sweep.half_open,
+                        "%s tried %s ports of %s over %.1f s (up to %d new ports in %.0f s), mostly failing: %s "
+                        "(a port scan)"
+                        % (
+                            format_ip(source),
+                            sweep.distinct(),
+                            format_ip(host),
+                            sweep.last - sweep.first,
+                            sweep.window.peak,
+                            self.window_s,
+                            sweep.outcomes(),
+                        ),
+                    )
+                )
+        for (source, port), sweep in self.horizontal.items():
+            sweep.window.result()
+            if sweep.window.peak >= self.hosts:
+                out.append(
+                    Finding(
+                        KIND,
+                        "warning",
+                        sweep.first,
+                        sweep.last,
+                        format_ip(source),
+                        None,
+                        "",
+                        port,
+                        sweep.refused + sweep.unanswered + sweep.half_open,
+                        "%s tried port %d of %s hosts over %.1f s (up to %d new hosts in %.0f s), mostly failing: %s "
+                        "(a horizontal scan)"
+                        % (
+                            format_ip(source),
+                            port,
+                            sweep.distinct(),
+                            sweep.last - sweep.first,
+                            sweep.window.peak,
+                            self.window_s,
+                            sweep.outcomes(),
+                        ),
+                    )
+                )
+        return out
+
+
+DETECTOR: Final = PortScan
