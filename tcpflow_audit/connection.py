@@ -59,6 +59,11 @@ TIMEOUT_MIN_WAIT: Final = 0.19
 # Successive timeouts of one segment wait longer each time (RFC 6298 5.5 doubles the RTO): a wait at least
 # this many times the previous one continues a back-off run (room for jitter below 2).
 BACKOFF_GROWTH: Final = 1.5
+# A segment re-sent this soon after its sender's previous one, with nothing from the peer in between, is a
+# copy made on the way to the capture (a SPAN port mirroring both directions, a duplicating switch), not a
+# retransmission: TCP re-sends that soon only when the peer's ACKs ask for it, and its earliest timer (the
+# tail loss probe, RFC 8985) waits at least 2 ms (Linux's TCP_TIMEOUT_MIN).
+COPY_WITHIN: Final = 0.001
 NEVER: Final = float("-inf")  # a time that has not happened (in a float field the compiled build keeps unboxed)
 
 FIN: Final = 0x01
@@ -1214,9 +1219,7 @@ class Connection:
         if ahead > 0:  # a gap: [snd_nxt, seq) not seen (yet)
             if not length:
                 return  # (data a pure ACK shows was sent, seen later: retransmitted, as Wireshark judges)
-            # (a gap a pure ACK shows: data sent, not seen (yet); it never counts as reordering, only as
-            # missed bytes if acknowledged and never seen)
-            opened = ts if length else NEVER
+            opened = ts
             holes = endpoint.holes
             if holes is None:
                 holes = endpoint.holes = []
@@ -1251,10 +1254,13 @@ class Connection:
         """A payload retransmission: its bytes, and what sent it. After a silence of the sender of at least
         TIMEOUT_MIN_WAIT and a round trip, its retransmission timer did (the wait is a stall the user saw);
         sooner, fast retransmit or SACK recovery. Timeouts re-sending one sequence number, each after a
-        longer wait than the one before, are a back-off run (the peer is not acknowledging at all)."""
+        longer wait than the one before, are a back-off run (the peer is not acknowledging at all). A copy
+        (COPY_WITHIN) is no resend."""
+        wait = ts - idle_since
+        if wait < COPY_WITHIN and endpoint.packets_since_peer > 1:
+            return
         noted = endpoint.noted()
         noted.resent_bytes += length
-        wait = ts - idle_since
         if wait < TIMEOUT_MIN_WAIT or wait < self._round_trip():
             noted.fast_resends += 1
             return

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
-from conftest import sample
+from capture_helpers import pcap_file, pcap_records
+from conftest import sample, write_capture
 
 from tcpflow_audit.decode import format_ip
 from tcpflow_audit.detectors import ANOMALY_COLUMNS, KINDS, SEVERITIES, DetectorSet, Finding, finding_row
@@ -24,7 +26,7 @@ CLIENT, SERVER = "10.99.0.1", "10.99.0.2"
 
 
 class Run:
-    def __init__(self, name: str, **thresholds):
+    def __init__(self, name: str | Path, **thresholds):
         auditor = Auditor()
         self.records: list = []
         auditor.add_flow_sink(self.records.append)
@@ -34,7 +36,7 @@ class Run:
         auditor.add_flow_sink(
             lambda r: self.flows.append((format_ip(r.client_ip), r.client_port, r.server_port, list(r.facts.anomalies)))
         )
-        self.stats = auditor.run([str(sample(name))])
+        self.stats = auditor.run([str(name if isinstance(name, Path) else sample(name))])
         assert not self.stats.input_errors
         self.findings = self.detectors.finish()
 
@@ -574,6 +576,21 @@ def test_background_loss_is_not_data_loss():
     (record,) = run.records
     assert 0 < record.facts.resends.client_resent_bytes < 0.01 * record.client_bytes
     assert run.findings == [] and Run("bulk_little_loss.pcap", data_loss_share=0.0001).kinds() == ["data_loss"]
+
+
+def test_copies_of_each_packet_are_not_data_loss(tmp_path: Path):
+    # bulk_little_loss.pcap as a SPAN port that mirrors both directions sees it: every frame twice, the
+    # copy 5 us later. The copies are no retransmissions (nothing from the peer came between, and TCP
+    # never re-sends within 1 ms unasked): the same resent bytes, no data_loss
+    frames = []
+    for _, sec, usec, frame in pcap_records(sample("bulk_little_loss.pcap").read_bytes()):
+        frames += [(sec, usec, frame), (sec + (usec + 5) // 1_000_000, (usec + 5) % 1_000_000, frame)]
+    copies = Run(write_capture(tmp_path / "span.pcap", pcap_file(frames)))
+    (original,) = Run("bulk_little_loss.pcap").records
+    (record,) = copies.records
+    assert record.client_packets == 2 * original.client_packets
+    assert record.facts.resends.client_resent_bytes == original.facts.resends.client_resent_bytes > 0
+    assert "data_loss" not in copies.kinds()
 
 
 def test_dead_peer_from_the_retransmission_back_off():
