@@ -22,6 +22,8 @@ import subprocess
 import sys
 from collections import Counter
 
+from retransmits_vs_tshark import tshark_counts as tshark_matches  # (bench/ is the script's folder)
+
 COLUMNS = ("dup_acks", "keepalive_probes", "zero_window_probes", "out_of_order", "missed_bytes")
 TSHARK_FLAGS = {
     "dup_acks": "tcp.analysis.duplicate_ack",
@@ -47,29 +49,8 @@ def tool_counts(tool: str, path: str) -> dict[Key, Counter]:
 def tshark_counts(path: str) -> dict[Key, Counter]:
     counts: dict[Key, Counter] = {}
     for name, flt in TSHARK_FLAGS.items():
-        fields = [
-            "-e",
-            "ip.src",
-            "-e",
-            "ipv6.src",
-            "-e",
-            "tcp.srcport",
-            "-e",
-            "ip.dst",
-            "-e",
-            "ipv6.dst",
-            "-e",
-            "tcp.dstport",
-        ]
-        p = subprocess.run(
-            ["tshark", "-r", path, "-Y", flt, "-T", "fields", "-E", "occurrence=l", *fields],
-            capture_output=True,
-            text=True,
-        )
-        for line in p.stdout.splitlines():
-            s4, s6, sport, d4, d6, dport = line.split("\t")
-            key = frozenset({(s4 or s6, sport), (d4 or d6, dport)})
-            counts.setdefault(key, Counter())[name] += 1
+        for key, n in tshark_matches(path, flt).items():
+            counts.setdefault(key, Counter())[name] += n
     return counts
 
 

@@ -33,7 +33,8 @@ def tool_counts(tool: str, path: str) -> Counter:
     return counts
 
 
-def tshark_counts(path: str) -> Counter:
+def tshark_counts(path: str, display_filter: str = TSHARK_FILTER) -> Counter:
+    """Packets tshark's display filter matches, per connection (the set of its two address/port ends)."""
     fields = [
         "-e",
         "ip.src",
@@ -49,7 +50,7 @@ def tshark_counts(path: str) -> Counter:
         "tcp.dstport",
     ]
     p = subprocess.run(
-        ["tshark", "-r", path, "-Y", TSHARK_FILTER, "-T", "fields", "-E", "occurrence=l", *fields],
+        ["tshark", "-r", path, "-Y", display_filter, "-T", "fields", "-E", "occurrence=l", *fields],
         capture_output=True,
         text=True,
     )
