@@ -148,58 +148,41 @@ class PortScan(Detector):
         for (source, host), sweep in self.vertical.items():
             sweep.window.result()
             if sweep.window.peak >= self.ports:
-                out.append(
-                    Finding(
-                        KIND,
-                        "warning",
-                        sweep.first,
-                        sweep.last,
-                        format_ip(source),
-                        None,
-                        format_ip(host),
-                        0,
-                        sweep.refused + sweep.unanswered + sweep.half_open,
-                        "%s tried %s ports of %s over %.1f s (up to %d new ports in %.0f s), mostly failing: %s "
-                        "(a port scan)"
-                        % (
-                            format_ip(source),
-                            sweep.distinct(),
-                            format_ip(host),
-                            sweep.last - sweep.first,
-                            sweep.window.peak,
-                            self.window_s,
-                            sweep.outcomes(),
-                        ),
-                    )
-                )
+                what = "%s ports of %s" % (sweep.distinct(), format_ip(host))
+                out.append(self._finding(source, format_ip(host), 0, sweep, what, "ports", "a port scan"))
         for (source, port), sweep in self.horizontal.items():
             sweep.window.result()
             if sweep.window.peak >= self.hosts:
-                out.append(
-                    Finding(
-                        KIND,
-                        "warning",
-                        sweep.first,
-                        sweep.last,
-                        format_ip(source),
-                        None,
-                        "",
-                        port,
-                        sweep.refused + sweep.unanswered + sweep.half_open,
-                        "%s tried port %d of %s hosts over %.1f s (up to %d new hosts in %.0f s), mostly failing: %s "
-                        "(a horizontal scan)"
-                        % (
-                            format_ip(source),
-                            port,
-                            sweep.distinct(),
-                            sweep.last - sweep.first,
-                            sweep.window.peak,
-                            self.window_s,
-                            sweep.outcomes(),
-                        ),
-                    )
-                )
+                what = "port %d of %s hosts" % (port, sweep.distinct())
+                out.append(self._finding(source, "", port, sweep, what, "hosts", "a horizontal scan"))
         return out
+
+    def _finding(
+        self, source: bytes, server_ip: str, server_port: int, sweep: _Sweep, what: str, targets: str, name: str
+    ) -> Finding:
+        """One sweep's finding: `what` it tried, new `targets` per window, and the scan's `name`."""
+        return Finding(
+            KIND,
+            "warning",
+            sweep.first,
+            sweep.last,
+            format_ip(source),
+            None,
+            server_ip,
+            server_port,
+            sweep.refused + sweep.unanswered + sweep.half_open,
+            "%s tried %s over %.1f s (up to %d new %s in %.0f s), mostly failing: %s (%s)"
+            % (
+                format_ip(source),
+                what,
+                sweep.last - sweep.first,
+                sweep.window.peak,
+                targets,
+                self.window_s,
+                sweep.outcomes(),
+                name,
+            ),
+        )
 
 
 DETECTOR: Final = PortScan
