@@ -33,6 +33,7 @@ import random
 import socket
 import struct
 import sys
+from collections.abc import Callable
 
 import dpkt
 
@@ -474,17 +475,22 @@ CRAFTED = {
 }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def make_chosen(makers: dict[str, Callable[[], None]], description: str | None) -> int:
+    """A crafting script's command line: `--only a,b` makes those captures, none makes them all."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", help="comma-separated names (default: all)")
     a = ap.parse_args()
-    for n in a.only.split(",") if a.only else CRAFTED:
+    for n in a.only.split(",") if a.only else makers:
         n = n.removesuffix(".pcap")
-        if n not in CRAFTED:
+        if n not in makers:
             print("unknown: %s" % n, file=sys.stderr)
             return 1
-        CRAFTED[n]()
+        makers[n]()
     return 0
+
+
+def main() -> int:
+    return make_chosen(CRAFTED, __doc__)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ the connections' states.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import struct
@@ -31,7 +30,21 @@ import zlib
 import dpkt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_crafted import ACK, MAC_CLI, MAC_SRV, RST, SRV, SYN, T0, Conn, Endpoint, Writer, http_req, http_resp
+from make_crafted import (
+    ACK,
+    MAC_CLI,
+    MAC_SRV,
+    RST,
+    SRV,
+    SYN,
+    T0,
+    Conn,
+    Endpoint,
+    Writer,
+    http_req,
+    http_resp,
+    make_chosen,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLI = "10.99.0.1"
@@ -262,16 +275,7 @@ MADE = {
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", help="comma-separated names (default: all)")
-    a = ap.parse_args()
-    for n in a.only.split(",") if a.only else MADE:
-        n = n.removesuffix(".pcap")
-        if n not in MADE:
-            print("unknown: %s" % n, file=sys.stderr)
-            return 1
-        MADE[n]()
-    return 0
+    return make_chosen(MADE, __doc__)
 
 
 if __name__ == "__main__":
