@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where the time goes: the full job's stages timed one on top of the other on one capture.
 
-    .venv/bin/python bench/profile_stages.py bench/work/kernel.pcap [--runs 3] [--detectors]
+    .venv/bin/python bench/profile_stages.py bench/work/kernel.pcap [--runs 3] [--detectors] [--sinks]
 
 Each line runs the pipeline up to and including one more stage (reading record blocks; decoding
 and the connection engine, one loop; the detectors; the summary; writing the flows.csv rows to
@@ -10,12 +10,15 @@ runs, and prints what that stage added, per packet and as a share of the whole. 
 wall time) and the best of several runs keep the noise of a shared machine out. The build
 (compiled or pure Python) is printed first; each stage's cost is also given per connection (real
 traffic differs from generated traffic mostly in the work done once per connection).
---detectors then times each detector alone on the capture's finished connections.
+--detectors then times each detector alone on the capture's finished connections, --sinks each
+per-connection stage alone (all detectors, the summary, the rows): steadier on a busy machine than
+the differences between cumulative stages.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +39,9 @@ def detector_times(path: str) -> list[tuple[str, float]]:
     auditor.add_flow_sink(records.append)
     auditor.run([path])
     times = []
+    # without the cyclic collector, as in the pipeline (`Auditor.run`): with it, the collections that
+    # the detectors' allocations set off walk every kept record, and their time lands on the detectors
+    gc.disable()
     for i, detector in enumerate(DetectorSet().detectors):
         alone = DetectorSet()
         alone.detectors = [alone.detectors[i]]
@@ -47,6 +53,58 @@ def detector_times(path: str) -> list[tuple[str, float]]:
         times.append((detector.kind, time.process_time() - started))
         for record in records:  # (the tags it added)
             record.facts.anomalies.clear()
+    gc.enable()
+    return times
+
+
+def sink_times(path: str, runs: int) -> list[tuple[str, float]]:
+    """Best CPU seconds of each per-connection stage alone over the capture's finished connections (in
+    finishing order, the cyclic collector off as in the pipeline): all detectors, the summary counts, the
+    flows.csv rows. Alone, a stage's cost stands out of the noise that the cumulative stages add."""
+    records: list[FlowRecord] = []
+    auditor = Auditor()
+    auditor.add_flow_sink(records.append)
+    auditor.run([path])
+    tagged = DetectorSet()  # the rows carry the tags the detectors give
+    for record in records:
+        tagged.on_flow(record)
+
+    def detectors() -> None:
+        tags = [list(record.facts.anomalies) for record in records]
+        for record in records:
+            record.facts.anomalies.clear()
+        started = time.process_time()
+        alone = DetectorSet()
+        for record in records:
+            alone.on_flow(record)
+        alone.finish()
+        timed.append(time.process_time() - started)
+        for record, kept in zip(records, tags, strict=True):
+            record.facts.anomalies[:] = kept
+
+    def summary() -> None:
+        started = time.process_time()
+        collector = SummaryCollector()
+        for record in records:
+            collector(record)
+        timed.append(time.process_time() - started)
+
+    def rows() -> None:
+        with open("/dev/null", "w", encoding="utf-8", newline="") as sink:
+            started = time.process_time()
+            writer = RowWriter(sink, "csv", FLOW_COLUMNS)
+            for record in records:
+                writer.write_flow(record)
+            timed.append(time.process_time() - started)
+
+    times = []
+    gc.disable()
+    for name, stage in (("detectors", detectors), ("summary counts", summary), ("flows.csv rows", rows)):
+        timed: list[float] = []
+        for _ in range(runs):
+            stage()
+        times.append((name, min(timed)))
+    gc.enable()
     return times
 
 
@@ -100,6 +158,9 @@ def main() -> None:
     parser.add_argument("capture")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--detectors", action="store_true", help="then time each detector alone")
+    parser.add_argument(
+        "--sinks", action="store_true", help="then time the per-connection stages alone (detectors, summary, rows)"
+    )
     args = parser.parse_args()
     print(f"build: {describe()}")
     previous = 0.0
@@ -125,6 +186,10 @@ def main() -> None:
             f"{name:50} {cumulative:12.3f} {added:8.3f} {added / packets * 1e6:9.3f} "
             f"{added / conns * 1e6:8.2f} {added / total:6.1%}"
         )
+    if args.sinks:
+        print(f"\n{'per-connection stage (alone, on the finished connections)':60} {'CPU s':>8} {'us/conn':>8}")
+        for name, seconds in sink_times(args.capture, args.runs):
+            print(f"{name:60} {seconds:8.3f} {seconds / conns * 1e6:8.2f}")
     if args.detectors:
         print(f"\n{'detector (alone, on the finished connections)':50} {'CPU s':>8} {'us/conn':>8}")
         for kind, seconds in detector_times(args.capture):

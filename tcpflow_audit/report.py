@@ -78,6 +78,7 @@ FLOW_SPEC: Final[tuple[tuple[str, Callable[[FlowRecord], Any], int, str], ...]] 
 FLOW_COLUMNS: Final[tuple[str, ...]] = tuple(column[0] for column in FLOW_SPEC)
 FLOW_TYPES: Final[dict[str, str]] = {column[0]: column[3] for column in FLOW_SPEC}
 _FLOW_VALUES: Final = [column[1] for column in FLOW_SPEC]
+_INT_CELLS: Final[list[int]] = [i for i, column in enumerate(FLOW_SPEC) if column[2] == INT]
 _TEXT_CELLS: Final[list[int]] = [i for i, column in enumerate(FLOW_SPEC) if column[2] == TEXT]
 _FLOAT_CELLS: Final[list[int]] = [i for i, column in enumerate(FLOW_SPEC) if column[2] in (FLOAT, OPTIONAL_FLOAT)]
 _BOOL_CELLS: Final[list[int]] = [i for i, column in enumerate(FLOW_SPEC) if column[2] == BOOL]
@@ -102,7 +103,7 @@ def iso_utc(ts: float | None) -> str:
         except (ValueError, OverflowError, OSError):  # (a pcapng can stamp any 64-bit time)
             return _epoch(ts)
     second = math.floor(ts)
-    micros = round((ts - second) * 1e6)  # (the fraction of a double is exact)
+    micros = _round_half_even((ts - second) * 1e6)  # (the fraction of a double is exact)
     if micros >= 1_000_000:
         second += 1
         micros -= 1_000_000
@@ -111,7 +112,16 @@ def iso_utc(ts: float | None) -> str:
         if len(_iso_seconds) >= 4096:
             _iso_seconds.clear()
         text = _iso_seconds[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-    return text + _THREE_DIGITS[micros // 1000] + _THREE_DIGITS[micros % 1000] + "Z"
+    return f"{text}{_THREE_DIGITS[micros // 1000]}{_THREE_DIGITS[micros % 1000]}Z"  # (one string built)
+
+
+def _round_half_even(x: float) -> int:
+    """round(x) for 0 <= x < 2**52 (half to even), without a call through the builtins."""
+    whole = math.floor(x)
+    fraction = x - whole  # exact
+    if fraction > 0.5 or (fraction == 0.5 and whole % 2 == 1):
+        whole += 1
+    return whole
 
 
 _iso_seconds: Final[dict[int, str]] = {}  # epoch second -> its date and time of day as iso_utc writes them
@@ -141,7 +151,7 @@ def _epoch(ts: float | None) -> str:
                 if micros == 1_000_000:
                     whole += 1
                     micros = 0
-            return str(whole) + "." + _THREE_DIGITS[micros // 1000] + _THREE_DIGITS[micros % 1000]
+            return f"{whole}.{_THREE_DIGITS[micros // 1000]}{_THREE_DIGITS[micros % 1000]}"
     return f"{ts:.6f}"
 
 
@@ -159,28 +169,29 @@ def flow_csv_line(record: FlowRecord) -> str | None:
     """The record's flows.csv line, exactly what `RowWriter.write(flow_row(record))` writes, or None
     when some cell needs quoting (that way then writes it).
 
-    Only the cells whose column type needs it are converted (a text's formula guard, a float's
-    infinity or NaN, a bool, None) and one %-format joins them in C: the row dict and a type dispatch
-    per cell would cost more than the engine spends on a connection's ordinary segments
-    (tests/test_flow_sinks.py compares the two ways)."""
+    Each cell is turned into its text by its column's type (a text's formula guard, a number's digits,
+    nothing for an infinity, NaN or None, a bool's word) and one join in C makes the line: the row dict
+    and a type dispatch per cell would cost more than the engine spends on a connection's ordinary
+    segments, and a %-format of 31 cells costs four times the join (tests/test_flow_sinks.py compares
+    the two ways)."""
     cells: list[Any] = [value(record) for value in _FLOW_VALUES]
+    for i in _INT_CELLS:
+        cells[i] = str(cells[i])
     for i in _TEXT_CELLS:
         text: str = cells[i]
         if text and text[0] in _FORMULA_FIRST:
             cells[i] = spreadsheet_safe(text)
     for i in _FLOAT_CELLS:
         number: float | None = cells[i]
-        if number is None or not _finite(number):
-            cells[i] = ""
+        cells[i] = "" if number is None or not _finite(number) else str(number)
     for i in _BOOL_CELLS:
         cells[i] = "true" if cells[i] else "false"
-    line = _FLOW_LINE % tuple(cells)
-    if line.count(",") == _FLOW_COMMAS and '"' not in line and "\r" not in line and line.find("\n") == len(line) - 1:
-        return line
+    line = ",".join(cells)
+    if line.count(",") == _FLOW_COMMAS and '"' not in line and "\r" not in line and "\n" not in line:
+        return line + "\n"
     return None
 
 
-_FLOW_LINE: Final = ",".join(["%s"] * len(FLOW_COLUMNS)) + "\n"
 _FLOW_COMMAS: Final = len(FLOW_COLUMNS) - 1
 
 

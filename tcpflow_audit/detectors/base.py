@@ -355,13 +355,16 @@ class Aggregate:
         if hit.escalate:
             self.escalated += 1
 
+    def takes_example(self, first: float, ip: bytes, port: int) -> bool:
+        """Whether a hit at `first` from client ip:port becomes the row's example (the earliest so far,
+        by time and then by client ip:port): a rule whose detail text is costly builds it only then."""
+        return not self.count or (first, ip, port) < (self.example_first, self.client_ip, self.client_port)
+
     def _example(self, first: float, ip: bytes, port: int, detail: str) -> None:
-        if self.count:
-            if ip != self.client_ip or port != self.client_port:
-                self.many_ports = True
-            if (first, ip, port) >= (self.example_first, self.client_ip, self.client_port):
-                return
-        self.example_first, self.client_ip, self.client_port, self.detail = first, ip, port, detail
+        if self.count and (ip != self.client_ip or port != self.client_port):
+            self.many_ports = True
+        if self.takes_example(first, ip, port):
+            self.example_first, self.client_ip, self.client_port, self.detail = first, ip, port, detail
 
     def merge(self, other: Aggregate) -> None:
         if not other.count:
