@@ -24,7 +24,7 @@ from .config import EngineConfig
 from .connection import FlowRecord
 from .decode import SUPPORTED_LINKTYPES, Decoder
 from .errors import InputProblem
-from .fastlane import LaneCounts, run_lane
+from .fastlane import LaneCounts, release_all_held, run_lane
 from .tracker import ConnectionTracker
 
 
@@ -86,6 +86,7 @@ class RunStats:
     tcp_packets: int = 0
     filtered_out: int = 0
     skipped: Counter = field(default_factory=Counter)  # packets not decoded, by reason (decode's names)
+    fragments_incomplete: int = 0  # TCP packets read from a first fragment alone (the rest of the datagram missing)
     connections: int = 0
     evicted: int = 0
     peak_live_connections: int = 0
@@ -183,7 +184,9 @@ class Auditor:
             if leftover is not None:
                 merged = heapq.merge(leftover, *ordered[index + 1 :], key=lambda record: record[0])
                 run_lane(merged, tracker, decoder, counts, report, math.inf, since, until, segment_ok)
-                return
+                break
+        # TCP first fragments still waiting for the rest of their datagram: read alone
+        release_all_held(tracker, decoder, counts, segment_ok)
 
     @staticmethod
     def _ordered(readers: list[CaptureReader]) -> list[CaptureReader]:
@@ -208,6 +211,7 @@ class Auditor:
 
     def _count(self) -> None:
         self.stats.skipped.update(self.decoder.skipped)
+        self.stats.fragments_incomplete = self.decoder.fragments_incomplete
         self.stats.connections = self.tracker.connections_seen
         self.stats.evicted = self.tracker.evicted
         self.stats.peak_live_connections = self.tracker.peak_live

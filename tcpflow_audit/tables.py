@@ -314,6 +314,8 @@ def render_summary(summary: dict[str, Any], style: TableStyle) -> Iterator[str]:
         lines.append(("filtered out", summary["filtered_out"]))
     for reason, n in summary["skipped_packets"].items():
         lines.append((f"skipped: {reason}", n))
+    if summary.get("fragments_incomplete"):
+        lines.append(("TCP first fragments read alone", summary["fragments_incomplete"]))
     lines.append(("connections", summary["connections"]))
     if summary.get("interrupted"):
         lines.append(("interrupted", "yes (Ctrl-C): this report covers the packets read until then"))
