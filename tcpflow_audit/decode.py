@@ -237,7 +237,16 @@ _BAD_IP_HEADER: Final = 2
 _TRUNCATED_TCP: Final = 3
 _BAD_TCP_OFFSET: Final = 4
 _IPV6_EXT_LOOP: Final = 5
-_REASONS: Final = ("", "truncated_ip", "bad_ip_header", "truncated_tcp", "bad_tcp_offset", "ipv6_ext_loop")
+_HEADER_PAST_SEGMENT: Final = 6  # (not a skip: the general walk reads such a segment; see tcp_header)
+_REASONS: Final = (
+    "",
+    "truncated_ip",
+    "bad_ip_header",
+    "truncated_tcp",
+    "bad_tcp_offset",
+    "ipv6_ext_loop",
+    "bad_tcp_header_len",
+)
 
 
 def ip4_header(buf: bytes, o: i64, end: i64) -> tuple[i64, i64, i64, i64, i64]:
@@ -324,7 +333,13 @@ def ip6_header(buf: bytes, o: i64, end: i64) -> tuple[i64, i64, i64, i64, i64, i
 
 def tcp_header(buf: bytes, t: i64, segment: i64, end: i64) -> tuple[i64, i64, i64, i64, i64, i64, i64, i64]:
     """The TCP header at buf[t:end] of a `segment`-byte segment (-1: unknown, use what was captured):
-    (reason, sport, dport, seq, ack, flags, window, payload length)."""
+    (reason, sport, dport, seq, ack, flags, window, payload length).
+
+    A data offset past the end of a segment that holds the 20 fixed bytes is _HEADER_PAST_SEGMENT,
+    with every field read and a payload length of 0: the fixed header is sound, the options and
+    payload cannot be told apart (tshark counts such a segment in its stream; Zeek calls it
+    bad_TCP_header_len). The fast case leaves it to the general walk, which reads it and counts it.
+    """
     if 0 <= segment < 20:
         return (_BAD_IP_HEADER, 0, 0, 0, 0, 0, 0, 0)
     if end - t < 20:
@@ -333,16 +348,18 @@ def tcp_header(buf: bytes, t: i64, segment: i64, end: i64) -> tuple[i64, i64, i6
     thl = offset >> 2 & 0x3C
     if thl < 20:
         return (_BAD_TCP_OFFSET, 0, 0, 0, 0, 0, 0, 0)
+    reason: i64 = 0
     if segment >= 0:
         plen = segment - thl
         if plen < 0:
-            return (_BAD_IP_HEADER, 0, 0, 0, 0, 0, 0, 0)
+            reason = _HEADER_PAST_SEGMENT
+            plen = 0
     else:
         plen = end - t - thl
         if plen < 0:
             plen = 0
     flags: i64 = buf[t + 13]
-    return (0, be16(buf, t), be16(buf, t + 2), be32(buf, t + 4), be32(buf, t + 8), flags, be16(buf, t + 14), plen)
+    return (reason, be16(buf, t), be16(buf, t + 2), be32(buf, t + 4), be32(buf, t + 8), flags, be16(buf, t + 14), plen)
 
 
 def _tcp_checksum_ok(buf: bytes, src_at: int, dst: bytes, t: int, segment: int) -> bool:
@@ -645,6 +662,10 @@ class Decoder:
         # a TCP first fragment is held for its datagram (`take_released` gives it back): the loop's one test
         self.holding = False
         self.fragments_incomplete = 0  # TCP datagrams read from their first fragment alone
+        # segments read with their data offset past their end (tcp_header): how many, and the time of the
+        # first since the caller last set it to -1
+        self.header_past_segment = 0
+        self.header_past_segment_first = -1.0
 
     def take_released(self, now: float, pair: int) -> list[Held]:
         """The held TCP first fragments to read alone now, in the order they came: those of the
@@ -904,7 +925,12 @@ class Decoder:
         if proto == 6:
             reason, sport, dport, seq, ack, flags, window, plen = tcp_header(buf, t, payload, end)
             if reason:
-                return _REASONS[reason]
+                if reason != _HEADER_PAST_SEGMENT:
+                    return _REASONS[reason]
+                if not more_fragments:  # (in a first fragment, the header goes on in the next one)
+                    self.header_past_segment += 1
+                    if self.header_past_segment_first < 0:
+                        self.header_past_segment_first = self.frame_ts
             ok = True
             # verify only when the whole segment is here (and not a first fragment: MF set)
             if self.verify_checksums and payload >= 0 and t + payload <= end and not more_fragments and src_at >= 0:

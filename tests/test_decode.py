@@ -398,9 +398,17 @@ def test_ipv4_bad_headers():
     # total length shorter than IP header + TCP fixed header
     assert reason(1, eth(ip4(SEG, tot=39))) == "bad_ip_header"
     assert reason(1, eth(ip4(SEG, tot=10))) == "bad_ip_header"
-    # TCP header (with options) longer than the IP payload: negative payload length
+    # a TCP header (with options) longer than the IP payload, whose 20 fixed bytes are there: read with
+    # them, payload 0, and counted (tshark counts it in its stream; Zeek: bad_TCP_header_len)
     seg = tcp(b"", opts=b"\x01" * 12)
-    assert reason(1, eth(ip4(seg, tot=20 + 24))) == "bad_ip_header"
+    s, skipped = dec(1, eth(ip4(seg, tot=20 + 24)))
+    assert s is not None and s[PAYLOAD_LEN] == 0 and s[SRC_PORT] == seg_fields(dec(1, eth(ip4(SEG)))[0])[1]
+    assert not skipped
+    d = Decoder()
+    assert d.decode(1, eth(ip4(seg, tot=20 + 24)), 3.0) is not None
+    assert (d.header_past_segment, d.header_past_segment_first) == (1, 3.0)
+    # fewer than the 20 fixed bytes in the IP payload: no TCP header at all
+    assert reason(1, eth(ip4(seg, tot=20 + 16))) == "bad_ip_header"
 
 
 def test_ipv4_not_tcp():
@@ -590,7 +598,9 @@ def test_ipv6_bad_lengths_and_zero_payload_length():
     assert reason(229, ip6(SEG, plen=19)) == "bad_ip_header"
     assert reason(229, ip6(SEG, nh=60, ext=ext_hdr(6, 1), plen=30)) == "bad_ip_header"
     seg = tcp(b"", opts=b"\x01" * 12)
-    assert reason(229, ip6(seg, plen=24)) == "bad_ip_header"
+    assert reason(229, ip6(seg, plen=16)) == "bad_ip_header"
+    s, skipped = dec(229, ip6(seg, plen=24))  # the fixed header there, the options past the segment
+    assert s is not None and s[PAYLOAD_LEN] == 0 and not skipped
     # payload length 0 (offload / jumbogram): from the captured bytes
     check_v6(dec(229, ip6(SEG, plen=0))[0])
     check_v6(dec(229, ip6(tcp(PAY), plen=0, fix_tcp=False), verify=True)[0])

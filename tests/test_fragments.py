@@ -215,3 +215,10 @@ def test_hostile_fragments_stay_bounded() -> None:
     assert got[4] is not None and got[4][PAYLOAD_LEN] == 1000
     assert got[6] is not None and got[6][PAYLOAD_LEN] == 1000
     assert "malformed" not in decoder.skipped and decoder.take_released(math.inf, -1) == []
+
+
+def test_the_summary_table_counts_first_fragments_read_alone(cli) -> None:
+    lines = cli(sample("tcp_fragments_port80.pcap"), "--width", "0").stdout.splitlines()
+    assert ["TCP", "first", "fragments", "read", "alone", "2"] in [line.split() for line in lines]
+    plain = cli(sample("tcp_fragments.pcap"), "--width", "0").stdout
+    assert "read alone" not in plain and "skipped: ip_fragment  4" in plain
