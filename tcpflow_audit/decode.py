@@ -7,6 +7,10 @@ Interface:
     decoder.tunnel -> str                   # the tunnel path of the segment decode() last returned ("" for none)
     decoder.skipped -> collections.Counter[str]  # reason -> count (the names below)
     decoder.add_tunnel_port(name, port)     # e.g. ("vxlan", 4790): a UDP port the deployment uses
+    decoder.holding -> bool                 # a TCP first fragment waits for the rest of its datagram
+    decoder.take_released(now, pair)        # -> [(ts, Segment, tunnel)]: first fragments to read alone now
+    decoder.fragments_incomplete -> int     # TCP segments read from their first fragment alone
+    decoder.header_past_segment -> int      # TCP segments read whose data offset runs past their end
     SUPPORTED_LINKTYPES: frozenset[int]
     decode_in_place(buf, start, end, linktype)  # the fast case, fields read where they lie (fastlane)
 
@@ -21,7 +25,7 @@ Skip reasons counted in ``Decoder.skipped`` (stable names):
     truncated_ip          the frame ends inside the IPv4 fixed header / IPv6 header or extension chain
     bad_ip_header         wrong version, IHL < 5 or past the captured bytes, or inconsistent IP length fields
     bad_ip_checksum       (verify_checksums only) the IPv4 header checksum is wrong
-    ip_fragment           a non-first fragment of TCP, or a fragment held until its datagram is whole
+    ip_fragment           an IP fragment: held until its datagram is whole (then read whole), or given up
     ipv6_ext_loop         more than 16 IPv6 extension headers
     not_tcp               IP carrying another protocol (UDP that is no tunnel, ICMP, IPv6 "no next header")
     ipsec_esp             IPsec ESP: encrypted, the TCP inside cannot be read
@@ -48,9 +52,11 @@ native-integer functions that read the bytes in place) and called by both ways t
   then by content: VXLAN (4789, 8472), Geneve (6081), GTP-U (2152), Teredo (3544), L2TPv2 with
   PPP (1701) and AYIYA (5072). Each tunnel adds a layer to the path (`Decoder.tunnel`,
   "name:param,outer-src>outer-dst", layers outermost first joined by ";"); at most MAX_TUNNELS.
-  Fragments of tunnel-carrying datagrams are reassembled (`_Reassembly`: bounded in datagrams and
-  bytes, a 30 s timeout in capture time when the caller gives times); TCP's own fragments keep
-  the rule of the plain path (the first is decoded, the others skipped).
+  IP fragments, outer or inner, are reassembled (`_Reassembly`: bounded in datagrams and bytes, a
+  30 s timeout in capture time when the caller gives times) and the whole datagram decoded. A
+  TCP datagram's first fragment is also read alone and held (`Decoder.take_released`): when the
+  rest does not come (a capture filtered by port has first fragments only), that segment is read
+  as it stands, before the next segment of its connection or after HELD_WINDOW.
 
 The tunnel headers are parsed here rather than with dpkt: each is a few fixed fields, read in
 place without building an object per layer, and dpkt's classes raise on the truncated and odd
