@@ -222,3 +222,48 @@ def test_the_summary_table_counts_first_fragments_read_alone(cli) -> None:
     assert ["TCP", "first", "fragments", "read", "alone", "2"] in [line.split() for line in lines]
     plain = cli(sample("tcp_fragments.pcap"), "--width", "0").stdout
     assert "read alone" not in plain and "skipped: ip_fragment  4" in plain
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+@pytest.mark.parametrize("linktype,fragment", [(228, ip4_fragment), (229, ip6_fragment)])
+def test_crafted_fragments_out_of_order_agree_with_tshark(tmp_path, linktype, fragment) -> None:
+    """Two segments, each in three fragments sent last first, and one whose rest is missing."""
+    from capture_helpers import pcap_file
+
+    records = []
+    for n, ident in enumerate((1, 2)):
+        segment = tcp_segment(bytes([n]) * 2500, seq=1000 + 2500 * n)
+        parts = pieces(segment, [(0, 800), (800, 1600), (1600, len(segment))])
+        records += [(100 + n, i * 10, fragment(*parts[i], ident=ident)) for i in (2, 0, 1)]
+    lonely = tcp_segment(b"z" * 2000, seq=6000)
+    records.append((110, 0, fragment(lonely[:1000], 0, True, ident=3)))
+    path = tmp_path / "fragments.pcap"
+    path.write_bytes(pcap_file(records, network=linktype))
+
+    def tshark(defragment: str, *fields: str) -> list[str]:
+        command = [
+            "tshark",
+            "-r",
+            str(path),
+            "-o",
+            f"ip.defragment:{defragment}",
+            "-o",
+            f"ipv6.defragment:{defragment}",
+        ]
+        run = subprocess.run(
+            command + ["-Y", "tcp", "-T", "fields", *(arg for field in fields for arg in ("-e", field))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return run.stdout.split()
+
+    # reassembling (its default), tshark reads the two whole segments, and the lonely first fragment as
+    # no TCP at all; not reassembling, it reads that one as TCP (with 980 bytes of payload), as we do
+    assert tshark("TRUE", "tcp.len") == ["2500", "2500"]
+    assert tshark("FALSE", "frame.number", "tcp.seq_raw")[-2:] == ["7", "6000"]
+    assert sum(payload_bytes(path).values()) == 2500 + 2500 + 980
+    result = audit(str(path))
+    assert result.summary["tcp_packets"] == 3 and result.summary["fragments_incomplete"] == 1
+    assert result.summary["skipped_packets"] == {"ip_fragment": 4}
