@@ -368,13 +368,12 @@ def tcp_header(buf: bytes, t: i64, segment: i64, end: i64) -> tuple[i64, i64, i6
     return (reason, be16(buf, t), be16(buf, t + 2), be32(buf, t + 4), be32(buf, t + 8), flags, be16(buf, t + 14), plen)
 
 
-def _tcp_checksum_ok(buf: bytes, src_at: int, dst: bytes, t: int, segment: int) -> bool:
-    """The TCP checksum of buf[t:t + segment] with its pseudo-header (source at src_at) is right."""
-    size = len(dst)
+def _tcp_checksum_ok(buf: bytes, src: bytes, dst: bytes, t: int, segment: int) -> bool:
+    """The TCP checksum of buf[t:t + segment] with its pseudo-header (from src to dst) is right."""
     return (
         not (
             _word_sum(buf, t, t + segment)
-            + _word_sum(buf, src_at, src_at + size)
+            + _from_bytes(src, "big")
             + _from_bytes(dst, "big")
             + 6
             + segment
@@ -872,8 +871,8 @@ class Decoder:
                 if proto == 6 and not fragment & 0x1FFF:
                     self._hold(key, buf, t, payload, end, src, dst, path)
                 return "ip_fragment"
-            return self._payload(whole, proto, 0, len(whole), len(whole), False, src, -1, dst, path)
-        return self._payload(buf, proto, t, payload, end, bool(fragment & 0x2000), src, o + 12, dst, path)
+            return self._payload(whole, proto, 0, len(whole), len(whole), False, src, True, dst, path)
+        return self._payload(buf, proto, t, payload, end, False, src, True, dst, path)
 
     def _ip6(self, buf: bytes, o: int, end: int, path: list[str]):
         reason, nh, t, payload, fragment_at, dst_at = ip6_header(buf, o, end)
@@ -891,15 +890,15 @@ class Decoder:
                     if nh == 6 and not field & 0xFFF8:
                         self._hold(key, buf, t, payload, end, src, dst, path)
                     return "ip_fragment"
-                return self._payload(whole, buf[fragment_at], 0, len(whole), len(whole), False, src, -1, dst, path)
-        return self._payload(buf, nh, t, payload, end, False, src, o + 8, dst, path)
+                return self._payload(whole, buf[fragment_at], 0, len(whole), len(whole), False, src, True, dst, path)
+        return self._payload(buf, nh, t, payload, end, False, src, True, dst, path)
 
     def _hold(
         self, key: tuple, buf: bytes, t: int, payload: int, end: int, src: bytes, dst: bytes, path: list[str]
     ) -> None:
         """Keep a TCP first fragment (its datagram `key` pending), read alone, in case the rest never comes.
         A first fragment too short for the fixed TCP header is not kept: only the whole datagram can be read."""
-        segment = self._payload(buf, 6, t, payload, end, True, src, -1, dst, path)
+        segment = self._payload(buf, 6, t, payload, end, True, src, False, dst, path)
         if isinstance(segment, tuple):
             self.fragments.hold(key, (self.frame_ts, segment, self.tunnel))
             self.holding = True
@@ -913,11 +912,12 @@ class Decoder:
         end: int,
         more_fragments: bool,
         src: bytes,
-        src_at: int,
+        checkable: bool,
         dst: bytes,
         path: list[str],
     ):
-        """What an IP header at (src, dst) carries: `proto` at buf[t:], `payload` bytes long (-1: to end)."""
+        """What an IP header at (src, dst) carries: `proto` at buf[t:], `payload` bytes long (-1: to end).
+        A TCP checksum is verified (when asked) if `checkable` and the whole segment is there."""
         while proto == 51:  # AH (IPv4; IPv6 walks it as an extension header): length in 4-byte units, minus 2
             if t + 2 > end:
                 return "truncated_ip"
@@ -939,8 +939,8 @@ class Decoder:
                         self.header_past_segment_first = self.frame_ts
             ok = True
             # verify only when the whole segment is here (and not a first fragment: MF set)
-            if self.verify_checksums and payload >= 0 and t + payload <= end and not more_fragments and src_at >= 0:
-                ok = _tcp_checksum_ok(buf, src_at, dst, t, payload)
+            if self.verify_checksums and payload >= 0 and t + payload <= end and not more_fragments and checkable:
+                ok = _tcp_checksum_ok(buf, src, dst, t, payload)
             self.tunnel = ";".join(path)
             return (src, sport, dst, dport, seq, ack, flags, window, plen, ok)
         stop = end if payload < 0 else min(end, t + payload)
@@ -971,7 +971,7 @@ class Decoder:
                 return "ipcomp_unreadable"
             if buf[t] == 108:  # IPComp inside IPComp: never sent; a decompression bomb's nesting
                 return "ipcomp_unreadable"
-            return self._payload(whole, buf[t], 0, len(whole), len(whole), False, src, -1, dst, path)
+            return self._payload(whole, buf[t], 0, len(whole), len(whole), False, src, False, dst, path)
         return "not_tcp"
 
     # -- tunnels -----------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from .capture import CaptureReader
 from .config import EngineConfig
@@ -26,6 +25,7 @@ from .connection import FlowRecord
 from .decode import SUPPORTED_LINKTYPES, Decoder
 from .errors import InputProblem
 from .fastlane import LaneCounts, release_all_held, run_lane
+from .report import iso_utc
 from .tracker import ConnectionTracker
 
 
@@ -200,7 +200,7 @@ class Auditor:
         decoder = self.decoder
         count = decoder.header_past_segment - before
         if count:
-            first = datetime.fromtimestamp(decoder.header_past_segment_first, UTC).isoformat().replace("+00:00", "Z")
+            first = iso_utc(decoder.header_past_segment_first)
             self.segment_problems.append(
                 InputProblem(
                     ", ".join(reader.name for reader in readers),
