@@ -371,14 +371,7 @@ def tcp_header(buf: bytes, t: i64, segment: i64, end: i64) -> tuple[i64, i64, i6
 def _tcp_checksum_ok(buf: bytes, src: bytes, dst: bytes, t: int, segment: int) -> bool:
     """The TCP checksum of buf[t:t + segment] with its pseudo-header (from src to dst) is right."""
     return (
-        not (
-            _word_sum(buf, t, t + segment)
-            + _from_bytes(src, "big")
-            + _from_bytes(dst, "big")
-            + 6
-            + segment
-        )
-        % 0xFFFF
+        not (_word_sum(buf, t, t + segment) + _from_bytes(src, "big") + _from_bytes(dst, "big") + 6 + segment) % 0xFFFF
     )
 
 
