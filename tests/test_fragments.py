@@ -285,3 +285,26 @@ def test_a_whole_datagram_checksum_is_verified() -> None:
             if segment is not None and segment[PAYLOAD_LEN] == 1448:
                 whole.append(segment[CHECKSUM_OK])
         assert whole == ([False, False] if damage else [True, True])
+
+
+@pytest.mark.parametrize("linktype,fragment", [(228, ip4_fragment), (229, ip6_fragment)])
+def test_a_held_first_fragment_reaches_the_tracker_before_its_connections_next_segment(
+    tmp_path, linktype, fragment
+) -> None:
+    """The peer's ACK (decoded in place, on the fast lane) comes half a second after a lonely first
+    fragment: the fragment is read first, so it starts the connection, at its own time."""
+    from capture_helpers import pcap_file
+
+    if linktype == 228:
+        ack = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 9, 0, 64, 6, 0, DST4, SRC4)
+    else:
+        ack = struct.pack("!IHBB16s16s", 6 << 28, 20, 6, 64, DST6, SRC6)
+    ack += struct.pack("!HHIIBBHHH", 80, 40000, 1, 1000 + 2000, 5 << 4, 0x10, 1000, 0, 0)
+    records = [(100, 0, fragment(tcp_segment(b"x" * 2000)[:1000], 0, True)), (100, 500000, ack)]
+    path = tmp_path / "held.pcap"
+    path.write_bytes(pcap_file(records, network=linktype))
+    result = audit(str(path))
+    (flow,) = result.flows.to_dict("records")
+    assert flow["start"] == "1970-01-01T00:01:40.000000Z" and flow["client_port"] == 40000
+    assert (flow["client_packets"], flow["server_packets"]) == (1, 1)
+    assert result.summary["fragments_incomplete"] == 1 and result.summary["tcp_packets"] == 2
