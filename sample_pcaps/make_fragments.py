@@ -17,7 +17,9 @@ runs on the server's veth end twice at once:
 * tcp_fragments_port80.pcap: `tcp port 80`, as a port filter captures: only the first fragments
   (the others carry no TCP header, so no port).
 
-Everything is bounded in time, and the namespaces are removed in a finally block.
+Offloads stay on: the packets that are not fragmented carry checksums left to the offload, the
+fragmented segments real ones (the router computes them before fragmenting). Everything is bounded
+in time, and the namespaces are removed in a finally block.
 """
 
 from __future__ import annotations
