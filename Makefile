@@ -64,6 +64,7 @@ samples: $(STAMP)
 	$(BIN)/python sample_pcaps/make_crafted.py
 	$(BIN)/python sample_pcaps/make_vxlan.py
 	$(BIN)/python sample_pcaps/make_tunnels.py
+	$(BIN)/python sample_pcaps/make_fragments.py
 
 bench: $(STAMP)
 	bash bench/run_bench.sh

@@ -7,6 +7,10 @@ Interface:
     decoder.tunnel -> str                   # the tunnel path of the segment decode() last returned ("" for none)
     decoder.skipped -> collections.Counter[str]  # reason -> count (the names below)
     decoder.add_tunnel_port(name, port)     # e.g. ("vxlan", 4790): a UDP port the deployment uses
+    decoder.holding -> bool                 # a TCP first fragment waits for the rest of its datagram
+    decoder.take_released(now, pair)        # -> [(ts, Segment, tunnel)]: first fragments to read alone now
+    decoder.fragments_incomplete -> int     # TCP segments read from their first fragment alone
+    decoder.header_past_segment -> int      # TCP segments read whose data offset runs past their end
     SUPPORTED_LINKTYPES: frozenset[int]
     decode_in_place(buf, start, end, linktype)  # the fast case, fields read where they lie (fastlane)
 
@@ -21,7 +25,7 @@ Skip reasons counted in ``Decoder.skipped`` (stable names):
     truncated_ip          the frame ends inside the IPv4 fixed header / IPv6 header or extension chain
     bad_ip_header         wrong version, IHL < 5 or past the captured bytes, or inconsistent IP length fields
     bad_ip_checksum       (verify_checksums only) the IPv4 header checksum is wrong
-    ip_fragment           a non-first fragment of TCP, or a fragment held until its datagram is whole
+    ip_fragment           an IP fragment: held until its datagram is whole (then read whole), or given up
     ipv6_ext_loop         more than 16 IPv6 extension headers
     not_tcp               IP carrying another protocol (UDP that is no tunnel, ICMP, IPv6 "no next header")
     ipsec_esp             IPsec ESP: encrypted, the TCP inside cannot be read
@@ -48,9 +52,11 @@ native-integer functions that read the bytes in place) and called by both ways t
   then by content: VXLAN (4789, 8472), Geneve (6081), GTP-U (2152), Teredo (3544), L2TPv2 with
   PPP (1701) and AYIYA (5072). Each tunnel adds a layer to the path (`Decoder.tunnel`,
   "name:param,outer-src>outer-dst", layers outermost first joined by ";"); at most MAX_TUNNELS.
-  Fragments of tunnel-carrying datagrams are reassembled (`_Reassembly`: bounded in datagrams and
-  bytes, a 30 s timeout in capture time when the caller gives times); TCP's own fragments keep
-  the rule of the plain path (the first is decoded, the others skipped).
+  IP fragments, outer or inner, are reassembled (`_Reassembly`: bounded in datagrams and bytes, a
+  30 s timeout in capture time when the caller gives times) and the whole datagram decoded. A
+  TCP datagram's first fragment is also read alone and held (`Decoder.take_released`): when the
+  rest does not come (a capture filtered by port has first fragments only), that segment is read
+  as it stands, before the next segment of its connection or after HELD_WINDOW.
 
 The tunnel headers are parsed here rather than with dpkt: each is a few fixed fields, read in
 place without building an object per layer, and dpkt's classes raise on the truncated and odd
@@ -237,7 +243,16 @@ _BAD_IP_HEADER: Final = 2
 _TRUNCATED_TCP: Final = 3
 _BAD_TCP_OFFSET: Final = 4
 _IPV6_EXT_LOOP: Final = 5
-_REASONS: Final = ("", "truncated_ip", "bad_ip_header", "truncated_tcp", "bad_tcp_offset", "ipv6_ext_loop")
+_HEADER_PAST_SEGMENT: Final = 6  # (not a skip: the general walk reads such a segment; see tcp_header)
+_REASONS: Final = (
+    "",
+    "truncated_ip",
+    "bad_ip_header",
+    "truncated_tcp",
+    "bad_tcp_offset",
+    "ipv6_ext_loop",
+    "bad_tcp_header_len",
+)
 
 
 def ip4_header(buf: bytes, o: i64, end: i64) -> tuple[i64, i64, i64, i64, i64]:
@@ -324,7 +339,13 @@ def ip6_header(buf: bytes, o: i64, end: i64) -> tuple[i64, i64, i64, i64, i64, i
 
 def tcp_header(buf: bytes, t: i64, segment: i64, end: i64) -> tuple[i64, i64, i64, i64, i64, i64, i64, i64]:
     """The TCP header at buf[t:end] of a `segment`-byte segment (-1: unknown, use what was captured):
-    (reason, sport, dport, seq, ack, flags, window, payload length)."""
+    (reason, sport, dport, seq, ack, flags, window, payload length).
+
+    A data offset past the end of a segment that holds the 20 fixed bytes is _HEADER_PAST_SEGMENT,
+    with every field read and a payload length of 0: the fixed header is sound, the options and
+    payload cannot be told apart (tshark counts such a segment in its stream; Zeek calls it
+    bad_TCP_header_len). The fast case leaves it to the general walk, which reads it and counts it.
+    """
     if 0 <= segment < 20:
         return (_BAD_IP_HEADER, 0, 0, 0, 0, 0, 0, 0)
     if end - t < 20:
@@ -333,30 +354,24 @@ def tcp_header(buf: bytes, t: i64, segment: i64, end: i64) -> tuple[i64, i64, i6
     thl = offset >> 2 & 0x3C
     if thl < 20:
         return (_BAD_TCP_OFFSET, 0, 0, 0, 0, 0, 0, 0)
+    reason: i64 = 0
     if segment >= 0:
         plen = segment - thl
         if plen < 0:
-            return (_BAD_IP_HEADER, 0, 0, 0, 0, 0, 0, 0)
+            reason = _HEADER_PAST_SEGMENT
+            plen = 0
     else:
         plen = end - t - thl
         if plen < 0:
             plen = 0
     flags: i64 = buf[t + 13]
-    return (0, be16(buf, t), be16(buf, t + 2), be32(buf, t + 4), be32(buf, t + 8), flags, be16(buf, t + 14), plen)
+    return (reason, be16(buf, t), be16(buf, t + 2), be32(buf, t + 4), be32(buf, t + 8), flags, be16(buf, t + 14), plen)
 
 
-def _tcp_checksum_ok(buf: bytes, src_at: int, dst: bytes, t: int, segment: int) -> bool:
-    """The TCP checksum of buf[t:t + segment] with its pseudo-header (source at src_at) is right."""
-    size = len(dst)
+def _tcp_checksum_ok(buf: bytes, src: bytes, dst: bytes, t: int, segment: int) -> bool:
+    """The TCP checksum of buf[t:t + segment] with its pseudo-header (from src to dst) is right."""
     return (
-        not (
-            _word_sum(buf, t, t + segment)
-            + _word_sum(buf, src_at, src_at + size)
-            + _from_bytes(dst, "big")
-            + 6
-            + segment
-        )
-        % 0xFFFF
+        not (_word_sum(buf, t, t + segment) + _from_bytes(src, "big") + _from_bytes(dst, "big") + 6 + segment) % 0xFFFF
     )
 
 
@@ -386,7 +401,7 @@ def decode_in_place(
     decode it); ip_offset is the IP header's position in buf. IPv4 comes with its addresses as
     32-bit integers; IPv6 with src and dst 0: its addresses are ``buf[ip_offset + 8:ip_offset + 24]``
     and ``buf[ip_offset + 24:ip_offset + 40]``. It takes TCP straight over IPv4 (any header length,
-    not a non-first fragment) or IPv6 (no extension header) on Ethernet with at most one 802.1Q tag,
+    not a fragment) or IPv6 (no extension header) on Ethernet with at most one 802.1Q tag,
     LINUX_SLL, LINUX_SLL2 or raw IP; checksums are not verified (the fast lane does not run with
     --verify-checksums). The header rules are `ip4_header`, `ip6_header` and `tcp_header`, the
     general walk's. Compiled, it reads the bytes in place and makes no objects.
@@ -421,7 +436,7 @@ def decode_in_place(
             o, o6 = _ip_at(be16(buf, start), start + 20)
     if o >= 0:
         reason, protocol, t, segment, fragment = ip4_header(buf, o, end)
-        if reason or protocol != 6 or fragment & 0x1FFF:
+        if reason or protocol != 6 or fragment & 0x3FFF:  # (a fragment: the general walk reassembles it)
             return _NOT_TAKEN
         reason, sport, dport, seq, ack, flags, window, plen = tcp_header(buf, t, segment, end)
         if reason:
@@ -465,6 +480,28 @@ _ET_GUESS_IP: Final = -1  # IPv4 or IPv6, by the version nibble
 _FRAGMENT_TIMEOUT: Final = 30.0  # seconds of capture time, as Linux's ipfrag_time
 _FRAGMENT_DATAGRAMS: Final = 1024  # datagrams being reassembled at once
 _FRAGMENT_BYTES: Final = 8 << 20  # bytes held for them
+# How long TCP's first fragment waits for the rest of its datagram, in capture time. A host or a
+# router sends the fragments of one datagram back to back (a 64 KiB datagram is on a 1 Mb/s link
+# within 0.53 s; paths reorder by milliseconds); past this the rest is taken to be missing from the
+# capture (a port filter keeps first fragments only: the others carry no ports).
+HELD_WINDOW: Final = 1.0
+
+Held = tuple[float, tuple, str]
+"""A TCP first fragment read alone: (its capture time, its Segment tuple, its tunnel path)."""
+
+
+def pair_key(a: i64, b: i64, sport: i64, dport: i64) -> i64:
+    """The same integer for both directions of a connection, from the low 32 bits of each address
+    and the ports: which held first fragments a segment's arrival releases (two connections that
+    share it only release each other's a little early)."""
+    return (a ^ b) << 16 | (sport ^ dport)
+
+
+def segment_pair(segment: tuple) -> int:
+    """`pair_key` of a Segment tuple."""
+    src: bytes = segment[SRC_IP]
+    dst: bytes = segment[DST_IP]
+    return pair_key(be32(src, len(src) - 4), be32(dst, len(dst) - 4), segment[SRC_PORT], segment[DST_PORT])
 
 
 class _Datagram:
@@ -475,16 +512,25 @@ class _Datagram:
         self.parts: list[tuple[int, bytes]] = []
         self.total = -1  # known once the last fragment (MF clear) has come
         self.size = 0
+        self.held: Held | None = None  # TCP: the first fragment, read alone, should the rest not come
+        self.pair = 0  # pair_key of the held segment
 
 
 class _Reassembly:
     """IP datagrams being put back together from fragments, bounded in number, bytes and time:
-    past either bound, or after _FRAGMENT_TIMEOUT of capture time, the oldest is dropped."""
+    past either bound, or after _FRAGMENT_TIMEOUT of capture time, the oldest is dropped.
+
+    A TCP datagram's first fragment, read alone, is kept with it (`hold`): when the datagram is
+    dropped, or given up by `release`, that segment goes to ``released``, to be read as it stands.
+    """
 
     def __init__(self) -> None:
         self.pending: dict[tuple, _Datagram] = {}
         self.size = 0
         self.dropped = 0  # datagrams given up (timeout, bounds, impossible sizes)
+        self.held: dict[tuple, _Datagram] = {}  # those with a held first fragment, in the order they came
+        self.held_pairs: Counter[int] = Counter()  # their pair keys
+        self.released: list[Held] = []  # first fragments given up on, in order: to be read alone
 
     def add(self, key: tuple, offset: int, more: bool, data: bytes, now: float) -> bytes | None:
         """Add a fragment; the whole datagram's payload when this one completes it."""
@@ -525,11 +571,43 @@ class _Reassembly:
         self._drop(key, counted=False)
         return bytes(whole[: datagram.total])
 
+    def hold(self, key: tuple, held: Held) -> None:
+        """Keep the first fragment of the datagram `key` (pending), read alone, until it is whole."""
+        datagram = self.pending.get(key)
+        if datagram is None or datagram.held is not None:  # (a copy of the first fragment: the first kept)
+            return
+        datagram.held = held
+        datagram.pair = segment_pair(held[1])
+        self.held[key] = datagram
+        self.held_pairs[datagram.pair] += 1
+
+    def release(self, now: float, pair: int) -> None:
+        """Give up on the held datagrams of the connection `pair` (a segment of it has come: its first
+        fragment must be read before that segment), and on those held HELD_WINDOW before `now`."""
+        held = self.held
+        if pair in self.held_pairs:
+            for key in [key for key, datagram in held.items() if datagram.pair == pair]:
+                self._drop(key)
+        while held:
+            oldest_key = next(iter(held))
+            oldest = held[oldest_key].held
+            if oldest is None or oldest[0] + HELD_WINDOW >= now:
+                break
+            self._drop(oldest_key)
+
     def _drop(self, key: tuple, counted: bool = True) -> None:
         datagram = self.pending.pop(key)
         self.size -= datagram.size
         if counted:
             self.dropped += 1
+        if datagram.held is not None:
+            del self.held[key]
+            pair = datagram.pair
+            self.held_pairs[pair] -= 1
+            if not self.held_pairs[pair]:
+                del self.held_pairs[pair]
+            if counted:
+                self.released.append(datagram.held)
 
 
 _tunnel_keys: dict[str, str] = {}
@@ -578,6 +656,33 @@ class Decoder:
         self.udp_tunnels: dict[int, str] = dict(UDP_TUNNEL_PORTS)
         self.fragments = _Reassembly()
         self.now = 0.0
+        self.frame_ts = -1.0  # the time of the frame being decoded
+        # a TCP first fragment is held for its datagram (`take_released` gives it back): the loop's one test
+        self.holding = False
+        self.fragments_incomplete = 0  # TCP datagrams read from their first fragment alone
+        # segments read with their data offset past their end (tcp_header): how many, and the time of the
+        # first since the caller last set it to -1
+        self.header_past_segment = 0
+        self.header_past_segment_first = -1.0
+
+    def take_released(self, now: float, pair: int) -> list[Held]:
+        """The held TCP first fragments to read alone now, in the order they came: those of the
+        connection `pair` (`pair_key` of the segment about to be read: they come before it; -1 for
+        none), those held HELD_WINDOW before `now` (math.inf: all, at the end of input), and those
+        the reassembly's bounds gave up. Each is a TCP packet then, no more an `ip_fragment`."""
+        fragments = self.fragments
+        fragments.release(now, pair)
+        released = fragments.released
+        self.holding = bool(fragments.held)
+        if not released:
+            return []
+        fragments.released = []
+        self.fragments_incomplete += len(released)
+        skipped = self.skipped
+        skipped["ip_fragment"] -= len(released)
+        if skipped["ip_fragment"] <= 0:
+            del skipped["ip_fragment"]
+        return released
 
     def add_tunnel_port(self, name: str, port: int) -> None:
         """Recognise tunnel `name` (one of TUNNEL_NAMES) on UDP `port` too."""
@@ -591,6 +696,7 @@ class Decoder:
         """Decode one frame of the given pcap link type: a Segment tuple, or None (reason counted)."""
         if frame.__class__ is not bytes:
             frame = bytes(frame)
+        self.frame_ts = ts
         if ts > self.now:
             self.now = ts
         if not self.verify_checksums:
@@ -750,50 +856,45 @@ class Decoder:
             # a correct header sums (ones' complement) to 0xFFFF; it cannot be all zeros (version 4)
             return "bad_ip_checksum"
         src, dst = buf[o + 12 : o + 16], buf[o + 16 : o + 20]
-        if fragment & 0x3FFF:  # a fragment: offset, or more fragments
-            if proto == 6:
-                if fragment & 0x1FFF:
-                    return "ip_fragment"
-            else:
-                stop = end if payload < 0 else min(end, t + payload)
-                whole = self.fragments.add(
-                    (src, dst, be16(buf, o + 4), proto),
-                    (fragment & 0x1FFF) << 3,
-                    bool(fragment & 0x2000),
-                    buf[t:stop],
-                    self.now,
-                )
-                if whole is None:
-                    return "ip_fragment"
-                return self._payload(whole, proto, 0, len(whole), len(whole), False, src, -1, dst, path)
-        return self._payload(buf, proto, t, payload, end, bool(fragment & 0x2000), src, o + 12, dst, path)
+        if fragment & 0x3FFF:  # a fragment (offset, or more fragments): the datagram is put back together
+            stop = end if payload < 0 else min(end, t + payload)
+            key = (src, dst, be16(buf, o + 4), proto)
+            whole = self.fragments.add(key, (fragment & 0x1FFF) << 3, bool(fragment & 0x2000), buf[t:stop], self.now)
+            if whole is None:
+                if proto == 6 and not fragment & 0x1FFF:
+                    self._hold(key, buf, t, payload, end, src, dst, path)
+                return "ip_fragment"
+            return self._payload(whole, proto, 0, len(whole), len(whole), False, src, True, dst, path)
+        return self._payload(buf, proto, t, payload, end, False, src, True, dst, path)
 
     def _ip6(self, buf: bytes, o: int, end: int, path: list[str]):
         reason, nh, t, payload, fragment_at, dst_at = ip6_header(buf, o, end)
         if reason:
             return _REASONS[reason]
         src, dst = buf[o + 8 : o + 24], buf[dst_at : dst_at + 16]
-        more = False
         if fragment_at >= 0:
             field = be16(buf, fragment_at + 2)
-            more = bool(field & 1)
-            if nh == 6 or buf[fragment_at] == 6:
-                if field & 0xFFF8:
-                    return "ip_fragment"
-            elif field & 0xFFF9:  # a fragment of a datagram that is not TCP: put it back together
+            if field & 0xFFF9:  # a fragment (offset, or more): the datagram is put back together
                 payload6 = be16(buf, o + 4)
                 stop = end if not payload6 else min(end, o + 40 + payload6)
-                whole = self.fragments.add(
-                    (src, buf[o + 24 : o + 40], be32(buf, fragment_at + 4)),
-                    field & 0xFFF8,
-                    more,
-                    buf[fragment_at + 8 : stop],
-                    self.now,
-                )
+                key = (src, buf[o + 24 : o + 40], be32(buf, fragment_at + 4))
+                whole = self.fragments.add(key, field & 0xFFF8, bool(field & 1), buf[fragment_at + 8 : stop], self.now)
                 if whole is None:
+                    if nh == 6 and not field & 0xFFF8:
+                        self._hold(key, buf, t, payload, end, src, dst, path)
                     return "ip_fragment"
-                return self._payload(whole, buf[fragment_at], 0, len(whole), len(whole), False, src, -1, dst, path)
-        return self._payload(buf, nh, t, payload, end, more, src, o + 8, dst, path)
+                return self._payload(whole, buf[fragment_at], 0, len(whole), len(whole), False, src, True, dst, path)
+        return self._payload(buf, nh, t, payload, end, False, src, True, dst, path)
+
+    def _hold(
+        self, key: tuple, buf: bytes, t: int, payload: int, end: int, src: bytes, dst: bytes, path: list[str]
+    ) -> None:
+        """Keep a TCP first fragment (its datagram `key` pending), read alone, in case the rest never comes.
+        A first fragment too short for the fixed TCP header is not kept: only the whole datagram can be read."""
+        segment = self._payload(buf, 6, t, payload, end, True, src, False, dst, path)
+        if isinstance(segment, tuple):
+            self.fragments.hold(key, (self.frame_ts, segment, self.tunnel))
+            self.holding = True
 
     def _payload(
         self,
@@ -804,11 +905,12 @@ class Decoder:
         end: int,
         more_fragments: bool,
         src: bytes,
-        src_at: int,
+        checkable: bool,
         dst: bytes,
         path: list[str],
     ):
-        """What an IP header at (src, dst) carries: `proto` at buf[t:], `payload` bytes long (-1: to end)."""
+        """What an IP header at (src, dst) carries: `proto` at buf[t:], `payload` bytes long (-1: to end).
+        A TCP checksum is verified (when asked) if `checkable` and the whole segment is there."""
         while proto == 51:  # AH (IPv4; IPv6 walks it as an extension header): length in 4-byte units, minus 2
             if t + 2 > end:
                 return "truncated_ip"
@@ -822,11 +924,16 @@ class Decoder:
         if proto == 6:
             reason, sport, dport, seq, ack, flags, window, plen = tcp_header(buf, t, payload, end)
             if reason:
-                return _REASONS[reason]
+                if reason != _HEADER_PAST_SEGMENT:
+                    return _REASONS[reason]
+                if not more_fragments:  # (in a first fragment, the header goes on in the next one)
+                    self.header_past_segment += 1
+                    if self.header_past_segment_first < 0:
+                        self.header_past_segment_first = self.frame_ts
             ok = True
             # verify only when the whole segment is here (and not a first fragment: MF set)
-            if self.verify_checksums and payload >= 0 and t + payload <= end and not more_fragments and src_at >= 0:
-                ok = _tcp_checksum_ok(buf, src_at, dst, t, payload)
+            if self.verify_checksums and payload >= 0 and t + payload <= end and not more_fragments and checkable:
+                ok = _tcp_checksum_ok(buf, src, dst, t, payload)
             self.tunnel = ";".join(path)
             return (src, sport, dst, dport, seq, ack, flags, window, plen, ok)
         stop = end if payload < 0 else min(end, t + payload)
@@ -857,7 +964,7 @@ class Decoder:
                 return "ipcomp_unreadable"
             if buf[t] == 108:  # IPComp inside IPComp: never sent; a decompression bomb's nesting
                 return "ipcomp_unreadable"
-            return self._payload(whole, buf[t], 0, len(whole), len(whole), False, src, -1, dst, path)
+            return self._payload(whole, buf[t], 0, len(whole), len(whole), False, src, False, dst, path)
         return "not_tcp"
 
     # -- tunnels -----------------------------------------------------------------------------------

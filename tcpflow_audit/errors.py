@@ -22,6 +22,7 @@ PROBLEM_KINDS = frozenset(
         "unknown_linktype",
         "unreadable",
         "decompress",
+        "bad_tcp_header_len",
     }
 )
 
@@ -45,9 +46,11 @@ class InputProblem:
                              interface, reported at its first packet, whose packets are skipped)
         "unreadable"         the OS refused (missing file, permission, I/O error)
         "decompress"         the compressed stream is damaged
+        "bad_tcp_header_len" TCP segments whose data offset claims a header longer than the segment: read
+                             with their fixed 20-byte header; a warning, one per file, counting them
     fatal: True for an input error (exit status 3): the file was not read whole. Reading stops at
         every one but "unknown_linktype" in pcapng, after which the other interfaces' packets are read.
-        False for a warning: "truncated", "damaged_record" (errors too with --strict).
+        False for a warning: "truncated", "damaged_record", "bad_tcp_header_len" (errors too with --strict).
     """
 
     path: str

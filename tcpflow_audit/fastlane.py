@@ -20,8 +20,8 @@ import math
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from .capture import Record, RecordBlock, epb_header, pcap_record_header
-from .decode import Decoder, decode_in_place
+from .capture import Record, RecordBlock, be32, epb_header, pcap_record_header
+from .decode import Decoder, decode_in_place, pair_key, segment_pair
 from .tracker import ConnectionTracker, address_key_at, ipv4_key
 
 if TYPE_CHECKING:  # native 64-bit integers for the compiled build; plain int to Python
@@ -145,12 +145,17 @@ def run_lane(
                     )
                 if version == 4:
                     tcp_packets += 1
+                    if decoder.holding:  # (a TCP first fragment waits for its datagram: it may come first)
+                        release_held(ts, pair_key(src, dst, sport, dport), tracker, decoder, counts, segment_ok)
                     # (methods called on the tracker directly: compiled, that is a native call)
                     tracker.segment(
                         ts, ipv4_key(src, sport), ipv4_key(dst, dport), buf, ip + 12, 4, seq, ack, flags, window, length
                     )
                 elif version == 6:
                     tcp_packets += 1
+                    if decoder.holding:
+                        pair = pair_key(be32(buf, ip + 20), be32(buf, ip + 36), sport, dport)
+                        release_held(ts, pair, tracker, decoder, counts, segment_ok)
                     tracker.segment(
                         ts,
                         address_key_at(buf, ip + 8, 16, sport),
@@ -166,7 +171,7 @@ def run_lane(
                     )
                 else:
                     frame = buf if block is None else buf[frame_start:frame_end]
-                    taken = feed_record(ts, linktype, frame, tracker, decoder, segment_ok)
+                    taken = feed_record(ts, linktype, frame, tracker, decoder, segment_ok, counts)
                     if taken == TAKEN:
                         tcp_packets += 1
                     elif taken == FILTERED:
@@ -220,10 +225,15 @@ def feed_record(
     tracker: ConnectionTracker,
     decoder: Decoder,
     segment_ok: SegmentFilter | None = None,
+    counts: LaneCounts | None = None,
 ) -> int:
     """One record the general way: decode it, hand a TCP segment `segment_ok` lets through to the
-    tracker. NOT_TCP, TAKEN, or FILTERED (a TCP segment the filter turned down)."""
+    tracker. NOT_TCP, TAKEN, or FILTERED (a TCP segment the filter turned down). TCP first fragments
+    the decoder gives up waiting for go to the tracker first (`release_held`, counted in `counts`)."""
     segment = decoder.decode(linktype, frame, ts)
+    if decoder.holding:
+        pair = -1 if segment is None else segment_pair(segment)
+        release_held(ts, pair, tracker, decoder, counts, segment_ok)
     if segment is None:
         return NOT_TCP
     src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok = segment
@@ -231,3 +241,33 @@ def feed_record(
         return FILTERED
     tracker.packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok, decoder.tunnel)
     return TAKEN
+
+
+def release_held(
+    now: float,
+    pair: int,
+    tracker: ConnectionTracker,
+    decoder: Decoder,
+    counts: LaneCounts | None,
+    segment_ok: SegmentFilter | None = None,
+) -> None:
+    """The TCP first fragments the decoder stops waiting for (`Decoder.take_released`: before a segment
+    of their connection, `pair`, or after the wait) to the tracker, each read alone with its own time,
+    which lies a little before the tracker's clock: nothing of the same connection has come between."""
+    for ts, segment, tunnel in decoder.take_released(now, pair):
+        src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok = segment
+        if segment_ok is not None and not segment_ok(src, sport, dst, dport):
+            if counts is not None:
+                counts.filtered += 1
+            continue
+        tracker.packet(ts, src, sport, dst, dport, seq, ack, flags, window, length, checksum_ok, tunnel)
+        if counts is not None:
+            counts.tcp_packets += 1
+
+
+def release_all_held(
+    tracker: ConnectionTracker, decoder: Decoder, counts: LaneCounts, segment_ok: SegmentFilter | None = None
+) -> None:
+    """End of input: every TCP first fragment still waiting for its datagram, read alone."""
+    if decoder.holding or decoder.fragments.released:
+        release_held(math.inf, -1, tracker, decoder, counts, segment_ok)

@@ -24,7 +24,8 @@ from .config import EngineConfig
 from .connection import FlowRecord
 from .decode import SUPPORTED_LINKTYPES, Decoder
 from .errors import InputProblem
-from .fastlane import LaneCounts, run_lane
+from .fastlane import LaneCounts, release_all_held, run_lane
+from .report import iso_utc
 from .tracker import ConnectionTracker
 
 
@@ -86,6 +87,7 @@ class RunStats:
     tcp_packets: int = 0
     filtered_out: int = 0
     skipped: Counter = field(default_factory=Counter)  # packets not decoded, by reason (decode's names)
+    fragments_incomplete: int = 0  # TCP packets read from a first fragment alone (the rest of the datagram missing)
     connections: int = 0
     evicted: int = 0
     peak_live_connections: int = 0
@@ -116,6 +118,7 @@ class Auditor:
         self.flow_sinks: list[Callable[[FlowRecord], None]] = self.tracker.flow_sinks
         self.stats = RunStats()
         self.progress: Callable[[list[CaptureReader], int], None] | None = None  # (readers, packets so far)
+        self.segment_problems: list[InputProblem] = []  # problems of segments in the files (warnings)
 
     def add_flow_sink(self, sink: Callable[[FlowRecord], None]) -> None:
         self.flow_sinks.append(sink)
@@ -150,6 +153,7 @@ class Auditor:
                     if reader.skipped_unsupported:  # (pcapng packets of an unsupported interface)
                         self.stats.skipped["unsupported_linktype"] += reader.skipped_unsupported
                     reader.close()
+                self.stats.problems.extend(self.segment_problems)
                 if self.stats.interrupted and not self.finalise_when_interrupted:
                     self._count()
                 else:
@@ -179,11 +183,36 @@ class Auditor:
         for index, reader in enumerate(ordered):
             later = [start for start in starts[index + 1 :] if start is not None]
             limit = later[0] if later else math.inf
+            before = decoder.header_past_segment
             leftover = run_lane(reader.blocks(), tracker, decoder, counts, report, limit, since, until, segment_ok)
             if leftover is not None:
                 merged = heapq.merge(leftover, *ordered[index + 1 :], key=lambda record: record[0])
                 run_lane(merged, tracker, decoder, counts, report, math.inf, since, until, segment_ok)
-                return
+                self._note_bad_headers(ordered[index:], before)
+                break
+            self._note_bad_headers([reader], before)
+        # TCP first fragments still waiting for the rest of their datagram: read alone
+        release_all_held(tracker, decoder, counts, segment_ok)
+
+    def _note_bad_headers(self, readers: list[CaptureReader], before: int) -> None:
+        """A warning for the TCP segments the decoder read with a data offset past their end
+        (`decode.tcp_header`) since it had counted `before`: one for the file, or the files merged."""
+        decoder = self.decoder
+        count = decoder.header_past_segment - before
+        if count:
+            first = iso_utc(decoder.header_past_segment_first)
+            self.segment_problems.append(
+                InputProblem(
+                    ", ".join(reader.name for reader in readers),
+                    None,
+                    "bad_tcp_header_len",
+                    f"{count} TCP segment{'s' if count > 1 else ''} whose data offset claims a header longer "
+                    f"than the segment (the first at {first}): counted with the fixed 20-byte header (ports, "
+                    "sequence and acknowledgment numbers, flags, window); options and payload unread",
+                    fatal=False,
+                )
+            )
+        decoder.header_past_segment_first = -1.0
 
     @staticmethod
     def _ordered(readers: list[CaptureReader]) -> list[CaptureReader]:
@@ -208,6 +237,7 @@ class Auditor:
 
     def _count(self) -> None:
         self.stats.skipped.update(self.decoder.skipped)
+        self.stats.fragments_incomplete = self.decoder.fragments_incomplete
         self.stats.connections = self.tracker.connections_seen
         self.stats.evicted = self.tracker.evicted
         self.stats.peak_live_connections = self.tracker.peak_live

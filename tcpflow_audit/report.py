@@ -435,6 +435,7 @@ def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] 
         "tcp_packets": stats.tcp_packets,
         "filtered_out": stats.filtered_out,
         "skipped_packets": dict(sorted(stats.skipped.items())),
+        "fragments_incomplete": stats.fragments_incomplete,
         "connections": stats.connections,
         "peak_live_connections": stats.peak_live_connections,
         "evicted_connections": stats.evicted,

@@ -206,9 +206,12 @@ FLOW_TABLE_COLUMNS: tuple[str, ...] = (
     "anomalies",
     "duration_s",
     "start",
+    "tunnel",
 )
 
 # What tells one connection's story first; the byte and packet counts are in CSV/JSON only.
+# The tunnel, which tells apart connections of the same addresses in two tunnels, is drawn last and
+# only in a table that has a tunnelled connection (`render_connections`).
 CONNECTION_COLUMNS = (
     Column("client", 0, wrap_to=21),
     Column("server", 1, wrap_to=21),
@@ -218,8 +221,9 @@ CONNECTION_COLUMNS = (
     Column("server_state", 5),
     Column("end_reason", 6, wrap_to=8, names=True),
     Column("anomalies", 7, wrap_to=11, names=True),
-    Column("duration_s", 8),
-    Column("start", 9),
+    Column("duration_s", 9),
+    Column("start", 10),
+    Column("tunnel", 8, wrap_to=26, names=True),
 )
 
 # A finding is read as: what, how bad, where, the numbers; the times are left out first.
@@ -251,6 +255,7 @@ def _connection_cells(row: dict[str, Any] | tuple[Any, ...]) -> list[str]:
         anomalies,
         duration,
         start,
+        tunnel,
     ) = values
     return [
         endpoint(client_ip, client_port),
@@ -263,6 +268,7 @@ def _connection_cells(row: dict[str, Any] | tuple[Any, ...]) -> list[str]:
         printable(anomalies),
         seconds(duration),
         printable(start),
+        printable(tunnel),
     ]
 
 
@@ -282,10 +288,16 @@ def _finding_cells(row: dict[str, Any]) -> list[str]:
 def render_connections(
     title: str, rows: Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]], style: TableStyle
 ) -> Iterator[str]:
-    """A connections table under its title: flow rows (dicts) or RowWriter's table rows."""
+    """A connections table under its title: flow rows (dicts) or RowWriter's table rows. The tunnel
+    column is there when some connection is tunnelled: a capture without tunnels looks as it would
+    without the column."""
     if not rows:
         return titled(title, ["(none)"], style)
-    return titled(title, render(CONNECTION_COLUMNS, rows, _connection_cells, style), style)
+    tunnel = len(FLOW_TABLE_COLUMNS) - 1
+    if any(row.get("tunnel") if isinstance(row, dict) else row[tunnel] for row in rows):
+        return titled(title, render(CONNECTION_COLUMNS, rows, _connection_cells, style), style)
+    plain = CONNECTION_COLUMNS[:-1]
+    return titled(title, render(plain, rows, lambda row: _connection_cells(row)[:-1], style), style)
 
 
 def render_findings(rows: Sequence[dict[str, Any]], style: TableStyle) -> Iterator[str]:
@@ -314,6 +326,8 @@ def render_summary(summary: dict[str, Any], style: TableStyle) -> Iterator[str]:
         lines.append(("filtered out", summary["filtered_out"]))
     for reason, n in summary["skipped_packets"].items():
         lines.append((f"skipped: {reason}", n))
+    if summary.get("fragments_incomplete"):
+        lines.append(("TCP first fragments read alone", summary["fragments_incomplete"]))
     lines.append(("connections", summary["connections"]))
     if summary.get("interrupted"):
         lines.append(("interrupted", "yes (Ctrl-C): this report covers the packets read until then"))

@@ -153,3 +153,41 @@ def test_what_a_plausible_record_header_is():
     assert not _plausible_record_header(bytes(16), 0, True, 0, 0)  # zeros
     header = struct.pack("<IIII", sec, 0, 70, 2_000_000)  # an original length over 1 MiB
     assert not _plausible_record_header(header, 0, True, sec, sec)
+
+
+def test_a_tcp_header_longer_than_its_segment_is_read_with_its_fixed_header(cli, tmp_path: Path):
+    """Two segments whose data offset claims 60 bytes of header (the segments hold 32, by the IP
+    length): counted in their connection with their fixed header, as tshark counts them, and one
+    warning names them (bad_tcp_header_len); exit status 0, 3 with --strict."""
+    data = bytearray(DEMO)
+    for i in (4, 8):  # (frames 5 and 9: ACKs, 32 bytes of header with timestamps)
+        frame = AT[i] + 16
+        tcp = frame + 14 + (data[frame + 14] & 0x0F) * 4
+        assert (data[tcp + 12] >> 4) * 4 == 32 and struct.unpack_from("!H", data, frame + 16)[0] == 52
+        data[tcp + 12] = 0xF0 | data[tcp + 12] & 0x0F
+    path = write_capture(tmp_path / "long_header.pcap", bytes(data))
+
+    def flows(*args: str, status: int = 0) -> tuple[list[dict[str, str]], str]:
+        run = cli(path, "--report", "flows", "--format", "csv", *args, status=status)
+        return list(csv.DictReader(io.StringIO(run.stdout))), run.stderr
+
+    plain, _ = flows("-q")
+    got, stderr = flows()
+    want, _ = flows_of_demo(cli)
+    assert [(r["client_packets"], r["server_packets"], r["history"]) for r in got] == [
+        (r["client_packets"], r["server_packets"], r["history"]) for r in want
+    ]
+    assert got == plain
+    (line,) = [line for line in stderr.splitlines() if "data offset" in line]
+    assert line.startswith(f"tcpflow-audit: warning: {path}: 2 TCP segments whose data offset claims a header")
+    assert "counted with the fixed 20-byte header" in line
+    flows("--strict", status=3)
+    summary = json.loads(cli(path, "--report", "summary", "--format", "json", "-q").stdout)
+    summary = summary.get("summary", summary)
+    assert summary["tcp_packets"] == 83 and summary["skipped_packets"] == {}
+    assert [p for p in summary["input_problems"] if "data offset" in p]
+
+
+def flows_of_demo(cli) -> tuple[list[dict[str, str]], str]:
+    run = cli(sample("demo.pcap"), "--report", "flows", "--format", "csv", "-q")
+    return list(csv.DictReader(io.StringIO(run.stdout))), run.stderr

@@ -398,9 +398,17 @@ def test_ipv4_bad_headers():
     # total length shorter than IP header + TCP fixed header
     assert reason(1, eth(ip4(SEG, tot=39))) == "bad_ip_header"
     assert reason(1, eth(ip4(SEG, tot=10))) == "bad_ip_header"
-    # TCP header (with options) longer than the IP payload: negative payload length
+    # a TCP header (with options) longer than the IP payload, whose 20 fixed bytes are there: read with
+    # them, payload 0, and counted (tshark counts it in its stream; Zeek: bad_TCP_header_len)
     seg = tcp(b"", opts=b"\x01" * 12)
-    assert reason(1, eth(ip4(seg, tot=20 + 24))) == "bad_ip_header"
+    s, skipped = dec(1, eth(ip4(seg, tot=20 + 24)))
+    assert s is not None and s[PAYLOAD_LEN] == 0 and s[SRC_PORT] == seg_fields(dec(1, eth(ip4(SEG)))[0])[1]
+    assert not skipped
+    d = Decoder()
+    assert d.decode(1, eth(ip4(seg, tot=20 + 24)), 3.0) is not None
+    assert (d.header_past_segment, d.header_past_segment_first) == (1, 3.0)
+    # fewer than the 20 fixed bytes in the IP payload: no TCP header at all
+    assert reason(1, eth(ip4(seg, tot=20 + 16))) == "bad_ip_header"
 
 
 def test_ipv4_not_tcp():
@@ -410,13 +418,25 @@ def test_ipv4_not_tcp():
     assert reason(101, ip4(udp, proto=17, opts=b"\x01" * 4)) == "not_tcp"
 
 
+def first_fragment_alone(linktype, frame, verify=False):
+    """A TCP first fragment is held for its datagram (an ip_fragment meanwhile); given up on, it is
+    read alone: its own payload length, a TCP packet and no more an ip_fragment."""
+    assert reason(linktype, frame, verify) == "ip_fragment"
+    d = Decoder(verify_checksums=verify)
+    assert d.decode(linktype, frame, 5.0) is None and d.holding
+    assert d.take_released(5.5, -1) == [] and d.holding  # within the wait
+    ((ts, s, tunnel),) = d.take_released(6.5, -1)  # past it
+    assert ts == 5.0 and tunnel == "" and not d.holding
+    assert not d.skipped and d.fragments_incomplete == 1 and not d.fragments.pending
+    return s
+
+
 def test_ipv4_fragments():
-    # first fragment (MF set, offset 0) is decoded; payload length is this fragment's
-    s, _ = dec(1, eth(ip4(SEG, frag=0x2000)))
-    check_v4(s)
+    # first fragment (MF set, offset 0), held then read alone: payload length is this fragment's
+    check_v4(first_fragment_alone(1, eth(ip4(SEG, frag=0x2000))))
     # verify mode: a first fragment's TCP checksum cannot be checked (segment incomplete)
     seg_part = tcp(PAY)
-    s, _ = dec(1, eth(ip4(seg_part, frag=0x2000, fix_tcp=False)), verify=True)
+    s = first_fragment_alone(1, eth(ip4(seg_part, frag=0x2000, fix_tcp=False)), verify=True)
     assert s[CHECKSUM_OK] is True
     # DF alone is fine
     check_v4(dec(1, eth(ip4(SEG, frag=0x4000)))[0])
@@ -559,9 +579,8 @@ def test_ipv6_ext_limit():
 
 
 def test_ipv6_fragments():
-    s, _ = dec(229, ip6(SEG, nh=44, ext=frag6(6, 0, more=True)))
-    check_v6(s)
-    s, _ = dec(229, ip6(tcp(PAY), nh=44, ext=frag6(6, 0, more=True), fix_tcp=False), verify=True)
+    check_v6(first_fragment_alone(229, ip6(SEG, nh=44, ext=frag6(6, 0, more=True))))
+    s = first_fragment_alone(229, ip6(tcp(PAY), nh=44, ext=frag6(6, 0, more=True), fix_tcp=False), verify=True)
     assert s[CHECKSUM_OK] is True  # incomplete segment: not verified
     for off in (1, 100, 8191):
         assert reason(229, ip6(SEG, nh=44, ext=frag6(6, off))) == "ip_fragment"
@@ -579,7 +598,9 @@ def test_ipv6_bad_lengths_and_zero_payload_length():
     assert reason(229, ip6(SEG, plen=19)) == "bad_ip_header"
     assert reason(229, ip6(SEG, nh=60, ext=ext_hdr(6, 1), plen=30)) == "bad_ip_header"
     seg = tcp(b"", opts=b"\x01" * 12)
-    assert reason(229, ip6(seg, plen=24)) == "bad_ip_header"
+    assert reason(229, ip6(seg, plen=16)) == "bad_ip_header"
+    s, skipped = dec(229, ip6(seg, plen=24))  # the fixed header there, the options past the segment
+    assert s is not None and s[PAYLOAD_LEN] == 0 and not skipped
     # payload length 0 (offload / jumbogram): from the captured bytes
     check_v6(dec(229, ip6(SEG, plen=0))[0])
     check_v6(dec(229, ip6(tcp(PAY), plen=0, fix_tcp=False), verify=True)[0])

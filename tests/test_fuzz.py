@@ -199,7 +199,9 @@ def test_decoder_on_mangled_frames(draw):
     stats, peak, _ = audit_bytes(bytes(mutated))
     assert peak < MEMORY_LIMIT
     assert stats.packets_read == len(PCAP_ENDS)
-    assert not stats.problems
+    # the framing is intact: the one problem possible is a warning about a TCP data offset damaged to
+    # run past its segment (such a segment is read with its fixed header)
+    assert all(p.kind == "bad_tcp_header_len" and not p.fatal for p in stats.problems), stats.problems
 
 
 def run_cli_on(data: bytes, *args: str) -> tuple[int, list[str], str, str]:

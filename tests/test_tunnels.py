@@ -137,6 +137,26 @@ def test_two_vnis_with_one_inner_four_tuple_are_two_connections(cli) -> None:
     }
 
 
+def test_terminal_tables_show_the_tunnel_when_a_connection_has_one(cli) -> None:
+    table = cli(sample("vxlan.pcap"), "--report", "flows", "--width", "0").stdout.splitlines()
+    assert table[1].split()[-1] == "tunnel"
+    assert [line.split()[-1] for line in table[3:]] == [
+        "vxlan:vni=42,192.168.50.1>192.168.50.2",
+        "vxlan:vni=43,192.168.50.1>192.168.50.2",
+        "vxlan:vni=42,192.168.50.1>192.168.50.2",
+    ]
+    # the default report's table of connections that did not end normally has it too
+    default = cli(sample("vxlan.pcap"), "--width", "0").stdout.splitlines()
+    at = next(i for i, line in enumerate(default) if line.startswith("Connections that did not end normally"))
+    assert default[at + 1].split()[-1] == "tunnel" and default[at + 3].split()[-1].startswith("vxlan:vni=42,")
+    # narrower, it stays before the times (which tell two tunnels' connections apart less)
+    narrow = cli(sample("vxlan.pcap"), "--report", "flows", "--width", "130").stdout
+    assert "tunnel" in narrow.splitlines()[1] and "not shown at width 130: duration_s, start;" in narrow
+    # a capture without tunnels: no such column
+    plain = cli(sample("demo.pcap"), "--report", "flows", "--width", "0").stdout.splitlines()
+    assert plain[1].split()[-1] == "start" and "tunnel" not in "".join(plain)
+
+
 def test_esp_and_l2tp_control_counted(cli) -> None:
     summary = cli(sample("ipsec_ah.pcap"), "--format", "json").stdout
     assert '"ipsec_esp": 5' in summary
