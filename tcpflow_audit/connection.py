@@ -898,6 +898,8 @@ class Connection:
                 if wraps or seq_delta(ack, peer.start_seq) >= 0:
                     peer.ack_wraps = wraps
                     peer.ack_seq = ack
+                if delta_ack == 1 and not length and not flags & CONTROL and self._acks_repeated_syn(endpoint, peer, ack):
+                    self._note_repeated_ack(endpoint, peer, seq, window)
             elif delta_ack == 0 and not length and not flags & CONTROL:  # (a duplicate ACK, a window update, a probe)
                 self._note_repeated_ack(endpoint, peer, seq, window)
 
@@ -1282,7 +1284,9 @@ class Connection:
         """A pure ACK (no SYN, FIN or RST) acknowledging what its sender last acknowledged: a duplicate ACK
         when it also repeats the sender's previous (non-zero) window and sits at its next sequence number,
         unless it answers a keepalive probe (the peer's last segment); Wireshark's rule. RFC 5681 2: the
-        receiver saw a segment beyond a gap, or a copy of one it had. Else a window update or a probe."""
+        receiver saw a segment beyond a gap, or a copy of one it had. Else a window update or a probe. (An
+        ACK to a peer that has sent nothing acknowledges nothing, repeated or not: a scanner's probe sent
+        again; `_update_ack_seq` takes it as the peer's first sign.)"""
         if (
             window
             and window == endpoint.last_window
@@ -1290,6 +1294,14 @@ class Connection:
             and peer.last_keepalive_ts != peer.last_ts
         ):
             endpoint.noted().dup_acks += 1
+
+    @staticmethod
+    def _acks_repeated_syn(endpoint: Endpoint, peer: Endpoint, ack: i64) -> bool:
+        """Whether an ACK of the peer's SYN + 1 answers a repeat of that SYN (or SYN-ACK) from a side that
+        had acknowledged it already (past SYN_SENT): it repeats that acknowledgement. (Zeek's bookkeeping
+        starts the peer's sequence space again at any SYN, so the ACK does not look repeated there.)"""
+        isn = peer.isn
+        return isn is not None and ack == ((isn + 1) & SEQ_MASK) and endpoint.state != rfc.SYN_SENT
 
     @staticmethod
     def _note_data_into_zero_window(endpoint: Endpoint, seq: int, length: int) -> None:
