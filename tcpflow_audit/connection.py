@@ -59,10 +59,10 @@ TIMEOUT_MIN_WAIT: Final = 0.19
 # Successive timeouts of one segment wait longer each time (RFC 6298 5.5 doubles the RTO): a wait at least
 # this many times the previous one continues a back-off run (room for jitter below 2).
 BACKOFF_GROWTH: Final = 1.5
-# A segment re-sent this soon after its sender's previous one, with nothing from the peer in between, is a
+# A segment repeating its sender's previous one this soon, with nothing from the peer in between, is a
 # copy made on the way to the capture (a SPAN port mirroring both directions, a duplicating switch), not a
-# retransmission: TCP re-sends that soon only when the peer's ACKs ask for it, and its earliest timer (the
-# tail loss probe, RFC 8985) waits at least 2 ms (Linux's TCP_TIMEOUT_MIN).
+# retransmission: TCP's earliest timer (the tail loss probe, RFC 8985) waits at least 2 ms (Linux's
+# TCP_TIMEOUT_MIN), and what it re-sends at once (SACK recovery, between new segments) is an older hole.
 COPY_WITHIN: Final = 0.001
 NEVER: Final = float("-inf")  # a time that has not happened (in a float field the compiled build keeps unboxed)
 
@@ -110,6 +110,7 @@ class Unusual:
     missed_bytes: i64 = 0  # its sequence space the peer acknowledged, never captured (gaps forgotten early)
     # payload retransmissions, by what sent them: a fast retransmission or a retransmission timeout
     resent_bytes: i64 = 0
+    resent_seq: i64 = -1  # the sequence number of its latest retransmission (a copy of it is none)
     fast_resends: i64 = 0
     timeout_resends: i64 = 0
     stall_max: float = 0.0  # the longest silence before a timeout retransmission, and when that one was sent
@@ -1257,11 +1258,17 @@ class Connection:
         TIMEOUT_MIN_WAIT and a round trip, its retransmission timer did (the wait is a stall the user saw);
         sooner, fast retransmit or SACK recovery. Timeouts re-sending one sequence number, each after a
         longer wait than the one before, are a back-off run (the peer is not acknowledging at all). A copy
-        (COPY_WITHIN) is no resend."""
+        of the sender's previous segment (COPY_WITHIN: its latest new data, or its latest retransmission) is
+        no resend; a SACK retransmission of an older hole sent at once after new data is one."""
         wait = ts - idle_since
-        if wait < COPY_WITHIN and endpoint.packets_since_peer > 1:
-            return
         noted = endpoint.noted()
+        if (
+            wait < COPY_WITHIN
+            and endpoint.packets_since_peer > 1
+            and (seq == noted.resent_seq or ((seq + length) & SEQ_MASK) == endpoint.snd_nxt)
+        ):
+            return
+        noted.resent_seq = seq
         noted.resent_bytes += length
         if wait < TIMEOUT_MIN_WAIT or wait < self._round_trip():
             noted.fast_resends += 1
