@@ -658,7 +658,9 @@ def test_port_scan_vertical_and_horizontal():
     # port_scan.pcap: 120 refused ports of 10.99.0.2, 60 filtered ports of 10.99.0.3, port 22 of 30 hosts
     run = Run("port_scan.pcap")
     scans = sorted((f for f in run.findings if f.kind == "port_scan"), key=lambda f: f.first_seen)
-    assert set(run.kinds()) == {"port_scan", "connection_refused"}
+    # the refusals are the scans' (their count is in the port_scan rows): no connection_refused row each
+    assert run.kinds() == ["port_scan"] * 3
+    assert run.tagged()["connection_refused"] == 150  # (each refused connection is still tagged so)
     assert [(f.severity, f.client_ip, f.server_ip, f.server_port, f.count) for f in scans] == [
         ("warning", CLIENT, SERVER, 0, 120),
         ("warning", CLIENT, "10.99.0.3", 0, 60),
@@ -671,9 +673,18 @@ def test_port_scan_vertical_and_horizontal():
     assert "port 22 of 30 hosts" in scans[2].detail
     # tagged from the attempt that reached the threshold on: 120 - 14 + 60 - 14 + 30 - 24
     assert run.tagged()["port_scan"] == 106 + 46 + 6
-    assert [f.kind for f in Run("port_scan.pcap", port_scan_ports=200, port_scan_hosts=40).findings].count(
-        "port_scan"
-    ) == 0
+    # below the thresholds no scan, and each refused port is a connection_refused row again
+    unscanned = Run("port_scan.pcap", port_scan_ports=200, port_scan_hosts=40)
+    assert unscanned.kinds() == ["connection_refused"] * 150
+
+
+def test_refusals_outside_a_scan_stay_connection_refused():
+    # a refused connect (refused.pcap) and a storm of 100 against one closed port (refused_storm.pcap) are no
+    # scan: their rows stay, the storm a warning
+    assert Run("refused.pcap").kinds() == ["connection_refused"]
+    storm = Run("refused_storm.pcap")
+    assert storm.kinds() == ["connection_refused"]
+    assert (storm.one("connection_refused").severity, storm.one("connection_refused").count) == ("warning", 100)
 
 
 def test_busy_clients_are_no_scan():

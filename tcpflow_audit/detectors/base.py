@@ -646,6 +646,11 @@ class Detector:
     def findings(self) -> list[Finding]:
         raise NotImplementedError
 
+    def folds(self, finding: Finding) -> bool:
+        """Whether another kind's `finding` (made by `findings`, called first) is part of one of this
+        detector's findings, which keeps its count: the report leaves it out."""
+        return False
+
 
 class RuleDetector(Detector):
     """A per-connection rule whose hits are aggregated per server ip:port: one row each.
