@@ -558,29 +558,48 @@ class ConnectionFacts:
 
 
 @dataclass(slots=True)
-class Resends:
-    """Each side's payload retransmissions: bytes re-sent, how many fast retransmit / SACK recovery sent
+class SideResends:
+    """One side's payload retransmissions: bytes re-sent, how many fast retransmit / SACK recovery sent
     (within a round trip of the sender's previous segment) and how many its retransmission timer sent,
     the longest silence before a timeout retransmission and when that one was sent, and the latest RTO
     back-off run of one segment (timeouts of one sequence number, each after a longer wait: how many,
     its first and its latest)."""
 
-    client_resent_bytes: int = 0
-    server_resent_bytes: int = 0
-    client_fast_resends: int = 0
-    server_fast_resends: int = 0
-    client_timeout_resends: int = 0
-    server_timeout_resends: int = 0
-    client_stall_s: float = 0.0
-    server_stall_s: float = 0.0
-    client_stall_at: float | None = None
-    server_stall_at: float | None = None
-    client_backoff_resends: int = 0
-    server_backoff_resends: int = 0
-    client_backoff_from: float | None = None
-    server_backoff_from: float | None = None
-    client_backoff_last: float | None = None
-    server_backoff_last: float | None = None
+    resent_bytes: int = 0
+    fast_resends: int = 0
+    timeout_resends: int = 0
+    stall_s: float = 0.0
+    stall_at: float | None = None
+    backoff_resends: int = 0
+    backoff_from: float | None = None
+    backoff_last: float | None = None
+
+
+@dataclass(slots=True)
+class Resends:
+    """Each side's payload retransmissions (`SideResends`)."""
+
+    client: SideResends
+    server: SideResends
+
+    def side(self, name: str) -> SideResends:
+        """The retransmissions of `name` ("client" or "server")."""
+        return self.client if name == "client" else self.server
+
+
+def _side_resends(unusual: Unusual) -> SideResends:
+    """What a side's `Unusual` record says of its payload retransmissions (the timer's, if it fired)."""
+    rs = SideResends()
+    if not unusual.resent_bytes:
+        return rs
+    rs.resent_bytes = unusual.resent_bytes
+    rs.fast_resends = unusual.fast_resends
+    rs.timeout_resends = unusual.timeout_resends
+    if unusual.timeout_resends:
+        rs.stall_s, rs.stall_at = unusual.stall_max, unusual.stall_at
+        rs.backoff_resends = unusual.backoff_run
+        rs.backoff_from, rs.backoff_last = unusual.backoff_from, unusual.backoff_last
+    return rs
 
 
 def _evidence(facts: ConnectionFacts, orig: Endpoint, resp: Endpoint) -> None:
@@ -600,23 +619,7 @@ def _evidence(facts: ConnectionFacts, orig: Endpoint, resp: Endpoint) -> None:
     facts.zero_window_probes = client.zero_window_probes + server.zero_window_probes
     facts.out_of_order = client.out_of_order + server.out_of_order
     if client.resent_bytes or server.resent_bytes:
-        rs = facts.resends = Resends()
-        if client.resent_bytes:
-            rs.client_resent_bytes = client.resent_bytes
-            rs.client_fast_resends = client.fast_resends
-            rs.client_timeout_resends = client.timeout_resends
-            if client.timeout_resends:
-                rs.client_stall_s, rs.client_stall_at = client.stall_max, client.stall_at
-                rs.client_backoff_resends = client.backoff_run
-                rs.client_backoff_from, rs.client_backoff_last = client.backoff_from, client.backoff_last
-        if server.resent_bytes:
-            rs.server_resent_bytes = server.resent_bytes
-            rs.server_fast_resends = server.fast_resends
-            rs.server_timeout_resends = server.timeout_resends
-            if server.timeout_resends:
-                rs.server_stall_s, rs.server_stall_at = server.stall_max, server.stall_at
-                rs.server_backoff_resends = server.backoff_run
-                rs.server_backoff_from, rs.server_backoff_last = server.backoff_from, server.backoff_last
+        facts.resends = Resends(_side_resends(client), _side_resends(server))
     if server.challenge_acks:
         facts.challenge_acks = server.challenge_acks
         facts.challenge_ack_ts = server.challenge_ack_ts
@@ -1083,7 +1086,7 @@ class Connection:
         """Check the ACK field: what an acknowledgement number proves (segments without SYN or RST).
         Only during the handshake or while the peer's FIN is unacknowledged can it prove anything,
         besides a responder's plain ACK to a SYN (`_note_answer_to_syn`: a challenge ACK?)."""
-        if peer.state == rfc.SYN_SENT and endpoint.isn is None and not endpoint.is_orig and not self.bad_synack:
+        if endpoint.isn is None and not endpoint.is_orig and peer.state == rfc.SYN_SENT and not self.bad_synack:
             self._note_answer_to_syn(ts, endpoint, peer, ack)
         handshake = peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT
         if not handshake and (peer.fin_seq is None or peer.fin_acked):
