@@ -902,7 +902,12 @@ class Connection:
                 if wraps or seq_delta(ack, peer.start_seq) >= 0:
                     peer.ack_wraps = wraps
                     peer.ack_seq = ack
-                if delta_ack == 1 and not length and not flags & CONTROL and self._acks_repeated_syn(endpoint, peer, ack):
+                if (
+                    delta_ack == 1
+                    and not length
+                    and not flags & CONTROL
+                    and self._acks_repeated_syn(endpoint, peer, ack)
+                ):
                     self._note_repeated_ack(endpoint, peer, seq, window)
             elif delta_ack == 0 and not length and not flags & CONTROL:  # (a duplicate ACK, a window update, a probe)
                 self._note_repeated_ack(endpoint, peer, seq, window)

@@ -119,7 +119,9 @@ class DataLoss(RuleDetector):
             mine.stall_s,
             mine.stall_at,
         )
-        sent, dup_acks = (r.client_bytes, f.server_dup_acks) if side == "client" else (r.server_bytes, f.client_dup_acks)
+        sent, dup_acks = (
+            (r.client_bytes, f.server_dup_acks) if side == "client" else (r.server_bytes, f.client_dup_acks)
+        )
         if not resent or backed_off_unanswered(r, side, self.dead_peer_resends):
             return None
         share = resent / max(sent, resent)
