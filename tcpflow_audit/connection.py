@@ -1228,9 +1228,9 @@ class Connection:
         assert snd_nxt is not None
         ahead = seq_delta(seq, snd_nxt)
         if ahead > 0:  # a gap: [snd_nxt, seq) not seen (yet)
-            if not length:
-                return  # (data a pure ACK shows was sent, seen later: retransmitted, as Wireshark judges)
-            opened = ts
+            # (data a pure ACK shows was sent is no gap a late segment fills: seen later, it was retransmitted,
+            # as Wireshark judges; never seen and acknowledged, it was missed like any gap)
+            opened = ts if length else NEVER
             holes = endpoint.holes
             if holes is None:
                 holes = endpoint.holes = []

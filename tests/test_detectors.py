@@ -670,6 +670,19 @@ def test_capture_gap_missed_bytes_and_summary():
     assert [r.facts.missed_bytes for r in Run("retransmit_lookalikes.pcap").records] == [0]
 
 
+def test_missed_bytes_behind_a_pure_ack(tmp_path: Path):
+    # data_retransmit.pcap without the client's last data segment (its 29th record: 1185 bytes, acknowledged
+    # by the server): the client's next segment there is a pure ACK beyond the gap, which shows the bytes
+    # were sent; never captured and acknowledged, they are missed (Zeek's missed_bytes counts them too)
+    data = sample("data_retransmit.pcap").read_bytes()
+    records = pcap_records(data)
+    cut_from, cut_to = records[28][0], records[29][0]
+    (intact,) = Run("data_retransmit.pcap").records
+    (record,) = Run(write_capture(tmp_path / "cut.pcap", data[:cut_from] + data[cut_to:])).records
+    assert (intact.facts.missed_bytes, record.facts.missed_bytes) == (0, 1185)
+    assert record.retransmits == intact.retransmits == 1  # (the lost 8th segment's; the gap is no resend)
+
+
 def test_port_scan_vertical_and_horizontal():
     # port_scan.pcap: 120 refused ports of 10.99.0.2, 60 filtered ports of 10.99.0.3, port 22 of 30 hosts
     run = Run("port_scan.pcap")
