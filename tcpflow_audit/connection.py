@@ -59,10 +59,10 @@ TIMEOUT_MIN_WAIT: Final = 0.19
 # Successive timeouts of one segment wait longer each time (RFC 6298 5.5 doubles the RTO): a wait at least
 # this many times the previous one continues a back-off run (room for jitter below 2).
 BACKOFF_GROWTH: Final = 1.5
-# A segment re-sent this soon after its sender's previous one, with nothing from the peer in between, is a
+# A segment repeating its sender's previous one this soon, with nothing from the peer in between, is a
 # copy made on the way to the capture (a SPAN port mirroring both directions, a duplicating switch), not a
-# retransmission: TCP re-sends that soon only when the peer's ACKs ask for it, and its earliest timer (the
-# tail loss probe, RFC 8985) waits at least 2 ms (Linux's TCP_TIMEOUT_MIN).
+# retransmission: TCP's earliest timer (the tail loss probe, RFC 8985) waits at least 2 ms (Linux's
+# TCP_TIMEOUT_MIN), and what it re-sends at once (SACK recovery, between new segments) is an older hole.
 COPY_WITHIN: Final = 0.001
 NEVER: Final = float("-inf")  # a time that has not happened (in a float field the compiled build keeps unboxed)
 
@@ -110,6 +110,7 @@ class Unusual:
     missed_bytes: i64 = 0  # its sequence space the peer acknowledged, never captured (gaps forgotten early)
     # payload retransmissions, by what sent them: a fast retransmission or a retransmission timeout
     resent_bytes: i64 = 0
+    resent_seq: i64 = -1  # the sequence number of its latest retransmission (a copy of it is none)
     fast_resends: i64 = 0
     timeout_resends: i64 = 0
     stall_max: float = 0.0  # the longest silence before a timeout retransmission, and when that one was sent
@@ -557,29 +558,48 @@ class ConnectionFacts:
 
 
 @dataclass(slots=True)
-class Resends:
-    """Each side's payload retransmissions: bytes re-sent, how many fast retransmit / SACK recovery sent
+class SideResends:
+    """One side's payload retransmissions: bytes re-sent, how many fast retransmit / SACK recovery sent
     (within a round trip of the sender's previous segment) and how many its retransmission timer sent,
     the longest silence before a timeout retransmission and when that one was sent, and the latest RTO
     back-off run of one segment (timeouts of one sequence number, each after a longer wait: how many,
     its first and its latest)."""
 
-    client_resent_bytes: int = 0
-    server_resent_bytes: int = 0
-    client_fast_resends: int = 0
-    server_fast_resends: int = 0
-    client_timeout_resends: int = 0
-    server_timeout_resends: int = 0
-    client_stall_s: float = 0.0
-    server_stall_s: float = 0.0
-    client_stall_at: float | None = None
-    server_stall_at: float | None = None
-    client_backoff_resends: int = 0
-    server_backoff_resends: int = 0
-    client_backoff_from: float | None = None
-    server_backoff_from: float | None = None
-    client_backoff_last: float | None = None
-    server_backoff_last: float | None = None
+    resent_bytes: int = 0
+    fast_resends: int = 0
+    timeout_resends: int = 0
+    stall_s: float = 0.0
+    stall_at: float | None = None
+    backoff_resends: int = 0
+    backoff_from: float | None = None
+    backoff_last: float | None = None
+
+
+@dataclass(slots=True)
+class Resends:
+    """Each side's payload retransmissions (`SideResends`)."""
+
+    client: SideResends
+    server: SideResends
+
+    def side(self, name: str) -> SideResends:
+        """The retransmissions of `name` ("client" or "server")."""
+        return self.client if name == "client" else self.server
+
+
+def _side_resends(unusual: Unusual) -> SideResends:
+    """What a side's `Unusual` record says of its payload retransmissions (the timer's, if it fired)."""
+    rs = SideResends()
+    if not unusual.resent_bytes:
+        return rs
+    rs.resent_bytes = unusual.resent_bytes
+    rs.fast_resends = unusual.fast_resends
+    rs.timeout_resends = unusual.timeout_resends
+    if unusual.timeout_resends:
+        rs.stall_s, rs.stall_at = unusual.stall_max, unusual.stall_at
+        rs.backoff_resends = unusual.backoff_run
+        rs.backoff_from, rs.backoff_last = unusual.backoff_from, unusual.backoff_last
+    return rs
 
 
 def _evidence(facts: ConnectionFacts, orig: Endpoint, resp: Endpoint) -> None:
@@ -599,23 +619,7 @@ def _evidence(facts: ConnectionFacts, orig: Endpoint, resp: Endpoint) -> None:
     facts.zero_window_probes = client.zero_window_probes + server.zero_window_probes
     facts.out_of_order = client.out_of_order + server.out_of_order
     if client.resent_bytes or server.resent_bytes:
-        rs = facts.resends = Resends()
-        if client.resent_bytes:
-            rs.client_resent_bytes = client.resent_bytes
-            rs.client_fast_resends = client.fast_resends
-            rs.client_timeout_resends = client.timeout_resends
-            if client.timeout_resends:
-                rs.client_stall_s, rs.client_stall_at = client.stall_max, client.stall_at
-                rs.client_backoff_resends = client.backoff_run
-                rs.client_backoff_from, rs.client_backoff_last = client.backoff_from, client.backoff_last
-        if server.resent_bytes:
-            rs.server_resent_bytes = server.resent_bytes
-            rs.server_fast_resends = server.fast_resends
-            rs.server_timeout_resends = server.timeout_resends
-            if server.timeout_resends:
-                rs.server_stall_s, rs.server_stall_at = server.stall_max, server.stall_at
-                rs.server_backoff_resends = server.backoff_run
-                rs.server_backoff_from, rs.server_backoff_last = server.backoff_from, server.backoff_last
+        facts.resends = Resends(_side_resends(client), _side_resends(server))
     if server.challenge_acks:
         facts.challenge_acks = server.challenge_acks
         facts.challenge_ack_ts = server.challenge_ack_ts
@@ -898,6 +902,13 @@ class Connection:
                 if wraps or seq_delta(ack, peer.start_seq) >= 0:
                     peer.ack_wraps = wraps
                     peer.ack_seq = ack
+                if (
+                    delta_ack == 1
+                    and not length
+                    and not flags & CONTROL
+                    and self._acks_repeated_syn(endpoint, peer, ack)
+                ):
+                    self._note_repeated_ack(endpoint, peer, seq, window)
             elif delta_ack == 0 and not length and not flags & CONTROL:  # (a duplicate ACK, a window update, a probe)
                 self._note_repeated_ack(endpoint, peer, seq, window)
 
@@ -1080,7 +1091,7 @@ class Connection:
         """Check the ACK field: what an acknowledgement number proves (segments without SYN or RST).
         Only during the handshake or while the peer's FIN is unacknowledged can it prove anything,
         besides a responder's plain ACK to a SYN (`_note_answer_to_syn`: a challenge ACK?)."""
-        if peer.state == rfc.SYN_SENT and endpoint.isn is None and not endpoint.is_orig and not self.bad_synack:
+        if endpoint.isn is None and not endpoint.is_orig and peer.state == rfc.SYN_SENT and not self.bad_synack:
             self._note_answer_to_syn(ts, endpoint, peer, ack)
         handshake = peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT
         if not handshake and (peer.fin_seq is None or peer.fin_acked):
@@ -1217,9 +1228,9 @@ class Connection:
         assert snd_nxt is not None
         ahead = seq_delta(seq, snd_nxt)
         if ahead > 0:  # a gap: [snd_nxt, seq) not seen (yet)
-            if not length:
-                return  # (data a pure ACK shows was sent, seen later: retransmitted, as Wireshark judges)
-            opened = ts
+            # (data a pure ACK shows was sent is no gap a late segment fills: seen later, it was retransmitted,
+            # as Wireshark judges; never seen and acknowledged, it was missed like any gap)
+            opened = ts if length else NEVER
             holes = endpoint.holes
             if holes is None:
                 holes = endpoint.holes = []
@@ -1255,11 +1266,17 @@ class Connection:
         TIMEOUT_MIN_WAIT and a round trip, its retransmission timer did (the wait is a stall the user saw);
         sooner, fast retransmit or SACK recovery. Timeouts re-sending one sequence number, each after a
         longer wait than the one before, are a back-off run (the peer is not acknowledging at all). A copy
-        (COPY_WITHIN) is no resend."""
+        of the sender's previous segment (COPY_WITHIN: its latest new data, or its latest retransmission) is
+        no resend; a SACK retransmission of an older hole sent at once after new data is one."""
         wait = ts - idle_since
-        if wait < COPY_WITHIN and endpoint.packets_since_peer > 1:
-            return
         noted = endpoint.noted()
+        if (
+            wait < COPY_WITHIN
+            and endpoint.packets_since_peer > 1
+            and (seq == noted.resent_seq or ((seq + length) & SEQ_MASK) == endpoint.snd_nxt)
+        ):
+            return
+        noted.resent_seq = seq
         noted.resent_bytes += length
         if wait < TIMEOUT_MIN_WAIT or wait < self._round_trip():
             noted.fast_resends += 1
@@ -1282,7 +1299,9 @@ class Connection:
         """A pure ACK (no SYN, FIN or RST) acknowledging what its sender last acknowledged: a duplicate ACK
         when it also repeats the sender's previous (non-zero) window and sits at its next sequence number,
         unless it answers a keepalive probe (the peer's last segment); Wireshark's rule. RFC 5681 2: the
-        receiver saw a segment beyond a gap, or a copy of one it had. Else a window update or a probe."""
+        receiver saw a segment beyond a gap, or a copy of one it had. Else a window update or a probe. (An
+        ACK to a peer that has sent nothing acknowledges nothing, repeated or not: a scanner's probe sent
+        again; `_update_ack_seq` takes it as the peer's first sign.)"""
         if (
             window
             and window == endpoint.last_window
@@ -1290,6 +1309,14 @@ class Connection:
             and peer.last_keepalive_ts != peer.last_ts
         ):
             endpoint.noted().dup_acks += 1
+
+    @staticmethod
+    def _acks_repeated_syn(endpoint: Endpoint, peer: Endpoint, ack: i64) -> bool:
+        """Whether an ACK of the peer's SYN + 1 answers a repeat of that SYN (or SYN-ACK) from a side that
+        had acknowledged it already (past SYN_SENT): it repeats that acknowledgement. (Zeek's bookkeeping
+        starts the peer's sequence space again at any SYN, so the ACK does not look repeated there.)"""
+        isn = peer.isn
+        return isn is not None and ack == ((isn + 1) & SEQ_MASK) and endpoint.state != rfc.SYN_SENT
 
     @staticmethod
     def _note_data_into_zero_window(endpoint: Endpoint, seq: int, length: int) -> None:

@@ -556,11 +556,13 @@ def test_data_loss_fast_recovery_and_timeouts():
     lossy, blackout = run.records
     fl, fb = lossy.facts.resends, blackout.facts.resends
     # the random loss is repaired by fast retransmit / SACK within a round trip, after duplicate ACKs
-    assert fl.client_fast_resends > 10 * fl.client_timeout_resends and lossy.facts.server_dup_acks > 30
-    assert 0.03 < fl.client_resent_bytes / lossy.client_bytes < 0.10
+    assert fl.client.fast_resends > 10 * fl.client.timeout_resends and lossy.facts.server_dup_acks > 30
+    assert 0.03 < fl.client.resent_bytes / lossy.client_bytes < 0.10
     # the black-out by the retransmission timer: timeouts, the longest wait at least 0.4 s (0.2, 0.4, 0.8 s)
-    assert fb.client_timeout_resends >= 3 and fb.client_stall_s >= 0.4
-    assert fl.server_resent_bytes == fb.server_resent_bytes == 0  # only the client's data was lost
+    assert fb.client.timeout_resends >= 3 and fb.client.stall_s >= 0.4
+    assert fl.server.resent_bytes == fb.server.resent_bytes == 0  # only the client's data was lost
+    # every retransmission counts, the SACK ones sent within microseconds of new data too (no copies here)
+    assert fl.client.fast_resends + fl.client.timeout_resends == lossy.retransmits == 55
     assert run.anomalies(44030) == run.anomalies(44031) == ["data_loss"]
     # the ladder: below the warning share and the stall, info; above the critical share, critical
     assert (
@@ -570,11 +572,25 @@ def test_data_loss_fast_recovery_and_timeouts():
     assert Run("data_loss.pcap", data_loss_share=0.5, data_loss_stall_s=30.0).findings == []
 
 
+def test_little_loss_is_no_warning_whatever_its_share():
+    # data_retransmit.pcap: one 1448-byte segment of a 20 kB upload lost, 7.2% of it: with the segment minimum
+    # lowered to one, that share alone would rate a warning; less than data_loss_warning_bytes re-sent, info
+    one = {"data_loss_min_segments": 1}
+    assert Run("data_retransmit.pcap", **one).one("data_loss").severity == "info"
+    assert Run("data_retransmit.pcap", data_loss_warning_bytes=1448, **one).one("data_loss").severity == "warning"
+    critical = Run("data_retransmit.pcap", data_loss_warning_bytes=1448, data_loss_critical_share=0.05, **one)
+    assert critical.one("data_loss").severity == "critical"
+    # data_loss.pcap's connections each re-sent more than an initial window (78,504 and 18,824 bytes): a
+    # minimum above both leaves them info (their longest stall, 832 ms, is under a second)
+    assert Run("data_loss.pcap", data_loss_warning_bytes=100_000).one("data_loss").severity == "info"
+    assert Run("data_loss.pcap", data_loss_warning_bytes=18_824).one("data_loss").severity == "warning"
+
+
 def test_background_loss_is_not_data_loss():
     # bulk_little_loss.pcap: 8 MB through 0.2% random loss: SACK repairs it, well below 1%
     run = Run("bulk_little_loss.pcap")
     (record,) = run.records
-    assert 0 < record.facts.resends.client_resent_bytes < 0.01 * record.client_bytes
+    assert 0 < record.facts.resends.client.resent_bytes < 0.01 * record.client_bytes
     assert run.findings == [] and Run("bulk_little_loss.pcap", data_loss_share=0.0001).kinds() == ["data_loss"]
 
 
@@ -589,7 +605,7 @@ def test_copies_of_each_packet_are_not_data_loss(tmp_path: Path):
     (original,) = Run("bulk_little_loss.pcap").records
     (record,) = copies.records
     assert record.client_packets == 2 * original.client_packets
-    assert record.facts.resends.client_resent_bytes == original.facts.resends.client_resent_bytes > 0
+    assert record.facts.resends.client.resent_bytes == original.facts.resends.client.resent_bytes > 0
     assert "data_loss" not in copies.kinds()
 
 
@@ -608,7 +624,7 @@ def test_dead_peer_from_the_retransmission_back_off():
         f.detail,
     )
     (record,) = run.records
-    assert record.facts.handshake_done_ts is None and record.facts.resends.client_backoff_resends == 5
+    assert record.facts.handshake_done_ts is None and record.facts.resends.client.backoff_resends == 5
     assert run.anomalies(44033) == ["half_open_peer"]  # not data_loss: a dead peer, not a lossy path
     # not proven dead with a longer run asked for: then it is what remains, a segment lost five times
     assert Run("rto_dead_peer.pcap", dead_peer_backoff_resends=6).kinds() == ["data_loss"]
@@ -654,11 +670,26 @@ def test_capture_gap_missed_bytes_and_summary():
     assert [r.facts.missed_bytes for r in Run("retransmit_lookalikes.pcap").records] == [0]
 
 
+def test_missed_bytes_behind_a_pure_ack(tmp_path: Path):
+    # data_retransmit.pcap without the client's last data segment (its 29th record: 1185 bytes, acknowledged
+    # by the server): the client's next segment there is a pure ACK beyond the gap, which shows the bytes
+    # were sent; never captured and acknowledged, they are missed (Zeek's missed_bytes counts them too)
+    data = sample("data_retransmit.pcap").read_bytes()
+    records = pcap_records(data)
+    cut_from, cut_to = records[28][0], records[29][0]
+    (intact,) = Run("data_retransmit.pcap").records
+    (record,) = Run(write_capture(tmp_path / "cut.pcap", data[:cut_from] + data[cut_to:])).records
+    assert (intact.facts.missed_bytes, record.facts.missed_bytes) == (0, 1185)
+    assert record.retransmits == intact.retransmits == 1  # (the lost 8th segment's; the gap is no resend)
+
+
 def test_port_scan_vertical_and_horizontal():
     # port_scan.pcap: 120 refused ports of 10.99.0.2, 60 filtered ports of 10.99.0.3, port 22 of 30 hosts
     run = Run("port_scan.pcap")
     scans = sorted((f for f in run.findings if f.kind == "port_scan"), key=lambda f: f.first_seen)
-    assert set(run.kinds()) == {"port_scan", "connection_refused"}
+    # the refusals are the scans' (their count is in the port_scan rows): no connection_refused row each
+    assert run.kinds() == ["port_scan"] * 3
+    assert run.tagged()["connection_refused"] == 150  # (each refused connection is still tagged so)
     assert [(f.severity, f.client_ip, f.server_ip, f.server_port, f.count) for f in scans] == [
         ("warning", CLIENT, SERVER, 0, 120),
         ("warning", CLIENT, "10.99.0.3", 0, 60),
@@ -671,9 +702,18 @@ def test_port_scan_vertical_and_horizontal():
     assert "port 22 of 30 hosts" in scans[2].detail
     # tagged from the attempt that reached the threshold on: 120 - 14 + 60 - 14 + 30 - 24
     assert run.tagged()["port_scan"] == 106 + 46 + 6
-    assert [f.kind for f in Run("port_scan.pcap", port_scan_ports=200, port_scan_hosts=40).findings].count(
-        "port_scan"
-    ) == 0
+    # below the thresholds no scan, and each refused port is a connection_refused row again
+    unscanned = Run("port_scan.pcap", port_scan_ports=200, port_scan_hosts=40)
+    assert unscanned.kinds() == ["connection_refused"] * 150
+
+
+def test_refusals_outside_a_scan_stay_connection_refused():
+    # a refused connect (refused.pcap) and a storm of 100 against one closed port (refused_storm.pcap) are no
+    # scan: their rows stay, the storm a warning
+    assert Run("refused.pcap").kinds() == ["connection_refused"]
+    storm = Run("refused_storm.pcap")
+    assert storm.kinds() == ["connection_refused"]
+    assert (storm.one("connection_refused").severity, storm.one("connection_refused").count) == ("warning", 100)
 
 
 def test_busy_clients_are_no_scan():

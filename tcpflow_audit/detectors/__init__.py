@@ -121,5 +121,7 @@ class DetectorSet:
         findings: list[Finding] = []
         for d in self.detectors:
             findings.extend(d.findings())
+        # a row another kind's finding holds (a port scan's refusals) is left out
+        findings = [f for f in findings if not any(d.folds(f) for d in self.detectors)]
         findings.sort(key=finding_order)
         return findings

@@ -264,10 +264,9 @@ def backed_off_unanswered(r: FlowRecord, side: str, min_resends: int) -> bool:
     rs = f.resends
     if rs is None:
         return False
-    if side == "client":
-        resends, first, silent_last = rs.client_backoff_resends, rs.client_backoff_from, f.server_last_ts
-    else:
-        resends, first, silent_last = rs.server_backoff_resends, rs.server_backoff_from, f.client_last_ts
+    mine = rs.side(side)
+    resends, first = mine.backoff_resends, mine.backoff_from
+    silent_last = f.server_last_ts if side == "client" else f.client_last_ts
     return resends >= min_resends and first is not None and silent_last < first
 
 
@@ -648,6 +647,11 @@ class Detector:
 
     def findings(self) -> list[Finding]:
         raise NotImplementedError
+
+    def folds(self, finding: Finding) -> bool:
+        """Whether another kind's `finding` (made by `findings`, called first) is part of one of this
+        detector's findings, which keeps its count: the report leaves it out."""
+        return False
 
 
 class RuleDetector(Detector):

@@ -19,7 +19,8 @@ loss. The row is per server ip:port, the detail names the direction, the recover
 timer), the worst stall and the receiver's duplicate ACKs.
 
 **Severity:** info; warning with `data_loss_warning_share` re-sent or a stall of `data_loss_stall_s`
-(the user waited); critical with `data_loss_critical_share` re-sent.
+(the user waited); critical with `data_loss_critical_share` re-sent. A share rates above info only
+with at least `data_loss_warning_bytes` re-sent: a large share of a short transfer is little loss.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ SETTINGS: Final = (
         "duplicate-ACK count of fast retransmit itself",
     ),
     Setting(
+        "data_loss_warning_bytes",
+        14600,
+        "less re-sent than one initial window (RFC 6928: 10 segments of 1460 bytes) cost the connection at "
+        "most a few round trips of recovery, whatever its share of a short transfer (4 re-sent requests of "
+        "111 bytes are 100% of little); the timer's stalls are rated by data_loss_stall_s",
+    ),
+    Setting(
         "data_loss_warning_share",
         0.03,
         "3% re-sent: at most ~4 Mbit/s per connection over 20 ms (Mathis), and losses at a burst's tail, which "
@@ -80,6 +88,7 @@ class DataLoss(RuleDetector):
         super().__init__(KIND, RESENT, context)
         self.share: float = t.data_loss_share
         self.min_segments: int = t.data_loss_min_segments
+        self.warning_bytes: int = t.data_loss_warning_bytes
         self.warning_share: float = t.data_loss_warning_share
         self.critical_share: float = t.data_loss_critical_share
         self.stall_s: float = t.data_loss_stall_s
@@ -102,31 +111,27 @@ class DataLoss(RuleDetector):
         rs = f.resends
         if rs is None:
             return None
-        if side == "client":
-            resent, sent, fast, timeout = (
-                rs.client_resent_bytes,
-                r.client_bytes,
-                rs.client_fast_resends,
-                rs.client_timeout_resends,
-            )
-            stall, stall_at, dup_acks = rs.client_stall_s, rs.client_stall_at, f.server_dup_acks
-        else:
-            resent, sent, fast, timeout = (
-                rs.server_resent_bytes,
-                r.server_bytes,
-                rs.server_fast_resends,
-                rs.server_timeout_resends,
-            )
-            stall, stall_at, dup_acks = rs.server_stall_s, rs.server_stall_at, f.client_dup_acks
+        mine = rs.side(side)
+        resent, fast, timeout, stall, stall_at = (
+            mine.resent_bytes,
+            mine.fast_resends,
+            mine.timeout_resends,
+            mine.stall_s,
+            mine.stall_at,
+        )
+        sent, dup_acks = (
+            (r.client_bytes, f.server_dup_acks) if side == "client" else (r.server_bytes, f.client_dup_acks)
+        )
         if not resent or backed_off_unanswered(r, side, self.dead_peer_resends):
             return None
         share = resent / max(sent, resent)
         segments = fast + timeout
         if not ((share >= self.share and segments >= self.min_segments) or stall >= self.stall_s):
             return None
-        if share >= self.critical_share and segments >= self.min_segments:
+        rated = segments >= self.min_segments and resent >= self.warning_bytes  # (enough to rate by share)
+        if share >= self.critical_share and rated:
             rank = SEVERITY_RANK["critical"]
-        elif (share >= self.warning_share and segments >= self.min_segments) or stall >= self.stall_s:
+        elif (share >= self.warning_share and rated) or stall >= self.stall_s:
             rank = SEVERITY_RANK["warning"]
         else:
             rank = SEVERITY_RANK["info"]
@@ -154,7 +159,7 @@ class DataLoss(RuleDetector):
         super().aggregate(hit, r, sid)
         rs = r.facts.resends
         assert rs is not None  # (a hit: there are retransmissions)
-        stall = rs.client_stall_s if hit.side == "client" else rs.server_stall_s
+        stall = rs.side(hit.side).stall_s
         worst = self.worst.get(sid)
         if worst is None:
             self.worst[sid] = [float(self._rank), stall]

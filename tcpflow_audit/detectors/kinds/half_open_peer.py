@@ -121,11 +121,11 @@ class HalfOpenPeer(RuleDetector):
         f = r.facts
         rs = f.resends
         assert rs is not None  # (backed_off_unanswered: there are retransmissions)
+        mine = rs.side(prober)
+        resends, first, last = mine.backoff_resends, mine.backoff_from, mine.backoff_last
         if prober == "client":
-            resends, first, last = rs.client_backoff_resends, rs.client_backoff_from, rs.client_backoff_last
             silent, silent_last, silent_rst, prober_rst = "server", f.server_last_ts, f.server_rst_ts, f.client_rst_ts
         else:
-            resends, first, last = rs.server_backoff_resends, rs.server_backoff_from, rs.server_backoff_last
             silent, silent_last, silent_rst, prober_rst = "client", f.client_last_ts, f.client_rst_ts, f.server_rst_ts
         if silent_rst is not None or first is None or last is None:
             return None

@@ -13,6 +13,9 @@ ports of one host (a vertical scan) or `port_scan_hosts` hosts on one port (a ho
 reached, a row names the source, the target and the attempts' outcomes (refused / unanswered /
 half-open). Completed connections never count, so a busy client (many connections to a few services,
 mostly completed) does not match. The attempts counted while the window was at the threshold are tagged.
+The rows other kinds make of the failed attempts (`FOLDED`: refused, unanswered, left half-open), each of
+the scanning client alone, about the scanned host or port, beginning while the scan went on, are the
+scan's: the report leaves them out (`folds`), this row counts them.
 Memory: at most `max_tracked_sources` (source, target) pairs of each sort, 1024 ports or hosts each.
 
 **Severity:** warning.
@@ -44,6 +47,10 @@ SETTINGS: Final = (
 )
 
 
+# the kinds of a failed attempt's row, by its outcome: refused, unanswered, left half-open
+FOLDED: Final = ("connection_refused", "syn_timeout", "missing_third_ack")
+
+
 class _Sweep:
     """One (source, target) pair: the distinct items (ports or hosts) of its failed attempts."""
 
@@ -57,10 +64,11 @@ class _Sweep:
         self.last = float("-inf")
         self.refused = self.unanswered = self.half_open = 0
 
-    def add(self, item: Any, ts: float, outcome: int) -> int:
-        """Count one failed attempt; the distinct items in the window ending at it (as known so far)."""
+    def add(self, item: Any, ts: float, end: float, outcome: int) -> int:
+        """Count one failed attempt (its SYN at `ts`, its end: the RST refusing it, else its SYN); the distinct
+        items in the window ending at it (as known so far)."""
         self.first = min(self.first, ts)
-        self.last = max(self.last, ts)
+        self.last = max(self.last, end)
         if outcome == 0:
             self.refused += 1
         elif outcome == 1:
@@ -103,28 +111,33 @@ class PortScan(Detector):
         self.max_pairs: int = t.max_tracked_sources
         self.vertical: dict[tuple[bytes, bytes], _Sweep] = {}  # (source, host) -> its ports
         self.horizontal: dict[tuple[bytes, int], _Sweep] = {}  # (source, port) -> its hosts
+        # the scans found (`findings`), as their rows name them: (source, host, 0) of a vertical scan,
+        # (source, "", port) of a horizontal one -> (first, last) failed attempt
+        self.scans: dict[tuple[str, str, int], tuple[float, float]] = {}
 
     def observe(self, r: FlowRecord, obs_end: float, sid: int) -> bool:
         f = r.facts
         if f.syn_ts is None or f.handshake_done_ts is not None or f.client_payload_packets:
             return False
+        ts = end = f.syn_ts
         if f.synack_ts is None:
             outcome = 0 if f.server_rst_ts is not None else 1
+            if f.server_rst_ts is not None and f.server_rst_ts > ts:
+                end = f.server_rst_ts
         else:
             outcome = 2
-        ts = f.syn_ts
         hit = False
         vkey = (r.client_ip, r.server_ip)
         sweep = self.vertical.get(vkey)
         if sweep is None and len(self.vertical) < self.max_pairs:
             sweep = self.vertical[vkey] = _Sweep(self.window_s, self.ports)
-        if sweep is not None and sweep.add(r.server_port, ts, outcome) >= self.ports:
+        if sweep is not None and sweep.add(r.server_port, ts, end, outcome) >= self.ports:
             hit = True
         hkey = (r.client_ip, r.server_port)
         sweep = self.horizontal.get(hkey)
         if sweep is None and len(self.horizontal) < self.max_pairs:
             sweep = self.horizontal[hkey] = _Sweep(self.window_s, self.hosts)
-        if sweep is not None and sweep.add(r.server_ip, ts, outcome) >= self.hosts:
+        if sweep is not None and sweep.add(r.server_ip, ts, end, outcome) >= self.hosts:
             hit = True
         return hit
 
@@ -161,6 +174,7 @@ class PortScan(Detector):
         self, source: bytes, server_ip: str, server_port: int, sweep: _Sweep, what: str, targets: str, name: str
     ) -> Finding:
         """One sweep's finding: `what` it tried, new `targets` per window, and the scan's `name`."""
+        self.scans[(format_ip(source), server_ip, server_port)] = (sweep.first, sweep.last)
         return Finding(
             KIND,
             "warning",
@@ -171,7 +185,8 @@ class PortScan(Detector):
             server_ip,
             server_port,
             sweep.refused + sweep.unanswered + sweep.half_open,
-            "%s tried %s over %.1f s (up to %d new %s in %.0f s), mostly failing: %s (%s)"
+            "%s tried %s over %.1f s (up to %d new %s in %.0f s), mostly failing: %s (%s; the attempts are "
+            "counted here, not as connection_refused, syn_timeout or missing_third_ack rows)"
             % (
                 format_ip(source),
                 what,
@@ -183,6 +198,18 @@ class PortScan(Detector):
                 name,
             ),
         )
+
+    def folds(self, finding: Finding) -> bool:
+        """A row of one client, about its failed attempts (`FOLDED`), that a scan found here covers (the
+        scanned host, or the scanned port, from the scanning source, starting while the scan went on): a
+        result of the scan, not of a service."""
+        if finding.kind not in FOLDED or not finding.client_ip:
+            return False
+        for key in ((finding.client_ip, finding.server_ip, 0), (finding.client_ip, "", finding.server_port)):
+            span = self.scans.get(key)
+            if span is not None and span[0] <= finding.first_seen <= span[1]:
+                return True
+        return False
 
 
 DETECTOR: Final = PortScan
