@@ -31,7 +31,10 @@ half round trip after the client sent them):
   packets like a real capture, so connections live at the end are truncated.
 
 ``--syn-flood N`` writes instead N SYNs from spoofed random sources to one
-server ip:port, 2 % of them answered by a SYN-ACK (never acknowledged).
+server ip:port, 2 % of them answered by a SYN-ACK (never acknowledged), at
+``--flood-rate`` SYNs a second (Poisson arrivals). ``--ack-flood N`` writes N
+lone ACKs (no handshake: each picked up midstream) on distinct 4-tuples from
+spoofed sources to that server, at the same rate.
 
 Speed: per-packet events are produced by a small Python simulation into flat
 arrays, and the records are built with numpy (no per-packet objects).
@@ -727,10 +730,11 @@ def build_normal(args) -> tuple[dict, dict, Gen]:
 
 
 def build_flood(args) -> dict:
-    n = args.syn_flood
+    ack_flood = bool(args.ack_flood)
+    n = args.ack_flood or args.syn_flood
     rng = np.random.default_rng(args.seed)
-    nsa = n // 50
-    t_syn = np.cumsum(rng.exponential(1 / 100000.0, n))
+    nsa = 0 if ack_flood else n // 50
+    t_syn = np.cumsum(rng.exponential(1 / args.flood_rate, n))
     reply = np.zeros(n, dtype=bool)
     reply[rng.choice(n, nsa, replace=False)] = True
     src = rng.integers(1 << 24, 223 << 24, n).astype(np.uint32)
@@ -748,16 +752,16 @@ def build_flood(args) -> dict:
     fl = {
         "ts_us": (np.round(t * 1e6).astype(np.int64) + BASE_EPOCH * 1_000_000),
         "dir": np.where(cli, 0, 1),
-        "flags": np.where(cli, SYN, SYN | ACK).astype(np.uint8),
+        "flags": np.where(cli, ACK if ack_flood else SYN, SYN | ACK).astype(np.uint8),
         "seq": np.r_[isn, sisn[ri]],
-        "ack": np.r_[np.zeros(n, np.uint32), (isn[ri].astype(np.int64) + 1).astype(np.uint32)],
+        "ack": np.r_[sisn if ack_flood else np.zeros(n, np.uint32), (isn[ri].astype(np.int64) + 1).astype(np.uint32)],
         "src": np.where(cli, ip, srv_ip).astype(np.uint32),
         "dst": np.where(cli, srv_ip, ip).astype(np.uint32),
         "sport": np.where(cli, sp, 80).astype(np.uint16),
         "dport": np.where(cli, 80, sp).astype(np.uint16),
         "len": np.zeros(m, np.int64),
         "kind": np.zeros(m, np.int64),
-        "opt": np.full(m, OPT_SYN, np.int64),
+        "opt": np.full(m, OPT_NONE if ack_flood else OPT_SYN, np.int64),
         "win": np.where(cli, 64240, 65160).astype(np.uint16),
         "ttl": np.where(cli, rng.integers(40, 250, m), 64).astype(np.uint8),
         "ipid": np.where(cli, rng.integers(0, 65536, m), 0).astype(np.uint16),
@@ -795,6 +799,20 @@ def main(argv=None) -> int:
         metavar="N",
         help="instead write N spoofed SYNs to one server ip:port (2%% get a SYN-ACK)",
     )
+    ap.add_argument(
+        "--ack-flood",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead write N lone ACKs on distinct 4-tuples (picked up midstream) to one server ip:port",
+    )
+    ap.add_argument(
+        "--flood-rate",
+        type=float,
+        default=100000.0,
+        metavar="PER_S",
+        help="packets a second of --syn-flood or --ack-flood (default 100000)",
+    )
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     if args.snaplen < 54:
@@ -803,7 +821,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed + 7)
     pats = payload_patterns(rng)
     ps = prefix_word_sums(pats)
-    if args.syn_flood:
+    if args.syn_flood or args.ack_flood:
         fl, nsa = build_flood(args)
         stats = None
     else:
@@ -815,10 +833,11 @@ def main(argv=None) -> int:
     t2 = time.perf_counter()
     n = len(fl["ts_us"])
     out = sys.stdout
-    if args.syn_flood:
+    if args.syn_flood or args.ack_flood:
+        what = f"{args.ack_flood} lone ACKs" if args.ack_flood else f"{args.syn_flood} spoofed SYNs"
         print(
-            f"wrote {args.out}: {n} packets ({args.syn_flood} spoofed SYNs to 192.168.100.10:80, "
-            f"{nsa} SYN-ACKs) in {t2 - t0:.1f} s",
+            f"wrote {args.out}: {n} packets ({what} to 192.168.100.10:80, "
+            f"{nsa} SYN-ACKs, {args.flood_rate:g}/s) in {t2 - t0:.1f} s",
             file=out,
         )
         return 0

@@ -64,6 +64,7 @@ BACKOFF_GROWTH: Final = 1.5
 # retransmission: TCP's earliest timer (the tail loss probe, RFC 8985) waits at least 2 ms (Linux's
 # TCP_TIMEOUT_MIN), and what it re-sends at once (SACK recovery, between new segments) is an older hole.
 COPY_WITHIN: Final = 0.001
+NO_SEQ: Final = -1  # a sequence number not known yet (no segment carries it: they are 0 .. 2**32-1)
 NEVER: Final = float("-inf")  # a time that has not happened (in a float field the compiled build keeps unboxed)
 
 FIN: Final = 0x01
@@ -136,14 +137,13 @@ class Endpoint:
 
     ip: bytes
     port: int
-    is_orig: bool
     addr_key: i64 = -1  # address and port as one integer (tracker.address_key), for the fast index
     # RFC 9293 state and the numbers it is inferred from
     state: str = rfc.CLOSED
-    isn: int | None = None
-    snd_nxt: int | None = None  # one past the highest sequence number it has sent
+    # (NO_SEQ while unknown: a native integer, not an object per endpoint)
+    isn: i64 = NO_SEQ
+    snd_nxt: i64 = NO_SEQ  # one past the highest sequence number it has sent
     fin_seq: int | None = None  # sequence number its FIN occupies
-    fin_acked: bool = False
     time_wait_since: float | None = None
     # its RFC state changes, in order: (capture time, new state), kept when the tracker gives it a list
     # (ConnectionTracker.record_state_changes); None: not kept
@@ -161,7 +161,6 @@ class Endpoint:
     hist_last_rst: i64 = 0
     fin_cnt: i64 = 0
     rst_cnt: i64 = 0
-    did_close: bool = False
     rxmit_cnt: i64 = 0
     rxmit_thresh: i64 = 1
     win0_cnt: i64 = 0
@@ -173,7 +172,6 @@ class Endpoint:
     payload_packets: i64 = 0
     last_data_ts: float = NEVER  # its last segment with payload (a plain float: no object per packet)
     packets_since_peer: i64 = 0  # packets sent since the peer's last packet (0 when the peer spoke last)
-    first_ts: float | None = None
     last_ts: float = 0.0
     syn_retransmits: i64 = 0
     synack_retransmits: i64 = 0
@@ -192,7 +190,6 @@ class Endpoint:
     retransmitted: i64 = 0
     holes: list[list[float]] | None = None  # gaps below snd_nxt: [start seq, end seq, when it opened]
     fin_copy_ts: float | None = None  # when its FIN was last sent (first copy or a repeat)
-    fin_ack_resent: bool = False  # its FIN re-sent to acknowledge the peer's crossing FIN
     # keepalive probes (seq = snd_nxt - 1, at most one byte, after silence, nothing unacknowledged)
     keepalives: i64 = 0
     keepalive_run: i64 = 0  # probes since the peer last answered one (or since the first)
@@ -202,6 +199,14 @@ class Endpoint:
     # what its unusual segments showed (duplicate ACKs, probes, retransmissions...): made at the first one
     # (an Endpoint stays within pymalloc's 512 bytes: see docs/architecture.md)
     unusual: Unusual | None = None
+    # (the flags last, side by side: the compiled build gives each a byte, which alone would be padded to 8)
+    is_orig: bool
+    fin_acked: bool = False
+    did_close: bool = False  # (Zeek's)
+    fin_ack_resent: bool = False  # its FIN re-sent to acknowledge the peer's crossing FIN
+    # a responder that has not sent yet, shared by the embryonic connections to its address (the tracker's
+    # stand-in, see ConnectionTracker.segment): no step may change it; `Connection.own_responder` replaces it
+    stand_in: bool = False
 
     def __init__(self, ip: bytes, port: int, is_orig: bool) -> None:
         self.ip = ip
@@ -247,7 +252,7 @@ class Endpoint:
         gaps below the highest acknowledgement, and what that acknowledgement covers beyond the last byte
         seen."""
         snd_nxt = self.snd_nxt
-        if snd_nxt is None:
+        if snd_nxt == NO_SEQ:
             return 0
         acked = self.ack_seq  # (Zeek's bookkeeping: the peer's highest acknowledgement)
         missed = 0 if self.unusual is None else self.unusual.missed_bytes
@@ -676,13 +681,23 @@ class Connection:
         "tunnel",
         "pending_timers",
         "pending_base",
+        "timer_order",
     )
 
     def __init__(
-        self, ts: float, orig_ip: bytes, orig_port: int, resp_ip: bytes, resp_port: int, flipped: bool, midstream: bool
+        self,
+        ts: float,
+        orig_ip: bytes,
+        orig_port: int,
+        resp_ip: bytes,
+        resp_port: int,
+        flipped: bool,
+        midstream: bool,
+        responder: Endpoint | None = None,
     ) -> None:
         self.orig = Endpoint(orig_ip, orig_port, True)
-        self.resp = Endpoint(resp_ip, resp_port, False)
+        # (a stand-in responder, shared, until the responder sends: see `own_responder`)
+        self.resp = Endpoint(resp_ip, resp_port, False) if responder is None else responder
         if midstream:
             self.orig.state = rfc.UNKNOWN
             self.resp.state = rfc.UNKNOWN
@@ -704,12 +719,22 @@ class Connection:
         self.end_cause = ""
         self.syn_in_time_wait = False
         self.prev_time_wait: TimeWait | None = None  # the previous connection's TIME_WAIT its SYN met
-        self.key: tuple = ()
         self.tunnel = ""  # the tunnel path of its first segment (`decode.Decoder.tunnel`), "" for none
         # Zeek timers this segment set (PENDING_* bits), each due a delay after pending_base (the
         # connection's last_time then): the tracker schedules them, in that bit order, and clears them
         self.pending_timers: i64 = 0
         self.pending_base = 0.0
+        self.timer_order: i64 = 0  # the order of the first timer set at its creation (timers.push_new)
+
+    def own_responder(self) -> Endpoint:
+        """The responder's own Endpoint, in place of the shared stand-in it had while it had not sent (a
+        SYN's originator writes nothing into its peer; anything else may): the stand-in's fields are all
+        still their defaults, so the new one starts the same."""
+        shared = self.resp
+        resp = self.resp = Endpoint(shared.ip, shared.port, False)
+        resp.addr_key = shared.addr_key
+        resp.state = shared.state
+        return resp
 
     # ------------------------------------------------------------------ per segment
     def bad_checksum(self, endpoint: Endpoint) -> None:
@@ -735,9 +760,9 @@ class Connection:
         idle_since = endpoint.last_ts
         endpoint.last_ts = ts
         endpoint.packets_since_peer += 1
-        peer.packets_since_peer = 0
-        if endpoint.first_ts is None:
-            endpoint.first_ts = ts
+        if peer.packets_since_peer:  # (a stand-in responder's stays 0: it is never written)
+            peer.packets_since_peer = 0
+        if endpoint.packets == 1:  # its first segment
             idle_since = ts
         # Zeek's analyzer
         control = flags & CONTROL
@@ -1073,7 +1098,7 @@ class Connection:
                 self._event(endpoint, rfc.SEND_SYN, ts)
                 if self.syn_ts is None:
                     self.syn_ts = ts
-        elif peer.isn is not None and ack != ((peer.isn + 1) & SEQ_MASK):
+        elif peer.isn != NO_SEQ and ack != ((peer.isn + 1) & SEQ_MASK):
             self.bad_synack += 1
             if self.bad_ack_ts is None:
                 self.bad_ack_ts = ts
@@ -1091,7 +1116,7 @@ class Connection:
         """Check the ACK field: what an acknowledgement number proves (segments without SYN or RST).
         Only during the handshake or while the peer's FIN is unacknowledged can it prove anything,
         besides a responder's plain ACK to a SYN (`_note_answer_to_syn`: a challenge ACK?)."""
-        if endpoint.isn is None and not endpoint.is_orig and peer.state == rfc.SYN_SENT and not self.bad_synack:
+        if endpoint.isn == NO_SEQ and not endpoint.is_orig and peer.state == rfc.SYN_SENT and not self.bad_synack:
             self._note_answer_to_syn(ts, endpoint, peer, ack)
         handshake = peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT
         if not handshake and (peer.fin_seq is None or peer.fin_acked):
@@ -1099,8 +1124,8 @@ class Connection:
         # The third ACK (or data carrying it) completes the handshake only if it acks the server's ISN+1.
         # (The server may already have moved on, e.g. sent a FIN from SYN_RCVD: the client's ACK still
         # proves it saw the SYN-ACK.)
-        if handshake and peer.isn is not None:
-            if peer.snd_nxt is not None and 0 < seq_delta(ack, peer.isn) <= max(1, seq_delta(peer.snd_nxt, peer.isn)):
+        if handshake and peer.isn != NO_SEQ:
+            if peer.snd_nxt != NO_SEQ and 0 < seq_delta(ack, peer.isn) <= max(1, seq_delta(peer.snd_nxt, peer.isn)):
                 self._event(peer, rfc.RECV_ACK_OF_SYN, ts)
                 self._event(endpoint, rfc.RECV_SYN_ACK, ts)
                 if self.handshake_done_ts is None:
@@ -1185,9 +1210,9 @@ class Connection:
         if endpoint.rst_ts is None:
             endpoint.rst_ts = ts
         if peer.state == rfc.SYN_SENT:
-            acceptable = bool(flags & ACK) and peer.isn is not None and ack == ((peer.isn + 1) & SEQ_MASK)
+            acceptable = bool(flags & ACK) and peer.isn != NO_SEQ and ack == ((peer.isn + 1) & SEQ_MASK)
         else:
-            distance = 0 if endpoint.snd_nxt is None else seq_delta(seq, endpoint.snd_nxt)
+            distance = 0 if endpoint.snd_nxt == NO_SEQ else seq_delta(seq, endpoint.snd_nxt)
             acceptable = -RST_ACCEPT_WINDOW <= distance <= RST_ACCEPT_WINDOW
         self._event(endpoint, rfc.SEND_RST, ts)
         if acceptable:
@@ -1209,7 +1234,7 @@ class Connection:
         past it moves it on."""
         seq_end = self._seq_one_past(seq, flags, length)
         snd_nxt = endpoint.snd_nxt
-        if snd_nxt is None:
+        if snd_nxt == NO_SEQ:
             endpoint.snd_nxt = seq_end
             return
         nxt: i64 = snd_nxt
@@ -1225,7 +1250,6 @@ class Connection:
         opening (segments missing from the capture, or coming out of order), a keepalive or zero-window
         probe, an out-of-order segment filling a gap, or a retransmission (sequence space already sent)."""
         snd_nxt = endpoint.snd_nxt
-        assert snd_nxt is not None
         ahead = seq_delta(seq, snd_nxt)
         if ahead > 0:  # a gap: [snd_nxt, seq) not seen (yet)
             # (data a pure ACK shows was sent is no gap a late segment fills: seen later, it was retransmitted,
@@ -1316,7 +1340,7 @@ class Connection:
         had acknowledged it already (past SYN_SENT): it repeats that acknowledgement. (Zeek's bookkeeping
         starts the peer's sequence space again at any SYN, so the ACK does not look repeated there.)"""
         isn = peer.isn
-        return isn is not None and ack == ((isn + 1) & SEQ_MASK) and endpoint.state != rfc.SYN_SENT
+        return isn != NO_SEQ and ack == ((isn + 1) & SEQ_MASK) and endpoint.state != rfc.SYN_SENT
 
     @staticmethod
     def _note_data_into_zero_window(endpoint: Endpoint, seq: int, length: int) -> None:
@@ -1331,7 +1355,7 @@ class Connection:
         that answer is bad_handshake_ack's). For another number
         than the SYN's + 1 it is a challenge ACK (RFC 5961 4: the responder still holds an earlier
         connection on the 4-tuple and acknowledges that one's sequence space)."""
-        if peer.isn is not None and ack != ((peer.isn + 1) & SEQ_MASK):
+        if peer.isn != NO_SEQ and ack != ((peer.isn + 1) & SEQ_MASK):
             noted = endpoint.noted()
             noted.challenge_acks += 1
             if noted.challenge_ack_ts == NEVER:
@@ -1466,7 +1490,7 @@ class Connection:
             client_zero_window_until=orig.zero_window_max_until,
             server_zero_window_from=resp.zero_window_max_from,
             server_zero_window_until=resp.zero_window_max_until,
-            client_isn=orig.isn,
+            client_isn=None if orig.isn == NO_SEQ else orig.isn,
             client_state_changes=orig.state_changes,
             server_state_changes=resp.state_changes,
         )

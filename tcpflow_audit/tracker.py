@@ -19,7 +19,19 @@ from typing import TYPE_CHECKING, Final, final
 
 from . import zeek_states as z
 from .config import EngineConfig
-from .connection import ACK, PENDING_ATTEMPT, PENDING_DELETE, PENDING_EXPIRE, SYN, Connection, FlowRecord, TimeWait
+from .connection import (
+    ACK,
+    FIN,
+    PENDING_ATTEMPT,
+    PENDING_DELETE,
+    PENDING_EXPIRE,
+    RST,
+    SYN,
+    Connection,
+    Endpoint,
+    FlowRecord,
+    TimeWait,
+)
 from .decode import tunnel_key
 from .timers import TimerQueue
 
@@ -70,6 +82,15 @@ def _time_wait_keys(src: bytes, sport: int, dst: bytes, dport: int) -> tuple[obj
     return (src, sport, dst, dport), (dst, dport, src, sport)
 
 
+def _connection_key(conn: Connection) -> tuple:
+    """The connection's 4-tuple, originator first (and its tunnel's key when tunnelled): how `table`
+    and `recent_time_wait` know it, in both directions (so the order does not matter)."""
+    orig, resp = conn.orig, conn.resp
+    if conn.tunnel:
+        return (orig.ip, orig.port, resp.ip, resp.port, tunnel_key(conn.tunnel))
+    return (orig.ip, orig.port, resp.ip, resp.port)
+
+
 def _connection_time_wait_keys(key: tuple) -> tuple[object, object | None]:
     """`_time_wait_keys` of a connection's key: a tunnelled one's (5 items) with its tunnel path."""
     either_way, other_way = _time_wait_keys(key[0], key[1], key[2], key[3])
@@ -78,6 +99,9 @@ def _connection_time_wait_keys(key: tuple) -> tuple[object, object | None]:
     return either_way, other_way
 
 
+# A SYN's responder that has not answered is a stand-in Endpoint shared by every embryonic connection to
+# its address (ConnectionTracker.segment): at most this many addresses are remembered for sharing.
+STAND_IN_SLOTS: Final = 4096
 RECENT_SLOTS: Final = 4096
 RECENT_MASK: Final = RECENT_SLOTS - 1
 
@@ -168,6 +192,8 @@ class ConnectionTracker:
         # keep each endpoint's RFC state changes for the records (`sockets` needs them; off, they cost
         # a list and a tuple per change)
         self.record_state_changes = False
+        # responder address key -> the stand-in Endpoint its embryonic connections share (`segment`)
+        self.stand_ins: dict[int, Endpoint] = {}
         self.connections_seen = 0
         self.evicted = 0
         self.peak_live = 0
@@ -258,11 +284,18 @@ class ConnectionTracker:
             conn = None
         if conn is None:
             conn = self._new_connection(ts, sender, receiver, buf, at, size, flags, tunnel)
+        # An embryonic connection's responder is a shared stand-in (`_new_connection`) as long as only
+        # SYNs from the originator come (a kernel's request socket: a flood's unanswered SYN costs one
+        # Endpoint, not two); before anything else, which may write into the responder, it gets its own.
         orig = conn.orig
         if orig.addr_key == sender and (size == 4 or _same_address(buf, at, orig.ip)):
             endpoint, peer = orig, conn.resp
+            if peer.stand_in and flags & (SYN | ACK | FIN | RST) != SYN:
+                peer = conn.own_responder()
         else:
             endpoint, peer = conn.resp, orig
+            if endpoint.stand_in:
+                endpoint = conn.own_responder()
         if checksum_ok:
             conn.segment(ts, endpoint, peer, seq, ack, flags, window, length)
         else:
@@ -295,6 +328,7 @@ class ConnectionTracker:
         for conn in self.creation_order:
             self._finish(conn, "capture_end", self.now)
         self.creation_order.clear()
+        self.stand_ins.clear()
         self.timers.clear()
         self.recent = [_NO_CONNECTION] * RECENT_SLOTS
         self.recent_time_wait.clear()
@@ -319,19 +353,21 @@ class ConnectionTracker:
         if flipped:
             conn = Connection(ts, dst, dport, src, sport, True, midstream)
             conn.resp.addr_key, conn.orig.addr_key = sender, receiver
-        else:
+        elif midstream or size != 4 or self.record_state_changes:
             conn = Connection(ts, src, sport, dst, dport, False, midstream)
             conn.orig.addr_key, conn.resp.addr_key = sender, receiver
+        else:  # a SYN (IPv4: its address key is the address): the responder a stand-in until it sends
+            conn = Connection(ts, src, sport, dst, dport, False, False, self._stand_in(receiver, dst, dport))
+            conn.orig.addr_key = sender
         if self.record_state_changes:
             conn.orig.state_changes = []
             conn.resp.state_changes = []
-        key = (src, sport, dst, dport)
-        conn.key = key
+        key: tuple = (src, sport, dst, dport)
         if tunnel:  # a tunnelled connection lives in `table` alone, keyed with its tunnel (see `segment`)
             conn.tunnel = tunnel
             route = tunnel_key(tunnel)
-            conn.key = (src, sport, dst, dport, route)
-            self.table[conn.key] = conn
+            key = (src, sport, dst, dport, route)
+            self.table[key] = conn
             self.table[(dst, dport, src, sport, route)] = conn
         elif (index_key := fast_key(sender, receiver)) in self.fast_index:
             self.table[key] = conn
@@ -344,13 +380,25 @@ class ConnectionTracker:
         if self.live_count > self.peak_live:
             self.peak_live = self.live_count
         if self.recent_time_wait:
-            time_wait = self.recent_time_wait.get(_connection_time_wait_keys(conn.key)[0])
+            time_wait = self.recent_time_wait.get(_connection_time_wait_keys(key)[0])
             if time_wait is not None and ts < time_wait.until and flags & SYN:
                 conn.syn_in_time_wait = True
                 conn.prev_time_wait = time_wait
-        self.timers.push(ts + config.syn_timeout, conn, "expire", "expire after the first packet")
-        self.timers.push(ts + config.inactivity_timeout, conn, "inactivity")
+        self.timers.push_new(conn, 0, config.syn_timeout, "expire")
+        self.timers.push_new(conn, 1, config.inactivity_timeout, "inactivity")
         return conn
+
+    def _stand_in(self, addr_key: i64, ip: bytes, port: int) -> Endpoint:
+        """The stand-in responder the embryonic connections to this IPv4 address and port share."""
+        stand_ins = self.stand_ins
+        shared = stand_ins.get(addr_key)
+        if shared is None:
+            if len(stand_ins) >= STAND_IN_SLOTS:
+                stand_ins.clear()
+            shared = stand_ins[addr_key] = Endpoint(ip, port, False)
+            shared.addr_key = addr_key
+            shared.stand_in = True
+        return shared
 
     @staticmethod
     def _is_reuse(conn: Connection, flags: int, seq: int) -> bool:
@@ -377,16 +425,19 @@ class ConnectionTracker:
             return
         conn.finished = True
         conn.end_cause = cause
-        key = conn.key
         self.live_count -= 1
         index_key = fast_key(conn.orig.addr_key, conn.resp.addr_key)
         if self.fast_index.get(index_key) is conn:
             del self.fast_index[index_key]
         else:
+            key = _connection_key(conn)
             _forget(self.table, key, conn)
             _forget(self.table, (key[2], key[3], key[0], key[1], *key[4:]), conn)
+        # (finished connections, each still held by its timers and its place in `creation_order`, are
+        # dropped once there are a quarter as many as live ones: under a flood they would otherwise
+        # outnumber the live connections, each a Connection and its timers)
         self._dead_timer_owners += 1
-        if self._dead_timer_owners > 2 * self.live_count + 4096:
+        if self._dead_timer_owners > self.live_count // 4 + 4096:
             self._compact()
         record = conn.to_record(now, self.config.time_wait)
         client_until, server_until = record.client_time_wait_until, record.server_time_wait_until
@@ -399,7 +450,7 @@ class ConnectionTracker:
                 if client_until is not None and server_until is not None and min(client_until, server_until) > now:
                     holder = "both"
                 time_wait = TimeWait(until, holder, ip, port)
-                either_way, other_way = _connection_time_wait_keys(key)
+                either_way, other_way = _connection_time_wait_keys(_connection_key(conn))
                 self.recent_time_wait[either_way] = time_wait
                 if other_way is not None:
                     self.recent_time_wait[other_way] = time_wait
@@ -431,7 +482,10 @@ class ConnectionTracker:
         config = self.config
         pending, base = conn.pending_timers, conn.pending_base
         if pending & PENDING_ATTEMPT:
-            self.timers.push(base + config.attempt_timeout, conn, "attempt")
+            if base == conn.start and not conn.timer_generation:  # (a SYN opening it: set with its others)
+                self.timers.push_new(conn, 2, config.attempt_timeout, "attempt")
+            else:
+                self.timers.push(base + config.attempt_timeout, conn, "attempt")
         if pending & PENDING_DELETE:
             self.timers.push(base + config.close_delay, conn, "delete")
         if pending & PENDING_EXPIRE:

@@ -1,0 +1,106 @@
+"""Embryonic connections stay compact: a SYN flood costs little memory per live SYN.
+
+On a flood written by bench/gen_capture.py (spoofed SYNs to one server, 2% answered by a SYN-ACK):
+every unanswered SYN's responder is one stand-in Endpoint shared by all of them and never written
+(the answered ones get their own), the timers set when a connection is created take no timer
+entry, and the memory the tracker holds per live SYN stays under a bound (about a third of what a
+full connection cost: two Endpoints and three timer entries).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from tcpflow_audit.connection import Connection, Endpoint
+from tcpflow_audit.fastlane import LaneCounts
+from tcpflow_audit.pipeline import Auditor
+
+ROOT = Path(__file__).resolve().parent.parent
+SYNS = 50_000
+SERVER = bytes([192, 168, 100, 10])
+# What the tracker holds per live SYN (the Connection, the originator's Endpoint, the index entries, the
+# attempt timer): 894 bytes in the compiled build; with two Endpoints and three timer entries, 2.9 KiB.
+MAX_BYTES_PER_LIVE_SYN = 1200
+
+
+@pytest.fixture(scope="module")
+def flood(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SYNS spoofed SYNs in one second (all live at once under the 5 s attempt timer)."""
+    out = tmp_path_factory.mktemp("flood") / "flood.pcap"
+    subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "bench" / "gen_capture.py")),
+            *("--syn-flood", str(SYNS), "--flood-rate", str(SYNS), "--seed", "3", "--out", str(out)),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    return out
+
+
+def _fields(endpoint: Endpoint) -> dict[str, object]:
+    names = [name for name in Endpoint.__annotations__ if name not in ("ip", "port", "addr_key", "stand_in")]
+    return {name: getattr(endpoint, name) for name in names}
+
+
+def _live_at_end(flood: Path) -> tuple[Auditor, list[Connection], int]:
+    """The flood through the engine, stopped before the end of input (every connection still live), and
+    the memory traced while it ran, at its last look (the progress callback's)."""
+    auditor = Auditor()
+    held = [0]
+
+    def progress(_readers: object, _packets: int) -> None:
+        held[0] = tracemalloc.get_traced_memory()[0]
+
+    auditor.progress = progress
+    readers = auditor.open_readers([str(flood)])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        auditor._consume(readers, LaneCounts())
+        held[0] = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        for reader in readers:
+            reader.close()
+    return auditor, auditor.tracker.live, held[0] - before
+
+
+def test_unanswered_syns_share_one_responder_never_written(flood: Path) -> None:
+    auditor, live, _ = _live_at_end(flood)
+    assert len(live) == SYNS  # (1 s of flood: none has timed out)
+    answered = [conn for conn in live if conn.synack_ts is not None]
+    unanswered = [conn for conn in live if conn.synack_ts is None]
+    assert len(answered) == SYNS // 50
+    stand_ins = {id(conn.resp) for conn in unanswered}
+    assert len(stand_ins) == 1
+    shared = unanswered[0].resp
+    assert shared.stand_in and shared.ip == SERVER and shared.port == 80
+    assert _fields(shared) == _fields(Endpoint(SERVER, 80, False))  # no step wrote into it
+    # a responder that answered has its own Endpoint, with what it sent
+    assert all(not conn.resp.stand_in and conn.resp.packets == 1 for conn in answered)
+    # the timers set at creation (expire, inactivity, the SYN's attempt timer) are the connections
+    # themselves in their lanes: no timer entry at all
+    timers = auditor.tracker.timers
+    assert sum(len(lane) for lane in timers.lanes.values()) + len(timers.heap) == 0
+    assert [len(lane.conns) for lane in timers.new_lanes] == [SYNS, SYNS, SYNS]
+
+
+def test_memory_per_live_syn_bounded(flood: Path) -> None:
+    _, live, held = _live_at_end(flood)
+    assert len(live) == SYNS
+    assert held / SYNS < MAX_BYTES_PER_LIVE_SYN, f"{held / SYNS:.0f} bytes per live SYN"
+
+
+def test_flood_output_every_syn_a_row(flood: Path, tmp_path: Path, cli) -> None:
+    """Compact as it is, the flood is still found and every SYN is still a flow row."""
+    cli(flood, "--output-dir", tmp_path / "out", "-q")
+    rows = (tmp_path / "out" / "flows.csv").read_text().splitlines()
+    assert len(rows) == 1 + SYNS
+    assert "syn_flood" in (tmp_path / "out" / "anomalies.csv").read_text()
