@@ -30,7 +30,7 @@ from typing import IO, Any, Final
 from .connection import FlowRecord
 from .decode import format_ip
 from .pipeline import Auditor
-from .report import flow_row, iso_utc
+from .report import flow_row, iso_utc, summary_facts
 from .sockets import STATE_COLUMNS, WIDTHS, Timeline, coarsen
 
 MAX_POINTS: Final = 600  # buckets per series at most: the timeline's bucket doubles beyond
@@ -395,23 +395,16 @@ def _connections_table(rows: Iterable[dict[str, Any]]) -> str:
 
 
 def _what_was_read(summary: dict[str, Any]) -> str:
-    lines: list[tuple[str, Any]] = [
-        ("files", ", ".join(summary["files"])),
-        ("capture span", f"{summary['first_packet']} .. {summary['last_packet']}"),
-        ("packets read", f"{summary['packets_read']:,}"),
-        ("TCP packets", f"{summary['tcp_packets']:,}"),
-        ("connections", f"{summary['connections']:,} (at most {summary['peak_live_connections']:,} at once)"),
-    ]
-    if summary["filtered_out"]:
-        lines.append(("filtered out", f"{summary['filtered_out']:,}"))
-    for reason, n in summary["skipped_packets"].items():
-        lines.append((f"skipped: {reason}", f"{n:,}"))
-    if summary["evicted_connections"]:
-        lines.append(("evicted (table full)", f"{summary['evicted_connections']:,}"))
+    lines: list[tuple[str, Any]] = []
+    for label, value in summary_facts(summary):
+        if label == "input problems":  # (the page has room for the problems themselves)
+            value = "; ".join(summary["input_problems"])
+        elif label == "connections":
+            value = f"{value:,} (at most {summary['peak_live_connections']:,} at once)"
+        lines.append((label, f"{value:,}" if isinstance(value, int) else value))
+    if not summary["input_problems"]:
+        lines.append(("input problems", "none"))
     lines.append(("not ended normally", f"{summary['not_ended_normally']:,} (conn_state other than SF)"))
-    lines.append(("input problems", "; ".join(summary["input_problems"]) or "none"))
-    if summary.get("interrupted"):
-        lines.append(("interrupted", "yes: this report covers the packets read until then"))
     body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>\n" for k, v in lines)
     return f'<h2 id="read">What was read</h2>\n<table class="summary">\n{body}</table>\n'
 

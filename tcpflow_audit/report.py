@@ -451,3 +451,40 @@ def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] 
     if extra:
         summary.update(extra)
     return summary
+
+
+def summary_facts(summary: dict[str, Any]) -> list[tuple[str, int | str]]:
+    """The summary's headline facts as (label, value) lines, the terminal's summary block and the HTML
+    report's "What was read" both: numbers stay numbers (each output formats them its way), a line
+    that would say nothing (no files passed over, nothing filtered, no loss) is left out."""
+    lines: list[tuple[str, int | str]] = [("files", ", ".join(summary["files"]))]
+    if summary.get("files_passed_over"):
+        lines.append(("files passed over", f"{summary['files_passed_over']} (in directories; not captures)"))
+    lines += [
+        ("capture span", f"{summary['first_packet']} .. {summary['last_packet']}"),
+        ("packets read", summary["packets_read"]),
+        ("TCP packets", summary["tcp_packets"]),
+    ]
+    if summary["input_problems"]:
+        lines.append(("input problems", len(summary["input_problems"])))
+    if summary["filtered_out"]:
+        lines.append(("filtered out", summary["filtered_out"]))
+    for reason, n in summary["skipped_packets"].items():
+        lines.append((f"skipped: {reason}", n))
+    if summary.get("fragments_incomplete"):
+        lines.append(("TCP first fragments read alone", summary["fragments_incomplete"]))
+    lines.append(("connections", summary["connections"]))
+    if summary.get("interrupted"):
+        lines.append(("interrupted", "yes (Ctrl-C): this report covers the packets read until then"))
+    if summary["evicted_connections"]:
+        lines.append(("evicted (table full)", summary["evicted_connections"]))
+    loss = summary.get("capture_loss") or {}
+    if loss.get("missed_bytes"):
+        lines.append(
+            (
+                "capture loss",
+                "%s%% missed (%d bytes acknowledged, never captured, in %d connections)"
+                % (loss["percent"], loss["missed_bytes"], loss["connections"]),
+            )
+        )
+    return lines

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .detectors import SEVERITIES
+from .report import summary_facts
 
 MIN_PADDING = 2  # tabulate's: a column is at least its header + 2 wide
 SEPARATOR = 2  # the spaces between two columns in tabulate's "simple" and "plain" formats
@@ -312,36 +313,7 @@ def render_findings(rows: Sequence[dict[str, Any]], style: TableStyle) -> Iterat
 
 def render_summary(summary: dict[str, Any], style: TableStyle) -> Iterator[str]:
     """The summary block: the run's numbers, then connections counted by state and by end reason."""
-    lines: list[tuple[str, Any]] = [
-        ("files", ", ".join(summary["files"])),
-        ("capture span", f"{summary['first_packet']} .. {summary['last_packet']}"),
-        ("packets read", summary["packets_read"]),
-        ("TCP packets", summary["tcp_packets"]),
-    ]
-    if summary.get("files_passed_over"):
-        lines.insert(1, ("files passed over", f"{summary['files_passed_over']} (in directories; not captures)"))
-    if summary["input_problems"]:
-        lines.append(("input problems", len(summary["input_problems"])))
-    if summary["filtered_out"]:
-        lines.append(("filtered out", summary["filtered_out"]))
-    for reason, n in summary["skipped_packets"].items():
-        lines.append((f"skipped: {reason}", n))
-    if summary.get("fragments_incomplete"):
-        lines.append(("TCP first fragments read alone", summary["fragments_incomplete"]))
-    lines.append(("connections", summary["connections"]))
-    if summary.get("interrupted"):
-        lines.append(("interrupted", "yes (Ctrl-C): this report covers the packets read until then"))
-    if summary["evicted_connections"]:
-        lines.append(("evicted (table full)", summary["evicted_connections"]))
-    loss = summary.get("capture_loss") or {}
-    if loss.get("missed_bytes"):
-        lines.append(
-            (
-                "capture loss",
-                "%s%% missed (%d bytes acknowledged, never captured, in %d connections)"
-                % (loss["percent"], loss["missed_bytes"], loss["connections"]),
-            )
-        )
+    lines = summary_facts(summary)
     # (labels wrap to 20 and values to 16: both columns fit the narrowest width, 40)
     yield from render(
         (Column("", 0, wrap_to=20), Column("", 1, wrap_to=16)),

@@ -38,6 +38,18 @@ def test_one_self_contained_file(cli, tmp_path: Path):
     assert 1_000_000 < page.stat().st_size < 3_000_000  # (Plotly's JavaScript, compressed, is most of it)
 
 
+def test_what_was_read_says_what_the_terminal_summary_says(cli, tmp_path: Path):
+    """Both come from one list of facts (report.summary_facts): a capture's own losses show on the page."""
+    captures = ("tcp_fragments_port80.pcap", "capture_gap.pcap")
+    _, text = report(cli, tmp_path, *captures)
+    read = text.split('id="read"', 1)[1].split("</table>", 1)[0]
+    terminal = cli(*[sample(c) for c in captures], "-q", "--report", "summary").stdout
+    for label in ("TCP first fragments read alone", "capture loss", "packets read", "connections"):
+        assert label in terminal and f"<th>{label}</th>" in read
+    assert "<th>TCP first fragments read alone</th><td>2</td>" in read
+    assert "3.15% missed (38056 bytes acknowledged, never captured, in 4 connections)" in read
+
+
 def test_each_finding_links_to_its_connections(cli, tmp_path: Path):
     _, text = report(cli, tmp_path, "demo.pcap")
     findings = list(csv.DictReader(io.StringIO(cli(sample("demo.pcap"), "--report", "anomalies", "--csv").stdout)))
