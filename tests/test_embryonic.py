@@ -32,8 +32,8 @@ SERVER = bytes([192, 168, 100, 10])
 MAX_BYTES_PER_LIVE_SYN = 1200
 ACKS = 20_000
 # What the tracker holds per live midstream connection (the Connection, two Endpoints without their
-# `Unusual` records, the addresses, the index entries): 1,015 bytes in the compiled build; with every
-# field in the Endpoints, 1,367.
+# `Unusual` records, the client's address, the index entries): 969 bytes in the compiled build; with
+# every field in the Endpoints and a copy of the server's address each, 1,344.
 MAX_BYTES_PER_LIVE_ACK = 1150
 
 
