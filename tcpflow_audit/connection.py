@@ -101,9 +101,12 @@ def _acked_part(hole: list[float], acked: int) -> int:
 
 @final
 class Unusual:
-    """What one side's unusual segments showed (tshark's expert info; docs/flows.md says where they differ).
+    """What one side's unusual segments showed: tshark's expert info (docs/flows.md says where they differ),
+    retransmissions, zero windows, keepalives, data after a close, bad checksums.
 
-    Kept apart from `Endpoint`, and made at the side's first such segment: most sides have none."""
+    Kept apart from `Endpoint`, and made at the side's first such segment (`Endpoint.noted`): most sides
+    have none, and then an Endpoint is a third smaller (a flood's connection holds two). Read through
+    `Endpoint.seen_unusual`, which never makes one."""
 
     dup_acks: i64 = 0  # pure ACKs repeating its previous acknowledgement and window
     zero_window_probes: i64 = 0  # segments probing the peer's closed window
@@ -125,6 +128,37 @@ class Unusual:
     # ACKs it sent for another sequence number in answer to a SYN (RFC 5961 challenge ACKs), the first's time
     challenge_acks: i64 = 0
     challenge_ack_ts: float = NEVER
+    # retransmissions: segments re-sending sequence space already sent (SYN, data, FIN), once each
+    retransmitted: i64 = 0
+    syn_retransmits: i64 = 0
+    synack_retransmits: i64 = 0
+    fin_retransmits: i64 = 0
+    last_fin_retransmit_ts: float | None = None
+    holes: list[list[float]] | None = None  # gaps below snd_nxt: [start seq, end seq, when it opened]
+    # Zeek's logarithmic history counters: retransmitted payload (T), zero windows (W), bad checksums (C)
+    rxmit_cnt: i64 = 0
+    rxmit_thresh: i64 = 1
+    win0_cnt: i64 = 0
+    win0_thresh: i64 = 1
+    chk_cnt: i64 = 0
+    chk_thresh: i64 = 1
+    # zero windows it advertised: segments, and the longest stall, when it began and ended
+    zero_window_packets: i64 = 0
+    zero_window_max_s: float = 0.0
+    zero_window_max_from: float | None = None
+    zero_window_max_until: float | None = None
+    # payload it sent after its own FIN, or after either side's RST
+    data_after_fin: i64 = 0
+    data_after_rst: i64 = 0
+    # keepalive probes (seq = snd_nxt - 1, at most one byte, after silence, nothing unacknowledged)
+    keepalives: i64 = 0
+    keepalive_run: i64 = 0  # probes since the peer last answered one (or since the first)
+    keepalive_run_from: float | None = None  # the first probe of that run
+    last_keepalive_ts: float | None = None
+
+
+_NOTHING_UNUSUAL: Final = Unusual()
+"""What an endpoint with no `Unusual` record reads (`Endpoint.seen_unusual`): all defaults."""
 
 
 @final
@@ -161,40 +195,16 @@ class Endpoint:
     hist_last_rst: i64 = 0
     fin_cnt: i64 = 0
     rst_cnt: i64 = 0
-    rxmit_cnt: i64 = 0
-    rxmit_thresh: i64 = 1
-    win0_cnt: i64 = 0
-    win0_thresh: i64 = 1
-    chk_cnt: i64 = 0
-    chk_thresh: i64 = 1
     # counters and evidence for reports and detectors
     packets: i64 = 0
     payload_packets: i64 = 0
     last_data_ts: float = NEVER  # its last segment with payload (a plain float: no object per packet)
     packets_since_peer: i64 = 0  # packets sent since the peer's last packet (0 when the peer spoke last)
     last_ts: float = 0.0
-    syn_retransmits: i64 = 0
-    synack_retransmits: i64 = 0
-    fin_retransmits: i64 = 0
     fin_ts: float | None = None
     rst_ts: float | None = None
     zero_window_since: float | None = None
-    zero_window_max_s: float = 0.0
-    zero_window_max_from: float | None = None  # when the longest stall began and ended
-    zero_window_max_until: float | None = None
-    zero_window_packets: i64 = 0
-    data_after_fin: i64 = 0
-    data_after_rst: i64 = 0
-    last_fin_retransmit_ts: float | None = None
-    # retransmissions: segments re-sending sequence space already sent (SYN, data, FIN), once each
-    retransmitted: i64 = 0
-    holes: list[list[float]] | None = None  # gaps below snd_nxt: [start seq, end seq, when it opened]
     fin_copy_ts: float | None = None  # when its FIN was last sent (first copy or a repeat)
-    # keepalive probes (seq = snd_nxt - 1, at most one byte, after silence, nothing unacknowledged)
-    keepalives: i64 = 0
-    keepalive_run: i64 = 0  # probes since the peer last answered one (or since the first)
-    keepalive_run_from: float | None = None  # the first probe of that run
-    last_keepalive_ts: float | None = None
     last_window: i64 = -1  # the window field of its previous segment (a duplicate ACK repeats it)
     # what its unusual segments showed (duplicate ACKs, probes, retransmissions...): made at the first one
     # (an Endpoint stays within pymalloc's 512 bytes: see docs/architecture.md)
@@ -247,6 +257,21 @@ class Endpoint:
             unusual = self.unusual = Unusual()
         return unusual
 
+    def seen_unusual(self) -> Unusual:
+        """Its `Unusual` record to read: the shared empty one (never written) if it has none."""
+        unusual = self.unusual
+        return _NOTHING_UNUSUAL if unusual is None else unusual
+
+    def note_stall(self, until: float) -> None:
+        """Its zero-window stall ends (or is cut off) at `until`: the longest one is kept."""
+        since = self.zero_window_since
+        assert since is not None
+        unusual = self.noted()
+        if until - since > unusual.zero_window_max_s:
+            unusual.zero_window_max_s = until - since
+            unusual.zero_window_max_from = since
+            unusual.zero_window_max_until = until
+
     def unseen_acked(self) -> int:
         """Its sequence space the peer acknowledged that the capture never showed (Zeek's missed_bytes):
         gaps below the highest acknowledgement, and what that acknowledgement covers beyond the last byte
@@ -255,9 +280,10 @@ class Endpoint:
         if snd_nxt == NO_SEQ:
             return 0
         acked = self.ack_seq  # (Zeek's bookkeeping: the peer's highest acknowledgement)
-        missed = 0 if self.unusual is None else self.unusual.missed_bytes
-        if self.holes is not None:
-            for hole in self.holes:
+        unusual = self.seen_unusual()
+        missed = unusual.missed_bytes
+        if unusual.holes is not None:
+            for hole in unusual.holes:
                 missed += _acked_part(hole, acked)
         beyond = seq_delta(acked, snd_nxt)
         if beyond > 0 and self.payload_packets:  # (without payload: a bogus handshake ACK, bad_handshake_ack's)
@@ -739,10 +765,11 @@ class Connection:
     # ------------------------------------------------------------------ per segment
     def bad_checksum(self, endpoint: Endpoint) -> None:
         """Zeek: a bad TCP checksum marks the history (c/C, logarithmically); the segment is otherwise ignored."""
-        endpoint.chk_cnt += 1
-        if endpoint.chk_cnt == endpoint.chk_thresh:
+        unusual = endpoint.noted()
+        unusual.chk_cnt += 1
+        if unusual.chk_cnt == unusual.chk_thresh:
             self._add_history(endpoint, "C")
-            endpoint.chk_thresh *= 10
+            unusual.chk_thresh *= 10
 
     def segment(
         self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64, flags: i64, window: i64, length: i64
@@ -891,22 +918,19 @@ class Connection:
         """Zero windows: Zeek's W/w history letter (update_window; scaling cannot turn a zero into
         anything else) and the stall time the zero_window_stall detector reads."""
         if window == 0:
+            unusual = endpoint.noted()
             if not flags & RST and peer.zstate != z.CLOSED and endpoint.zstate != z.RESET:
-                endpoint.win0_cnt += 1
-                if endpoint.win0_cnt == endpoint.win0_thresh:
+                unusual.win0_cnt += 1
+                if unusual.win0_cnt == unusual.win0_thresh:
                     self._add_history(endpoint, "W")
-                    endpoint.win0_thresh *= 10
+                    unusual.win0_thresh *= 10
             if not flags & CONTROL:
-                endpoint.zero_window_packets += 1
+                unusual.zero_window_packets += 1
                 if endpoint.zero_window_since is None:
                     endpoint.zero_window_since = ts
                 return
         if endpoint.zero_window_since is not None:
-            stall = ts - endpoint.zero_window_since
-            if stall > endpoint.zero_window_max_s:
-                endpoint.zero_window_max_s = stall
-                endpoint.zero_window_max_from = endpoint.zero_window_since
-                endpoint.zero_window_max_until = ts
+            endpoint.note_stall(ts)
             endpoint.zero_window_since = None
 
     def _update_ack_seq(
@@ -953,10 +977,11 @@ class Connection:
         if delta_last > 0:
             self._set_last_seq(endpoint, seq_one_past)
         elif length > 0:
-            endpoint.rxmit_cnt += 1
-            if endpoint.rxmit_cnt == endpoint.rxmit_thresh:
+            unusual = endpoint.noted()
+            unusual.rxmit_cnt += 1
+            if unusual.rxmit_cnt == unusual.rxmit_thresh:
                 self._add_history(endpoint, "T")
-                endpoint.rxmit_thresh *= 10
+                unusual.rxmit_thresh *= 10
 
     @staticmethod
     def _set_last_seq(endpoint: Endpoint, seq: i64) -> None:
@@ -1090,8 +1115,9 @@ class Connection:
         sender's side; the same ISN again is a retransmission; a SYN-ACK acking anything else is bad."""
         if not flags & ACK:
             if endpoint.isn == seq:
-                endpoint.syn_retransmits += 1
-                endpoint.retransmitted += 1
+                unusual = endpoint.noted()
+                unusual.syn_retransmits += 1
+                unusual.retransmitted += 1
             else:
                 endpoint.isn = seq
                 endpoint.snd_nxt = (seq + 1) & SEQ_MASK
@@ -1103,8 +1129,9 @@ class Connection:
             if self.bad_ack_ts is None:
                 self.bad_ack_ts = ts
         elif endpoint.isn == seq:
-            endpoint.synack_retransmits += 1
-            endpoint.retransmitted += 1
+            unusual = endpoint.noted()
+            unusual.synack_retransmits += 1
+            unusual.retransmitted += 1
         else:
             endpoint.isn = seq
             endpoint.snd_nxt = (seq + 1) & SEQ_MASK
@@ -1156,9 +1183,9 @@ class Connection:
     @staticmethod
     def _note_data_after_close(endpoint: Endpoint, peer: Endpoint, seq: i64) -> None:
         if endpoint.fin_seq is not None and seq_delta(seq, endpoint.fin_seq) >= 1:
-            endpoint.data_after_fin += 1
+            endpoint.noted().data_after_fin += 1
         elif endpoint.rst_ts is not None or peer.rst_ts is not None:
-            endpoint.data_after_rst += 1
+            endpoint.noted().data_after_rst += 1
 
     def _rfc_fin(
         self, ts: float, endpoint: Endpoint, peer: Endpoint, seq: i64, ack: i64, flags: i64, length: i64
@@ -1177,10 +1204,11 @@ class Connection:
             return False
         if fin_pos != endpoint.fin_seq:
             return False
-        endpoint.retransmitted += 1
+        unusual = endpoint.noted()
+        unusual.retransmitted += 1
         if self._fin_resent_for_loss(ts, endpoint, peer, ack, flags):
-            endpoint.fin_retransmits += 1
-            endpoint.last_fin_retransmit_ts = ts
+            unusual.fin_retransmits += 1
+            unusual.last_fin_retransmit_ts = ts
         endpoint.fin_copy_ts = ts
         return True
 
@@ -1255,13 +1283,14 @@ class Connection:
             # (data a pure ACK shows was sent is no gap a late segment fills: seen later, it was retransmitted,
             # as Wireshark judges; never seen and acknowledged, it was missed like any gap)
             opened = ts if length else NEVER
-            holes = endpoint.holes
+            unusual = endpoint.noted()
+            holes = unusual.holes
             if holes is None:
-                holes = endpoint.holes = []
+                holes = unusual.holes = []
             elif len(holes) >= MAX_HOLES:
                 missed = _acked_part(holes.pop(0), endpoint.ack_seq)
                 if missed:
-                    endpoint.noted().missed_bytes += missed
+                    unusual.missed_bytes += missed
             holes.append([float(snd_nxt), float(seq), opened])
             return
         if length <= 1 and ahead == -1:
@@ -1273,10 +1302,11 @@ class Connection:
                 return
         if not length:
             return  # an ACK sent before the sender's latest segment, captured after it
-        if endpoint.holes is not None and self._fills_hole(ts, endpoint, seq, length):
-            endpoint.noted().out_of_order += 1  # never seen before, within a round trip of the gap opening
+        unusual = endpoint.noted()
+        if unusual.holes is not None and self._fills_hole(ts, unusual, seq, length):
+            unusual.out_of_order += 1  # never seen before, within a round trip of the gap opening
             return
-        endpoint.retransmitted += 1
+        unusual.retransmitted += 1
         self._note_resend(ts, idle_since, endpoint, seq, length)
 
     def _round_trip(self) -> float:
@@ -1330,7 +1360,7 @@ class Connection:
             window
             and window == endpoint.last_window
             and endpoint.snd_nxt == seq
-            and peer.last_keepalive_ts != peer.last_ts
+            and peer.seen_unusual().last_keepalive_ts != peer.last_ts
         ):
             endpoint.noted().dup_acks += 1
 
@@ -1361,10 +1391,10 @@ class Connection:
             if noted.challenge_ack_ts == NEVER:
                 noted.challenge_ack_ts = ts
 
-    def _fills_hole(self, ts: float, endpoint: Endpoint, seq: int, length: int) -> bool:
+    def _fills_hole(self, ts: float, unusual: Unusual, seq: int, length: int) -> bool:
         """Take [seq, seq+length) out of the sender's gaps; True if it lay wholly in a gap that opened
         less than a round trip ago (then it was never sent before: out of order, not retransmitted)."""
-        holes = endpoint.holes
+        holes = unusual.holes
         assert holes is not None
         rtt = self._round_trip() or REORDER_DEFAULT_WINDOW
         end = (seq + length) & SEQ_MASK
@@ -1381,19 +1411,20 @@ class Connection:
             if seq_delta(stop, end) > 0:
                 holes.append([float(end), float(stop), opened])
         if not holes:
-            endpoint.holes = None
+            unusual.holes = None
         return inside
 
     @staticmethod
     def _note_keepalive(ts: float, endpoint: Endpoint, peer: Endpoint) -> None:
-        endpoint.keepalives += 1
-        last = endpoint.last_keepalive_ts
+        unusual = endpoint.noted()
+        unusual.keepalives += 1
+        last = unusual.last_keepalive_ts
         if last is None or peer.last_ts > last:  # the first probe, or the peer answered the previous one
-            endpoint.keepalive_run = 1
-            endpoint.keepalive_run_from = ts
+            unusual.keepalive_run = 1
+            unusual.keepalive_run_from = ts
         else:
-            endpoint.keepalive_run += 1
-        endpoint.last_keepalive_ts = ts
+            unusual.keepalive_run += 1
+        unusual.last_keepalive_ts = ts
 
     # ------------------------------------------------------------------ timers (Zeek's, evaluated by the tracker)
     def timer_fires(self, kind: str, now: float, linger: float) -> bool:
@@ -1449,47 +1480,44 @@ class Connection:
             ):
                 self._event(endpoint, rfc.TIME_WAIT_EXPIRED, endpoint.time_wait_since + time_wait_s)
             if endpoint.zero_window_since is not None:  # still stalled: up to its last packet
-                stall = endpoint.last_ts - endpoint.zero_window_since
-                if stall > endpoint.zero_window_max_s:
-                    endpoint.zero_window_max_s = stall
-                    endpoint.zero_window_max_from = endpoint.zero_window_since
-                    endpoint.zero_window_max_until = endpoint.last_ts
+                endpoint.note_stall(endpoint.last_ts)
         history = self.history
         client_bytes, server_bytes = orig.size(resp), resp.size(orig)
+        orig_rare, resp_rare = orig.seen_unusual(), resp.seen_unusual()
         tw = self.prev_time_wait
         facts = ConnectionFacts(
             syn_ts=self.syn_ts,
             synack_ts=self.synack_ts,
             handshake_done_ts=self.handshake_done_ts,
-            syn_retransmits=orig.syn_retransmits,
-            synack_retransmits=resp.synack_retransmits,
+            syn_retransmits=orig_rare.syn_retransmits,
+            synack_retransmits=resp_rare.synack_retransmits,
             client_fin_ts=orig.fin_ts,
             server_fin_ts=resp.fin_ts,
             client_fin_acked=orig.fin_acked,
             server_fin_acked=resp.fin_acked,
-            client_fin_retransmits=orig.fin_retransmits,
-            server_fin_retransmits=resp.fin_retransmits,
+            client_fin_retransmits=orig_rare.fin_retransmits,
+            server_fin_retransmits=resp_rare.fin_retransmits,
             client_rst_ts=orig.rst_ts,
             server_rst_ts=resp.rst_ts,
             bad_synack=self.bad_synack,
             bad_third_ack=self.bad_third_ack,
             bad_ack_ts=self.bad_ack_ts,
-            client_data_after_close=orig.data_after_fin + orig.data_after_rst,
-            server_data_after_close=resp.data_after_fin + resp.data_after_rst,
-            client_zero_window_s=orig.zero_window_max_s,
-            server_zero_window_s=resp.zero_window_max_s,
+            client_data_after_close=orig_rare.data_after_fin + orig_rare.data_after_rst,
+            server_data_after_close=resp_rare.data_after_fin + resp_rare.data_after_rst,
+            client_zero_window_s=orig_rare.zero_window_max_s,
+            server_zero_window_s=resp_rare.zero_window_max_s,
             client_last_ts=orig.last_ts,
             server_last_ts=resp.last_ts,
             client_payload_packets=orig.payload_packets,
             server_payload_packets=resp.payload_packets,
             syn_in_time_wait=self.syn_in_time_wait,
-            last_fin_retransmit_ts=orig.last_fin_retransmit_ts or resp.last_fin_retransmit_ts,
+            last_fin_retransmit_ts=orig_rare.last_fin_retransmit_ts or resp_rare.last_fin_retransmit_ts,
             client_packets_since_peer=orig.packets_since_peer,
             server_packets_since_peer=resp.packets_since_peer,
-            client_zero_window_from=orig.zero_window_max_from,
-            client_zero_window_until=orig.zero_window_max_until,
-            server_zero_window_from=resp.zero_window_max_from,
-            server_zero_window_until=resp.zero_window_max_until,
+            client_zero_window_from=orig_rare.zero_window_max_from,
+            client_zero_window_until=orig_rare.zero_window_max_until,
+            server_zero_window_from=resp_rare.zero_window_max_from,
+            server_zero_window_until=resp_rare.zero_window_max_until,
             client_isn=None if orig.isn == NO_SEQ else orig.isn,
             client_state_changes=orig.state_changes,
             server_state_changes=resp.state_changes,
@@ -1502,20 +1530,20 @@ class Connection:
             if resp.last_data_ts != NEVER:
                 facts.server_last_data_ts = resp.last_data_ts
         # keepalive probes, and those with no answer after the last one (the peer sent nothing since)
-        last = orig.last_keepalive_ts
+        last = orig_rare.last_keepalive_ts
         if last is not None:
-            facts.client_keepalives = orig.keepalives
+            facts.client_keepalives = orig_rare.keepalives
             facts.client_last_keepalive_ts = last
             if resp.last_ts < last:
-                facts.client_keepalives_unanswered = orig.keepalive_run
-                facts.client_keepalive_unanswered_from = orig.keepalive_run_from
-        last = resp.last_keepalive_ts
+                facts.client_keepalives_unanswered = orig_rare.keepalive_run
+                facts.client_keepalive_unanswered_from = orig_rare.keepalive_run_from
+        last = resp_rare.last_keepalive_ts
         if last is not None:
-            facts.server_keepalives = resp.keepalives
+            facts.server_keepalives = resp_rare.keepalives
             facts.server_last_keepalive_ts = last
             if orig.last_ts < last:
-                facts.server_keepalives_unanswered = resp.keepalive_run
-                facts.server_keepalive_unanswered_from = resp.keepalive_run_from
+                facts.server_keepalives_unanswered = resp_rare.keepalive_run
+                facts.server_keepalive_unanswered_from = resp_rare.keepalive_run_from
         if tw is not None:
             facts.time_wait_holder, facts.time_wait_holder_ip, facts.time_wait_holder_port = tw.holder, tw.ip, tw.port
             facts.time_wait_until = tw.until
@@ -1536,7 +1564,7 @@ class Connection:
             server_packets=resp.packets,
             client_bytes=client_bytes,
             server_bytes=server_bytes,
-            retransmits=orig.retransmitted + resp.retransmitted,
+            retransmits=orig_rare.retransmitted + resp_rare.retransmitted,
             close_initiator=self.close_initiator,
             end_reason=self.end_reason(),
             syn_synack_ms=_ms_between(self.synack_ts, self.syn_ts),

@@ -102,6 +102,9 @@ def _connection_time_wait_keys(key: tuple) -> tuple[object, object | None]:
 # A SYN's responder that has not answered is a stand-in Endpoint shared by every embryonic connection to
 # its address (ConnectionTracker.segment): at most this many addresses are remembered for sharing.
 STAND_IN_SLOTS: Final = 4096
+# The IPv4 addresses of recent connections, kept so that new connections from or to one address share
+# its bytes object (48 bytes each) instead of a copy each (ConnectionTracker.ipv4_address): at most this many.
+ADDRESS_SLOTS: Final = 4096
 RECENT_SLOTS: Final = 4096
 RECENT_MASK: Final = RECENT_SLOTS - 1
 
@@ -194,6 +197,8 @@ class ConnectionTracker:
         self.record_state_changes = False
         # responder address key -> the stand-in Endpoint its embryonic connections share (`segment`)
         self.stand_ins: dict[int, Endpoint] = {}
+        # IPv4 address (as an integer) -> the bytes object the connections from or to it share
+        self.addresses: dict[int, bytes] = {}
         self.connections_seen = 0
         self.evicted = 0
         self.peak_live = 0
@@ -329,6 +334,7 @@ class ConnectionTracker:
             self._finish(conn, "capture_end", self.now)
         self.creation_order.clear()
         self.stand_ins.clear()
+        self.addresses.clear()
         self.timers.clear()
         self.recent = [_NO_CONNECTION] * RECENT_SLOTS
         self.recent_time_wait.clear()
@@ -346,8 +352,11 @@ class ConnectionTracker:
                 oldest = order.popleft()
             self.evicted += 1
             self._finish(oldest, "evicted", ts)
-        src, sport = buf[at : at + size], sender & 0xFFFF
-        dst, dport = buf[at + size : at + 2 * size], receiver & 0xFFFF
+        if size == 4:
+            src, dst = self.ipv4_address(sender, buf, at), self.ipv4_address(receiver, buf, at + 4)
+        else:
+            src, dst = buf[at : at + size], buf[at + size : at + 2 * size]
+        sport, dport = sender & 0xFFFF, receiver & 0xFFFF
         flipped = z.should_flip(sport, dport, flags)
         midstream = not (flags & SYN and not flags & ACK)
         if flipped:
@@ -387,6 +396,18 @@ class ConnectionTracker:
         self.timers.push_new(conn, 0, config.syn_timeout, "expire")
         self.timers.push_new(conn, 1, config.inactivity_timeout, "inactivity")
         return conn
+
+    def ipv4_address(self, addr_key: i64, buf: bytes, at: i64) -> bytes:
+        """The IPv4 address at buf[at:] (`addr_key` its address key), as the bytes object recent connections
+        with that address hold: a server's many connections (or a flood's) share one."""
+        addresses = self.addresses
+        address = addr_key >> 16
+        ip = addresses.get(address)
+        if ip is None:
+            if len(addresses) >= ADDRESS_SLOTS:
+                addresses.clear()
+            ip = addresses[address] = buf[at : at + 4]
+        return ip
 
     def _stand_in(self, addr_key: i64, ip: bytes, port: int) -> Endpoint:
         """The stand-in responder the embryonic connections to this IPv4 address and port share."""

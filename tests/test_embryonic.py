@@ -5,6 +5,10 @@ every unanswered SYN's responder is one stand-in Endpoint shared by all of them 
 (the answered ones get their own), the timers set when a connection is created take no timer
 entry, and the memory the tracker holds per live SYN stays under a bound (about a third of what a
 full connection cost: two Endpoints and three timer entries).
+
+A flood of lone ACKs on distinct 4-tuples (picked up midstream: both sides get an Endpoint) stays under
+a bound too: an Endpoint keeps its rarely used fields (retransmissions, zero windows, keepalives...) in
+a side record made at its first unusual segment, and a lone ACK is not one.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ SERVER = bytes([192, 168, 100, 10])
 # What the tracker holds per live SYN (the Connection, the originator's Endpoint, the index entries, the
 # attempt timer): 894 bytes in the compiled build; with two Endpoints and three timer entries, 2.9 KiB.
 MAX_BYTES_PER_LIVE_SYN = 1200
+ACKS = 20_000
+# What the tracker holds per live midstream connection (the Connection, two Endpoints without their
+# `Unusual` records, the client's address, the index entries): 969 bytes in the compiled build; with
+# every field in the Endpoints and a copy of the server's address each, 1,344.
+MAX_BYTES_PER_LIVE_ACK = 1150
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +45,22 @@ def flood(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             *(sys.executable, str(ROOT / "bench" / "gen_capture.py")),
             *("--syn-flood", str(SYNS), "--flood-rate", str(SYNS), "--seed", "3", "--out", str(out)),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def ack_flood(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ACKS lone ACKs on distinct 4-tuples in one second (all live at once)."""
+    out = tmp_path_factory.mktemp("ackflood") / "ackflood.pcap"
+    subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "bench" / "gen_capture.py")),
+            *("--ack-flood", str(ACKS), "--flood-rate", str(ACKS), "--seed", "7", "--out", str(out)),
         ],
         check=True,
         timeout=300,
@@ -104,3 +129,12 @@ def test_flood_output_every_syn_a_row(flood: Path, tmp_path: Path, cli) -> None:
     rows = (tmp_path / "out" / "flows.csv").read_text().splitlines()
     assert len(rows) == 1 + SYNS
     assert "syn_flood" in (tmp_path / "out" / "anomalies.csv").read_text()
+
+
+def test_memory_per_live_midstream_connection_bounded(ack_flood: Path) -> None:
+    _, live, held = _live_at_end(ack_flood)
+    assert len(live) == ACKS  # (1 s of flood: none has timed out)
+    assert all(conn.direction_guessed and conn.history == "A" for conn in live)
+    # a lone ACK is nothing unusual: neither side has the side record
+    assert all(conn.orig.unusual is None and conn.resp.unusual is None for conn in live)
+    assert held / ACKS < MAX_BYTES_PER_LIVE_ACK, f"{held / ACKS:.0f} bytes per live midstream connection"

@@ -398,7 +398,7 @@ def test_fin_retransmission_counted_and_one_history_letter():
     v.c(FIN | ACK)
     v.c(FIN | ACK, seq=CISN + 1, dt=0.3)  # (after a retransmission timeout)
     assert v.history == "ShAF"
-    assert v.conn.orig.fin_retransmits == v.conn.orig.retransmitted == 1
+    assert v.conn.orig.seen_unusual().fin_retransmits == v.conn.orig.seen_unusual().retransmitted == 1
     v.c(FIN | ACK, seq=CISN + 6)  # a FIN at another sequence number is a new 'F'
     assert v.history == "ShAFF"
 
@@ -715,7 +715,7 @@ def test_retransmitted_payload_T_is_logarithmic(repeats, history):
     for _ in range(repeats):
         v.c(ACK | PSH, 100, seq=CISN + 1)
     assert v.history == history
-    assert v.conn.orig.rxmit_cnt == repeats
+    assert v.conn.orig.seen_unusual().rxmit_cnt == repeats
     r = v.finish()
     assert r.retransmits == repeats and r.client_bytes == 100
 
@@ -767,7 +767,7 @@ def test_synack_letter_repeats_only_for_a_new_seq():
     v.s(SYN | ACK)
     v.s(SYN | ACK, seq=SISN)  # retransmission
     assert v.history == "Sh"
-    assert v.conn.resp.synack_retransmits == 1
+    assert v.conn.resp.seen_unusual().synack_retransmits == 1
     v.s(FIN | ACK)
     v.s(SYN | ACK, seq=SISN + 2000)  # Zeek keeps a closed endpoint's start seq: a new relative seq
     assert v.history == "Shfh"
@@ -954,7 +954,7 @@ def test_retransmissions_resend_sequence_space_already_seen():
     v.c(ACK | PSH, 100)  # [0, 100)
     v.c(ACK | PSH, 100, seq=base + 200)  # [200, 300): a gap opens at [100, 200)
     v.c(ACK | PSH, 100, seq=base + 100, dt=0.001)  # fills it within a round trip: out of order
-    assert v.conn.orig.retransmitted == 0
+    assert v.conn.orig.seen_unusual().retransmitted == 0
     v.c(ACK | PSH, 100, seq=base, dt=0.5)  # [0, 100) again: a retransmission
     v.c(ACK | PSH, 100, seq=base + 400)  # [400, 500): a gap at [300, 400) ...
     v.c(ACK | PSH, 100, seq=base + 300, dt=0.5)  # ... filled long after: retransmitted (lost before capture)
@@ -1030,7 +1030,7 @@ def test_longest_zero_window_stall_keeps_its_start_and_end():
     v.s(ACK, window=8192, at=4.5)
     v.s(ACK, window=0, at=5.0)  # stall 3: 5.0 .. 5.2, shorter: does not replace stall 2
     v.s(ACK, window=100, at=5.2)
-    server = v.conn.resp
+    server = v.conn.resp.seen_unusual()
     assert server.zero_window_max_s == pytest.approx(1.5)
     assert (server.zero_window_max_from, server.zero_window_max_until) == (3.0, 4.5)
     v.s(ACK, window=0, at=6.0)  # stall 4: still open at the end, up to the server's last packet
