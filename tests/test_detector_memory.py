@@ -3,7 +3,7 @@
 A spoofed flood (bench/gen_capture.py: random sources, one SYN each, to one server ip:port) is a
 million one-packet connections to the detectors: per source port_scan sees a (source, host) and a
 (source, port) pair, syn_timeout an unanswered attempt. Each such one-attempt record is kept
-compact (a tuple, not a sweep with its set and rate window), so what the
+compact (one tuple by source, not two sweeps with a set and a rate window each), so what the
 detectors hold after the flood is a few hundred bytes per SYN at most, and the flood is still found.
 """
 
@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SYNS = 50_000
 # What all detectors hold per flood SYN once every connection was seen (compiled build): 2,227 bytes with a
 # sweep (a set and a rate window) per (source, target) pair of port_scan and an object per attempt in
-# syn_timeout; about 760 with each first attempt kept as a tuple (pure Python: about 540).
-MAX_BYTES_PER_SYN = 1000
+# syn_timeout; about 500 with each first attempt kept as a tuple (port_scan's one per source).
+MAX_BYTES_PER_SYN = 700
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,9 @@ the scanning client alone, about the scanned host or port, beginning while the s
 scan's: the report leaves them out (`folds`), this row counts them.
 Memory: at most `max_tracked_sources` (source, target) pairs of each sort, 1024 ports or hosts each. A
 pair's first failed attempt is kept as a small tuple, and the set and rate window of a sweep are made at
-its second: a spoofed flood's sources each send one SYN, a scanner many, so a flood of random sources
-costs a tuple per pair, not a sweep. The periodic prune walks only the sweeps made.
+its second; a source's first attempt is one entry by source for both its pairs: a spoofed flood's
+sources each send one SYN, a scanner many, so a flood of random sources costs a tuple per source, not
+two sweeps. The periodic prune walks only the sweeps made.
 
 **Severity:** warning.
 """
@@ -136,6 +137,9 @@ class PortScan(Detector):
         self.vertical: dict[tuple[bytes, bytes], Any] = {}
         self.horizontal: dict[tuple[bytes, int], Any] = {}
         self.sweeps: list[_Sweep] = []  # the `_Sweep`s of both (the ones `prune` has work in)
+        # source -> the `_Probe` of an attempt whose two pairs were both new: the pairs, held here as one
+        # entry until the source's next attempt (a spoofed flood's sources send one), count as pairs of both
+        self.firsts: dict[bytes, _Probe] = {}
         # the scans found (`findings`), as their rows name them: (source, host, 0) of a vertical scan,
         # (source, "", port) of a horizontal one -> (first, last) failed attempt
         self.scans: dict[tuple[str, str, int], tuple[float, float]] = {}
@@ -153,17 +157,42 @@ class PortScan(Detector):
             outcome = 2
         syn: Any = f.syn_ts
         probe: _Probe = (r.server_ip, r.server_port, syn, syn if end == ts else f.server_rst_ts, outcome)
-        hit = self._add(self.vertical, (r.client_ip, r.server_ip), probe, _PORT, self.ports)
-        if self._add(self.horizontal, (r.client_ip, r.server_port), probe, _HOST, self.hosts):
+        source = r.client_ip
+        first = self.firsts.pop(source, None)
+        if first is not None:
+            self._split(source, first)
+        vkey, hkey = (source, r.server_ip), (source, r.server_port)
+        if (
+            self.ports > 1
+            and self.hosts > 1
+            and vkey not in self.vertical
+            and hkey not in self.horizontal
+            and len(self.vertical) + len(self.firsts) < self.max_pairs
+            and len(self.horizontal) + len(self.firsts) < self.max_pairs
+        ):
+            self.firsts[source] = probe  # two new pairs, one item each: below either level
+            return False
+        hit = self._add(self.vertical, vkey, probe, _PORT, self.ports)
+        if self._add(self.horizontal, hkey, probe, _HOST, self.hosts):
             hit = True
         return hit
+
+    def _split(self, source: bytes, first: _Probe) -> None:
+        """Hold a source's first attempt in its two pairs (each new: it was the source's only attempt)."""
+        self.vertical[(source, first[_HOST])] = first
+        self.horizontal[(source, first[_PORT])] = first
+
+    def _split_all(self) -> None:
+        for source, first in self.firsts.items():
+            self._split(source, first)
+        self.firsts.clear()
 
     def _add(self, sweeps: dict[Any, Any], key: Any, probe: _Probe, item: int, level: int) -> bool:
         """Count one failed attempt (`probe`) of the pair `key`, which counts its `item`; whether the pair's
         window reached `level`."""
         value = sweeps.get(key)
         if value is None:
-            if len(sweeps) >= self.max_pairs:
+            if len(sweeps) + len(self.firsts) >= self.max_pairs:
                 return False
             if level > 1:
                 sweeps[key] = probe
@@ -182,6 +211,8 @@ class PortScan(Detector):
             sweep.window.prune(latest)
 
     def merge(self, other: Any, ids: list[int]) -> None:
+        self._split_all()
+        other._split_all()
         for mine, theirs, level, item in (
             (self.vertical, other.vertical, self.ports, _PORT),
             (self.horizontal, other.horizontal, self.hosts, _HOST),
