@@ -16,7 +16,11 @@ mostly completed) does not match. The attempts counted while the window was at t
 The rows other kinds make of the failed attempts (`FOLDED`: refused, unanswered, left half-open), each of
 the scanning client alone, about the scanned host or port, beginning while the scan went on, are the
 scan's: the report leaves them out (`folds`), this row counts them.
-Memory: at most `max_tracked_sources` (source, target) pairs of each sort, 1024 ports or hosts each.
+Memory: at most `max_tracked_sources` (source, target) pairs of each sort, 1024 ports or hosts each. A
+pair's first failed attempt is kept as a small tuple, and the set and rate window of a sweep are made at
+its second; a source's first attempt is one entry by source for both its pairs: a spoofed flood's
+sources each send one SYN, a scanner many, so a flood of random sources costs a tuple per source, not
+two sweeps. The periodic prune walks only the sweeps made.
 
 **Severity:** warning.
 """
@@ -102,6 +106,25 @@ class _Sweep:
         return "%s%d" % (">=" if self.capped else "", len(self.items))
 
 
+# a pair's first failed attempt until its second: (host, port, SYN time, end, outcome), one tuple for both
+# of the attempt's pairs; the item a pair counts is the port of a vertical pair, the host of a horizontal one
+# (of objects, Any: mypyc boxes a tuple of native floats anew, the record's own float objects are shared)
+_Probe = tuple[Any, Any, Any, Any, Any]
+_PORT: Final = 1
+_HOST: Final = 0
+
+
+def _sweep(value: Any, window_s: float, level: int, item: int) -> _Sweep:
+    """The sweep of a pair's value in `vertical` or `horizontal`: made from its first attempt if that is all
+    it holds (adding it to a fresh sweep is what that sweep would have counted)."""
+    if isinstance(value, _Sweep):
+        return value
+    sweep = _Sweep(window_s, level)
+    probe: _Probe = value
+    sweep.add(probe[item], probe[2], probe[3], probe[4])
+    return sweep
+
+
 class PortScan(Detector):
     def __init__(self, t: Any, context: Context) -> None:
         super().__init__(KIND, HANDSHAKE_INCOMPLETE, context)
@@ -109,8 +132,14 @@ class PortScan(Detector):
         self.ports: int = t.port_scan_ports
         self.hosts: int = t.port_scan_hosts
         self.max_pairs: int = t.max_tracked_sources
-        self.vertical: dict[tuple[bytes, bytes], _Sweep] = {}  # (source, host) -> its ports
-        self.horizontal: dict[tuple[bytes, int], _Sweep] = {}  # (source, port) -> its hosts
+        # (source, host) -> its ports, (source, port) -> its hosts: a `_Sweep`, or a `_Probe` until the
+        # pair's second failed attempt
+        self.vertical: dict[tuple[bytes, bytes], Any] = {}
+        self.horizontal: dict[tuple[bytes, int], Any] = {}
+        self.sweeps: list[_Sweep] = []  # the `_Sweep`s of both (the ones `prune` has work in)
+        # source -> the `_Probe` of an attempt whose two pairs were both new: the pairs, held here as one
+        # entry until the source's next attempt (a spoofed flood's sources send one), count as pairs of both
+        self.firsts: dict[bytes, _Probe] = {}
         # the scans found (`findings`), as their rows name them: (source, host, 0) of a vertical scan,
         # (source, "", port) of a horizontal one -> (first, last) failed attempt
         self.scans: dict[tuple[str, str, int], tuple[float, float]] = {}
@@ -126,44 +155,95 @@ class PortScan(Detector):
                 end = f.server_rst_ts
         else:
             outcome = 2
-        hit = False
-        vkey = (r.client_ip, r.server_ip)
-        sweep = self.vertical.get(vkey)
-        if sweep is None and len(self.vertical) < self.max_pairs:
-            sweep = self.vertical[vkey] = _Sweep(self.window_s, self.ports)
-        if sweep is not None and sweep.add(r.server_port, ts, end, outcome) >= self.ports:
-            hit = True
-        hkey = (r.client_ip, r.server_port)
-        sweep = self.horizontal.get(hkey)
-        if sweep is None and len(self.horizontal) < self.max_pairs:
-            sweep = self.horizontal[hkey] = _Sweep(self.window_s, self.hosts)
-        if sweep is not None and sweep.add(r.server_ip, ts, end, outcome) >= self.hosts:
+        syn: Any = f.syn_ts
+        probe: _Probe = (r.server_ip, r.server_port, syn, syn if end == ts else f.server_rst_ts, outcome)
+        source = r.client_ip
+        first = self.firsts.pop(source, None)
+        if first is not None:
+            self._split(source, first)
+        vkey, hkey = (source, r.server_ip), (source, r.server_port)
+        if (
+            self.ports > 1
+            and self.hosts > 1
+            and vkey not in self.vertical
+            and hkey not in self.horizontal
+            and len(self.vertical) + len(self.firsts) < self.max_pairs
+            and len(self.horizontal) + len(self.firsts) < self.max_pairs
+        ):
+            self.firsts[source] = probe  # two new pairs, one item each: below either level
+            return False
+        hit = self._add(self.vertical, vkey, probe, _PORT, self.ports)
+        if self._add(self.horizontal, hkey, probe, _HOST, self.hosts):
             hit = True
         return hit
 
+    def _split(self, source: bytes, first: _Probe) -> None:
+        """Hold a source's first attempt in its two pairs (each new: it was the source's only attempt)."""
+        self.vertical[(source, first[_HOST])] = first
+        self.horizontal[(source, first[_PORT])] = first
+
+    def _split_all(self) -> None:
+        for source, first in self.firsts.items():
+            self._split(source, first)
+        self.firsts.clear()
+
+    def _add(self, sweeps: dict[Any, Any], key: Any, probe: _Probe, item: int, level: int) -> bool:
+        """Count one failed attempt (`probe`) of the pair `key`, which counts its `item`; whether the pair's
+        window reached `level`."""
+        value = sweeps.get(key)
+        if value is None:
+            if len(sweeps) + len(self.firsts) >= self.max_pairs:
+                return False
+            if level > 1:
+                sweeps[key] = probe
+                return False  # one item in the window
+            sweep = sweeps[key] = _Sweep(self.window_s, level)
+            self.sweeps.append(sweep)
+        elif isinstance(value, _Sweep):
+            sweep = value
+        else:
+            sweep = sweeps[key] = _sweep(value, self.window_s, level, item)
+            self.sweeps.append(sweep)
+        return sweep.add(probe[item], probe[2], probe[3], probe[4]) >= level
+
     def prune(self, latest: float) -> None:
-        for sweeps in (self.vertical, self.horizontal):
-            for sweep in sweeps.values():
-                sweep.window.prune(latest)
+        for sweep in self.sweeps:
+            sweep.window.prune(latest)
 
     def merge(self, other: Any, ids: list[int]) -> None:
-        for mine, theirs in ((self.vertical, other.vertical), (self.horizontal, other.horizontal)):
-            for key, sweep in theirs.items():
+        self._split_all()
+        other._split_all()
+        for mine, theirs, level, item in (
+            (self.vertical, other.vertical, self.ports, _PORT),
+            (self.horizontal, other.horizontal, self.hosts, _HOST),
+        ):
+            for key, value in theirs.items():
                 found = mine.get(key)
                 if found is None:
                     if len(mine) < self.max_pairs:
-                        mine[key] = sweep
-                else:
-                    found.merge(sweep)
+                        mine[key] = value
+                        if isinstance(value, _Sweep):
+                            self.sweeps.append(value)
+                    continue
+                if not isinstance(found, _Sweep):
+                    found = mine[key] = _sweep(found, self.window_s, level, item)
+                    self.sweeps.append(found)
+                found.merge(_sweep(value, self.window_s, level, item))
 
     def findings(self) -> list[Finding]:
         out = []
-        for (source, host), sweep in self.vertical.items():
+        for (source, host), value in self.vertical.items():
+            if not isinstance(value, _Sweep):
+                continue  # one attempt: below any level (a level of 1 makes a sweep at once)
+            sweep = value
             sweep.window.result()
             if sweep.window.peak >= self.ports:
                 what = "%s ports of %s" % (sweep.distinct(), format_ip(host))
                 out.append(self._finding(source, format_ip(host), 0, sweep, what, "ports", "a port scan"))
-        for (source, port), sweep in self.horizontal.items():
+        for (source, port), value in self.horizontal.items():
+            if not isinstance(value, _Sweep):
+                continue
+            sweep = value
             sweep.window.result()
             if sweep.window.peak >= self.hosts:
                 what = "port %d of %s hosts" % (port, sweep.distinct())

@@ -9,7 +9,11 @@ connections (each S0) in the flows report, as does a SYN after a FIN or RST on t
 joined back to their attempt by 4-tuple and ISN (within 240 s, two maximal retransmission timeouts).
 An attempt is reported when it got no packet at all from the server, carried no data, and its SYN was
 retransmitted at least `syn_timeout_retries` times over at least 0.1 s (copies closer together are
-duplicates in the capture, not a timeout). Every connection of a reported attempt is tagged; `count`
+duplicates in the capture, not a timeout). Memory: an attempt whose first connection ended after one SYN
+(a spoofed flood's, or a scan's) is kept as a small tuple, at most `_MAX_ATTEMPTS` of them (the oldest
+go first: under a flood of more, a later connection of such an attempt is not joined to it); a client's
+own attempt retransmits its SYN within the attempt timer, so its first connection already holds two.
+Every connection of a reported attempt is tagged; `count`
 is the number of attempts, the detail gives the SYN retransmissions and the connections.
 
 **Severity:** warning.
@@ -18,6 +22,7 @@ is the number of attempts, the detail gives the SYN retransmissions and the conn
 from __future__ import annotations
 
 import math
+from itertools import islice
 from typing import Any, Final
 
 from ...connection import FlowRecord
@@ -36,6 +41,7 @@ SETTINGS: Final = (
 _MIN_SPAN: Final = 0.1  # SYN copies closer together than this are the same SYN captured twice
 _HORIZON: Final = 240.0  # an attempt's next SYN comes within 2 x TCP_RTO_MAX (120 s) or never
 _MAX_ATTEMPTS: Final = 65536  # attempts remembered (memory bound under floods; the oldest go first)
+# (singles: when there are _MAX_ATTEMPTS, the oldest quarter go at once)
 
 
 class _Attempt:
@@ -48,6 +54,11 @@ class _Attempt:
         self.syns = 0
         self.connections = 0
         self.reported = False
+
+
+# an attempt of one connection with one SYN, not reported: (isn, first SYN, its client's last packet)
+# (of objects, Any: mypyc boxes a tuple of native numbers anew, the record's own objects are shared)
+_Single = tuple[Any, Any, Any]
 
 
 class _Row:
@@ -99,6 +110,7 @@ class SynTimeout(Detector):
         super().__init__(KIND, HANDSHAKE_INCOMPLETE, context)
         self.retries: int = t.syn_timeout_retries
         self.attempts: dict[tuple[bytes, int, bytes, int], _Attempt] = {}  # oldest first
+        self.singles: dict[tuple[bytes, int, bytes, int], _Single] = {}  # oldest first
         self.rows: dict[int, _Row] = {}  # by service id
 
     def observe(self, r: FlowRecord, obs_end: float, sid: int) -> bool:
@@ -107,13 +119,27 @@ class SynTimeout(Detector):
             return False
         key = (r.client_ip, r.client_port, r.server_ip, r.server_port)
         isn = f.client_isn if f.client_isn is not None else -1
+        syns = 1 + f.syn_retransmits
         attempt = self.attempts.pop(key, None)
+        if attempt is None:
+            single = self.singles.pop(key, None)
+            if single is not None:
+                attempt = _Attempt(single[0], single[1])
+                attempt.last = single[2]
+                attempt.syns = attempt.connections = 1
         if attempt is None or attempt.isn != isn or f.syn_ts < attempt.last:
+            if syns == 1 and (self.retries > 0 or f.client_last_ts - f.syn_ts < _MIN_SPAN):
+                # one SYN, not reported: a compact record until a later connection joins it
+                if len(self.singles) >= _MAX_ATTEMPTS:
+                    self._drop_singles(_MAX_ATTEMPTS // 4)
+                syn: Any = f.syn_ts
+                isn_object: Any = f.client_isn if f.client_isn is not None else -1
+                self.singles[key] = (isn_object, syn, syn if f.client_last_ts <= syn else f.client_last_ts)
+                return False
             attempt = _Attempt(isn, f.syn_ts)
         elif len(self.attempts) >= _MAX_ATTEMPTS:
             del self.attempts[next(iter(self.attempts))]
         self.attempts[key] = attempt  # (last: the most recently seen)
-        syns = 1 + f.syn_retransmits
         attempt.syns += syns
         attempt.connections += 1
         attempt.last = max(attempt.last, f.client_last_ts)
@@ -155,6 +181,18 @@ class SynTimeout(Detector):
             if attempts[key].last >= latest - _HORIZON:
                 break
             del attempts[key]
+        expired = 0
+        for single in self.singles.values():
+            if single[2] >= latest - _HORIZON:
+                break
+            expired += 1
+        if expired:
+            self._drop_singles(expired)
+
+    def _drop_singles(self, n: int) -> None:
+        """Forget the `n` oldest singles. The dict is built anew: deleting its first entries one by one
+        leaves holes each later look at the first entry walks over (quadratic under a flood)."""
+        self.singles = dict(islice(self.singles.items(), n, None))
 
     def merge(self, other: Any, ids: list[int]) -> None:
         for theirs, row in other.rows.items():
@@ -164,6 +202,13 @@ class SynTimeout(Detector):
             mine = self.attempts.get(key)
             if mine is None or attempt.last > mine.last:
                 self.attempts[key] = attempt
+                self.singles.pop(key, None)
+        for key, single in other.singles.items():
+            if key in self.attempts:
+                continue  # (an attempt of two connections on this side: the later one)
+            found = self.singles.get(key)
+            if found is None or single[2] > found[2]:
+                self.singles[key] = single
 
     def findings(self) -> list[Finding]:
         out = []
