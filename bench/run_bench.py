@@ -13,7 +13,7 @@ name the build of the per-packet modules (mypyc-compiled or pure Python).
 Environment:
   BENCH_KERNEL  the kernel-made capture, 0 = none          (default bench/work/kernel.pcap)
   BENCH_TSHARK_SLICE  packets of the kernel capture tshark reads (default 300000)
-  BENCH_SIZES   packet counts of the generated captures   (default "500000 2000000 4000000")
+  BENCH_SIZES   packet counts of the generated captures, 0 = none (default "500000 2000000 4000000")
   BENCH_FLOOD   SYNs in the SYN-flood capture, 0 = none    (default 1000000)
   BENCH_FLOOD_RATE  the flood's SYNs a second               (default 50000)
   BENCH_RUNS    runs per tool and capture (median is kept) (default 3)
@@ -258,7 +258,7 @@ def machine_info() -> dict:
 
 
 def main() -> int:
-    sizes = [int(x) for x in env("BENCH_SIZES", "500000 2000000 4000000").split()]
+    sizes = [n for n in (int(x) for x in env("BENCH_SIZES", "500000 2000000 4000000").split()) if n]  # 0: none
     flood = int(env("BENCH_FLOOD", "1000000"))
     flood_rate = int(env("BENCH_FLOOD_RATE", "50000"))
     runs = int(env("BENCH_RUNS", "3"))
