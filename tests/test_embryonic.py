@@ -37,36 +37,31 @@ ACKS = 20_000
 MAX_BYTES_PER_LIVE_ACK = 1150
 
 
-@pytest.fixture(scope="module")
-def flood(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SYNS spoofed SYNs in one second (all live at once under the 5 s attempt timer)."""
-    out = tmp_path_factory.mktemp("flood") / "flood.pcap"
+def _generated(tmp_path_factory: pytest.TempPathFactory, kind: str, count: int, seed: int) -> Path:
+    """`count` packets of `bench/gen_capture.py --{kind}` in one second (all live at once)."""
+    out = tmp_path_factory.mktemp(kind) / f"{kind}.pcap"
     subprocess.run(
         [
             *(sys.executable, str(ROOT / "bench" / "gen_capture.py")),
-            *("--syn-flood", str(SYNS), "--flood-rate", str(SYNS), "--seed", "3", "--out", str(out)),
+            *(f"--{kind}", str(count), "--flood-rate", str(count), "--seed", str(seed), "--out", str(out)),
         ],
         check=True,
         timeout=300,
         capture_output=True,
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def flood(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SYNS spoofed SYNs in one second (all live at once under the 5 s attempt timer)."""
+    return _generated(tmp_path_factory, "syn-flood", SYNS, 3)
 
 
 @pytest.fixture(scope="module")
 def ack_flood(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ACKS lone ACKs on distinct 4-tuples in one second (all live at once)."""
-    out = tmp_path_factory.mktemp("ackflood") / "ackflood.pcap"
-    subprocess.run(
-        [
-            *(sys.executable, str(ROOT / "bench" / "gen_capture.py")),
-            *("--ack-flood", str(ACKS), "--flood-rate", str(ACKS), "--seed", "7", "--out", str(out)),
-        ],
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
-    return out
+    return _generated(tmp_path_factory, "ack-flood", ACKS, 7)
 
 
 def _fields(endpoint: Endpoint) -> dict[str, object]:
