@@ -107,7 +107,7 @@ Record = tuple[float, int, bytes]
 CHUNK_SIZE: Final = 256 << 10
 """Bytes read from the file (and produced by a decompressor) per step: small enough that the chunk the
 kernel has just copied is still in the CPU cache when its records are walked and decoded, beside the live
-connections (on the benchmark's kernel-made capture 1 MiB chunks cost 3% more CPU, 4 MiB ones 20%)."""
+connections (on the benchmark's kernel-made capture 1 MiB chunks cost 1-3% more CPU, 4 MiB ones 13-20%)."""
 MAX_CAPLEN: Final = 262144
 """Largest plausible captured length of a classic pcap record (tcpdump's MAXIMUM_SNAPLEN)."""
 MAX_BLOCK_LEN: Final = 16 << 20
