@@ -674,6 +674,25 @@ class TimeWait:
         self.port = port
 
 
+@final
+class Uncommon:
+    """What few connections show: a SYN-ACK or third ACK acknowledging the wrong number, a SYN into the
+    TIME_WAIT the previous connection on its 4-tuple left, a tunnel it came through.
+
+    Kept apart from `Connection`, and made at the first such thing (`Connection.noted`): most connections
+    have none, and a flood's connections are many. Read through `Connection.seen_uncommon`, which never
+    makes one."""
+
+    bad_synack: i64 = 0  # SYN-ACKs acknowledging something other than the client's ISN+1
+    bad_third_ack: i64 = 0  # handshake ACKs acknowledging something other than the server's ISN+1
+    bad_ack_ts: float | None = None  # the first of either
+    prev_time_wait: TimeWait | None = None  # the previous connection's TIME_WAIT its SYN met
+    tunnel: str = ""  # the tunnel path of its first segment (`decode.Decoder.tunnel`), "" for none
+
+
+_NOTHING_UNCOMMON: Final = Uncommon()
+"""What a connection with no `Uncommon` record reads (`Connection.seen_uncommon`): all defaults."""
+
 _RELEASED: Final = Endpoint(b"", 0, False)
 """The endpoints of every finished connection, once `Connection.release` let go of its own."""
 
@@ -690,25 +709,19 @@ class Connection:
         "last_time",
         "history",
         "hist_seen",
-        "zeek_active",
-        "direction_guessed",
         "syn_ts",
         "synack_ts",
         "handshake_done_ts",
         "close_initiator",
-        "bad_synack",
-        "bad_third_ack",
-        "bad_ack_ts",
         "timer_generation",
-        "finished",
         "end_cause",
-        "syn_in_time_wait",
-        "prev_time_wait",
-        "key",
-        "tunnel",
+        "uncommon",
         "pending_timers",
         "pending_base",
         "timer_order",
+        "zeek_active",
+        "direction_guessed",
+        "finished",
     )
 
     def __init__(
@@ -732,26 +745,35 @@ class Connection:
         self.last_time = ts
         self.history = "^" if flipped else ""  # Zeek's history letters (a flood's lone "S" costs no object)
         self.hist_seen = 0
-        self.zeek_active = True
-        self.direction_guessed = midstream
         self.syn_ts: float | None = None
         self.synack_ts: float | None = None
         self.handshake_done_ts: float | None = None
         self.close_initiator = ""
-        self.bad_synack = 0
-        self.bad_third_ack = 0
-        self.bad_ack_ts: float | None = None
         self.timer_generation = 0
-        self.finished = False
         self.end_cause = ""
-        self.syn_in_time_wait = False
-        self.prev_time_wait: TimeWait | None = None  # the previous connection's TIME_WAIT its SYN met
-        self.tunnel = ""  # the tunnel path of its first segment (`decode.Decoder.tunnel`), "" for none
+        # what few connections show (bad handshake ACKs, a SYN in TIME_WAIT, a tunnel): made at the first
+        self.uncommon: Uncommon | None = None
         # Zeek timers this segment set (PENDING_* bits), each due a delay after pending_base (the
         # connection's last_time then): the tracker schedules them, in that bit order, and clears them
         self.pending_timers: i64 = 0
         self.pending_base = 0.0
         self.timer_order: i64 = 0  # the order of the first timer set at its creation (timers.push_new)
+        # (the flags last, side by side: the compiled build gives each a byte, which alone would be padded to 8)
+        self.zeek_active = True
+        self.direction_guessed = midstream
+        self.finished = False
+
+    def noted(self) -> Uncommon:
+        """Its `Uncommon` record, made now if this is the first uncommon thing it shows."""
+        uncommon = self.uncommon
+        if uncommon is None:
+            uncommon = self.uncommon = Uncommon()
+        return uncommon
+
+    def seen_uncommon(self) -> Uncommon:
+        """Its `Uncommon` record to read: the shared empty one (never written) if it has none."""
+        uncommon = self.uncommon
+        return _NOTHING_UNCOMMON if uncommon is None else uncommon
 
     def own_responder(self) -> Endpoint:
         """The responder's own Endpoint, in place of the shared stand-in it had while it had not sent (a
@@ -1126,9 +1148,10 @@ class Connection:
                 if self.syn_ts is None:
                     self.syn_ts = ts
         elif peer.isn != NO_SEQ and ack != ((peer.isn + 1) & SEQ_MASK):
-            self.bad_synack += 1
-            if self.bad_ack_ts is None:
-                self.bad_ack_ts = ts
+            uncommon = self.noted()
+            uncommon.bad_synack += 1
+            if uncommon.bad_ack_ts is None:
+                uncommon.bad_ack_ts = ts
         elif endpoint.isn == seq:
             unusual = endpoint.noted()
             unusual.synack_retransmits += 1
@@ -1144,7 +1167,12 @@ class Connection:
         """Check the ACK field: what an acknowledgement number proves (segments without SYN or RST).
         Only during the handshake or while the peer's FIN is unacknowledged can it prove anything,
         besides a responder's plain ACK to a SYN (`_note_answer_to_syn`: a challenge ACK?)."""
-        if endpoint.isn == NO_SEQ and not endpoint.is_orig and peer.state == rfc.SYN_SENT and not self.bad_synack:
+        if (
+            endpoint.isn == NO_SEQ
+            and not endpoint.is_orig
+            and peer.state == rfc.SYN_SENT
+            and not self.seen_uncommon().bad_synack
+        ):
             self._note_answer_to_syn(ts, endpoint, peer, ack)
         handshake = peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT
         if not handshake and (peer.fin_seq is None or peer.fin_acked):
@@ -1159,9 +1187,10 @@ class Connection:
                 if self.handshake_done_ts is None:
                     self.handshake_done_ts = ts
             elif endpoint.state == rfc.SYN_SENT:
-                self.bad_third_ack += 1
-                if self.bad_ack_ts is None:
-                    self.bad_ack_ts = ts
+                uncommon = self.noted()
+                uncommon.bad_third_ack += 1
+                if uncommon.bad_ack_ts is None:
+                    uncommon.bad_ack_ts = ts
         # An ACK covering the peer's FIN+1: this endpoint has seen the FIN, the peer sees its FIN acked.
         if peer.fin_seq is not None and not peer.fin_acked and seq_delta(ack, peer.fin_seq) >= 1:
             peer.fin_acked = True
@@ -1468,7 +1497,7 @@ class Connection:
         self.orig = self.resp = _RELEASED
         self.history = ""
         self.pending_timers = 0
-        self.prev_time_wait = None
+        self.uncommon = None
 
     def to_record(self, now: float, time_wait_s: float) -> FlowRecord:
         """The connection's final account; `now` is when it was finalised, for TIME_WAIT expiry."""
@@ -1485,7 +1514,8 @@ class Connection:
         history = self.history
         client_bytes, server_bytes = orig.size(resp), resp.size(orig)
         orig_rare, resp_rare = orig.seen_unusual(), resp.seen_unusual()
-        tw = self.prev_time_wait
+        uncommon = self.seen_uncommon()
+        tw = uncommon.prev_time_wait
         facts = ConnectionFacts(
             syn_ts=self.syn_ts,
             synack_ts=self.synack_ts,
@@ -1500,9 +1530,9 @@ class Connection:
             server_fin_retransmits=resp_rare.fin_retransmits,
             client_rst_ts=orig.rst_ts,
             server_rst_ts=resp.rst_ts,
-            bad_synack=self.bad_synack,
-            bad_third_ack=self.bad_third_ack,
-            bad_ack_ts=self.bad_ack_ts,
+            bad_synack=uncommon.bad_synack,
+            bad_third_ack=uncommon.bad_third_ack,
+            bad_ack_ts=uncommon.bad_ack_ts,
             client_data_after_close=orig_rare.data_after_fin + orig_rare.data_after_rst,
             server_data_after_close=resp_rare.data_after_fin + resp_rare.data_after_rst,
             client_zero_window_s=orig_rare.zero_window_max_s,
@@ -1511,7 +1541,7 @@ class Connection:
             server_last_ts=resp.last_ts,
             client_payload_packets=orig.payload_packets,
             server_payload_packets=resp.payload_packets,
-            syn_in_time_wait=self.syn_in_time_wait,
+            syn_in_time_wait=tw is not None,
             last_fin_retransmit_ts=orig_rare.last_fin_retransmit_ts or resp_rare.last_fin_retransmit_ts,
             client_packets_since_peer=orig.packets_since_peer,
             server_packets_since_peer=resp.packets_since_peer,
@@ -1575,5 +1605,5 @@ class Connection:
             server_time_wait_until=None if resp.time_wait_since is None else resp.time_wait_since + time_wait_s,
             facts=facts,
             finalised_at=now,
-            tunnel=self.tunnel,
+            tunnel=uncommon.tunnel,
         )

@@ -86,8 +86,9 @@ def _connection_key(conn: Connection) -> tuple:
     """The connection's 4-tuple, originator first (and its tunnel's key when tunnelled): how `table`
     and `recent_time_wait` know it, in both directions (so the order does not matter)."""
     orig, resp = conn.orig, conn.resp
-    if conn.tunnel:
-        return (orig.ip, orig.port, resp.ip, resp.port, tunnel_key(conn.tunnel))
+    tunnel = conn.seen_uncommon().tunnel
+    if tunnel:
+        return (orig.ip, orig.port, resp.ip, resp.port, tunnel_key(tunnel))
     return (orig.ip, orig.port, resp.ip, resp.port)
 
 
@@ -373,7 +374,7 @@ class ConnectionTracker:
             conn.resp.state_changes = []
         key: tuple = (src, sport, dst, dport)
         if tunnel:  # a tunnelled connection lives in `table` alone, keyed with its tunnel (see `segment`)
-            conn.tunnel = tunnel
+            conn.noted().tunnel = tunnel
             route = tunnel_key(tunnel)
             key = (src, sport, dst, dport, route)
             self.table[key] = conn
@@ -391,8 +392,7 @@ class ConnectionTracker:
         if self.recent_time_wait:
             time_wait = self.recent_time_wait.get(_connection_time_wait_keys(key)[0])
             if time_wait is not None and ts < time_wait.until and flags & SYN:
-                conn.syn_in_time_wait = True
-                conn.prev_time_wait = time_wait
+                conn.noted().prev_time_wait = time_wait
         self.timers.push_new(conn, 0, config.syn_timeout, "expire")
         self.timers.push_new(conn, 1, config.inactivity_timeout, "inactivity")
         return conn
