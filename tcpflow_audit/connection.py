@@ -80,6 +80,18 @@ PENDING_DELETE: Final = 2
 PENDING_EXPIRE: Final = 4
 
 
+def needs_own_responder(flags: i64) -> bool:
+    """Whether a segment from the originator needs the responder's own Endpoint while the responder has
+    sent nothing (until then it may be a stand-in shared by many connections, never written: see
+    `ConnectionTracker.segment`). Of the steps of `Connection.segment`, only two write into a peer that
+    has not sent: an RST moves its RFC state (`_rfc_rst`), and an acknowledgement starts its Zeek
+    sequence space (`_update_ack_seq`). That start is read by nothing but `Endpoint.size` (nothing sent:
+    0 whatever it is) until the peer's own first segment starts it again (`_init_endpoint`), and by the
+    tracker's `_is_reuse` after an originator's SYN-ACK: a stand-in takes no start, so an RST or a SYN-ACK
+    gets the responder its own Endpoint; any other segment (a SYN, an ACK, data, a FIN) leaves it shared."""
+    return bool(flags & RST) or flags & (SYN | ACK) == SYN | ACK
+
+
 def _ms_between(later: float | None, earlier: float | None) -> float | None:
     return None if later is None or earlier is None else round_places(1000.0 * (later - earlier), 3)
 
@@ -740,7 +752,8 @@ class Connection:
         self.resp = Endpoint(resp_ip, resp_port, False) if responder is None else responder
         if midstream:
             self.orig.state = rfc.UNKNOWN
-            self.resp.state = rfc.UNKNOWN
+            if responder is None:  # (a stand-in for a midstream connection's responder is UNKNOWN already)
+                self.resp.state = rfc.UNKNOWN
         self.start = ts
         self.last_time = ts
         self.history = "^" if flipped else ""  # Zeek's history letters (a flood's lone "S" costs no object)
@@ -776,9 +789,9 @@ class Connection:
         return _NOTHING_UNCOMMON if uncommon is None else uncommon
 
     def own_responder(self) -> Endpoint:
-        """The responder's own Endpoint, in place of the shared stand-in it had while it had not sent (a
-        SYN's originator writes nothing into its peer; anything else may): the stand-in's fields are all
-        still their defaults, so the new one starts the same."""
+        """The responder's own Endpoint, in place of the shared stand-in it had while it had not sent (see
+        `needs_own_responder`): the stand-in's fields are all still their defaults but its state (CLOSED,
+        or UNKNOWN for a connection picked up midstream), so the new one starts the same."""
         shared = self.resp
         resp = self.resp = Endpoint(shared.ip, shared.port, False)
         resp.addr_key = shared.addr_key
@@ -965,8 +978,9 @@ class Connection:
         ahead (a stack's bogus ACK). A pure ACK repeating the highest one may be a duplicate ACK
         (`_note_repeated_ack`)."""
         if peer.zstate == z.INACTIVE:
-            peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & SEQ_MASK
-            peer.seq_wraps = peer.ack_wraps = 0
+            if not peer.stand_in:  # (a stand-in is never written: see `needs_own_responder`)
+                peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & SEQ_MASK
+                peer.seq_wraps = peer.ack_wraps = 0
         elif not flags & RST:
             delta_ack = seq_delta(ack, peer.ack_seq)
             if delta_ack > 0 and not (ack == 0 and delta_ack > TOO_LARGE_SEQ_DELTA):
