@@ -758,7 +758,7 @@ class Connection:
         self.last_time = ts
         self.history = "^" if flipped else ""  # Zeek's history letters (a flood's lone "S" costs no object)
         self.hist_seen = 0
-        self.syn_ts: float | None = None
+        self.syn_ts = NEVER  # its first SYN's time (a plain float: no object for a flood's every SYN)
         self.synack_ts: float | None = None
         self.handshake_done_ts: float | None = None
         self.close_initiator = ""
@@ -1159,7 +1159,7 @@ class Connection:
                 endpoint.isn = seq
                 endpoint.snd_nxt = (seq + 1) & SEQ_MASK
                 self._event(endpoint, rfc.SEND_SYN, ts)
-                if self.syn_ts is None:
+                if self.syn_ts == NEVER:
                     self.syn_ts = ts
         elif peer.isn != NO_SEQ and ack != ((peer.isn + 1) & SEQ_MASK):
             uncommon = self.noted()
@@ -1355,7 +1355,7 @@ class Connection:
 
     def _round_trip(self) -> float:
         """The handshake's round trip at the capture point (SYN to third ACK), 0.0 when not seen."""
-        if self.syn_ts is not None and self.handshake_done_ts is not None and self.handshake_done_ts > self.syn_ts:
+        if self.syn_ts != NEVER and self.handshake_done_ts is not None and self.handshake_done_ts > self.syn_ts:
             return self.handshake_done_ts - self.syn_ts
         return 0.0
 
@@ -1531,7 +1531,7 @@ class Connection:
         uncommon = self.seen_uncommon()
         tw = uncommon.prev_time_wait
         facts = ConnectionFacts(
-            syn_ts=self.syn_ts,
+            syn_ts=None if self.syn_ts == NEVER else self.syn_ts,
             synack_ts=self.synack_ts,
             handshake_done_ts=self.handshake_done_ts,
             syn_retransmits=orig_rare.syn_retransmits,
@@ -1612,7 +1612,7 @@ class Connection:
             retransmits=orig_rare.retransmitted + resp_rare.retransmitted,
             close_initiator=self.close_initiator,
             end_reason=self.end_reason(),
-            syn_synack_ms=_ms_between(self.synack_ts, self.syn_ts),
+            syn_synack_ms=_ms_between(self.synack_ts, facts.syn_ts),
             synack_ack_ms=_ms_between(self.handshake_done_ts, self.synack_ts),
             direction_guessed=self.direction_guessed,
             client_time_wait_until=None if orig.time_wait_since is None else orig.time_wait_since + time_wait_s,
