@@ -80,6 +80,18 @@ PENDING_DELETE: Final = 2
 PENDING_EXPIRE: Final = 4
 
 
+def needs_own_responder(flags: i64) -> bool:
+    """Whether a segment from the originator needs the responder's own Endpoint while the responder has
+    sent nothing (until then it may be a stand-in shared by many connections, never written: see
+    `ConnectionTracker.segment`). Of the steps of `Connection.segment`, only two write into a peer that
+    has not sent: an RST moves its RFC state (`_rfc_rst`), and an acknowledgement starts its Zeek
+    sequence space (`_update_ack_seq`). That start is read by nothing but `Endpoint.size` (nothing sent:
+    0 whatever it is) until the peer's own first segment starts it again (`_init_endpoint`), and by the
+    tracker's `_is_reuse` after an originator's SYN-ACK: a stand-in takes no start, so an RST or a SYN-ACK
+    gets the responder its own Endpoint; any other segment (a SYN, an ACK, data, a FIN) leaves it shared."""
+    return bool(flags & RST) or flags & (SYN | ACK) == SYN | ACK
+
+
 def _ms_between(later: float | None, earlier: float | None) -> float | None:
     return None if later is None or earlier is None else round_places(1000.0 * (later - earlier), 3)
 
@@ -490,6 +502,25 @@ class TimeWait:
         self.port = port
 
 
+@final
+class Uncommon:
+    """What few connections show: a SYN-ACK or third ACK acknowledging the wrong number, a SYN into the
+    TIME_WAIT the previous connection on its 4-tuple left, a tunnel it came through.
+
+    Kept apart from `Connection`, and made at the first such thing (`Connection.noted`): most connections
+    have none, and a flood's connections are many. Read through `Connection.seen_uncommon`, which never
+    makes one."""
+
+    bad_synack: i64 = 0  # SYN-ACKs acknowledging something other than the client's ISN+1
+    bad_third_ack: i64 = 0  # handshake ACKs acknowledging something other than the server's ISN+1
+    bad_ack_ts: float | None = None  # the first of either
+    prev_time_wait: TimeWait | None = None  # the previous connection's TIME_WAIT its SYN met
+    tunnel: str = ""  # the tunnel path of its first segment (`decode.Decoder.tunnel`), "" for none
+
+
+_NOTHING_UNCOMMON: Final = Uncommon()
+"""What a connection with no `Uncommon` record reads (`Connection.seen_uncommon`): all defaults."""
+
 _RELEASED: Final = Endpoint(b"", 0, False)
 """The endpoints of every finished connection, once `Connection.release` let go of its own."""
 
@@ -506,25 +537,19 @@ class Connection:
         "last_time",
         "history",
         "hist_seen",
-        "zeek_active",
-        "direction_guessed",
         "syn_ts",
         "synack_ts",
         "handshake_done_ts",
         "close_initiator",
-        "bad_synack",
-        "bad_third_ack",
-        "bad_ack_ts",
         "timer_generation",
-        "finished",
         "end_cause",
-        "syn_in_time_wait",
-        "prev_time_wait",
-        "key",
-        "tunnel",
+        "uncommon",
         "pending_timers",
         "pending_base",
         "timer_order",
+        "zeek_active",
+        "direction_guessed",
+        "finished",
     )
 
     def __init__(
@@ -543,36 +568,46 @@ class Connection:
         self.resp = Endpoint(resp_ip, resp_port, False) if responder is None else responder
         if midstream:
             self.orig.state = rfc.UNKNOWN
-            self.resp.state = rfc.UNKNOWN
+            if responder is None:  # (a stand-in for a midstream connection's responder is UNKNOWN already)
+                self.resp.state = rfc.UNKNOWN
         self.start = ts
         self.last_time = ts
         self.history = "^" if flipped else ""  # Zeek's history letters (a flood's lone "S" costs no object)
         self.hist_seen = 0
-        self.zeek_active = True
-        self.direction_guessed = midstream
-        self.syn_ts: float | None = None
+        self.syn_ts = NEVER  # its first SYN's time (a plain float: no object for a flood's every SYN)
         self.synack_ts: float | None = None
         self.handshake_done_ts: float | None = None
         self.close_initiator = ""
-        self.bad_synack = 0
-        self.bad_third_ack = 0
-        self.bad_ack_ts: float | None = None
         self.timer_generation = 0
-        self.finished = False
         self.end_cause = ""
-        self.syn_in_time_wait = False
-        self.prev_time_wait: TimeWait | None = None  # the previous connection's TIME_WAIT its SYN met
-        self.tunnel = ""  # the tunnel path of its first segment (`decode.Decoder.tunnel`), "" for none
+        # what few connections show (bad handshake ACKs, a SYN in TIME_WAIT, a tunnel): made at the first
+        self.uncommon: Uncommon | None = None
         # Zeek timers this segment set (PENDING_* bits), each due a delay after pending_base (the
         # connection's last_time then): the tracker schedules them, in that bit order, and clears them
         self.pending_timers: i64 = 0
         self.pending_base = 0.0
         self.timer_order: i64 = 0  # the order of the first timer set at its creation (timers.push_new)
+        # (the flags last, side by side: the compiled build gives each a byte, which alone would be padded to 8)
+        self.zeek_active = True
+        self.direction_guessed = midstream
+        self.finished = False
+
+    def noted(self) -> Uncommon:
+        """Its `Uncommon` record, made now if this is the first uncommon thing it shows."""
+        uncommon = self.uncommon
+        if uncommon is None:
+            uncommon = self.uncommon = Uncommon()
+        return uncommon
+
+    def seen_uncommon(self) -> Uncommon:
+        """Its `Uncommon` record to read: the shared empty one (never written) if it has none."""
+        uncommon = self.uncommon
+        return _NOTHING_UNCOMMON if uncommon is None else uncommon
 
     def own_responder(self) -> Endpoint:
-        """The responder's own Endpoint, in place of the shared stand-in it had while it had not sent (a
-        SYN's originator writes nothing into its peer; anything else may): the stand-in's fields are all
-        still their defaults, so the new one starts the same."""
+        """The responder's own Endpoint, in place of the shared stand-in it had while it had not sent (see
+        `needs_own_responder`): the stand-in's fields are all still their defaults but its state (CLOSED,
+        or UNKNOWN for a connection picked up midstream), so the new one starts the same."""
         shared = self.resp
         resp = self.resp = Endpoint(shared.ip, shared.port, False)
         resp.addr_key = shared.addr_key
@@ -759,8 +794,9 @@ class Connection:
         ahead (a stack's bogus ACK). A pure ACK repeating the highest one may be a duplicate ACK
         (`_note_repeated_ack`)."""
         if peer.zstate == z.INACTIVE:
-            peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & SEQ_MASK
-            peer.seq_wraps = peer.ack_wraps = 0
+            if not peer.stand_in:  # (a stand-in is never written: see `needs_own_responder`)
+                peer.start_seq = peer.ack_seq = peer.last_seq = (ack - 1) & SEQ_MASK
+                peer.seq_wraps = peer.ack_wraps = 0
         elif not flags & RST:
             delta_ack = seq_delta(ack, peer.ack_seq)
             if delta_ack > 0 and not (ack == 0 and delta_ack > TOO_LARGE_SEQ_DELTA):
@@ -939,12 +975,13 @@ class Connection:
                 endpoint.isn = seq
                 endpoint.snd_nxt = (seq + 1) & SEQ_MASK
                 self._event(endpoint, rfc.SEND_SYN, ts)
-                if self.syn_ts is None:
+                if self.syn_ts == NEVER:
                     self.syn_ts = ts
         elif peer.isn != NO_SEQ and ack != ((peer.isn + 1) & SEQ_MASK):
-            self.bad_synack += 1
-            if self.bad_ack_ts is None:
-                self.bad_ack_ts = ts
+            uncommon = self.noted()
+            uncommon.bad_synack += 1
+            if uncommon.bad_ack_ts is None:
+                uncommon.bad_ack_ts = ts
         elif endpoint.isn == seq:
             unusual = endpoint.noted()
             unusual.synack_retransmits += 1
@@ -960,7 +997,12 @@ class Connection:
         """Check the ACK field: what an acknowledgement number proves (segments without SYN or RST).
         Only during the handshake or while the peer's FIN is unacknowledged can it prove anything,
         besides a responder's plain ACK to a SYN (`_note_answer_to_syn`: a challenge ACK?)."""
-        if endpoint.isn == NO_SEQ and not endpoint.is_orig and peer.state == rfc.SYN_SENT and not self.bad_synack:
+        if (
+            endpoint.isn == NO_SEQ
+            and not endpoint.is_orig
+            and peer.state == rfc.SYN_SENT
+            and not self.seen_uncommon().bad_synack
+        ):
             self._note_answer_to_syn(ts, endpoint, peer, ack)
         handshake = peer.state == rfc.SYN_RCVD or endpoint.state == rfc.SYN_SENT
         if not handshake and (peer.fin_seq is None or peer.fin_acked):
@@ -975,9 +1017,10 @@ class Connection:
                 if self.handshake_done_ts is None:
                     self.handshake_done_ts = ts
             elif endpoint.state == rfc.SYN_SENT:
-                self.bad_third_ack += 1
-                if self.bad_ack_ts is None:
-                    self.bad_ack_ts = ts
+                uncommon = self.noted()
+                uncommon.bad_third_ack += 1
+                if uncommon.bad_ack_ts is None:
+                    uncommon.bad_ack_ts = ts
         # An ACK covering the peer's FIN+1: this endpoint has seen the FIN, the peer sees its FIN acked.
         if peer.fin_seq is not None and not peer.fin_acked and seq_delta(ack, peer.fin_seq) >= 1:
             peer.fin_acked = True
@@ -1128,7 +1171,7 @@ class Connection:
 
     def _round_trip(self) -> float:
         """The handshake's round trip at the capture point (SYN to third ACK), 0.0 when not seen."""
-        if self.syn_ts is not None and self.handshake_done_ts is not None and self.handshake_done_ts > self.syn_ts:
+        if self.syn_ts != NEVER and self.handshake_done_ts is not None and self.handshake_done_ts > self.syn_ts:
             return self.handshake_done_ts - self.syn_ts
         return 0.0
 
@@ -1284,7 +1327,7 @@ class Connection:
         self.orig = self.resp = _RELEASED
         self.history = ""
         self.pending_timers = 0
-        self.prev_time_wait = None
+        self.uncommon = None
 
     def to_record(self, now: float, time_wait_s: float) -> FlowRecord:
         """The connection's final account; `now` is when it was finalised, for TIME_WAIT expiry."""
@@ -1301,9 +1344,10 @@ class Connection:
         history = self.history
         client_bytes, server_bytes = orig.size(resp), resp.size(orig)
         orig_rare, resp_rare = orig.seen_unusual(), resp.seen_unusual()
-        tw = self.prev_time_wait
+        uncommon = self.seen_uncommon()
+        tw = uncommon.prev_time_wait
         facts = ConnectionFacts.__new__(ConnectionFacts)  # every field set below (see the note at FlowRecord)
-        facts.syn_ts = self.syn_ts
+        facts.syn_ts = None if self.syn_ts == NEVER else self.syn_ts
         facts.synack_ts = self.synack_ts
         facts.handshake_done_ts = self.handshake_done_ts
         facts.syn_retransmits = orig_rare.syn_retransmits
@@ -1316,9 +1360,9 @@ class Connection:
         facts.server_fin_retransmits = resp_rare.fin_retransmits
         facts.client_rst_ts = orig.rst_ts
         facts.server_rst_ts = resp.rst_ts
-        facts.bad_synack = self.bad_synack
-        facts.bad_third_ack = self.bad_third_ack
-        facts.bad_ack_ts = self.bad_ack_ts
+        facts.bad_synack = uncommon.bad_synack
+        facts.bad_third_ack = uncommon.bad_third_ack
+        facts.bad_ack_ts = uncommon.bad_ack_ts
         facts.client_data_after_close = orig_rare.data_after_fin + orig_rare.data_after_rst
         facts.server_data_after_close = resp_rare.data_after_fin + resp_rare.data_after_rst
         facts.client_zero_window_s = orig_rare.zero_window_max_s
@@ -1327,7 +1371,7 @@ class Connection:
         facts.server_last_ts = resp.last_ts
         facts.client_payload_packets = orig.payload_packets
         facts.server_payload_packets = resp.payload_packets
-        facts.syn_in_time_wait = self.syn_in_time_wait
+        facts.syn_in_time_wait = tw is not None
         facts.last_fin_retransmit_ts = orig_rare.last_fin_retransmit_ts or resp_rare.last_fin_retransmit_ts
         facts.anomalies = []
         facts.client_packets_since_peer = orig.packets_since_peer
@@ -1383,12 +1427,12 @@ class Connection:
         record.retransmits = orig_rare.retransmitted + resp_rare.retransmitted
         record.close_initiator = self.close_initiator
         record.end_reason = self.end_reason()
-        record.syn_synack_ms = _ms_between(self.synack_ts, self.syn_ts)
+        record.syn_synack_ms = _ms_between(self.synack_ts, facts.syn_ts)
         record.synack_ack_ms = _ms_between(self.handshake_done_ts, self.synack_ts)
         record.direction_guessed = self.direction_guessed
         record.client_time_wait_until = None if orig.time_wait_since is None else orig.time_wait_since + time_wait_s
         record.server_time_wait_until = None if resp.time_wait_since is None else resp.time_wait_since + time_wait_s
         record.facts = facts
         record.finalised_at = now
-        record.tunnel = self.tunnel
+        record.tunnel = uncommon.tunnel
         return record

@@ -17,20 +17,20 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, final
 
+from . import tcp_states as rfc
 from . import zeek_states as z
 from .config import EngineConfig
 from .connection import (
     ACK,
-    FIN,
     PENDING_ATTEMPT,
     PENDING_DELETE,
     PENDING_EXPIRE,
-    RST,
     SYN,
     Connection,
     Endpoint,
     FlowRecord,
     TimeWait,
+    needs_own_responder,
 )
 from .decode import tunnel_key
 from .timers import TimerQueue
@@ -86,8 +86,9 @@ def _connection_key(conn: Connection) -> tuple:
     """The connection's 4-tuple, originator first (and its tunnel's key when tunnelled): how `table`
     and `recent_time_wait` know it, in both directions (so the order does not matter)."""
     orig, resp = conn.orig, conn.resp
-    if conn.tunnel:
-        return (orig.ip, orig.port, resp.ip, resp.port, tunnel_key(conn.tunnel))
+    tunnel = conn.seen_uncommon().tunnel
+    if tunnel:
+        return (orig.ip, orig.port, resp.ip, resp.port, tunnel_key(tunnel))
     return (orig.ip, orig.port, resp.ip, resp.port)
 
 
@@ -195,7 +196,8 @@ class ConnectionTracker:
         # keep each endpoint's RFC state changes for the records (`sockets` needs them; off, they cost
         # a list and a tuple per change)
         self.record_state_changes = False
-        # responder address key -> the stand-in Endpoint its embryonic connections share (`segment`)
+        # responder address key (shifted, and 1 for midstream) -> the stand-in Endpoint its new connections
+        # share while it has not sent (`segment`)
         self.stand_ins: dict[int, Endpoint] = {}
         # IPv4 address (as an integer) -> the bytes object the connections from or to it share
         self.addresses: dict[int, bytes] = {}
@@ -289,13 +291,13 @@ class ConnectionTracker:
             conn = None
         if conn is None:
             conn = self._new_connection(ts, sender, receiver, buf, at, size, flags, tunnel)
-        # An embryonic connection's responder is a shared stand-in (`_new_connection`) as long as only
-        # SYNs from the originator come (a kernel's request socket: a flood's unanswered SYN costs one
-        # Endpoint, not two); before anything else, which may write into the responder, it gets its own.
+        # A connection's responder is a shared stand-in (`_new_connection`) as long as it has not sent and
+        # the originator's segments write nothing into it (a kernel's request socket: a flood's unanswered
+        # SYN, or lone ACK, costs one Endpoint, not two); before a segment that may, it gets its own.
         orig = conn.orig
         if orig.addr_key == sender and (size == 4 or _same_address(buf, at, orig.ip)):
             endpoint, peer = orig, conn.resp
-            if peer.stand_in and flags & (SYN | ACK | FIN | RST) != SYN:
+            if peer.stand_in and needs_own_responder(flags):
                 peer = conn.own_responder()
         else:
             endpoint, peer = conn.resp, orig
@@ -362,18 +364,19 @@ class ConnectionTracker:
         if flipped:
             conn = Connection(ts, dst, dport, src, sport, True, midstream)
             conn.resp.addr_key, conn.orig.addr_key = sender, receiver
-        elif midstream or size != 4 or self.record_state_changes:
+        elif size != 4 or self.record_state_changes:
             conn = Connection(ts, src, sport, dst, dport, False, midstream)
             conn.orig.addr_key, conn.resp.addr_key = sender, receiver
-        else:  # a SYN (IPv4: its address key is the address): the responder a stand-in until it sends
-            conn = Connection(ts, src, sport, dst, dport, False, False, self._stand_in(receiver, dst, dport))
+        else:  # (IPv4: its address key is the address) the responder a stand-in until it sends
+            responder = self._stand_in(receiver, dst, dport, midstream)
+            conn = Connection(ts, src, sport, dst, dport, False, midstream, responder)
             conn.orig.addr_key = sender
         if self.record_state_changes:
             conn.orig.state_changes = []
             conn.resp.state_changes = []
         key: tuple = (src, sport, dst, dport)
         if tunnel:  # a tunnelled connection lives in `table` alone, keyed with its tunnel (see `segment`)
-            conn.tunnel = tunnel
+            conn.noted().tunnel = tunnel
             route = tunnel_key(tunnel)
             key = (src, sport, dst, dport, route)
             self.table[key] = conn
@@ -391,8 +394,7 @@ class ConnectionTracker:
         if self.recent_time_wait:
             time_wait = self.recent_time_wait.get(_connection_time_wait_keys(key)[0])
             if time_wait is not None and ts < time_wait.until and flags & SYN:
-                conn.syn_in_time_wait = True
-                conn.prev_time_wait = time_wait
+                conn.noted().prev_time_wait = time_wait
         self.timers.push_new(conn, 0, config.syn_timeout, "expire")
         self.timers.push_new(conn, 1, config.inactivity_timeout, "inactivity")
         return conn
@@ -409,16 +411,20 @@ class ConnectionTracker:
             ip = addresses[address] = buf[at : at + 4]
         return ip
 
-    def _stand_in(self, addr_key: i64, ip: bytes, port: int) -> Endpoint:
-        """The stand-in responder the embryonic connections to this IPv4 address and port share."""
+    def _stand_in(self, addr_key: i64, ip: bytes, port: int, midstream: bool) -> Endpoint:
+        """The stand-in responder the new connections to this IPv4 address and port share until it sends:
+        one for connections opened by a SYN (CLOSED), one for those picked up midstream (UNKNOWN)."""
         stand_ins = self.stand_ins
-        shared = stand_ins.get(addr_key)
+        key = addr_key << 1 | (1 if midstream else 0)
+        shared = stand_ins.get(key)
         if shared is None:
             if len(stand_ins) >= STAND_IN_SLOTS:
                 stand_ins.clear()
-            shared = stand_ins[addr_key] = Endpoint(ip, port, False)
+            shared = stand_ins[key] = Endpoint(ip, port, False)
             shared.addr_key = addr_key
             shared.stand_in = True
+            if midstream:
+                shared.state = rfc.UNKNOWN
         return shared
 
     @staticmethod

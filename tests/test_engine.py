@@ -138,7 +138,7 @@ def test_synack_acking_isn_plus_one_puts_server_in_syn_rcvd():
     v.s(SYN | ACK, ack=CISN + 1)
     assert v.states == (SYN_SENT, SYN_RCVD)
     assert v.history == "Sh"
-    assert v.conn.bad_synack == 0
+    assert v.conn.seen_uncommon().bad_synack == 0
 
 
 def test_third_ack_establishes_both():
@@ -179,7 +179,7 @@ def test_synack_with_wrong_ack_changes_no_state():
     v.c(SYN)
     v.s(SYN | ACK, ack=CISN + 77)
     assert v.states == (SYN_SENT, CLOSED)
-    assert v.conn.bad_synack == 1
+    assert v.conn.seen_uncommon().bad_synack == 1
     v.c(ACK, ack=SISN + 1)  # even the "third ACK" cannot complete what never started
     assert v.states == (SYN_SENT, CLOSED)
     r = v.finish()
@@ -208,7 +208,7 @@ def test_third_ack_with_wrong_ack_leaves_server_in_syn_rcvd():
     v.s(SYN | ACK)
     v.c(ACK, ack=SISN + 5)  # beyond anything the server sent
     assert v.states == (SYN_SENT, SYN_RCVD)
-    assert v.conn.bad_third_ack == 1
+    assert v.conn.seen_uncommon().bad_third_ack == 1
     r = v.finish()
     assert (r.client_state, r.server_state) == (SYN_SENT, SYN_RCVD)
     assert r.facts.bad_third_ack == 1 and r.synack_ack_ms is None
@@ -608,7 +608,7 @@ def test_new_isn_after_close_starts_a_new_connection():
     assert new is not old
     assert len(v.records) == 1 and v.records[0].end_reason == "fin"
     assert v.states == (SYN_SENT, CLOSED)
-    assert new.syn_in_time_wait is True
+    assert new.seen_uncommon().prev_time_wait is not None
     v.s(SYN | ACK)
     assert v.states == (SYN_SENT, SYN_RCVD)
     v.c(ACK)
@@ -627,7 +627,7 @@ def test_new_syn_after_close_delay_but_within_time_wait_is_flagged():
     v.nxt["c"] = 90_000
     new = v.c(SYN, dt=10.0)  # old record finalised by the 5 s timer; its TIME_WAIT lasts 60 s
     assert len(v.records) == 1
-    assert new.syn_in_time_wait is True
+    assert new.seen_uncommon().prev_time_wait is not None
 
 
 def test_new_isn_on_an_unanswered_attempt_starts_a_new_connection():
@@ -1054,7 +1054,7 @@ def test_syn_in_time_wait_names_the_client_holding_it():
     v.nxt = {"c": 90_000, "s": 70_000}
     new = v.c(SYN, dt=1.0)
     syn_ts = v.t
-    assert new.prev_time_wait is not None
+    assert new.seen_uncommon().prev_time_wait is not None
     v.s(SYN | ACK)
     v.c(ACK)
     v.tracker.flush()
@@ -1123,7 +1123,7 @@ def test_new_syn_after_time_wait_is_not_flagged_and_has_no_holder():
     v.nxt["c"] = 90_000
     new = v.c(SYN, dt=70.0)
     assert len(v.records) == 1
-    assert new.syn_in_time_wait is False and new.prev_time_wait is None
+    assert new.seen_uncommon().prev_time_wait is None
     v.tracker.flush()
     assert (v.records[1].facts.time_wait_holder, v.records[1].facts.time_wait_until) == ("", None)
 
