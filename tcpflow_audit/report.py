@@ -176,14 +176,13 @@ def flow_csv_line(record: FlowRecord) -> str | None:
     the two ways)."""
     cells: list[Any] = [value(record) for value in _FLOW_VALUES]
     for i in _INT_CELLS:
-        cells[i] = str(cells[i])
+        cells[i] = _int_text(cells[i])
     for i in _TEXT_CELLS:
         text: str = cells[i]
         if text and text[0] in _FORMULA_FIRST:
             cells[i] = spreadsheet_safe(text)
     for i in _FLOAT_CELLS:
-        number: float | None = cells[i]
-        cells[i] = "" if number is None or not _finite(number) else str(number)
+        cells[i] = _float_text(cells[i])
     for i in _BOOL_CELLS:
         cells[i] = "true" if cells[i] else "false"
     line = ",".join(cells)
@@ -193,6 +192,40 @@ def flow_csv_line(record: FlowRecord) -> str | None:
 
 
 _FLOW_COMMAS: Final = len(FLOW_COLUMNS) - 1
+
+
+def _int_text(number: int) -> str:
+    """str(number), taken from a table for the small numbers most counters hold."""
+    if 0 <= number < _SMALL_INTS:
+        return _INT_TEXTS[number]
+    return str(number)
+
+
+_SMALL_INTS: Final = 1024
+_INT_TEXTS: Final = [str(n) for n in range(_SMALL_INTS)]
+
+
+def _float_text(number: float | None) -> str:
+    """A float cell's text: str(number), nothing for None, an infinity or NaN. The text of a value seen
+    lately is remembered: round-trip times rounded to microseconds take few values, and the shortest
+    repr of a float costs several times a dict lookup."""
+    if number is None:
+        return ""
+    if type(number) is not float:  # (an int equal to a remembered float has other text)
+        return str(number) if _finite(number) else ""
+    text = _float_texts.get(number)
+    if text is None:
+        if not _finite(number):
+            return ""
+        text = str(number)
+        if number != 0.0:  # (-0.0 and 0.0 are one key, and their texts differ)
+            if len(_float_texts) >= 4096:
+                _float_texts.clear()
+            _float_texts[number] = text
+    return text
+
+
+_float_texts: Final[dict[float, str]] = {}
 
 
 def _finite(value: float) -> bool:
