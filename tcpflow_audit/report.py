@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any, Final
@@ -417,10 +416,11 @@ class SummaryCollector:
     """A flow sink that counts what the summary needs and keeps the first abnormal connections."""
 
     def __init__(self, keep_abnormal: int = 50) -> None:
-        self.conn_states: Counter = Counter()
-        self.client_states: Counter = Counter()
-        self.server_states: Counter = Counter()
-        self.end_reasons: Counter = Counter()
+        # connections by each value (plain dicts: a Counter's += is generic code in the compiled build)
+        self.conn_states: dict[str, int] = {}
+        self.client_states: dict[str, int] = {}
+        self.server_states: dict[str, int] = {}
+        self.end_reasons: dict[str, int] = {}
         self.abnormal_total = 0
         self.keep_abnormal = keep_abnormal
         self.abnormal: list[dict[str, Any]] = []
@@ -430,10 +430,10 @@ class SummaryCollector:
         self.gap_connections = 0
 
     def __call__(self, record: FlowRecord) -> None:
-        self.conn_states[record.conn_state] += 1
-        self.client_states[record.client_state] += 1
-        self.server_states[record.server_state] += 1
-        self.end_reasons[record.end_reason] += 1
+        _count(self.conn_states, record.conn_state)
+        _count(self.client_states, record.client_state)
+        _count(self.server_states, record.server_state)
+        _count(self.end_reasons, record.end_reason)
         self.bytes_carried += record.client_bytes + record.server_bytes
         f = record.facts
         missed = f.missed_bytes
@@ -444,6 +444,16 @@ class SummaryCollector:
             self.abnormal_total += 1
             if len(self.abnormal) < self.keep_abnormal:
                 self.abnormal.append(flow_row(record))
+
+
+def _count(counts: dict[str, int], value: str) -> None:
+    counts[value] = counts.get(value, 0) + 1
+
+
+def most_common(counts: dict[str, int]) -> dict[str, int]:
+    """The counts, the most common value first (ties in the order they were first seen), as
+    Counter.most_common orders them."""
+    return dict(sorted(counts.items(), key=lambda item: item[1], reverse=True))
 
 
 def capture_loss(collector: SummaryCollector) -> dict[str, Any]:
@@ -472,10 +482,10 @@ def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] 
         "connections": stats.connections,
         "peak_live_connections": stats.peak_live_connections,
         "evicted_connections": stats.evicted,
-        "conn_state": dict(collector.conn_states.most_common()),
-        "client_state": dict(collector.client_states.most_common()),
-        "server_state": dict(collector.server_states.most_common()),
-        "end_reason": dict(collector.end_reasons.most_common()),
+        "conn_state": most_common(collector.conn_states),
+        "client_state": most_common(collector.client_states),
+        "server_state": most_common(collector.server_states),
+        "end_reason": most_common(collector.end_reasons),
         "not_ended_normally": collector.abnormal_total,
         "capture_loss": capture_loss(collector),
         "input_problems": [str(p) for p in stats.problems],

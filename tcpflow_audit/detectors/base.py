@@ -64,17 +64,34 @@ SHARED_SETTINGS: Final = (
 )
 
 
-class Hit(NamedTuple):
-    """What a per-connection rule found on one connection."""
+class Hit:
+    """What a per-connection rule found on one connection.
 
-    kind: str
-    first: float
-    last: float
-    detail: str  # one sentence about this connection
-    side: str  # "client", "server", "both" or "" (who did it / who holds the state)
-    packets: int  # packets involved (retransmissions, segments...)
-    value: float  # the kind's key number (seconds, retransmissions...), aggregated as a maximum
-    escalate: bool = False  # this connection alone justifies the kind's higher severity
+    (A plain class: compiled, it is made in a fraction of the time a NamedTuple's interpreted __new__
+    takes, and some kinds make one for most connections: `syn_during_time_wait` where clients reuse
+    ports.)"""
+
+    __slots__ = ("kind", "first", "last", "detail", "side", "packets", "value", "escalate")
+
+    def __init__(
+        self,
+        kind: str,
+        first: float,
+        last: float,
+        detail: str,  # one sentence about this connection
+        side: str,  # "client", "server", "both" or "" (who did it / who holds the state)
+        packets: int,  # packets involved (retransmissions, segments...)
+        value: float,  # the kind's key number (seconds, retransmissions...), aggregated as a maximum
+        escalate: bool = False,  # this connection alone justifies the kind's higher severity
+    ) -> None:
+        self.kind = kind
+        self.first = first
+        self.last = last
+        self.detail = detail
+        self.side = side
+        self.packets = packets
+        self.value = value
+        self.escalate = escalate
 
 
 @dataclass(slots=True)
@@ -395,6 +412,9 @@ class Aggregate:
 
 
 # ---------------------------------------------------------------------------------- sliding windows
+_NOT_COUNTED: Final = -(1 << 60)  # RateWindow.counted_idx when no window count is kept
+
+
 class RateWindow:
     """Events per sliding window, from sparse sub-buckets (`slots` per window).
 
@@ -416,6 +436,8 @@ class RateWindow:
         "peak_ts",
         "hot_first",
         "hot_last",
+        "counted_idx",
+        "counted",
     )
 
     def __init__(self, window_s: float, level: float, slots: int = 10) -> None:
@@ -429,6 +451,11 @@ class RateWindow:
         self.peak_ts = 0.0
         self.hot_first = math.inf  # earliest event of a window that reached `level`
         self.hot_last = -math.inf  # latest event of a bucket whose window reached it
+        # the events of the window ending at bucket counted_idx, kept up to date as events come (most
+        # events fall in the latest bucket: its window is not summed again for each); forgotten when
+        # buckets are dropped or merged
+        self.counted_idx = _NOT_COUNTED
+        self.counted = 0.0
 
     def add(self, ts: float) -> int:
         """Count one event; return the events in the window ending at its bucket (as known so far)."""
@@ -449,17 +476,23 @@ class RateWindow:
                 bucket[2] = ts
         if idx > self.latest_idx:
             self.latest_idx = idx
+        if self.counted_idx - self.slots < idx <= self.counted_idx:
+            self.counted += n
         if idx <= self.folded_upto:  # late (a flow finalised long after its event): fold it in now
             self._fold(idx)
         return idx
 
     def _window_count(self, idx: int) -> int:
+        if idx == self.counted_idx:
+            return int(self.counted)
         buckets = self.buckets
         counted = 0.0
         for i in range(idx - self.slots + 1, idx + 1):
             b = buckets.get(i)
             if b is not None:
                 counted += b[0]
+        self.counted_idx = idx
+        self.counted = counted
         return int(counted)
 
     def _fold(self, idx: int) -> None:
@@ -491,6 +524,7 @@ class RateWindow:
             self.folded_upto = idx
         for idx in [i for i in buckets if i <= horizon - self.slots]:
             del buckets[idx]
+            self.counted_idx = _NOT_COUNTED
 
     def result(self) -> None:
         """Fold every window not folded yet (at the end of the run)."""
@@ -499,6 +533,7 @@ class RateWindow:
             self.folded_upto = idx
 
     def merge(self, other: RateWindow) -> None:
+        self.counted_idx = _NOT_COUNTED
         buckets = self.buckets
         for idx, (n, earliest, latest) in other.buckets.items():
             bucket = buckets.get(idx)
