@@ -212,15 +212,16 @@ def _float_text(number: float | None) -> str:
         return ""
     if type(number) is not float:  # (an int equal to a remembered float has other text)
         return str(number) if _finite(number) else ""
+    if number == 0.0:  # (-0.0 and 0.0 would be one key, and their texts differ)
+        return "-0.0" if math.copysign(1.0, number) < 0.0 else "0.0"
     text = _float_texts.get(number)
     if text is None:
         if not _finite(number):
             return ""
         text = str(number)
-        if number != 0.0:  # (-0.0 and 0.0 are one key, and their texts differ)
-            if len(_float_texts) >= 4096:
-                _float_texts.clear()
-            _float_texts[number] = text
+        if len(_float_texts) >= 4096:
+            _float_texts.clear()
+        _float_texts[number] = text
     return text
 
 
