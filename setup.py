@@ -54,6 +54,10 @@ def compiled_extensions() -> list:
         return []
     for extension in extensions:
         extension.optional = True  # a failed compile leaves the pure Python module in place
+        # all compiled modules are one C file: let the compiler inline their small functions into each
+        # other (byte reads, keys, sequence arithmetic), which it may not do for functions a shared
+        # library exports unless told that no other library will interpose them
+        extension.extra_compile_args.append("-fno-semantic-interposition")
     return extensions
 
 

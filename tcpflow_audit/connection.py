@@ -296,12 +296,14 @@ class Endpoint:
         )
 
 
-# The two records below are dataclasses (fields(), asdict(), replace(), == and repr work on them) whose
-# __init__ is written out: under the compiled build a dataclass's generated __init__ runs as interpreted
-# code, about 7 us a connection for these two (on the kernel-made benchmark capture, bench/profile_stages.py:
-# 23.5 -> 31.7 us a connection in all); a written-out one is compiled like the rest. Its parameters
-# are the fields, in order, with the same defaults (tests/test_flow_sinks.py checks that they stay in step).
-@dataclass(slots=True, init=False)
+# The two records below are plain dataclasses: fields(), asdict(), replace(), ==, repr and the generated
+# __init__ serve the library's users. `Connection.to_record` does not call that __init__: under the
+# compiled build it runs as interpreted code, about 7 us a connection for the two (on the kernel-made
+# benchmark capture, bench/profile_stages.py: 23.5 -> 31.7 us a connection in all), where setting the
+# fields of a compiled instance is one store each. So `to_record` makes each record blank (`__new__`)
+# and sets every field; one it left unset would be an AttributeError when read, and
+# tests/test_flow_sinks.py reads every field of every sample capture's records.
+@dataclass(slots=True)
 class FlowRecord:
     """The finished account of one connection: one row of the flows report."""
 
@@ -331,62 +333,8 @@ class FlowRecord:
     finalised_at: float = 0.0  # capture time when the tracker finalised it (timer, reuse or capture end)
     tunnel: str = ""  # the tunnel path the connection came through ("" for none), see decode.Decoder.tunnel
 
-    def __init__(
-        self,
-        start: float,
-        end: float,
-        client_ip: bytes,
-        client_port: int,
-        server_ip: bytes,
-        server_port: int,
-        conn_state: str,
-        history: str,
-        client_state: str,
-        server_state: str,
-        client_packets: int,
-        server_packets: int,
-        client_bytes: int,
-        server_bytes: int,
-        retransmits: int,
-        close_initiator: str,
-        end_reason: str,
-        syn_synack_ms: float | None,
-        synack_ack_ms: float | None,
-        direction_guessed: bool,
-        client_time_wait_until: float | None,
-        server_time_wait_until: float | None,
-        facts: ConnectionFacts,
-        finalised_at: float = 0.0,
-        tunnel: str = "",
-    ) -> None:
-        self.start = start
-        self.end = end
-        self.client_ip = client_ip
-        self.client_port = client_port
-        self.server_ip = server_ip
-        self.server_port = server_port
-        self.conn_state = conn_state
-        self.history = history
-        self.client_state = client_state
-        self.server_state = server_state
-        self.client_packets = client_packets
-        self.server_packets = server_packets
-        self.client_bytes = client_bytes
-        self.server_bytes = server_bytes
-        self.retransmits = retransmits
-        self.close_initiator = close_initiator
-        self.end_reason = end_reason
-        self.syn_synack_ms = syn_synack_ms
-        self.synack_ack_ms = synack_ack_ms
-        self.direction_guessed = direction_guessed
-        self.client_time_wait_until = client_time_wait_until
-        self.server_time_wait_until = server_time_wait_until
-        self.facts = facts
-        self.finalised_at = finalised_at
-        self.tunnel = tunnel
 
-
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class ConnectionFacts:
     """Evidence the detectors read: what happened on the connection beyond its final states."""
 
@@ -415,7 +363,6 @@ class ConnectionFacts:
     client_payload_packets: int
     server_payload_packets: int
     syn_in_time_wait: bool
-    client_window_probe_ts: float | None = None
     last_fin_retransmit_ts: float | None = None
     anomalies: list[str] = field(default_factory=list)
     # packets each side sent after the other side's last packet (unanswered: the other side sent nothing since)
@@ -466,128 +413,6 @@ class ConnectionFacts:
     # payload retransmissions (None: none; a separate object so that a connection without them costs nothing)
     resends: Resends | None = None
 
-    def __init__(
-        self,
-        syn_ts: float | None,
-        synack_ts: float | None,
-        handshake_done_ts: float | None,
-        syn_retransmits: int,
-        synack_retransmits: int,
-        client_fin_ts: float | None,
-        server_fin_ts: float | None,
-        client_fin_acked: bool,
-        server_fin_acked: bool,
-        client_fin_retransmits: int,
-        server_fin_retransmits: int,
-        client_rst_ts: float | None,
-        server_rst_ts: float | None,
-        bad_synack: int,
-        bad_third_ack: int,
-        bad_ack_ts: float | None,
-        client_data_after_close: int,
-        server_data_after_close: int,
-        client_zero_window_s: float,
-        server_zero_window_s: float,
-        client_last_ts: float,
-        server_last_ts: float,
-        client_payload_packets: int,
-        server_payload_packets: int,
-        syn_in_time_wait: bool,
-        client_window_probe_ts: float | None = None,
-        last_fin_retransmit_ts: float | None = None,
-        anomalies: list[str] | None = None,  # None: a new empty list (the field's default_factory)
-        client_packets_since_peer: int = 0,
-        server_packets_since_peer: int = 0,
-        client_zero_window_from: float | None = None,
-        client_zero_window_until: float | None = None,
-        server_zero_window_from: float | None = None,
-        server_zero_window_until: float | None = None,
-        time_wait_holder: str = "",
-        time_wait_holder_ip: bytes = b"",
-        time_wait_holder_port: int = 0,
-        time_wait_until: float | None = None,
-        client_isn: int | None = None,
-        client_keepalives: int = 0,
-        server_keepalives: int = 0,
-        client_keepalives_unanswered: int = 0,
-        server_keepalives_unanswered: int = 0,
-        client_keepalive_unanswered_from: float | None = None,
-        server_keepalive_unanswered_from: float | None = None,
-        client_last_keepalive_ts: float | None = None,
-        server_last_keepalive_ts: float | None = None,
-        client_last_data_ts: float | None = None,
-        server_last_data_ts: float | None = None,
-        client_state_changes: list[tuple[float, str]] | None = None,
-        server_state_changes: list[tuple[float, str]] | None = None,
-        client_dup_acks: int = 0,
-        server_dup_acks: int = 0,
-        zero_window_probes: int = 0,
-        out_of_order: int = 0,
-        missed_bytes: int = 0,
-        challenge_acks: int = 0,
-        challenge_ack_ts: float | None = None,
-        resends: Resends | None = None,
-    ) -> None:
-        self.syn_ts = syn_ts
-        self.synack_ts = synack_ts
-        self.handshake_done_ts = handshake_done_ts
-        self.syn_retransmits = syn_retransmits
-        self.synack_retransmits = synack_retransmits
-        self.client_fin_ts = client_fin_ts
-        self.server_fin_ts = server_fin_ts
-        self.client_fin_acked = client_fin_acked
-        self.server_fin_acked = server_fin_acked
-        self.client_fin_retransmits = client_fin_retransmits
-        self.server_fin_retransmits = server_fin_retransmits
-        self.client_rst_ts = client_rst_ts
-        self.server_rst_ts = server_rst_ts
-        self.bad_synack = bad_synack
-        self.bad_third_ack = bad_third_ack
-        self.bad_ack_ts = bad_ack_ts
-        self.client_data_after_close = client_data_after_close
-        self.server_data_after_close = server_data_after_close
-        self.client_zero_window_s = client_zero_window_s
-        self.server_zero_window_s = server_zero_window_s
-        self.client_last_ts = client_last_ts
-        self.server_last_ts = server_last_ts
-        self.client_payload_packets = client_payload_packets
-        self.server_payload_packets = server_payload_packets
-        self.syn_in_time_wait = syn_in_time_wait
-        self.client_window_probe_ts = client_window_probe_ts
-        self.last_fin_retransmit_ts = last_fin_retransmit_ts
-        self.anomalies = [] if anomalies is None else anomalies
-        self.client_packets_since_peer = client_packets_since_peer
-        self.server_packets_since_peer = server_packets_since_peer
-        self.client_zero_window_from = client_zero_window_from
-        self.client_zero_window_until = client_zero_window_until
-        self.server_zero_window_from = server_zero_window_from
-        self.server_zero_window_until = server_zero_window_until
-        self.time_wait_holder = time_wait_holder
-        self.time_wait_holder_ip = time_wait_holder_ip
-        self.time_wait_holder_port = time_wait_holder_port
-        self.time_wait_until = time_wait_until
-        self.client_isn = client_isn
-        self.client_keepalives = client_keepalives
-        self.server_keepalives = server_keepalives
-        self.client_keepalives_unanswered = client_keepalives_unanswered
-        self.server_keepalives_unanswered = server_keepalives_unanswered
-        self.client_keepalive_unanswered_from = client_keepalive_unanswered_from
-        self.server_keepalive_unanswered_from = server_keepalive_unanswered_from
-        self.client_last_keepalive_ts = client_last_keepalive_ts
-        self.server_last_keepalive_ts = server_last_keepalive_ts
-        self.client_last_data_ts = client_last_data_ts
-        self.server_last_data_ts = server_last_data_ts
-        self.client_state_changes = client_state_changes
-        self.server_state_changes = server_state_changes
-        self.client_dup_acks = client_dup_acks
-        self.server_dup_acks = server_dup_acks
-        self.zero_window_probes = zero_window_probes
-        self.out_of_order = out_of_order
-        self.missed_bytes = missed_bytes
-        self.challenge_acks = challenge_acks
-        self.challenge_ack_ts = challenge_ack_ts
-        self.resends = resends
-
 
 @dataclass(slots=True)
 class SideResends:
@@ -635,26 +460,17 @@ def _side_resends(unusual: Unusual) -> SideResends:
 
 
 def _evidence(facts: ConnectionFacts, orig: Endpoint, resp: Endpoint) -> None:
-    """The evidence counters and the data-loss account into the facts, where there is something (most
-    connections have none)."""
-    missed = orig.unseen_acked() + resp.unseen_acked()
-    if missed:
-        facts.missed_bytes = missed
-    client, server = orig.unusual, resp.unusual
-    if client is None and server is None:
-        return
-    if client is None:
-        client = Unusual()
-    if server is None:
-        server = Unusual()
+    """The evidence counters and the data-loss account into the facts (most connections have none: their
+    sides read `_NOTHING_UNUSUAL`)."""
+    facts.missed_bytes = orig.unseen_acked() + resp.unseen_acked()
+    client, server = orig.seen_unusual(), resp.seen_unusual()
     facts.client_dup_acks, facts.server_dup_acks = client.dup_acks, server.dup_acks
     facts.zero_window_probes = client.zero_window_probes + server.zero_window_probes
     facts.out_of_order = client.out_of_order + server.out_of_order
-    if client.resent_bytes or server.resent_bytes:
-        facts.resends = Resends(_side_resends(client), _side_resends(server))
-    if server.challenge_acks:
-        facts.challenge_acks = server.challenge_acks
-        facts.challenge_ack_ts = server.challenge_ack_ts
+    resent = client.resent_bytes or server.resent_bytes
+    facts.resends = Resends(_side_resends(client), _side_resends(server)) if resent else None
+    facts.challenge_acks = server.challenge_acks
+    facts.challenge_ack_ts = server.challenge_ack_ts if server.challenge_acks else None
 
 
 class TimeWait:
@@ -1486,94 +1302,93 @@ class Connection:
         client_bytes, server_bytes = orig.size(resp), resp.size(orig)
         orig_rare, resp_rare = orig.seen_unusual(), resp.seen_unusual()
         tw = self.prev_time_wait
-        facts = ConnectionFacts(
-            syn_ts=self.syn_ts,
-            synack_ts=self.synack_ts,
-            handshake_done_ts=self.handshake_done_ts,
-            syn_retransmits=orig_rare.syn_retransmits,
-            synack_retransmits=resp_rare.synack_retransmits,
-            client_fin_ts=orig.fin_ts,
-            server_fin_ts=resp.fin_ts,
-            client_fin_acked=orig.fin_acked,
-            server_fin_acked=resp.fin_acked,
-            client_fin_retransmits=orig_rare.fin_retransmits,
-            server_fin_retransmits=resp_rare.fin_retransmits,
-            client_rst_ts=orig.rst_ts,
-            server_rst_ts=resp.rst_ts,
-            bad_synack=self.bad_synack,
-            bad_third_ack=self.bad_third_ack,
-            bad_ack_ts=self.bad_ack_ts,
-            client_data_after_close=orig_rare.data_after_fin + orig_rare.data_after_rst,
-            server_data_after_close=resp_rare.data_after_fin + resp_rare.data_after_rst,
-            client_zero_window_s=orig_rare.zero_window_max_s,
-            server_zero_window_s=resp_rare.zero_window_max_s,
-            client_last_ts=orig.last_ts,
-            server_last_ts=resp.last_ts,
-            client_payload_packets=orig.payload_packets,
-            server_payload_packets=resp.payload_packets,
-            syn_in_time_wait=self.syn_in_time_wait,
-            last_fin_retransmit_ts=orig_rare.last_fin_retransmit_ts or resp_rare.last_fin_retransmit_ts,
-            client_packets_since_peer=orig.packets_since_peer,
-            server_packets_since_peer=resp.packets_since_peer,
-            client_zero_window_from=orig_rare.zero_window_max_from,
-            client_zero_window_until=orig_rare.zero_window_max_until,
-            server_zero_window_from=resp_rare.zero_window_max_from,
-            server_zero_window_until=resp_rare.zero_window_max_until,
-            client_isn=None if orig.isn == NO_SEQ else orig.isn,
-            client_state_changes=orig.state_changes,
-            server_state_changes=resp.state_changes,
-        )
-        # (the facts below are set only where they can matter: most connections need none of them, and a
-        # float passed to the constructor is an object made for every connection)
-        if orig.fin_ts is None or resp.fin_ts is None:  # (a side may be left in CLOSE_WAIT)
-            if orig.last_data_ts != NEVER:
-                facts.client_last_data_ts = orig.last_data_ts
-            if resp.last_data_ts != NEVER:
-                facts.server_last_data_ts = resp.last_data_ts
-        # keepalive probes, and those with no answer after the last one (the peer sent nothing since)
-        last = orig_rare.last_keepalive_ts
-        if last is not None:
-            facts.client_keepalives = orig_rare.keepalives
-            facts.client_last_keepalive_ts = last
-            if resp.last_ts < last:
-                facts.client_keepalives_unanswered = orig_rare.keepalive_run
-                facts.client_keepalive_unanswered_from = orig_rare.keepalive_run_from
-        last = resp_rare.last_keepalive_ts
-        if last is not None:
-            facts.server_keepalives = resp_rare.keepalives
-            facts.server_last_keepalive_ts = last
-            if orig.last_ts < last:
-                facts.server_keepalives_unanswered = resp_rare.keepalive_run
-                facts.server_keepalive_unanswered_from = resp_rare.keepalive_run_from
-        if tw is not None:
+        facts = ConnectionFacts.__new__(ConnectionFacts)  # every field set below (see the note at FlowRecord)
+        facts.syn_ts = self.syn_ts
+        facts.synack_ts = self.synack_ts
+        facts.handshake_done_ts = self.handshake_done_ts
+        facts.syn_retransmits = orig_rare.syn_retransmits
+        facts.synack_retransmits = resp_rare.synack_retransmits
+        facts.client_fin_ts = orig.fin_ts
+        facts.server_fin_ts = resp.fin_ts
+        facts.client_fin_acked = orig.fin_acked
+        facts.server_fin_acked = resp.fin_acked
+        facts.client_fin_retransmits = orig_rare.fin_retransmits
+        facts.server_fin_retransmits = resp_rare.fin_retransmits
+        facts.client_rst_ts = orig.rst_ts
+        facts.server_rst_ts = resp.rst_ts
+        facts.bad_synack = self.bad_synack
+        facts.bad_third_ack = self.bad_third_ack
+        facts.bad_ack_ts = self.bad_ack_ts
+        facts.client_data_after_close = orig_rare.data_after_fin + orig_rare.data_after_rst
+        facts.server_data_after_close = resp_rare.data_after_fin + resp_rare.data_after_rst
+        facts.client_zero_window_s = orig_rare.zero_window_max_s
+        facts.server_zero_window_s = resp_rare.zero_window_max_s
+        facts.client_last_ts = orig.last_ts
+        facts.server_last_ts = resp.last_ts
+        facts.client_payload_packets = orig.payload_packets
+        facts.server_payload_packets = resp.payload_packets
+        facts.syn_in_time_wait = self.syn_in_time_wait
+        facts.last_fin_retransmit_ts = orig_rare.last_fin_retransmit_ts or resp_rare.last_fin_retransmit_ts
+        facts.anomalies = []
+        facts.client_packets_since_peer = orig.packets_since_peer
+        facts.server_packets_since_peer = resp.packets_since_peer
+        facts.client_zero_window_from = orig_rare.zero_window_max_from
+        facts.client_zero_window_until = orig_rare.zero_window_max_until
+        facts.server_zero_window_from = resp_rare.zero_window_max_from
+        facts.server_zero_window_until = resp_rare.zero_window_max_until
+        if tw is None:
+            facts.time_wait_holder, facts.time_wait_holder_ip, facts.time_wait_holder_port = "", b"", 0
+            facts.time_wait_until = None
+        else:
             facts.time_wait_holder, facts.time_wait_holder_ip, facts.time_wait_holder_port = tw.holder, tw.ip, tw.port
             facts.time_wait_until = tw.until
+        facts.client_isn = None if orig.isn == NO_SEQ else orig.isn
+        # keepalive probes, and those with no answer after the last one (the peer sent nothing since)
+        last = orig_rare.last_keepalive_ts
+        unanswered = last is not None and resp.last_ts < last
+        facts.client_keepalives = orig_rare.keepalives
+        facts.client_keepalives_unanswered = orig_rare.keepalive_run if unanswered else 0
+        facts.client_keepalive_unanswered_from = orig_rare.keepalive_run_from if unanswered else None
+        facts.client_last_keepalive_ts = last
+        last = resp_rare.last_keepalive_ts
+        unanswered = last is not None and orig.last_ts < last
+        facts.server_keepalives = resp_rare.keepalives
+        facts.server_keepalives_unanswered = resp_rare.keepalive_run if unanswered else 0
+        facts.server_keepalive_unanswered_from = resp_rare.keepalive_run_from if unanswered else None
+        facts.server_last_keepalive_ts = last
+        # each side's last data is kept only where a side may be left in CLOSE_WAIT (a side sent no FIN);
+        # most connections then need no float made for it
+        open_side = orig.fin_ts is None or resp.fin_ts is None
+        facts.client_last_data_ts = orig.last_data_ts if open_side and orig.last_data_ts != NEVER else None
+        facts.server_last_data_ts = resp.last_data_ts if open_side and resp.last_data_ts != NEVER else None
+        facts.client_state_changes = orig.state_changes
+        facts.server_state_changes = resp.state_changes
         _evidence(facts, orig, resp)
 
-        return FlowRecord(
-            start=self.start,
-            end=self.last_time,
-            client_ip=orig.ip,
-            client_port=orig.port,
-            server_ip=resp.ip,
-            server_port=resp.port,
-            conn_state=z.conn_state(orig.zstate, resp.zstate, client_bytes, server_bytes, history),
-            history=history,
-            client_state=orig.state,
-            server_state=resp.state,
-            client_packets=orig.packets,
-            server_packets=resp.packets,
-            client_bytes=client_bytes,
-            server_bytes=server_bytes,
-            retransmits=orig_rare.retransmitted + resp_rare.retransmitted,
-            close_initiator=self.close_initiator,
-            end_reason=self.end_reason(),
-            syn_synack_ms=_ms_between(self.synack_ts, self.syn_ts),
-            synack_ack_ms=_ms_between(self.handshake_done_ts, self.synack_ts),
-            direction_guessed=self.direction_guessed,
-            client_time_wait_until=None if orig.time_wait_since is None else orig.time_wait_since + time_wait_s,
-            server_time_wait_until=None if resp.time_wait_since is None else resp.time_wait_since + time_wait_s,
-            facts=facts,
-            finalised_at=now,
-            tunnel=self.tunnel,
-        )
+        record = FlowRecord.__new__(FlowRecord)  # every field set below (see the note at FlowRecord)
+        record.start = self.start
+        record.end = self.last_time
+        record.client_ip = orig.ip
+        record.client_port = orig.port
+        record.server_ip = resp.ip
+        record.server_port = resp.port
+        record.conn_state = z.conn_state(orig.zstate, resp.zstate, client_bytes, server_bytes, history)
+        record.history = history
+        record.client_state = orig.state
+        record.server_state = resp.state
+        record.client_packets = orig.packets
+        record.server_packets = resp.packets
+        record.client_bytes = client_bytes
+        record.server_bytes = server_bytes
+        record.retransmits = orig_rare.retransmitted + resp_rare.retransmitted
+        record.close_initiator = self.close_initiator
+        record.end_reason = self.end_reason()
+        record.syn_synack_ms = _ms_between(self.synack_ts, self.syn_ts)
+        record.synack_ack_ms = _ms_between(self.handshake_done_ts, self.synack_ts)
+        record.direction_guessed = self.direction_guessed
+        record.client_time_wait_until = None if orig.time_wait_since is None else orig.time_wait_since + time_wait_s
+        record.server_time_wait_until = None if resp.time_wait_since is None else resp.time_wait_since + time_wait_s
+        record.facts = facts
+        record.finalised_at = now
+        record.tunnel = self.tunnel
+        return record

@@ -269,7 +269,9 @@ def ip4_header(buf: bytes, o: i64, end: i64) -> tuple[i64, i64, i64, i64, i64]:
         return (_BAD_IP_HEADER, 0, 0, 0, 0)
     total = be16(buf, o + 2)
     protocol: i64 = buf[o + 9]
-    payload = total - hl if total else -1
+    payload: i64 = -1  # (an if statement: compiled, a conditional expression here would box the number)
+    if total:
+        payload = total - hl
     if total and payload < 0:
         return (_BAD_IP_HEADER, 0, 0, 0, 0)
     return (0, protocol, o + hl, payload, be16(buf, o + 6))
@@ -331,7 +333,9 @@ def ip6_header(buf: bytes, o: i64, end: i64) -> tuple[i64, i64, i64, i64, i64, i
         p += hlen
     if p > end:
         return (_TRUNCATED_IP, 0, 0, 0, 0, 0)
-    payload = payload6 - (p - o - 40) if payload6 else -1
+    payload: i64 = -1  # (as in ip4_header)
+    if payload6:
+        payload = payload6 - (p - o - 40)
     if payload6 and payload < 0:
         return (_BAD_IP_HEADER, 0, 0, 0, 0, 0)
     return (0, nh, p, payload, fragment_at, dst_at)

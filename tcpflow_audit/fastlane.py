@@ -192,9 +192,9 @@ def record_at(block: RecordBlock, pos: i64) -> tuple[float, i64, i64, i64]:
     buf = block.buf
     per_second = block.units_per_second
     if block.pcapng:
-        blen, _, stamp, caplen = epb_header(buf, pos, block.little_endian)
+        blen, _ifid, stamp, caplen = epb_header(buf, pos, block.little_endian)
         return seconds(stamp + block.offset_units, per_second), pos + 28, pos + 28 + caplen, pos + blen
-    sec, frac, caplen, _ = pcap_record_header(buf, pos, block.little_endian)
+    sec, frac, caplen, _wirelen = pcap_record_header(buf, pos, block.little_endian)
     frame_start = pos + block.hdrlen
     units = float(sec) * per_second + float(frac)  # (in floating point: no integer overflow checks per record)
     ts = units / per_second if units < EXACT_IN_DOUBLE else exact_quotient(int(sec) * per_second + frac, per_second)

@@ -24,7 +24,7 @@ from .config import EngineConfig
 from .connection import FlowRecord
 from .decode import SUPPORTED_LINKTYPES, Decoder
 from .errors import InputProblem
-from .fastlane import LaneCounts, release_all_held, run_lane
+from .fastlane import LaneCounts, SegmentFilter, release_all_held, run_lane
 from .report import iso_utc
 from .tracker import ConnectionTracker
 
@@ -146,6 +146,9 @@ class Auditor:
             except KeyboardInterrupt:
                 self.stats.interrupted = True
             finally:
+                if not self.stats.interrupted or self.finalise_when_interrupted:
+                    # TCP first fragments still waiting for the rest of their datagram: read alone
+                    release_all_held(self.tracker, self.decoder, counts, self._segment_filter())
                 self._account(counts)
                 for reader in readers:
                     self.stats.problems.extend(reader.problems)
@@ -172,8 +175,7 @@ class Auditor:
         packet_filter = self.packet_filter
         since = -math.inf if packet_filter.since is None else packet_filter.since
         until = math.inf if packet_filter.until is None else packet_filter.until
-        by_segment = packet_filter.hosts or packet_filter.ports or packet_filter.nets
-        segment_ok = packet_filter.segment_ok if by_segment else None
+        segment_ok = self._segment_filter()
         progress = self.progress
         report: Callable[[int], None] = _signals_checkpoint
         if progress is not None:
@@ -191,8 +193,12 @@ class Auditor:
                 self._note_bad_headers(ordered[index:], before)
                 break
             self._note_bad_headers([reader], before)
-        # TCP first fragments still waiting for the rest of their datagram: read alone
-        release_all_held(tracker, decoder, counts, segment_ok)
+
+    def _segment_filter(self) -> SegmentFilter | None:
+        """The filter's test of a segment's addresses and ports; None when it has none."""
+        packet_filter = self.packet_filter
+        by_segment = packet_filter.hosts or packet_filter.ports or packet_filter.nets
+        return packet_filter.segment_ok if by_segment else None
 
     def _note_bad_headers(self, readers: list[CaptureReader], before: int) -> None:
         """A warning for the TCP segments the decoder read with a data offset past their end

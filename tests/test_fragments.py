@@ -13,12 +13,15 @@ import shutil
 import struct
 import subprocess
 from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from conftest import sample
 
 from tcpflow_audit import audit
 from tcpflow_audit.capture import CaptureReader
+from tcpflow_audit.connection import FlowRecord
 from tcpflow_audit.decode import (
     DST_IP,
     PAYLOAD_LEN,
@@ -29,6 +32,7 @@ from tcpflow_audit.decode import (
     format_ip,
     segment_pair,
 )
+from tcpflow_audit.pipeline import Auditor
 
 CLIENT, SERVER = "10.77.1.1", "10.77.2.2"
 
@@ -308,3 +312,35 @@ def test_a_held_first_fragment_reaches_the_tracker_before_its_connections_next_s
     assert flow["start"] == "1970-01-01T00:01:40.000000Z" and flow["client_port"] == 40000
     assert (flow["client_packets"], flow["server_packets"]) == (1, 1)
     assert result.summary["fragments_incomplete"] == 1 and result.summary["tcp_packets"] == 2
+
+
+def test_ctrl_c_after_the_last_block_still_reads_the_held_first_fragment(tmp_path, monkeypatch) -> None:
+    """Ctrl-C as the reader finishes (the report still covers what was read): a first fragment waiting
+    for the rest of its datagram is read alone, as at the end of the input, not left counted as a
+    skipped ip_fragment."""
+    from capture_helpers import pcap_file
+
+    records = [(100, 0, ip4_fragment(tcp_segment(b"x" * 2000)[:1000], 0, True))]
+    path = tmp_path / "lone.pcap"
+    path.write_bytes(pcap_file(records, network=228))
+    whole = Auditor().run([str(path)])
+    assert (whole.interrupted, whole.fragments_incomplete, whole.tcp_packets) == (False, 1, 1)
+
+    blocks = CaptureReader.blocks
+
+    def blocks_then_ctrl_c(reader: CaptureReader) -> Iterator[Any]:
+        yield from blocks(reader)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CaptureReader, "blocks", blocks_then_ctrl_c)
+    auditor = Auditor()
+    flows: list[FlowRecord] = []
+    auditor.add_flow_sink(flows.append)
+    stats = auditor.run([str(path)])
+    assert (stats.interrupted, stats.fragments_incomplete, stats.tcp_packets) == (True, 1, 1)
+    assert not stats.skipped and [(f.client_port, f.client_packets) for f in flows] == [(40000, 1)]
+    # when an interrupted run writes nothing (the CLI's output files), it stops at once: nothing read alone
+    auditor = Auditor()
+    auditor.finalise_when_interrupted = False
+    stats = auditor.run([str(path)])
+    assert (stats.interrupted, stats.fragments_incomplete, stats.skipped) == (True, 0, {"ip_fragment": 1})
