@@ -374,7 +374,15 @@ class Aggregate:
     def takes_example(self, first: float, ip: bytes, port: int) -> bool:
         """Whether a hit at `first` from client ip:port becomes the row's example (the earliest so far,
         by time and then by client ip:port): a rule whose detail text is costly builds it only then."""
-        return not self.count or (first, ip, port) < (self.example_first, self.client_ip, self.client_port)
+        # (first, ip, port) < (example_first, client_ip, client_port), item by item: the compiled build
+        # would make two tuples to compare them, twice for each hit (times are never NaN)
+        if not self.count:
+            return True
+        if first != self.example_first:
+            return first < self.example_first
+        if ip != self.client_ip:
+            return ip < self.client_ip
+        return port < self.client_port
 
     def _example(self, first: float, ip: bytes, port: int, detail: str) -> None:
         if self.count and (ip != self.client_ip or port != self.client_port):
