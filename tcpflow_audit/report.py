@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any, Final
@@ -176,14 +175,13 @@ def flow_csv_line(record: FlowRecord) -> str | None:
     the two ways)."""
     cells: list[Any] = [value(record) for value in _FLOW_VALUES]
     for i in _INT_CELLS:
-        cells[i] = str(cells[i])
+        cells[i] = _int_text(cells[i])
     for i in _TEXT_CELLS:
         text: str = cells[i]
         if text and text[0] in _FORMULA_FIRST:
             cells[i] = spreadsheet_safe(text)
     for i in _FLOAT_CELLS:
-        number: float | None = cells[i]
-        cells[i] = "" if number is None or not _finite(number) else str(number)
+        cells[i] = _float_text(cells[i])
     for i in _BOOL_CELLS:
         cells[i] = "true" if cells[i] else "false"
     line = ",".join(cells)
@@ -193,6 +191,41 @@ def flow_csv_line(record: FlowRecord) -> str | None:
 
 
 _FLOW_COMMAS: Final = len(FLOW_COLUMNS) - 1
+
+
+def _int_text(number: int) -> str:
+    """str(number), taken from a table for the small numbers most counters hold."""
+    if 0 <= number < _SMALL_INTS:
+        return _INT_TEXTS[number]
+    return str(number)
+
+
+_SMALL_INTS: Final = 1024
+_INT_TEXTS: Final = [str(n) for n in range(_SMALL_INTS)]
+
+
+def _float_text(number: float | None) -> str:
+    """A float cell's text: str(number), nothing for None, an infinity or NaN. The text of a value seen
+    lately is remembered: round-trip times rounded to microseconds take few values, and the shortest
+    repr of a float costs several times a dict lookup."""
+    if number is None:
+        return ""
+    if type(number) is not float:  # (an int equal to a remembered float has other text)
+        return str(number) if _finite(number) else ""
+    if number == 0.0:  # (-0.0 and 0.0 would be one key, and their texts differ)
+        return "-0.0" if math.copysign(1.0, number) < 0.0 else "0.0"
+    text = _float_texts.get(number)
+    if text is None:
+        if not _finite(number):
+            return ""
+        text = str(number)
+        if len(_float_texts) >= 4096:
+            _float_texts.clear()
+        _float_texts[number] = text
+    return text
+
+
+_float_texts: Final[dict[float, str]] = {}
 
 
 def _finite(value: float) -> bool:
@@ -384,10 +417,11 @@ class SummaryCollector:
     """A flow sink that counts what the summary needs and keeps the first abnormal connections."""
 
     def __init__(self, keep_abnormal: int = 50) -> None:
-        self.conn_states: Counter = Counter()
-        self.client_states: Counter = Counter()
-        self.server_states: Counter = Counter()
-        self.end_reasons: Counter = Counter()
+        # connections by each value (plain dicts: a Counter's += is generic code in the compiled build)
+        self.conn_states: dict[str, int] = {}
+        self.client_states: dict[str, int] = {}
+        self.server_states: dict[str, int] = {}
+        self.end_reasons: dict[str, int] = {}
         self.abnormal_total = 0
         self.keep_abnormal = keep_abnormal
         self.abnormal: list[dict[str, Any]] = []
@@ -397,10 +431,10 @@ class SummaryCollector:
         self.gap_connections = 0
 
     def __call__(self, record: FlowRecord) -> None:
-        self.conn_states[record.conn_state] += 1
-        self.client_states[record.client_state] += 1
-        self.server_states[record.server_state] += 1
-        self.end_reasons[record.end_reason] += 1
+        _count(self.conn_states, record.conn_state)
+        _count(self.client_states, record.client_state)
+        _count(self.server_states, record.server_state)
+        _count(self.end_reasons, record.end_reason)
         self.bytes_carried += record.client_bytes + record.server_bytes
         f = record.facts
         missed = f.missed_bytes
@@ -411,6 +445,16 @@ class SummaryCollector:
             self.abnormal_total += 1
             if len(self.abnormal) < self.keep_abnormal:
                 self.abnormal.append(flow_row(record))
+
+
+def _count(counts: dict[str, int], value: str) -> None:
+    counts[value] = counts.get(value, 0) + 1
+
+
+def most_common(counts: dict[str, int]) -> dict[str, int]:
+    """The counts, the most common value first (ties in the order they were first seen), as
+    Counter.most_common orders them."""
+    return dict(sorted(counts.items(), key=lambda item: item[1], reverse=True))
 
 
 def capture_loss(collector: SummaryCollector) -> dict[str, Any]:
@@ -439,10 +483,10 @@ def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] 
         "connections": stats.connections,
         "peak_live_connections": stats.peak_live_connections,
         "evicted_connections": stats.evicted,
-        "conn_state": dict(collector.conn_states.most_common()),
-        "client_state": dict(collector.client_states.most_common()),
-        "server_state": dict(collector.server_states.most_common()),
-        "end_reason": dict(collector.end_reasons.most_common()),
+        "conn_state": most_common(collector.conn_states),
+        "client_state": most_common(collector.client_states),
+        "server_state": most_common(collector.server_states),
+        "end_reason": most_common(collector.end_reasons),
         "not_ended_normally": collector.abnormal_total,
         "capture_loss": capture_loss(collector),
         "input_problems": [str(p) for p in stats.problems],

@@ -8,7 +8,8 @@
 * RowWriter writes a CSV row that needs no quoting with one join instead of csv.writer: same bytes.
 * RowWriter.write_flow builds the flows.csv cells straight from the record: same bytes as
   write(flow_row(record)) and as csv.writer.
-* iso_utc keeps the text of many seconds: same text after the cache is cleared.
+* iso_utc keeps the text of many seconds, flows.csv the text of floats seen lately: same text after the
+  cache is cleared, and 0.0 and -0.0 (one key) keep their own text.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tcpflow_audit.detectors import DetectorSet, finding_row
 from tcpflow_audit.detectors.base import ALWAYS, RuleDetector, facts_seen
 from tcpflow_audit.detectors.thresholds import Thresholds
 from tcpflow_audit.pipeline import Auditor
-from tcpflow_audit.report import FLOW_COLUMNS, RowWriter, _csv_value, flow_row, iso_utc
+from tcpflow_audit.report import FLOW_COLUMNS, RowWriter, _csv_value, flow_csv_line, flow_row, iso_utc
 
 SAMPLES = sample_captures()
 
@@ -323,7 +324,7 @@ _ODD_TEXTS = st.sampled_from(["", "SF", "-x", "=1+2", "@a", "+1", "-1.5", "a,b",
             for name in ("conn_state", "history", "client_state", "server_state", "close_initiator", "end_reason")
         }
     ),
-    handshake=st.sampled_from([None, 0.0, 0.1234, 1e-9, float("inf"), float("nan")]),
+    handshake=st.sampled_from([None, 0.0, -0.0, 0.1234, 1e-9, 1.0, float("inf"), float("nan")]),
     anomalies=st.lists(_ODD_TEXTS, max_size=3),
     big=st.sampled_from([0, 7, 2**70]),
 )
@@ -355,3 +356,13 @@ def test_flow_rows_straight_from_odd_records(
 def test_iso_utc_over_more_seconds_than_it_keeps() -> None:
     for ts in [1700000000 + i * 1.25 + 0.0000005 for i in range(10000)] + [3.5, 1700000000.9999995]:
         assert iso_utc(ts) == datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), ts
+
+
+def test_float_cells_over_more_values_than_it_keeps() -> None:
+    base = SAMPLE_RECORDS[0]
+    values = [0.0, -0.0, 1.0, -1.0, 0.5] + [round(i * 0.001, 3) for i in range(9000)] + [-0.0, 0.0, 1.0, 0.5]
+    for value in values:
+        record = dataclasses.replace(base, syn_synack_ms=value, synack_ack_ms=-value)
+        line = flow_csv_line(record)
+        assert line is not None and line == csv_writer_text([flow_row(record)], FLOW_COLUMNS).split("\n")[1] + "\n"
+        assert f",{value!r},{-value!r}," in line

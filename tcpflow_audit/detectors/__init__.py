@@ -11,7 +11,9 @@
 
 Each finding kind is one module in `detectors/kinds/` (its rule, thresholds with their defaults and
 reasons, severity ladder and detail text); `detectors/base.py` holds what they share. A DetectorSet
-holds one detector object per kind and feeds each finished connection to every one of them; the
+holds one detector object per kind and shows each finished connection to those that watch one of the
+fact families it has (each detector declares them, `Detector.watches` in base.py; the set indexes the
+detectors by the families once per combination that turns up); the
 detectors return whether they tag it, and the set writes the tags into the record (the flows report
 reads them there). `DetectorSet.merge` adds another set's state (the same thresholds, other
 connections of the same capture): see base.py for what merges exactly.
@@ -29,9 +31,7 @@ from typing import Any
 
 from ..connection import FlowRecord
 from .base import (
-    ALWAYS,
     ANOMALY_COLUMNS,
-    EVERY_FLOW,
     SEVERITIES,
     Context,
     Detector,
@@ -67,8 +67,9 @@ class DetectorSet:
         self.services = Services(self.thresholds.max_tracked_servers)
         self.context = Context(time_wait_s, self.services)
         self.detectors: list[Detector] = [m.DETECTOR(self.thresholds, self.context) for m in MODULES]
-        # those that see every connection: all a connection with no fact family of note is shown to
-        self.every_flow: list[Detector] = [d for d in self.detectors if d.watches == EVERY_FLOW]
+        # the detectors a connection is shown to, by the fact families it has (`facts_seen`), from each
+        # detector's `watches`: filled as the combinations turn up (at most one per set of families)
+        self.watching: dict[int, list[Detector]] = {}
         self.quiet_gap = min([d.quiet_gap for d in self.detectors], default=math.inf)
         self.flows = 0
         self.latest = -math.inf  # latest packet time seen in any flow
@@ -95,9 +96,12 @@ class DetectorSet:
         sid = self.services.admit((r.server_ip, r.server_port))
         seen = facts_seen(r, self.quiet_gap)
         obs_end = observed_until(r)
+        watching = self.watching.get(seen)
+        if watching is None:
+            watching = self.watching[seen] = self.watchers(seen)
         tags: list[str] | None = None
-        for d in self.detectors if seen != ALWAYS else self.every_flow:
-            if d.watches & seen and d.observe(r, obs_end, sid):
+        for d in watching:
+            if d.observe(r, obs_end, sid):
                 if tags is None:
                     tags = []
                 tags.append(d.kind)
@@ -108,6 +112,10 @@ class DetectorSet:
             for d in self.detectors:
                 d.prune(self.latest)
         return () if tags is None else tuple(tags)
+
+    def watchers(self, seen: int) -> list[Detector]:
+        """The detectors that watch one of the fact families `seen` (in report order)."""
+        return [d for d in self.detectors if d.watches & seen]
 
     def merge(self, other: DetectorSet) -> None:
         """Add what `other` saw (the same thresholds; other connections of the same capture)."""

@@ -64,17 +64,34 @@ SHARED_SETTINGS: Final = (
 )
 
 
-class Hit(NamedTuple):
-    """What a per-connection rule found on one connection."""
+class Hit:
+    """What a per-connection rule found on one connection.
 
-    kind: str
-    first: float
-    last: float
-    detail: str  # one sentence about this connection
-    side: str  # "client", "server", "both" or "" (who did it / who holds the state)
-    packets: int  # packets involved (retransmissions, segments...)
-    value: float  # the kind's key number (seconds, retransmissions...), aggregated as a maximum
-    escalate: bool = False  # this connection alone justifies the kind's higher severity
+    (A plain class: compiled, it is made in a fraction of the time a NamedTuple's interpreted __new__
+    takes, and some kinds make one for most connections: `syn_during_time_wait` where clients reuse
+    ports.)"""
+
+    __slots__ = ("kind", "first", "last", "detail", "side", "packets", "value", "escalate")
+
+    def __init__(
+        self,
+        kind: str,
+        first: float,
+        last: float,
+        detail: str,  # one sentence about this connection
+        side: str,  # "client", "server", "both" or "" (who did it / who holds the state)
+        packets: int,  # packets involved (retransmissions, segments...)
+        value: float,  # the kind's key number (seconds, retransmissions...), aggregated as a maximum
+        escalate: bool = False,  # this connection alone justifies the kind's higher severity
+    ) -> None:
+        self.kind = kind
+        self.first = first
+        self.last = last
+        self.detail = detail
+        self.side = side
+        self.packets = packets
+        self.value = value
+        self.escalate = escalate
 
 
 @dataclass(slots=True)
@@ -357,7 +374,15 @@ class Aggregate:
     def takes_example(self, first: float, ip: bytes, port: int) -> bool:
         """Whether a hit at `first` from client ip:port becomes the row's example (the earliest so far,
         by time and then by client ip:port): a rule whose detail text is costly builds it only then."""
-        return not self.count or (first, ip, port) < (self.example_first, self.client_ip, self.client_port)
+        # (first, ip, port) < (example_first, client_ip, client_port), item by item: the compiled build
+        # would make two tuples to compare them, twice for each hit (times are never NaN)
+        if not self.count:
+            return True
+        if first != self.example_first:
+            return first < self.example_first
+        if ip != self.client_ip:
+            return ip < self.client_ip
+        return port < self.client_port
 
     def _example(self, first: float, ip: bytes, port: int, detail: str) -> None:
         if self.count and (ip != self.client_ip or port != self.client_port):
@@ -395,6 +420,9 @@ class Aggregate:
 
 
 # ---------------------------------------------------------------------------------- sliding windows
+_NOT_COUNTED: Final = -(1 << 60)  # RateWindow.counted_idx when no window count is kept
+
+
 class RateWindow:
     """Events per sliding window, from sparse sub-buckets (`slots` per window).
 
@@ -416,6 +444,8 @@ class RateWindow:
         "peak_ts",
         "hot_first",
         "hot_last",
+        "counted_idx",
+        "counted",
     )
 
     def __init__(self, window_s: float, level: float, slots: int = 10) -> None:
@@ -429,6 +459,11 @@ class RateWindow:
         self.peak_ts = 0.0
         self.hot_first = math.inf  # earliest event of a window that reached `level`
         self.hot_last = -math.inf  # latest event of a bucket whose window reached it
+        # the events of the window ending at bucket counted_idx, kept up to date as events come (most
+        # events fall in the latest bucket: its window is not summed again for each); forgotten when
+        # buckets are dropped or merged
+        self.counted_idx = _NOT_COUNTED
+        self.counted = 0.0
 
     def add(self, ts: float) -> int:
         """Count one event; return the events in the window ending at its bucket (as known so far)."""
@@ -449,17 +484,23 @@ class RateWindow:
                 bucket[2] = ts
         if idx > self.latest_idx:
             self.latest_idx = idx
+        if self.counted_idx - self.slots < idx <= self.counted_idx:
+            self.counted += n
         if idx <= self.folded_upto:  # late (a flow finalised long after its event): fold it in now
             self._fold(idx)
         return idx
 
     def _window_count(self, idx: int) -> int:
+        if idx == self.counted_idx:
+            return int(self.counted)
         buckets = self.buckets
         counted = 0.0
         for i in range(idx - self.slots + 1, idx + 1):
             b = buckets.get(i)
             if b is not None:
                 counted += b[0]
+        self.counted_idx = idx
+        self.counted = counted
         return int(counted)
 
     def _fold(self, idx: int) -> None:
@@ -491,6 +532,7 @@ class RateWindow:
             self.folded_upto = idx
         for idx in [i for i in buckets if i <= horizon - self.slots]:
             del buckets[idx]
+            self.counted_idx = _NOT_COUNTED
 
     def result(self) -> None:
         """Fold every window not folded yet (at the end of the run)."""
@@ -499,6 +541,7 @@ class RateWindow:
             self.folded_upto = idx
 
     def merge(self, other: RateWindow) -> None:
+        self.counted_idx = _NOT_COUNTED
         buckets = self.buckets
         for idx, (n, earliest, latest) in other.buckets.items():
             bucket = buckets.get(idx)
