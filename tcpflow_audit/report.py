@@ -21,7 +21,7 @@ from .decode import format_ip
 from .names import shown
 from .rounding import round_places
 
-# How flows.csv writes a column's value: the text csv.writer writes for `_csv_value(value)`, known
+# How flows.csv writes a column's value: the text `_csv_text(value)` gives (the same functions), known
 # from the column's type so that no cell's type is looked up (a row is written per connection).
 INT: Final = 0  # an int: its digits
 TEXT: Final = 1  # a str: as it is, guarded against formula injection (spreadsheet_safe)
@@ -177,13 +177,11 @@ def flow_csv_line(record: FlowRecord) -> str | None:
     for i in _INT_CELLS:
         cells[i] = _int_text(cells[i])
     for i in _TEXT_CELLS:
-        text: str = cells[i]
-        if text and text[0] in _FORMULA_FIRST:
-            cells[i] = spreadsheet_safe(text)
+        cells[i] = _text_cell(cells[i])
     for i in _FLOAT_CELLS:
         cells[i] = _float_text(cells[i])
     for i in _BOOL_CELLS:
-        cells[i] = "true" if cells[i] else "false"
+        cells[i] = _bool_text(cells[i])
     line = ",".join(cells)
     if line.count(",") == _FLOW_COMMAS and '"' not in line and "\r" not in line and "\n" not in line:
         return line + "\n"
@@ -263,34 +261,28 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
-def _csv_value(value: Any) -> Any:
-    kind = type(value)
-    if kind is int:
-        return value
-    if kind is str:
-        return spreadsheet_safe(value) if value and value[0] in _FORMULA_FIRST else value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not _finite(value):
-        return ""
-    return spreadsheet_safe(value)
+def _text_cell(text: str) -> str:
+    """A text cell as written: guarded against being read as a formula (`spreadsheet_safe`)."""
+    return spreadsheet_safe(text) if text and text[0] in _FORMULA_FIRST else text
+
+
+def _bool_text(flag: bool) -> str:
+    return "true" if flag else "false"
 
 
 def _csv_text(value: Any) -> str:
-    """A cell's text as csv.writer writes the cell `_csv_value(value)`."""
+    """A cell's text in CSV, by its value's type: the one rule for every table's cells (flows.csv
+    applies the same functions by column type, `flow_csv_line`)."""
     kind = type(value)
     if kind is str:
-        return spreadsheet_safe(value) if value and value[0] in _FORMULA_FIRST else value
+        return _text_cell(value)
     if kind is int:
-        return str(value)
-    if value is None:
-        return ""
-    if kind is float:
-        return str(value) if _finite(value) else ""
-    value = _csv_value(value)  # (bool, and any other type)
-    return value if isinstance(value, str) else str(value)
+        return _int_text(value)
+    if value is None or kind is float:
+        return _float_text(value)
+    if kind is bool:
+        return _bool_text(value)
+    return _text_cell(str(value))
 
 
 def _csv_line(texts: list[str]) -> str | None:

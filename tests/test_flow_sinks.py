@@ -31,7 +31,7 @@ from tcpflow_audit.detectors import DetectorSet, finding_row
 from tcpflow_audit.detectors.base import ALWAYS, RuleDetector, facts_seen
 from tcpflow_audit.detectors.thresholds import Thresholds
 from tcpflow_audit.pipeline import Auditor
-from tcpflow_audit.report import FLOW_COLUMNS, RowWriter, _csv_value, flow_csv_line, flow_row, iso_utc
+from tcpflow_audit.report import FLOW_COLUMNS, RowWriter, flow_csv_line, flow_row, iso_utc, spreadsheet_safe
 
 SAMPLES = sample_captures()
 
@@ -234,13 +234,23 @@ def test_pruning_keeps_the_time_wait_findings_of_a_run_without_pruning(monkeypat
 
 
 # ---------------------------------------------------------------------------------- CSV
+def reference_cell(value: object) -> object:
+    """The documented cell rule, stated plainly for csv.writer (which writes numbers itself): nothing for
+    None, an infinity or NaN; true/false; text guarded against formulas."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return spreadsheet_safe(value)
+
+
 def csv_writer_text(rows: list[dict], columns: tuple[str, ...]) -> str:
-    """What RowWriter wrote before it joined plain rows itself: csv.writer, cell by cell."""
+    """csv.writer, cell by cell, on the documented cell rule: what RowWriter's joined lines must equal."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_csv_value(row[c]) for c in columns])
+        writer.writerow([reference_cell(row[c]) for c in columns])
     return out.getvalue()
 
 

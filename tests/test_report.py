@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcpflow_audit.capture import CaptureReader
-from tcpflow_audit.report import _csv_value, iso_utc
+from tcpflow_audit.report import _csv_text, iso_utc
 
 
 def strftime_iso(ts: float) -> str:
@@ -60,14 +60,14 @@ def test_iso_utc_same_second_cache(second: int, micros: int) -> None:
 
 
 def test_csv_cells() -> None:
-    assert _csv_value(5) == 5
-    assert _csv_value(True) == "true" and _csv_value(False) == "false"
-    assert _csv_value(None) == "" and _csv_value(float("nan")) == "" and _csv_value(float("inf")) == ""
-    assert _csv_value(1.5) == 1.5
-    assert _csv_value("ShADadFf") == "ShADadFf"
+    assert _csv_text(5) == "5" and _csv_text(-3) == "-3" and _csv_text(10**20) == str(10**20)
+    assert _csv_text(True) == "true" and _csv_text(False) == "false"
+    assert _csv_text(None) == "" and _csv_text(float("nan")) == "" and _csv_text(float("inf")) == ""
+    assert _csv_text(1.5) == "1.5" and _csv_text(-0.0) == "-0.0" and _csv_text(0.0) == "0.0"
+    assert _csv_text("ShADadFf") == "ShADadFf"
     for text in ("=1+2", "+cmd", "-x", "@SUM(A1)", "\tx", "\rx"):
-        assert _csv_value(text) == "'" + text
-    assert _csv_value("-1.5") == "-1.5"  # a negative number stays a number
+        assert _csv_text(text) == "'" + text
+    assert _csv_text("-1.5") == "-1.5"  # a negative number stays a number
 
 
 def test_times_no_date_can_hold_are_written_as_epoch_seconds(tmp_path: Path, cli) -> None:
