@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any, Final
@@ -443,12 +444,6 @@ def _count(counts: dict[str, int], value: str) -> None:
     counts[value] = counts.get(value, 0) + 1
 
 
-def most_common(counts: dict[str, int]) -> dict[str, int]:
-    """The counts, the most common value first (ties in the order they were first seen), as
-    Counter.most_common orders them."""
-    return dict(sorted(counts.items(), key=lambda item: item[1], reverse=True))
-
-
 def capture_loss(collector: SummaryCollector) -> dict[str, Any]:
     """What the capture is missing: bytes acknowledged by a receiver but never captured (the flows report's
     missed_bytes, added up), against the bytes the connections carried."""
@@ -475,10 +470,10 @@ def summary_dict(stats: Any, collector: SummaryCollector, extra: dict[str, Any] 
         "connections": stats.connections,
         "peak_live_connections": stats.peak_live_connections,
         "evicted_connections": stats.evicted,
-        "conn_state": most_common(collector.conn_states),
-        "client_state": most_common(collector.client_states),
-        "server_state": most_common(collector.server_states),
-        "end_reason": most_common(collector.end_reasons),
+        "conn_state": dict(Counter(collector.conn_states).most_common()),
+        "client_state": dict(Counter(collector.client_states).most_common()),
+        "server_state": dict(Counter(collector.server_states).most_common()),
+        "end_reason": dict(Counter(collector.end_reasons).most_common()),
         "not_ended_normally": collector.abnormal_total,
         "capture_loss": capture_loss(collector),
         "input_problems": [str(p) for p in stats.problems],
